@@ -1,0 +1,230 @@
+//! From a parsed command line to a finished job: opens the store named by the URL, runs the
+//! subcommand and prints what it did. Nothing below this reads the clock or the environment.
+
+use crate::cli::{AccountsCommand, Cli, Command, ExportCommand, Format, PacksCommand, UsageCommand};
+use crate::domain::catalog::Catalog;
+use crate::domain::money::{format_money, from_fen};
+use crate::error::input_error;
+use crate::jobs::{self, Ctx};
+use crate::output::{ListWriter, Stdout};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{ActivateOutcome, RechargeOutcome, Store};
+use chrono::{DateTime, Utc};
+
+/// Loads the catalog named on the command line, or the built-in one.
+pub fn load_catalog(path: Option<&std::path::Path>) -> anyhow::Result<Catalog> {
+    match path {
+        None => Ok(Catalog::built_in()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| input_error(format!("cannot read catalog {}: {e}", p.display())))?;
+            Catalog::parse(&text, &p.display().to_string()).map_err(input_error)
+        }
+    }
+}
+
+/// The database URL with any password replaced by `***`, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Opens the store named by `url` and applies migrations.
+pub async fn open_store(url: &str) -> anyhow::Result<SqliteStore> {
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    } else {
+        Err(input_error(format!(
+            "unsupported database URL '{}': use sqlite://FILE",
+            redact_url(url)
+        )))
+    }
+}
+
+pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let ctx = Ctx { now, tz: cli.tz, catalog: load_catalog(cli.catalog.as_deref())? };
+    if let Command::Demo { dir } = &cli.command {
+        return crate::demo::run(&ctx, dir).await;
+    }
+    let store = open_store(&cli.database).await?;
+    execute(&store, &ctx, cli.command).await
+}
+
+async fn execute<S: Store>(store: &S, ctx: &Ctx, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Migrate => println!("migrations applied"),
+        Command::Accounts(AccountsCommand::Import { file }) => {
+            let n = jobs::accounts::import(store, ctx, &file).await?;
+            println!("imported {n} accounts from {}", file.display());
+        }
+        Command::Accounts(AccountsCommand::Activate { id }) => match jobs::accounts::activate(store, ctx, &id).await? {
+            ActivateOutcome::Activated { packs_granted } => println!(
+                "account '{id}' opened at {}; {packs_granted} free packs granted for {}",
+                ctx.local(ctx.now),
+                ctx.current_month()
+            ),
+            ActivateOutcome::AlreadyActive { since } => {
+                println!("account '{id}' is already open (since {}); nothing changed", ctx.local(since))
+            }
+            ActivateOutcome::NotFound => unreachable!("turned into an error by the job"),
+        },
+        Command::Accounts(AccountsCommand::List { format }) => list_accounts(store, ctx, format).await?,
+        Command::Recharge { id, amount, reference } => {
+            match jobs::accounts::recharge(store, ctx, &id, &amount, reference.as_deref()).await? {
+                RechargeOutcome::Credited { balance_fen, restored } => {
+                    println!("credited {amount} CNY to '{id}'; balance {} CNY", format_money(from_fen(balance_fen)));
+                    if restored {
+                        println!("service of '{id}' restored");
+                    }
+                }
+                RechargeOutcome::AlreadyApplied { balance_fen } => println!(
+                    "recharge with this reference was already applied; nothing changed; balance {} CNY",
+                    format_money(from_fen(balance_fen))
+                ),
+                RechargeOutcome::NotFound => unreachable!("turned into an error by the job"),
+            }
+        }
+        Command::Usage(UsageCommand::Import { file }) => {
+            let done = jobs::usage::import(store, ctx, &file).await?;
+            println!("imported {} usage rows ({} calls) from {} as import #{}", done.rows, done.calls, file.display(), done.import_id);
+            if done.late_rows > 0 {
+                tracing::warn!(
+                    late_rows = done.late_rows,
+                    "some rows fall in months already billed for their accounts: they are late and not on any bill"
+                );
+                println!("warning: {} rows are late: their month is already billed for their account", done.late_rows);
+            }
+        }
+        Command::Packs(PacksCommand::Import { file }) => {
+            let rejected = |problems| {
+                anyhow::Error::new(crate::error::RejectedFile { file: file.display().to_string(), problems })
+            };
+            let rows = crate::input::packs::read(jobs::open_input(&file)?, &ctx.catalog.known_apis()).map_err(rejected)?;
+            let n = store.import_packs(&rows).await?.map_err(rejected)?;
+            println!("imported {n} prepaid packs from {}", file.display());
+        }
+        Command::Packs(PacksCommand::List { format }) => list_packs(store, ctx, format).await?,
+        Command::Grant { month } => {
+            let n = jobs::settle::grant(store, ctx, month).await?;
+            println!("granted {n} free packs for {month}");
+        }
+        Command::Settle { month } => {
+            let s = jobs::settle::settle(store, ctx, month).await?;
+            let t = &s.month_totals;
+            println!(
+                "settled {month} (catalog {}): {} accounts billed now, {} CNY; {} in arrears now",
+                s.catalog_version,
+                s.billed_now,
+                format_money(from_fen(s.billed_now_fen)),
+                s.arrears_now
+            );
+            println!(
+                "{month} in all: {} bills, {} CNY billed, {} accounts in arrears",
+                t.bills,
+                format_money(from_fen(t.total_fen)),
+                t.accounts_in_arrears
+            );
+            tracing::info!(
+                month = %month, billed_now = s.billed_now, billed_now_fen = s.billed_now_fen,
+                bills = t.bills, total_fen = t.total_fen, arrears = t.accounts_in_arrears, "settle finished"
+            );
+        }
+        Command::Enforce => {
+            let ids = store.enforce(ctx.now).await?;
+            println!("suspended {} accounts{}", ids.len(), if ids.is_empty() { String::new() } else { format!(": {}", ids.join(", ")) });
+        }
+        Command::Export(ExportCommand::Bills { month, out }) => {
+            let n = jobs::export::bills(store, ctx, month, out.as_deref()).await?;
+            if let Some(p) = out {
+                println!("wrote {n} bill lines for {month} to {}", p.display());
+            }
+        }
+        Command::Events { format } => {
+            let mut w = ListWriter::new(
+                format,
+                &["event_id", "account_id", "kind", "at", "bill_id", "suspend_at", "balance"],
+                Stdout,
+            )?;
+            for e in store.events().await? {
+                w.row(vec![
+                    e.event_id.to_string(),
+                    e.account_id,
+                    e.kind,
+                    ctx.local(e.at),
+                    e.bill_id.unwrap_or_default(),
+                    e.suspend_at.map(|t| ctx.local(t)).unwrap_or_default(),
+                    format_money(from_fen(e.balance_fen)),
+                ])?;
+            }
+            w.finish()?;
+        }
+        Command::Demo { .. } => unreachable!("handled before the store is opened"),
+    }
+    Ok(())
+}
+
+pub async fn list_accounts<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyhow::Result<()> {
+    let mut w = ListWriter::new(
+        format,
+        &["account_id", "name", "status", "balance", "suspend_at", "activated_at"],
+        Stdout,
+    )?;
+    store
+        .accounts(&mut |a| {
+            w.row(vec![
+                a.account_id,
+                a.name,
+                a.status.as_str().to_owned(),
+                format_money(a.balance),
+                a.suspend_at.map(|t| ctx.local(t)).unwrap_or_default(),
+                a.activated_at.map(|t| ctx.local(t)).unwrap_or_default(),
+            ])
+        })
+        .await?;
+    w.finish()
+}
+
+async fn list_packs<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyhow::Result<()> {
+    let mut w = ListWriter::new(
+        format,
+        &["pack_id", "kind", "account_id", "api", "calls", "remaining", "valid_from", "valid_until", "purchased_at", "month"],
+        Stdout,
+    )?;
+    for p in store.packs().await? {
+        w.row(vec![
+            p.pack_id,
+            p.kind,
+            p.account_id,
+            p.api,
+            p.calls.to_string(),
+            p.remaining.to_string(),
+            ctx.local(p.valid_from),
+            ctx.local(p.valid_until),
+            ctx.local(p.purchased_at),
+            p.month.unwrap_or_default(),
+        ])?;
+    }
+    w.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(redact_url("postgres://bill:s3cret@db:5432/x"), "postgres://bill:***@db:5432/x");
+        assert_eq!(redact_url("sqlite://billrun.db"), "sqlite://billrun.db");
+        assert_eq!(redact_url("postgres://bill@db/x"), "postgres://bill@db/x");
+    }
+}

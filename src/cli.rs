@@ -1,0 +1,157 @@
+//! The command line: the contract finance scripts and operators call.
+//!
+//! Global options come before the subcommand and each may also come from the environment, the
+//! habit of cron and container deployments. The clock (`--now`) is read here and nowhere else.
+
+use crate::domain::month::Month;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "billrun",
+    version,
+    about = "Monthly settlement of pay-per-call API usage: free packs, tiered prices, bills, debits and arrears.",
+    after_help = "Exit codes: 0 success; 1 unexpected failure (a bug); 2 command-line usage; 3 bad input or \
+                  configuration (do not retry); 4 busy, another run holds the work (retry); 5 database \
+                  unavailable (retry)."
+)]
+pub struct Cli {
+    /// Database URL; `sqlite://FILE` is created if missing.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://billrun.db", hide_env_values = true, global = true)]
+    pub database: String,
+
+    /// The clock, as RFC 3339 with an offset (default: the system time). Lets a month be re-run or
+    /// tested as of any moment.
+    #[arg(long, env = "BILLRUN_NOW", value_parser = parse_now, global = true)]
+    pub now: Option<DateTime<Utc>>,
+
+    /// Billing time zone (IANA name): months run from the 1st 00:00 to the next 1st 00:00 here.
+    #[arg(long, env = "BILLRUN_TZ", default_value = "Asia/Shanghai", value_parser = parse_tz, global = true)]
+    pub tz: Tz,
+
+    /// Price catalog (TOML); default: the built-in catalog with the seed's prices.
+    #[arg(long, env = "BILLRUN_CATALOG", global = true)]
+    pub catalog: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Apply database migrations (they also apply automatically on every command).
+    Migrate,
+    /// Import, open and list accounts.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// Credit an account; restores a suspended service once the balance is ≥ 0.
+    Recharge {
+        /// Account id.
+        id: String,
+        /// Amount in CNY, with at most two decimals (e.g. 100.50).
+        amount: String,
+        /// An idempotency key: a recharge with a reference already used is not applied twice.
+        #[arg(long)]
+        reference: Option<String>,
+    },
+    /// Import usage.
+    #[command(subcommand)]
+    Usage(UsageCommand),
+    /// Import and list free and prepaid packs.
+    #[command(subcommand)]
+    Packs(PacksCommand),
+    /// Grant a month's free packs to every open account that lacks them.
+    Grant {
+        /// Month, as YYYY-MM.
+        #[arg(long, value_parser = parse_month)]
+        month: Month,
+    },
+    /// Settle a month: grant missing free packs, bill every account with usage, debit it, and
+    /// flag accounts that went negative.
+    Settle {
+        /// Month, as YYYY-MM. It must have ended in the billing time zone.
+        #[arg(long, value_parser = parse_month)]
+        month: Month,
+    },
+    /// Suspend accounts whose suspend_at has passed and whose balance is still negative.
+    Enforce,
+    /// Export data for finance.
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// List arrears notices, suspensions and restorations, oldest first.
+    Events {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Build a demo database from the built-in fixtures, settle October 2026, print the bills
+    /// and write the finance CSV.
+    Demo {
+        /// Directory for the demo database and CSV (recreated on every run).
+        #[arg(long, default_value = "billrun-demo")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccountsCommand {
+    /// Import accounts from CSV: account_id,name,activated_at,balance.
+    Import { file: PathBuf },
+    /// Open an account's service at --now and grant the current month's free packs.
+    Activate { id: String },
+    /// List accounts: account_id,name,status,balance,suspend_at,activated_at.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsageCommand {
+    /// Import usage from CSV: account_id,api,timestamp,calls. All rows or none.
+    Import { file: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PacksCommand {
+    /// Import prepaid packs from CSV: pack_id,account_id,api,calls,valid_from,valid_until,purchased_at.
+    Import { file: PathBuf },
+    /// List free and prepaid packs with what remains of them.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExportCommand {
+    /// The month's bills as CSV, one row per bill line (account × API).
+    Bills {
+        #[arg(long, value_parser = parse_month)]
+        month: Month,
+        /// Output file (default: standard output). Written whole or not at all.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
+    crate::input::parse_instant(s)
+}
+
+fn parse_tz(s: &str) -> Result<Tz, String> {
+    s.parse::<Tz>().map_err(|_| format!("'{s}' is not an IANA time zone name (like Asia/Shanghai or UTC)"))
+}
+
+fn parse_month(s: &str) -> Result<Month, String> {
+    s.parse()
+}

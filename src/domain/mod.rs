@@ -1,0 +1,13 @@
+//! The pure heart of billrun: everything about money, tiers, packs and months.
+//!
+//! Nothing in here touches a database, a file or the clock. Every function takes what it needs
+//! as arguments and returns a value, so the rules finance checks can be unit- and
+//! property-tested on their own (see `DESIGN.md`, rules 1–5).
+
+pub mod arrears;
+pub mod bill;
+pub mod catalog;
+pub mod money;
+pub mod month;
+pub mod packs;
+pub mod pricing;

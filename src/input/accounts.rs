@@ -1,0 +1,102 @@
+//! The accounts file: `account_id,name,activated_at,balance`.
+//!
+//! `activated_at` is an RFC 3339 timestamp or empty ("service not opened"); `balance` is the
+//! opening balance in CNY with at most two decimals, and may be negative.
+
+use super::{check_account_id, parse_instant, RowError, Table};
+use crate::domain::money::{parse_cny, to_fen};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+pub const COLUMNS: [&str; 4] = ["account_id", "name", "activated_at", "balance"];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAccount {
+    pub line: u64,
+    pub account_id: String,
+    pub name: String,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub balance_fen: i64,
+}
+
+/// Reads the whole file, or every problem in it.
+pub fn read(reader: impl std::io::Read) -> Result<Vec<NewAccount>, Vec<RowError>> {
+    let mut table = Table::open(reader, &COLUMNS)?;
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut record = csv::StringRecord::new();
+    while let Some(row) = table.next_row(&mut record) {
+        let (line, f) = match row {
+            Ok(r) => r,
+            Err(e) => {
+                problems.push(e);
+                continue;
+            }
+        };
+        let before = problems.len();
+        let [id, name, activated, balance] = [&f[0], &f[1], &f[2], &f[3]];
+        if let Err(e) = check_account_id(id) {
+            problems.push(RowError::new(line, "account_id", e));
+        } else if let Some(first) = seen.insert(id.clone(), line) {
+            problems.push(RowError::new(
+                line,
+                "account_id",
+                format!("duplicate account id '{id}' (first on line {first})"),
+            ));
+        }
+        let activated_at = if activated.is_empty() {
+            None
+        } else {
+            parse_instant(activated)
+                .map_err(|e| problems.push(RowError::new(line, "activated_at", e)))
+                .ok()
+        };
+        let balance_fen = match parse_cny(balance) {
+            Ok(d) => to_fen(d).unwrap_or_else(|| {
+                problems.push(RowError::new(line, "balance", format!("'{balance}' is out of range")));
+                0
+            }),
+            Err(e) => {
+                problems.push(RowError::new(line, "balance", e));
+                0
+            }
+        };
+        if problems.len() == before {
+            rows.push(NewAccount { line, account_id: id.clone(), name: name.clone(), activated_at, balance_fen });
+        }
+    }
+    if problems.is_empty() {
+        Ok(rows)
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_good_rows() {
+        let rows = read("account_id,name,activated_at,balance\na1,Acme,2026-10-01T00:00:00+08:00,100.50\na2,Beta,,-3\n".as_bytes()).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].balance_fen, 10050);
+        assert_eq!(rows[1].activated_at, None);
+        assert_eq!(rows[1].balance_fen, -300);
+        assert_eq!(rows[1].line, 3);
+    }
+
+    #[test]
+    fn reports_every_bad_line() {
+        let text = "account_id,name,activated_at,balance\n\
+                    a1,A,2026-10-01T00:00:00,1\n\
+                    a2,B,,1.2.3\n\
+                    a1,C,,0\n\
+                    ,D,,0\n";
+        let problems = read(text.as_bytes()).unwrap_err();
+        let got: Vec<(u64, &str)> = problems.iter().map(|p| (p.line, p.field.as_str())).collect();
+        assert_eq!(got, [(2, "activated_at"), (3, "balance"), (4, "account_id"), (5, "account_id")]);
+        assert!(problems[2].message.contains("duplicate account id 'a1' (first on line 2)"));
+    }
+}

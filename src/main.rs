@@ -1,0 +1,47 @@
+//! billrun: the monthly settlement job. This file reads the command line and the clock, runs
+//! the job, and turns the outcome into an exit code (see `error`).
+
+mod app;
+mod cli;
+mod demo;
+mod domain;
+mod error;
+mod input;
+mod jobs;
+mod output;
+mod store;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { error::EXIT_USAGE } else { error::EXIT_OK });
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BILLRUN_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    // The one read of the system clock; everything below takes `now` as an argument.
+    let now = cli.now.unwrap_or_else(chrono::Utc::now);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("billrun: error: cannot start the async runtime: {e}");
+            return ExitCode::from(error::EXIT_BUG);
+        }
+    };
+    match runtime.block_on(app::run(cli, now)) {
+        Ok(()) => ExitCode::from(error::EXIT_OK),
+        Err(e) => {
+            eprintln!("billrun: error: {e:#}");
+            ExitCode::from(error::exit_code(&e))
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! The store: everything the jobs need from a database, behind one interface.
+//!
+//! [`Store`] is the port; `sqlite` is the embedded backend (a file, the default). A second
+//! backend (PostgreSQL) implements the same trait without the domain or the jobs changing.
+//! The jobs own the order of work; a store owns its transactions, so each method is one
+//! atomic step: it either happens completely or not at all.
+
+pub mod sqlite;
+
+use crate::domain::bill::{ApiUsage, BillDraft};
+use crate::domain::catalog::CatalogVersion;
+use crate::domain::month::Month;
+use crate::domain::packs::PackBalance;
+use crate::input::accounts::NewAccount;
+use crate::input::packs::NewPack;
+use crate::input::usage::NewUsage;
+use crate::input::RowError;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+/// The free packs of one month: which APIs, how many calls, for what window.
+#[derive(Clone, Debug)]
+pub struct FreeGrant {
+    pub month: Month,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// (api, free calls), only APIs with a non-zero free quota.
+    pub apis: Vec<(String, i64)>,
+}
+
+impl FreeGrant {
+    /// The free packs `version` gives for `month`, whose bounds are `[start, end)`.
+    pub fn new(month: Month, start: DateTime<Utc>, end: DateTime<Utc>, version: &CatalogVersion) -> FreeGrant {
+        let apis = version.apis.values().filter(|a| a.free_calls > 0).map(|a| (a.api.clone(), a.free_calls)).collect();
+        FreeGrant { month, start, end, apis }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountStatus {
+    Inactive,
+    Active,
+    Arrears,
+    Suspended,
+}
+
+impl AccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Inactive => "inactive",
+            AccountStatus::Active => "active",
+            AccountStatus::Arrears => "arrears",
+            AccountStatus::Suspended => "suspended",
+        }
+    }
+
+    pub fn of(activated: bool, suspended: bool, suspend_at: Option<DateTime<Utc>>) -> AccountStatus {
+        match (activated, suspended, suspend_at) {
+            (false, _, _) => AccountStatus::Inactive,
+            (true, true, _) => AccountStatus::Suspended,
+            (true, false, Some(_)) => AccountStatus::Arrears,
+            (true, false, None) => AccountStatus::Active,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AccountView {
+    pub account_id: String,
+    pub name: String,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub balance: Decimal,
+    pub status: AccountStatus,
+    pub suspend_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ActivateOutcome {
+    Activated { packs_granted: u64 },
+    AlreadyActive { since: DateTime<Utc> },
+    NotFound,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RechargeOutcome {
+    Credited { balance_fen: i64, restored: bool },
+    /// The reference was used before; nothing was credited again.
+    AlreadyApplied { balance_fen: i64 },
+    NotFound,
+}
+
+/// What an accepted usage file added.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageImported {
+    pub import_id: i64,
+    pub rows: u64,
+    pub calls: i64,
+    /// Rows falling in a month already billed for their account: not on any bill yet.
+    pub late_rows: u64,
+}
+
+/// Why a usage import wrote nothing.
+#[derive(Clone, Debug)]
+pub enum UsageRejected {
+    /// The same file content was imported before.
+    AlreadyImported { import_id: i64, file_name: String, imported_at: DateTime<Utc> },
+    /// Bad rows (at most `MAX_LISTED` of them) and how many there were in all.
+    BadRows { problems: Vec<RowError>, total: u64 },
+}
+
+/// How many bad rows an import lists; the rest are counted.
+pub const MAX_LISTED: usize = 1000;
+
+#[derive(Clone, Debug)]
+pub struct PackView {
+    pub pack_id: String,
+    pub kind: String,
+    pub account_id: String,
+    pub api: String,
+    pub calls: i64,
+    pub remaining: i64,
+    pub valid_from: DateTime<Utc>,
+    pub valid_until: DateTime<Utc>,
+    pub purchased_at: DateTime<Utc>,
+    pub month: Option<String>,
+}
+
+/// One page of a month's settlement.
+pub struct SettlePage {
+    pub month: Month,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+    /// Settle accounts whose id sorts after this one.
+    pub after: Option<String>,
+    pub max_accounts: usize,
+}
+
+/// Prices one account's month from its usage and the packs that may cover it (lowering their
+/// `remaining`). The jobs pass the pure domain here; the store never prices anything itself.
+pub type Pricer<'a> = dyn Fn(&[ApiUsage], &mut [PackBalance]) -> anyhow::Result<BillDraft> + 'a;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PageOutcome {
+    /// The last account looked at, or `None` when no unbilled account with usage is left.
+    pub last: Option<String>,
+    pub bills: u64,
+    pub total_fen: i64,
+    pub arrears: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MonthTotals {
+    pub bills: u64,
+    pub total_fen: i64,
+    pub accounts_in_arrears: u64,
+    pub settled_at: Option<DateTime<Utc>>,
+}
+
+/// One row of the finance export: a bill line with its bill and account.
+#[derive(Clone, Debug)]
+pub struct ExportLine {
+    pub month: String,
+    pub bill_id: String,
+    pub account_id: String,
+    pub account_name: String,
+    pub api: String,
+    pub total_calls: i64,
+    pub free_calls: i64,
+    pub prepaid_calls: i64,
+    pub billable_calls: i64,
+    pub tier: i64,
+    pub tier_from: i64,
+    pub tier_to: Option<i64>,
+    pub unit_price: Decimal,
+    pub amount: Decimal,
+    pub pricing: String,
+    pub tier_basis: String,
+    pub catalog_version: String,
+    pub bill_exact_total: Decimal,
+    pub bill_total_fen: i64,
+    pub rounding_adjustment: Decimal,
+    pub balance_before_fen: i64,
+    pub balance_after_fen: i64,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub settled_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+pub struct EventView {
+    pub event_id: i64,
+    pub account_id: String,
+    pub kind: String,
+    pub at: DateTime<Utc>,
+    pub bill_id: Option<String>,
+    pub suspend_at: Option<DateTime<Utc>>,
+    pub balance_fen: i64,
+}
+
+/// The source of an import, for duplicate detection and messages.
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    pub name: String,
+    pub sha256: String,
+}
+
+/// Everything the jobs need from a database.
+#[allow(async_fn_in_trait)]
+pub trait Store {
+    /// Applies pending migrations.
+    async fn migrate(&self) -> anyhow::Result<()>;
+
+    /// Adds accounts and their opening balances (as ledger entries), granting `grant`'s free
+    /// packs to those opened before it ends. All or nothing: ids already present are returned
+    /// as problems and nothing is written.
+    async fn import_accounts(&self, rows: &[NewAccount], grant: &FreeGrant, now: DateTime<Utc>)
+        -> anyhow::Result<Result<u64, Vec<RowError>>>;
+
+    /// Opens an account's service at `at` and grants `grant`'s free packs to it.
+    async fn activate(&self, account_id: &str, at: DateTime<Utc>, grant: &FreeGrant) -> anyhow::Result<ActivateOutcome>;
+
+    /// Every account, sorted by id, handed to `each`.
+    async fn accounts(&self, each: &mut dyn FnMut(AccountView) -> anyhow::Result<()>) -> anyhow::Result<()>;
+
+    /// Credits an account, restoring its service if the balance reaches ≥ 0. A `reference`
+    /// makes the recharge idempotent.
+    async fn recharge(&self, account_id: &str, amount_fen: i64, at: DateTime<Utc>, reference: Option<&str>)
+        -> anyhow::Result<RechargeOutcome>;
+
+    /// Adds a usage file's rows, all or none. Rows that failed parsing arrive as `Err` and are
+    /// reported together with unknown accounts.
+    async fn import_usage(
+        &self,
+        source: &SourceFile,
+        rows: &mut dyn Iterator<Item = Result<NewUsage, Vec<RowError>>>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Result<UsageImported, UsageRejected>>;
+
+    /// Adds prepaid packs, all or none.
+    async fn import_packs(&self, rows: &[NewPack]) -> anyhow::Result<Result<u64, Vec<RowError>>>;
+
+    /// Every pack, sorted by account, API and id.
+    async fn packs(&self) -> anyhow::Result<Vec<PackView>>;
+
+    /// Grants the month's free packs to every account opened before the month ended that
+    /// lacks them. Returns how many packs were created.
+    async fn grant_free_packs(&self, grant: &FreeGrant, now: DateTime<Utc>) -> anyhow::Result<u64>;
+
+    /// Bills, debits and flags up to `max_accounts` accounts that have usage in the month and
+    /// no bill for it yet, in one transaction.
+    async fn settle_page(&self, page: &SettlePage, pricer: &Pricer<'_>) -> anyhow::Result<PageOutcome>;
+
+    /// Records that every account of the month has been billed.
+    async fn mark_settled(&self, month: Month, start: DateTime<Utc>, end: DateTime<Utc>, version: &str, now: DateTime<Utc>)
+        -> anyhow::Result<()>;
+
+    /// Bills, total and arrears of a month so far.
+    async fn month_totals(&self, month: Month) -> anyhow::Result<MonthTotals>;
+
+    /// Suspends accounts whose `suspend_at` has come while their balance is still negative.
+    /// Returns their ids.
+    async fn enforce(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<String>>;
+
+    /// The month's bill lines, by account and API, handed to `each`.
+    async fn export_lines(&self, month: Month, each: &mut dyn FnMut(ExportLine) -> anyhow::Result<()>)
+        -> anyhow::Result<()>;
+
+    /// Every event, oldest first.
+    async fn events(&self) -> anyhow::Result<Vec<EventView>>;
+}

@@ -1,0 +1,784 @@
+//! The embedded backend: one SQLite file, the default database.
+//!
+//! SQLite allows one writer at a time, so the pool holds a single connection and every write
+//! runs in a `BEGIN IMMEDIATE` transaction, which takes the write lock before reading what it
+//! will change (a second process waits up to the busy timeout). The file runs in WAL mode
+//! with `synchronous = FULL`: a committed bill survives a crash or power loss.
+//!
+//! Money is INTEGER fen or exact decimal TEXT, time INTEGER microseconds since the epoch (see
+//! `migrations/sqlite/`).
+
+use super::*;
+use crate::domain::arrears::{self, ServiceState};
+use crate::domain::money::{format_money, to_fen};
+use crate::domain::packs::PackKind;
+use anyhow::{anyhow, Context};
+use futures_util::TryStreamExt;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Connection, Row, Sqlite, Transaction};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Rows per multi-row INSERT of usage (6 parameters each, well under SQLite's limit).
+const USAGE_CHUNK: usize = 400;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn us(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn at(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn opt_at(micros: Option<i64>) -> Option<DateTime<Utc>> {
+    micros.map(at)
+}
+
+fn dec(row: &SqliteRow, column: &str) -> anyhow::Result<Decimal> {
+    let text: String = row.try_get(column)?;
+    Decimal::from_str_exact(&text).with_context(|| format!("stored {column} '{text}' is not a decimal"))
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://path` or `sqlite::memory:`).
+    pub async fn connect(url: &str) -> anyhow::Result<SqliteStore> {
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("'{url}' is not a usable SQLite database URL"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open the SQLite database {url}"))?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+/// Grants a month's free packs to every account opened before the month ended (or to
+/// `only` that account) that lacks them.
+async fn grant(tx: &mut Transaction<'_, Sqlite>, g: &FreeGrant, only: Option<&str>) -> anyhow::Result<u64> {
+    let mut created = 0;
+    for (api, calls) in &g.apis {
+        let done = sqlx::query(
+            "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
+             SELECT 'free:' || ?1 || ':' || ?2 || ':' || a.account_id, 'free', a.account_id, ?2, ?3, ?3, ?4, ?5, ?4, ?1
+             FROM accounts a
+             WHERE a.activated_at IS NOT NULL AND a.activated_at < ?5 AND (?6 IS NULL OR a.account_id = ?6)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(g.month.to_string())
+        .bind(api)
+        .bind(calls)
+        .bind(us(g.start))
+        .bind(us(g.end))
+        .bind(only)
+        .execute(&mut **tx)
+        .await
+        .context("granting free packs")?;
+        created += done.rows_affected();
+    }
+    Ok(created)
+}
+
+fn usage_insert_sql(rows: usize) -> String {
+    let mut sql = String::from("INSERT INTO usage (account_id, ts, api, calls, import_id, source_line) VALUES ");
+    for i in 0..rows {
+        sql.push_str(if i == 0 { "(?,?,?,?,?,?)" } else { ",(?,?,?,?,?,?)" });
+    }
+    sql
+}
+
+async fn insert_usage_chunk(
+    tx: &mut Transaction<'_, Sqlite>,
+    sql: &str,
+    import_id: i64,
+    rows: &[NewUsage],
+) -> anyhow::Result<()> {
+    let mut q = sqlx::query(sql);
+    for r in rows {
+        q = q.bind(&r.account_id).bind(us(r.ts)).bind(&r.api).bind(r.calls).bind(import_id).bind(r.line as i64);
+    }
+    q.execute(&mut **tx).await.context("inserting usage rows")?;
+    Ok(())
+}
+
+fn service_state(row: &SqliteRow) -> anyhow::Result<ServiceState> {
+    Ok(ServiceState {
+        balance_fen: row.try_get("balance_fen")?,
+        suspend_at: opt_at(row.try_get("suspend_at")?),
+        suspended: row.try_get::<i64, _>("suspended")? != 0,
+    })
+}
+
+fn slices_text(draft_line: &crate::domain::bill::BillLine) -> String {
+    draft_line
+        .slices
+        .iter()
+        .map(|s| format!("{}:{}@{}", s.tier, s.calls, s.unit_price))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+impl Store for SqliteStore {
+    async fn migrate(&self) -> anyhow::Result<()> {
+        MIGRATOR.run(&self.pool).await.context("applying SQLite migrations")?;
+        Ok(())
+    }
+
+    async fn import_accounts(
+        &self,
+        rows: &[NewAccount],
+        g: &FreeGrant,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Result<u64, Vec<RowError>>> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let mut problems = Vec::new();
+        for r in rows {
+            let done = sqlx::query(
+                "INSERT INTO accounts (account_id, name, activated_at, balance_fen) VALUES (?, ?, ?, ?)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&r.account_id)
+            .bind(&r.name)
+            .bind(r.activated_at.map(us))
+            .bind(r.balance_fen)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                problems.push(RowError::new(r.line, "account_id", format!("account '{}' already exists", r.account_id)));
+            } else if r.balance_fen != 0 {
+                sqlx::query("INSERT INTO ledger (account_id, kind, amount_fen, created_at) VALUES (?, 'opening', ?, ?)")
+                    .bind(&r.account_id)
+                    .bind(r.balance_fen)
+                    .bind(us(now))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        if !problems.is_empty() {
+            return Ok(Err(problems));
+        }
+        grant(&mut tx, g, None).await?;
+        tx.commit().await?;
+        Ok(Ok(rows.len() as u64))
+    }
+
+    async fn activate(&self, account_id: &str, when: DateTime<Utc>, g: &FreeGrant) -> anyhow::Result<ActivateOutcome> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let current: Option<Option<i64>> = sqlx::query_scalar("SELECT activated_at FROM accounts WHERE account_id = ?")
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match current {
+            None => Ok(ActivateOutcome::NotFound),
+            Some(Some(since)) => Ok(ActivateOutcome::AlreadyActive { since: at(since) }),
+            Some(None) => {
+                sqlx::query("UPDATE accounts SET activated_at = ? WHERE account_id = ?")
+                    .bind(us(when))
+                    .bind(account_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let packs_granted = grant(&mut tx, g, Some(account_id)).await?;
+                tx.commit().await?;
+                Ok(ActivateOutcome::Activated { packs_granted })
+            }
+        }
+    }
+
+    async fn accounts(&self, each: &mut dyn FnMut(AccountView) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let mut rows = sqlx::query(
+            "SELECT account_id, name, activated_at, balance_fen, suspend_at, suspended FROM accounts ORDER BY account_id",
+        )
+        .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            let state = service_state(&row)?;
+            let activated_at = opt_at(row.try_get("activated_at")?);
+            each(AccountView {
+                account_id: row.try_get("account_id")?,
+                name: row.try_get("name")?,
+                status: AccountStatus::of(activated_at.is_some(), state.suspended, state.suspend_at),
+                activated_at,
+                balance: crate::domain::money::from_fen(state.balance_fen),
+                suspend_at: state.suspend_at,
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn recharge(
+        &self,
+        account_id: &str,
+        amount_fen: i64,
+        when: DateTime<Utc>,
+        reference: Option<&str>,
+    ) -> anyhow::Result<RechargeOutcome> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let Some(row) = sqlx::query("SELECT balance_fen, suspend_at, suspended FROM accounts WHERE account_id = ?")
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(RechargeOutcome::NotFound);
+        };
+        let state = service_state(&row)?;
+        if let Some(reference) = reference {
+            let used: Option<i64> = sqlx::query_scalar("SELECT entry_id FROM ledger WHERE reference = ?")
+                .bind(reference)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if used.is_some() {
+                return Ok(RechargeOutcome::AlreadyApplied { balance_fen: state.balance_fen });
+            }
+        }
+        let after = arrears::recharge(state, amount_fen);
+        sqlx::query(
+            "INSERT INTO ledger (account_id, kind, amount_fen, reference, created_at) VALUES (?, 'recharge', ?, ?, ?)",
+        )
+        .bind(account_id)
+        .bind(amount_fen)
+        .bind(reference)
+        .bind(us(when))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE accounts SET balance_fen = ?, suspend_at = ?, suspended = ? WHERE account_id = ?")
+            .bind(after.state.balance_fen)
+            .bind(after.state.suspend_at.map(us))
+            .bind(after.state.suspended as i64)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+        if after.restored {
+            sqlx::query("INSERT INTO events (account_id, kind, at, balance_fen) VALUES (?, 'restored', ?, ?)")
+                .bind(account_id)
+                .bind(us(when))
+                .bind(after.state.balance_fen)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(RechargeOutcome::Credited { balance_fen: after.state.balance_fen, restored: after.restored })
+    }
+
+    async fn import_usage(
+        &self,
+        source: &SourceFile,
+        rows: &mut dyn Iterator<Item = Result<NewUsage, Vec<RowError>>>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Result<UsageImported, UsageRejected>> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(row) = sqlx::query("SELECT import_id, file_name, imported_at FROM usage_imports WHERE sha256 = ?")
+            .bind(&source.sha256)
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            return Ok(Err(UsageRejected::AlreadyImported {
+                import_id: row.try_get("import_id")?,
+                file_name: row.try_get("file_name")?,
+                imported_at: at(row.try_get("imported_at")?),
+            }));
+        }
+        let import_id: i64 = sqlx::query_scalar(
+            "INSERT INTO usage_imports (file_name, sha256, rows, calls, imported_at) VALUES (?, ?, 0, 0, ?) RETURNING import_id",
+        )
+        .bind(&source.name)
+        .bind(&source.sha256)
+        .bind(us(now))
+        .fetch_one(&mut *tx)
+        .await?;
+
+        let full_sql = usage_insert_sql(USAGE_CHUNK);
+        let mut chunk: Vec<NewUsage> = Vec::with_capacity(USAGE_CHUNK);
+        let mut problems: Vec<RowError> = Vec::new();
+        let mut bad_total: u64 = 0;
+        let (mut count, mut calls) = (0u64, 0i64);
+        for row in rows {
+            match row {
+                Ok(r) => {
+                    count += 1;
+                    calls = calls.checked_add(r.calls).ok_or_else(|| anyhow!("total calls overflow"))?;
+                    chunk.push(r);
+                    if chunk.len() == USAGE_CHUNK && bad_total == 0 {
+                        insert_usage_chunk(&mut tx, &full_sql, import_id, &chunk).await?;
+                        chunk.clear();
+                    } else if chunk.len() == USAGE_CHUNK {
+                        chunk.clear(); // already rejected: keep reading only to list problems
+                    }
+                }
+                Err(mut errs) => {
+                    bad_total += 1;
+                    let room = MAX_LISTED.saturating_sub(problems.len());
+                    errs.truncate(room);
+                    problems.extend(errs);
+                }
+            }
+        }
+        if bad_total == 0 && !chunk.is_empty() {
+            insert_usage_chunk(&mut tx, &usage_insert_sql(chunk.len()), import_id, &chunk).await?;
+        }
+        if bad_total == 0 {
+            // Unknown accounts are found in one pass over what was just inserted.
+            let mut unknown = sqlx::query(
+                "SELECT u.source_line, u.account_id FROM usage u
+                 WHERE u.import_id = ? AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = u.account_id)
+                 ORDER BY u.source_line",
+            )
+            .bind(import_id)
+            .fetch(&mut *tx);
+            while let Some(row) = unknown.try_next().await? {
+                bad_total += 1;
+                if problems.len() < MAX_LISTED {
+                    let line: i64 = row.try_get("source_line")?;
+                    let id: String = row.try_get("account_id")?;
+                    problems.push(RowError::new(line as u64, "account_id", format!("unknown account '{id}'")));
+                }
+            }
+        }
+        if bad_total > 0 {
+            problems.sort_by_key(|p| p.line);
+            return Ok(Err(UsageRejected::BadRows { problems, total: bad_total }));
+        }
+        if count == 0 {
+            return Ok(Err(UsageRejected::BadRows {
+                problems: vec![RowError::new(2, "", "the file has no usage rows")],
+                total: 1,
+            }));
+        }
+        let late_rows: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM usage u JOIN bills b
+               ON b.account_id = u.account_id AND u.ts >= b.period_start AND u.ts < b.period_end AND b.revision = 1
+             WHERE u.import_id = ?",
+        )
+        .bind(import_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE usage_imports SET rows = ?, calls = ? WHERE import_id = ?")
+            .bind(count as i64)
+            .bind(calls)
+            .bind(import_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(UsageImported { import_id, rows: count, calls, late_rows: late_rows as u64 }))
+    }
+
+    async fn import_packs(&self, rows: &[NewPack]) -> anyhow::Result<Result<u64, Vec<RowError>>> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let mut problems = Vec::new();
+        for r in rows {
+            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM accounts WHERE account_id = ?")
+                .bind(&r.account_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                problems.push(RowError::new(r.line, "account_id", format!("unknown account '{}'", r.account_id)));
+                continue;
+            }
+            let done = sqlx::query(
+                "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at)
+                 VALUES (?, 'prepaid', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(&r.pack_id)
+            .bind(&r.account_id)
+            .bind(&r.api)
+            .bind(r.calls)
+            .bind(r.calls)
+            .bind(us(r.valid_from))
+            .bind(us(r.valid_until))
+            .bind(us(r.purchased_at))
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                problems.push(RowError::new(r.line, "pack_id", format!("pack '{}' already exists", r.pack_id)));
+            }
+        }
+        if !problems.is_empty() {
+            return Ok(Err(problems));
+        }
+        tx.commit().await?;
+        Ok(Ok(rows.len() as u64))
+    }
+
+    async fn packs(&self) -> anyhow::Result<Vec<PackView>> {
+        let rows = sqlx::query(
+            "SELECT pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month
+             FROM packs ORDER BY account_id, api, valid_from, pack_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PackView {
+                    pack_id: r.try_get("pack_id")?,
+                    kind: r.try_get("kind")?,
+                    account_id: r.try_get("account_id")?,
+                    api: r.try_get("api")?,
+                    calls: r.try_get("calls")?,
+                    remaining: r.try_get("remaining")?,
+                    valid_from: at(r.try_get("valid_from")?),
+                    valid_until: at(r.try_get("valid_until")?),
+                    purchased_at: at(r.try_get("purchased_at")?),
+                    month: r.try_get("month")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn grant_free_packs(&self, g: &FreeGrant, _now: DateTime<Utc>) -> anyhow::Result<u64> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let n = grant(&mut tx, g, None).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn settle_page(&self, page: &SettlePage, pricer: &Pricer<'_>) -> anyhow::Result<PageOutcome> {
+        let month = page.month.to_string();
+        let (start, end, now) = (us(page.start), us(page.end), us(page.now));
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT u.account_id FROM usage u
+             WHERE u.account_id > ?1 AND u.ts >= ?2 AND u.ts < ?3
+               AND NOT EXISTS (SELECT 1 FROM bills b WHERE b.account_id = u.account_id AND b.month = ?4)
+             ORDER BY u.account_id LIMIT ?5",
+        )
+        .bind(page.after.as_deref().unwrap_or(""))
+        .bind(start)
+        .bind(end)
+        .bind(&month)
+        .bind(page.max_accounts as i64)
+        .fetch_all(&mut *tx)
+        .await
+        .context("finding accounts to settle")?;
+        let (Some(first), Some(last)) = (ids.first().cloned(), ids.last().cloned()) else {
+            return Ok(PageOutcome::default());
+        };
+        let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
+
+        let mut usage: BTreeMap<String, Vec<ApiUsage>> = BTreeMap::new();
+        let mut rows = sqlx::query(
+            "SELECT account_id, api, SUM(calls) AS calls FROM usage
+             WHERE account_id >= ?1 AND account_id <= ?2 AND ts >= ?3 AND ts < ?4
+             GROUP BY account_id, api",
+        )
+        .bind(&first)
+        .bind(&last)
+        .bind(start)
+        .bind(end)
+        .fetch(&mut *tx);
+        while let Some(row) = rows.try_next().await.context("totalling usage")? {
+            let id: String = row.try_get("account_id")?;
+            if wanted.contains(id.as_str()) {
+                usage.entry(id).or_default().push(ApiUsage { api: row.try_get("api")?, calls: row.try_get("calls")? });
+            }
+        }
+        drop(rows);
+
+        let mut packs: HashMap<String, Vec<PackBalance>> = HashMap::new();
+        let pack_rows = sqlx::query(
+            "SELECT pack_id, kind, account_id, api, remaining, valid_until, purchased_at FROM packs
+             WHERE account_id >= ?1 AND account_id <= ?2 AND remaining > 0
+               AND ((kind = 'free' AND month = ?3) OR (kind = 'prepaid' AND valid_from < ?5 AND valid_until > ?4))",
+        )
+        .bind(&first)
+        .bind(&last)
+        .bind(&month)
+        .bind(start)
+        .bind(end)
+        .fetch_all(&mut *tx)
+        .await
+        .context("loading packs")?;
+        for r in pack_rows {
+            let id: String = r.try_get("account_id")?;
+            let kind: String = r.try_get("kind")?;
+            packs.entry(id).or_default().push(PackBalance {
+                pack_id: r.try_get("pack_id")?,
+                kind: if kind == "free" { PackKind::Free } else { PackKind::Prepaid },
+                api: r.try_get("api")?,
+                remaining: r.try_get("remaining")?,
+                valid_until: at(r.try_get("valid_until")?),
+                purchased_at: at(r.try_get("purchased_at")?),
+            });
+        }
+
+        let mut states: HashMap<String, ServiceState> = HashMap::new();
+        for r in sqlx::query(
+            "SELECT account_id, balance_fen, suspend_at, suspended FROM accounts WHERE account_id >= ?1 AND account_id <= ?2",
+        )
+        .bind(&first)
+        .bind(&last)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            states.insert(r.try_get("account_id")?, service_state(&r)?);
+        }
+
+        let mut out = PageOutcome { last: Some(last), ..PageOutcome::default() };
+        for (account_id, api_usage) in &usage {
+            let mut account_packs = packs.remove(account_id).unwrap_or_default();
+            let draft = pricer(api_usage, &mut account_packs)
+                .with_context(|| format!("pricing account '{account_id}' for {month}"))?;
+            let total_fen = to_fen(draft.total).ok_or_else(|| anyhow!("bill total {} is out of range", draft.total))?;
+            let state = *states
+                .get(account_id)
+                .ok_or_else(|| anyhow!("usage for account '{account_id}' which does not exist"))?;
+            let after = arrears::debit(state, total_fen, page.now);
+            let bill_id = format!("{month}-{account_id}-r1");
+            sqlx::query(
+                "INSERT INTO bills (bill_id, account_id, month, revision, period_start, period_end, catalog_version,
+                   rounding, exact_total, total_fen, rounding_adjustment, balance_before_fen, balance_after_fen, settled_at)
+                 VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&bill_id)
+            .bind(account_id)
+            .bind(&month)
+            .bind(start)
+            .bind(end)
+            .bind(&draft.catalog_version)
+            .bind(draft.rounding.as_str())
+            .bind(format_money(draft.exact_total))
+            .bind(total_fen)
+            .bind(format_money(draft.rounding_adjustment))
+            .bind(state.balance_fen)
+            .bind(after.state.balance_fen)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("writing bill {bill_id}"))?;
+            for line in &draft.lines {
+                sqlx::query(
+                    "INSERT INTO bill_lines (bill_id, api, total_calls, free_calls, prepaid_calls, billable_calls, tier,
+                       tier_from, tier_to, unit_price, amount, pricing, tier_basis, slices)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&bill_id)
+                .bind(&line.api)
+                .bind(line.total_calls)
+                .bind(line.free_calls)
+                .bind(line.prepaid_calls)
+                .bind(line.billable_calls)
+                .bind(line.tier as i64)
+                .bind(line.tier_from)
+                .bind(line.tier_to)
+                .bind(line.unit_price.to_string())
+                .bind(format_money(line.amount))
+                .bind(line.mode.as_str())
+                .bind(line.tier_basis.as_str())
+                .bind(slices_text(line))
+                .execute(&mut *tx)
+                .await?;
+                for c in &line.consumed {
+                    sqlx::query("INSERT INTO pack_consumption (bill_id, pack_id, calls) VALUES (?, ?, ?)")
+                        .bind(&bill_id)
+                        .bind(&c.pack_id)
+                        .bind(c.calls)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("UPDATE packs SET remaining = remaining - ?1 WHERE pack_id = ?2 AND remaining >= ?1")
+                        .bind(c.calls)
+                        .bind(&c.pack_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            sqlx::query(
+                "INSERT INTO ledger (account_id, kind, amount_fen, bill_id, created_at) VALUES (?, 'debit', ?, ?, ?)",
+            )
+            .bind(account_id)
+            .bind(-total_fen)
+            .bind(&bill_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE accounts SET balance_fen = ?, suspend_at = ? WHERE account_id = ?")
+                .bind(after.state.balance_fen)
+                .bind(after.state.suspend_at.map(us))
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?;
+            if after.arrears_notice {
+                out.arrears += 1;
+                sqlx::query(
+                    "INSERT INTO events (account_id, kind, at, bill_id, suspend_at, balance_fen)
+                     VALUES (?, 'arrears_notice', ?, ?, ?, ?)",
+                )
+                .bind(account_id)
+                .bind(now)
+                .bind(&bill_id)
+                .bind(after.state.suspend_at.map(us))
+                .bind(after.state.balance_fen)
+                .execute(&mut *tx)
+                .await?;
+            }
+            out.bills += 1;
+            out.total_fen += total_fen;
+        }
+        tx.commit().await.context("committing a page of bills")?;
+        Ok(out)
+    }
+
+    async fn mark_settled(
+        &self,
+        month: Month,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        version: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO settled_months (month, period_start, period_end, catalog_version, settled_at)
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(month.to_string())
+        .bind(us(start))
+        .bind(us(end))
+        .bind(version)
+        .bind(us(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn month_totals(&self, month: Month) -> anyhow::Result<MonthTotals> {
+        let m = month.to_string();
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS bills, COALESCE(SUM(total_fen), 0) AS total,
+                    (SELECT COUNT(DISTINCT e.account_id) FROM events e JOIN bills b2 ON b2.bill_id = e.bill_id
+                      WHERE e.kind = 'arrears_notice' AND b2.month = ?1) AS arrears,
+                    (SELECT settled_at FROM settled_months WHERE month = ?1) AS settled_at
+             FROM bills WHERE month = ?1 AND revision = 1",
+        )
+        .bind(&m)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(MonthTotals {
+            bills: row.try_get::<i64, _>("bills")? as u64,
+            total_fen: row.try_get("total")?,
+            accounts_in_arrears: row.try_get::<i64, _>("arrears")? as u64,
+            settled_at: opt_at(row.try_get("settled_at")?),
+        })
+    }
+
+    async fn enforce(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<String>> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let candidates = sqlx::query(
+            "SELECT account_id, balance_fen, suspend_at, suspended FROM accounts
+             WHERE suspended = 0 AND suspend_at IS NOT NULL AND suspend_at <= ? AND balance_fen < 0
+             ORDER BY account_id",
+        )
+        .bind(us(now))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut suspended = Vec::new();
+        for row in candidates {
+            let state = service_state(&row)?;
+            if !arrears::due_for_suspension(state, now) {
+                continue;
+            }
+            let id: String = row.try_get("account_id")?;
+            sqlx::query("UPDATE accounts SET suspended = 1 WHERE account_id = ? AND suspended = 0")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO events (account_id, kind, at, suspend_at, balance_fen) VALUES (?, 'suspended', ?, ?, ?)",
+            )
+            .bind(&id)
+            .bind(us(now))
+            .bind(state.suspend_at.map(us))
+            .bind(state.balance_fen)
+            .execute(&mut *tx)
+            .await?;
+            suspended.push(id);
+        }
+        tx.commit().await?;
+        Ok(suspended)
+    }
+
+    async fn export_lines(
+        &self,
+        month: Month,
+        each: &mut dyn FnMut(ExportLine) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut rows = sqlx::query(
+            "SELECT b.month, b.bill_id, b.account_id, a.name, l.api, l.total_calls, l.free_calls, l.prepaid_calls,
+                    l.billable_calls, l.tier, l.tier_from, l.tier_to, l.unit_price, l.amount, l.pricing, l.tier_basis,
+                    b.catalog_version, b.exact_total, b.total_fen, b.rounding_adjustment, b.balance_before_fen,
+                    b.balance_after_fen, b.period_start, b.period_end, b.settled_at
+             FROM bills b JOIN bill_lines l ON l.bill_id = b.bill_id JOIN accounts a ON a.account_id = b.account_id
+             WHERE b.month = ? ORDER BY b.account_id, b.revision, l.api",
+        )
+        .bind(month.to_string())
+        .fetch(&self.pool);
+        while let Some(r) = rows.try_next().await? {
+            each(ExportLine {
+                month: r.try_get("month")?,
+                bill_id: r.try_get("bill_id")?,
+                account_id: r.try_get("account_id")?,
+                account_name: r.try_get("name")?,
+                api: r.try_get("api")?,
+                total_calls: r.try_get("total_calls")?,
+                free_calls: r.try_get("free_calls")?,
+                prepaid_calls: r.try_get("prepaid_calls")?,
+                billable_calls: r.try_get("billable_calls")?,
+                tier: r.try_get("tier")?,
+                tier_from: r.try_get("tier_from")?,
+                tier_to: r.try_get("tier_to")?,
+                unit_price: dec(&r, "unit_price")?,
+                amount: dec(&r, "amount")?,
+                pricing: r.try_get("pricing")?,
+                tier_basis: r.try_get("tier_basis")?,
+                catalog_version: r.try_get("catalog_version")?,
+                bill_exact_total: dec(&r, "exact_total")?,
+                bill_total_fen: r.try_get("total_fen")?,
+                rounding_adjustment: dec(&r, "rounding_adjustment")?,
+                balance_before_fen: r.try_get("balance_before_fen")?,
+                balance_after_fen: r.try_get("balance_after_fen")?,
+                period_start: at(r.try_get("period_start")?),
+                period_end: at(r.try_get("period_end")?),
+                settled_at: at(r.try_get("settled_at")?),
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn events(&self) -> anyhow::Result<Vec<EventView>> {
+        let rows = sqlx::query(
+            "SELECT event_id, account_id, kind, at, bill_id, suspend_at, balance_fen FROM events ORDER BY event_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EventView {
+                    event_id: r.try_get("event_id")?,
+                    account_id: r.try_get("account_id")?,
+                    kind: r.try_get("kind")?,
+                    at: at(r.try_get("at")?),
+                    bill_id: r.try_get("bill_id")?,
+                    suspend_at: opt_at(r.try_get("suspend_at")?),
+                    balance_fen: r.try_get("balance_fen")?,
+                })
+            })
+            .collect()
+    }
+}
