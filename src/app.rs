@@ -52,7 +52,11 @@ pub async fn open_store(url: &str) -> anyhow::Result<SqliteStore> {
 }
 
 pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<()> {
-    let ctx = Ctx { now, tz: cli.tz, catalog: load_catalog(cli.catalog.as_deref())? };
+    let ctx = Ctx {
+        now,
+        tz: cli.tz,
+        catalog: load_catalog(cli.catalog.as_deref())?,
+    };
     if let Command::Demo { dir } = &cli.command {
         return crate::demo::run(&ctx, dir).await;
     }
@@ -74,7 +78,10 @@ async fn execute<S: Store>(store: &S, ctx: &Ctx, command: Command) -> anyhow::Re
                 ctx.current_month()
             ),
             ActivateOutcome::AlreadyActive { since } => {
-                println!("account '{id}' is already open (since {}); nothing changed", ctx.local(since))
+                println!(
+                    "account '{id}' is already open (since {}); nothing changed",
+                    ctx.local(since)
+                )
             }
             ActivateOutcome::NotFound => unreachable!("turned into an error by the job"),
         },
@@ -82,7 +89,10 @@ async fn execute<S: Store>(store: &S, ctx: &Ctx, command: Command) -> anyhow::Re
         Command::Recharge { id, amount, reference } => {
             match jobs::accounts::recharge(store, ctx, &id, &amount, reference.as_deref()).await? {
                 RechargeOutcome::Credited { balance_fen, restored } => {
-                    println!("credited {amount} CNY to '{id}'; balance {} CNY", format_money(from_fen(balance_fen)));
+                    println!(
+                        "credited {amount} CNY to '{id}'; balance {} CNY",
+                        format_money(from_fen(balance_fen))
+                    );
                     if restored {
                         println!("service of '{id}' restored");
                     }
@@ -96,20 +106,33 @@ async fn execute<S: Store>(store: &S, ctx: &Ctx, command: Command) -> anyhow::Re
         }
         Command::Usage(UsageCommand::Import { file }) => {
             let done = jobs::usage::import(store, ctx, &file).await?;
-            println!("imported {} usage rows ({} calls) from {} as import #{}", done.rows, done.calls, file.display(), done.import_id);
+            println!(
+                "imported {} usage rows ({} calls) from {} as import #{}",
+                done.rows,
+                done.calls,
+                file.display(),
+                done.import_id
+            );
             if done.late_rows > 0 {
                 tracing::warn!(
                     late_rows = done.late_rows,
                     "some rows fall in months already billed for their accounts: they are late and not on any bill"
                 );
-                println!("warning: {} rows are late: their month is already billed for their account", done.late_rows);
+                println!(
+                    "warning: {} rows are late: their month is already billed for their account",
+                    done.late_rows
+                );
             }
         }
         Command::Packs(PacksCommand::Import { file }) => {
             let rejected = |problems| {
-                anyhow::Error::new(crate::error::RejectedFile { file: file.display().to_string(), problems })
+                anyhow::Error::new(crate::error::RejectedFile {
+                    file: file.display().to_string(),
+                    problems,
+                })
             };
-            let rows = crate::input::packs::read(jobs::open_input(&file)?, &ctx.catalog.known_apis()).map_err(rejected)?;
+            let rows =
+                crate::input::packs::read(jobs::open_input(&file)?, &ctx.catalog.known_apis()).map_err(rejected)?;
             let n = store.import_packs(&rows).await?.map_err(rejected)?;
             println!("imported {n} prepaid packs from {}", file.display());
         }
@@ -141,7 +164,15 @@ async fn execute<S: Store>(store: &S, ctx: &Ctx, command: Command) -> anyhow::Re
         }
         Command::Enforce => {
             let ids = store.enforce(ctx.now).await?;
-            println!("suspended {} accounts{}", ids.len(), if ids.is_empty() { String::new() } else { format!(": {}", ids.join(", ")) });
+            println!(
+                "suspended {} accounts{}",
+                ids.len(),
+                if ids.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", ids.join(", "))
+                }
+            );
         }
         Command::Export(ExportCommand::Bills { month, out }) => {
             let n = jobs::export::bills(store, ctx, month, out.as_deref()).await?;
@@ -152,7 +183,15 @@ async fn execute<S: Store>(store: &S, ctx: &Ctx, command: Command) -> anyhow::Re
         Command::Events { format } => {
             let mut w = ListWriter::new(
                 format,
-                &["event_id", "account_id", "kind", "at", "bill_id", "suspend_at", "balance"],
+                &[
+                    "event_id",
+                    "account_id",
+                    "kind",
+                    "at",
+                    "bill_id",
+                    "suspend_at",
+                    "balance",
+                ],
                 Stdout,
             )?;
             for e in store.events().await? {
@@ -197,7 +236,18 @@ pub async fn list_accounts<S: Store>(store: &S, ctx: &Ctx, format: Format) -> an
 async fn list_packs<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyhow::Result<()> {
     let mut w = ListWriter::new(
         format,
-        &["pack_id", "kind", "account_id", "api", "calls", "remaining", "valid_from", "valid_until", "purchased_at", "month"],
+        &[
+            "pack_id",
+            "kind",
+            "account_id",
+            "api",
+            "calls",
+            "remaining",
+            "valid_from",
+            "valid_until",
+            "purchased_at",
+            "month",
+        ],
         Stdout,
     )?;
     for p in store.packs().await? {
@@ -223,7 +273,10 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_messages() {
-        assert_eq!(redact_url("postgres://bill:s3cret@db:5432/x"), "postgres://bill:***@db:5432/x");
+        assert_eq!(
+            redact_url("postgres://bill:s3cret@db:5432/x"),
+            "postgres://bill:***@db:5432/x"
+        );
         assert_eq!(redact_url("sqlite://billrun.db"), "sqlite://billrun.db");
         assert_eq!(redact_url("postgres://bill@db/x"), "postgres://bill@db/x");
     }

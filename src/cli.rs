@@ -20,7 +20,13 @@ use std::path::PathBuf;
 )]
 pub struct Cli {
     /// Database URL; `sqlite://FILE` is created if missing.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://billrun.db", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://billrun.db",
+        hide_env_values = true,
+        global = true
+    )]
     pub database: String,
 
     /// The clock, as RFC 3339 with an offset (default: the system time). Lets a month be re-run or
@@ -52,6 +58,7 @@ pub enum Command {
         /// Account id.
         id: String,
         /// Amount in CNY, with at most two decimals (e.g. 100.50).
+        #[arg(allow_hyphen_values = true)]
         amount: String,
         /// An idempotency key: a recharge with a reference already used is not applied twice.
         #[arg(long)]
@@ -149,7 +156,8 @@ fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
 }
 
 fn parse_tz(s: &str) -> Result<Tz, String> {
-    s.parse::<Tz>().map_err(|_| format!("'{s}' is not an IANA time zone name (like Asia/Shanghai or UTC)"))
+    s.parse::<Tz>()
+        .map_err(|_| format!("'{s}' is not an IANA time zone name (like Asia/Shanghai or UTC)"))
 }
 
 fn parse_month(s: &str) -> Result<Month, String> {

@@ -28,7 +28,10 @@ pub async fn run(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
     for (name, text) in [("accounts.csv", ACCOUNTS), ("usage.csv", USAGE), ("packs.csv", PACKS)] {
         std::fs::write(dir.join(name), text)?;
     }
-    let ctx = Ctx { now: crate::input::parse_instant(DEMO_NOW).map_err(anyhow::Error::msg)?, ..ctx.clone() };
+    let ctx = Ctx {
+        now: crate::input::parse_instant(DEMO_NOW).map_err(anyhow::Error::msg)?,
+        ..ctx.clone()
+    };
     let month: Month = DEMO_MONTH.parse().map_err(anyhow::Error::msg)?;
     let db = dir.join("demo.db");
     let store = open_store(&format!("sqlite://{}", db.display())).await?;
@@ -37,9 +40,10 @@ pub async fn run(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
     let n = jobs::accounts::import(&store, &ctx, &dir.join("accounts.csv")).await?;
     println!("imported {n} accounts");
     store
-        .import_packs(&crate::input::packs::read(PACKS.as_bytes(), &ctx.catalog.known_apis()).map_err(|p| {
-            anyhow::anyhow!("demo packs: {p:?}")
-        })?)
+        .import_packs(
+            &crate::input::packs::read(PACKS.as_bytes(), &ctx.catalog.known_apis())
+                .map_err(|p| anyhow::anyhow!("demo packs: {p:?}"))?,
+        )
         .await?
         .map_err(|p| anyhow::anyhow!("demo packs: {p:?}"))?;
     println!("imported 1 prepaid pack");
@@ -61,21 +65,28 @@ pub async fn run(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
     list_accounts(&store, &ctx, Format::Table).await?;
     println!("\ndatabase: {} — look around with, e.g.:", db.display());
     println!("  billrun --database sqlite://{} accounts list", db.display());
-    println!("  billrun --database sqlite://{} --now 2026-11-02T03:00:00+08:00 enforce", db.display());
+    println!(
+        "  billrun --database sqlite://{} --now 2026-11-02T03:00:00+08:00 enforce",
+        db.display()
+    );
     Ok(())
 }
 
 /// Prints each bill as finance would read it.
 async fn print_bills<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Result<()> {
     let mut lines: Vec<ExportLine> = Vec::new();
-    store.export_lines(month, &mut |l| {
-        lines.push(l);
-        Ok(())
-    })
-    .await?;
+    store
+        .export_lines(month, &mut |l| {
+            lines.push(l);
+            Ok(())
+        })
+        .await?;
     let mut i = 0;
     while i < lines.len() {
-        let bill: Vec<&ExportLine> = lines[i..].iter().take_while(|l| l.bill_id == lines[i].bill_id).collect();
+        let bill: Vec<&ExportLine> = lines[i..]
+            .iter()
+            .take_while(|l| l.bill_id == lines[i].bill_id)
+            .collect();
         let head = bill[0];
         println!("bill {}  {}  {}", head.bill_id, head.account_id, head.account_name);
         println!(

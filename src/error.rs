@@ -43,7 +43,12 @@ pub struct RejectedFile {
 impl fmt::Display for RejectedFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.problems.len();
-        writeln!(f, "{}: rejected, nothing was written ({n} problem{}):", self.file, if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{}: rejected, nothing was written ({n} problem{}):",
+            self.file,
+            if n == 1 { "" } else { "s" }
+        )?;
         for p in &self.problems {
             writeln!(f, "  {}:{p}", self.file)?;
         }
@@ -96,7 +101,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 /// classes are worth a retry.
 fn is_transient(e: &dyn sqlx::error::DatabaseError) -> bool {
     let code = e.code().map(|c| c.into_owned()).unwrap_or_default();
-    matches!(code.as_str(), "5" | "6" | "261" | "517" | "40001" | "40P01" | "57P01" | "57P03")
-        || code.starts_with("08")
+    matches!(
+        code.as_str(),
+        "5" | "6" | "261" | "517" | "40001" | "40P01" | "57P01" | "57P03"
+    ) || code.starts_with("08")
         || code == "14"
 }

@@ -53,7 +53,16 @@ impl<W: Write> ListWriter<W> {
                     .headers
                     .iter()
                     .zip(cells)
-                    .map(|(h, c)| (h.to_string(), if c.is_empty() { serde_json::Value::Null } else { c.into() }))
+                    .map(|(h, c)| {
+                        (
+                            h.to_string(),
+                            if c.is_empty() {
+                                serde_json::Value::Null
+                            } else {
+                                c.into()
+                            },
+                        )
+                    })
                     .collect();
                 let sep = if self.json_count == 0 { "\n  " } else { ",\n  " };
                 self.out.write_all(sep.as_bytes())?;
@@ -67,7 +76,9 @@ impl<W: Write> ListWriter<W> {
     pub fn finish(mut self) -> anyhow::Result<()> {
         match self.format {
             Format::Csv => self.csv.take().expect("csv writer").flush()?,
-            Format::Json => self.out.write_all(if self.json_count == 0 { b"]\n" } else { b"\n]\n" })?,
+            Format::Json => self
+                .out
+                .write_all(if self.json_count == 0 { b"]\n" } else { b"\n]\n" })?,
             Format::Table => {
                 let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
                 for r in &self.table_rows {
@@ -76,13 +87,17 @@ impl<W: Write> ListWriter<W> {
                     }
                 }
                 let line = |cells: Vec<&str>| {
-                    let padded: Vec<String> =
-                        cells.iter().zip(&widths).map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count()))).collect();
+                    let padded: Vec<String> = cells
+                        .iter()
+                        .zip(&widths)
+                        .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+                        .collect();
                     format!("{}\n", padded.join("  ").trim_end())
                 };
                 self.out.write_all(line(self.headers.clone()).as_bytes())?;
                 for r in &self.table_rows {
-                    self.out.write_all(line(r.iter().map(String::as_str).collect()).as_bytes())?;
+                    self.out
+                        .write_all(line(r.iter().map(String::as_str).collect()).as_bytes())?;
                 }
             }
         }
@@ -114,10 +129,17 @@ pub struct AtomicFile {
 
 impl AtomicFile {
     pub fn create(target: &Path) -> anyhow::Result<AtomicFile> {
-        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = target.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
         let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        Ok(AtomicFile { tmp, target: target.to_owned(), file: Some(std::io::BufWriter::new(file)) })
+        Ok(AtomicFile {
+            tmp,
+            target: target.to_owned(),
+            file: Some(std::io::BufWriter::new(file)),
+        })
     }
 
     pub fn writer(&mut self) -> &mut std::io::BufWriter<std::fs::File> {

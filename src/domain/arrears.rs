@@ -37,7 +37,10 @@ pub fn debit(state: ServiceState, amount_fen: i64, debited_at: DateTime<Utc>) ->
     if arrears_notice && !state.suspended && state.suspend_at.is_none() {
         next.suspend_at = Some(debited_at + GRACE);
     }
-    AfterDebit { state: next, arrears_notice }
+    AfterDebit {
+        state: next,
+        arrears_notice,
+    }
 }
 
 /// What a recharge did.
@@ -53,11 +56,18 @@ pub fn recharge(state: ServiceState, amount_fen: i64) -> AfterRecharge {
     let balance_fen = state.balance_fen + amount_fen;
     if balance_fen >= 0 {
         AfterRecharge {
-            state: ServiceState { balance_fen, suspend_at: None, suspended: false },
+            state: ServiceState {
+                balance_fen,
+                suspend_at: None,
+                suspended: false,
+            },
             restored: state.suspended,
         }
     } else {
-        AfterRecharge { state: ServiceState { balance_fen, ..state }, restored: false }
+        AfterRecharge {
+            state: ServiceState { balance_fen, ..state },
+            restored: false,
+        }
     }
 }
 
@@ -75,7 +85,11 @@ mod tests {
     }
 
     fn open(balance_fen: i64) -> ServiceState {
-        ServiceState { balance_fen, suspend_at: None, suspended: false }
+        ServiceState {
+            balance_fen,
+            suspend_at: None,
+            suspended: false,
+        }
     }
 
     #[test]
@@ -95,7 +109,11 @@ mod tests {
 
     #[test]
     fn an_account_already_counting_down_keeps_its_time() {
-        let earlier = ServiceState { balance_fen: -5, suspend_at: Some(t("2026-11-02T00:00:00Z")), suspended: false };
+        let earlier = ServiceState {
+            balance_fen: -5,
+            suspend_at: Some(t("2026-11-02T00:00:00Z")),
+            suspended: false,
+        };
         let d = debit(earlier, 10, t("2026-12-01T00:00:00Z"));
         assert_eq!(d.state.suspend_at, earlier.suspend_at);
         assert!(d.arrears_notice);
@@ -112,7 +130,11 @@ mod tests {
 
     #[test]
     fn recharge_restores_only_at_zero_or_above() {
-        let suspended = ServiceState { balance_fen: -500, suspend_at: Some(t("2026-11-02T00:00:00Z")), suspended: true };
+        let suspended = ServiceState {
+            balance_fen: -500,
+            suspend_at: Some(t("2026-11-02T00:00:00Z")),
+            suspended: true,
+        };
         let partial = recharge(suspended, 499);
         assert!(!partial.restored);
         assert!(partial.state.suspended);
@@ -120,7 +142,10 @@ mod tests {
         assert!(full.restored);
         assert_eq!(full.state, open(0));
         // In arrears but not yet suspended: a recharge clears the countdown, nothing to restore.
-        let counting = ServiceState { suspended: false, ..suspended };
+        let counting = ServiceState {
+            suspended: false,
+            ..suspended
+        };
         let r = recharge(counting, 600);
         assert!(!r.restored);
         assert_eq!(r.state.suspend_at, None);

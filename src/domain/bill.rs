@@ -82,7 +82,8 @@ pub fn compute_bill(
             return Err(BillError::OutOfRange { api: u.api.clone() });
         }
         let d = deduct(&u.api, u.calls, packs);
-        let p = price(pricing, u.calls, d.billable_calls).ok_or_else(|| BillError::OutOfRange { api: u.api.clone() })?;
+        let p =
+            price(pricing, u.calls, d.billable_calls).ok_or_else(|| BillError::OutOfRange { api: u.api.clone() })?;
         lines.push(BillLine {
             api: u.api.clone(),
             total_calls: u.calls,
@@ -132,7 +133,10 @@ mod tests {
     }
 
     fn seed() -> CatalogVersion {
-        Catalog::built_in().for_month("2026-10".parse().unwrap()).unwrap().clone()
+        Catalog::built_in()
+            .for_month("2026-10".parse().unwrap())
+            .unwrap()
+            .clone()
     }
 
     fn free(api: &str) -> PackBalance {
@@ -155,12 +159,19 @@ mod tests {
         let mut packs = vec![free("AssessQuality"), free("CropImage"), free("EnhanceImage")];
         let bill = compute_bill(
             &seed(),
-            &[usage("EnhanceImage", 3_500_000), usage("AssessQuality", 2_000_000), usage("CropImage", 500_000)],
+            &[
+                usage("EnhanceImage", 3_500_000),
+                usage("AssessQuality", 2_000_000),
+                usage("CropImage", 500_000),
+            ],
             &mut packs,
         )
         .unwrap();
-        let amounts: Vec<(&str, Decimal, i64, usize)> =
-            bill.lines.iter().map(|l| (l.api.as_str(), l.amount, l.free_calls, l.tier)).collect();
+        let amounts: Vec<(&str, Decimal, i64, usize)> = bill
+            .lines
+            .iter()
+            .map(|l| (l.api.as_str(), l.amount, l.free_calls, l.tier))
+            .collect();
         assert_eq!(
             amounts,
             [

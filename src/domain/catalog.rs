@@ -138,8 +138,7 @@ struct FileTier {
 impl Catalog {
     /// Parses and checks a catalog. `source` names the file in error messages.
     pub fn parse(text: &str, source: &str) -> Result<Catalog, String> {
-        let file: FileCatalog =
-            toml::from_str(text).map_err(|e| format!("catalog {source}: {e}"))?;
+        let file: FileCatalog = toml::from_str(text).map_err(|e| format!("catalog {source}: {e}"))?;
         let err = |what: String| format!("catalog {source}: {what}");
         if file.versions.is_empty() {
             return Err(err("has no [[versions]]".into()));
@@ -168,15 +167,13 @@ impl Catalog {
                 }
                 let mut tiers: Vec<Tier> = Vec::new();
                 for (i, t) in a.tiers.iter().enumerate() {
-                    let unit_price = parse_decimal(&t.unit_price)
-                        .map_err(|e| at(format!("tier {}: unit_price: {e}", i + 1)))?;
+                    let unit_price =
+                        parse_decimal(&t.unit_price).map_err(|e| at(format!("tier {}: unit_price: {e}", i + 1)))?;
                     if unit_price.is_sign_negative() && !unit_price.is_zero() {
                         return Err(at(format!("tier {}: unit_price must not be negative", i + 1)));
                     }
                     match tiers.last() {
-                        None if t.from != 0 => {
-                            return Err(at("the first tier must start at from = 0".into()))
-                        }
+                        None if t.from != 0 => return Err(at("the first tier must start at from = 0".into())),
                         Some(prev) if t.from <= prev.from => {
                             return Err(at(format!(
                                 "tier {}: from = {} must be greater than the previous tier's {}",
@@ -187,7 +184,10 @@ impl Catalog {
                         }
                         _ => {}
                     }
-                    tiers.push(Tier { from: t.from, unit_price });
+                    tiers.push(Tier {
+                        from: t.from,
+                        unit_price,
+                    });
                 }
                 let pricing = ApiPricing {
                     display_name: a.display_name.clone().unwrap_or_else(|| a.api.clone()),
@@ -286,20 +286,38 @@ tiers = [{ from = 0, unit_price = "0.02" }, { from = 10, unit_price = "0.01" }]
         assert_eq!(c.for_month("2026-01".parse().unwrap()).unwrap().version, "v1");
         assert_eq!(c.for_month("2026-12".parse().unwrap()).unwrap().version, "v1");
         assert_eq!(c.for_month("2027-01".parse().unwrap()).unwrap().version, "v2");
-        assert_eq!(c.for_month("2027-01".parse().unwrap()).unwrap().rounding, Rounding::HalfUp);
+        assert_eq!(
+            c.for_month("2027-01".parse().unwrap()).unwrap().rounding,
+            Rounding::HalfUp
+        );
     }
 
     #[test]
     fn bad_catalogs_are_refused_with_a_reason() {
         let cases = [
-            (TWO_VERSIONS.replace("from = 0, unit_price = \"0.02\"", "from = 5, unit_price = \"0.02\""), "must start at from = 0"),
+            (
+                TWO_VERSIONS.replace("from = 0, unit_price = \"0.02\"", "from = 5, unit_price = \"0.02\""),
+                "must start at from = 0",
+            ),
             (TWO_VERSIONS.replace("from = 10", "from = 0"), "must be greater"),
-            (TWO_VERSIONS.replace("\"0.01\" }]\n\n", "\"1e-2\" }]\n\n"), "not a plain decimal"),
+            (
+                TWO_VERSIONS.replace("\"0.01\" }]\n\n", "\"1e-2\" }]\n\n"),
+                "not a plain decimal",
+            ),
             (TWO_VERSIONS.replace("\"v2\"", "\"v1\""), "appears twice"),
             (TWO_VERSIONS.replace("2027-01", "2026-01"), "both take effect"),
-            (TWO_VERSIONS.replace("unit_price = \"0.02\"", "unit_price = 0.02"), "invalid type"),
-            (TWO_VERSIONS.replace("free_calls = 500", "free_calls = -1"), "must not be negative"),
-            (TWO_VERSIONS.replace("tier_basis = \"billable\"", "tier_basis = \"most\""), "unknown variant"),
+            (
+                TWO_VERSIONS.replace("unit_price = \"0.02\"", "unit_price = 0.02"),
+                "invalid type",
+            ),
+            (
+                TWO_VERSIONS.replace("free_calls = 500", "free_calls = -1"),
+                "must not be negative",
+            ),
+            (
+                TWO_VERSIONS.replace("tier_basis = \"billable\"", "tier_basis = \"most\""),
+                "unknown variant",
+            ),
         ];
         for (text, expected) in cases {
             let e = Catalog::parse(&text, "t").unwrap_err();

@@ -23,9 +23,15 @@ impl Month {
 
     pub fn next(self) -> Month {
         if self.month == 12 {
-            Month { year: self.year + 1, month: 1 }
+            Month {
+                year: self.year + 1,
+                month: 1,
+            }
         } else {
-            Month { year: self.year, month: self.month + 1 }
+            Month {
+                year: self.year,
+                month: self.month + 1,
+            }
         }
     }
 
@@ -50,7 +56,10 @@ impl Month {
     /// The month that contains `instant` in `tz`.
     pub fn containing(instant: DateTime<Utc>, tz: Tz) -> Month {
         let local = instant.with_timezone(&tz);
-        Month { year: local.year(), month: local.month() }
+        Month {
+            year: local.year(),
+            month: local.month(),
+        }
     }
 }
 
@@ -65,8 +74,7 @@ impl FromStr for Month {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || format!("'{s}' is not a month; expected YYYY-MM, like 2026-10");
         let (y, m) = s.split_once('-').ok_or_else(bad)?;
-        if y.len() != 4 || m.len() != 2 || !(y.bytes().chain(m.bytes())).all(|b| b.is_ascii_digit())
-        {
+        if y.len() != 4 || m.len() != 2 || !(y.bytes().chain(m.bytes())).all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
         Month::new(y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?).ok_or_else(bad)
@@ -91,9 +99,18 @@ mod tests {
     #[test]
     fn instants_belong_to_the_month_of_the_billing_zone() {
         let sh = chrono_tz::Asia::Shanghai;
-        assert_eq!(Month::containing(utc("2026-09-30T16:00:00Z"), sh).to_string(), "2026-10");
-        assert_eq!(Month::containing(utc("2026-09-30T15:59:59Z"), sh).to_string(), "2026-09");
-        assert_eq!(Month::containing(utc("2026-09-30T16:00:00Z"), chrono_tz::UTC).to_string(), "2026-09");
+        assert_eq!(
+            Month::containing(utc("2026-09-30T16:00:00Z"), sh).to_string(),
+            "2026-10"
+        );
+        assert_eq!(
+            Month::containing(utc("2026-09-30T15:59:59Z"), sh).to_string(),
+            "2026-09"
+        );
+        assert_eq!(
+            Month::containing(utc("2026-09-30T16:00:00Z"), chrono_tz::UTC).to_string(),
+            "2026-09"
+        );
     }
 
     #[test]

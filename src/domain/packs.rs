@@ -65,7 +65,10 @@ pub fn deduct(api: &str, total: i64, packs: &mut [PackBalance]) -> Deduction {
             PackKind::Free => out.free_calls += take,
             PackKind::Prepaid => out.prepaid_calls += take,
         }
-        out.consumed.push(Consumption { pack_id: pack.pack_id.clone(), calls: take });
+        out.consumed.push(Consumption {
+            pack_id: pack.pack_id.clone(),
+            calls: take,
+        });
     }
     out.billable_calls = left;
     out
@@ -77,11 +80,20 @@ mod tests {
     use proptest::prelude::*;
 
     fn at(day: u32) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(&format!("2026-10-{day:02}T00:00:00Z")).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(&format!("2026-10-{day:02}T00:00:00Z"))
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn pack(id: &str, kind: PackKind, api: &str, remaining: i64, until: u32, bought: u32) -> PackBalance {
-        PackBalance { pack_id: id.into(), kind, api: api.into(), remaining, valid_until: at(until), purchased_at: at(bought) }
+        PackBalance {
+            pack_id: id.into(),
+            kind,
+            api: api.into(),
+            remaining,
+            valid_until: at(until),
+            purchased_at: at(bought),
+        }
     }
 
     #[test]
@@ -97,7 +109,10 @@ mod tests {
         let d = deduct("A", 1250, &mut packs);
         assert_eq!((d.free_calls, d.prepaid_calls, d.billable_calls), (1000, 250, 0));
         let order: Vec<(&str, i64)> = d.consumed.iter().map(|c| (c.pack_id.as_str(), c.calls)).collect();
-        assert_eq!(order, [("free", 1000), ("p-early-bought", 100), ("p-a", 100), ("p-b", 50)]);
+        assert_eq!(
+            order,
+            [("free", 1000), ("p-early-bought", 100), ("p-a", 100), ("p-b", 50)]
+        );
         assert_eq!(packs[1].remaining, 50);
         assert_eq!(packs[0].remaining, 100);
         assert_eq!(packs[5].remaining, 100);

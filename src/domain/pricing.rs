@@ -56,8 +56,18 @@ pub fn price(pricing: &ApiPricing, total: i64, billable: i64) -> Option<Priced> 
             let i = tier_index(pricing, basis);
             let unit_price = pricing.tiers[i].unit_price;
             let amount = unit_price.checked_mul(Decimal::from(billable))?;
-            let slice = Slice { tier: i + 1, calls: billable, unit_price, amount };
-            Some(Priced { tier: i + 1, unit_price, amount, slices: vec![slice] })
+            let slice = Slice {
+                tier: i + 1,
+                calls: billable,
+                unit_price,
+                amount,
+            };
+            Some(Priced {
+                tier: i + 1,
+                unit_price,
+                amount,
+                slices: vec![slice],
+            })
         }
         PricingMode::Graduated => {
             let start = match pricing.tier_basis {
@@ -74,11 +84,24 @@ pub fn price(pricing: &ApiPricing, total: i64, billable: i64) -> Option<Priced> 
                     let calls = hi - lo;
                     let part = t.unit_price.checked_mul(Decimal::from(calls))?;
                     amount = amount.checked_add(part)?;
-                    slices.push(Slice { tier: i + 1, calls, unit_price: t.unit_price, amount: part });
+                    slices.push(Slice {
+                        tier: i + 1,
+                        calls,
+                        unit_price: t.unit_price,
+                        amount: part,
+                    });
                 }
             }
-            let top = slices.last().map(|s| s.tier - 1).unwrap_or_else(|| tier_index(pricing, start));
-            Some(Priced { tier: top + 1, unit_price: pricing.tiers[top].unit_price, amount, slices })
+            let top = slices
+                .last()
+                .map(|s| s.tier - 1)
+                .unwrap_or_else(|| tier_index(pricing, start));
+            Some(Priced {
+                tier: top + 1,
+                unit_price: pricing.tiers[top].unit_price,
+                amount,
+                slices,
+            })
         }
     }
 }
@@ -175,14 +198,28 @@ mod tests {
                 let mut froms: Vec<(i64, u32)> = rest;
                 froms.sort();
                 froms.dedup_by_key(|t| t.0);
-                let mut tiers = vec![Tier { from: 0, unit_price: Decimal::new(first_price.into(), 5) }];
-                tiers.extend(froms.into_iter().map(|(from, p)| Tier { from, unit_price: Decimal::new(p.into(), 5) }));
+                let mut tiers = vec![Tier {
+                    from: 0,
+                    unit_price: Decimal::new(first_price.into(), 5),
+                }];
+                tiers.extend(froms.into_iter().map(|(from, p)| Tier {
+                    from,
+                    unit_price: Decimal::new(p.into(), 5),
+                }));
                 ApiPricing {
                     api: "X".into(),
                     display_name: "X".into(),
                     free_calls: 0,
-                    mode: if graduated { PricingMode::Graduated } else { PricingMode::Volume },
-                    tier_basis: if total_basis { TierBasis::Total } else { TierBasis::Billable },
+                    mode: if graduated {
+                        PricingMode::Graduated
+                    } else {
+                        PricingMode::Volume
+                    },
+                    tier_basis: if total_basis {
+                        TierBasis::Total
+                    } else {
+                        TierBasis::Billable
+                    },
                     tiers,
                 }
             })

@@ -63,7 +63,13 @@ pub fn read(reader: impl std::io::Read) -> Result<Vec<NewAccount>, Vec<RowError>
             }
         };
         if problems.len() == before {
-            rows.push(NewAccount { line, account_id: id.clone(), name: name.clone(), activated_at, balance_fen });
+            rows.push(NewAccount {
+                line,
+                account_id: id.clone(),
+                name: name.clone(),
+                activated_at,
+                balance_fen,
+            });
         }
     }
     if problems.is_empty() {
@@ -79,7 +85,10 @@ mod tests {
 
     #[test]
     fn reads_good_rows() {
-        let rows = read("account_id,name,activated_at,balance\na1,Acme,2026-10-01T00:00:00+08:00,100.50\na2,Beta,,-3\n".as_bytes()).unwrap();
+        let rows = read(
+            "account_id,name,activated_at,balance\na1,Acme,2026-10-01T00:00:00+08:00,100.50\na2,Beta,,-3\n".as_bytes(),
+        )
+        .unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].balance_fen, 10050);
         assert_eq!(rows[1].activated_at, None);
@@ -96,7 +105,17 @@ mod tests {
                     ,D,,0\n";
         let problems = read(text.as_bytes()).unwrap_err();
         let got: Vec<(u64, &str)> = problems.iter().map(|p| (p.line, p.field.as_str())).collect();
-        assert_eq!(got, [(2, "activated_at"), (3, "balance"), (4, "account_id"), (5, "account_id")]);
-        assert!(problems[2].message.contains("duplicate account id 'a1' (first on line 2)"));
+        assert_eq!(
+            got,
+            [
+                (2, "activated_at"),
+                (3, "balance"),
+                (4, "account_id"),
+                (5, "account_id")
+            ]
+        );
+        assert!(problems[2]
+            .message
+            .contains("duplicate account id 'a1' (first on line 2)"));
     }
 }

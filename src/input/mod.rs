@@ -25,7 +25,11 @@ pub struct RowError {
 
 impl RowError {
     pub fn new(line: u64, field: &str, message: impl Into<String>) -> RowError {
-        RowError { line, field: field.to_owned(), message: message.into() }
+        RowError {
+            line,
+            field: field.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
@@ -49,12 +53,18 @@ impl<R: std::io::Read> Table<R> {
     /// Opens `reader`, requiring every column of `required` in the header (in any order;
     /// extra columns are ignored). A missing column is reported as a problem on line 1.
     pub fn open(reader: R, required: &[&str]) -> Result<Table<R>, Vec<RowError>> {
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(reader);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(false)
+            .from_reader(reader);
         let headers = reader
             .headers()
             .map_err(|e| vec![RowError::new(1, "", format!("cannot read the header: {e}"))])?
             .clone();
-        let names: Vec<&str> = headers.iter().map(|h| h.trim().trim_start_matches('\u{feff}')).collect();
+        let names: Vec<&str> = headers
+            .iter()
+            .map(|h| h.trim().trim_start_matches('\u{feff}'))
+            .collect();
         let mut columns = Vec::new();
         let mut problems = Vec::new();
         for want in required {
@@ -81,7 +91,11 @@ impl<R: std::io::Read> Table<R> {
             Ok(false) => None,
             Ok(true) => {
                 let line = record.position().map(|p| p.line()).unwrap_or(0);
-                let fields = self.columns.iter().map(|&i| record.get(i).unwrap_or("").trim().to_owned()).collect();
+                let fields = self
+                    .columns
+                    .iter()
+                    .map(|&i| record.get(i).unwrap_or("").trim().to_owned())
+                    .collect();
                 Some(Ok((line, fields)))
             }
             Err(e) => {
@@ -94,9 +108,9 @@ impl<R: std::io::Read> Table<R> {
 
 /// Parses an RFC 3339 timestamp that carries an explicit offset (`Z` or `+08:00`).
 pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).map_err(|_| {
-        format!("'{text}' is not an RFC 3339 timestamp with an offset (like 2026-10-05T09:30:00+08:00)")
-    })
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| format!("'{text}' is not an RFC 3339 timestamp with an offset (like 2026-10-05T09:30:00+08:00)"))
 }
 
 /// Parses a strictly positive whole number of calls.
@@ -146,7 +160,9 @@ mod tests {
 
     #[test]
     fn missing_columns_are_named() {
-        let e = Table::open("account_id,api\n".as_bytes(), &["account_id", "api", "calls"]).err().unwrap();
+        let e = Table::open("account_id,api\n".as_bytes(), &["account_id", "api", "calls"])
+            .err()
+            .unwrap();
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].field, "calls");
         assert_eq!(e[0].line, 1);

@@ -7,7 +7,15 @@ use super::{check_account_id, parse_calls, parse_instant, RowError, Table};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
 
-pub const COLUMNS: [&str; 7] = ["pack_id", "account_id", "api", "calls", "valid_from", "valid_until", "purchased_at"];
+pub const COLUMNS: [&str; 7] = [
+    "pack_id",
+    "account_id",
+    "api",
+    "calls",
+    "valid_from",
+    "valid_until",
+    "purchased_at",
+];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewPack {
@@ -42,9 +50,15 @@ pub fn read(reader: impl std::io::Read, known_apis: &BTreeSet<String>) -> Result
         if pack_id.is_empty() {
             bad("pack_id", "pack_id is empty".into());
         } else if pack_id.starts_with("free:") {
-            bad("pack_id", "ids starting with 'free:' are reserved for free packs".into());
+            bad(
+                "pack_id",
+                "ids starting with 'free:' are reserved for free packs".into(),
+            );
         } else if let Some(first) = seen.insert(pack_id.clone(), line) {
-            bad("pack_id", format!("duplicate pack id '{pack_id}' (first on line {first})"));
+            bad(
+                "pack_id",
+                format!("duplicate pack id '{pack_id}' (first on line {first})"),
+            );
         }
         if let Err(e) = check_account_id(&f[1]) {
             bad("account_id", e);

@@ -28,24 +28,43 @@ pub struct UsageRows<R: std::io::Read> {
 
 impl<R: std::io::Read> UsageRows<R> {
     pub fn open(reader: R, known_apis: BTreeSet<String>) -> Result<Self, Vec<RowError>> {
-        Ok(UsageRows { table: Table::open(reader, &COLUMNS)?, apis: known_apis, record: csv::StringRecord::new() })
+        Ok(UsageRows {
+            table: Table::open(reader, &COLUMNS)?,
+            apis: known_apis,
+            record: csv::StringRecord::new(),
+        })
     }
 
     fn check(&self, line: u64, f: Vec<String>) -> Result<NewUsage, Vec<RowError>> {
         let mut problems = Vec::new();
         let mut it = f.into_iter();
-        let (id, api, ts, calls) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
+        let (id, api, ts, calls) = (
+            it.next().unwrap(),
+            it.next().unwrap(),
+            it.next().unwrap(),
+            it.next().unwrap(),
+        );
         if let Err(e) = check_account_id(&id) {
             problems.push(RowError::new(line, "account_id", e));
         }
         if !self.apis.contains(&api) {
             let known: Vec<&str> = self.apis.iter().map(String::as_str).collect();
-            problems.push(RowError::new(line, "api", format!("unknown API '{api}' (known: {})", known.join(", "))));
+            problems.push(RowError::new(
+                line,
+                "api",
+                format!("unknown API '{api}' (known: {})", known.join(", ")),
+            ));
         }
         let ts = parse_instant(&ts).map_err(|e| problems.push(RowError::new(line, "timestamp", e)));
         let calls = parse_calls(&calls).map_err(|e| problems.push(RowError::new(line, "calls", e)));
         match (ts, calls) {
-            (Ok(ts), Ok(calls)) if problems.is_empty() => Ok(NewUsage { line, account_id: id, api, ts, calls }),
+            (Ok(ts), Ok(calls)) if problems.is_empty() => Ok(NewUsage {
+                line,
+                account_id: id,
+                api,
+                ts,
+                calls,
+            }),
             _ => Err(problems),
         }
     }
@@ -88,7 +107,11 @@ mod tests {
     #[test]
     fn columns_may_come_in_any_order() {
         let text = "calls,timestamp,api,account_id\n7,2026-10-05T09:30:00Z,CropImage,a9\n";
-        let row = UsageRows::open(text.as_bytes(), apis()).unwrap().next().unwrap().unwrap();
+        let row = UsageRows::open(text.as_bytes(), apis())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
         assert_eq!((row.account_id.as_str(), row.calls), ("a9", 7));
     }
 }

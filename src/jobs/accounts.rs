@@ -9,7 +9,12 @@ use std::path::Path;
 
 /// Imports an accounts file whole, or rejects it whole. Returns how many were added.
 pub async fn import<S: Store>(store: &S, ctx: &Ctx, path: &Path) -> anyhow::Result<u64> {
-    let rejected = |problems| anyhow::Error::new(RejectedFile { file: path.display().to_string(), problems });
+    let rejected = |problems| {
+        anyhow::Error::new(RejectedFile {
+            file: path.display().to_string(),
+            problems,
+        })
+    };
     let rows = file::read(open_input(path)?).map_err(rejected)?;
     let grant = ctx.free_grant(ctx.current_month())?;
     store.import_accounts(&rows, &grant, ctx.now).await?.map_err(rejected)

@@ -56,7 +56,11 @@ pub async fn write_bills<S: Store, W: Write>(store: &S, ctx: &Ctx, month: Month,
     let mut w = csv::Writer::from_writer(out);
     w.write_record(COLUMNS)?;
     let mut n = 0u64;
-    let currency = ctx.catalog.for_month(month).map(|v| v.currency.clone()).unwrap_or_else(|| "CNY".into());
+    let currency = ctx
+        .catalog
+        .for_month(month)
+        .map(|v| v.currency.clone())
+        .unwrap_or_else(|| "CNY".into());
     store
         .export_lines(month, &mut |l| {
             n += 1;

@@ -26,7 +26,9 @@ impl Ctx {
     /// The free packs of `month` under the catalog version in force for it.
     pub fn free_grant(&self, month: Month) -> anyhow::Result<FreeGrant> {
         let version = self.catalog.for_month(month).ok_or_else(|| {
-            input_error(format!("the catalog has no version in force for {month} (the earliest takes effect later)"))
+            input_error(format!(
+                "the catalog has no version in force for {month} (the earliest takes effect later)"
+            ))
         })?;
         Ok(FreeGrant::new(month, month.start(self.tz), month.end(self.tz), version))
     }

@@ -62,7 +62,14 @@ pub async fn settle<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Res
     };
     let mut after = None;
     loop {
-        let page = SettlePage { month, start, end, now: ctx.now, after, max_accounts: PAGE_ACCOUNTS };
+        let page = SettlePage {
+            month,
+            start,
+            end,
+            now: ctx.now,
+            after,
+            max_accounts: PAGE_ACCOUNTS,
+        };
         let done = store.settle_page(&page, &pricer).await?;
         summary.billed_now += done.bills;
         summary.billed_now_fen += done.total_fen;

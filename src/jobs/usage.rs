@@ -15,7 +15,9 @@ fn sha256_of(path: &Path) -> anyhow::Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = f.read(&mut buf).map_err(|e| input_error(format!("cannot read {}: {e}", path.display())))?;
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| input_error(format!("cannot read {}: {e}", path.display())))?;
         if n == 0 {
             break;
         }
@@ -26,13 +28,25 @@ fn sha256_of(path: &Path) -> anyhow::Result<String> {
 
 pub async fn import<S: Store>(store: &S, ctx: &Ctx, path: &Path) -> anyhow::Result<UsageImported> {
     let name = path.display().to_string();
-    let rejected = |problems: Vec<RowError>| anyhow::Error::new(RejectedFile { file: name.clone(), problems });
-    let source = SourceFile { name: name.clone(), sha256: sha256_of(path)? };
+    let rejected = |problems: Vec<RowError>| {
+        anyhow::Error::new(RejectedFile {
+            file: name.clone(),
+            problems,
+        })
+    };
+    let source = SourceFile {
+        name: name.clone(),
+        sha256: sha256_of(path)?,
+    };
     let reader = std::io::BufReader::with_capacity(1 << 20, open_input(path)?);
     let mut rows = UsageRows::open(reader, ctx.catalog.known_apis()).map_err(rejected)?;
     match store.import_usage(&source, &mut rows, ctx.now).await? {
         Ok(done) => Ok(done),
-        Err(UsageRejected::AlreadyImported { import_id, file_name, imported_at }) => Err(input_error(format!(
+        Err(UsageRejected::AlreadyImported {
+            import_id,
+            file_name,
+            imported_at,
+        }) => Err(input_error(format!(
             "{name}: this exact file was already imported (import #{import_id}, from {file_name}, at {}); \
              importing it again would bill its calls twice",
             ctx.local(imported_at)
@@ -40,7 +54,11 @@ pub async fn import<S: Store>(store: &S, ctx: &Ctx, path: &Path) -> anyhow::Resu
         Err(UsageRejected::BadRows { mut problems, total }) => {
             let listed = problems.len() as u64;
             if total > listed {
-                problems.push(RowError::new(0, "", format!("... and {} more bad rows not listed", total - listed)));
+                problems.push(RowError::new(
+                    0,
+                    "",
+                    format!("... and {} more bad rows not listed", total - listed),
+                ));
             }
             Err(rejected(problems))
         }

@@ -31,8 +31,18 @@ pub struct FreeGrant {
 impl FreeGrant {
     /// The free packs `version` gives for `month`, whose bounds are `[start, end)`.
     pub fn new(month: Month, start: DateTime<Utc>, end: DateTime<Utc>, version: &CatalogVersion) -> FreeGrant {
-        let apis = version.apis.values().filter(|a| a.free_calls > 0).map(|a| (a.api.clone(), a.free_calls)).collect();
-        FreeGrant { month, start, end, apis }
+        let apis = version
+            .apis
+            .values()
+            .filter(|a| a.free_calls > 0)
+            .map(|a| (a.api.clone(), a.free_calls))
+            .collect();
+        FreeGrant {
+            month,
+            start,
+            end,
+            apis,
+        }
     }
 }
 
@@ -83,9 +93,14 @@ pub enum ActivateOutcome {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RechargeOutcome {
-    Credited { balance_fen: i64, restored: bool },
+    Credited {
+        balance_fen: i64,
+        restored: bool,
+    },
     /// The reference was used before; nothing was credited again.
-    AlreadyApplied { balance_fen: i64 },
+    AlreadyApplied {
+        balance_fen: i64,
+    },
     NotFound,
 }
 
@@ -103,7 +118,11 @@ pub struct UsageImported {
 #[derive(Clone, Debug)]
 pub enum UsageRejected {
     /// The same file content was imported before.
-    AlreadyImported { import_id: i64, file_name: String, imported_at: DateTime<Utc> },
+    AlreadyImported {
+        import_id: i64,
+        file_name: String,
+        imported_at: DateTime<Utc>,
+    },
     /// Bad rows (at most `MAX_LISTED` of them) and how many there were in all.
     BadRows { problems: Vec<RowError>, total: u64 },
 }
@@ -214,19 +233,29 @@ pub trait Store {
     /// Adds accounts and their opening balances (as ledger entries), granting `grant`'s free
     /// packs to those opened before it ends. All or nothing: ids already present are returned
     /// as problems and nothing is written.
-    async fn import_accounts(&self, rows: &[NewAccount], grant: &FreeGrant, now: DateTime<Utc>)
-        -> anyhow::Result<Result<u64, Vec<RowError>>>;
+    async fn import_accounts(
+        &self,
+        rows: &[NewAccount],
+        grant: &FreeGrant,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Result<u64, Vec<RowError>>>;
 
     /// Opens an account's service at `at` and grants `grant`'s free packs to it.
-    async fn activate(&self, account_id: &str, at: DateTime<Utc>, grant: &FreeGrant) -> anyhow::Result<ActivateOutcome>;
+    async fn activate(&self, account_id: &str, at: DateTime<Utc>, grant: &FreeGrant)
+        -> anyhow::Result<ActivateOutcome>;
 
     /// Every account, sorted by id, handed to `each`.
     async fn accounts(&self, each: &mut dyn FnMut(AccountView) -> anyhow::Result<()>) -> anyhow::Result<()>;
 
     /// Credits an account, restoring its service if the balance reaches ≥ 0. A `reference`
     /// makes the recharge idempotent.
-    async fn recharge(&self, account_id: &str, amount_fen: i64, at: DateTime<Utc>, reference: Option<&str>)
-        -> anyhow::Result<RechargeOutcome>;
+    async fn recharge(
+        &self,
+        account_id: &str,
+        amount_fen: i64,
+        at: DateTime<Utc>,
+        reference: Option<&str>,
+    ) -> anyhow::Result<RechargeOutcome>;
 
     /// Adds a usage file's rows, all or none. Rows that failed parsing arrive as `Err` and are
     /// reported together with unknown accounts.
@@ -252,8 +281,14 @@ pub trait Store {
     async fn settle_page(&self, page: &SettlePage, pricer: &Pricer<'_>) -> anyhow::Result<PageOutcome>;
 
     /// Records that every account of the month has been billed.
-    async fn mark_settled(&self, month: Month, start: DateTime<Utc>, end: DateTime<Utc>, version: &str, now: DateTime<Utc>)
-        -> anyhow::Result<()>;
+    async fn mark_settled(
+        &self,
+        month: Month,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        version: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()>;
 
     /// Bills, total and arrears of a month so far.
     async fn month_totals(&self, month: Month) -> anyhow::Result<MonthTotals>;
@@ -263,8 +298,11 @@ pub trait Store {
     async fn enforce(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<String>>;
 
     /// The month's bill lines, by account and API, handed to `each`.
-    async fn export_lines(&self, month: Month, each: &mut dyn FnMut(ExportLine) -> anyhow::Result<()>)
-        -> anyhow::Result<()>;
+    async fn export_lines(
+        &self,
+        month: Month,
+        each: &mut dyn FnMut(ExportLine) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()>;
 
     /// Every event, oldest first.
     async fn events(&self) -> anyhow::Result<Vec<EventView>>;

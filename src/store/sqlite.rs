@@ -14,7 +14,9 @@ use crate::domain::money::{format_money, to_fen};
 use crate::domain::packs::PackKind;
 use anyhow::{anyhow, Context};
 use futures_util::TryStreamExt;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Connection, Row, Sqlite, Transaction};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
@@ -108,7 +110,13 @@ async fn insert_usage_chunk(
 ) -> anyhow::Result<()> {
     let mut q = sqlx::query(sql);
     for r in rows {
-        q = q.bind(&r.account_id).bind(us(r.ts)).bind(&r.api).bind(r.calls).bind(import_id).bind(r.line as i64);
+        q = q
+            .bind(&r.account_id)
+            .bind(us(r.ts))
+            .bind(&r.api)
+            .bind(r.calls)
+            .bind(import_id)
+            .bind(r.line as i64);
     }
     q.execute(&mut **tx).await.context("inserting usage rows")?;
     Ok(())
@@ -158,14 +166,20 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
             if done.rows_affected() == 0 {
-                problems.push(RowError::new(r.line, "account_id", format!("account '{}' already exists", r.account_id)));
+                problems.push(RowError::new(
+                    r.line,
+                    "account_id",
+                    format!("account '{}' already exists", r.account_id),
+                ));
             } else if r.balance_fen != 0 {
-                sqlx::query("INSERT INTO ledger (account_id, kind, amount_fen, created_at) VALUES (?, 'opening', ?, ?)")
-                    .bind(&r.account_id)
-                    .bind(r.balance_fen)
-                    .bind(us(now))
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO ledger (account_id, kind, amount_fen, created_at) VALUES (?, 'opening', ?, ?)",
+                )
+                .bind(&r.account_id)
+                .bind(r.balance_fen)
+                .bind(us(now))
+                .execute(&mut *tx)
+                .await?;
             }
         }
         if !problems.is_empty() {
@@ -242,7 +256,9 @@ impl Store for SqliteStore {
                 .fetch_optional(&mut *tx)
                 .await?;
             if used.is_some() {
-                return Ok(RechargeOutcome::AlreadyApplied { balance_fen: state.balance_fen });
+                return Ok(RechargeOutcome::AlreadyApplied {
+                    balance_fen: state.balance_fen,
+                });
             }
         }
         let after = arrears::recharge(state, amount_fen);
@@ -271,7 +287,10 @@ impl Store for SqliteStore {
                 .await?;
         }
         tx.commit().await?;
-        Ok(RechargeOutcome::Credited { balance_fen: after.state.balance_fen, restored: after.restored })
+        Ok(RechargeOutcome::Credited {
+            balance_fen: after.state.balance_fen,
+            restored: after.restored,
+        })
     }
 
     async fn import_usage(
@@ -311,13 +330,15 @@ impl Store for SqliteStore {
             match row {
                 Ok(r) => {
                     count += 1;
-                    calls = calls.checked_add(r.calls).ok_or_else(|| anyhow!("total calls overflow"))?;
+                    calls = calls
+                        .checked_add(r.calls)
+                        .ok_or_else(|| anyhow!("total calls overflow"))?;
                     chunk.push(r);
-                    if chunk.len() == USAGE_CHUNK && bad_total == 0 {
+                    // Rows are inserted even once the file is known to be bad, so that unknown
+                    // accounts are listed too; the transaction is rolled back in that case.
+                    if chunk.len() == USAGE_CHUNK {
                         insert_usage_chunk(&mut tx, &full_sql, import_id, &chunk).await?;
                         chunk.clear();
-                    } else if chunk.len() == USAGE_CHUNK {
-                        chunk.clear(); // already rejected: keep reading only to list problems
                     }
                 }
                 Err(mut errs) => {
@@ -328,10 +349,10 @@ impl Store for SqliteStore {
                 }
             }
         }
-        if bad_total == 0 && !chunk.is_empty() {
+        if !chunk.is_empty() {
             insert_usage_chunk(&mut tx, &usage_insert_sql(chunk.len()), import_id, &chunk).await?;
         }
-        if bad_total == 0 {
+        {
             // Unknown accounts are found in one pass over what was just inserted.
             let mut unknown = sqlx::query(
                 "SELECT u.source_line, u.account_id FROM usage u
@@ -345,13 +366,20 @@ impl Store for SqliteStore {
                 if problems.len() < MAX_LISTED {
                     let line: i64 = row.try_get("source_line")?;
                     let id: String = row.try_get("account_id")?;
-                    problems.push(RowError::new(line as u64, "account_id", format!("unknown account '{id}'")));
+                    problems.push(RowError::new(
+                        line as u64,
+                        "account_id",
+                        format!("unknown account '{id}'"),
+                    ));
                 }
             }
         }
         if bad_total > 0 {
             problems.sort_by_key(|p| p.line);
-            return Ok(Err(UsageRejected::BadRows { problems, total: bad_total }));
+            return Ok(Err(UsageRejected::BadRows {
+                problems,
+                total: bad_total,
+            }));
         }
         if count == 0 {
             return Ok(Err(UsageRejected::BadRows {
@@ -374,7 +402,12 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Ok(UsageImported { import_id, rows: count, calls, late_rows: late_rows as u64 }))
+        Ok(Ok(UsageImported {
+            import_id,
+            rows: count,
+            calls,
+            late_rows: late_rows as u64,
+        }))
     }
 
     async fn import_packs(&self, rows: &[NewPack]) -> anyhow::Result<Result<u64, Vec<RowError>>> {
@@ -387,7 +420,11 @@ impl Store for SqliteStore {
                 .fetch_optional(&mut *tx)
                 .await?;
             if exists.is_none() {
-                problems.push(RowError::new(r.line, "account_id", format!("unknown account '{}'", r.account_id)));
+                problems.push(RowError::new(
+                    r.line,
+                    "account_id",
+                    format!("unknown account '{}'", r.account_id),
+                ));
                 continue;
             }
             let done = sqlx::query(
@@ -405,7 +442,11 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
             if done.rows_affected() == 0 {
-                problems.push(RowError::new(r.line, "pack_id", format!("pack '{}' already exists", r.pack_id)));
+                problems.push(RowError::new(
+                    r.line,
+                    "pack_id",
+                    format!("pack '{}' already exists", r.pack_id),
+                ));
             }
         }
         if !problems.is_empty() {
@@ -487,7 +528,10 @@ impl Store for SqliteStore {
         while let Some(row) = rows.try_next().await.context("totalling usage")? {
             let id: String = row.try_get("account_id")?;
             if wanted.contains(id.as_str()) {
-                usage.entry(id).or_default().push(ApiUsage { api: row.try_get("api")?, calls: row.try_get("calls")? });
+                usage.entry(id).or_default().push(ApiUsage {
+                    api: row.try_get("api")?,
+                    calls: row.try_get("calls")?,
+                });
             }
         }
         drop(rows);
@@ -511,7 +555,11 @@ impl Store for SqliteStore {
             let kind: String = r.try_get("kind")?;
             packs.entry(id).or_default().push(PackBalance {
                 pack_id: r.try_get("pack_id")?,
-                kind: if kind == "free" { PackKind::Free } else { PackKind::Prepaid },
+                kind: if kind == "free" {
+                    PackKind::Free
+                } else {
+                    PackKind::Prepaid
+                },
                 api: r.try_get("api")?,
                 remaining: r.try_get("remaining")?,
                 valid_until: at(r.try_get("valid_until")?),
@@ -531,7 +579,10 @@ impl Store for SqliteStore {
             states.insert(r.try_get("account_id")?, service_state(&r)?);
         }
 
-        let mut out = PageOutcome { last: Some(last), ..PageOutcome::default() };
+        let mut out = PageOutcome {
+            last: Some(last),
+            ..PageOutcome::default()
+        };
         for (account_id, api_usage) in &usage {
             let mut account_packs = packs.remove(account_id).unwrap_or_default();
             let draft = pricer(api_usage, &mut account_packs)

@@ -1,0 +1,268 @@
+//! Bad input is rejected whole: every bad line listed with file, line and field, a non-zero
+//! exit, and nothing written.
+
+use crate::harness::*;
+
+const NOW: &str = "2026-11-01T01:00:00+08:00";
+
+fn env_with_accounts() -> Env {
+    let env = Env::new();
+    env.import_accounts(
+        NOW,
+        &["a1,One,2026-01-01T00:00:00Z,10", "a2,Two,2026-01-01T00:00:00Z,10"],
+    );
+    env
+}
+
+/// Imports `body` as a usage file and requires it rejected with `expected` (line, field,
+/// message fragment) problems, and the database unchanged.
+fn usage_rejected(env: &Env, name: &str, body: &str, expected: &[(u64, &str, &str)]) {
+    let before = env.snapshot(&["2026-10"]);
+    let path = env.file(name, body);
+    let err = env.fails(3, &["--now", NOW, "usage", "import", &path]);
+    assert!(err.contains(&format!("{path}: rejected, nothing was written")), "{err}");
+    for (line, field, fragment) in expected {
+        let wanted = if field.is_empty() {
+            format!("{path}:line {line}: ")
+        } else {
+            format!("{path}:line {line}: field '{field}': ")
+        };
+        let hit = err.lines().find(|l| l.trim_start().starts_with(&wanted));
+        assert!(
+            hit.is_some_and(|l| l.contains(fragment)),
+            "expected {wanted}…{fragment} in:\n{err}"
+        );
+    }
+    let listed = err
+        .lines()
+        .filter(|l| l.trim_start().starts_with(&format!("{path}:line")))
+        .count();
+    assert_eq!(
+        listed,
+        expected.len(),
+        "every problem, and only those, is listed:\n{err}"
+    );
+    assert_eq!(
+        env.snapshot(&["2026-10"]),
+        before,
+        "a rejected file changed the database"
+    );
+    // Nothing was written: settling finds no usage at all.
+    env.ok(&["--now", "2026-11-02T00:00:00+08:00", "settle", "--month", "2026-10"]);
+    assert!(env.bills("2026-10").is_empty());
+}
+
+const HEADER: &str = "account_id,api,timestamp,calls\n";
+
+#[test]
+fn every_bad_usage_line_is_listed_and_nothing_is_written() {
+    let env = env_with_accounts();
+    let body = format!(
+        "{HEADER}a1,CropImage,2026-10-02T10:00:00+08:00,5\n\
+         ghost,CropImage,2026-10-02T10:00:00+08:00,5\n\
+         a1,Teleport,2026-10-02T10:00:00+08:00,5\n\
+         a1,CropImage,2026-10-02T10:00:00+08:00,0\n\
+         a2,CropImage,2026-10-02T10:00:00+08:00,-3\n\
+         a2,CropImage,2026-10-02T10:00:00+08:00,1.5\n\
+         a2,CropImage,2026-10-02 10:00:00,5\n\
+         a2,CropImage,2026-10-02T10:00:00,5\n\
+         a2,EnhanceImage,2026-10-02T10:00:00Z,7\n"
+    );
+    usage_rejected(
+        &env,
+        "mixed.csv",
+        &body,
+        &[
+            (3, "account_id", "unknown account 'ghost'"),
+            (4, "api", "unknown API 'Teleport'"),
+            (5, "calls", "must be greater than zero"),
+            (6, "calls", "not a positive whole number"),
+            (7, "calls", "not a positive whole number"),
+            (8, "timestamp", "not an RFC 3339 timestamp with an offset"),
+            (9, "timestamp", "not an RFC 3339 timestamp with an offset"),
+        ],
+    );
+}
+
+#[test]
+fn each_kind_of_bad_usage_row_alone_rejects_the_file() {
+    let env = env_with_accounts();
+    let good = "a1,CropImage,2026-10-02T10:00:00+08:00,5\n";
+    let cases: [(&str, &str, &str); 6] = [
+        (
+            "nobody,CropImage,2026-10-02T10:00:00+08:00,5",
+            "account_id",
+            "unknown account 'nobody'",
+        ),
+        ("a1,Resize,2026-10-02T10:00:00+08:00,5", "api", "unknown API 'Resize'"),
+        ("a1,CropImage,2026-10-02T10:00:00+08:00,0", "calls", "greater than zero"),
+        (
+            "a1,CropImage,2026-10-02T10:00:00+08:00,2.0",
+            "calls",
+            "not a positive whole number",
+        ),
+        ("a1,CropImage,2026-10-02T10:00:00,5", "timestamp", "with an offset"),
+        (
+            "a1,CropImage,2026-10-02T10:00:00+08:00,",
+            "calls",
+            "not a positive whole number",
+        ),
+    ];
+    for (i, (row, field, why)) in cases.iter().enumerate() {
+        let body = format!("{HEADER}{good}{good}{row}\n{good}");
+        usage_rejected(&env, &format!("case{i}.csv"), &body, &[(4, field, why)]);
+    }
+}
+
+#[test]
+fn a_missing_column_is_named() {
+    let env = env_with_accounts();
+    usage_rejected(
+        &env,
+        "nocalls.csv",
+        "account_id,api,timestamp\na1,CropImage,2026-10-02T10:00:00+08:00\n",
+        &[(1, "calls", "missing column")],
+    );
+    let before = env.snapshot(&[]);
+    let f = env.file("acc.csv", "account_id,name,balance\nx,X,1\n");
+    let err = env.fails(3, &["accounts", "import", &f]);
+    assert!(err.contains("line 1: field 'activated_at': missing column"), "{err}");
+    assert_eq!(env.snapshot(&[]), before);
+}
+
+#[test]
+fn a_row_with_the_wrong_number_of_fields_is_reported() {
+    let env = env_with_accounts();
+    usage_rejected(
+        &env,
+        "ragged.csv",
+        &format!("{HEADER}a1,CropImage,2026-10-02T10:00:00+08:00,5,extra\n"),
+        &[(2, "", "unreadable CSV row")],
+    );
+}
+
+#[test]
+fn importing_the_same_usage_file_twice_is_refused() {
+    let env = env_with_accounts();
+    let path = env.file(
+        "usage.csv",
+        &format!("{HEADER}a1,CropImage,2026-10-02T10:00:00+08:00,5000\n"),
+    );
+    env.ok(&["--now", NOW, "usage", "import", &path]);
+    let before = env.snapshot(&[]);
+    let copy = env.file("usage-copy.csv", &std::fs::read_to_string(&path).unwrap());
+    let err = env.fails(3, &["--now", NOW, "usage", "import", &copy]);
+    assert!(err.contains("already imported"), "{err}");
+    assert!(err.contains("would bill its calls twice"), "{err}");
+    assert_eq!(env.snapshot(&[]), before);
+    env.settle("2026-10", "2026-11-02T00:00:00+08:00");
+    assert_eq!(line(&env.bills("2026-10"), "a1", CROP)["total_calls"], "5000");
+}
+
+#[test]
+fn bad_accounts_files_write_nothing() {
+    let env = env_with_accounts();
+    let before = env.snapshot(&[]);
+    let f = env.file(
+        "accounts.csv",
+        "account_id,name,activated_at,balance\n\
+         n1,New,2026-01-01T00:00:00Z,10\n\
+         n2,Bad decimal,,12.3.4\n\
+         n3,Fraction of a fen,,0.001\n\
+         n1,Duplicate,,0\n\
+         n4,No offset,2026-01-01T00:00:00,0\n",
+    );
+    let err = env.fails(3, &["accounts", "import", &f]);
+    for want in [
+        "line 3: field 'balance': '12.3.4' is not a plain decimal",
+        "line 4: field 'balance': '0.001' has more than two decimals",
+        "line 5: field 'account_id': duplicate account id 'n1' (first on line 2)",
+        "line 6: field 'activated_at'",
+    ] {
+        assert!(err.contains(want), "expected {want:?} in:\n{err}");
+    }
+    assert_eq!(env.snapshot(&[]), before);
+    // An id already in the database is refused too, and the good rows of that file are not kept.
+    let f = env.file(
+        "again.csv",
+        "account_id,name,activated_at,balance\nn9,Fine,,1\na1,Again,,5\n",
+    );
+    let err = env.fails(3, &["accounts", "import", &f]);
+    assert!(
+        err.contains("line 3: field 'account_id': account 'a1' already exists"),
+        "{err}"
+    );
+    assert_eq!(env.snapshot(&[]), before);
+    assert!(!env.accounts().contains_key("n9"));
+}
+
+#[test]
+fn bad_packs_files_write_nothing() {
+    let env = env_with_accounts();
+    let before = env.snapshot(&[]);
+    let f = env.file(
+        "packs.csv",
+        "pack_id,account_id,api,calls,valid_from,valid_until,purchased_at\n\
+         P1,a1,CropImage,100,2026-10-01T00:00:00Z,2026-12-01T00:00:00Z,2026-09-01T00:00:00Z\n\
+         P2,ghost,CropImage,100,2026-10-01T00:00:00Z,2026-12-01T00:00:00Z,2026-09-01T00:00:00Z\n\
+         P3,a1,CropImage,100,2026-10-01T00:00:00Z,2026-09-01T00:00:00Z,2026-09-01T00:00:00Z\n",
+    );
+    let err = env.fails(3, &["packs", "import", &f]);
+    assert!(
+        err.contains("line 4: field 'valid_until': valid_until must be after valid_from"),
+        "{err}"
+    );
+    assert_eq!(env.snapshot(&[]), before);
+    // Once the file is otherwise valid, the unknown account is the one problem left.
+    let f = env.file(
+        "packs2.csv",
+        "pack_id,account_id,api,calls,valid_from,valid_until,purchased_at\n\
+         P1,a1,CropImage,100,2026-10-01T00:00:00Z,2026-12-01T00:00:00Z,2026-09-01T00:00:00Z\n\
+         P2,ghost,CropImage,100,2026-10-01T00:00:00Z,2026-12-01T00:00:00Z,2026-09-01T00:00:00Z\n",
+    );
+    let err = env.fails(3, &["packs", "import", &f]);
+    assert!(
+        err.contains("line 3: field 'account_id': unknown account 'ghost'"),
+        "{err}"
+    );
+    assert_eq!(env.snapshot(&[]), before);
+}
+
+#[test]
+fn bad_command_lines_and_configuration_are_clear_errors() {
+    let env = env_with_accounts();
+    let err = env.fails(2, &["--now", "2026-11-01 00:00", "enforce"]);
+    assert!(err.contains("not an RFC 3339 timestamp"), "{err}");
+    let err = env.fails(2, &["--tz", "Mars/Olympus", "enforce"]);
+    assert!(err.contains("not an IANA time zone"), "{err}");
+    let err = env.fails(2, &["settle", "--month", "2026-13"]);
+    assert!(err.contains("is not a month"), "{err}");
+    let err = env.fails(3, &["recharge", "ghost", "10"]);
+    assert!(err.contains("unknown account 'ghost'"), "{err}");
+    let err = env.fails(3, &["recharge", "a1", "-5"]);
+    assert!(err.contains("must be greater than zero"), "{err}");
+    let err = env.fails(3, &["recharge", "a1", "1.001"]);
+    assert!(err.contains("more than two decimals"), "{err}");
+    let err = env.fails(3, &["accounts", "activate", "ghost"]);
+    assert!(err.contains("unknown account 'ghost'"), "{err}");
+    let cat = env.file(
+        "bad.toml",
+        "[[versions]]\nversion = \"x\"\neffective_from = \"2026-1\"\napis = []\n",
+    );
+    let err = env.fails(3, &["--catalog", &cat, "packs", "list"]);
+    assert!(err.contains("effective_from"), "{err}");
+    let err = env.fails(3, &["usage", "import", "/nonexistent/usage.csv"]);
+    assert!(err.contains("cannot read /nonexistent/usage.csv"), "{err}");
+    let out = std::process::Command::new(BIN)
+        .args([
+            "--database",
+            "postgres://bill:hunter2@localhost:1/x",
+            "accounts",
+            "list",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(!err.contains("hunter2") && err.contains("bill:***@"), "{err}");
+}

@@ -1,0 +1,156 @@
+//! Drives the built `billrun` binary against a fresh database in a temporary directory.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_billrun");
+
+/// The seed's catalog APIs, for brevity in tests.
+pub const AQ: &str = "AssessQuality";
+pub const CROP: &str = "CropImage";
+pub const ENH: &str = "EnhanceImage";
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub database: String,
+}
+
+/// A CSV row as column → value.
+pub type Row = BTreeMap<String, String>;
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database = format!("sqlite://{}", dir.path().join("billrun.db").display());
+        Env { dir, database }
+    }
+
+    /// A `billrun` command with this env's database and a clean environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.env_remove("DATABASE_URL")
+            .env_remove("BILLRUN_NOW")
+            .env_remove("BILLRUN_TZ")
+            .env_remove("BILLRUN_CATALOG")
+            .env("BILLRUN_LOG", "warn")
+            .current_dir(self.dir.path())
+            .arg("--database")
+            .arg(&self.database)
+            .args(args);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run billrun")
+    }
+
+    /// Runs and requires success; returns standard output.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "billrun {args:?} failed with {:?}\nstdout:\n{}\nstderr:\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// Runs and requires failure with `code`; returns standard error.
+    pub fn fails(&self, code: i32, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "billrun {args:?} should exit {code}\nstdout:\n{}\nstderr:\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        stderr
+    }
+
+    /// Writes a file into the env's directory and returns its path as a string.
+    pub fn file(&self, name: &str, content: &str) -> String {
+        let p: PathBuf = self.dir.path().join(name);
+        std::fs::write(&p, content).expect("write test file");
+        p.display().to_string()
+    }
+
+    pub fn import_accounts(&self, now: &str, rows: &[&str]) {
+        let text = format!("account_id,name,activated_at,balance\n{}\n", rows.join("\n"));
+        let f = self.file(&format!("accounts-{}.csv", unique()), &text);
+        self.ok(&["--now", now, "accounts", "import", &f]);
+    }
+
+    pub fn import_usage(&self, rows: &[&str]) {
+        let text = format!("account_id,api,timestamp,calls\n{}\n", rows.join("\n"));
+        let f = self.file(&format!("usage-{}.csv", unique()), &text);
+        self.ok(&["--now", "2026-11-01T01:00:00+08:00", "usage", "import", &f]);
+    }
+
+    pub fn settle(&self, month: &str, now: &str) -> String {
+        self.ok(&["--now", now, "settle", "--month", month])
+    }
+
+    pub fn accounts(&self) -> BTreeMap<String, Row> {
+        parse_csv(&self.ok(&["accounts", "list", "--format", "csv"]))
+            .into_iter()
+            .map(|r| (r["account_id"].clone(), r))
+            .collect()
+    }
+
+    pub fn bills(&self, month: &str) -> Vec<Row> {
+        parse_csv(&self.ok(&["export", "bills", "--month", month]))
+    }
+
+    pub fn packs(&self) -> Vec<Row> {
+        parse_csv(&self.ok(&["packs", "list", "--format", "csv"]))
+    }
+
+    pub fn events(&self) -> Vec<Row> {
+        parse_csv(&self.ok(&["events", "--format", "csv"]))
+    }
+
+    /// Everything a user can see, for "nothing changed" comparisons.
+    pub fn snapshot(&self, months: &[&str]) -> String {
+        let mut s = String::new();
+        s += &self.ok(&["accounts", "list", "--format", "csv"]);
+        s += &self.ok(&["packs", "list", "--format", "csv"]);
+        s += &self.ok(&["events", "--format", "csv"]);
+        for m in months {
+            s += &self.ok(&["export", "bills", "--month", m]);
+        }
+        s
+    }
+}
+
+/// The line of `bills` for one account and API.
+pub fn line<'a>(bills: &'a [Row], account: &str, api: &str) -> &'a Row {
+    bills
+        .iter()
+        .find(|r| r["account_id"] == account && r["api"] == api)
+        .unwrap_or_else(|| panic!("no bill line for {account}/{api} in {bills:#?}"))
+}
+
+pub fn parse_csv(text: &str) -> Vec<Row> {
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let headers = r.headers().expect("csv header").clone();
+    r.records()
+        .map(|rec| {
+            let rec = rec.expect("csv record");
+            headers
+                .iter()
+                .zip(rec.iter())
+                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}

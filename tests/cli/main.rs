@@ -1,0 +1,10 @@
+//! Integration tests: the real `billrun` binary on a real SQLite file, one story per behaviour.
+//! All modules compile into this one test binary.
+
+mod harness;
+
+mod accounts_and_packs;
+mod arrears;
+mod bad_input;
+mod crash;
+mod settle;
