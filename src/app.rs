@@ -215,7 +215,7 @@ async fn execute<S: Store>(store: &S, ctx: &Ctx, command: Command) -> anyhow::Re
 pub async fn list_accounts<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyhow::Result<()> {
     let mut w = ListWriter::new(
         format,
-        &["account_id", "name", "status", "balance", "suspend_at", "activated_at"],
+        &["account_id", "name", "status", "balance", "suspend_at"],
         Stdout,
     )?;
     store
@@ -226,7 +226,6 @@ pub async fn list_accounts<S: Store>(store: &S, ctx: &Ctx, format: Format) -> an
                 a.status.as_str().to_owned(),
                 format_money(a.balance),
                 a.suspend_at.map(|t| ctx.local(t)).unwrap_or_default(),
-                a.activated_at.map(|t| ctx.local(t)).unwrap_or_default(),
             ])
         })
         .await?;

@@ -8,6 +8,7 @@ use crate::cli::Format;
 use anyhow::Context;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use unicode_width::UnicodeWidthStr;
 
 /// Writes rows of string cells under fixed headers in one of the three formats.
 pub struct ListWriter<W: Write> {
@@ -80,17 +81,18 @@ impl<W: Write> ListWriter<W> {
                 .out
                 .write_all(if self.json_count == 0 { b"]\n" } else { b"\n]\n" })?,
             Format::Table => {
-                let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+                // Display width, so that Chinese names (two columns per character) line up.
+                let mut widths: Vec<usize> = self.headers.iter().map(|h| h.width()).collect();
                 for r in &self.table_rows {
                     for (w, c) in widths.iter_mut().zip(r) {
-                        *w = (*w).max(c.chars().count());
+                        *w = (*w).max(c.width());
                     }
                 }
                 let line = |cells: Vec<&str>| {
                     let padded: Vec<String> = cells
                         .iter()
                         .zip(&widths)
-                        .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+                        .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.width())))
                         .collect();
                     format!("{}\n", padded.join("  ").trim_end())
                 };

@@ -78,7 +78,6 @@ impl AccountStatus {
 pub struct AccountView {
     pub account_id: String,
     pub name: String,
-    pub activated_at: Option<DateTime<Utc>>,
     pub balance: Decimal,
     pub status: AccountStatus,
     pub suspend_at: Option<DateTime<Utc>>,

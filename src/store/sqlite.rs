@@ -220,12 +220,11 @@ impl Store for SqliteStore {
         .fetch(&self.pool);
         while let Some(row) = rows.try_next().await? {
             let state = service_state(&row)?;
-            let activated_at = opt_at(row.try_get("activated_at")?);
+            let activated_at: Option<i64> = row.try_get("activated_at")?;
             each(AccountView {
                 account_id: row.try_get("account_id")?,
                 name: row.try_get("name")?,
                 status: AccountStatus::of(activated_at.is_some(), state.suspended, state.suspend_at),
-                activated_at,
                 balance: crate::domain::money::from_fen(state.balance_fen),
                 suspend_at: state.suspend_at,
             })?;
