@@ -90,6 +90,7 @@ CREATE TABLE bill_lines (
     tier            INTEGER NOT NULL,
     tier_from       INTEGER NOT NULL,
     tier_to         INTEGER,                    -- NULL: open-ended last tier
+    catalog_version TEXT NOT NULL,
     unit_price      TEXT NOT NULL,
     amount          TEXT NOT NULL,              -- exact, never rounded
     pricing         TEXT NOT NULL,

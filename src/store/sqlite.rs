@@ -616,8 +616,8 @@ impl Store for SqliteStore {
             for line in &draft.lines {
                 sqlx::query(
                     "INSERT INTO bill_lines (bill_id, api, total_calls, free_calls, prepaid_calls, billable_calls, tier,
-                       tier_from, tier_to, unit_price, amount, pricing, tier_basis, slices)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       tier_from, tier_to, catalog_version, unit_price, amount, pricing, tier_basis, slices)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(&bill_id)
                 .bind(&line.api)
@@ -628,6 +628,7 @@ impl Store for SqliteStore {
                 .bind(line.tier as i64)
                 .bind(line.tier_from)
                 .bind(line.tier_to)
+                .bind(&draft.catalog_version)
                 .bind(line.unit_price.to_string())
                 .bind(format_money(line.amount))
                 .bind(line.mode.as_str())
@@ -772,7 +773,7 @@ impl Store for SqliteStore {
         let mut rows = sqlx::query(
             "SELECT b.month, b.bill_id, b.account_id, a.name, l.api, l.total_calls, l.free_calls, l.prepaid_calls,
                     l.billable_calls, l.tier, l.tier_from, l.tier_to, l.unit_price, l.amount, l.pricing, l.tier_basis,
-                    b.catalog_version, b.exact_total, b.total_fen, b.rounding_adjustment, b.balance_before_fen,
+                    l.catalog_version, b.exact_total, b.total_fen, b.rounding_adjustment, b.balance_before_fen,
                     b.balance_after_fen, b.period_start, b.period_end, b.settled_at
              FROM bills b JOIN bill_lines l ON l.bill_id = b.bill_id JOIN accounts a ON a.account_id = b.account_id
              WHERE b.month = ? ORDER BY b.account_id, b.revision, l.api",

@@ -135,3 +135,46 @@ fn settle_killed_at_random_moments_then_rerun_equals_one_clean_run() {
         "only {interrupted} kills landed mid-run; the test proves little"
     );
 }
+
+#[test]
+fn four_settle_runs_at_once_end_with_the_books_of_one() {
+    let clean = Env::new();
+    load(&clean);
+    clean.settle("2026-10", NOW);
+    let expected = clean.snapshot(&["2026-10"]);
+
+    let env = Env::new();
+    load(&env);
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            env.command(&["--now", NOW, "settle", "--month", "2026-10"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut billed = 0u64;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let n: u64 = stdout
+            .split(" accounts billed now")
+            .next()
+            .and_then(|s| s.rsplit(' ').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no count in {stdout}"));
+        billed += n;
+    }
+    assert_eq!(
+        billed, ACCOUNTS as u64,
+        "each account billed by exactly one of the runs"
+    );
+    check_books(&env);
+    assert_eq!(env.snapshot(&["2026-10"]), expected);
+}
