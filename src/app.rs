@@ -7,8 +7,9 @@ use crate::domain::money::{format_money, from_fen};
 use crate::error::input_error;
 use crate::jobs::{self, Ctx};
 use crate::output::{ListWriter, Stdout};
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{ActivateOutcome, RechargeOutcome, Store};
+use crate::store::{redact_url, ActivateOutcome, RechargeOutcome, Store};
 use chrono::{DateTime, Utc};
 
 /// Loads the catalog named on the command line, or the built-in one.
@@ -23,32 +24,11 @@ pub fn load_catalog(path: Option<&std::path::Path>) -> anyhow::Result<Catalog> {
     }
 }
 
-/// The database URL with any password replaced by `***`, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// Opens the store named by `url` and applies migrations.
-pub async fn open_store(url: &str) -> anyhow::Result<SqliteStore> {
-    if url.starts_with("sqlite:") {
-        let store = SqliteStore::connect(url).await?;
-        store.migrate().await?;
-        Ok(store)
-    } else {
-        Err(input_error(format!(
-            "unsupported database URL '{}': use sqlite://FILE",
-            redact_url(url)
-        )))
-    }
+/// Opens the SQLite store at `url` and applies migrations.
+pub async fn open_sqlite(url: &str) -> anyhow::Result<SqliteStore> {
+    let store = SqliteStore::connect(url).await?;
+    store.migrate().await?;
+    Ok(store)
 }
 
 pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<()> {
@@ -60,8 +40,20 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<()> {
     if let Command::Demo { dir } = &cli.command {
         return crate::demo::run(&ctx, dir).await;
     }
-    let store = open_store(&cli.database).await?;
-    execute(&store, &ctx, cli.command).await
+    let url = cli.database.as_str();
+    if url.starts_with("sqlite:") {
+        let store = open_sqlite(url).await?;
+        execute(&store, &ctx, cli.command).await
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = PgStore::connect(url).await?;
+        store.migrate().await?;
+        execute(&store, &ctx, cli.command).await
+    } else {
+        Err(input_error(format!(
+            "unsupported database URL '{}': use sqlite://FILE or postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+            redact_url(url)
+        )))
+    }
 }
 
 async fn execute<S: Store>(store: &S, ctx: &Ctx, command: Command) -> anyhow::Result<()> {
@@ -264,19 +256,4 @@ async fn list_packs<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyhow::R
         ])?;
     }
     w.finish()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact_url("postgres://bill:s3cret@db:5432/x"),
-            "postgres://bill:***@db:5432/x"
-        );
-        assert_eq!(redact_url("sqlite://billrun.db"), "sqlite://billrun.db");
-        assert_eq!(redact_url("postgres://bill@db/x"), "postgres://bill@db/x");
-    }
 }

@@ -2,7 +2,7 @@
 //! directory of its own (never the user's database). The demo's clock is fixed at
 //! 2026-11-01 02:00 Asia/Shanghai so its output is the same on every run.
 
-use crate::app::{list_accounts, open_store};
+use crate::app::{list_accounts, open_sqlite};
 use crate::cli::Format;
 use crate::domain::money::{format_money, from_fen};
 use crate::domain::month::Month;
@@ -34,7 +34,7 @@ pub async fn run(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
     };
     let month: Month = DEMO_MONTH.parse().map_err(anyhow::Error::msg)?;
     let db = dir.join("demo.db");
-    let store = open_store(&format!("sqlite://{}", db.display())).await?;
+    let store = open_sqlite(&format!("sqlite://{}", db.display())).await?;
 
     println!("billrun demo: settling {month} as of {} ({})\n", DEMO_NOW, ctx.tz);
     let n = jobs::accounts::import(&store, &ctx, &dir.join("accounts.csv")).await?;

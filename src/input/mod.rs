@@ -108,9 +108,12 @@ impl<R: std::io::Read> Table<R> {
 
 /// Parses an RFC 3339 timestamp that carries an explicit offset (`Z` or `+08:00`).
 pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+    // Kept to the microsecond, the precision both databases store, so that no backend rounds an
+    // instant across a month boundary.
     DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| format!("'{text}' is not an RFC 3339 timestamp with an offset (like 2026-10-05T09:30:00+08:00)"))
+        .ok()
+        .and_then(|t| DateTime::from_timestamp_micros(t.timestamp_micros()))
+        .ok_or_else(|| format!("'{text}' is not an RFC 3339 timestamp with an offset (like 2026-10-05T09:30:00+08:00)"))
 }
 
 /// Parses a strictly positive whole number of calls.
@@ -148,6 +151,9 @@ mod tests {
         assert!(parse_instant("2026-10-05T01:30:00Z").is_ok());
         assert!(parse_instant("2026-10-05T09:30:00").is_err());
         assert!(parse_instant("2026-10-05").is_err());
+        // Sub-microsecond digits are cut, never rounded into the next month.
+        let t = parse_instant("2026-09-30T15:59:59.9999999Z").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-09-30T15:59:59.999999+00:00");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use super::Ctx;
 use crate::domain::bill::compute_bill;
 use crate::domain::month::Month;
-use crate::error::input_error;
+use crate::error::{input_error, Busy};
 use crate::store::{MonthTotals, SettlePage, Store};
 
 /// Accounts per settlement transaction.
@@ -47,6 +47,11 @@ pub async fn settle<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Res
         .catalog
         .for_month(month)
         .ok_or_else(|| input_error(format!("the catalog has no version in force for {month}")))?;
+    let _lock = store.lock_month(month).await?.ok_or_else(|| {
+        anyhow::Error::new(Busy(format!(
+            "another billrun run is settling {month} right now; this one did nothing (retry later)"
+        )))
+    })?;
     let packs_granted = grant(store, ctx, month).await?;
     let pricer = |usage: &[_], packs: &mut [_]| {
         compute_bill(version, usage, packs).map_err(|e| input_error(format!("catalog: {e}")))

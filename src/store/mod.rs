@@ -1,10 +1,12 @@
 //! The store: everything the jobs need from a database, behind one interface.
 //!
-//! [`Store`] is the port; `sqlite` is the embedded backend (a file, the default). A second
-//! backend (PostgreSQL) implements the same trait without the domain or the jobs changing.
+//! [`Store`] is the port; `sqlite` is the embedded backend (a file, the default) and `postgres`
+//! the production one. The binary looks at the URL once and runs the jobs generically over
+//! whichever backend it names; nothing below that knows which one it is.
 //! The jobs own the order of work; a store owns its transactions, so each method is one
 //! atomic step: it either happens completely or not at all.
 
+pub mod postgres;
 pub mod sqlite;
 
 use crate::domain::bill::{ApiUsage, BillDraft};
@@ -226,8 +228,15 @@ pub struct SourceFile {
 /// Everything the jobs need from a database.
 #[allow(async_fn_in_trait)]
 pub trait Store {
+    /// Held while a month is being settled; dropping it releases the month.
+    type MonthLock;
+
     /// Applies pending migrations.
     async fn migrate(&self) -> anyhow::Result<()>;
+
+    /// Takes the month for this run, or `None` if another run holds it. This only avoids wasted
+    /// work: the unique keys on bills and ledger entries are the real guarantee.
+    async fn lock_month(&self, month: Month) -> anyhow::Result<Option<Self::MonthLock>>;
 
     /// Adds accounts and their opening balances (as ledger entries), granting `grant`'s free
     /// packs to those opened before it ends. All or nothing: ids already present are returned
@@ -305,4 +314,34 @@ pub trait Store {
 
     /// Every event, oldest first.
     async fn events(&self) -> anyhow::Result<Vec<EventView>>;
+}
+
+/// The database URL with any password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact_url("postgres://bill:s3cret@db:5432/x"),
+            "postgres://bill:***@db:5432/x"
+        );
+        assert_eq!(redact_url("postgres://bill:p@ss@db/x"), "postgres://bill:***@db/x");
+        assert_eq!(redact_url("sqlite://billrun.db"), "sqlite://billrun.db");
+        assert_eq!(redact_url("postgres://bill@db/x"), "postgres://bill@db/x");
+    }
 }

@@ -140,6 +140,14 @@ fn slices_text(draft_line: &crate::domain::bill::BillLine) -> String {
 }
 
 impl Store for SqliteStore {
+    /// SQLite needs no month lock: every page runs under `BEGIN IMMEDIATE`, which serializes
+    /// writers, and a page re-checks which accounts are still unbilled inside its transaction.
+    type MonthLock = ();
+
+    async fn lock_month(&self, _month: Month) -> anyhow::Result<Option<()>> {
+        Ok(Some(()))
+    }
+
     async fn migrate(&self) -> anyhow::Result<()> {
         MIGRATOR.run(&self.pool).await.context("applying SQLite migrations")?;
         Ok(())

@@ -1,4 +1,6 @@
-//! Drives the built `billrun` binary against a fresh database in a temporary directory.
+//! Drives the built `billrun` binary against a fresh database: a SQLite file in a temporary
+//! directory, or, when `BILLRUN_TEST_PG` names a PostgreSQL server (as `scripts/test` sets it),
+//! a new database on that server. The same tests run on both backends.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,8 +24,34 @@ pub type Row = BTreeMap<String, String>;
 impl Env {
     pub fn new() -> Env {
         let dir = tempfile::tempdir().expect("temp dir");
-        let database = format!("sqlite://{}", dir.path().join("billrun.db").display());
+        let database = match std::env::var("BILLRUN_TEST_PG") {
+            Ok(server) if !server.is_empty() => new_pg_database(&server),
+            _ => format!("sqlite://{}", dir.path().join("billrun.db").display()),
+        };
         Env { dir, database }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.database.starts_with("postgres")
+    }
+
+    /// Runs a query returning one value straight against the database, to check what the
+    /// command line cannot show.
+    pub fn query<T>(&self, sql: &str) -> T
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send + Unpin,
+        T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    {
+        use sqlx::Connection;
+        block_on(async {
+            if self.is_postgres() {
+                let mut c = sqlx::PgConnection::connect(&self.database).await.expect("connect");
+                sqlx::query_scalar(sql).fetch_one(&mut c).await.expect(sql)
+            } else {
+                let mut c = sqlx::SqliteConnection::connect(&self.database).await.expect("connect");
+                sqlx::query_scalar(sql).fetch_one(&mut c).await.expect(sql)
+            }
+        })
     }
 
     /// A `billrun` command with this env's database and a clean environment.
@@ -147,6 +175,35 @@ pub fn parse_csv(text: &str) -> Vec<Row> {
                 .collect()
         })
         .collect()
+}
+
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// Creates a fresh database on the PostgreSQL server at `server` and returns its URL.
+fn new_pg_database(server: &str) -> String {
+    use sqlx::{Connection, Executor};
+    let name = format!("billrun_test_{}_{}", std::process::id(), unique());
+    block_on(async {
+        let mut c = sqlx::PgConnection::connect(server)
+            .await
+            .expect("connect to the test PostgreSQL server");
+        c.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create test database");
+        // Neither the server's zone (scripts/test starts it in America/Los_Angeles) nor the
+        // database's is the billing zone: month bounds must not depend on either.
+        c.execute(format!("ALTER DATABASE {name} SET timezone TO 'Pacific/Kiritimati'").as_str())
+            .await
+            .expect("set the test database's time zone");
+    });
+    let (base, _) = server.rsplit_once('/').expect("server URL with a database");
+    format!("{base}/{name}")
 }
 
 fn unique() -> u64 {

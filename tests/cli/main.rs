@@ -7,4 +7,5 @@ mod accounts_and_packs;
 mod arrears;
 mod bad_input;
 mod crash;
+mod migrations;
 mod settle;

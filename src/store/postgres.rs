@@ -1,0 +1,929 @@
+//! The production backend: PostgreSQL (and what Citus, CockroachDB or YugabyteDB speak).
+//!
+//! Built for volume. Usage arrives with `COPY`. A month's usage is totalled in the database.
+//! Bills, lines, ledger entries, pack updates and events are written a page at a time with
+//! `UNNEST` arrays, one transaction per page of accounts, never one row per round trip.
+//!
+//! Concurrency. Two runs on the same month are kept apart by a session advisory lock, to
+//! avoid wasted work. Within a page the accounts are locked `FOR UPDATE` in id order, and the
+//! page re-checks which of them are still unbilled. The unique keys on bills and ledger
+//! entries stay the real guarantee. Month bounds are bound as instants computed in the billing
+//! time zone, so the server's `TimeZone` never matters.
+
+use super::*;
+use crate::domain::arrears::{self, ServiceState};
+use crate::domain::money::to_fen;
+use crate::domain::packs::PackKind;
+use anyhow::{anyhow, Context};
+use futures_util::TryStreamExt;
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{ConnectOptions, PgConnection, Row};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Bytes of CSV sent per `COPY` message.
+const COPY_BUFFER: usize = 1 << 20;
+/// Rows per bulk insert of accounts or packs.
+const BULK_ROWS: usize = 10_000;
+
+pub struct PgStore {
+    pool: PgPool,
+    options: PgConnectOptions,
+}
+
+/// A session holding `pg_try_advisory_lock` for a month; closing it releases the lock, even if
+/// the process is killed.
+pub struct PgMonthLock {
+    _session: PgConnection,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database`).
+    pub async fn connect(url: &str) -> anyhow::Result<PgStore> {
+        let shown = redact_url(url);
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|_| crate::error::input_error(format!("'{shown}' is not a usable PostgreSQL URL")))?
+            .application_name("billrun")
+            .disable_statement_logging();
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("cannot connect to PostgreSQL at {shown}"))?;
+        Ok(PgStore { pool, options })
+    }
+}
+
+fn service_state(row: &PgRow) -> anyhow::Result<ServiceState> {
+    Ok(ServiceState {
+        balance_fen: row.try_get("balance_fen")?,
+        suspend_at: row.try_get("suspend_at")?,
+        suspended: row.try_get("suspended")?,
+    })
+}
+
+/// A stable 64-bit advisory lock key for settling `month`.
+fn month_key(month: Month) -> i64 {
+    let digest = Sha256::digest(format!("billrun:settle:{month}").as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+async fn grant(tx: &mut PgConnection, g: &FreeGrant, only: Option<&str>) -> anyhow::Result<u64> {
+    let mut created = 0;
+    for (api, calls) in &g.apis {
+        let done = sqlx::query(
+            "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
+             SELECT 'free:' || $1 || ':' || $2 || ':' || a.account_id, 'free', a.account_id, $2, $3, $3, $4, $5, $4, $1
+             FROM accounts a
+             WHERE a.activated_at IS NOT NULL AND a.activated_at < $5 AND ($6::text IS NULL OR a.account_id = $6)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(g.month.to_string())
+        .bind(api)
+        .bind(calls)
+        .bind(g.start)
+        .bind(g.end)
+        .bind(only)
+        .execute(&mut *tx)
+        .await
+        .context("granting free packs")?;
+        created += done.rows_affected();
+    }
+    Ok(created)
+}
+
+/// Column arrays of one page of bills, written with one `UNNEST` insert per table.
+#[derive(Default)]
+struct PageWrites {
+    bill_id: Vec<String>,
+    bill_account: Vec<String>,
+    catalog_version: Vec<String>,
+    rounding: Vec<String>,
+    exact_total: Vec<Decimal>,
+    total_fen: Vec<i64>,
+    adjustment: Vec<Decimal>,
+    before_fen: Vec<i64>,
+    after_fen: Vec<i64>,
+    suspend_at: Vec<Option<DateTime<Utc>>>,
+    notice: Vec<bool>,
+    line_bill: Vec<String>,
+    line_api: Vec<String>,
+    line_total: Vec<i64>,
+    line_free: Vec<i64>,
+    line_prepaid: Vec<i64>,
+    line_billable: Vec<i64>,
+    line_tier: Vec<i32>,
+    line_tier_from: Vec<i64>,
+    line_tier_to: Vec<Option<i64>>,
+    line_version: Vec<String>,
+    line_unit_price: Vec<Decimal>,
+    line_amount: Vec<Decimal>,
+    line_pricing: Vec<String>,
+    line_basis: Vec<String>,
+    line_slices: Vec<String>,
+    use_bill: Vec<String>,
+    use_pack: Vec<String>,
+    use_calls: Vec<i64>,
+}
+
+impl Store for PgStore {
+    type MonthLock = PgMonthLock;
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .context("applying PostgreSQL migrations")?;
+        Ok(())
+    }
+
+    async fn lock_month(&self, month: Month) -> anyhow::Result<Option<PgMonthLock>> {
+        let mut session = self.options.connect().await.context("opening the lock session")?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(month_key(month))
+            .fetch_one(&mut session)
+            .await?;
+        Ok(got.then_some(PgMonthLock { _session: session }))
+    }
+
+    async fn import_accounts(
+        &self,
+        rows: &[NewAccount],
+        g: &FreeGrant,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Result<u64, Vec<RowError>>> {
+        let mut tx = self.pool.begin().await?;
+        let mut problems = Vec::new();
+        for chunk in rows.chunks(BULK_ROWS) {
+            let ids: Vec<&str> = chunk.iter().map(|r| r.account_id.as_str()).collect();
+            let names: Vec<&str> = chunk.iter().map(|r| r.name.as_str()).collect();
+            let activated: Vec<Option<DateTime<Utc>>> = chunk.iter().map(|r| r.activated_at).collect();
+            let balances: Vec<i64> = chunk.iter().map(|r| r.balance_fen).collect();
+            let inserted: HashSet<String> = sqlx::query_scalar(
+                "INSERT INTO accounts (account_id, name, activated_at, balance_fen)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::bigint[])
+                 ON CONFLICT DO NOTHING RETURNING account_id",
+            )
+            .bind(&ids)
+            .bind(&names)
+            .bind(&activated)
+            .bind(&balances)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+            for r in chunk.iter().filter(|r| !inserted.contains(&r.account_id)) {
+                problems.push(RowError::new(
+                    r.line,
+                    "account_id",
+                    format!("account '{}' already exists", r.account_id),
+                ));
+            }
+            sqlx::query(
+                "INSERT INTO ledger (account_id, kind, amount_fen, created_at)
+                 SELECT id, 'opening', fen, $3 FROM UNNEST($1::text[], $2::bigint[]) AS u(id, fen) WHERE fen <> 0",
+            )
+            .bind(&ids)
+            .bind(&balances)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !problems.is_empty() {
+            return Ok(Err(problems));
+        }
+        grant(&mut tx, g, None).await?;
+        tx.commit().await?;
+        Ok(Ok(rows.len() as u64))
+    }
+
+    async fn activate(&self, account_id: &str, when: DateTime<Utc>, g: &FreeGrant) -> anyhow::Result<ActivateOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let current: Option<Option<DateTime<Utc>>> =
+            sqlx::query_scalar("SELECT activated_at FROM accounts WHERE account_id = $1 FOR UPDATE")
+                .bind(account_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match current {
+            None => Ok(ActivateOutcome::NotFound),
+            Some(Some(since)) => Ok(ActivateOutcome::AlreadyActive { since }),
+            Some(None) => {
+                sqlx::query("UPDATE accounts SET activated_at = $1 WHERE account_id = $2")
+                    .bind(when)
+                    .bind(account_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let packs_granted = grant(&mut tx, g, Some(account_id)).await?;
+                tx.commit().await?;
+                Ok(ActivateOutcome::Activated { packs_granted })
+            }
+        }
+    }
+
+    async fn accounts(&self, each: &mut dyn FnMut(AccountView) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let mut rows = sqlx::query(
+            "SELECT account_id, name, activated_at, balance_fen, suspend_at, suspended FROM accounts ORDER BY account_id",
+        )
+        .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            let state = service_state(&row)?;
+            let activated_at: Option<DateTime<Utc>> = row.try_get("activated_at")?;
+            each(AccountView {
+                account_id: row.try_get("account_id")?,
+                name: row.try_get("name")?,
+                status: AccountStatus::of(activated_at.is_some(), state.suspended, state.suspend_at),
+                balance: crate::domain::money::from_fen(state.balance_fen),
+                suspend_at: state.suspend_at,
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn recharge(
+        &self,
+        account_id: &str,
+        amount_fen: i64,
+        when: DateTime<Utc>,
+        reference: Option<&str>,
+    ) -> anyhow::Result<RechargeOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) =
+            sqlx::query("SELECT balance_fen, suspend_at, suspended FROM accounts WHERE account_id = $1 FOR UPDATE")
+                .bind(account_id)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(RechargeOutcome::NotFound);
+        };
+        let state = service_state(&row)?;
+        let after = arrears::recharge(state, amount_fen);
+        let inserted = sqlx::query(
+            "INSERT INTO ledger (account_id, kind, amount_fen, reference, created_at) VALUES ($1, 'recharge', $2, $3, $4)
+             ON CONFLICT (reference) DO NOTHING",
+        )
+        .bind(account_id)
+        .bind(amount_fen)
+        .bind(reference)
+        .bind(when)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Ok(RechargeOutcome::AlreadyApplied {
+                balance_fen: state.balance_fen,
+            });
+        }
+        sqlx::query("UPDATE accounts SET balance_fen = $1, suspend_at = $2, suspended = $3 WHERE account_id = $4")
+            .bind(after.state.balance_fen)
+            .bind(after.state.suspend_at)
+            .bind(after.state.suspended)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+        if after.restored {
+            sqlx::query("INSERT INTO events (account_id, kind, at, balance_fen) VALUES ($1, 'restored', $2, $3)")
+                .bind(account_id)
+                .bind(when)
+                .bind(after.state.balance_fen)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(RechargeOutcome::Credited {
+            balance_fen: after.state.balance_fen,
+            restored: after.restored,
+        })
+    }
+
+    async fn import_usage(
+        &self,
+        source: &SourceFile,
+        rows: &mut dyn Iterator<Item = Result<NewUsage, Vec<RowError>>>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Result<UsageImported, UsageRejected>> {
+        let mut tx = self.pool.begin().await?;
+        // Serializes imports, so two copies of one file started at once cannot both pass the
+        // duplicate check below (the unique key would stop the second anyway).
+        sqlx::query("LOCK TABLE usage_imports IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        if let Some(row) = sqlx::query("SELECT import_id, file_name, imported_at FROM usage_imports WHERE sha256 = $1")
+            .bind(&source.sha256)
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            return Ok(Err(UsageRejected::AlreadyImported {
+                import_id: row.try_get("import_id")?,
+                file_name: row.try_get("file_name")?,
+                imported_at: row.try_get("imported_at")?,
+            }));
+        }
+        let import_id: i64 = sqlx::query_scalar(
+            "INSERT INTO usage_imports (file_name, sha256, rows, calls, imported_at) VALUES ($1, $2, 0, 0, $3)
+             RETURNING import_id",
+        )
+        .bind(&source.name)
+        .bind(&source.sha256)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+
+        let mut problems: Vec<RowError> = Vec::new();
+        let mut bad_total: u64 = 0;
+        let (mut count, mut calls) = (0u64, 0i64);
+        {
+            let mut copy = tx
+                .copy_in_raw(
+                    "COPY usage (account_id, ts, api, calls, import_id, source_line) FROM STDIN WITH (FORMAT csv)",
+                )
+                .await
+                .context("starting COPY of usage")?;
+            let new_buffer = || {
+                csv::WriterBuilder::new()
+                    .has_headers(false)
+                    .from_writer(Vec::with_capacity(COPY_BUFFER + 4096))
+            };
+            let mut csv = new_buffer();
+            for row in rows {
+                match row {
+                    Ok(r) => {
+                        count += 1;
+                        calls = calls
+                            .checked_add(r.calls)
+                            .ok_or_else(|| anyhow!("total calls overflow"))?;
+                        // Good rows are sent even once the file is known to be bad, so that
+                        // unknown accounts are listed too; the transaction is rolled back then.
+                        csv.write_record([
+                            r.account_id.as_str(),
+                            &r.ts.to_rfc3339(),
+                            r.api.as_str(),
+                            &r.calls.to_string(),
+                            &import_id.to_string(),
+                            &r.line.to_string(),
+                        ])?;
+                        if csv.get_ref().len() >= COPY_BUFFER {
+                            let full = std::mem::replace(&mut csv, new_buffer());
+                            copy.send(full.into_inner().map_err(|e| anyhow!("{e}"))?)
+                                .await
+                                .context("sending usage rows")?;
+                        }
+                    }
+                    Err(mut errs) => {
+                        bad_total += 1;
+                        errs.truncate(MAX_LISTED.saturating_sub(problems.len()));
+                        problems.extend(errs);
+                    }
+                }
+            }
+            let rest = csv.into_inner().map_err(|e| anyhow!("{e}"))?;
+            if !rest.is_empty() {
+                copy.send(rest).await.context("sending usage rows")?;
+            }
+            copy.finish().await.context("finishing COPY of usage")?;
+        }
+        let mut unknown = sqlx::query(
+            "SELECT u.source_line, u.account_id FROM usage u
+             WHERE u.import_id = $1 AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = u.account_id)
+             ORDER BY u.source_line",
+        )
+        .bind(import_id)
+        .fetch(&mut *tx);
+        while let Some(row) = unknown.try_next().await? {
+            bad_total += 1;
+            if problems.len() < MAX_LISTED {
+                let line: i64 = row.try_get("source_line")?;
+                let id: String = row.try_get("account_id")?;
+                problems.push(RowError::new(
+                    line as u64,
+                    "account_id",
+                    format!("unknown account '{id}'"),
+                ));
+            }
+        }
+        drop(unknown);
+        if bad_total > 0 {
+            problems.sort_by_key(|p| p.line);
+            return Ok(Err(UsageRejected::BadRows {
+                problems,
+                total: bad_total,
+            }));
+        }
+        if count == 0 {
+            return Ok(Err(UsageRejected::BadRows {
+                problems: vec![RowError::new(2, "", "the file has no usage rows")],
+                total: 1,
+            }));
+        }
+        let late_rows: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM usage u JOIN bills b
+               ON b.account_id = u.account_id AND u.ts >= b.period_start AND u.ts < b.period_end AND b.revision = 1
+             WHERE u.import_id = $1",
+        )
+        .bind(import_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE usage_imports SET rows = $1, calls = $2 WHERE import_id = $3")
+            .bind(count as i64)
+            .bind(calls)
+            .bind(import_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(UsageImported {
+            import_id,
+            rows: count,
+            calls,
+            late_rows: late_rows as u64,
+        }))
+    }
+
+    async fn import_packs(&self, rows: &[NewPack]) -> anyhow::Result<Result<u64, Vec<RowError>>> {
+        let mut tx = self.pool.begin().await?;
+        let mut problems = Vec::new();
+        for chunk in rows.chunks(BULK_ROWS) {
+            let owners: Vec<&str> = chunk.iter().map(|r| r.account_id.as_str()).collect();
+            let known: HashSet<String> =
+                sqlx::query_scalar("SELECT account_id FROM accounts WHERE account_id = ANY($1)")
+                    .bind(&owners)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .collect();
+            let (good, unknown): (Vec<&NewPack>, Vec<&NewPack>) =
+                chunk.iter().partition(|r| known.contains(&r.account_id));
+            for r in unknown {
+                problems.push(RowError::new(
+                    r.line,
+                    "account_id",
+                    format!("unknown account '{}'", r.account_id),
+                ));
+            }
+            let inserted: HashSet<String> = sqlx::query_scalar(
+                "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at)
+                 SELECT id, 'prepaid', acct, api, calls, calls, vf, vu, pa
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::timestamptz[], $6::timestamptz[],
+                             $7::timestamptz[]) AS u(id, acct, api, calls, vf, vu, pa)
+                 ON CONFLICT DO NOTHING RETURNING pack_id",
+            )
+            .bind(good.iter().map(|r| r.pack_id.as_str()).collect::<Vec<_>>())
+            .bind(good.iter().map(|r| r.account_id.as_str()).collect::<Vec<_>>())
+            .bind(good.iter().map(|r| r.api.as_str()).collect::<Vec<_>>())
+            .bind(good.iter().map(|r| r.calls).collect::<Vec<_>>())
+            .bind(good.iter().map(|r| r.valid_from).collect::<Vec<_>>())
+            .bind(good.iter().map(|r| r.valid_until).collect::<Vec<_>>())
+            .bind(good.iter().map(|r| r.purchased_at).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+            for r in good.iter().filter(|r| !inserted.contains(&r.pack_id)) {
+                problems.push(RowError::new(
+                    r.line,
+                    "pack_id",
+                    format!("pack '{}' already exists", r.pack_id),
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            problems.sort_by_key(|p| p.line);
+            return Ok(Err(problems));
+        }
+        tx.commit().await?;
+        Ok(Ok(rows.len() as u64))
+    }
+
+    async fn packs(&self) -> anyhow::Result<Vec<PackView>> {
+        let rows = sqlx::query(
+            "SELECT pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month
+             FROM packs ORDER BY account_id, api, valid_from, pack_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PackView {
+                    pack_id: r.try_get("pack_id")?,
+                    kind: r.try_get("kind")?,
+                    account_id: r.try_get("account_id")?,
+                    api: r.try_get("api")?,
+                    calls: r.try_get("calls")?,
+                    remaining: r.try_get("remaining")?,
+                    valid_from: r.try_get("valid_from")?,
+                    valid_until: r.try_get("valid_until")?,
+                    purchased_at: r.try_get("purchased_at")?,
+                    month: r.try_get("month")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn grant_free_packs(&self, g: &FreeGrant, _now: DateTime<Utc>) -> anyhow::Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let n = grant(&mut tx, g, None).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn settle_page(&self, page: &SettlePage, pricer: &Pricer<'_>) -> anyhow::Result<PageOutcome> {
+        let month = page.month.to_string();
+        let mut tx = self.pool.begin().await?;
+
+        let mut ids: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT u.account_id FROM usage u
+             WHERE u.account_id > $1 AND u.ts >= $2 AND u.ts < $3
+               AND NOT EXISTS (SELECT 1 FROM bills b WHERE b.account_id = u.account_id AND b.month = $4)
+             ORDER BY u.account_id LIMIT $5",
+        )
+        .bind(page.after.as_deref().unwrap_or(""))
+        .bind(page.start)
+        .bind(page.end)
+        .bind(&month)
+        .bind(page.max_accounts as i64)
+        .fetch_all(&mut *tx)
+        .await
+        .context("finding accounts to settle")?;
+        let Some(last) = ids.last().cloned() else {
+            return Ok(PageOutcome::default());
+        };
+
+        // Lock the page's accounts (in id order, so runs cannot deadlock), then drop any that a
+        // concurrent run billed while this one waited.
+        let mut states: HashMap<String, ServiceState> = HashMap::new();
+        for r in sqlx::query(
+            "SELECT account_id, balance_fen, suspend_at, suspended FROM accounts
+             WHERE account_id = ANY($1) ORDER BY account_id FOR UPDATE",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            states.insert(r.try_get("account_id")?, service_state(&r)?);
+        }
+        let billed: HashSet<String> =
+            sqlx::query_scalar("SELECT account_id FROM bills WHERE month = $1 AND account_id = ANY($2)")
+                .bind(&month)
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+        ids.retain(|id| !billed.contains(id));
+
+        let mut usage: BTreeMap<String, Vec<ApiUsage>> = BTreeMap::new();
+        for r in sqlx::query(
+            "SELECT account_id, api, SUM(calls)::bigint AS calls FROM usage
+             WHERE account_id = ANY($1) AND ts >= $2 AND ts < $3
+             GROUP BY account_id, api",
+        )
+        .bind(&ids)
+        .bind(page.start)
+        .bind(page.end)
+        .fetch_all(&mut *tx)
+        .await
+        .context("totalling usage")?
+        {
+            usage.entry(r.try_get("account_id")?).or_default().push(ApiUsage {
+                api: r.try_get("api")?,
+                calls: r.try_get("calls")?,
+            });
+        }
+
+        let mut packs: HashMap<String, Vec<PackBalance>> = HashMap::new();
+        for r in sqlx::query(
+            "SELECT pack_id, kind, account_id, api, remaining, valid_until, purchased_at FROM packs
+             WHERE account_id = ANY($1) AND remaining > 0
+               AND ((kind = 'free' AND month = $2) OR (kind = 'prepaid' AND valid_from < $4 AND valid_until > $3))
+             ORDER BY pack_id FOR UPDATE",
+        )
+        .bind(&ids)
+        .bind(&month)
+        .bind(page.start)
+        .bind(page.end)
+        .fetch_all(&mut *tx)
+        .await
+        .context("loading packs")?
+        {
+            let kind: String = r.try_get("kind")?;
+            packs.entry(r.try_get("account_id")?).or_default().push(PackBalance {
+                pack_id: r.try_get("pack_id")?,
+                kind: if kind == "free" {
+                    PackKind::Free
+                } else {
+                    PackKind::Prepaid
+                },
+                api: r.try_get("api")?,
+                remaining: r.try_get("remaining")?,
+                valid_until: r.try_get("valid_until")?,
+                purchased_at: r.try_get("purchased_at")?,
+            });
+        }
+
+        let mut w = PageWrites::default();
+        let mut out = PageOutcome {
+            last: Some(last),
+            ..PageOutcome::default()
+        };
+        for (account_id, api_usage) in &usage {
+            let mut account_packs = packs.remove(account_id).unwrap_or_default();
+            let draft = pricer(api_usage, &mut account_packs)
+                .with_context(|| format!("pricing account '{account_id}' for {month}"))?;
+            let total_fen = to_fen(draft.total).ok_or_else(|| anyhow!("bill total {} is out of range", draft.total))?;
+            let state = *states
+                .get(account_id)
+                .ok_or_else(|| anyhow!("usage for account '{account_id}' which does not exist"))?;
+            let after = arrears::debit(state, total_fen, page.now);
+            let bill_id = format!("{month}-{account_id}-r1");
+            for line in &draft.lines {
+                w.line_bill.push(bill_id.clone());
+                w.line_api.push(line.api.clone());
+                w.line_total.push(line.total_calls);
+                w.line_free.push(line.free_calls);
+                w.line_prepaid.push(line.prepaid_calls);
+                w.line_billable.push(line.billable_calls);
+                w.line_tier.push(line.tier as i32);
+                w.line_tier_from.push(line.tier_from);
+                w.line_tier_to.push(line.tier_to);
+                w.line_version.push(draft.catalog_version.clone());
+                w.line_unit_price.push(line.unit_price);
+                w.line_amount.push(line.amount);
+                w.line_pricing.push(line.mode.as_str().to_owned());
+                w.line_basis.push(line.tier_basis.as_str().to_owned());
+                w.line_slices.push(
+                    line.slices
+                        .iter()
+                        .map(|s| format!("{}:{}@{}", s.tier, s.calls, s.unit_price))
+                        .collect::<Vec<_>>()
+                        .join(";"),
+                );
+                for c in &line.consumed {
+                    w.use_bill.push(bill_id.clone());
+                    w.use_pack.push(c.pack_id.clone());
+                    w.use_calls.push(c.calls);
+                }
+            }
+            w.bill_id.push(bill_id);
+            w.bill_account.push(account_id.clone());
+            w.catalog_version.push(draft.catalog_version.clone());
+            w.rounding.push(draft.rounding.as_str().to_owned());
+            w.exact_total.push(draft.exact_total);
+            w.total_fen.push(total_fen);
+            w.adjustment.push(draft.rounding_adjustment);
+            w.before_fen.push(state.balance_fen);
+            w.after_fen.push(after.state.balance_fen);
+            w.suspend_at.push(after.state.suspend_at);
+            w.notice.push(after.arrears_notice);
+            out.bills += 1;
+            out.total_fen += total_fen;
+            out.arrears += after.arrears_notice as u64;
+        }
+        if out.bills > 0 {
+            write_page(&mut tx, page, &month, &w).await?;
+        }
+        tx.commit().await.context("committing a page of bills")?;
+        Ok(out)
+    }
+
+    async fn mark_settled(
+        &self,
+        month: Month,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        version: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO settled_months (month, period_start, period_end, catalog_version, settled_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(month.to_string())
+        .bind(start)
+        .bind(end)
+        .bind(version)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn month_totals(&self, month: Month) -> anyhow::Result<MonthTotals> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS bills, COALESCE(SUM(total_fen), 0)::bigint AS total,
+                    (SELECT COUNT(DISTINCT e.account_id) FROM events e JOIN bills b2 ON b2.bill_id = e.bill_id
+                      WHERE e.kind = 'arrears_notice' AND b2.month = $1) AS arrears,
+                    (SELECT settled_at FROM settled_months WHERE month = $1) AS settled_at
+             FROM bills WHERE month = $1 AND revision = 1",
+        )
+        .bind(month.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(MonthTotals {
+            bills: row.try_get::<i64, _>("bills")? as u64,
+            total_fen: row.try_get("total")?,
+            accounts_in_arrears: row.try_get::<i64, _>("arrears")? as u64,
+            settled_at: row.try_get("settled_at")?,
+        })
+    }
+
+    async fn enforce(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
+        // The set-based form of `arrears::due_for_suspension`.
+        let mut ids: Vec<String> = sqlx::query_scalar(
+            "WITH due AS (
+                UPDATE accounts SET suspended = true
+                WHERE NOT suspended AND suspend_at IS NOT NULL AND suspend_at <= $1 AND balance_fen < 0
+                RETURNING account_id, balance_fen, suspend_at)
+             INSERT INTO events (account_id, kind, at, suspend_at, balance_fen)
+             SELECT account_id, 'suspended', $1, suspend_at, balance_fen FROM due ORDER BY account_id
+             RETURNING account_id",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn export_lines(
+        &self,
+        month: Month,
+        each: &mut dyn FnMut(ExportLine) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut rows = sqlx::query(
+            "SELECT b.month, b.bill_id, b.account_id, a.name, l.api, l.total_calls, l.free_calls, l.prepaid_calls,
+                    l.billable_calls, l.tier, l.tier_from, l.tier_to, l.unit_price, l.amount, l.pricing, l.tier_basis,
+                    l.catalog_version, b.exact_total, b.total_fen, b.rounding_adjustment, b.balance_before_fen,
+                    b.balance_after_fen, b.period_start, b.period_end, b.settled_at
+             FROM bills b JOIN bill_lines l ON l.bill_id = b.bill_id JOIN accounts a ON a.account_id = b.account_id
+             WHERE b.month = $1 ORDER BY b.account_id, b.revision, l.api",
+        )
+        .bind(month.to_string())
+        .fetch(&self.pool);
+        while let Some(r) = rows.try_next().await? {
+            each(ExportLine {
+                month: r.try_get("month")?,
+                bill_id: r.try_get("bill_id")?,
+                account_id: r.try_get("account_id")?,
+                account_name: r.try_get("name")?,
+                api: r.try_get("api")?,
+                total_calls: r.try_get("total_calls")?,
+                free_calls: r.try_get("free_calls")?,
+                prepaid_calls: r.try_get("prepaid_calls")?,
+                billable_calls: r.try_get("billable_calls")?,
+                tier: r.try_get::<i32, _>("tier")?.into(),
+                tier_from: r.try_get("tier_from")?,
+                tier_to: r.try_get("tier_to")?,
+                unit_price: r.try_get("unit_price")?,
+                amount: r.try_get("amount")?,
+                pricing: r.try_get("pricing")?,
+                tier_basis: r.try_get("tier_basis")?,
+                catalog_version: r.try_get("catalog_version")?,
+                bill_exact_total: r.try_get("exact_total")?,
+                bill_total_fen: r.try_get("total_fen")?,
+                rounding_adjustment: r.try_get("rounding_adjustment")?,
+                balance_before_fen: r.try_get("balance_before_fen")?,
+                balance_after_fen: r.try_get("balance_after_fen")?,
+                period_start: r.try_get("period_start")?,
+                period_end: r.try_get("period_end")?,
+                settled_at: r.try_get("settled_at")?,
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn events(&self) -> anyhow::Result<Vec<EventView>> {
+        let rows = sqlx::query(
+            "SELECT event_id, account_id, kind, at, bill_id, suspend_at, balance_fen FROM events ORDER BY event_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EventView {
+                    event_id: r.try_get("event_id")?,
+                    account_id: r.try_get("account_id")?,
+                    kind: r.try_get("kind")?,
+                    at: r.try_get("at")?,
+                    bill_id: r.try_get("bill_id")?,
+                    suspend_at: r.try_get("suspend_at")?,
+                    balance_fen: r.try_get("balance_fen")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Writes one page's bills, lines, pack use, debits, balances and arrears notices, one
+/// statement per table.
+async fn write_page(tx: &mut PgConnection, page: &SettlePage, month: &str, w: &PageWrites) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO bills (bill_id, account_id, month, revision, period_start, period_end, catalog_version, rounding,
+                            exact_total, total_fen, rounding_adjustment, balance_before_fen, balance_after_fen, settled_at)
+         SELECT id, acct, $1, 1, $2, $3, ver, rnd, exact, total, adj, bef, aft, $4
+         FROM UNNEST($5::text[], $6::text[], $7::text[], $8::text[], $9::numeric[], $10::bigint[], $11::numeric[],
+                     $12::bigint[], $13::bigint[]) AS u(id, acct, ver, rnd, exact, total, adj, bef, aft)",
+    )
+    .bind(month)
+    .bind(page.start)
+    .bind(page.end)
+    .bind(page.now)
+    .bind(&w.bill_id)
+    .bind(&w.bill_account)
+    .bind(&w.catalog_version)
+    .bind(&w.rounding)
+    .bind(&w.exact_total)
+    .bind(&w.total_fen)
+    .bind(&w.adjustment)
+    .bind(&w.before_fen)
+    .bind(&w.after_fen)
+    .execute(&mut *tx)
+    .await
+    .context("writing bills")?;
+    sqlx::query(
+        "INSERT INTO bill_lines (bill_id, api, total_calls, free_calls, prepaid_calls, billable_calls, tier, tier_from,
+                                 tier_to, catalog_version, unit_price, amount, pricing, tier_basis, slices)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
+                              $7::int[], $8::bigint[], $9::bigint[], $10::text[], $11::numeric[], $12::numeric[],
+                              $13::text[], $14::text[], $15::text[])",
+    )
+    .bind(&w.line_bill)
+    .bind(&w.line_api)
+    .bind(&w.line_total)
+    .bind(&w.line_free)
+    .bind(&w.line_prepaid)
+    .bind(&w.line_billable)
+    .bind(&w.line_tier)
+    .bind(&w.line_tier_from)
+    .bind(&w.line_tier_to)
+    .bind(&w.line_version)
+    .bind(&w.line_unit_price)
+    .bind(&w.line_amount)
+    .bind(&w.line_pricing)
+    .bind(&w.line_basis)
+    .bind(&w.line_slices)
+    .execute(&mut *tx)
+    .await
+    .context("writing bill lines")?;
+    if !w.use_bill.is_empty() {
+        sqlx::query("INSERT INTO pack_consumption (bill_id, pack_id, calls) SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[])")
+            .bind(&w.use_bill)
+            .bind(&w.use_pack)
+            .bind(&w.use_calls)
+            .execute(&mut *tx)
+            .await
+            .context("writing pack consumption")?;
+        sqlx::query(
+            "UPDATE packs p SET remaining = p.remaining - u.calls
+             FROM UNNEST($1::text[], $2::bigint[]) AS u(pack_id, calls) WHERE p.pack_id = u.pack_id",
+        )
+        .bind(&w.use_pack)
+        .bind(&w.use_calls)
+        .execute(&mut *tx)
+        .await
+        .context("updating packs")?;
+    }
+    let debits: Vec<i64> = w.total_fen.iter().map(|t| -t).collect();
+    sqlx::query(
+        "INSERT INTO ledger (account_id, kind, amount_fen, bill_id, created_at)
+         SELECT acct, 'debit', amount, bill, $1 FROM UNNEST($2::text[], $3::bigint[], $4::text[]) AS u(acct, amount, bill)",
+    )
+    .bind(page.now)
+    .bind(&w.bill_account)
+    .bind(&debits)
+    .bind(&w.bill_id)
+    .execute(&mut *tx)
+    .await
+    .context("writing debits")?;
+    sqlx::query(
+        "UPDATE accounts a SET balance_fen = u.balance, suspend_at = u.suspend_at
+         FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[]) AS u(acct, balance, suspend_at)
+         WHERE a.account_id = u.acct",
+    )
+    .bind(&w.bill_account)
+    .bind(&w.after_fen)
+    .bind(&w.suspend_at)
+    .execute(&mut *tx)
+    .await
+    .context("updating balances")?;
+    sqlx::query(
+        "INSERT INTO events (account_id, kind, at, bill_id, suspend_at, balance_fen)
+         SELECT acct, 'arrears_notice', $1, bill, suspend_at, balance
+         FROM UNNEST($2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::bool[])
+              WITH ORDINALITY AS u(acct, bill, suspend_at, balance, notice, n)
+         WHERE notice ORDER BY n",
+    )
+    .bind(page.now)
+    .bind(&w.bill_account)
+    .bind(&w.bill_id)
+    .bind(&w.suspend_at)
+    .bind(&w.after_fen)
+    .bind(&w.notice)
+    .execute(&mut *tx)
+    .await
+    .context("writing arrears notices")?;
+    Ok(())
+}
