@@ -1,15 +1,17 @@
 //! Grant and settle: the month's free packs, then one bill per account with usage, debited
 //! once, with arrears flagged (DESIGN.md rules 3–8).
 //!
-//! Settlement goes page by page, each page one transaction. A run that is killed leaves whole
-//! pages behind; the next run skips accounts that already have their bill for the month and
-//! finishes the rest, so nobody is charged twice and the result is the same as one clean run.
+//! The month's usage is totalled by the database in one query and streamed here in account
+//! order; accounts are priced and written a page at a time, each page one transaction. A run
+//! that is killed leaves whole pages behind; the next run's stream leaves out accounts that
+//! already have their bill for the month, so nobody is charged twice and the result is the
+//! same as one clean run.
 
 use super::Ctx;
 use crate::domain::bill::compute_bill;
 use crate::domain::month::Month;
 use crate::error::{input_error, Busy};
-use crate::store::{MonthTotals, SettlePage, Store};
+use crate::store::{AccountUsage, MonthTotals, SettlePage, Store};
 
 /// Accounts per settlement transaction.
 pub const PAGE_ACCOUNTS: usize = 1000;
@@ -65,24 +67,28 @@ pub async fn settle<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Res
         arrears_now: 0,
         month_totals: MonthTotals::default(),
     };
-    let mut after = None;
+    let page = SettlePage {
+        month,
+        start,
+        end,
+        now: ctx.now,
+    };
+    let mut stream = store.month_usage(month, start, end).await?;
+    let mut batch: Vec<AccountUsage> = Vec::with_capacity(PAGE_ACCOUNTS);
     loop {
-        let page = SettlePage {
-            month,
-            start,
-            end,
-            now: ctx.now,
-            after,
-            max_accounts: PAGE_ACCOUNTS,
-        };
-        let done = store.settle_page(&page, &pricer).await?;
-        summary.billed_now += done.bills;
-        summary.billed_now_fen += done.total_fen;
-        summary.arrears_now += done.arrears;
-        tracing::debug!(bills = done.bills, last = ?done.last, "settled a page");
-        match done.last {
-            Some(last) => after = Some(last),
-            None => break,
+        let next = stream.recv().await.transpose()?;
+        let finished = next.is_none();
+        batch.extend(next);
+        if batch.len() == PAGE_ACCOUNTS || (finished && !batch.is_empty()) {
+            let done = store.settle_accounts(&page, &batch, &pricer).await?;
+            summary.billed_now += done.bills;
+            summary.billed_now_fen += done.total_fen;
+            summary.arrears_now += done.arrears;
+            tracing::debug!(bills = done.bills, last = %batch[batch.len() - 1].account_id, "settled a page");
+            batch.clear();
+        }
+        if finished {
+            break;
         }
     }
     store.mark_settled(month, start, end, &version.version, ctx.now).await?;

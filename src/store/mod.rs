@@ -145,15 +145,66 @@ pub struct PackView {
     pub month: Option<String>,
 }
 
-/// One page of a month's settlement.
+/// One account's calls in a month, by API, as the month's usage stream delivers them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountUsage {
+    pub account_id: String,
+    pub usage: Vec<ApiUsage>,
+}
+
+/// A month's usage totals per account, streamed in account order from one set-based query.
+/// The channel is bounded, so a slow writer holds the reader back and memory stays flat.
+pub type UsageStream = tokio::sync::mpsc::Receiver<anyhow::Result<AccountUsage>>;
+
+/// How many accounts the usage stream may read ahead of the writer.
+pub const STREAM_BUFFER: usize = 4096;
+
+/// Reads `(account_id, api, calls)` rows in account order and sends one [`AccountUsage`] per
+/// account down the channel; stops early if the receiver is gone.
+pub(crate) async fn forward_grouped<S>(mut rows: S, out: tokio::sync::mpsc::Sender<anyhow::Result<AccountUsage>>)
+where
+    S: futures_util::Stream<Item = Result<(String, String, i64), sqlx::Error>> + Unpin,
+{
+    use futures_util::TryStreamExt;
+    let mut current: Option<AccountUsage> = None;
+    loop {
+        match rows.try_next().await {
+            Ok(Some((account_id, api, calls))) => {
+                if current.as_ref().is_some_and(|c| c.account_id != account_id)
+                    && out.send(Ok(current.take().expect("current"))).await.is_err()
+                {
+                    return;
+                }
+                current
+                    .get_or_insert_with(|| AccountUsage {
+                        account_id,
+                        usage: Vec::new(),
+                    })
+                    .usage
+                    .push(ApiUsage { api, calls });
+            }
+            Ok(None) => {
+                if let Some(last) = current {
+                    let _ = out.send(Ok(last)).await;
+                }
+                return;
+            }
+            Err(e) => {
+                let _ = out
+                    .send(Err(anyhow::Error::new(e).context("reading the month's usage")))
+                    .await;
+                return;
+            }
+        }
+    }
+}
+
+/// The month a page of accounts is settled for, and when.
 pub struct SettlePage {
     pub month: Month,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub now: DateTime<Utc>,
-    /// Settle accounts whose id sorts after this one.
-    pub after: Option<String>,
-    pub max_accounts: usize,
 }
 
 /// Prices one account's month from its usage and the packs that may cover it (lowering their
@@ -162,8 +213,6 @@ pub type Pricer<'a> = dyn Fn(&[ApiUsage], &mut [PackBalance]) -> anyhow::Result<
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PageOutcome {
-    /// The last account looked at, or `None` when no unbilled account with usage is left.
-    pub last: Option<String>,
     pub bills: u64,
     pub total_fen: i64,
     pub arrears: u64,
@@ -284,9 +333,18 @@ pub trait Store {
     /// lacks them. Returns how many packs were created.
     async fn grant_free_packs(&self, grant: &FreeGrant, now: DateTime<Utc>) -> anyhow::Result<u64>;
 
-    /// Bills, debits and flags up to `max_accounts` accounts that have usage in the month and
-    /// no bill for it yet, in one transaction.
-    async fn settle_page(&self, page: &SettlePage, pricer: &Pricer<'_>) -> anyhow::Result<PageOutcome>;
+    /// Streams the month's usage totals of every account that has no bill for the month yet,
+    /// in account order: one `GROUP BY` query, read by a task of its own.
+    async fn month_usage(&self, month: Month, start: DateTime<Utc>, end: DateTime<Utc>) -> anyhow::Result<UsageStream>;
+
+    /// Bills, debits and flags a page of accounts in one transaction. Accounts billed since the
+    /// stream read them (by a concurrent run) are skipped.
+    async fn settle_accounts(
+        &self,
+        page: &SettlePage,
+        accounts: &[AccountUsage],
+        pricer: &Pricer<'_>,
+    ) -> anyhow::Result<PageOutcome>;
 
     /// Records that every account of the month has been billed.
     async fn mark_settled(

@@ -1,6 +1,7 @@
 //! The production backend: PostgreSQL (and what Citus, CockroachDB or YugabyteDB speak).
 //!
-//! Built for volume. Usage arrives with `COPY`. A month's usage is totalled in the database.
+//! Built for volume. Usage arrives with `COPY`. A month's usage is totalled in the database by
+//! one `GROUP BY` query streamed to the pricing code.
 //! Bills, lines, ledger entries, pack updates and events are written a page at a time with
 //! `UNNEST` arrays, one transaction per page of accounts, never one row per round trip.
 //!
@@ -19,7 +20,7 @@ use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, PgConnection, Row};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -49,8 +50,9 @@ impl PgStore {
             .map_err(|_| crate::error::input_error(format!("'{shown}' is not a usable PostgreSQL URL")))?
             .application_name("billrun")
             .disable_statement_logging();
+        // One connection streams the month's usage while another writes pages.
         let pool = PgPoolOptions::new()
-            .max_connections(2)
+            .max_connections(3)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await
@@ -528,30 +530,38 @@ impl Store for PgStore {
         Ok(n)
     }
 
-    async fn settle_page(&self, page: &SettlePage, pricer: &Pricer<'_>) -> anyhow::Result<PageOutcome> {
+    async fn month_usage(&self, month: Month, start: DateTime<Utc>, end: DateTime<Utc>) -> anyhow::Result<UsageStream> {
+        let mut conn = self.pool.acquire().await?;
+        let (out, stream) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+        let month = month.to_string();
+        tokio::spawn(async move {
+            let rows = sqlx::query_as::<_, (String, String, i64)>(
+                "SELECT u.account_id, u.api, SUM(u.calls)::bigint FROM usage u
+                 WHERE u.ts >= $1 AND u.ts < $2
+                   AND NOT EXISTS (SELECT 1 FROM bills b WHERE b.account_id = u.account_id AND b.month = $3)
+                 GROUP BY u.account_id, u.api ORDER BY u.account_id, u.api",
+            )
+            .bind(start)
+            .bind(end)
+            .bind(month)
+            .fetch(&mut *conn);
+            forward_grouped(rows, out).await;
+        });
+        Ok(stream)
+    }
+
+    async fn settle_accounts(
+        &self,
+        page: &SettlePage,
+        accounts: &[AccountUsage],
+        pricer: &Pricer<'_>,
+    ) -> anyhow::Result<PageOutcome> {
         let month = page.month.to_string();
+        let ids: Vec<&str> = accounts.iter().map(|a| a.account_id.as_str()).collect();
         let mut tx = self.pool.begin().await?;
 
-        let mut ids: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT u.account_id FROM usage u
-             WHERE u.account_id > $1 AND u.ts >= $2 AND u.ts < $3
-               AND NOT EXISTS (SELECT 1 FROM bills b WHERE b.account_id = u.account_id AND b.month = $4)
-             ORDER BY u.account_id LIMIT $5",
-        )
-        .bind(page.after.as_deref().unwrap_or(""))
-        .bind(page.start)
-        .bind(page.end)
-        .bind(&month)
-        .bind(page.max_accounts as i64)
-        .fetch_all(&mut *tx)
-        .await
-        .context("finding accounts to settle")?;
-        let Some(last) = ids.last().cloned() else {
-            return Ok(PageOutcome::default());
-        };
-
-        // Lock the page's accounts (in id order, so runs cannot deadlock), then drop any that a
-        // concurrent run billed while this one waited.
+        // Lock the page's accounts (in id order, so runs cannot deadlock), then leave out any
+        // that a concurrent run billed after the stream read them.
         let mut states: HashMap<String, ServiceState> = HashMap::new();
         for r in sqlx::query(
             "SELECT account_id, balance_fen, suspend_at, suspended FROM accounts
@@ -571,26 +581,6 @@ impl Store for PgStore {
                 .await?
                 .into_iter()
                 .collect();
-        ids.retain(|id| !billed.contains(id));
-
-        let mut usage: BTreeMap<String, Vec<ApiUsage>> = BTreeMap::new();
-        for r in sqlx::query(
-            "SELECT account_id, api, SUM(calls)::bigint AS calls FROM usage
-             WHERE account_id = ANY($1) AND ts >= $2 AND ts < $3
-             GROUP BY account_id, api",
-        )
-        .bind(&ids)
-        .bind(page.start)
-        .bind(page.end)
-        .fetch_all(&mut *tx)
-        .await
-        .context("totalling usage")?
-        {
-            usage.entry(r.try_get("account_id")?).or_default().push(ApiUsage {
-                api: r.try_get("api")?,
-                calls: r.try_get("calls")?,
-            });
-        }
 
         let mut packs: HashMap<String, Vec<PackBalance>> = HashMap::new();
         for r in sqlx::query(
@@ -623,11 +613,12 @@ impl Store for PgStore {
         }
 
         let mut w = PageWrites::default();
-        let mut out = PageOutcome {
-            last: Some(last),
-            ..PageOutcome::default()
-        };
-        for (account_id, api_usage) in &usage {
+        let mut out = PageOutcome::default();
+        for AccountUsage {
+            account_id,
+            usage: api_usage,
+        } in accounts.iter().filter(|a| !billed.contains(&a.account_id))
+        {
             let mut account_packs = packs.remove(account_id).unwrap_or_default();
             let draft = pricer(api_usage, &mut account_packs)
                 .with_context(|| format!("pricing account '{account_id}' for {month}"))?;

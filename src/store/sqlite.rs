@@ -1,8 +1,8 @@
 //! The embedded backend: one SQLite file, the default database.
 //!
-//! SQLite allows one writer at a time, so the pool holds a single connection and every write
-//! runs in a `BEGIN IMMEDIATE` transaction, which takes the write lock before reading what it
-//! will change (a second process waits up to the busy timeout). The file runs in WAL mode
+//! SQLite allows one writer at a time, so every write runs in a `BEGIN IMMEDIATE` transaction,
+//! which takes the write lock before reading what it will change (a second process waits up to
+//! the busy timeout). The file runs in WAL mode
 //! with `synchronous = FULL`: a committed bill survives a crash or power loss.
 //!
 //! Money is INTEGER fen or exact decimal TEXT, time INTEGER microseconds since the epoch (see
@@ -18,7 +18,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Connection, Row, Sqlite, Transaction};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -58,8 +58,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
+        // Two connections: the month's usage stream reads on one while pages are written on the
+        // other (WAL lets a reader and a writer proceed together).
         let pool = SqlitePoolOptions::new()
-            .max_connections(1)
+            .max_connections(2)
             .acquire_timeout(Duration::from_secs(60))
             .connect_with(options)
             .await
@@ -496,61 +498,57 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
-    async fn settle_page(&self, page: &SettlePage, pricer: &Pricer<'_>) -> anyhow::Result<PageOutcome> {
+    async fn month_usage(&self, month: Month, start: DateTime<Utc>, end: DateTime<Utc>) -> anyhow::Result<UsageStream> {
+        let mut conn = self.pool.acquire().await?;
+        let (out, stream) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+        let month = month.to_string();
+        let (start, end) = (us(start), us(end));
+        tokio::spawn(async move {
+            let rows = sqlx::query_as::<_, (String, String, i64)>(
+                "SELECT u.account_id, u.api, SUM(u.calls) FROM usage u
+                 WHERE u.ts >= ?1 AND u.ts < ?2
+                   AND NOT EXISTS (SELECT 1 FROM bills b WHERE b.account_id = u.account_id AND b.month = ?3)
+                 GROUP BY u.account_id, u.api ORDER BY u.account_id, u.api",
+            )
+            .bind(start)
+            .bind(end)
+            .bind(month)
+            .fetch(&mut *conn);
+            forward_grouped(rows, out).await;
+        });
+        Ok(stream)
+    }
+
+    async fn settle_accounts(
+        &self,
+        page: &SettlePage,
+        accounts: &[AccountUsage],
+        pricer: &Pricer<'_>,
+    ) -> anyhow::Result<PageOutcome> {
         let month = page.month.to_string();
         let (start, end, now) = (us(page.start), us(page.end), us(page.now));
+        let ids = serde_json::to_string(&accounts.iter().map(|a| a.account_id.as_str()).collect::<Vec<_>>())?;
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
 
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT u.account_id FROM usage u
-             WHERE u.account_id > ?1 AND u.ts >= ?2 AND u.ts < ?3
-               AND NOT EXISTS (SELECT 1 FROM bills b WHERE b.account_id = u.account_id AND b.month = ?4)
-             ORDER BY u.account_id LIMIT ?5",
+        // Accounts a concurrent run billed after the stream read them are left alone.
+        let billed: HashSet<String> = sqlx::query_scalar(
+            "SELECT account_id FROM bills WHERE month = ?1 AND account_id IN (SELECT value FROM json_each(?2))",
         )
-        .bind(page.after.as_deref().unwrap_or(""))
-        .bind(start)
-        .bind(end)
         .bind(&month)
-        .bind(page.max_accounts as i64)
+        .bind(&ids)
         .fetch_all(&mut *tx)
-        .await
-        .context("finding accounts to settle")?;
-        let (Some(first), Some(last)) = (ids.first().cloned(), ids.last().cloned()) else {
-            return Ok(PageOutcome::default());
-        };
-        let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
-
-        let mut usage: BTreeMap<String, Vec<ApiUsage>> = BTreeMap::new();
-        let mut rows = sqlx::query(
-            "SELECT account_id, api, SUM(calls) AS calls FROM usage
-             WHERE account_id >= ?1 AND account_id <= ?2 AND ts >= ?3 AND ts < ?4
-             GROUP BY account_id, api",
-        )
-        .bind(&first)
-        .bind(&last)
-        .bind(start)
-        .bind(end)
-        .fetch(&mut *tx);
-        while let Some(row) = rows.try_next().await.context("totalling usage")? {
-            let id: String = row.try_get("account_id")?;
-            if wanted.contains(id.as_str()) {
-                usage.entry(id).or_default().push(ApiUsage {
-                    api: row.try_get("api")?,
-                    calls: row.try_get("calls")?,
-                });
-            }
-        }
-        drop(rows);
+        .await?
+        .into_iter()
+        .collect();
 
         let mut packs: HashMap<String, Vec<PackBalance>> = HashMap::new();
         let pack_rows = sqlx::query(
             "SELECT pack_id, kind, account_id, api, remaining, valid_until, purchased_at FROM packs
-             WHERE account_id >= ?1 AND account_id <= ?2 AND remaining > 0
-               AND ((kind = 'free' AND month = ?3) OR (kind = 'prepaid' AND valid_from < ?5 AND valid_until > ?4))",
+             WHERE account_id IN (SELECT value FROM json_each(?1)) AND remaining > 0
+               AND ((kind = 'free' AND month = ?2) OR (kind = 'prepaid' AND valid_from < ?4 AND valid_until > ?3))",
         )
-        .bind(&first)
-        .bind(&last)
+        .bind(&ids)
         .bind(&month)
         .bind(start)
         .bind(end)
@@ -576,21 +574,22 @@ impl Store for SqliteStore {
 
         let mut states: HashMap<String, ServiceState> = HashMap::new();
         for r in sqlx::query(
-            "SELECT account_id, balance_fen, suspend_at, suspended FROM accounts WHERE account_id >= ?1 AND account_id <= ?2",
+            "SELECT account_id, balance_fen, suspend_at, suspended FROM accounts
+             WHERE account_id IN (SELECT value FROM json_each(?1))",
         )
-        .bind(&first)
-        .bind(&last)
+        .bind(&ids)
         .fetch_all(&mut *tx)
         .await?
         {
             states.insert(r.try_get("account_id")?, service_state(&r)?);
         }
 
-        let mut out = PageOutcome {
-            last: Some(last),
-            ..PageOutcome::default()
-        };
-        for (account_id, api_usage) in &usage {
+        let mut out = PageOutcome::default();
+        for AccountUsage {
+            account_id,
+            usage: api_usage,
+        } in accounts.iter().filter(|a| !billed.contains(&a.account_id))
+        {
             let mut account_packs = packs.remove(account_id).unwrap_or_default();
             let draft = pricer(api_usage, &mut account_packs)
                 .with_context(|| format!("pricing account '{account_id}' for {month}"))?;
