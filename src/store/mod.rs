@@ -6,6 +6,7 @@
 //! The jobs own the order of work; a store owns its transactions, so each method is one
 //! atomic step: it either happens completely or not at all.
 
+pub mod page;
 pub mod postgres;
 pub mod sqlite;
 

@@ -11,9 +11,9 @@
 //! entries stay the real guarantee. Month bounds are bound as instants computed in the billing
 //! time zone, so the server's `TimeZone` never matters.
 
+use super::page::{self, PageWrites};
 use super::*;
 use crate::domain::arrears::{self, ServiceState};
-use crate::domain::money::to_fen;
 use crate::domain::packs::PackKind;
 use anyhow::{anyhow, Context};
 use futures_util::TryStreamExt;
@@ -97,40 +97,6 @@ async fn grant(tx: &mut PgConnection, g: &FreeGrant, only: Option<&str>) -> anyh
         created += done.rows_affected();
     }
     Ok(created)
-}
-
-/// Column arrays of one page of bills, written with one `UNNEST` insert per table.
-#[derive(Default)]
-struct PageWrites {
-    bill_id: Vec<String>,
-    bill_account: Vec<String>,
-    catalog_version: Vec<String>,
-    rounding: Vec<String>,
-    exact_total: Vec<Decimal>,
-    total_fen: Vec<i64>,
-    adjustment: Vec<Decimal>,
-    before_fen: Vec<i64>,
-    after_fen: Vec<i64>,
-    suspend_at: Vec<Option<DateTime<Utc>>>,
-    notice: Vec<bool>,
-    line_bill: Vec<String>,
-    line_api: Vec<String>,
-    line_total: Vec<i64>,
-    line_free: Vec<i64>,
-    line_prepaid: Vec<i64>,
-    line_billable: Vec<i64>,
-    line_tier: Vec<i32>,
-    line_tier_from: Vec<i64>,
-    line_tier_to: Vec<Option<i64>>,
-    line_version: Vec<String>,
-    line_unit_price: Vec<Decimal>,
-    line_amount: Vec<Decimal>,
-    line_pricing: Vec<String>,
-    line_basis: Vec<String>,
-    line_slices: Vec<String>,
-    use_bill: Vec<String>,
-    use_pack: Vec<String>,
-    use_calls: Vec<i64>,
 }
 
 impl Store for PgStore {
@@ -612,65 +578,7 @@ impl Store for PgStore {
             });
         }
 
-        let mut w = PageWrites::default();
-        let mut out = PageOutcome::default();
-        for AccountUsage {
-            account_id,
-            usage: api_usage,
-        } in accounts.iter().filter(|a| !billed.contains(&a.account_id))
-        {
-            let mut account_packs = packs.remove(account_id).unwrap_or_default();
-            let draft = pricer(api_usage, &mut account_packs)
-                .with_context(|| format!("pricing account '{account_id}' for {month}"))?;
-            let total_fen = to_fen(draft.total).ok_or_else(|| anyhow!("bill total {} is out of range", draft.total))?;
-            let state = *states
-                .get(account_id)
-                .ok_or_else(|| anyhow!("usage for account '{account_id}' which does not exist"))?;
-            let after = arrears::debit(state, total_fen, page.now);
-            let bill_id = format!("{month}-{account_id}-r1");
-            for line in &draft.lines {
-                w.line_bill.push(bill_id.clone());
-                w.line_api.push(line.api.clone());
-                w.line_total.push(line.total_calls);
-                w.line_free.push(line.free_calls);
-                w.line_prepaid.push(line.prepaid_calls);
-                w.line_billable.push(line.billable_calls);
-                w.line_tier.push(line.tier as i32);
-                w.line_tier_from.push(line.tier_from);
-                w.line_tier_to.push(line.tier_to);
-                w.line_version.push(draft.catalog_version.clone());
-                w.line_unit_price.push(line.unit_price);
-                w.line_amount.push(line.amount);
-                w.line_pricing.push(line.mode.as_str().to_owned());
-                w.line_basis.push(line.tier_basis.as_str().to_owned());
-                w.line_slices.push(
-                    line.slices
-                        .iter()
-                        .map(|s| format!("{}:{}@{}", s.tier, s.calls, s.unit_price))
-                        .collect::<Vec<_>>()
-                        .join(";"),
-                );
-                for c in &line.consumed {
-                    w.use_bill.push(bill_id.clone());
-                    w.use_pack.push(c.pack_id.clone());
-                    w.use_calls.push(c.calls);
-                }
-            }
-            w.bill_id.push(bill_id);
-            w.bill_account.push(account_id.clone());
-            w.catalog_version.push(draft.catalog_version.clone());
-            w.rounding.push(draft.rounding.as_str().to_owned());
-            w.exact_total.push(draft.exact_total);
-            w.total_fen.push(total_fen);
-            w.adjustment.push(draft.rounding_adjustment);
-            w.before_fen.push(state.balance_fen);
-            w.after_fen.push(after.state.balance_fen);
-            w.suspend_at.push(after.state.suspend_at);
-            w.notice.push(after.arrears_notice);
-            out.bills += 1;
-            out.total_fen += total_fen;
-            out.arrears += after.arrears_notice as u64;
-        }
+        let (w, out) = page::build(page, accounts, &billed, &states, packs, pricer)?;
         if out.bills > 0 {
             write_page(&mut tx, page, &month, &w).await?;
         }

@@ -8,16 +8,17 @@
 //! Money is INTEGER fen or exact decimal TEXT, time INTEGER microseconds since the epoch (see
 //! `migrations/sqlite/`).
 
+use super::page::{self, PageWrites};
 use super::*;
 use crate::domain::arrears::{self, ServiceState};
-use crate::domain::money::{format_money, to_fen};
+use crate::domain::money::format_money;
 use crate::domain::packs::PackKind;
 use anyhow::{anyhow, Context};
 use futures_util::TryStreamExt;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Connection, Row, Sqlite, Transaction};
+use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqliteConnection, Transaction};
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
@@ -57,7 +58,8 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            .disable_statement_logging();
         // Two connections: the month's usage stream reads on one while pages are written on the
         // other (WAL lets a reader and a writer proceed together).
         let pool = SqlitePoolOptions::new()
@@ -132,13 +134,161 @@ fn service_state(row: &SqliteRow) -> anyhow::Result<ServiceState> {
     })
 }
 
-fn slices_text(draft_line: &crate::domain::bill::BillLine) -> String {
-    draft_line
-        .slices
-        .iter()
-        .map(|s| format!("{}:{}@{}", s.tier, s.calls, s.unit_price))
-        .collect::<Vec<_>>()
-        .join(";")
+/// Runs `head (?,…),(?,…)… tail` over `n` rows, many rows per statement; `bind` binds row `i`.
+async fn many_rows<F>(
+    tx: &mut SqliteConnection,
+    head: &str,
+    tail: &str,
+    columns: usize,
+    n: usize,
+    bind: F,
+) -> anyhow::Result<()>
+where
+    F: for<'q> Fn(SqliteQuery<'q>, usize) -> SqliteQuery<'q>,
+{
+    let per_statement = (30_000 / columns).min(500);
+    let tuple = format!("({})", vec!["?"; columns].join(","));
+    let mut start = 0;
+    while start < n {
+        let end = (start + per_statement).min(n);
+        let sql = format!("{head}{}{tail}", vec![tuple.as_str(); end - start].join(","));
+        let mut q = sqlx::query(&sql);
+        for i in start..end {
+            q = bind(q, i);
+        }
+        q.execute(&mut *tx).await.with_context(|| format!("running {head}…"))?;
+        start = end;
+    }
+    Ok(())
+}
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// Writes one page's bills, lines, pack use, debits, balances and arrears notices, many rows
+/// per statement.
+async fn write_page(tx: &mut SqliteConnection, page: &SettlePage, w: &PageWrites) -> anyhow::Result<()> {
+    let month = page.month.to_string();
+    let (start, end, now) = (us(page.start), us(page.end), us(page.now));
+    many_rows(
+        tx,
+        "INSERT INTO bills (bill_id, account_id, month, revision, period_start, period_end, catalog_version, rounding,
+           exact_total, total_fen, rounding_adjustment, balance_before_fen, balance_after_fen, settled_at) VALUES ",
+        "",
+        14,
+        w.bill_id.len(),
+        |q, i| {
+            q.bind(w.bill_id[i].clone())
+                .bind(w.bill_account[i].clone())
+                .bind(month.clone())
+                .bind(1)
+                .bind(start)
+                .bind(end)
+                .bind(w.catalog_version[i].clone())
+                .bind(w.rounding[i].clone())
+                .bind(format_money(w.exact_total[i]))
+                .bind(w.total_fen[i])
+                .bind(format_money(w.adjustment[i]))
+                .bind(w.before_fen[i])
+                .bind(w.after_fen[i])
+                .bind(now)
+        },
+    )
+    .await?;
+    many_rows(
+        tx,
+        "INSERT INTO bill_lines (bill_id, api, total_calls, free_calls, prepaid_calls, billable_calls, tier,
+           tier_from, tier_to, catalog_version, unit_price, amount, pricing, tier_basis, slices) VALUES ",
+        "",
+        15,
+        w.line_bill.len(),
+        |q, i| {
+            q.bind(w.line_bill[i].clone())
+                .bind(w.line_api[i].clone())
+                .bind(w.line_total[i])
+                .bind(w.line_free[i])
+                .bind(w.line_prepaid[i])
+                .bind(w.line_billable[i])
+                .bind(w.line_tier[i])
+                .bind(w.line_tier_from[i])
+                .bind(w.line_tier_to[i])
+                .bind(w.line_version[i].clone())
+                .bind(w.line_unit_price[i].to_string())
+                .bind(format_money(w.line_amount[i]))
+                .bind(w.line_pricing[i].clone())
+                .bind(w.line_basis[i].clone())
+                .bind(w.line_slices[i].clone())
+        },
+    )
+    .await?;
+    many_rows(
+        tx,
+        "INSERT INTO pack_consumption (bill_id, pack_id, calls) VALUES ",
+        "",
+        3,
+        w.use_bill.len(),
+        |q, i| {
+            q.bind(w.use_bill[i].clone())
+                .bind(w.use_pack[i].clone())
+                .bind(w.use_calls[i])
+        },
+    )
+    .await?;
+    many_rows(
+        tx,
+        "UPDATE packs SET remaining = remaining - v.column2 FROM (VALUES ",
+        ") AS v WHERE packs.pack_id = v.column1",
+        2,
+        w.use_pack.len(),
+        |q, i| q.bind(w.use_pack[i].clone()).bind(w.use_calls[i]),
+    )
+    .await?;
+    many_rows(
+        tx,
+        "INSERT INTO ledger (account_id, kind, amount_fen, bill_id, created_at) VALUES ",
+        "",
+        5,
+        w.bill_id.len(),
+        |q, i| {
+            q.bind(w.bill_account[i].clone())
+                .bind("debit")
+                .bind(-w.total_fen[i])
+                .bind(w.bill_id[i].clone())
+                .bind(now)
+        },
+    )
+    .await?;
+    many_rows(
+        tx,
+        "UPDATE accounts SET balance_fen = v.column2, suspend_at = v.column3 FROM (VALUES ",
+        ") AS v WHERE accounts.account_id = v.column1",
+        3,
+        w.bill_id.len(),
+        |q, i| {
+            q.bind(w.bill_account[i].clone())
+                .bind(w.after_fen[i])
+                .bind(w.suspend_at[i].map(us))
+        },
+    )
+    .await?;
+    let notices: Vec<usize> = (0..w.bill_id.len()).filter(|&i| w.notice[i]).collect();
+    many_rows(
+        tx,
+        "INSERT INTO events (account_id, kind, at, bill_id, suspend_at, balance_fen) VALUES ",
+        "",
+        6,
+        notices.len(),
+        |q, k| {
+            let i = notices[k];
+            q.bind(w.bill_account[i].clone())
+                .bind("arrears_notice")
+                .bind(now)
+                .bind(w.bill_id[i].clone())
+                .bind(w.suspend_at[i].map(us))
+                .bind(w.after_fen[i])
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 impl Store for SqliteStore {
@@ -526,7 +676,7 @@ impl Store for SqliteStore {
         pricer: &Pricer<'_>,
     ) -> anyhow::Result<PageOutcome> {
         let month = page.month.to_string();
-        let (start, end, now) = (us(page.start), us(page.end), us(page.now));
+        let (start, end) = (us(page.start), us(page.end));
         let ids = serde_json::to_string(&accounts.iter().map(|a| a.account_id.as_str()).collect::<Vec<_>>())?;
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
@@ -584,110 +734,9 @@ impl Store for SqliteStore {
             states.insert(r.try_get("account_id")?, service_state(&r)?);
         }
 
-        let mut out = PageOutcome::default();
-        for AccountUsage {
-            account_id,
-            usage: api_usage,
-        } in accounts.iter().filter(|a| !billed.contains(&a.account_id))
-        {
-            let mut account_packs = packs.remove(account_id).unwrap_or_default();
-            let draft = pricer(api_usage, &mut account_packs)
-                .with_context(|| format!("pricing account '{account_id}' for {month}"))?;
-            let total_fen = to_fen(draft.total).ok_or_else(|| anyhow!("bill total {} is out of range", draft.total))?;
-            let state = *states
-                .get(account_id)
-                .ok_or_else(|| anyhow!("usage for account '{account_id}' which does not exist"))?;
-            let after = arrears::debit(state, total_fen, page.now);
-            let bill_id = format!("{month}-{account_id}-r1");
-            sqlx::query(
-                "INSERT INTO bills (bill_id, account_id, month, revision, period_start, period_end, catalog_version,
-                   rounding, exact_total, total_fen, rounding_adjustment, balance_before_fen, balance_after_fen, settled_at)
-                 VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&bill_id)
-            .bind(account_id)
-            .bind(&month)
-            .bind(start)
-            .bind(end)
-            .bind(&draft.catalog_version)
-            .bind(draft.rounding.as_str())
-            .bind(format_money(draft.exact_total))
-            .bind(total_fen)
-            .bind(format_money(draft.rounding_adjustment))
-            .bind(state.balance_fen)
-            .bind(after.state.balance_fen)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .with_context(|| format!("writing bill {bill_id}"))?;
-            for line in &draft.lines {
-                sqlx::query(
-                    "INSERT INTO bill_lines (bill_id, api, total_calls, free_calls, prepaid_calls, billable_calls, tier,
-                       tier_from, tier_to, catalog_version, unit_price, amount, pricing, tier_basis, slices)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(&bill_id)
-                .bind(&line.api)
-                .bind(line.total_calls)
-                .bind(line.free_calls)
-                .bind(line.prepaid_calls)
-                .bind(line.billable_calls)
-                .bind(line.tier as i64)
-                .bind(line.tier_from)
-                .bind(line.tier_to)
-                .bind(&draft.catalog_version)
-                .bind(line.unit_price.to_string())
-                .bind(format_money(line.amount))
-                .bind(line.mode.as_str())
-                .bind(line.tier_basis.as_str())
-                .bind(slices_text(line))
-                .execute(&mut *tx)
-                .await?;
-                for c in &line.consumed {
-                    sqlx::query("INSERT INTO pack_consumption (bill_id, pack_id, calls) VALUES (?, ?, ?)")
-                        .bind(&bill_id)
-                        .bind(&c.pack_id)
-                        .bind(c.calls)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("UPDATE packs SET remaining = remaining - ?1 WHERE pack_id = ?2 AND remaining >= ?1")
-                        .bind(c.calls)
-                        .bind(&c.pack_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            sqlx::query(
-                "INSERT INTO ledger (account_id, kind, amount_fen, bill_id, created_at) VALUES (?, 'debit', ?, ?, ?)",
-            )
-            .bind(account_id)
-            .bind(-total_fen)
-            .bind(&bill_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("UPDATE accounts SET balance_fen = ?, suspend_at = ? WHERE account_id = ?")
-                .bind(after.state.balance_fen)
-                .bind(after.state.suspend_at.map(us))
-                .bind(account_id)
-                .execute(&mut *tx)
-                .await?;
-            if after.arrears_notice {
-                out.arrears += 1;
-                sqlx::query(
-                    "INSERT INTO events (account_id, kind, at, bill_id, suspend_at, balance_fen)
-                     VALUES (?, 'arrears_notice', ?, ?, ?, ?)",
-                )
-                .bind(account_id)
-                .bind(now)
-                .bind(&bill_id)
-                .bind(after.state.suspend_at.map(us))
-                .bind(after.state.balance_fen)
-                .execute(&mut *tx)
-                .await?;
-            }
-            out.bills += 1;
-            out.total_fen += total_fen;
+        let (w, out) = page::build(page, accounts, &billed, &states, packs, pricer)?;
+        if out.bills > 0 {
+            write_page(&mut tx, page, &w).await?;
         }
         tx.commit().await.context("committing a page of bills")?;
         Ok(out)
