@@ -777,7 +777,8 @@ async fn write_page(tx: &mut PgConnection, page: &SettlePage, month: &str, w: &P
             .context("writing pack consumption")?;
         sqlx::query(
             "UPDATE packs p SET remaining = p.remaining - u.calls
-             FROM UNNEST($1::text[], $2::bigint[]) AS u(pack_id, calls) WHERE p.pack_id = u.pack_id",
+             FROM UNNEST($1::text[], $2::bigint[]) AS u(pack_id, calls)
+             WHERE p.pack_id = u.pack_id AND p.pack_id = ANY($1)",
         )
         .bind(&w.use_pack)
         .bind(&w.use_calls)
