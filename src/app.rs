@@ -1,16 +1,18 @@
 //! From a parsed command line to a finished job: opens the store named by the URL, runs the
 //! subcommand and prints what it did. Nothing below this reads the clock or the environment.
 
-use crate::cli::{AccountsCommand, Cli, Command, ExportCommand, Format, PacksCommand, UsageCommand};
+use crate::cli::{AccountsCommand, Cli, Command, ExportCommand, Format, PacksCommand, RunsCommand, UsageCommand};
+use crate::clock::Clock;
 use crate::domain::catalog::Catalog;
 use crate::domain::money::{format_money, from_fen};
 use crate::error::input_error;
 use crate::jobs::{self, Ctx};
 use crate::output::{ListWriter, Stdout};
+use crate::recorded::{recorded, stop_signal};
+use crate::schedule::Schedule;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{redact_url, ActivateOutcome, RechargeOutcome, Store};
-use chrono::{DateTime, Utc};
 
 /// Loads the catalog named on the command line, or the built-in one.
 pub fn load_catalog(path: Option<&std::path::Path>) -> anyhow::Result<Catalog> {
@@ -31,23 +33,27 @@ pub async fn open_sqlite(url: &str) -> anyhow::Result<SqliteStore> {
     Ok(store)
 }
 
-pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<()> {
+pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
     let ctx = Ctx {
-        now,
+        now: clock.start(),
         tz: cli.tz,
         catalog: load_catalog(cli.catalog.as_deref())?,
+        progress: std::io::stderr().is_terminal(),
     };
-    if let Command::Demo { dir } = &cli.command {
-        return crate::demo::run(&ctx, dir).await;
+    match &cli.command {
+        Command::Demo { dir } => return crate::demo::run(&ctx, dir).await,
+        Command::Schedule { schedule, count } => return print_schedule(&ctx, schedule, *count),
+        _ => {}
     }
     let url = cli.database.as_str();
     if url.starts_with("sqlite:") {
         let store = open_sqlite(url).await?;
-        execute(&store, &ctx, cli.command).await
+        execute(&store, &ctx, &clock, cli.command).await
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = PgStore::connect(url).await?;
         store.migrate().await?;
-        execute(&store, &ctx, cli.command).await
+        execute(&store, &ctx, &clock, cli.command).await
     } else {
         Err(input_error(format!(
             "unsupported database URL '{}': use sqlite://FILE or postgres://USER:PASSWORD@HOST:PORT/DATABASE",
@@ -56,7 +62,51 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<()> {
     }
 }
 
-async fn execute<S: Store>(store: &S, ctx: &Ctx, command: Command) -> anyhow::Result<()> {
+fn parse_schedule(expression: &str) -> anyhow::Result<Schedule> {
+    expression.parse().map_err(input_error)
+}
+
+/// `billrun schedule`: the next wake-up times, one per line, in the billing time zone.
+fn print_schedule(ctx: &Ctx, expression: &str, count: usize) -> anyhow::Result<()> {
+    let schedule = parse_schedule(expression)?;
+    for t in schedule.upcoming(ctx.now, ctx.tz, count) {
+        println!("{}", ctx.local(t));
+    }
+    Ok(())
+}
+
+fn print_settled(s: &crate::jobs::settle::SettleSummary) {
+    let t = &s.month_totals;
+    println!(
+        "settled {} (catalog {}): {} accounts billed now, {} CNY; {} in arrears now",
+        s.month,
+        s.catalog_version,
+        s.billed_now,
+        format_money(from_fen(s.billed_now_fen)),
+        s.arrears_now
+    );
+    println!(
+        "{} in all: {} bills, {} CNY billed, {} accounts in arrears",
+        s.month,
+        t.bills,
+        format_money(from_fen(t.total_fen)),
+        t.accounts_in_arrears
+    );
+}
+
+fn print_suspended(ids: &[String]) {
+    println!(
+        "suspended {} accounts{}",
+        ids.len(),
+        if ids.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", ids.join(", "))
+        }
+    );
+}
+
+async fn execute<S: Store>(store: &S, ctx: &Ctx, clock: &Clock, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Migrate => println!("migrations applied"),
         Command::Accounts(AccountsCommand::Import { file }) => {
@@ -134,38 +184,69 @@ async fn execute<S: Store>(store: &S, ctx: &Ctx, command: Command) -> anyhow::Re
             println!("granted {n} free packs for {month}");
         }
         Command::Settle { month } => {
-            let s = jobs::settle::settle(store, ctx, month).await?;
-            let t = &s.month_totals;
-            println!(
-                "settled {month} (catalog {}): {} accounts billed now, {} CNY; {} in arrears now",
-                s.catalog_version,
-                s.billed_now,
-                format_money(from_fen(s.billed_now_fen)),
-                s.arrears_now
-            );
-            println!(
-                "{month} in all: {} bills, {} CNY billed, {} accounts in arrears",
-                t.bills,
-                format_money(from_fen(t.total_fen)),
-                t.accounts_in_arrears
-            );
-            tracing::info!(
-                month = %month, billed_now = s.billed_now, billed_now_fen = s.billed_now_fen,
-                bills = t.bills, total_fen = t.total_fen, arrears = t.accounts_in_arrears, "settle finished"
-            );
+            let job = jobs::settle::settle(store, ctx, month);
+            let s = recorded(store, ctx, "settle", Some(month), job, stop_signal()).await?;
+            print_settled(&s);
         }
         Command::Enforce => {
-            let ids = store.enforce(ctx.now).await?;
-            println!(
-                "suspended {} accounts{}",
-                ids.len(),
-                if ids.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", ids.join(", "))
-                }
-            );
+            let ids = recorded(store, ctx, "enforce", None, store.enforce(ctx.now), stop_signal()).await?;
+            print_suspended(&ids);
         }
+        Command::Run => {
+            let job = jobs::run::run_due(store, ctx);
+            let r = recorded(store, ctx, "run", None, job, stop_signal()).await?;
+            if r.packs_granted > 0 {
+                println!("granted {} free packs for {}", r.packs_granted, r.current);
+            }
+            if let Some(s) = &r.settled {
+                print_settled(s);
+                if r.late {
+                    println!("warning: {} was settled late, after the 1st-3rd window", s.month);
+                }
+            }
+            print_suspended(&r.suspended);
+            if !r.did_something() {
+                println!("nothing to do at {}", ctx.local(ctx.now));
+            }
+        }
+        Command::Daemon { schedule } => {
+            let schedule = parse_schedule(&schedule)?;
+            crate::daemon::daemon(store, ctx, clock, &schedule, stop_signal()).await?;
+        }
+        Command::Runs(RunsCommand::List { format, limit }) => {
+            let mut w = ListWriter::new(
+                format,
+                &[
+                    "run_id",
+                    "command",
+                    "month",
+                    "started_at",
+                    "ended_at",
+                    "outcome",
+                    "accounts_billed",
+                    "billed",
+                    "suspended",
+                    "message",
+                ],
+                Stdout,
+            )?;
+            for r in store.runs(limit).await? {
+                w.row(vec![
+                    r.run_id.to_string(),
+                    r.command,
+                    r.month.unwrap_or_default(),
+                    ctx.local(r.started_at),
+                    r.ended_at.map(|t| ctx.local(t)).unwrap_or_default(),
+                    r.outcome,
+                    r.accounts_billed.to_string(),
+                    format_money(from_fen(r.billed_fen)),
+                    r.suspended.to_string(),
+                    r.message,
+                ])?;
+            }
+            w.finish()?;
+        }
+        Command::Schedule { .. } => unreachable!("handled before the store is opened"),
         Command::Export(ExportCommand::Bills { month, out }) => {
             let n = jobs::export::bills(store, ctx, month, out.as_deref()).await?;
             if let Some(p) = out {

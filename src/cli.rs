@@ -42,6 +42,11 @@ pub struct Cli {
     #[arg(long, env = "BILLRUN_CATALOG", global = true)]
     pub catalog: Option<PathBuf>,
 
+    /// Log format on standard error: `text` for a terminal, `json` for log collectors. The level
+    /// comes from BILLRUN_LOG (default `info`).
+    #[arg(long, env = "BILLRUN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -85,6 +90,29 @@ pub enum Command {
     },
     /// Suspend accounts whose suspend_at has passed and whose balance is still negative.
     Enforce,
+    /// Do everything that is due at --now, and nothing else: grant this month's free packs,
+    /// settle last month if it is not settled yet (warning if after the 3rd), enforce
+    /// suspensions. What cron and the Kubernetes CronJob call.
+    Run,
+    /// Keep running: sleep until the next scheduled time (or the next suspend_at, if sooner),
+    /// then do what `run` does. Stops cleanly on SIGTERM or SIGINT.
+    Daemon {
+        /// Cron expression in the billing time zone: 5 fields (minute hour day-of-month month
+        /// day-of-week) or 6 with seconds first.
+        #[arg(long, env = "BILLRUN_SCHEDULE", default_value = crate::schedule::DEFAULT)]
+        schedule: String,
+    },
+    /// Print the next wake-up times of a schedule after --now, to check it before deploying.
+    Schedule {
+        #[arg(long, env = "BILLRUN_SCHEDULE", default_value = crate::schedule::DEFAULT)]
+        schedule: String,
+        /// How many times to print.
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+    },
+    /// Recorded runs of settle, enforce, run and the daemon.
+    #[command(subcommand)]
+    Runs(RunsCommand),
     /// Export data for finance.
     #[command(subcommand)]
     Export(ExportCommand),
@@ -142,6 +170,24 @@ pub enum ExportCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunsCommand {
+    /// The latest runs, newest first.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// How many runs to show.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -9,7 +9,7 @@
 //! | 1 | unexpected failure (a bug) | report it |
 //! | 2 | command-line usage error (clap) | fix the command |
 //! | 3 | bad input or configuration: a rejected file, an unknown account, a month not ended | fix the input; do not retry as is |
-//! | 4 | busy: another run holds what this one needs | retry later |
+//! | 4 | busy: another run holds what this one needs, or a stop signal ended the run | retry later |
 //! | 5 | database unavailable or transient database failure | retry later |
 
 use crate::input::RowError;
@@ -68,6 +68,19 @@ impl fmt::Display for Busy {
 }
 impl std::error::Error for Busy {}
 
+/// A stop signal (SIGTERM, SIGINT) ended the run before it finished; a later run finishes it.
+#[derive(Debug)]
+pub struct Stopped;
+
+impl fmt::Display for Stopped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "stopped by a signal before finishing; nothing half-written is kept, and the next run finishes the work",
+        )
+    }
+}
+impl std::error::Error for Stopped {}
+
 /// Shorthand for returning an [`InputError`].
 pub fn input_error(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(InputError(msg.into()))
@@ -79,7 +92,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if cause.is::<InputError>() || cause.is::<RejectedFile>() {
             return EXIT_INPUT;
         }
-        if cause.is::<Busy>() {
+        if cause.is::<Busy>() || cause.is::<Stopped>() {
             return EXIT_BUSY;
         }
         if let Some(db) = cause.downcast_ref::<sqlx::Error>() {

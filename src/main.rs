@@ -3,12 +3,16 @@
 
 mod app;
 mod cli;
+mod clock;
+mod daemon;
 mod demo;
 mod domain;
 mod error;
 mod input;
 mod jobs;
 mod output;
+mod recorded;
+mod schedule;
 mod store;
 
 use clap::Parser;
@@ -26,12 +30,17 @@ fn main() -> ExitCode {
             });
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BILLRUN_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    // The one read of the system clock; everything below takes `now` as an argument.
-    let now = cli.now.unwrap_or_else(chrono::Utc::now);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BILLRUN_LOG").unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        cli::LogFormat::Text => logs.init(),
+        cli::LogFormat::Json => logs.json().init(),
+    }
+    // The one place the system clock is chosen; everything below reads this clock, and every
+    // command but the daemon reads it once.
+    let clock = clock::Clock::starting_at(cli.now);
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -39,7 +48,7 @@ fn main() -> ExitCode {
             return ExitCode::from(error::EXIT_BUG);
         }
     };
-    match runtime.block_on(app::run(cli, now)) {
+    match runtime.block_on(app::run(cli, clock)) {
         Ok(()) => ExitCode::from(error::EXIT_OK),
         Err(e) => {
             eprintln!("billrun: error: {e:#}");

@@ -35,6 +35,20 @@ impl Month {
         }
     }
 
+    pub fn prev(self) -> Month {
+        if self.month == 1 {
+            Month {
+                year: self.year - 1,
+                month: 12,
+            }
+        } else {
+            Month {
+                year: self.year,
+                month: self.month - 1,
+            }
+        }
+    }
+
     /// The first instant of the month in `tz`. Where local midnight on the 1st does not exist
     /// (a daylight-saving jump at midnight), the month starts at the first local time that does.
     pub fn start(self, tz: Tz) -> DateTime<Utc> {
@@ -117,7 +131,9 @@ mod tests {
     fn months_wrap_around_years() {
         let dec: Month = "2025-12".parse().unwrap();
         assert_eq!(dec.next().to_string(), "2026-01");
-        assert!(dec.next() > dec);
+        assert_eq!(dec.next().prev(), dec);
+        assert_eq!(dec.next().to_string(), "2026-01");
+        assert_eq!("2026-01".parse::<Month>().unwrap().prev(), dec);
     }
 
     #[test]

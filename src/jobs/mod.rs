@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod export;
+pub mod run;
 pub mod settle;
 pub mod usage;
 
@@ -20,6 +21,8 @@ pub struct Ctx {
     pub now: DateTime<Utc>,
     pub tz: Tz,
     pub catalog: Catalog,
+    /// Draw progress bars for long steps (standard error is a terminal).
+    pub progress: bool,
 }
 
 impl Ctx {
@@ -31,6 +34,22 @@ impl Ctx {
             ))
         })?;
         Ok(FreeGrant::new(month, month.start(self.tz), month.end(self.tz), version))
+    }
+
+    /// A progress counter for a long step, or a hidden one when progress is off.
+    pub fn progress_bar(&self, message: String) -> indicatif::ProgressBar {
+        if !self.progress {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{spinner} {msg}: {human_pos} [{elapsed}, {per_sec}]")
+        {
+            bar.set_style(style);
+        }
+        bar.set_message(message);
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
     }
 
     /// The month that contains `--now` in the billing time zone.

@@ -73,6 +73,7 @@ pub async fn settle<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Res
         end,
         now: ctx.now,
     };
+    let bar = ctx.progress_bar(format!("settling {month}: accounts billed"));
     let mut stream = store.month_usage(month, start, end).await?;
     let mut batch: Vec<AccountUsage> = Vec::with_capacity(PAGE_ACCOUNTS);
     loop {
@@ -84,6 +85,7 @@ pub async fn settle<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Res
             summary.billed_now += done.bills;
             summary.billed_now_fen += done.total_fen;
             summary.arrears_now += done.arrears;
+            bar.inc(done.bills);
             tracing::debug!(bills = done.bills, last = %batch[batch.len() - 1].account_id, "settled a page");
             batch.clear();
         }
@@ -91,6 +93,7 @@ pub async fn settle<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Res
             break;
         }
     }
+    bar.finish_and_clear();
     store.mark_settled(month, start, end, &version.version, ctx.now).await?;
     summary.month_totals = store.month_totals(month).await?;
     Ok(summary)

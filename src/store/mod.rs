@@ -227,6 +227,34 @@ pub struct MonthTotals {
     pub settled_at: Option<DateTime<Utc>>,
 }
 
+/// How a recorded run ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunEnd {
+    pub ended_at: DateTime<Utc>,
+    /// `ok`, `nothing-to-do`, `busy` or `failed`.
+    pub outcome: &'static str,
+    pub month: Option<String>,
+    pub accounts_billed: u64,
+    pub billed_fen: i64,
+    pub suspended: u64,
+    pub message: String,
+}
+
+/// A recorded run, for `billrun runs list`.
+#[derive(Clone, Debug)]
+pub struct RunView {
+    pub run_id: i64,
+    pub command: String,
+    pub month: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub outcome: String,
+    pub accounts_billed: i64,
+    pub billed_fen: i64,
+    pub suspended: i64,
+    pub message: String,
+}
+
 /// One row of the finance export: a bill line with its bill and account.
 #[derive(Clone, Debug)]
 pub struct ExportLine {
@@ -373,6 +401,21 @@ pub trait Store {
 
     /// Every event, oldest first.
     async fn events(&self) -> anyhow::Result<Vec<EventView>>;
+
+    /// Whether the month's settlement has run to the end.
+    async fn is_settled(&self, month: Month) -> anyhow::Result<bool>;
+
+    /// The earliest `suspend_at` of an account not yet suspended whose balance is negative.
+    async fn next_suspension(&self) -> anyhow::Result<Option<DateTime<Utc>>>;
+
+    /// Records that a run started; returns its id.
+    async fn run_started(&self, command: &str, month: Option<Month>, at: DateTime<Utc>) -> anyhow::Result<i64>;
+
+    /// Records how a run ended.
+    async fn run_ended(&self, run_id: i64, end: &RunEnd) -> anyhow::Result<()>;
+
+    /// The latest `limit` runs, newest first.
+    async fn runs(&self, limit: u32) -> anyhow::Result<Vec<RunView>>;
 }
 
 /// The database URL with any password replaced by `***`, for messages and logs.

@@ -714,6 +714,77 @@ impl Store for PgStore {
             })
             .collect()
     }
+
+    async fn is_settled(&self, month: Month) -> anyhow::Result<bool> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1::bigint FROM settled_months WHERE month = $1")
+            .bind(month.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn next_suspension(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(suspend_at) FROM accounts WHERE NOT suspended AND suspend_at IS NOT NULL AND balance_fen < 0",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn run_started(&self, command: &str, month: Option<Month>, when: DateTime<Utc>) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO runs (command, month, started_at, outcome) VALUES ($1, $2, $3, 'running') RETURNING run_id",
+        )
+        .bind(command)
+        .bind(month.map(|m| m.to_string()))
+        .bind(when)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn run_ended(&self, run_id: i64, end: &RunEnd) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE runs SET ended_at = $1, outcome = $2, month = COALESCE($3, month), accounts_billed = $4, billed_fen = $5,
+               suspended = $6, message = $7 WHERE run_id = $8",
+        )
+        .bind(end.ended_at)
+        .bind(end.outcome)
+        .bind(&end.month)
+        .bind(end.accounts_billed as i64)
+        .bind(end.billed_fen)
+        .bind(end.suspended as i64)
+        .bind(&end.message)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn runs(&self, limit: u32) -> anyhow::Result<Vec<RunView>> {
+        let rows = sqlx::query(
+            "SELECT run_id, command, month, started_at, ended_at, outcome, accounts_billed, billed_fen, suspended, message
+             FROM runs ORDER BY run_id DESC LIMIT $1",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RunView {
+                    run_id: r.try_get("run_id")?,
+                    command: r.try_get("command")?,
+                    month: r.try_get("month")?,
+                    started_at: r.try_get("started_at")?,
+                    ended_at: r.try_get("ended_at")?,
+                    outcome: r.try_get("outcome")?,
+                    accounts_billed: r.try_get("accounts_billed")?,
+                    billed_fen: r.try_get("billed_fen")?,
+                    suspended: r.try_get("suspended")?,
+                    message: r.try_get("message")?,
+                })
+            })
+            .collect()
+    }
 }
 
 /// Writes one page's bills, lines, pack use, debits, balances and arrears notices, one

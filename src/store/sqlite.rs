@@ -888,4 +888,76 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+
+    async fn is_settled(&self, month: Month) -> anyhow::Result<bool> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM settled_months WHERE month = ?")
+            .bind(month.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn next_suspension(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let at_us: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(suspend_at) FROM accounts WHERE suspended = 0 AND suspend_at IS NOT NULL AND balance_fen < 0",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(opt_at(at_us))
+    }
+
+    async fn run_started(&self, command: &str, month: Option<Month>, when: DateTime<Utc>) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO runs (command, month, started_at, outcome) VALUES (?, ?, ?, 'running') RETURNING run_id",
+        )
+        .bind(command)
+        .bind(month.map(|m| m.to_string()))
+        .bind(us(when))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn run_ended(&self, run_id: i64, end: &RunEnd) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE runs SET ended_at = ?, outcome = ?, month = COALESCE(?, month), accounts_billed = ?, billed_fen = ?,
+               suspended = ?, message = ? WHERE run_id = ?",
+        )
+        .bind(us(end.ended_at))
+        .bind(end.outcome)
+        .bind(&end.month)
+        .bind(end.accounts_billed as i64)
+        .bind(end.billed_fen)
+        .bind(end.suspended as i64)
+        .bind(&end.message)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn runs(&self, limit: u32) -> anyhow::Result<Vec<RunView>> {
+        let rows = sqlx::query(
+            "SELECT run_id, command, month, started_at, ended_at, outcome, accounts_billed, billed_fen, suspended, message
+             FROM runs ORDER BY run_id DESC LIMIT ?",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RunView {
+                    run_id: r.try_get("run_id")?,
+                    command: r.try_get("command")?,
+                    month: r.try_get("month")?,
+                    started_at: at(r.try_get("started_at")?),
+                    ended_at: opt_at(r.try_get("ended_at")?),
+                    outcome: r.try_get("outcome")?,
+                    accounts_billed: r.try_get("accounts_billed")?,
+                    billed_fen: r.try_get("billed_fen")?,
+                    suspended: r.try_get("suspended")?,
+                    message: r.try_get("message")?,
+                })
+            })
+            .collect()
+    }
 }

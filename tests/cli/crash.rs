@@ -184,3 +184,54 @@ fn four_settle_runs_at_once_end_with_the_books_of_one() {
     check_books(&env);
     assert_same(&env.snapshot(&["2026-10"]), &expected, "four runs at once");
 }
+
+#[test]
+fn sigterm_mid_run_leaves_books_that_the_next_run_completes() {
+    let clean = Env::new();
+    load(&clean);
+    let started = Instant::now();
+    clean.ok(&["--now", NOW, "run"]);
+    let clean_time = started.elapsed();
+    let expected = clean.snapshot(&["2026-10", "2026-11"]);
+    let mut rng = Lcg(7);
+    let mut stopped = 0;
+    for round in 0..4 {
+        let env = Env::new();
+        load(&env);
+        let mut child = env
+            .command(&["--now", NOW, "run"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(rng.next() % (clean_time.as_micros() as u64 + 1)));
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let code = child.wait().unwrap().code();
+        assert!(
+            matches!(code, Some(0) | Some(4)),
+            "round {round}: run exited {code:?} on SIGTERM"
+        );
+        let runs = parse_csv(&env.ok(&["runs", "list", "--format", "csv"]));
+        if code == Some(4) {
+            stopped += 1;
+            assert_eq!(runs[0]["outcome"], "stopped", "round {round}: {runs:#?}");
+        }
+        for _ in 0..100 {
+            match env.run(&["--now", NOW, "run"]).status.code() {
+                Some(0) => break,
+                Some(4) => std::thread::sleep(Duration::from_millis(100)),
+                other => panic!("re-run exited {other:?}"),
+            }
+        }
+        check_books(&env);
+        assert_same(
+            &env.snapshot(&["2026-10", "2026-11"]),
+            &expected,
+            &format!("round {round} after SIGTERM"),
+        );
+    }
+    assert!(stopped > 0, "no SIGTERM landed mid-run; the test proves little");
+}

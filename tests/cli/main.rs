@@ -9,3 +9,4 @@ mod bad_input;
 mod crash;
 mod migrations;
 mod settle;
+mod worker;

@@ -1,0 +1,70 @@
+//! `billrun run`: everything that is due at `--now`, and nothing else.
+//!
+//! 1. Grants the current month's free packs to open accounts that lack them.
+//! 2. Settles the previous month if it is not settled yet. This happens on any day from the 1st
+//!    on; after the 3rd it still settles, with a warning that it is late.
+//! 3. Enforces suspensions whose time has come.
+//!
+//! Each step is idempotent, so running it twice in a row changes nothing the second time.
+//! This is what cron and the Kubernetes CronJob call.
+
+use super::settle::{self, SettleSummary};
+use super::Ctx;
+use crate::domain::month::Month;
+use crate::store::Store;
+use chrono::Datelike;
+
+/// The last day of the month's settlement window (1st–3rd).
+pub const LAST_WINDOW_DAY: u32 = 3;
+
+#[derive(Clone, Debug)]
+pub struct RunSummary {
+    pub current: Month,
+    pub packs_granted: u64,
+    /// The previous month's settlement, if this run did it.
+    pub settled: Option<SettleSummary>,
+    /// The settlement happened after the 1st–3rd window.
+    pub late: bool,
+    pub suspended: Vec<String>,
+}
+
+impl RunSummary {
+    pub fn did_something(&self) -> bool {
+        self.packs_granted > 0 || self.settled.is_some() || !self.suspended.is_empty()
+    }
+}
+
+pub async fn run_due<S: Store>(store: &S, ctx: &Ctx) -> anyhow::Result<RunSummary> {
+    let current = ctx.current_month();
+    let packs_granted = match ctx.catalog.for_month(current) {
+        Some(_) => settle::grant(store, ctx, current).await?,
+        None => {
+            tracing::warn!(month = %current, "no catalog version in force: no free packs granted");
+            0
+        }
+    };
+    let previous = current.prev();
+    let mut late = false;
+    let settled = if store.is_settled(previous).await? || ctx.catalog.for_month(previous).is_none() {
+        None
+    } else {
+        let day = ctx.now.with_timezone(&ctx.tz).day();
+        if day > LAST_WINDOW_DAY {
+            late = true;
+            tracing::warn!(
+                month = %previous,
+                day,
+                "settling {previous} late: the settlement window is the 1st to the {LAST_WINDOW_DAY}rd"
+            );
+        }
+        Some(settle::settle(store, ctx, previous).await?)
+    };
+    let suspended = store.enforce(ctx.now).await?;
+    Ok(RunSummary {
+        current,
+        packs_granted,
+        settled,
+        late,
+        suspended,
+    })
+}
