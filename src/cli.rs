@@ -15,8 +15,8 @@ use std::path::PathBuf;
     version,
     about = "Monthly settlement of pay-per-call API usage: free packs, tiered prices, bills, debits and arrears.",
     after_help = "Exit codes: 0 success; 1 unexpected failure (a bug); 2 command-line usage; 3 bad input or \
-                  configuration (do not retry); 4 busy, another run holds the work (retry); 5 database \
-                  unavailable (retry)."
+                  configuration (do not retry); 4 busy: another run holds the work, or a stop signal \
+                  ended this one (retry); 5 database unavailable (retry)."
 )]
 pub struct Cli {
     /// Database URL; `sqlite://FILE` is created if missing.

@@ -7,6 +7,7 @@ mod accounts_and_packs;
 mod arrears;
 mod bad_input;
 mod crash;
+mod deploy;
 mod migrations;
 mod settle;
 mod worker;
