@@ -8,7 +8,7 @@ use crate::domain::money::{format_money, from_fen};
 use crate::error::input_error;
 use crate::jobs::{self, Ctx};
 use crate::output::{ListWriter, Stdout};
-use crate::recorded::{recorded, stop_signal};
+use crate::recorded::{recorded, StopSignal};
 use crate::schedule::Schedule;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
@@ -46,14 +46,22 @@ pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
         Command::Schedule { schedule, count } => return print_schedule(&ctx, schedule, *count),
         _ => {}
     }
+    // Jobs that may run long catch SIGTERM/SIGINT from the start, to stop cleanly; the others
+    // keep the default (the process ends, and their single transaction rolls back).
+    let stop = match cli.command {
+        Command::Settle { .. } | Command::Enforce | Command::Run | Command::Daemon { .. } => {
+            Some(StopSignal::install()?)
+        }
+        _ => None,
+    };
     let url = cli.database.as_str();
     if url.starts_with("sqlite:") {
         let store = open_sqlite(url).await?;
-        execute(&store, &ctx, &clock, cli.command).await
+        execute(&store, &ctx, &clock, stop, cli.command).await
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = PgStore::connect(url).await?;
         store.migrate().await?;
-        execute(&store, &ctx, &clock, cli.command).await
+        execute(&store, &ctx, &clock, stop, cli.command).await
     } else {
         Err(input_error(format!(
             "unsupported database URL '{}': use sqlite://FILE or postgres://USER:PASSWORD@HOST:PORT/DATABASE",
@@ -106,7 +114,19 @@ fn print_suspended(ids: &[String]) {
     );
 }
 
-async fn execute<S: Store>(store: &S, ctx: &Ctx, clock: &Clock, command: Command) -> anyhow::Result<()> {
+async fn execute<S: Store>(
+    store: &S,
+    ctx: &Ctx,
+    clock: &Clock,
+    stop: Option<StopSignal>,
+    command: Command,
+) -> anyhow::Result<()> {
+    let stop_signal = move || async move {
+        match stop {
+            Some(s) => s.wait().await,
+            None => std::future::pending().await,
+        }
+    };
     match command {
         Command::Migrate => println!("migrations applied"),
         Command::Accounts(AccountsCommand::Import { file }) => {

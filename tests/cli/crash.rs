@@ -210,11 +210,13 @@ fn sigterm_mid_run_leaves_books_that_the_next_run_completes() {
             .status()
             .unwrap();
         let code = child.wait().unwrap().code();
-        assert!(
-            matches!(code, Some(0) | Some(4)),
-            "round {round}: run exited {code:?} on SIGTERM"
-        );
         let runs = parse_csv(&env.ok(&["runs", "list", "--format", "csv"]));
+        // Before billrun installs its handler (the first moments of the process) SIGTERM ends
+        // it outright; that is only allowed before it recorded, let alone did, anything.
+        assert!(
+            matches!(code, Some(0) | Some(4)) || (code.is_none() && runs.is_empty()),
+            "round {round}: run exited {code:?} on SIGTERM; runs: {runs:#?}"
+        );
         if code == Some(4) {
             stopped += 1;
             assert_eq!(runs[0]["outcome"], "stopped", "round {round}: {runs:#?}");
