@@ -1,7 +1,9 @@
 //! From a parsed command line to a finished job: opens the store named by the URL, runs the
 //! subcommand and prints what it did. Nothing below this reads the clock or the environment.
 
-use crate::cli::{AccountsCommand, Cli, Command, ExportCommand, Format, PacksCommand, RunsCommand, UsageCommand};
+use crate::cli::{
+    AccountsCommand, BillsCommand, Cli, Command, ExportCommand, Format, PacksCommand, RunsCommand, UsageCommand,
+};
 use crate::clock::Clock;
 use crate::domain::catalog::Catalog;
 use crate::domain::money::{format_money, from_fen};
@@ -40,6 +42,7 @@ pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
         tz: cli.tz,
         catalog: load_catalog(cli.catalog.as_deref())?,
         progress: std::io::stderr().is_terminal(),
+        page_size: cli.page_size as usize,
     };
     match &cli.command {
         Command::Demo { dir } => return crate::demo::run(&ctx, dir).await,
@@ -93,12 +96,47 @@ fn print_settled(s: &crate::jobs::settle::SettleSummary) {
         format_money(from_fen(s.billed_now_fen)),
         s.arrears_now
     );
+    if s.adjusted_now > 0 {
+        println!(
+            "{} of them are adjustments for late usage (new revisions of settled bills)",
+            s.adjusted_now
+        );
+    }
     println!(
         "{} in all: {} bills, {} CNY billed, {} accounts in arrears",
         s.month,
         t.bills,
         format_money(from_fen(t.total_fen)),
         t.accounts_in_arrears
+    );
+}
+
+fn print_dry_run(s: &crate::jobs::settle::SettleSummary) {
+    println!(
+        "dry run: settling {} would write these bills; nothing was written",
+        s.month
+    );
+    println!(
+        "{:<24} {:>8} {:>12} {:>12} {:>14}  arrears",
+        "account_id", "revision", "bill_total", "debit", "balance_after"
+    );
+    for p in &s.previews {
+        println!(
+            "{:<24} {:>8} {:>12} {:>12} {:>14}  {}",
+            p.account_id,
+            p.revision,
+            format_money(from_fen(p.total_fen)),
+            format_money(from_fen(p.debited_fen)),
+            format_money(from_fen(p.balance_after_fen)),
+            if p.in_arrears { "yes" } else { "" }
+        );
+    }
+    println!(
+        "would bill {} accounts ({} adjustments), {} CNY net; {} would go into arrears",
+        s.billed_now,
+        s.adjusted_now,
+        format_money(from_fen(s.billed_now_fen)),
+        s.arrears_now
     );
 }
 
@@ -203,8 +241,12 @@ async fn execute<S: Store>(
             let n = jobs::settle::grant(store, ctx, month).await?;
             println!("granted {n} free packs for {month}");
         }
-        Command::Settle { month } => {
-            let job = jobs::settle::settle(store, ctx, month);
+        Command::Settle { month, dry_run: true } => {
+            let s = jobs::settle::settle(store, ctx, month, true).await?;
+            print_dry_run(&s);
+        }
+        Command::Settle { month, dry_run: false } => {
+            let job = jobs::settle::settle(store, ctx, month, false);
             let s = recorded(store, ctx, "settle", Some(month), job, stop_signal()).await?;
             print_settled(&s);
         }
@@ -267,6 +309,25 @@ async fn execute<S: Store>(
             w.finish()?;
         }
         Command::Schedule { .. } => unreachable!("handled before the store is opened"),
+        Command::Verify { month } => {
+            let report = jobs::verify::verify(store, month).await?;
+            for c in &report.checks {
+                if c.breaches == 0 {
+                    println!("ok      {}", c.what);
+                } else {
+                    println!("BREACH  {} ({} found)", c.what, c.breaches);
+                    for e in &c.examples {
+                        println!("          {e}");
+                    }
+                }
+            }
+            let scope = month.map(|m| m.to_string()).unwrap_or_else(|| "all months".into());
+            println!("{} bills checked ({scope})", report.bills_checked);
+            if report.breaches() > 0 {
+                return Err(anyhow::Error::new(crate::error::BooksBreached(report.breaches())));
+            }
+        }
+        Command::Bills(BillsCommand::Show { id, month }) => show_bill(store, ctx, &id, month).await?,
         Command::Export(ExportCommand::Bills { month, out }) => {
             let n = jobs::export::bills(store, ctx, month, out.as_deref()).await?;
             if let Some(p) = out {
@@ -357,4 +418,67 @@ async fn list_packs<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyhow::R
         ])?;
     }
     w.finish()
+}
+
+/// `billrun bills show`: an account's bill for a month, every revision, line by line.
+async fn show_bill<S: Store>(store: &S, ctx: &Ctx, id: &str, month: crate::domain::month::Month) -> anyhow::Result<()> {
+    let mut lines = Vec::new();
+    store
+        .export_lines(Some(month), Some(id), &mut |l| {
+            lines.push(l);
+            Ok(())
+        })
+        .await?;
+    let Some(first) = lines.first() else {
+        return Err(input_error(format!("account '{id}' has no bill for {month}")));
+    };
+    let revisions = lines.iter().map(|l| l.revision).max().unwrap_or(1);
+    println!(
+        "{month} bill of {} ({}): {revisions} revision(s)",
+        first.account_id, first.account_name
+    );
+    let mut i = 0;
+    while i < lines.len() {
+        let rev: Vec<&crate::store::ExportLine> = lines[i..]
+            .iter()
+            .take_while(|l| l.revision == lines[i].revision)
+            .collect();
+        let head = rev[0];
+        println!(
+            "\nrevision {} ({}), settled {}, catalog {}",
+            head.revision,
+            head.kind,
+            ctx.local(head.settled_at),
+            head.catalog_version
+        );
+        println!(
+            "  {:<14} {:>10} {:>8} {:>8} {:>10} {:>4} {:>10} {:>12}",
+            "api", "calls", "free", "prepaid", "billable", "tier", "unit price", "amount"
+        );
+        for l in &rev {
+            println!(
+                "  {:<14} {:>10} {:>8} {:>8} {:>10} {:>4} {:>10} {:>12}",
+                l.api,
+                l.total_calls,
+                l.free_calls,
+                l.prepaid_calls,
+                l.billable_calls,
+                l.tier,
+                l.unit_price.normalize(),
+                format_money(l.amount)
+            );
+        }
+        let moved = if head.debited_fen < 0 { "credited" } else { "debited" };
+        println!(
+            "  total {} CNY (exact {}, rounding {}); {moved} {} CNY; balance {} -> {} CNY",
+            format_money(from_fen(head.bill_total_fen)),
+            format_money(head.bill_exact_total),
+            format_money(head.rounding_adjustment),
+            format_money(from_fen(head.debited_fen.abs())),
+            format_money(from_fen(head.balance_before_fen)),
+            format_money(from_fen(head.balance_after_fen)),
+        );
+        i += rev.len();
+    }
+    Ok(())
 }

@@ -16,7 +16,7 @@ use std::path::PathBuf;
     about = "Monthly settlement of pay-per-call API usage: free packs, tiered prices, bills, debits and arrears.",
     after_help = "Exit codes: 0 success; 1 unexpected failure (a bug); 2 command-line usage; 3 bad input or \
                   configuration (do not retry); 4 busy: another run holds the work, or a stop signal \
-                  ended this one (retry); 5 database unavailable (retry)."
+                  ended this one (retry); 5 database unavailable (retry); 6 verify found a breach."
 )]
 pub struct Cli {
     /// Database URL; `sqlite://FILE` is created if missing.
@@ -41,6 +41,10 @@ pub struct Cli {
     /// Price catalog (TOML); default: the built-in catalog with the seed's prices.
     #[arg(long, env = "BILLRUN_CATALOG", global = true)]
     pub catalog: Option<PathBuf>,
+
+    /// Accounts settled per transaction. Smaller pages commit more often; the result is the same.
+    #[arg(long, env = "BILLRUN_PAGE_SIZE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000), global = true)]
+    pub page_size: u32,
 
     /// Log format on standard error: `text` for a terminal, `json` for log collectors. The level
     /// comes from BILLRUN_LOG (default `info`).
@@ -82,11 +86,15 @@ pub enum Command {
         month: Month,
     },
     /// Settle a month: grant missing free packs, bill every account with usage, debit it, and
-    /// flag accounts that went negative.
+    /// flag accounts that went negative. Run again after late usage, it issues adjustments.
     Settle {
         /// Month, as YYYY-MM. It must have ended in the billing time zone.
         #[arg(long, value_parser = parse_month)]
         month: Month,
+        /// Print what settling would do (bills, adjustments, totals, who would go into
+        /// arrears) and write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Suspend accounts whose suspend_at has passed and whose balance is still negative.
     Enforce,
@@ -110,6 +118,17 @@ pub enum Command {
         #[arg(long, default_value_t = 5)]
         count: usize,
     },
+    /// Check the books: balances against ledgers, one original per account and month, every
+    /// bill debited once, bill arithmetic, usage counted once, pack remainders. Exits 6 on
+    /// any breach, naming it.
+    Verify {
+        /// Only this month's bills and usage (balances and packs are always checked whole).
+        #[arg(long, value_parser = parse_month)]
+        month: Option<Month>,
+    },
+    /// Show bills.
+    #[command(subcommand)]
+    Bills(BillsCommand),
     /// Recorded runs of settle, enforce, run and the daemon.
     #[command(subcommand)]
     Runs(RunsCommand),
@@ -169,6 +188,17 @@ pub enum ExportCommand {
         /// Output file (default: standard output). Written whole or not at all.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BillsCommand {
+    /// One account's bill for a month, with every revision, as support would explain it.
+    Show {
+        /// Account id.
+        id: String,
+        #[arg(long, value_parser = parse_month)]
+        month: Month,
     },
 }
 

@@ -50,7 +50,7 @@ pub async fn run(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
     let u = jobs::usage::import(&store, &ctx, &dir.join("usage.csv")).await?;
     println!("imported {} usage rows ({} calls)\n", u.rows, u.calls);
 
-    let s = jobs::settle::settle(&store, &ctx, month).await?;
+    let s = jobs::settle::settle(&store, &ctx, month, false).await?;
     print_bills(&store, &ctx, month).await?;
     println!(
         "settled {month}: {} bills, {} CNY billed, {} accounts in arrears\n",
@@ -76,7 +76,7 @@ pub async fn run(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
 async fn print_bills<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Result<()> {
     let mut lines: Vec<ExportLine> = Vec::new();
     store
-        .export_lines(month, &mut |l| {
+        .export_lines(Some(month), None, &mut |l| {
             lines.push(l);
             Ok(())
         })

@@ -11,6 +11,7 @@
 //! | 3 | bad input or configuration: a rejected file, an unknown account, a month not ended | fix the input; do not retry as is |
 //! | 4 | busy: another run holds what this one needs, or a stop signal ended the run | retry later |
 //! | 5 | database unavailable or transient database failure | retry later |
+//! | 6 | `verify` found a breach of the books | investigate; the breaches are listed |
 
 use crate::input::RowError;
 use std::fmt;
@@ -21,6 +22,18 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_INPUT: u8 = 3;
 pub const EXIT_BUSY: u8 = 4;
 pub const EXIT_DATABASE: u8 = 5;
+pub const EXIT_BREACH: u8 = 6;
+
+/// `billrun verify` found breaches of the books.
+#[derive(Debug)]
+pub struct BooksBreached(pub u64);
+
+impl fmt::Display for BooksBreached {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "verify found {} breach(es) of the books (listed above)", self.0)
+    }
+}
+impl std::error::Error for BooksBreached {}
 
 /// Input or configuration the user must fix; retrying the same command cannot help.
 #[derive(Debug)]
@@ -91,6 +104,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if cause.is::<InputError>() || cause.is::<RejectedFile>() {
             return EXIT_INPUT;
+        }
+        if cause.is::<BooksBreached>() {
+            return EXIT_BREACH;
         }
         if cause.is::<Busy>() || cause.is::<Stopped>() {
             return EXIT_BUSY;

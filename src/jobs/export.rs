@@ -3,16 +3,22 @@
 //! Required columns come first, in the order finance scripts expect; more follow. Money is
 //! a plain decimal string; `amount` is the line's exact amount, `bill_total` the rounded
 //! total and `rounding_adjustment` = `bill_total` − the sum of the bill's exact lines.
+//!
+//! Every revision of a bill is exported: `revision` 1 is the `original`, 2, 3… are
+//! `adjustment`s holding the recomputed lines, and `revision_debited` is what that revision
+//! debited (or, negative, credited). The month's money moved is the sum of `revision_debited`
+//! over bills; its current billing is the sum of `bill_total` over each account's latest
+//! revision.
 
 use super::Ctx;
 use crate::domain::money::{format_money, from_fen};
 use crate::domain::month::Month;
 use crate::output::AtomicFile;
-use crate::store::Store;
+use crate::store::{ExportLine, Store};
 use std::io::Write;
 use std::path::Path;
 
-pub const COLUMNS: [&str; 26] = [
+pub const COLUMNS: [&str; 29] = [
     "month",
     "account_id",
     "api",
@@ -39,6 +45,9 @@ pub const COLUMNS: [&str; 26] = [
     "period_start",
     "period_end",
     "settled_at",
+    "revision",
+    "kind",
+    "revision_debited",
 ];
 
 /// Neutralises a free-text cell a spreadsheet would run as a formula (OWASP: a leading
@@ -62,7 +71,7 @@ pub async fn write_bills<S: Store, W: Write>(store: &S, ctx: &Ctx, month: Month,
         .map(|v| v.currency.clone())
         .unwrap_or_else(|| "CNY".into());
     store
-        .export_lines(month, &mut |l| {
+        .export_lines(Some(month), None, &mut |l: ExportLine| {
             n += 1;
             w.write_record([
                 l.month,
@@ -91,6 +100,9 @@ pub async fn write_bills<S: Store, W: Write>(store: &S, ctx: &Ctx, month: Month,
                 ctx.local(l.period_start),
                 ctx.local(l.period_end),
                 ctx.local(l.settled_at),
+                l.revision.to_string(),
+                l.kind,
+                format_money(from_fen(l.debited_fen)),
             ])?;
             Ok(())
         })

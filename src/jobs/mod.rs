@@ -6,6 +6,7 @@ pub mod export;
 pub mod run;
 pub mod settle;
 pub mod usage;
+pub mod verify;
 
 use crate::domain::catalog::Catalog;
 use crate::domain::month::Month;
@@ -23,6 +24,8 @@ pub struct Ctx {
     pub catalog: Catalog,
     /// Draw progress bars for long steps (standard error is a terminal).
     pub progress: bool,
+    /// Accounts settled per transaction.
+    pub page_size: usize,
 }
 
 impl Ctx {

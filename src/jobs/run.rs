@@ -57,7 +57,7 @@ pub async fn run_due<S: Store>(store: &S, ctx: &Ctx) -> anyhow::Result<RunSummar
                 "settling {previous} late: the settlement window is the 1st to the {LAST_WINDOW_DAY}rd"
             );
         }
-        Some(settle::settle(store, ctx, previous).await?)
+        Some(settle::settle(store, ctx, previous, false).await?)
     };
     let suspended = store.enforce(ctx.now).await?;
     Ok(RunSummary {

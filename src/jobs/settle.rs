@@ -11,10 +11,7 @@ use super::Ctx;
 use crate::domain::bill::compute_bill;
 use crate::domain::month::Month;
 use crate::error::{input_error, Busy};
-use crate::store::{AccountUsage, MonthTotals, SettlePage, Store};
-
-/// Accounts per settlement transaction.
-pub const PAGE_ACCOUNTS: usize = 1000;
+use crate::store::{AccountUsage, BillPreview, MonthTotals, SettlePage, Store};
 
 /// What a settle run did, and where the month stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,10 +19,17 @@ pub struct SettleSummary {
     pub month: Month,
     pub catalog_version: String,
     pub packs_granted: u64,
+    /// Bills written by this run: originals and adjustments.
     pub billed_now: u64,
+    /// Of which adjustments.
+    pub adjusted_now: u64,
+    /// Net amount debited by this run (credits count negative).
     pub billed_now_fen: i64,
     pub arrears_now: u64,
     pub month_totals: MonthTotals,
+    /// A dry run: what would have been written, and nothing was.
+    pub dry_run: bool,
+    pub previews: Vec<BillPreview>,
 }
 
 /// Grants a month's free packs to every account opened before it ended.
@@ -34,8 +38,10 @@ pub async fn grant<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Resu
     store.grant_free_packs(&grant, ctx.now).await
 }
 
-/// Settles `month`. Refuses a month that has not ended at `--now` in the billing time zone.
-pub async fn settle<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Result<SettleSummary> {
+/// Settles `month`: original bills for accounts without one, adjustments for accounts whose
+/// usage changed since their bill. Refuses a month that has not ended at `--now` in the billing
+/// time zone. With `dry_run`, computes everything and writes nothing.
+pub async fn settle<S: Store>(store: &S, ctx: &Ctx, month: Month, dry_run: bool) -> anyhow::Result<SettleSummary> {
     let (start, end) = (month.start(ctx.tz), month.end(ctx.tz));
     if ctx.now < end {
         return Err(input_error(format!(
@@ -54,7 +60,7 @@ pub async fn settle<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Res
             "another billrun run is settling {month} right now; this one did nothing (retry later)"
         )))
     })?;
-    let packs_granted = grant(store, ctx, month).await?;
+    let packs_granted = if dry_run { 0 } else { grant(store, ctx, month).await? };
     let pricer = |usage: &[_], packs: &mut [_]| {
         compute_bill(version, usage, packs).map_err(|e| input_error(format!("catalog: {e}")))
     };
@@ -63,26 +69,33 @@ pub async fn settle<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Res
         catalog_version: version.version.clone(),
         packs_granted,
         billed_now: 0,
+        adjusted_now: 0,
         billed_now_fen: 0,
         arrears_now: 0,
         month_totals: MonthTotals::default(),
+        dry_run,
+        previews: Vec::new(),
     };
     let page = SettlePage {
         month,
         start,
         end,
         now: ctx.now,
+        grant: ctx.free_grant(month)?,
+        dry_run,
     };
     let bar = ctx.progress_bar(format!("settling {month}: accounts billed"));
     let mut stream = store.month_usage(month, start, end).await?;
-    let mut batch: Vec<AccountUsage> = Vec::with_capacity(PAGE_ACCOUNTS);
+    let mut batch: Vec<AccountUsage> = Vec::with_capacity(ctx.page_size);
     loop {
         let next = stream.recv().await.transpose()?;
         let finished = next.is_none();
         batch.extend(next);
-        if batch.len() == PAGE_ACCOUNTS || (finished && !batch.is_empty()) {
-            let done = store.settle_accounts(&page, &batch, &pricer).await?;
+        if batch.len() >= ctx.page_size || (finished && !batch.is_empty()) {
+            let (done, previews) = store.settle_accounts(&page, &batch, &pricer).await?;
+            summary.previews.extend(previews);
             summary.billed_now += done.bills;
+            summary.adjusted_now += done.adjustments;
             summary.billed_now_fen += done.total_fen;
             summary.arrears_now += done.arrears;
             bar.inc(done.bills);
@@ -94,7 +107,9 @@ pub async fn settle<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Res
         }
     }
     bar.finish_and_clear();
-    store.mark_settled(month, start, end, &version.version, ctx.now).await?;
+    if !dry_run {
+        store.mark_settled(month, start, end, &version.version, ctx.now).await?;
+    }
     summary.month_totals = store.month_totals(month).await?;
     Ok(summary)
 }

@@ -9,6 +9,7 @@
 pub mod page;
 pub mod postgres;
 pub mod sqlite;
+pub mod verify;
 
 use crate::domain::bill::{ApiUsage, BillDraft};
 use crate::domain::catalog::CatalogVersion;
@@ -206,6 +207,21 @@ pub struct SettlePage {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub now: DateTime<Utc>,
+    /// The month's free packs, granted to the page's accounts where missing.
+    pub grant: FreeGrant,
+    /// Compute and report, then roll back: write nothing.
+    pub dry_run: bool,
+}
+
+/// What a page wrote (or, in a dry run, would have written) for one account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BillPreview {
+    pub account_id: String,
+    pub revision: i32,
+    pub total_fen: i64,
+    pub debited_fen: i64,
+    pub balance_after_fen: i64,
+    pub in_arrears: bool,
 }
 
 /// Prices one account's month from its usage and the packs that may cover it (lowering their
@@ -214,14 +230,20 @@ pub type Pricer<'a> = dyn Fn(&[ApiUsage], &mut [PackBalance]) -> anyhow::Result<
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PageOutcome {
+    /// Bills written: originals and adjustments.
     pub bills: u64,
+    /// Of which adjustments (revision 2 and later).
+    pub adjustments: u64,
+    /// Net amount debited (credits count negative).
     pub total_fen: i64,
     pub arrears: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MonthTotals {
+    /// Accounts billed for the month.
     pub bills: u64,
+    /// Sum of the current revision of each bill.
     pub total_fen: i64,
     pub accounts_in_arrears: u64,
     pub settled_at: Option<DateTime<Utc>>,
@@ -260,6 +282,12 @@ pub struct RunView {
 pub struct ExportLine {
     pub month: String,
     pub bill_id: String,
+    pub revision: i32,
+    /// `original` or `adjustment`.
+    pub kind: String,
+    /// What this revision debited (+) or credited (−), in fen.
+    pub debited_fen: i64,
+    pub rounding: String,
     pub account_id: String,
     pub account_name: String,
     pub api: String,
@@ -362,18 +390,21 @@ pub trait Store {
     /// lacks them. Returns how many packs were created.
     async fn grant_free_packs(&self, grant: &FreeGrant, now: DateTime<Utc>) -> anyhow::Result<u64>;
 
-    /// Streams the month's usage totals of every account that has no bill for the month yet,
-    /// in account order: one `GROUP BY` query, read by a task of its own.
+    /// Streams the month's usage totals, in account order, of every account whose usage is not
+    /// exactly what its current bill for the month counted: accounts with no bill yet, and
+    /// accounts with late usage. One set-based query, read by a task of its own.
     async fn month_usage(&self, month: Month, start: DateTime<Utc>, end: DateTime<Utc>) -> anyhow::Result<UsageStream>;
 
-    /// Bills, debits and flags a page of accounts in one transaction. Accounts billed since the
-    /// stream read them (by a concurrent run) are skipped.
+    /// Bills, debits and flags a page of accounts in one transaction: an original bill for an
+    /// account without one, an adjustment for one whose recomputed bill differs from its
+    /// current revision, nothing for the others (including any a concurrent run billed since
+    /// the stream read them). With `page.dry_run` the transaction is rolled back.
     async fn settle_accounts(
         &self,
         page: &SettlePage,
         accounts: &[AccountUsage],
         pricer: &Pricer<'_>,
-    ) -> anyhow::Result<PageOutcome>;
+    ) -> anyhow::Result<(PageOutcome, Vec<BillPreview>)>;
 
     /// Records that every account of the month has been billed.
     async fn mark_settled(
@@ -392,10 +423,12 @@ pub trait Store {
     /// Returns their ids.
     async fn enforce(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<String>>;
 
-    /// The month's bill lines, by account and API, handed to `each`.
+    /// The bill lines of every revision, by month, account, revision and API, handed to `each`:
+    /// of one month or all, of one account or all.
     async fn export_lines(
         &self,
-        month: Month,
+        month: Option<Month>,
+        account: Option<&str>,
         each: &mut dyn FnMut(ExportLine) -> anyhow::Result<()>,
     ) -> anyhow::Result<()>;
 
@@ -416,6 +449,10 @@ pub trait Store {
 
     /// The latest `limit` runs, newest first.
     async fn runs(&self, limit: u32) -> anyhow::Result<Vec<RunView>>;
+
+    /// Runs the SQL checks of the books (`store::verify`) for `month` (or every month) and
+    /// returns (check, breaches found, the first few named).
+    async fn verify_books(&self, month: Option<Month>) -> anyhow::Result<Vec<(&'static str, u64, Vec<String>)>>;
 }
 
 /// The database URL with any password replaced by `***`, for messages and logs.

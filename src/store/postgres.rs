@@ -11,7 +11,7 @@
 //! entries stay the real guarantee. Month bounds are bound as instants computed in the billing
 //! time zone, so the server's `TimeZone` never matters.
 
-use super::page::{self, PageWrites};
+use super::page::{self, CurrentBill, PageWrites, StoredLine};
 use super::*;
 use crate::domain::arrears::{self, ServiceState};
 use crate::domain::packs::PackKind;
@@ -25,6 +25,24 @@ use std::str::FromStr;
 use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The month's usage per account and API, for the accounts whose usage differs from what the
+/// current revision of their bill counted (or that have no bill yet).
+const MONTH_USAGE_SQL: &str = "
+    WITH u AS (
+        SELECT account_id, api, SUM(calls)::bigint AS calls FROM usage
+        WHERE ts >= $1 AND ts < $2 GROUP BY account_id, api),
+    current AS (
+        SELECT DISTINCT ON (b.account_id) b.account_id, b.bill_id FROM bills b
+        WHERE b.month = $3 ORDER BY b.account_id, b.revision DESC),
+    current_lines AS (
+        SELECT c.account_id, l.api, l.total_calls FROM current c JOIN bill_lines l ON l.bill_id = c.bill_id),
+    changed AS (
+        SELECT DISTINCT u.account_id FROM u
+        LEFT JOIN current_lines c ON c.account_id = u.account_id AND c.api = u.api
+        WHERE c.total_calls IS NULL OR c.total_calls <> u.calls)
+    SELECT u.account_id, u.api, u.calls FROM u JOIN changed USING (account_id)
+    ORDER BY u.account_id, u.api";
 
 /// Bytes of CSV sent per `COPY` message.
 const COPY_BUFFER: usize = 1 << 20;
@@ -75,14 +93,16 @@ fn month_key(month: Month) -> i64 {
     i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
-async fn grant(tx: &mut PgConnection, g: &FreeGrant, only: Option<&str>) -> anyhow::Result<u64> {
+/// Grants a month's free packs to every account opened before the month ended (or only to the
+/// accounts in `only`) that lacks them.
+async fn grant(tx: &mut PgConnection, g: &FreeGrant, only: Option<&[&str]>) -> anyhow::Result<u64> {
     let mut created = 0;
     for (api, calls) in &g.apis {
         let done = sqlx::query(
             "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
              SELECT 'free:' || $1 || ':' || $2 || ':' || a.account_id, 'free', a.account_id, $2, $3, $3, $4, $5, $4, $1
              FROM accounts a
-             WHERE a.activated_at IS NOT NULL AND a.activated_at < $5 AND ($6::text IS NULL OR a.account_id = $6)
+             WHERE a.activated_at IS NOT NULL AND a.activated_at < $5 AND ($6::text[] IS NULL OR a.account_id = ANY($6))
              ON CONFLICT DO NOTHING",
         )
         .bind(g.month.to_string())
@@ -186,7 +206,7 @@ impl Store for PgStore {
                     .bind(account_id)
                     .execute(&mut *tx)
                     .await?;
-                let packs_granted = grant(&mut tx, g, Some(account_id)).await?;
+                let packs_granted = grant(&mut tx, g, Some(&[account_id])).await?;
                 tx.commit().await?;
                 Ok(ActivateOutcome::Activated { packs_granted })
             }
@@ -501,16 +521,11 @@ impl Store for PgStore {
         let (out, stream) = tokio::sync::mpsc::channel(STREAM_BUFFER);
         let month = month.to_string();
         tokio::spawn(async move {
-            let rows = sqlx::query_as::<_, (String, String, i64)>(
-                "SELECT u.account_id, u.api, SUM(u.calls)::bigint FROM usage u
-                 WHERE u.ts >= $1 AND u.ts < $2
-                   AND NOT EXISTS (SELECT 1 FROM bills b WHERE b.account_id = u.account_id AND b.month = $3)
-                 GROUP BY u.account_id, u.api ORDER BY u.account_id, u.api",
-            )
-            .bind(start)
-            .bind(end)
-            .bind(month)
-            .fetch(&mut *conn);
+            let rows = sqlx::query_as::<_, (String, String, i64)>(MONTH_USAGE_SQL)
+                .bind(start)
+                .bind(end)
+                .bind(month)
+                .fetch(&mut *conn);
             forward_grouped(rows, out).await;
         });
         Ok(stream)
@@ -521,13 +536,13 @@ impl Store for PgStore {
         page: &SettlePage,
         accounts: &[AccountUsage],
         pricer: &Pricer<'_>,
-    ) -> anyhow::Result<PageOutcome> {
+    ) -> anyhow::Result<(PageOutcome, Vec<BillPreview>)> {
         let month = page.month.to_string();
         let ids: Vec<&str> = accounts.iter().map(|a| a.account_id.as_str()).collect();
         let mut tx = self.pool.begin().await?;
 
-        // Lock the page's accounts (in id order, so runs cannot deadlock), then leave out any
-        // that a concurrent run billed after the stream read them.
+        // Lock the page's accounts (in id order, so runs cannot deadlock) before reading their
+        // bills: what a concurrent run wrote since the stream read the usage is seen here.
         let mut states: HashMap<String, ServiceState> = HashMap::new();
         for r in sqlx::query(
             "SELECT account_id, balance_fen, suspend_at, suspended FROM accounts
@@ -539,19 +554,72 @@ impl Store for PgStore {
         {
             states.insert(r.try_get("account_id")?, service_state(&r)?);
         }
-        let billed: HashSet<String> =
-            sqlx::query_scalar("SELECT account_id FROM bills WHERE month = $1 AND account_id = ANY($2)")
-                .bind(&month)
-                .bind(&ids)
+        grant(&mut tx, &page.grant, Some(&ids)).await?;
+
+        let mut current: HashMap<String, CurrentBill> = HashMap::new();
+        let mut by_bill: HashMap<String, String> = HashMap::new();
+        for r in sqlx::query(
+            "SELECT DISTINCT ON (account_id) account_id, bill_id, revision, total_fen FROM bills
+             WHERE month = $1 AND account_id = ANY($2) ORDER BY account_id, revision DESC",
+        )
+        .bind(&month)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .context("loading current bills")?
+        {
+            let account: String = r.try_get("account_id")?;
+            by_bill.insert(r.try_get("bill_id")?, account.clone());
+            current.insert(
+                account,
+                CurrentBill {
+                    revision: r.try_get("revision")?,
+                    total_fen: r.try_get("total_fen")?,
+                    ..CurrentBill::default()
+                },
+            );
+        }
+        if !by_bill.is_empty() {
+            let bill_ids: Vec<&String> = by_bill.keys().collect();
+            for r in sqlx::query(
+                "SELECT bill_id, api, total_calls, free_calls, prepaid_calls, billable_calls, unit_price, amount
+                 FROM bill_lines WHERE bill_id = ANY($1) ORDER BY bill_id, api",
+            )
+            .bind(&bill_ids)
+            .fetch_all(&mut *tx)
+            .await?
+            {
+                let bill = current
+                    .get_mut(&by_bill[&r.try_get::<String, _>("bill_id")?])
+                    .expect("loaded bill");
+                bill.lines.push(StoredLine {
+                    api: r.try_get("api")?,
+                    total_calls: r.try_get("total_calls")?,
+                    free_calls: r.try_get("free_calls")?,
+                    prepaid_calls: r.try_get("prepaid_calls")?,
+                    billable_calls: r.try_get("billable_calls")?,
+                    unit_price: r.try_get("unit_price")?,
+                    amount: r.try_get("amount")?,
+                });
+            }
+            for r in sqlx::query("SELECT bill_id, pack_id, calls FROM pack_consumption WHERE bill_id = ANY($1)")
+                .bind(&bill_ids)
                 .fetch_all(&mut *tx)
                 .await?
-                .into_iter()
-                .collect();
+            {
+                let bill = current
+                    .get_mut(&by_bill[&r.try_get::<String, _>("bill_id")?])
+                    .expect("loaded bill");
+                bill.consumed.push((r.try_get("pack_id")?, r.try_get("calls")?));
+            }
+        }
 
+        // Every pack that may cover the month, used up or not: a revision being replaced hands
+        // its calls back before the new one is computed.
         let mut packs: HashMap<String, Vec<PackBalance>> = HashMap::new();
         for r in sqlx::query(
             "SELECT pack_id, kind, account_id, api, remaining, valid_until, purchased_at FROM packs
-             WHERE account_id = ANY($1) AND remaining > 0
+             WHERE account_id = ANY($1)
                AND ((kind = 'free' AND month = $2) OR (kind = 'prepaid' AND valid_from < $4 AND valid_until > $3))
              ORDER BY pack_id FOR UPDATE",
         )
@@ -578,12 +646,16 @@ impl Store for PgStore {
             });
         }
 
-        let (w, out) = page::build(page, accounts, &billed, &states, packs, pricer)?;
+        let (w, out) = page::build(page, accounts, &current, &states, packs, pricer)?;
         if out.bills > 0 {
             write_page(&mut tx, page, &month, &w).await?;
         }
+        if page.dry_run {
+            tx.rollback().await?;
+            return Ok((out, page::previews(&w)));
+        }
         tx.commit().await.context("committing a page of bills")?;
-        Ok(out)
+        Ok((out, Vec::new()))
     }
 
     async fn mark_settled(
@@ -610,11 +682,12 @@ impl Store for PgStore {
 
     async fn month_totals(&self, month: Month) -> anyhow::Result<MonthTotals> {
         let row = sqlx::query(
-            "SELECT COUNT(*) AS bills, COALESCE(SUM(total_fen), 0)::bigint AS total,
+            "SELECT COUNT(*) AS bills, COALESCE(SUM(b.total_fen), 0)::bigint AS total,
                     (SELECT COUNT(DISTINCT e.account_id) FROM events e JOIN bills b2 ON b2.bill_id = e.bill_id
                       WHERE e.kind = 'arrears_notice' AND b2.month = $1) AS arrears,
                     (SELECT settled_at FROM settled_months WHERE month = $1) AS settled_at
-             FROM bills WHERE month = $1 AND revision = 1",
+             FROM bills b WHERE b.month = $1
+               AND b.revision = (SELECT MAX(b3.revision) FROM bills b3 WHERE b3.account_id = b.account_id AND b3.month = $1)",
         )
         .bind(month.to_string())
         .fetch_one(&self.pool)
@@ -649,23 +722,31 @@ impl Store for PgStore {
 
     async fn export_lines(
         &self,
-        month: Month,
+        month: Option<Month>,
+        account: Option<&str>,
         each: &mut dyn FnMut(ExportLine) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let mut rows = sqlx::query(
-            "SELECT b.month, b.bill_id, b.account_id, a.name, l.api, l.total_calls, l.free_calls, l.prepaid_calls,
-                    l.billable_calls, l.tier, l.tier_from, l.tier_to, l.unit_price, l.amount, l.pricing, l.tier_basis,
-                    l.catalog_version, b.exact_total, b.total_fen, b.rounding_adjustment, b.balance_before_fen,
-                    b.balance_after_fen, b.period_start, b.period_end, b.settled_at
+            "SELECT b.month, b.bill_id, b.revision, b.kind, b.debited_fen, b.rounding, b.account_id, a.name, l.api,
+                    l.total_calls, l.free_calls, l.prepaid_calls, l.billable_calls, l.tier, l.tier_from, l.tier_to,
+                    l.unit_price, l.amount, l.pricing, l.tier_basis, l.catalog_version, b.exact_total, b.total_fen,
+                    b.rounding_adjustment, b.balance_before_fen, b.balance_after_fen, b.period_start, b.period_end,
+                    b.settled_at
              FROM bills b JOIN bill_lines l ON l.bill_id = b.bill_id JOIN accounts a ON a.account_id = b.account_id
-             WHERE b.month = $1 ORDER BY b.account_id, b.revision, l.api",
+             WHERE ($1::text IS NULL OR b.month = $1) AND ($2::text IS NULL OR b.account_id = $2)
+             ORDER BY b.month, b.account_id, b.revision, l.api",
         )
-        .bind(month.to_string())
+        .bind(month.map(|m| m.to_string()))
+        .bind(account)
         .fetch(&self.pool);
         while let Some(r) = rows.try_next().await? {
             each(ExportLine {
                 month: r.try_get("month")?,
                 bill_id: r.try_get("bill_id")?,
+                revision: r.try_get("revision")?,
+                kind: r.try_get("kind")?,
+                debited_fen: r.try_get("debited_fen")?,
+                rounding: r.try_get("rounding")?,
                 account_id: r.try_get("account_id")?,
                 account_name: r.try_get("name")?,
                 api: r.try_get("api")?,
@@ -785,17 +866,37 @@ impl Store for PgStore {
             })
             .collect()
     }
+
+    async fn verify_books(&self, month: Option<Month>) -> anyhow::Result<Vec<(&'static str, u64, Vec<String>)>> {
+        let mut out = Vec::new();
+        for (what, sql) in super::verify::checks("$1::text") {
+            let found: Vec<String> = sqlx::query_scalar(&sql)
+                .bind(month.map(|m| m.to_string()))
+                .fetch_all(&self.pool)
+                .await
+                .with_context(|| format!("checking that {what}"))?;
+            let total = found.len() as u64;
+            out.push((
+                what,
+                total,
+                found.into_iter().take(super::verify::MAX_PER_CHECK).collect(),
+            ));
+        }
+        Ok(out)
+    }
 }
 
-/// Writes one page's bills, lines, pack use, debits, balances and arrears notices, one
+/// Writes one page's bills, lines, pack use, ledger entries, balances and events, one
 /// statement per table.
 async fn write_page(tx: &mut PgConnection, page: &SettlePage, month: &str, w: &PageWrites) -> anyhow::Result<()> {
     sqlx::query(
-        "INSERT INTO bills (bill_id, account_id, month, revision, period_start, period_end, catalog_version, rounding,
-                            exact_total, total_fen, rounding_adjustment, balance_before_fen, balance_after_fen, settled_at)
-         SELECT id, acct, $1, 1, $2, $3, ver, rnd, exact, total, adj, bef, aft, $4
-         FROM UNNEST($5::text[], $6::text[], $7::text[], $8::text[], $9::numeric[], $10::bigint[], $11::numeric[],
-                     $12::bigint[], $13::bigint[]) AS u(id, acct, ver, rnd, exact, total, adj, bef, aft)",
+        "INSERT INTO bills (bill_id, account_id, month, revision, kind, period_start, period_end, catalog_version,
+                            rounding, exact_total, total_fen, rounding_adjustment, debited_fen, balance_before_fen,
+                            balance_after_fen, settled_at)
+         SELECT id, acct, $1, rev, kind, $2, $3, ver, rnd, exact, total, adj, debited, bef, aft, $4
+         FROM UNNEST($5::text[], $6::text[], $7::int[], $8::text[], $9::text[], $10::text[], $11::numeric[],
+                     $12::bigint[], $13::numeric[], $14::bigint[], $15::bigint[], $16::bigint[])
+              AS u(id, acct, rev, kind, ver, rnd, exact, total, adj, debited, bef, aft)",
     )
     .bind(month)
     .bind(page.start)
@@ -803,11 +904,14 @@ async fn write_page(tx: &mut PgConnection, page: &SettlePage, month: &str, w: &P
     .bind(page.now)
     .bind(&w.bill_id)
     .bind(&w.bill_account)
+    .bind(&w.revision)
+    .bind(&w.kind)
     .bind(&w.catalog_version)
     .bind(&w.rounding)
     .bind(&w.exact_total)
     .bind(&w.total_fen)
     .bind(&w.adjustment)
+    .bind(&w.debited_fen)
     .bind(&w.before_fen)
     .bind(&w.after_fen)
     .execute(&mut *tx)
@@ -839,62 +943,76 @@ async fn write_page(tx: &mut PgConnection, page: &SettlePage, month: &str, w: &P
     .await
     .context("writing bill lines")?;
     if !w.use_bill.is_empty() {
-        sqlx::query("INSERT INTO pack_consumption (bill_id, pack_id, calls) SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[])")
-            .bind(&w.use_bill)
-            .bind(&w.use_pack)
-            .bind(&w.use_calls)
-            .execute(&mut *tx)
-            .await
-            .context("writing pack consumption")?;
         sqlx::query(
-            "UPDATE packs p SET remaining = p.remaining - u.calls
-             FROM UNNEST($1::text[], $2::bigint[]) AS u(pack_id, calls)
-             WHERE p.pack_id = u.pack_id AND p.pack_id = ANY($1)",
+            "INSERT INTO pack_consumption (bill_id, pack_id, calls) SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[])",
         )
+        .bind(&w.use_bill)
         .bind(&w.use_pack)
         .bind(&w.use_calls)
         .execute(&mut *tx)
         .await
+        .context("writing pack consumption")?;
+    }
+    if !w.pack_id.is_empty() {
+        sqlx::query(
+            "UPDATE packs p SET remaining = p.remaining + u.delta
+             FROM UNNEST($1::text[], $2::bigint[]) AS u(pack_id, delta)
+             WHERE p.pack_id = u.pack_id AND p.pack_id = ANY($1)",
+        )
+        .bind(&w.pack_id)
+        .bind(&w.pack_delta)
+        .execute(&mut *tx)
+        .await
         .context("updating packs")?;
     }
-    let debits: Vec<i64> = w.total_fen.iter().map(|t| -t).collect();
+    let ledger_kind: Vec<&str> = w
+        .revision
+        .iter()
+        .map(|r| if *r == 1 { "debit" } else { "adjustment" })
+        .collect();
+    let amounts: Vec<i64> = w.debited_fen.iter().map(|d| -d).collect();
     sqlx::query(
         "INSERT INTO ledger (account_id, kind, amount_fen, bill_id, created_at)
-         SELECT acct, 'debit', amount, bill, $1 FROM UNNEST($2::text[], $3::bigint[], $4::text[]) AS u(acct, amount, bill)",
+         SELECT acct, kind, amount, bill, $1
+         FROM UNNEST($2::text[], $3::text[], $4::bigint[], $5::text[]) AS u(acct, kind, amount, bill)",
     )
     .bind(page.now)
     .bind(&w.bill_account)
-    .bind(&debits)
+    .bind(&ledger_kind)
+    .bind(&amounts)
     .bind(&w.bill_id)
     .execute(&mut *tx)
     .await
-    .context("writing debits")?;
+    .context("writing ledger entries")?;
     sqlx::query(
-        "UPDATE accounts a SET balance_fen = u.balance, suspend_at = u.suspend_at
-         FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[]) AS u(acct, balance, suspend_at)
+        "UPDATE accounts a SET balance_fen = u.balance, suspend_at = u.suspend_at, suspended = u.suspended
+         FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::bool[]) AS u(acct, balance, suspend_at, suspended)
          WHERE a.account_id = u.acct",
     )
     .bind(&w.bill_account)
     .bind(&w.after_fen)
     .bind(&w.suspend_at)
+    .bind(&w.suspended)
     .execute(&mut *tx)
     .await
     .context("updating balances")?;
-    sqlx::query(
-        "INSERT INTO events (account_id, kind, at, bill_id, suspend_at, balance_fen)
-         SELECT acct, 'arrears_notice', $1, bill, suspend_at, balance
-         FROM UNNEST($2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::bool[])
-              WITH ORDINALITY AS u(acct, bill, suspend_at, balance, notice, n)
-         WHERE notice ORDER BY n",
-    )
-    .bind(page.now)
-    .bind(&w.bill_account)
-    .bind(&w.bill_id)
-    .bind(&w.suspend_at)
-    .bind(&w.after_fen)
-    .bind(&w.notice)
-    .execute(&mut *tx)
-    .await
-    .context("writing arrears notices")?;
+    if !w.event_account.is_empty() {
+        sqlx::query(
+            "INSERT INTO events (account_id, kind, at, bill_id, suspend_at, balance_fen)
+             SELECT acct, kind, $1, bill, suspend_at, balance
+             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[])
+                  WITH ORDINALITY AS u(acct, kind, bill, suspend_at, balance, n)
+             ORDER BY n",
+        )
+        .bind(page.now)
+        .bind(&w.event_account)
+        .bind(&w.event_kind)
+        .bind(&w.event_bill)
+        .bind(&w.event_suspend_at)
+        .bind(&w.event_balance)
+        .execute(&mut *tx)
+        .await
+        .context("writing events")?;
+    }
     Ok(())
 }

@@ -8,7 +8,7 @@
 //! Money is INTEGER fen or exact decimal TEXT, time INTEGER microseconds since the epoch (see
 //! `migrations/sqlite/`).
 
-use super::page::{self, PageWrites};
+use super::page::{self, CurrentBill, PageWrites, StoredLine};
 use super::*;
 use crate::domain::arrears::{self, ServiceState};
 use crate::domain::money::format_money;
@@ -19,11 +19,28 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqliteConnection, Transaction};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The month's usage per account and API, for the accounts whose usage differs from what the
+/// current revision of their bill counted (or that have no bill yet).
+const MONTH_USAGE_SQL: &str = "
+    WITH u AS (
+        SELECT account_id, api, SUM(calls) AS calls FROM usage
+        WHERE ts >= ?1 AND ts < ?2 GROUP BY account_id, api),
+    current AS (
+        SELECT b.account_id, l.api, l.total_calls FROM bills b JOIN bill_lines l ON l.bill_id = b.bill_id
+        WHERE b.month = ?3
+          AND b.revision = (SELECT MAX(b2.revision) FROM bills b2 WHERE b2.account_id = b.account_id AND b2.month = ?3)),
+    changed AS (
+        SELECT DISTINCT u.account_id FROM u
+        LEFT JOIN current c ON c.account_id = u.account_id AND c.api = u.api
+        WHERE c.total_calls IS NULL OR c.total_calls <> u.calls)
+    SELECT u.account_id, u.api, u.calls FROM u JOIN changed USING (account_id)
+    ORDER BY u.account_id, u.api";
 
 /// Rows per multi-row INSERT of usage (6 parameters each, well under SQLite's limit).
 const USAGE_CHUNK: usize = 400;
@@ -72,16 +89,17 @@ impl SqliteStore {
     }
 }
 
-/// Grants a month's free packs to every account opened before the month ended (or to
-/// `only` that account) that lacks them.
-async fn grant(tx: &mut Transaction<'_, Sqlite>, g: &FreeGrant, only: Option<&str>) -> anyhow::Result<u64> {
+/// Grants a month's free packs to every account opened before the month ended (or only to the
+/// accounts in `only`, a JSON array of ids) that lacks them.
+async fn grant(tx: &mut SqliteConnection, g: &FreeGrant, only: Option<&str>) -> anyhow::Result<u64> {
     let mut created = 0;
     for (api, calls) in &g.apis {
         let done = sqlx::query(
             "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
              SELECT 'free:' || ?1 || ':' || ?2 || ':' || a.account_id, 'free', a.account_id, ?2, ?3, ?3, ?4, ?5, ?4, ?1
              FROM accounts a
-             WHERE a.activated_at IS NOT NULL AND a.activated_at < ?5 AND (?6 IS NULL OR a.account_id = ?6)
+             WHERE a.activated_at IS NOT NULL AND a.activated_at < ?5
+               AND (?6 IS NULL OR a.account_id IN (SELECT value FROM json_each(?6)))
              ON CONFLICT DO NOTHING",
         )
         .bind(g.month.to_string())
@@ -90,7 +108,7 @@ async fn grant(tx: &mut Transaction<'_, Sqlite>, g: &FreeGrant, only: Option<&st
         .bind(us(g.start))
         .bind(us(g.end))
         .bind(only)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .context("granting free packs")?;
         created += done.rows_affected();
@@ -164,23 +182,25 @@ where
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
-/// Writes one page's bills, lines, pack use, debits, balances and arrears notices, many rows
+/// Writes one page's bills, lines, pack use, ledger entries, balances and events, many rows
 /// per statement.
 async fn write_page(tx: &mut SqliteConnection, page: &SettlePage, w: &PageWrites) -> anyhow::Result<()> {
     let month = page.month.to_string();
     let (start, end, now) = (us(page.start), us(page.end), us(page.now));
     many_rows(
         tx,
-        "INSERT INTO bills (bill_id, account_id, month, revision, period_start, period_end, catalog_version, rounding,
-           exact_total, total_fen, rounding_adjustment, balance_before_fen, balance_after_fen, settled_at) VALUES ",
+        "INSERT INTO bills (bill_id, account_id, month, revision, kind, period_start, period_end, catalog_version,
+           rounding, exact_total, total_fen, rounding_adjustment, debited_fen, balance_before_fen, balance_after_fen,
+           settled_at) VALUES ",
         "",
-        14,
+        16,
         w.bill_id.len(),
         |q, i| {
             q.bind(w.bill_id[i].clone())
                 .bind(w.bill_account[i].clone())
                 .bind(month.clone())
-                .bind(1)
+                .bind(w.revision[i])
+                .bind(w.kind[i])
                 .bind(start)
                 .bind(end)
                 .bind(w.catalog_version[i].clone())
@@ -188,6 +208,7 @@ async fn write_page(tx: &mut SqliteConnection, page: &SettlePage, w: &PageWrites
                 .bind(format_money(w.exact_total[i]))
                 .bind(w.total_fen[i])
                 .bind(format_money(w.adjustment[i]))
+                .bind(w.debited_fen[i])
                 .bind(w.before_fen[i])
                 .bind(w.after_fen[i])
                 .bind(now)
@@ -235,11 +256,11 @@ async fn write_page(tx: &mut SqliteConnection, page: &SettlePage, w: &PageWrites
     .await?;
     many_rows(
         tx,
-        "UPDATE packs SET remaining = remaining - v.column2 FROM (VALUES ",
+        "UPDATE packs SET remaining = remaining + v.column2 FROM (VALUES ",
         ") AS v WHERE packs.pack_id = v.column1",
         2,
-        w.use_pack.len(),
-        |q, i| q.bind(w.use_pack[i].clone()).bind(w.use_calls[i]),
+        w.pack_id.len(),
+        |q, i| q.bind(w.pack_id[i].clone()).bind(w.pack_delta[i]),
     )
     .await?;
     many_rows(
@@ -250,8 +271,8 @@ async fn write_page(tx: &mut SqliteConnection, page: &SettlePage, w: &PageWrites
         w.bill_id.len(),
         |q, i| {
             q.bind(w.bill_account[i].clone())
-                .bind("debit")
-                .bind(-w.total_fen[i])
+                .bind(if w.revision[i] == 1 { "debit" } else { "adjustment" })
+                .bind(-w.debited_fen[i])
                 .bind(w.bill_id[i].clone())
                 .bind(now)
         },
@@ -259,32 +280,31 @@ async fn write_page(tx: &mut SqliteConnection, page: &SettlePage, w: &PageWrites
     .await?;
     many_rows(
         tx,
-        "UPDATE accounts SET balance_fen = v.column2, suspend_at = v.column3 FROM (VALUES ",
+        "UPDATE accounts SET balance_fen = v.column2, suspend_at = v.column3, suspended = v.column4 FROM (VALUES ",
         ") AS v WHERE accounts.account_id = v.column1",
-        3,
+        4,
         w.bill_id.len(),
         |q, i| {
             q.bind(w.bill_account[i].clone())
                 .bind(w.after_fen[i])
                 .bind(w.suspend_at[i].map(us))
+                .bind(w.suspended[i] as i64)
         },
     )
     .await?;
-    let notices: Vec<usize> = (0..w.bill_id.len()).filter(|&i| w.notice[i]).collect();
     many_rows(
         tx,
         "INSERT INTO events (account_id, kind, at, bill_id, suspend_at, balance_fen) VALUES ",
         "",
         6,
-        notices.len(),
-        |q, k| {
-            let i = notices[k];
-            q.bind(w.bill_account[i].clone())
-                .bind("arrears_notice")
+        w.event_account.len(),
+        |q, i| {
+            q.bind(w.event_account[i].clone())
+                .bind(w.event_kind[i])
                 .bind(now)
-                .bind(w.bill_id[i].clone())
-                .bind(w.suspend_at[i].map(us))
-                .bind(w.after_fen[i])
+                .bind(w.event_bill[i].clone())
+                .bind(w.event_suspend_at[i].map(us))
+                .bind(w.event_balance[i])
         },
     )
     .await?;
@@ -366,7 +386,7 @@ impl Store for SqliteStore {
                     .bind(account_id)
                     .execute(&mut *tx)
                     .await?;
-                let packs_granted = grant(&mut tx, g, Some(account_id)).await?;
+                let packs_granted = grant(&mut tx, g, Some(&serde_json::to_string(&[account_id])?)).await?;
                 tx.commit().await?;
                 Ok(ActivateOutcome::Activated { packs_granted })
             }
@@ -654,16 +674,11 @@ impl Store for SqliteStore {
         let month = month.to_string();
         let (start, end) = (us(start), us(end));
         tokio::spawn(async move {
-            let rows = sqlx::query_as::<_, (String, String, i64)>(
-                "SELECT u.account_id, u.api, SUM(u.calls) FROM usage u
-                 WHERE u.ts >= ?1 AND u.ts < ?2
-                   AND NOT EXISTS (SELECT 1 FROM bills b WHERE b.account_id = u.account_id AND b.month = ?3)
-                 GROUP BY u.account_id, u.api ORDER BY u.account_id, u.api",
-            )
-            .bind(start)
-            .bind(end)
-            .bind(month)
-            .fetch(&mut *conn);
+            let rows = sqlx::query_as::<_, (String, String, i64)>(MONTH_USAGE_SQL)
+                .bind(start)
+                .bind(end)
+                .bind(month)
+                .fetch(&mut *conn);
             forward_grouped(rows, out).await;
         });
         Ok(stream)
@@ -674,28 +689,77 @@ impl Store for SqliteStore {
         page: &SettlePage,
         accounts: &[AccountUsage],
         pricer: &Pricer<'_>,
-    ) -> anyhow::Result<PageOutcome> {
+    ) -> anyhow::Result<(PageOutcome, Vec<BillPreview>)> {
         let month = page.month.to_string();
         let (start, end) = (us(page.start), us(page.end));
         let ids = serde_json::to_string(&accounts.iter().map(|a| a.account_id.as_str()).collect::<Vec<_>>())?;
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        grant(&mut tx, &page.grant, Some(&ids)).await?;
 
-        // Accounts a concurrent run billed after the stream read them are left alone.
-        let billed: HashSet<String> = sqlx::query_scalar(
-            "SELECT account_id FROM bills WHERE month = ?1 AND account_id IN (SELECT value FROM json_each(?2))",
+        // The current revision of each account's bill, read inside the write lock: what a
+        // concurrent run wrote since the stream read the usage is seen here.
+        let mut current: HashMap<String, CurrentBill> = HashMap::new();
+        let mut by_bill: HashMap<String, String> = HashMap::new();
+        for r in sqlx::query(
+            "SELECT b.account_id, b.bill_id, b.revision, b.total_fen FROM bills b
+             WHERE b.month = ?1 AND b.account_id IN (SELECT value FROM json_each(?2))
+               AND b.revision = (SELECT MAX(b2.revision) FROM bills b2 WHERE b2.account_id = b.account_id AND b2.month = ?1)",
         )
         .bind(&month)
         .bind(&ids)
         .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
+        .await
+        .context("loading current bills")?
+        {
+            let account: String = r.try_get("account_id")?;
+            by_bill.insert(r.try_get("bill_id")?, account.clone());
+            current.insert(
+                account,
+                CurrentBill { revision: r.try_get("revision")?, total_fen: r.try_get("total_fen")?, ..CurrentBill::default() },
+            );
+        }
+        if !by_bill.is_empty() {
+            let bill_ids = serde_json::to_string(&by_bill.keys().collect::<Vec<_>>())?;
+            for r in sqlx::query(
+                "SELECT bill_id, api, total_calls, free_calls, prepaid_calls, billable_calls, unit_price, amount
+                 FROM bill_lines WHERE bill_id IN (SELECT value FROM json_each(?1)) ORDER BY bill_id, api",
+            )
+            .bind(&bill_ids)
+            .fetch_all(&mut *tx)
+            .await?
+            {
+                let bill = current
+                    .get_mut(&by_bill[&r.try_get::<String, _>("bill_id")?])
+                    .expect("loaded bill");
+                bill.lines.push(StoredLine {
+                    api: r.try_get("api")?,
+                    total_calls: r.try_get("total_calls")?,
+                    free_calls: r.try_get("free_calls")?,
+                    prepaid_calls: r.try_get("prepaid_calls")?,
+                    billable_calls: r.try_get("billable_calls")?,
+                    unit_price: dec(&r, "unit_price")?,
+                    amount: dec(&r, "amount")?,
+                });
+            }
+            for r in sqlx::query(
+                "SELECT bill_id, pack_id, calls FROM pack_consumption WHERE bill_id IN (SELECT value FROM json_each(?1))",
+            )
+            .bind(&bill_ids)
+            .fetch_all(&mut *tx)
+            .await?
+            {
+                let bill = current.get_mut(&by_bill[&r.try_get::<String, _>("bill_id")?]).expect("loaded bill");
+                bill.consumed.push((r.try_get("pack_id")?, r.try_get("calls")?));
+            }
+        }
 
+        // Every pack that may cover the month, used up or not: a revision being replaced hands
+        // its calls back before the new one is computed.
         let mut packs: HashMap<String, Vec<PackBalance>> = HashMap::new();
-        let pack_rows = sqlx::query(
+        for r in sqlx::query(
             "SELECT pack_id, kind, account_id, api, remaining, valid_until, purchased_at FROM packs
-             WHERE account_id IN (SELECT value FROM json_each(?1)) AND remaining > 0
+             WHERE account_id IN (SELECT value FROM json_each(?1))
                AND ((kind = 'free' AND month = ?2) OR (kind = 'prepaid' AND valid_from < ?4 AND valid_until > ?3))",
         )
         .bind(&ids)
@@ -704,11 +768,10 @@ impl Store for SqliteStore {
         .bind(end)
         .fetch_all(&mut *tx)
         .await
-        .context("loading packs")?;
-        for r in pack_rows {
-            let id: String = r.try_get("account_id")?;
+        .context("loading packs")?
+        {
             let kind: String = r.try_get("kind")?;
-            packs.entry(id).or_default().push(PackBalance {
+            packs.entry(r.try_get("account_id")?).or_default().push(PackBalance {
                 pack_id: r.try_get("pack_id")?,
                 kind: if kind == "free" {
                     PackKind::Free
@@ -734,12 +797,16 @@ impl Store for SqliteStore {
             states.insert(r.try_get("account_id")?, service_state(&r)?);
         }
 
-        let (w, out) = page::build(page, accounts, &billed, &states, packs, pricer)?;
+        let (w, out) = page::build(page, accounts, &current, &states, packs, pricer)?;
         if out.bills > 0 {
             write_page(&mut tx, page, &w).await?;
         }
+        if page.dry_run {
+            tx.rollback().await?;
+            return Ok((out, page::previews(&w)));
+        }
         tx.commit().await.context("committing a page of bills")?;
-        Ok(out)
+        Ok((out, Vec::new()))
     }
 
     async fn mark_settled(
@@ -767,11 +834,12 @@ impl Store for SqliteStore {
     async fn month_totals(&self, month: Month) -> anyhow::Result<MonthTotals> {
         let m = month.to_string();
         let row = sqlx::query(
-            "SELECT COUNT(*) AS bills, COALESCE(SUM(total_fen), 0) AS total,
+            "SELECT COUNT(*) AS bills, COALESCE(SUM(b.total_fen), 0) AS total,
                     (SELECT COUNT(DISTINCT e.account_id) FROM events e JOIN bills b2 ON b2.bill_id = e.bill_id
                       WHERE e.kind = 'arrears_notice' AND b2.month = ?1) AS arrears,
                     (SELECT settled_at FROM settled_months WHERE month = ?1) AS settled_at
-             FROM bills WHERE month = ?1 AND revision = 1",
+             FROM bills b WHERE b.month = ?1
+               AND b.revision = (SELECT MAX(b3.revision) FROM bills b3 WHERE b3.account_id = b.account_id AND b3.month = ?1)",
         )
         .bind(&m)
         .fetch_one(&self.pool)
@@ -823,23 +891,31 @@ impl Store for SqliteStore {
 
     async fn export_lines(
         &self,
-        month: Month,
+        month: Option<Month>,
+        account: Option<&str>,
         each: &mut dyn FnMut(ExportLine) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let mut rows = sqlx::query(
-            "SELECT b.month, b.bill_id, b.account_id, a.name, l.api, l.total_calls, l.free_calls, l.prepaid_calls,
-                    l.billable_calls, l.tier, l.tier_from, l.tier_to, l.unit_price, l.amount, l.pricing, l.tier_basis,
-                    l.catalog_version, b.exact_total, b.total_fen, b.rounding_adjustment, b.balance_before_fen,
-                    b.balance_after_fen, b.period_start, b.period_end, b.settled_at
+            "SELECT b.month, b.bill_id, b.revision, b.kind, b.debited_fen, b.rounding, b.account_id, a.name, l.api,
+                    l.total_calls, l.free_calls, l.prepaid_calls, l.billable_calls, l.tier, l.tier_from, l.tier_to,
+                    l.unit_price, l.amount, l.pricing, l.tier_basis, l.catalog_version, b.exact_total, b.total_fen,
+                    b.rounding_adjustment, b.balance_before_fen, b.balance_after_fen, b.period_start, b.period_end,
+                    b.settled_at
              FROM bills b JOIN bill_lines l ON l.bill_id = b.bill_id JOIN accounts a ON a.account_id = b.account_id
-             WHERE b.month = ? ORDER BY b.account_id, b.revision, l.api",
+             WHERE (?1 IS NULL OR b.month = ?1) AND (?2 IS NULL OR b.account_id = ?2)
+             ORDER BY b.month, b.account_id, b.revision, l.api",
         )
-        .bind(month.to_string())
+        .bind(month.map(|m| m.to_string()))
+        .bind(account)
         .fetch(&self.pool);
         while let Some(r) = rows.try_next().await? {
             each(ExportLine {
                 month: r.try_get("month")?,
                 bill_id: r.try_get("bill_id")?,
+                revision: r.try_get::<i64, _>("revision")? as i32,
+                kind: r.try_get("kind")?,
+                debited_fen: r.try_get("debited_fen")?,
+                rounding: r.try_get("rounding")?,
                 account_id: r.try_get("account_id")?,
                 account_name: r.try_get("name")?,
                 api: r.try_get("api")?,
@@ -959,5 +1035,23 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn verify_books(&self, month: Option<Month>) -> anyhow::Result<Vec<(&'static str, u64, Vec<String>)>> {
+        let mut out = Vec::new();
+        for (what, sql) in super::verify::checks("?1") {
+            let found: Vec<String> = sqlx::query_scalar(&sql)
+                .bind(month.map(|m| m.to_string()))
+                .fetch_all(&self.pool)
+                .await
+                .with_context(|| format!("checking that {what}"))?;
+            let total = found.len() as u64;
+            out.push((
+                what,
+                total,
+                found.into_iter().take(super::verify::MAX_PER_CHECK).collect(),
+            ));
+        }
+        Ok(out)
     }
 }

@@ -6,6 +6,7 @@ mod harness;
 mod accounts_and_packs;
 mod arrears;
 mod bad_input;
+mod corrections;
 mod crash;
 mod deploy;
 mod migrations;

@@ -14,20 +14,50 @@ fn migrations(backend: &str) -> Vec<String> {
     names
 }
 
-fn tables(backend: &str, file: &str) -> BTreeSet<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("migrations")
-        .join(backend)
-        .join(file);
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter_map(|l| {
-            l.trim()
-                .strip_prefix("CREATE TABLE ")
-                .map(|r| r.split_whitespace().next().unwrap().to_owned())
-        })
-        .collect()
+/// The tables a backend has after all its migrations: created, minus dropped, renamed.
+fn tables_after_all(backend: &str) -> BTreeSet<String> {
+    let mut tables = BTreeSet::new();
+    for file in migrations(backend) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend)
+            .join(&file);
+        for line in std::fs::read_to_string(path).unwrap().lines().map(str::trim) {
+            let words: Vec<&str> = line.trim_end_matches(';').split_whitespace().collect();
+            match words.as_slice() {
+                ["CREATE", "TABLE", name, ..] => {
+                    tables.insert(name.to_string());
+                }
+                ["DROP", "TABLE", name, ..] => {
+                    tables.remove(*name);
+                }
+                ["ALTER", "TABLE", from, "RENAME", "TO", to] => {
+                    tables.remove(*from);
+                    tables.insert(to.to_string());
+                }
+                _ => {}
+            }
+        }
+    }
+    tables
+}
+
+/// Columns added by `ALTER TABLE … ADD COLUMN`, as (table, column), after all migrations.
+fn added_columns(backend: &str) -> BTreeSet<(String, String)> {
+    let mut added = BTreeSet::new();
+    for file in migrations(backend) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend)
+            .join(&file);
+        for line in std::fs::read_to_string(path).unwrap().lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let ["ALTER", "TABLE", table, "ADD", "COLUMN", column, ..] = words.as_slice() {
+                added.insert((table.to_string(), column.to_string()));
+            }
+        }
+    }
+    added
 }
 
 #[test]
@@ -39,13 +69,17 @@ fn sqlite_and_postgres_migrations_do_not_drift_apart() {
         sqlite, postgres,
         "migrations/sqlite and migrations/postgres must hold the same versions"
     );
-    for file in &sqlite {
-        assert_eq!(
-            tables("sqlite", file),
-            tables("postgres", file),
-            "{file} creates different tables"
-        );
-    }
+    assert_eq!(
+        tables_after_all("sqlite"),
+        tables_after_all("postgres"),
+        "the backends end with different tables"
+    );
+    assert!(tables_after_all("sqlite").contains("ledger"));
+    assert_eq!(
+        added_columns("sqlite"),
+        added_columns("postgres"),
+        "the backends add different columns"
+    );
 }
 
 #[test]

@@ -1,0 +1,117 @@
+//! `billrun verify`: checks the books and names every breach.
+//!
+//! The checks are:
+//!
+//! - each account's balance equals the sum of its ledger entries;
+//! - there is at most one original bill per account and month, and revisions are numbered
+//!   without gaps;
+//! - every bill and adjustment is debited exactly once, by exactly what it moved;
+//! - each bill's total equals its exact lines, rounded with its strategy, and its rounding
+//!   adjustment is the difference;
+//! - every usage row of a settled month is counted by exactly one current bill revision;
+//! - each pack's remainder is its size minus what current bills took from it.
+//!
+//! The first four checks on money and keys, and the usage and pack checks, are SQL
+//! (`store::verify`). The arithmetic of each bill is checked here, with `rust_decimal`.
+
+use crate::domain::money::{from_fen, Rounding};
+use crate::domain::month::Month;
+use crate::store::{ExportLine, Store};
+use rust_decimal::Decimal;
+
+/// One check and what it found.
+#[derive(Clone, Debug)]
+pub struct Check {
+    pub what: &'static str,
+    pub breaches: u64,
+    /// The first breaches, named.
+    pub examples: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub checks: Vec<Check>,
+    pub bills_checked: u64,
+}
+
+impl Report {
+    pub fn breaches(&self) -> u64 {
+        self.checks.iter().map(|c| c.breaches).sum()
+    }
+}
+
+pub async fn verify<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result<Report> {
+    let mut checks: Vec<Check> = store
+        .verify_books(month)
+        .await?
+        .into_iter()
+        .map(|(what, breaches, examples)| Check {
+            what,
+            breaches,
+            examples,
+        })
+        .collect();
+    let mut arithmetic = Check {
+        what: "each bill's total is its exact lines rounded to 0.01 with its strategy, plus its rounding adjustment",
+        breaches: 0,
+        examples: Vec::new(),
+    };
+    let mut bills_checked = 0u64;
+    let mut bill: Option<(ExportLine, Decimal)> = None;
+    let check_bill = |head: &ExportLine, lines_sum: Decimal, found: &mut Check| {
+        if let Some(problem) = bill_problem(head, lines_sum) {
+            found.breaches += 1;
+            if found.examples.len() < crate::store::verify::MAX_PER_CHECK {
+                found.examples.push(format!("bill {}: {problem}", head.bill_id));
+            }
+        }
+    };
+    store
+        .export_lines(month, None, &mut |line| {
+            match &mut bill {
+                Some((head, sum)) if head.bill_id == line.bill_id => *sum += line.amount,
+                _ => {
+                    if let Some((head, sum)) = bill.take() {
+                        check_bill(&head, sum, &mut arithmetic);
+                    }
+                    bills_checked += 1;
+                    let amount = line.amount;
+                    bill = Some((line, amount));
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    if let Some((head, sum)) = bill.take() {
+        check_bill(&head, sum, &mut arithmetic);
+    }
+    checks.push(arithmetic);
+    Ok(Report { checks, bills_checked })
+}
+
+/// What is wrong with a bill's arithmetic, if anything.
+fn bill_problem(head: &ExportLine, lines_sum: Decimal) -> Option<String> {
+    let total = from_fen(head.bill_total_fen);
+    let rounding: Rounding = match head.rounding.parse() {
+        Ok(r) => r,
+        Err(e) => return Some(e),
+    };
+    if lines_sum != head.bill_exact_total {
+        Some(format!(
+            "lines sum to {lines_sum}, the bill says {}",
+            head.bill_exact_total
+        ))
+    } else if rounding.to_fen_precision(lines_sum) != total {
+        Some(format!(
+            "{lines_sum} rounded {rounding} is {}, the bill says {total}",
+            rounding.to_fen_precision(lines_sum)
+        ))
+    } else if lines_sum + head.rounding_adjustment != total {
+        Some(format!(
+            "lines {lines_sum} + adjustment {} ≠ total {total}",
+            head.rounding_adjustment
+        ))
+    } else {
+        None
+    }
+}

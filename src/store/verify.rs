@@ -1,0 +1,89 @@
+//! The checks `billrun verify` makes on the books, as SQL both backends run. Each query returns
+//! one text row per breach, naming it. The arithmetic of each bill (exact lines, rounding,
+//! total) is checked in Rust, by `jobs::verify`, since SQLite keeps exact amounts as text.
+//!
+//! `{m}` stands for the month parameter (NULL: every month); `{c}` is the current-revision test
+//! for a bill `b`.
+
+/// (what is checked, query) pairs. `param` is how the backend writes the month parameter
+/// (`?1` for SQLite, `$1::text` for PostgreSQL).
+pub fn checks(param: &str) -> Vec<(&'static str, String)> {
+    let current = "b.revision = (SELECT MAX(b2.revision) FROM bills b2 WHERE b2.account_id = b.account_id AND b2.month = b.month)";
+    let m = |sql: &str| sql.replace("{m}", param).replace("{c}", current);
+    vec![
+        (
+            "each account's balance equals the sum of its ledger entries",
+            m("SELECT 'account ' || a.account_id || ': balance ' || a.balance_fen || ' fen, ledger sum '
+                      || COALESCE(SUM(l.amount_fen), 0) || ' fen'
+               FROM accounts a LEFT JOIN ledger l ON l.account_id = a.account_id
+               GROUP BY a.account_id, a.balance_fen HAVING a.balance_fen <> COALESCE(SUM(l.amount_fen), 0)"),
+        ),
+        (
+            "at most one original bill per account and month",
+            m("SELECT 'account ' || account_id || ', ' || month || ': ' || COUNT(*) || ' original bills'
+               FROM bills WHERE kind = 'original' AND ({m} IS NULL OR month = {m})
+               GROUP BY account_id, month HAVING COUNT(*) > 1"),
+        ),
+        (
+            "revisions are numbered 1, 2, 3… without gaps, revision 1 the original",
+            m("SELECT 'account ' || account_id || ', ' || month || ': revisions ' || MIN(revision) || '-' || MAX(revision)
+                      || ' in ' || COUNT(*) || ' bills'
+               FROM bills WHERE ({m} IS NULL OR month = {m})
+               GROUP BY account_id, month
+               HAVING MIN(revision) <> 1 OR MAX(revision) <> COUNT(*)
+                   OR SUM(CASE WHEN (revision = 1) <> (kind = 'original') THEN 1 ELSE 0 END) > 0"),
+        ),
+        (
+            "every bill and adjustment is debited exactly once, by what it moved",
+            m("SELECT 'bill ' || b.bill_id || ': ' || COUNT(l.entry_id) || ' ledger entries, '
+                      || COALESCE(SUM(l.amount_fen), 0) || ' fen, for a bill that moved ' || b.debited_fen || ' fen'
+               FROM bills b LEFT JOIN ledger l ON l.bill_id = b.bill_id
+               WHERE ({m} IS NULL OR b.month = {m})
+               GROUP BY b.bill_id, b.debited_fen
+               HAVING COUNT(l.entry_id) <> 1 OR COALESCE(SUM(l.amount_fen), 0) <> -b.debited_fen"),
+        ),
+        (
+            "ledger entries name only bills that exist",
+            m("SELECT 'ledger entry ' || l.entry_id || ' names bill ' || l.bill_id || ', which does not exist'
+               FROM ledger l WHERE l.bill_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM bills b WHERE b.bill_id = l.bill_id)"),
+        ),
+        (
+            "an adjustment moves exactly the difference from the revision before it",
+            m("SELECT 'bill ' || b.bill_id || ': moved ' || b.debited_fen || ' fen, but its total changed by '
+                      || (b.total_fen - COALESCE(p.total_fen, 0)) || ' fen'
+               FROM bills b LEFT JOIN bills p
+                 ON p.account_id = b.account_id AND p.month = b.month AND p.revision = b.revision - 1
+               WHERE ({m} IS NULL OR b.month = {m}) AND b.debited_fen <> b.total_fen - COALESCE(p.total_fen, 0)"),
+        ),
+        (
+            "every usage row of a settled month is counted by exactly one current bill revision",
+            m("WITH sm AS (SELECT month, period_start, period_end FROM settled_months WHERE {m} IS NULL OR month = {m}),
+                    used AS (SELECT sm.month, u.account_id, u.api, SUM(u.calls) AS calls
+                             FROM sm JOIN usage u ON u.ts >= sm.period_start AND u.ts < sm.period_end
+                             GROUP BY sm.month, u.account_id, u.api),
+                    billed AS (SELECT b.month, b.account_id, l.api, SUM(l.total_calls) AS calls
+                               FROM bills b JOIN bill_lines l ON l.bill_id = b.bill_id
+                               WHERE b.month IN (SELECT month FROM sm) AND {c}
+                               GROUP BY b.month, b.account_id, l.api)
+               SELECT 'account ' || COALESCE(used.account_id, billed.account_id) || ', '
+                      || COALESCE(used.month, billed.month) || ', ' || COALESCE(used.api, billed.api) || ': '
+                      || COALESCE(used.calls, 0) || ' calls of usage, ' || COALESCE(billed.calls, 0)
+                      || ' on the current bill'
+               FROM used FULL OUTER JOIN billed
+                 ON billed.month = used.month AND billed.account_id = used.account_id AND billed.api = used.api
+               WHERE COALESCE(used.calls, 0) <> COALESCE(billed.calls, 0)"),
+        ),
+        (
+            "each pack's remainder is its size minus what current bills took from it",
+            m("SELECT 'pack ' || p.pack_id || ': ' || p.remaining || ' remaining, but ' || p.calls || ' - '
+                      || COALESCE(c.used, 0) || ' used by current bills'
+               FROM packs p LEFT JOIN (
+                   SELECT pc.pack_id, SUM(pc.calls) AS used FROM pack_consumption pc
+                   JOIN bills b ON b.bill_id = pc.bill_id WHERE {c} GROUP BY pc.pack_id) c ON c.pack_id = p.pack_id
+               WHERE p.remaining <> p.calls - COALESCE(c.used, 0)"),
+        ),
+    ]
+}
+
+/// Breaches listed per check at most; the rest are counted.
+pub const MAX_PER_CHECK: usize = 50;
