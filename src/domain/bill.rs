@@ -235,5 +235,64 @@ mod tests {
             }
             prop_assert!(packs.iter().all(|p| p.remaining >= 0));
         }
+
+        /// Random accounts, packs and usage through the seed catalog: every invariant finance
+        /// relies on, at once.
+        #[test]
+        fn random_months_keep_every_invariant(
+            accounts in prop::collection::vec(
+                (
+                    prop::collection::vec((0usize..3, 1i64..20_000_000), 1..4),
+                    prop::collection::vec((0usize..3, 0i64..2_000_000, 1u32..28, 1u32..28), 0..4),
+                ),
+                1..6,
+            )
+        ) {
+            let v = seed();
+            let apis = ["AssessQuality", "CropImage", "EnhanceImage"];
+            for (usage_spec, packs_spec) in accounts {
+                let mut totals = std::collections::BTreeMap::new();
+                for (api, calls) in usage_spec {
+                    *totals.entry(apis[api]).or_insert(0i64) += calls;
+                }
+                let usage: Vec<ApiUsage> = totals.iter().map(|(a, c)| usage(a, *c)).collect();
+                let mut packs: Vec<PackBalance> = apis.iter().map(|a| free(a)).collect();
+                for (k, (api, size, until, bought)) in packs_spec.into_iter().enumerate() {
+                    packs.push(PackBalance {
+                        pack_id: format!("pp{k}"),
+                        kind: PackKind::Prepaid,
+                        api: apis[api].into(),
+                        remaining: size,
+                        valid_until: t(&format!("2026-11-{until:02}T00:00:00Z")),
+                        purchased_at: t(&format!("2026-09-{bought:02}T00:00:00Z")),
+                    });
+                }
+                let before: std::collections::HashMap<String, i64> =
+                    packs.iter().map(|p| (p.pack_id.clone(), p.remaining)).collect();
+                let bill = compute_bill(&v, &usage, &mut packs).unwrap();
+                // Lines plus the rounding adjustment are the total, to the fen.
+                let sum: Decimal = bill.lines.iter().map(|l| l.amount).sum();
+                prop_assert_eq!(sum + bill.rounding_adjustment, bill.total);
+                prop_assert_eq!(bill.total, Rounding::HalfUp.to_fen_precision(sum));
+                for l in &bill.lines {
+                    // No negative amounts; every call is free, prepaid or billable.
+                    prop_assert!(l.amount >= Decimal::ZERO);
+                    prop_assert_eq!(l.free_calls + l.prepaid_calls + l.billable_calls, l.total_calls);
+                    prop_assert!(l.free_calls <= 1000);
+                    // Volume pricing: billable × the unit price of the tier the month's total reaches.
+                    let tiers = &v.apis[&l.api].tiers;
+                    let reached = tiers.iter().filter(|t| t.from <= l.total_calls).count();
+                    prop_assert_eq!(l.tier, reached);
+                    prop_assert_eq!(l.amount, Decimal::from(l.billable_calls) * tiers[reached - 1].unit_price);
+                }
+                // Packs are never over-consumed, and what they lost is what the lines took.
+                for p in &packs {
+                    prop_assert!(p.remaining >= 0 && p.remaining <= before[&p.pack_id]);
+                }
+                let taken: i64 = packs.iter().map(|p| before[&p.pack_id] - p.remaining).sum();
+                let covered: i64 = bill.lines.iter().map(|l| l.free_calls + l.prepaid_calls).sum();
+                prop_assert_eq!(taken, covered);
+            }
+        }
     }
 }
