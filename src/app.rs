@@ -47,6 +47,24 @@ pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
     match &cli.command {
         Command::Demo { dir } => return crate::demo::run(&ctx, dir).await,
         Command::Schedule { schedule, count } => return print_schedule(&ctx, schedule, *count),
+        Command::Gen {
+            accounts,
+            rows,
+            month,
+            seed,
+            out,
+        } => {
+            let s = crate::gen::generate(out, *accounts, *rows, *month, *seed, ctx.tz)
+                .map_err(|e| input_error(format!("{e:#}")))?;
+            println!(
+                "wrote {} accounts and {} usage rows ({} calls) for {month} to {}",
+                s.accounts,
+                s.rows,
+                s.calls,
+                out.display()
+            );
+            return Ok(());
+        }
         _ => {}
     }
     // Jobs that may run long catch SIGTERM/SIGINT from the start, to stop cleanly; the others
@@ -308,7 +326,7 @@ async fn execute<S: Store>(
             }
             w.finish()?;
         }
-        Command::Schedule { .. } => unreachable!("handled before the store is opened"),
+        Command::Schedule { .. } | Command::Gen { .. } => unreachable!("handled before the store is opened"),
         Command::Verify { month } => {
             let report = jobs::verify::verify(store, month).await?;
             for c in &report.checks {

@@ -140,6 +140,21 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Write deterministic synthetic accounts.csv and usage.csv for a month, for benchmarks and
+    /// load tests: most accounts small, a few in every higher tier, timestamps across the month.
+    Gen {
+        #[arg(long)]
+        accounts: u64,
+        /// Usage rows in all (at least one per account).
+        #[arg(long)]
+        rows: u64,
+        #[arg(long, value_parser = parse_month)]
+        month: Month,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value = "gen")]
+        out: PathBuf,
+    },
     /// Build a demo database from the built-in fixtures, settle October 2026, print the bills
     /// and write the finance CSV.
     Demo {

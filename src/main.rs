@@ -8,6 +8,7 @@ mod daemon;
 mod demo;
 mod domain;
 mod error;
+mod gen;
 mod input;
 mod jobs;
 mod output;

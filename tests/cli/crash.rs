@@ -190,6 +190,7 @@ fn four_settle_runs_at_once_end_with_the_books_of_one() {
         "each account billed by exactly one of the runs"
     );
     check_books(&env);
+    env.ok(&["verify"]);
     assert_same(&env.snapshot(&["2026-10"]), &expected, "four runs at once");
 }
 
@@ -237,6 +238,7 @@ fn sigterm_mid_run_leaves_books_that_the_next_run_completes() {
             }
         }
         check_books(&env);
+        env.ok(&["verify"]);
         assert_same(
             &env.snapshot(&["2026-10", "2026-11"]),
             &expected,
