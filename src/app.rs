@@ -120,6 +120,14 @@ fn print_settled(s: &crate::jobs::settle::SettleSummary) {
             s.adjusted_now
         );
     }
+    if !s.shard.is_all() {
+        let state = if s.month_settled {
+            "every shard is done: the month is settled"
+        } else {
+            "other shards are not done yet"
+        };
+        println!("shard {} of {} done; {state}", s.shard, s.month);
+    }
     println!(
         "{} in all: {} bills, {} CNY billed, {} accounts in arrears",
         s.month,
@@ -259,13 +267,26 @@ async fn execute<S: Store>(
             let n = jobs::settle::grant(store, ctx, month).await?;
             println!("granted {n} free packs for {month}");
         }
-        Command::Settle { month, dry_run: true } => {
-            let s = jobs::settle::settle(store, ctx, month, true).await?;
+        Command::Settle {
+            month,
+            dry_run: true,
+            shard,
+        } => {
+            let s = jobs::settle::settle(store, ctx, month, shard, true).await?;
             print_dry_run(&s);
         }
-        Command::Settle { month, dry_run: false } => {
-            let job = jobs::settle::settle(store, ctx, month, false);
-            let s = recorded(store, ctx, "settle", Some(month), job, stop_signal()).await?;
+        Command::Settle {
+            month,
+            dry_run: false,
+            shard,
+        } => {
+            let job = jobs::settle::settle(store, ctx, month, shard, false);
+            let command = if shard.is_all() {
+                "settle".to_owned()
+            } else {
+                format!("settle --shard {shard}")
+            };
+            let s = recorded(store, ctx, &command, Some(month), job, stop_signal()).await?;
             print_settled(&s);
         }
         Command::Enforce => {

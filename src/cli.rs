@@ -4,6 +4,7 @@
 //! habit of cron and container deployments. The clock (`--now`) is read here and nowhere else.
 
 use crate::domain::month::Month;
+use crate::domain::shard::Shard;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -95,6 +96,11 @@ pub enum Command {
         /// arrears) and write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Settle only shard K of N (K from 0, as a Kubernetes Indexed Job's
+        /// JOB_COMPLETION_INDEX counts). An account's shard is a stable hash of its id. The
+        /// month counts as settled once every shard is done.
+        #[arg(long, value_parser = parse_shard, default_value = "0/1")]
+        shard: Shard,
     },
     /// Suspend accounts whose suspend_at has passed and whose balance is still negative.
     Enforce,
@@ -249,6 +255,10 @@ fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
 fn parse_tz(s: &str) -> Result<Tz, String> {
     s.parse::<Tz>()
         .map_err(|_| format!("'{s}' is not an IANA time zone name (like Asia/Shanghai or UTC)"))
+}
+
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    s.parse()
 }
 
 fn parse_month(s: &str) -> Result<Month, String> {

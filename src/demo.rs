@@ -50,7 +50,7 @@ pub async fn run(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
     let u = jobs::usage::import(&store, &ctx, &dir.join("usage.csv")).await?;
     println!("imported {} usage rows ({} calls)\n", u.rows, u.calls);
 
-    let s = jobs::settle::settle(&store, &ctx, month, false).await?;
+    let s = jobs::settle::settle(&store, &ctx, month, crate::domain::shard::Shard::ALL, false).await?;
     print_bills(&store, &ctx, month).await?;
     println!(
         "settled {month}: {} bills, {} CNY billed, {} accounts in arrears\n",

@@ -11,3 +11,4 @@ pub mod money;
 pub mod month;
 pub mod packs;
 pub mod pricing;
+pub mod shard;

@@ -11,6 +11,7 @@
 use super::settle::{self, SettleSummary};
 use super::Ctx;
 use crate::domain::month::Month;
+use crate::domain::shard::Shard;
 use crate::store::Store;
 use chrono::Datelike;
 
@@ -57,7 +58,7 @@ pub async fn run_due<S: Store>(store: &S, ctx: &Ctx) -> anyhow::Result<RunSummar
                 "settling {previous} late: the settlement window is the 1st to the {LAST_WINDOW_DAY}rd"
             );
         }
-        Some(settle::settle(store, ctx, previous, false).await?)
+        Some(settle::settle(store, ctx, previous, Shard::ALL, false).await?)
     };
     let suspended = store.enforce(ctx.now).await?;
     Ok(RunSummary {

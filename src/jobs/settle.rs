@@ -10,6 +10,7 @@
 use super::Ctx;
 use crate::domain::bill::compute_bill;
 use crate::domain::month::Month;
+use crate::domain::shard::Shard;
 use crate::error::{input_error, Busy};
 use crate::store::{AccountUsage, BillPreview, MonthTotals, SettlePage, Store};
 
@@ -30,6 +31,10 @@ pub struct SettleSummary {
     /// A dry run: what would have been written, and nothing was.
     pub dry_run: bool,
     pub previews: Vec<BillPreview>,
+    /// The shard this run settled (`0/1`: every account).
+    pub shard: Shard,
+    /// Every shard of the month is done: the month counts as settled.
+    pub month_settled: bool,
 }
 
 /// Grants a month's free packs to every account opened before it ended.
@@ -41,7 +46,13 @@ pub async fn grant<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Resu
 /// Settles `month`: original bills for accounts without one, adjustments for accounts whose
 /// usage changed since their bill. Refuses a month that has not ended at `--now` in the billing
 /// time zone. With `dry_run`, computes everything and writes nothing.
-pub async fn settle<S: Store>(store: &S, ctx: &Ctx, month: Month, dry_run: bool) -> anyhow::Result<SettleSummary> {
+pub async fn settle<S: Store>(
+    store: &S,
+    ctx: &Ctx,
+    month: Month,
+    shard: Shard,
+    dry_run: bool,
+) -> anyhow::Result<SettleSummary> {
     let (start, end) = (month.start(ctx.tz), month.end(ctx.tz));
     if ctx.now < end {
         return Err(input_error(format!(
@@ -55,9 +66,14 @@ pub async fn settle<S: Store>(store: &S, ctx: &Ctx, month: Month, dry_run: bool)
         .catalog
         .for_month(month)
         .ok_or_else(|| input_error(format!("the catalog has no version in force for {month}")))?;
-    let _lock = store.lock_month(month).await?.ok_or_else(|| {
+    let what = if shard.is_all() {
+        month.to_string()
+    } else {
+        format!("{month} shard {shard}")
+    };
+    let _lock = store.lock_month(month, shard).await?.ok_or_else(|| {
         anyhow::Error::new(Busy(format!(
-            "another billrun run is settling {month} right now; this one did nothing (retry later)"
+            "another billrun run is settling {what} right now; this one did nothing (retry later)"
         )))
     })?;
     let packs_granted = if dry_run { 0 } else { grant(store, ctx, month).await? };
@@ -75,6 +91,8 @@ pub async fn settle<S: Store>(store: &S, ctx: &Ctx, month: Month, dry_run: bool)
         month_totals: MonthTotals::default(),
         dry_run,
         previews: Vec::new(),
+        shard,
+        month_settled: false,
     };
     let page = SettlePage {
         month,
@@ -85,7 +103,7 @@ pub async fn settle<S: Store>(store: &S, ctx: &Ctx, month: Month, dry_run: bool)
         dry_run,
     };
     let bar = ctx.progress_bar(format!("settling {month}: accounts billed"));
-    let mut stream = store.month_usage(month, start, end).await?;
+    let mut stream = store.month_usage(month, start, end, shard).await?;
     let mut batch: Vec<AccountUsage> = Vec::with_capacity(ctx.page_size);
     loop {
         let next = stream.recv().await.transpose()?;
@@ -108,7 +126,9 @@ pub async fn settle<S: Store>(store: &S, ctx: &Ctx, month: Month, dry_run: bool)
     }
     bar.finish_and_clear();
     if !dry_run {
-        store.mark_settled(month, start, end, &version.version, ctx.now).await?;
+        summary.month_settled = store
+            .mark_settled(month, shard, start, end, &version.version, ctx.now)
+            .await?;
     }
     summary.month_totals = store.month_totals(month).await?;
     Ok(summary)

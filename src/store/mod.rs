@@ -15,6 +15,7 @@ use crate::domain::bill::{ApiUsage, BillDraft};
 use crate::domain::catalog::CatalogVersion;
 use crate::domain::month::Month;
 use crate::domain::packs::PackBalance;
+use crate::domain::shard::Shard;
 use crate::input::accounts::NewAccount;
 use crate::input::packs::NewPack;
 use crate::input::usage::NewUsage;
@@ -162,15 +163,19 @@ pub type UsageStream = tokio::sync::mpsc::Receiver<anyhow::Result<AccountUsage>>
 pub const STREAM_BUFFER: usize = 4096;
 
 /// Reads `(account_id, api, calls)` rows in account order and sends one [`AccountUsage`] per
-/// account down the channel; stops early if the receiver is gone.
-pub(crate) async fn forward_grouped<S>(mut rows: S, out: tokio::sync::mpsc::Sender<anyhow::Result<AccountUsage>>)
-where
+/// account of `shard` down the channel; stops early if the receiver is gone.
+pub(crate) async fn forward_grouped<S>(
+    mut rows: S,
+    shard: Shard,
+    out: tokio::sync::mpsc::Sender<anyhow::Result<AccountUsage>>,
+) where
     S: futures_util::Stream<Item = Result<(String, String, i64), sqlx::Error>> + Unpin,
 {
     use futures_util::TryStreamExt;
     let mut current: Option<AccountUsage> = None;
     loop {
         match rows.try_next().await {
+            Ok(Some((account_id, _, _))) if !shard.contains(&account_id) => {}
             Ok(Some((account_id, api, calls))) => {
                 if current.as_ref().is_some_and(|c| c.account_id != account_id)
                     && out.send(Ok(current.take().expect("current"))).await.is_err()
@@ -342,7 +347,7 @@ pub trait Store {
 
     /// Takes the month for this run, or `None` if another run holds it. This only avoids wasted
     /// work: the unique keys on bills and ledger entries are the real guarantee.
-    async fn lock_month(&self, month: Month) -> anyhow::Result<Option<Self::MonthLock>>;
+    async fn lock_month(&self, month: Month, shard: Shard) -> anyhow::Result<Option<Self::MonthLock>>;
 
     /// Adds accounts and their opening balances (as ledger entries), granting `grant`'s free
     /// packs to those opened before it ends. All or nothing: ids already present are returned
@@ -393,7 +398,13 @@ pub trait Store {
     /// Streams the month's usage totals, in account order, of every account whose usage is not
     /// exactly what its current bill for the month counted: accounts with no bill yet, and
     /// accounts with late usage. One set-based query, read by a task of its own.
-    async fn month_usage(&self, month: Month, start: DateTime<Utc>, end: DateTime<Utc>) -> anyhow::Result<UsageStream>;
+    async fn month_usage(
+        &self,
+        month: Month,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        shard: Shard,
+    ) -> anyhow::Result<UsageStream>;
 
     /// Bills, debits and flags a page of accounts in one transaction: an original bill for an
     /// account without one, an adjustment for one whose recomputed bill differs from its
@@ -406,15 +417,17 @@ pub trait Store {
         pricer: &Pricer<'_>,
     ) -> anyhow::Result<(PageOutcome, Vec<BillPreview>)>;
 
-    /// Records that every account of the month has been billed.
+    /// Records that every account of `shard` has been billed for the month, and, once every
+    /// shard of its split is done, that the month is settled. Returns whether it is.
     async fn mark_settled(
         &self,
         month: Month,
+        shard: Shard,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         version: &str,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<()>;
+    ) -> anyhow::Result<bool>;
 
     /// Bills, total and arrears of a month so far.
     async fn month_totals(&self, month: Month) -> anyhow::Result<MonthTotals>;

@@ -15,6 +15,7 @@ use super::page::{self, CurrentBill, PageWrites, StoredLine};
 use super::*;
 use crate::domain::arrears::{self, ServiceState};
 use crate::domain::packs::PackKind;
+use crate::domain::shard::Shard;
 use anyhow::{anyhow, Context};
 use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
@@ -87,9 +88,9 @@ fn service_state(row: &PgRow) -> anyhow::Result<ServiceState> {
     })
 }
 
-/// A stable 64-bit advisory lock key for settling `month`.
-fn month_key(month: Month) -> i64 {
-    let digest = Sha256::digest(format!("billrun:settle:{month}").as_bytes());
+/// A stable 64-bit advisory lock key for settling `shard` of `month`.
+fn month_key(month: Month, shard: Shard) -> i64 {
+    let digest = Sha256::digest(format!("billrun:settle:{month}:{shard}").as_bytes());
     i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
@@ -130,10 +131,10 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn lock_month(&self, month: Month) -> anyhow::Result<Option<PgMonthLock>> {
+    async fn lock_month(&self, month: Month, shard: Shard) -> anyhow::Result<Option<PgMonthLock>> {
         let mut session = self.options.connect().await.context("opening the lock session")?;
         let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(month_key(month))
+            .bind(month_key(month, shard))
             .fetch_one(&mut session)
             .await?;
         Ok(got.then_some(PgMonthLock { _session: session }))
@@ -516,7 +517,13 @@ impl Store for PgStore {
         Ok(n)
     }
 
-    async fn month_usage(&self, month: Month, start: DateTime<Utc>, end: DateTime<Utc>) -> anyhow::Result<UsageStream> {
+    async fn month_usage(
+        &self,
+        month: Month,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        shard: Shard,
+    ) -> anyhow::Result<UsageStream> {
         let mut conn = self.pool.acquire().await?;
         let (out, stream) = tokio::sync::mpsc::channel(STREAM_BUFFER);
         let month = month.to_string();
@@ -526,7 +533,7 @@ impl Store for PgStore {
                 .bind(end)
                 .bind(month)
                 .fetch(&mut *conn);
-            forward_grouped(rows, out).await;
+            forward_grouped(rows, shard, out).await;
         });
         Ok(stream)
     }
@@ -661,23 +668,49 @@ impl Store for PgStore {
     async fn mark_settled(
         &self,
         month: Month,
+        shard: Shard,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         version: &str,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<bool> {
+        let m = month.to_string();
+        let mut tx = self.pool.begin().await?;
+        // Shards finishing at once must not each see the others' rows missing.
+        sqlx::query("LOCK TABLE settled_shards IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
-            "INSERT INTO settled_months (month, period_start, period_end, catalog_version, settled_at)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            "INSERT INTO settled_shards (month, shard_count, shard_index, settled_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
         )
-        .bind(month.to_string())
-        .bind(start)
-        .bind(end)
-        .bind(version)
+        .bind(&m)
+        .bind(shard.count() as i32)
+        .bind(shard.index() as i32)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM settled_shards WHERE month = $1 AND shard_count = $2")
+            .bind(&m)
+            .bind(shard.count() as i32)
+            .fetch_one(&mut *tx)
+            .await?;
+        let complete = done == i64::from(shard.count());
+        if complete {
+            sqlx::query(
+                "INSERT INTO settled_months (month, period_start, period_end, catalog_version, settled_at)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(&m)
+            .bind(start)
+            .bind(end)
+            .bind(version)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(complete)
     }
 
     async fn month_totals(&self, month: Month) -> anyhow::Result<MonthTotals> {

@@ -13,6 +13,7 @@ use super::*;
 use crate::domain::arrears::{self, ServiceState};
 use crate::domain::money::format_money;
 use crate::domain::packs::PackKind;
+use crate::domain::shard::Shard;
 use anyhow::{anyhow, Context};
 use futures_util::TryStreamExt;
 use sqlx::sqlite::{
@@ -316,7 +317,7 @@ impl Store for SqliteStore {
     /// writers, and a page re-checks which accounts are still unbilled inside its transaction.
     type MonthLock = ();
 
-    async fn lock_month(&self, _month: Month) -> anyhow::Result<Option<()>> {
+    async fn lock_month(&self, _month: Month, _shard: Shard) -> anyhow::Result<Option<()>> {
         Ok(Some(()))
     }
 
@@ -668,7 +669,13 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
-    async fn month_usage(&self, month: Month, start: DateTime<Utc>, end: DateTime<Utc>) -> anyhow::Result<UsageStream> {
+    async fn month_usage(
+        &self,
+        month: Month,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        shard: Shard,
+    ) -> anyhow::Result<UsageStream> {
         let mut conn = self.pool.acquire().await?;
         let (out, stream) = tokio::sync::mpsc::channel(STREAM_BUFFER);
         let month = month.to_string();
@@ -679,7 +686,7 @@ impl Store for SqliteStore {
                 .bind(end)
                 .bind(month)
                 .fetch(&mut *conn);
-            forward_grouped(rows, out).await;
+            forward_grouped(rows, shard, out).await;
         });
         Ok(stream)
     }
@@ -812,23 +819,46 @@ impl Store for SqliteStore {
     async fn mark_settled(
         &self,
         month: Month,
+        shard: Shard,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         version: &str,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<bool> {
+        let m = month.to_string();
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
-            "INSERT INTO settled_months (month, period_start, period_end, catalog_version, settled_at)
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO settled_shards (month, shard_count, shard_index, settled_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT DO NOTHING",
         )
-        .bind(month.to_string())
-        .bind(us(start))
-        .bind(us(end))
-        .bind(version)
+        .bind(&m)
+        .bind(shard.count())
+        .bind(shard.index())
         .bind(us(now))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM settled_shards WHERE month = ? AND shard_count = ?")
+            .bind(&m)
+            .bind(shard.count())
+            .fetch_one(&mut *tx)
+            .await?;
+        let complete = done == i64::from(shard.count());
+        if complete {
+            sqlx::query(
+                "INSERT INTO settled_months (month, period_start, period_end, catalog_version, settled_at)
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(&m)
+            .bind(us(start))
+            .bind(us(end))
+            .bind(version)
+            .bind(us(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(complete)
     }
 
     async fn month_totals(&self, month: Month) -> anyhow::Result<MonthTotals> {

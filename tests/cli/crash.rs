@@ -4,11 +4,11 @@
 use crate::harness::*;
 use std::time::{Duration, Instant};
 
-const ACCOUNTS: usize = 3000;
-const NOW: &str = "2026-11-01T02:00:00+08:00";
+pub const ACCOUNTS: usize = 3000;
+pub const NOW: &str = "2026-11-01T02:00:00+08:00";
 
 /// Accounts with a spread of balances and usage: some go into arrears.
-fn load(env: &Env) {
+pub fn load(env: &Env) {
     let mut accounts = String::from("account_id,name,activated_at,balance\n");
     let mut usage = String::from("account_id,api,timestamp,calls\n");
     for i in 0..ACCOUNTS {
@@ -34,7 +34,7 @@ fn load(env: &Env) {
 }
 
 /// Books as the database holds them: balance = sum of ledger, one debit per bill.
-fn check_books(env: &Env) {
+pub fn check_books(env: &Env) {
     let off: i64 = env.query(
         "SELECT COUNT(*) FROM accounts a
          WHERE a.balance_fen <> (SELECT COALESCE(SUM(amount_fen), 0) FROM ledger l WHERE l.account_id = a.account_id)",

@@ -96,3 +96,33 @@ fn the_failure_policies_use_the_documented_exit_codes() {
     let service = read("deploy/systemd/billrun.service");
     assert!(service.contains("RestartPreventExitStatus=1 2 3"));
 }
+
+#[test]
+fn the_indexed_job_passes_each_pod_its_shard() {
+    let job = read("deploy/k8s/settle-sharded-job.yaml");
+    assert!(job.contains("completionMode: Indexed"));
+    let completions = job
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("completions: "))
+        .unwrap();
+    assert!(
+        job.contains(&format!("\"--shard\", \"$(JOB_COMPLETION_INDEX)/{completions}\"")),
+        "{job}"
+    );
+    // What each pod's argument becomes is a shard billrun accepts.
+    let env = Env::new();
+    for k in 0..completions.parse::<u32>().unwrap() {
+        let shard = format!("{k}/{completions}");
+        let out = env.ok(&[
+            "--now",
+            "2026-11-01T02:00:00+08:00",
+            "settle",
+            "--month",
+            "2026-10",
+            "--shard",
+            &shard,
+            "--dry-run",
+        ]);
+        assert!(out.contains("would bill 0 accounts"), "{out}");
+    }
+}

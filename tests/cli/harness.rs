@@ -147,10 +147,15 @@ impl Env {
         s += &self.ok(&["accounts", "list", "--format", "csv"]);
         s += &self.ok(&["packs", "list", "--format", "csv"]);
         // Event ids are surrogate keys: PostgreSQL sequences skip the values of rolled-back
-        // transactions, so only the events themselves are compared.
-        for e in self.events() {
-            s += &format!("{:?}\n", e.iter().filter(|(k, _)| *k != "event_id").collect::<Vec<_>>());
-        }
+        // transactions, and concurrent workers interleave. Only the events themselves are
+        // compared, as a set.
+        let mut events: Vec<String> = self
+            .events()
+            .iter()
+            .map(|e| format!("{:?}\n", e.iter().filter(|(k, _)| *k != "event_id").collect::<Vec<_>>()))
+            .collect();
+        events.sort();
+        s += &events.concat();
         for m in months {
             s += &self.ok(&["export", "bills", "--month", m]);
         }

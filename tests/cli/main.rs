@@ -11,4 +11,5 @@ mod crash;
 mod deploy;
 mod migrations;
 mod settle;
+mod shards;
 mod worker;
