@@ -97,24 +97,32 @@ fn month_key(month: Month, shard: Shard) -> i64 {
 /// Grants a month's free packs to every account opened before the month ended (or only to the
 /// accounts in `only`) that lacks them.
 async fn grant(tx: &mut PgConnection, g: &FreeGrant, only: Option<&[&str]>) -> anyhow::Result<u64> {
+    // Two statements rather than one with `$6 IS NULL OR …`, which would defeat the index and
+    // scan every account for each page.
+    let which = if only.is_some() {
+        "AND a.account_id = ANY($6)"
+    } else {
+        "AND $6::text[] IS NULL"
+    };
+    let sql = format!(
+        "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
+         SELECT 'free:' || $1 || ':' || $2 || ':' || a.account_id, 'free', a.account_id, $2, $3, $3, $4, $5, $4, $1
+         FROM accounts a
+         WHERE a.activated_at IS NOT NULL AND a.activated_at < $5 {which}
+         ON CONFLICT DO NOTHING"
+    );
     let mut created = 0;
     for (api, calls) in &g.apis {
-        let done = sqlx::query(
-            "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
-             SELECT 'free:' || $1 || ':' || $2 || ':' || a.account_id, 'free', a.account_id, $2, $3, $3, $4, $5, $4, $1
-             FROM accounts a
-             WHERE a.activated_at IS NOT NULL AND a.activated_at < $5 AND ($6::text[] IS NULL OR a.account_id = ANY($6))
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(g.month.to_string())
-        .bind(api)
-        .bind(calls)
-        .bind(g.start)
-        .bind(g.end)
-        .bind(only)
-        .execute(&mut *tx)
-        .await
-        .context("granting free packs")?;
+        let done = sqlx::query(&sql)
+            .bind(g.month.to_string())
+            .bind(api)
+            .bind(calls)
+            .bind(g.start)
+            .bind(g.end)
+            .bind(only)
+            .execute(&mut *tx)
+            .await
+            .context("granting free packs")?;
         created += done.rows_affected();
     }
     Ok(created)

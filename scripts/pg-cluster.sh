@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Sourced by scripts/test and scripts/bench: starts and stops a throw-away PostgreSQL cluster
+# from the machine's own binaries (initdb/pg_ctl in a temporary directory, on a free port).
+# start_postgres exports BILLRUN_TEST_PG (a server URL) and PGBIN, and stops the cluster on exit.
+
+find_pg_bin() {
+    local d
+    for d in "$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/initdb)")" /usr/lib/postgresql/*/bin; do
+        if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && [ -x "$d/postgres" ]; then
+            echo "$d"
+            return 0
+        fi
+    done
+    return 1
+}
+
+start_postgres() {
+    PGBIN=$(find_pg_bin) || {
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            printf '%s\n' "PostgreSQL not found: installing it with apt-get" >&2
+            apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2 || true
+        fi
+        PGBIN=$(find_pg_bin) || return 1
+    }
+    PGTMP=$(mktemp -d /tmp/billrun-pg.XXXXXX)
+    RUN_AS=()
+    if [ "$(id -u)" = 0 ]; then
+        # initdb refuses to run as root: run the cluster as the postgres user.
+        id postgres >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin postgres
+        chown postgres "$PGTMP"
+        RUN_AS=(runuser -u postgres --)
+    fi
+    PGPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "${RUN_AS[@]}" "$PGBIN/initdb" -D "$PGTMP/data" -U billrun --auth=trust --encoding=UTF8 --no-locale >"$PGTMP/initdb.log" 2>&1 || {
+        cat "$PGTMP/initdb.log" >&2
+        return 1
+    }
+    # The server's TimeZone is deliberately not the billing zone: month bounds must not depend on it.
+    "${RUN_AS[@]}" "$PGBIN/pg_ctl" -D "$PGTMP/data" -l "$PGTMP/server.log" -w -t 60 \
+        -o "-p $PGPORT -k $PGTMP -c listen_addresses=127.0.0.1 -c fsync=${BILLRUN_PG_FSYNC:-off} -c timezone=America/Los_Angeles -c max_connections=300" \
+        start >&2 || {
+        cat "$PGTMP/server.log" >&2
+        return 1
+    }
+    trap stop_postgres EXIT
+    # trust authentication ignores the password; it is there so tests can check it is never shown.
+    export BILLRUN_TEST_PG="postgres://billrun:not-a-secret@127.0.0.1:$PGPORT/postgres"
+}
+
+stop_postgres() {
+    "${RUN_AS[@]}" "$PGBIN/pg_ctl" -D "$PGTMP/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$PGTMP"
+}
+
