@@ -490,23 +490,7 @@ async fn show_bill<S: Store>(store: &S, ctx: &Ctx, id: &str, month: crate::domai
             ctx.local(head.settled_at),
             head.catalog_version
         );
-        println!(
-            "  {:<14} {:>10} {:>8} {:>8} {:>10} {:>4} {:>10} {:>12}",
-            "api", "calls", "free", "prepaid", "billable", "tier", "unit price", "amount"
-        );
-        for l in &rev {
-            println!(
-                "  {:<14} {:>10} {:>8} {:>8} {:>10} {:>4} {:>10} {:>12}",
-                l.api,
-                l.total_calls,
-                l.free_calls,
-                l.prepaid_calls,
-                l.billable_calls,
-                l.tier,
-                l.unit_price.normalize(),
-                format_money(l.amount)
-            );
-        }
+        crate::output::print_bill_lines(&rev);
         let moved = if head.debited_fen < 0 { "credited" } else { "debited" };
         println!(
             "  total {} CNY (exact {}, rounding {}); {moved} {} CNY; balance {} -> {} CNY",

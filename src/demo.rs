@@ -89,23 +89,7 @@ async fn print_bills<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Re
             .collect();
         let head = bill[0];
         println!("bill {}  {}  {}", head.bill_id, head.account_id, head.account_name);
-        println!(
-            "  {:<14} {:>9} {:>6} {:>8} {:>9} {:>4} {:>10} {:>11}",
-            "api", "calls", "free", "prepaid", "billable", "tier", "unit price", "amount"
-        );
-        for l in &bill {
-            println!(
-                "  {:<14} {:>9} {:>6} {:>8} {:>9} {:>4} {:>10} {:>11}",
-                l.api,
-                l.total_calls,
-                l.free_calls,
-                l.prepaid_calls,
-                l.billable_calls,
-                l.tier,
-                l.unit_price.normalize(),
-                format_money(l.amount)
-            );
-        }
+        crate::output::print_bill_lines(&bill);
         println!(
             "  total {} CNY (exact {}, rounding {}); balance {} → {} CNY\n",
             format_money(from_fen(head.bill_total_fen)),

@@ -165,3 +165,24 @@ impl Drop for AtomicFile {
         }
     }
 }
+
+/// Prints bill lines as an aligned table: calls, free, prepaid, billable, tier, price, amount.
+pub fn print_bill_lines(lines: &[&crate::store::ExportLine]) {
+    println!(
+        "  {:<14} {:>10} {:>8} {:>8} {:>10} {:>4} {:>10} {:>12}",
+        "api", "calls", "free", "prepaid", "billable", "tier", "unit price", "amount"
+    );
+    for l in lines {
+        println!(
+            "  {:<14} {:>10} {:>8} {:>8} {:>10} {:>4} {:>10} {:>12}",
+            l.api,
+            l.total_calls,
+            l.free_calls,
+            l.prepaid_calls,
+            l.billable_calls,
+            l.tier,
+            l.unit_price.normalize(),
+            crate::domain::money::format_money(l.amount)
+        );
+    }
+}

@@ -174,12 +174,7 @@ fn four_settle_runs_at_once_end_with_the_books_of_one() {
             // The loser of the month lock (PostgreSQL) says so and exits 4.
             Some(4) => assert!(stderr.contains("another billrun run is settling 2026-10"), "{stderr}"),
             Some(0) => {
-                let n: u64 = stdout
-                    .split(" accounts billed now")
-                    .next()
-                    .and_then(|s| s.rsplit(' ').next())
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or_else(|| panic!("no count in {stdout}"));
+                let n = billed_now(&stdout);
                 billed += n;
             }
             other => panic!("settle exited {other:?}: {stdout}\n{stderr}"),

@@ -176,6 +176,16 @@ pub fn assert_same(actual: &str, expected: &str, what: &str) {
     }
 }
 
+/// The number in "N accounts billed now" of a settle's output.
+pub fn billed_now(stdout: &str) -> u64 {
+    stdout
+        .split(" accounts billed now")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {stdout}"))
+}
+
 /// The line of `bills` for one account and API.
 pub fn line<'a>(bills: &'a [Row], account: &str, api: &str) -> &'a Row {
     bills

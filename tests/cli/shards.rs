@@ -42,12 +42,7 @@ fn four_shards_at_once_equal_one_unsharded_run() {
             "{stdout}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let n: u64 = stdout
-            .split(" accounts billed now")
-            .next()
-            .and_then(|s| s.rsplit(' ').next())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no count in {stdout}"));
+        let n = billed_now(&stdout);
         // Each shard bills roughly a quarter of the accounts, never all of them.
         assert!(n > ACCOUNTS as u64 / 8 && n < ACCOUNTS as u64 / 2, "{stdout}");
         billed += n;
