@@ -463,9 +463,11 @@ pub trait Store {
     /// The latest `limit` runs, newest first.
     async fn runs(&self, limit: u32) -> anyhow::Result<Vec<RunView>>;
 
-    /// Runs the SQL checks of the books (`store::verify`) for `month` (or every month) and
-    /// returns (check, breaches found, the first few named).
-    async fn verify_books(&self, month: Option<Month>) -> anyhow::Result<Vec<(&'static str, u64, Vec<String>)>>;
+    /// How this backend writes the month parameter of the `store::verify` checks.
+    const MONTH_PARAM: &'static str;
+
+    /// Runs one `store::verify` check for `month` (or every month): one text per breach.
+    async fn breaches(&self, sql: &str, month: Option<Month>) -> anyhow::Result<Vec<String>>;
 }
 
 /// The database URL with any password replaced by `***`, for messages and logs.

@@ -129,6 +129,8 @@ async fn grant(tx: &mut PgConnection, g: &FreeGrant, only: Option<&[&str]>) -> a
 }
 
 impl Store for PgStore {
+    const MONTH_PARAM: &'static str = "$1::text";
+
     type MonthLock = PgMonthLock;
 
     async fn migrate(&self) -> anyhow::Result<()> {
@@ -908,22 +910,11 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn verify_books(&self, month: Option<Month>) -> anyhow::Result<Vec<(&'static str, u64, Vec<String>)>> {
-        let mut out = Vec::new();
-        for (what, sql) in super::verify::checks("$1::text") {
-            let found: Vec<String> = sqlx::query_scalar(&sql)
-                .bind(month.map(|m| m.to_string()))
-                .fetch_all(&self.pool)
-                .await
-                .with_context(|| format!("checking that {what}"))?;
-            let total = found.len() as u64;
-            out.push((
-                what,
-                total,
-                found.into_iter().take(super::verify::MAX_PER_CHECK).collect(),
-            ));
-        }
-        Ok(out)
+    async fn breaches(&self, sql: &str, month: Option<Month>) -> anyhow::Result<Vec<String>> {
+        Ok(sqlx::query_scalar(sql)
+            .bind(month.map(|m| m.to_string()))
+            .fetch_all(&self.pool)
+            .await?)
     }
 }
 

@@ -34,6 +34,16 @@ pub fn load(env: &Env) {
 }
 
 /// Books as the database holds them: balance = sum of ledger, one debit per bill.
+/// The books of one uninterrupted `settle` of October on the loaded accounts: what every
+/// killed, concurrent or sharded run must end with.
+pub fn clean_settle_books() -> String {
+    let clean = Env::new();
+    load(&clean);
+    clean.settle("2026-10", NOW);
+    check_books(&clean);
+    clean.snapshot(&["2026-10"])
+}
+
 pub fn check_books(env: &Env) {
     let off: i64 = env.query(
         "SELECT COUNT(*) FROM accounts a
@@ -149,10 +159,7 @@ fn settle_killed_at_random_moments_then_rerun_equals_one_clean_run() {
 
 #[test]
 fn four_settle_runs_at_once_end_with_the_books_of_one() {
-    let clean = Env::new();
-    load(&clean);
-    clean.settle("2026-10", NOW);
-    let expected = clean.snapshot(&["2026-10"]);
+    let expected = clean_settle_books();
 
     let env = Env::new();
     load(&env);

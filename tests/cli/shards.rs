@@ -2,16 +2,13 @@
 //! with exactly the bills and balances of one unsharded run; the month counts as settled only
 //! once every shard is done.
 
-use crate::crash::{check_books, load, ACCOUNTS, NOW};
+use crate::crash::{check_books, clean_settle_books, load, ACCOUNTS, NOW};
 use crate::harness::*;
 use std::process::Stdio;
 
 #[test]
 fn four_shards_at_once_equal_one_unsharded_run() {
-    let clean = Env::new();
-    load(&clean);
-    clean.settle("2026-10", NOW);
-    let expected = clean.snapshot(&["2026-10"]);
+    let expected = clean_settle_books();
 
     let env = Env::new();
     load(&env);
