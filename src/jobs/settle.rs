@@ -13,6 +13,7 @@ use crate::domain::month::Month;
 use crate::domain::shard::Shard;
 use crate::error::{input_error, Busy};
 use crate::store::{AccountUsage, BillPreview, MonthTotals, SettlePage, Store};
+use futures_util::stream::{FuturesOrdered, StreamExt};
 
 /// What a settle run did, and where the month stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,25 +105,37 @@ pub async fn settle<S: Store>(
     };
     let bar = ctx.progress_bar(format!("settling {month}: accounts billed"));
     let mut stream = store.month_usage(month, start, end, shard).await?;
+    // Up to S::PAGES_IN_FLIGHT pages in their transactions at once; results are taken in page
+    // order, so previews and the first error come out as a one-page-at-a-time run gives them.
+    let mut in_flight = FuturesOrdered::new();
     let mut batch: Vec<AccountUsage> = Vec::with_capacity(ctx.page_size);
-    loop {
-        let next = stream.recv().await.transpose()?;
-        let finished = next.is_none();
-        batch.extend(next);
-        if batch.len() >= ctx.page_size || (finished && !batch.is_empty()) {
-            let (done, previews) = store.settle_accounts(&page, &batch, &pricer).await?;
-            summary.previews.extend(previews);
-            summary.billed_now += done.bills;
-            summary.adjusted_now += done.adjustments;
-            summary.billed_now_fen += done.total_fen;
-            summary.arrears_now += done.arrears;
-            bar.inc(done.bills);
-            tracing::debug!(bills = done.bills, last = %batch[batch.len() - 1].account_id, "settled a page");
-            batch.clear();
+    let mut finished = false;
+    while !finished || !in_flight.is_empty() {
+        if !finished && in_flight.len() < S::PAGES_IN_FLIGHT {
+            let next = stream.recv().await.transpose()?;
+            finished = next.is_none();
+            batch.extend(next);
+            if batch.len() >= ctx.page_size || (finished && !batch.is_empty()) {
+                let accounts = std::mem::replace(&mut batch, Vec::with_capacity(ctx.page_size));
+                let (page, pricer) = (&page, &pricer);
+                in_flight.push_back(async move {
+                    let done = store.settle_accounts(page, &accounts, pricer).await;
+                    (accounts.last().map(|a| a.account_id.clone()), done)
+                });
+            }
+            continue;
         }
-        if finished {
-            break;
-        }
+        let Some((last, done)) = in_flight.next().await else {
+            continue;
+        };
+        let (done, previews) = done?;
+        summary.previews.extend(previews);
+        summary.billed_now += done.bills;
+        summary.adjusted_now += done.adjustments;
+        summary.billed_now_fen += done.total_fen;
+        summary.arrears_now += done.arrears;
+        bar.inc(done.bills);
+        tracing::debug!(bills = done.bills, last = ?last, "settled a page");
     }
     bar.finish_and_clear();
     if !dry_run {

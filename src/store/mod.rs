@@ -6,6 +6,7 @@
 //! The jobs own the order of work; a store owns its transactions, so each method is one
 //! atomic step: it either happens completely or not at all.
 
+pub mod copy_binary;
 pub mod page;
 pub mod postgres;
 pub mod sqlite;
@@ -465,6 +466,11 @@ pub trait Store {
 
     /// How this backend writes the month parameter of the `store::verify` checks.
     const MONTH_PARAM: &'static str;
+
+    /// Pages of a settle that may be in their transactions at once. Pages hold disjoint
+    /// accounts, so they never wait on each other's locks; more than one pays off only where
+    /// the database runs transactions side by side.
+    const PAGES_IN_FLIGHT: usize;
 
     /// Runs one `store::verify` check for `month` (or every month): one text per breach.
     async fn breaches(&self, sql: &str, month: Option<Month>) -> anyhow::Result<Vec<String>>;

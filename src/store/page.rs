@@ -15,11 +15,11 @@
 //! column array per field, so that a backend can write each table in one statement (`UNNEST`
 //! on PostgreSQL, multi-row `VALUES` on SQLite).
 
-use super::{AccountUsage, PageOutcome, Pricer, SettlePage};
+use super::{AccountUsage, FreeGrant, PageOutcome, Pricer, SettlePage};
 use crate::domain::arrears::{self, ServiceState};
 use crate::domain::bill::BillDraft;
 use crate::domain::money::to_fen;
-use crate::domain::packs::PackBalance;
+use crate::domain::packs::{PackBalance, PackKind};
 use anyhow::{anyhow, Context};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -96,6 +96,32 @@ pub struct PageWrites {
     pub event_bill: Vec<String>,
     pub event_suspend_at: Vec<Option<DateTime<Utc>>>,
     pub event_balance: Vec<i64>,
+}
+
+/// The page's accounts that lack one of the month's free packs although their service opened
+/// before the month ended (`opened`: account → `activated_at`). Settle grants the whole month
+/// before its first page, so this is normally empty and a page pays nothing for it; an account
+/// imported or opened meanwhile is granted its packs by the page, inside its transaction.
+/// `packs` holds the page's packs as loaded for the month: free packs are the month's own.
+pub fn lacking_free_packs(
+    grant: &FreeGrant,
+    opened: &HashMap<String, Option<DateTime<Utc>>>,
+    packs: &HashMap<String, Vec<PackBalance>>,
+) -> Vec<String> {
+    let mut lacking: Vec<String> = opened
+        .iter()
+        .filter(|(_, at)| at.is_some_and(|at| at < grant.end))
+        .filter(|(account, _)| {
+            let held = packs.get(*account).map(Vec::as_slice).unwrap_or_default();
+            grant
+                .apis
+                .iter()
+                .any(|(api, _)| !held.iter().any(|p| p.kind == PackKind::Free && &p.api == api))
+        })
+        .map(|(account, _)| account.clone())
+        .collect();
+    lacking.sort();
+    lacking
 }
 
 /// The id of revision `revision` of an account's bill for a month.
@@ -253,4 +279,59 @@ pub fn previews(w: &PageWrites) -> Vec<super::BillPreview> {
             in_arrears: w.after_fen[i] < 0,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::month::Month;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn free(api: &str) -> PackBalance {
+        PackBalance {
+            pack_id: format!("free:{api}"),
+            kind: PackKind::Free,
+            api: api.into(),
+            remaining: 1000,
+            valid_until: at("2026-11-01T00:00:00Z"),
+            purchased_at: at("2026-10-01T00:00:00Z"),
+        }
+    }
+
+    #[test]
+    fn only_accounts_opened_in_time_and_missing_a_free_pack_are_granted_by_the_page() {
+        let grant = FreeGrant {
+            month: "2026-10".parse::<Month>().unwrap(),
+            start: at("2026-10-01T00:00:00Z"),
+            end: at("2026-11-01T00:00:00Z"),
+            apis: vec![("A".into(), 1000), ("B".into(), 1000)],
+        };
+        let opened: HashMap<String, Option<DateTime<Utc>>> = [
+            ("has-both", Some(at("2026-09-01T00:00:00Z"))),
+            ("has-one", Some(at("2026-09-01T00:00:00Z"))),
+            ("prepaid-only", Some(at("2026-10-31T23:59:59Z"))),
+            ("never-opened", None),
+            ("opened-after", Some(at("2026-11-01T00:00:00Z"))),
+        ]
+        .into_iter()
+        .map(|(a, t)| (a.to_string(), t))
+        .collect();
+        let mut prepaid_b = free("B");
+        prepaid_b.kind = PackKind::Prepaid;
+        let packs: HashMap<String, Vec<PackBalance>> = [
+            ("has-both", vec![free("A"), free("B")]),
+            ("has-one", vec![free("A")]),
+            ("prepaid-only", vec![free("A"), prepaid_b]),
+        ]
+        .into_iter()
+        .map(|(a, p)| (a.to_string(), p))
+        .collect();
+        assert_eq!(
+            lacking_free_packs(&grant, &opened, &packs),
+            vec!["has-one", "prepaid-only"]
+        );
+    }
 }

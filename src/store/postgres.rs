@@ -11,6 +11,7 @@
 //! entries stay the real guarantee. Month bounds are bound as instants computed in the billing
 //! time zone, so the server's `TimeZone` never matters.
 
+use super::copy_binary;
 use super::page::{self, CurrentBill, PageWrites, StoredLine};
 use super::*;
 use crate::domain::arrears::{self, ServiceState};
@@ -45,7 +46,7 @@ const MONTH_USAGE_SQL: &str = "
     SELECT u.account_id, u.api, u.calls FROM u JOIN changed USING (account_id)
     ORDER BY u.account_id, u.api";
 
-/// Bytes of CSV sent per `COPY` message.
+/// Bytes of binary `COPY` data sent per message.
 const COPY_BUFFER: usize = 1 << 20;
 /// Rows per bulk insert of accounts or packs.
 const BULK_ROWS: usize = 10_000;
@@ -68,15 +69,29 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)
             .map_err(|_| crate::error::input_error(format!("'{shown}' is not a usable PostgreSQL URL")))?
             .application_name("billrun")
+            // billrun's statements touch a page of rows each; compiling them (when a stale
+            // estimate makes one look costly) took longer than running them.
+            .options([("jit", "off")])
             .disable_statement_logging();
         // One connection streams the month's usage while another writes pages.
         let pool = PgPoolOptions::new()
-            .max_connections(3)
+            // The month's usage stream, two pages in flight, and one to spare.
+            .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await
             .with_context(|| format!("cannot connect to PostgreSQL at {shown}"))?;
         Ok(PgStore { pool, options })
+    }
+
+    /// Refreshes the planner's statistics after a bulk import, so that the next settle's plans
+    /// fit the data; autovacuum would get there, but maybe only after that settle has started.
+    async fn analyze(&self, tables: &str) -> anyhow::Result<()> {
+        sqlx::query(&format!("ANALYZE {tables}"))
+            .execute(&self.pool)
+            .await
+            .with_context(|| format!("refreshing statistics of {tables}"))?;
+        Ok(())
     }
 }
 
@@ -130,6 +145,10 @@ async fn grant(tx: &mut PgConnection, g: &FreeGrant, only: Option<&[&str]>) -> a
 
 impl Store for PgStore {
     const MONTH_PARAM: &'static str = "$1::text";
+
+    /// Two: while one page's statements run on the server, the next page is read and priced,
+    /// and the server's second core has work (measured in BENCHMARKS.md).
+    const PAGES_IN_FLIGHT: usize = 2;
 
     type MonthLock = PgMonthLock;
 
@@ -198,6 +217,7 @@ impl Store for PgStore {
         }
         grant(&mut tx, g, None).await?;
         tx.commit().await?;
+        self.analyze("accounts, packs, ledger").await?;
         Ok(Ok(rows.len() as u64))
     }
 
@@ -337,16 +357,11 @@ impl Store for PgStore {
         {
             let mut copy = tx
                 .copy_in_raw(
-                    "COPY usage (account_id, ts, api, calls, import_id, source_line) FROM STDIN WITH (FORMAT csv)",
+                    "COPY usage (account_id, ts, api, calls, import_id, source_line) FROM STDIN WITH (FORMAT binary)",
                 )
                 .await
                 .context("starting COPY of usage")?;
-            let new_buffer = || {
-                csv::WriterBuilder::new()
-                    .has_headers(false)
-                    .from_writer(Vec::with_capacity(COPY_BUFFER + 4096))
-            };
-            let mut csv = new_buffer();
+            let mut buf = copy_binary::Buffer::new(COPY_BUFFER);
             for row in rows {
                 match row {
                     Ok(r) => {
@@ -356,19 +371,15 @@ impl Store for PgStore {
                             .ok_or_else(|| anyhow!("total calls overflow"))?;
                         // Good rows are sent even once the file is known to be bad, so that
                         // unknown accounts are listed too; the transaction is rolled back then.
-                        csv.write_record([
-                            r.account_id.as_str(),
-                            &r.ts.to_rfc3339(),
-                            r.api.as_str(),
-                            &r.calls.to_string(),
-                            &import_id.to_string(),
-                            &r.line.to_string(),
-                        ])?;
-                        if csv.get_ref().len() >= COPY_BUFFER {
-                            let full = std::mem::replace(&mut csv, new_buffer());
-                            copy.send(full.into_inner().map_err(|e| anyhow!("{e}"))?)
-                                .await
-                                .context("sending usage rows")?;
+                        buf.tuple(6);
+                        buf.text(&r.account_id);
+                        buf.timestamptz(r.ts);
+                        buf.text(&r.api);
+                        buf.int8(r.calls);
+                        buf.int8(import_id);
+                        buf.int8(r.line as i64);
+                        if buf.is_full() {
+                            copy.send(buf.take()).await.context("sending usage rows")?;
                         }
                     }
                     Err(mut errs) => {
@@ -378,10 +389,7 @@ impl Store for PgStore {
                     }
                 }
             }
-            let rest = csv.into_inner().map_err(|e| anyhow!("{e}"))?;
-            if !rest.is_empty() {
-                copy.send(rest).await.context("sending usage rows")?;
-            }
+            copy.send(buf.finish()).await.context("sending usage rows")?;
             copy.finish().await.context("finishing COPY of usage")?;
         }
         let mut unknown = sqlx::query(
@@ -432,6 +440,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.analyze("usage").await?;
         Ok(Ok(UsageImported {
             import_id,
             rows: count,
@@ -561,17 +570,19 @@ impl Store for PgStore {
         // Lock the page's accounts (in id order, so runs cannot deadlock) before reading their
         // bills: what a concurrent run wrote since the stream read the usage is seen here.
         let mut states: HashMap<String, ServiceState> = HashMap::new();
+        let mut opened: HashMap<String, Option<DateTime<Utc>>> = HashMap::new();
         for r in sqlx::query(
-            "SELECT account_id, balance_fen, suspend_at, suspended FROM accounts
+            "SELECT account_id, balance_fen, suspend_at, suspended, activated_at FROM accounts
              WHERE account_id = ANY($1) ORDER BY account_id FOR UPDATE",
         )
         .bind(&ids)
         .fetch_all(&mut *tx)
         .await?
         {
-            states.insert(r.try_get("account_id")?, service_state(&r)?);
+            let account: String = r.try_get("account_id")?;
+            opened.insert(account.clone(), r.try_get("activated_at")?);
+            states.insert(account, service_state(&r)?);
         }
-        grant(&mut tx, &page.grant, Some(&ids)).await?;
 
         let mut current: HashMap<String, CurrentBill> = HashMap::new();
         let mut by_bill: HashMap<String, String> = HashMap::new();
@@ -631,36 +642,12 @@ impl Store for PgStore {
             }
         }
 
-        // Every pack that may cover the month, used up or not: a revision being replaced hands
-        // its calls back before the new one is computed.
-        let mut packs: HashMap<String, Vec<PackBalance>> = HashMap::new();
-        for r in sqlx::query(
-            "SELECT pack_id, kind, account_id, api, remaining, valid_until, purchased_at FROM packs
-             WHERE account_id = ANY($1)
-               AND ((kind = 'free' AND month = $2) OR (kind = 'prepaid' AND valid_from < $4 AND valid_until > $3))
-             ORDER BY pack_id FOR UPDATE",
-        )
-        .bind(&ids)
-        .bind(&month)
-        .bind(page.start)
-        .bind(page.end)
-        .fetch_all(&mut *tx)
-        .await
-        .context("loading packs")?
-        {
-            let kind: String = r.try_get("kind")?;
-            packs.entry(r.try_get("account_id")?).or_default().push(PackBalance {
-                pack_id: r.try_get("pack_id")?,
-                kind: if kind == "free" {
-                    PackKind::Free
-                } else {
-                    PackKind::Prepaid
-                },
-                api: r.try_get("api")?,
-                remaining: r.try_get("remaining")?,
-                valid_until: r.try_get("valid_until")?,
-                purchased_at: r.try_get("purchased_at")?,
-            });
+        let mut packs = page_packs(&mut tx, page, &ids).await?;
+        let lacking = page::lacking_free_packs(&page.grant, &opened, &packs);
+        if !lacking.is_empty() {
+            let lacking: Vec<&str> = lacking.iter().map(String::as_str).collect();
+            grant(&mut tx, &page.grant, Some(&lacking)).await?;
+            packs = page_packs(&mut tx, page, &ids).await?;
         }
 
         let (w, out) = page::build(page, accounts, &current, &states, packs, pricer)?;
@@ -916,6 +903,50 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?)
     }
+}
+
+/// Every pack of the page's accounts that may cover the month, used up or not (a revision being
+/// replaced hands its calls back before the new one is computed). Only a page changes a pack,
+/// and only while it holds the pack's account locked, so the account locks cover the packs.
+async fn page_packs(
+    tx: &mut PgConnection,
+    page: &SettlePage,
+    ids: &[&str],
+) -> anyhow::Result<HashMap<String, Vec<PackBalance>>> {
+    let mut packs: HashMap<String, Vec<PackBalance>> = HashMap::new();
+    // Driven by the page's ids, one index probe each: `OFFSET 0` keeps the planner from
+    // turning this into a hash join over every pack when its statistics are stale.
+    for r in sqlx::query(
+        "SELECT p.pack_id, p.kind, p.account_id, p.api, p.remaining, p.valid_until, p.purchased_at
+         FROM UNNEST($1::text[]) AS i(account_id)
+         CROSS JOIN LATERAL (
+             SELECT * FROM packs p WHERE p.account_id = i.account_id
+               AND ((p.kind = 'free' AND p.month = $2) OR (p.kind = 'prepaid' AND p.valid_from < $4 AND p.valid_until > $3))
+             OFFSET 0) p",
+    )
+    .bind(ids)
+    .bind(page.month.to_string())
+    .bind(page.start)
+    .bind(page.end)
+    .fetch_all(&mut *tx)
+    .await
+    .context("loading packs")?
+    {
+        let kind: String = r.try_get("kind")?;
+        packs.entry(r.try_get("account_id")?).or_default().push(PackBalance {
+            pack_id: r.try_get("pack_id")?,
+            kind: if kind == "free" {
+                PackKind::Free
+            } else {
+                PackKind::Prepaid
+            },
+            api: r.try_get("api")?,
+            remaining: r.try_get("remaining")?,
+            valid_until: r.try_get("valid_until")?,
+            purchased_at: r.try_get("purchased_at")?,
+        });
+    }
+    Ok(packs)
 }
 
 /// Writes one page's bills, lines, pack use, ledger entries, balances and events, one

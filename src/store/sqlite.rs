@@ -124,6 +124,44 @@ async fn grant(tx: &mut SqliteConnection, g: &FreeGrant, only: Option<&str>) -> 
     Ok(created)
 }
 
+/// Every pack of the page's accounts (`ids`, a JSON array) that may cover the month, used up or
+/// not: a revision being replaced hands its calls back before the new one is computed.
+async fn page_packs(
+    tx: &mut SqliteConnection,
+    page: &SettlePage,
+    ids: &str,
+) -> anyhow::Result<HashMap<String, Vec<PackBalance>>> {
+    let mut packs: HashMap<String, Vec<PackBalance>> = HashMap::new();
+    for r in sqlx::query(
+        "SELECT pack_id, kind, account_id, api, remaining, valid_until, purchased_at FROM packs
+         WHERE account_id IN (SELECT value FROM json_each(?1))
+           AND ((kind = 'free' AND month = ?2) OR (kind = 'prepaid' AND valid_from < ?4 AND valid_until > ?3))",
+    )
+    .bind(ids)
+    .bind(page.month.to_string())
+    .bind(us(page.start))
+    .bind(us(page.end))
+    .fetch_all(&mut *tx)
+    .await
+    .context("loading packs")?
+    {
+        let kind: String = r.try_get("kind")?;
+        packs.entry(r.try_get("account_id")?).or_default().push(PackBalance {
+            pack_id: r.try_get("pack_id")?,
+            kind: if kind == "free" {
+                PackKind::Free
+            } else {
+                PackKind::Prepaid
+            },
+            api: r.try_get("api")?,
+            remaining: r.try_get("remaining")?,
+            valid_until: at(r.try_get("valid_until")?),
+            purchased_at: at(r.try_get("purchased_at")?),
+        });
+    }
+    Ok(packs)
+}
+
 fn usage_insert_sql(rows: usize) -> String {
     let mut sql = String::from("INSERT INTO usage (account_id, ts, api, calls, import_id, source_line) VALUES ");
     for i in 0..rows {
@@ -321,6 +359,9 @@ async fn write_page(tx: &mut SqliteConnection, page: &SettlePage, w: &PageWrites
 
 impl Store for SqliteStore {
     const MONTH_PARAM: &'static str = "?1";
+
+    /// One: SQLite has a single writer, and a page is one `BEGIN IMMEDIATE` transaction.
+    const PAGES_IN_FLIGHT: usize = 1;
 
     /// SQLite needs no month lock: every page runs under `BEGIN IMMEDIATE`, which serializes
     /// writers, and a page re-checks which accounts are still unbilled inside its transaction.
@@ -707,11 +748,9 @@ impl Store for SqliteStore {
         pricer: &Pricer<'_>,
     ) -> anyhow::Result<(PageOutcome, Vec<BillPreview>)> {
         let month = page.month.to_string();
-        let (start, end) = (us(page.start), us(page.end));
         let ids = serde_json::to_string(&accounts.iter().map(|a| a.account_id.as_str()).collect::<Vec<_>>())?;
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        grant(&mut tx, &page.grant, Some(&ids)).await?;
 
         // The current revision of each account's bill, read inside the write lock: what a
         // concurrent run wrote since the stream read the usage is seen here.
@@ -770,47 +809,25 @@ impl Store for SqliteStore {
             }
         }
 
-        // Every pack that may cover the month, used up or not: a revision being replaced hands
-        // its calls back before the new one is computed.
-        let mut packs: HashMap<String, Vec<PackBalance>> = HashMap::new();
-        for r in sqlx::query(
-            "SELECT pack_id, kind, account_id, api, remaining, valid_until, purchased_at FROM packs
-             WHERE account_id IN (SELECT value FROM json_each(?1))
-               AND ((kind = 'free' AND month = ?2) OR (kind = 'prepaid' AND valid_from < ?4 AND valid_until > ?3))",
-        )
-        .bind(&ids)
-        .bind(&month)
-        .bind(start)
-        .bind(end)
-        .fetch_all(&mut *tx)
-        .await
-        .context("loading packs")?
-        {
-            let kind: String = r.try_get("kind")?;
-            packs.entry(r.try_get("account_id")?).or_default().push(PackBalance {
-                pack_id: r.try_get("pack_id")?,
-                kind: if kind == "free" {
-                    PackKind::Free
-                } else {
-                    PackKind::Prepaid
-                },
-                api: r.try_get("api")?,
-                remaining: r.try_get("remaining")?,
-                valid_until: at(r.try_get("valid_until")?),
-                purchased_at: at(r.try_get("purchased_at")?),
-            });
-        }
-
         let mut states: HashMap<String, ServiceState> = HashMap::new();
+        let mut opened: HashMap<String, Option<DateTime<Utc>>> = HashMap::new();
         for r in sqlx::query(
-            "SELECT account_id, balance_fen, suspend_at, suspended FROM accounts
+            "SELECT account_id, balance_fen, suspend_at, suspended, activated_at FROM accounts
              WHERE account_id IN (SELECT value FROM json_each(?1))",
         )
         .bind(&ids)
         .fetch_all(&mut *tx)
         .await?
         {
-            states.insert(r.try_get("account_id")?, service_state(&r)?);
+            let account: String = r.try_get("account_id")?;
+            opened.insert(account.clone(), opt_at(r.try_get("activated_at")?));
+            states.insert(account, service_state(&r)?);
+        }
+        let mut packs = page_packs(&mut tx, page, &ids).await?;
+        let lacking = page::lacking_free_packs(&page.grant, &opened, &packs);
+        if !lacking.is_empty() {
+            grant(&mut tx, &page.grant, Some(&serde_json::to_string(&lacking)?)).await?;
+            packs = page_packs(&mut tx, page, &ids).await?;
         }
 
         let (w, out) = page::build(page, accounts, &current, &states, packs, pricer)?;

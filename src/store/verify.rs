@@ -74,6 +74,22 @@ pub fn checks(param: &str) -> Vec<(&'static str, String)> {
                WHERE COALESCE(used.calls, 0) <> COALESCE(billed.calls, 0)"),
         ),
         (
+            "every usage row belongs to an import that was recorded",
+            m("SELECT 'usage row from line ' || u.source_line || ' names import ' || u.import_id || ', which does not exist'
+               FROM usage u WHERE NOT EXISTS (SELECT 1 FROM usage_imports i WHERE i.import_id = u.import_id)"),
+        ),
+        (
+            "every bill line and pack use belongs to a bill that exists, and every pack use to a pack",
+            m("SELECT 'bill line ' || l.bill_id || ' ' || l.api || ': no such bill' FROM bill_lines l
+               WHERE NOT EXISTS (SELECT 1 FROM bills b WHERE b.bill_id = l.bill_id)
+               UNION ALL
+               SELECT 'pack use of bill ' || c.bill_id || ': no such bill' FROM pack_consumption c
+               WHERE NOT EXISTS (SELECT 1 FROM bills b WHERE b.bill_id = c.bill_id)
+               UNION ALL
+               SELECT 'pack use of bill ' || c.bill_id || ': no pack ' || c.pack_id FROM pack_consumption c
+               WHERE NOT EXISTS (SELECT 1 FROM packs p WHERE p.pack_id = c.pack_id)"),
+        ),
+        (
             "each pack's remainder is its size minus what current bills took from it",
             m("SELECT 'pack ' || p.pack_id || ': ' || p.remaining || ' remaining, but ' || p.calls || ' - '
                       || COALESCE(c.used, 0) || ' used by current bills'
