@@ -59,7 +59,7 @@ pub async fn run(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
         s.month_totals.accounts_in_arrears
     );
     let csv = dir.join(format!("bills-{month}.csv"));
-    let lines = jobs::export::bills(&store, &ctx, month, Some(&csv)).await?;
+    let lines = jobs::export::bills(&store, &ctx, month, Some(&csv), false).await?;
     println!("finance CSV: {} ({lines} lines)\n", csv.display());
     println!("accounts after settlement:");
     list_accounts(&store, &ctx, Format::Table).await?;

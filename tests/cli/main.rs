@@ -9,6 +9,7 @@ mod bad_input;
 mod corrections;
 mod crash;
 mod deploy;
+mod finance;
 mod migrations;
 mod settle;
 mod shards;
