@@ -11,6 +11,7 @@ mod crash;
 mod deploy;
 mod finance;
 mod migrations;
+mod report;
 mod settle;
 mod shards;
 mod worker;
