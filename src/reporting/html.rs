@@ -76,7 +76,8 @@ svg .label { font-size: 12px; fill: #1d2330; }
 svg .value { font-size: 12px; fill: #5b6270; }
 svg .highlight { fill: #fff4d6; }
 .warn { color: #b3261e; }
-footer { color: #5b6270; font-size: 12px; }
+footer, p.note { color: #5b6270; font-size: 12px; }
+td:first-child { white-space: nowrap; }
 ";
 
 fn local(t: DateTime<Utc>, tz: Tz) -> String {
@@ -202,12 +203,12 @@ fn revenue_section(h: &mut String, s: &MonthSummary, cur: &str) {
         );
     }
     let sum = |f: fn(&super::summary::ApiSummary) -> i64| count(s.apis.iter().map(f).sum());
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<tr class=\"total\"><td>TOTAL</td><td></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
          <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\
          <tr><td colspan=\"7\">rounding adjustments</td><td class=\"n\">{}</td></tr>\
-         <tr class=\"total\"><td colspan=\"7\">billed</td><td class=\"n\">{}</td></tr></table></section>\n",
+         <tr class=\"total\"><td colspan=\"7\">billed</td><td class=\"n\">{}</td></tr></table></section>",
         count(s.bills as i64),
         sum(|a| a.calls),
         sum(|a| a.free_calls),
@@ -244,7 +245,7 @@ fn tier_section(h: &mut String, s: &MonthSummary) {
         )
     );
     for c in &categories {
-        let _ = write!(h, "<th class=\"n\">{c}: billable calls (accounts)</th>");
+        let _ = write!(h, "<th class=\"n\">{c}</th>");
     }
     h.push_str("</tr>");
     for a in &s.apis {
@@ -260,8 +261,8 @@ fn tier_section(h: &mut String, s: &MonthSummary) {
         h.push_str("</tr>");
     }
     h.push_str(
-        "</table><p class=\"meta\">A line counts in the tier that priced it (graduated pricing: the highest \
-         tier it reached).</p></section>\n",
+        "</table><p class=\"note\">Each cell: billable calls (accounts). A line counts in the tier that priced \
+         it (graduated pricing: the highest tier it reached).</p></section>\n",
     );
 }
 
