@@ -367,10 +367,34 @@ async fn execute<S: Store>(
             }
         }
         Command::Bills(BillsCommand::Show { id, month }) => show_bill(store, ctx, &id, month).await?,
-        Command::Export(ExportCommand::Bills { month, out }) => {
-            let n = jobs::export::bills(store, ctx, month, out.as_deref()).await?;
+        Command::Export(ExportCommand::Bills { month, out, excel }) => {
+            let n = jobs::export::bills(store, ctx, month, out.as_deref(), excel).await?;
             if let Some(p) = out {
                 println!("wrote {n} bill lines for {month} to {}", p.display());
+            }
+        }
+        Command::Export(ExportCommand::Summary { month, out, excel }) => {
+            let s = jobs::summary::summary(store, ctx, month, out.as_deref(), excel).await?;
+            if let Some(p) = out {
+                println!(
+                    "wrote the {month} summary to {}: {} APIs, {} bills, {} CNY billed, {} accounts in arrears",
+                    p.display(),
+                    s.apis.len(),
+                    s.bills,
+                    format_money(from_fen(s.billed_fen)),
+                    s.arrears.len()
+                );
+            }
+        }
+        Command::Report { month, out } => {
+            let s = jobs::report::report(store, ctx, month, out.as_deref()).await?;
+            if let Some(p) = out {
+                println!(
+                    "wrote the {month} report to {}: {} bills, {} CNY billed",
+                    p.display(),
+                    s.bills,
+                    format_money(from_fen(s.billed_fen))
+                );
             }
         }
         Command::Events { format } => {
@@ -459,7 +483,8 @@ async fn list_packs<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyhow::R
     w.finish()
 }
 
-/// `billrun bills show`: an account's bill for a month, every revision, line by line.
+/// `billrun bills show`: an account's bill for a month, every revision, explained line by line,
+/// with the account's status now.
 async fn show_bill<S: Store>(store: &S, ctx: &Ctx, id: &str, month: crate::domain::month::Month) -> anyhow::Result<()> {
     let mut lines = Vec::new();
     store
@@ -468,40 +493,29 @@ async fn show_bill<S: Store>(store: &S, ctx: &Ctx, id: &str, month: crate::domai
             Ok(())
         })
         .await?;
-    let Some(first) = lines.first() else {
+    if lines.is_empty() {
         return Err(input_error(format!("account '{id}' has no bill for {month}")));
-    };
-    let revisions = lines.iter().map(|l| l.revision).max().unwrap_or(1);
-    println!(
-        "{month} bill of {} ({}): {revisions} revision(s)",
-        first.account_id, first.account_name
-    );
-    let mut i = 0;
-    while i < lines.len() {
-        let rev: Vec<&crate::store::ExportLine> = lines[i..]
-            .iter()
-            .take_while(|l| l.revision == lines[i].revision)
-            .collect();
-        let head = rev[0];
-        println!(
-            "\nrevision {} ({}), settled {}, catalog {}",
-            head.revision,
-            head.kind,
-            ctx.local(head.settled_at),
-            head.catalog_version
-        );
-        crate::output::print_bill_lines(&rev);
-        let moved = if head.debited_fen < 0 { "credited" } else { "debited" };
-        println!(
-            "  total {} CNY (exact {}, rounding {}); {moved} {} CNY; balance {} -> {} CNY",
-            format_money(from_fen(head.bill_total_fen)),
-            format_money(head.bill_exact_total),
-            format_money(head.rounding_adjustment),
-            format_money(from_fen(head.debited_fen.abs())),
-            format_money(from_fen(head.balance_before_fen)),
-            format_money(from_fen(head.balance_after_fen)),
-        );
-        i += rev.len();
     }
+    let Some(account) = store.account(id).await? else {
+        return Err(input_error(format!("account '{id}' does not exist")));
+    };
+    let stops = store
+        .arrears_bills(month)
+        .await?
+        .into_iter()
+        .filter(|b| b.account_id == id)
+        .map(|b| (b.bill_id, b.suspend_at))
+        .collect();
+    let month_text = month.to_string();
+    let currency = jobs::export::currency(ctx, month);
+    let c = crate::reporting::bill_text::BillContext {
+        month: &month_text,
+        tz: ctx.tz,
+        currency: &currency,
+        account: &account,
+        stops: &stops,
+    };
+    let names = |l: &crate::store::ExportLine| jobs::export::names(ctx, &l.catalog_version, &l.api).1;
+    print!("{}", crate::reporting::bill_text::explain(&c, &lines, &names));
     Ok(())
 }

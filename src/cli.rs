@@ -141,6 +141,16 @@ pub enum Command {
     /// Export data for finance.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// The month's report for the finance lead: one self-contained HTML page (no network
+    /// fetches) with revenue by API, billable calls by tier, the month against the months
+    /// before it, the largest bills and the accounts in arrears, charts as inline SVG.
+    Report {
+        #[arg(long, value_parser = parse_month)]
+        month: Month,
+        /// Output file (default: standard output). Written whole or not at all.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// List arrears notices, suspensions and restorations, oldest first.
     Events {
         #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -209,6 +219,22 @@ pub enum ExportCommand {
         /// Output file (default: standard output). Written whole or not at all.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Start with a UTF-8 byte-order mark, so that Excel reads Chinese names correctly.
+        #[arg(long)]
+        excel: bool,
+    },
+    /// The month in one CSV: a row per API (calls, free, prepaid, billable, accounts per tier,
+    /// revenue), a TOTAL row that reconciles with the bills export, then the accounts left in
+    /// arrears and what they owe.
+    Summary {
+        #[arg(long, value_parser = parse_month)]
+        month: Month,
+        /// Output file (default: standard output). Written whole or not at all.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Start with a UTF-8 byte-order mark, so that Excel reads Chinese names correctly.
+        #[arg(long)]
+        excel: bool,
     },
 }
 

@@ -1,5 +1,6 @@
 //! `billrun demo`: a month settled from the built-in fixtures, start to finish, in a
-//! directory of its own (never the user's database). The demo's clock is fixed at
+//! directory of its own (never the user's database), with the finance CSV, the month summary
+//! and the month report written beside it. The demo's clock is fixed at
 //! 2026-11-01 02:00 Asia/Shanghai so its output is the same on every run.
 
 use crate::app::{list_accounts, open_sqlite};
@@ -59,8 +60,14 @@ pub async fn run(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
         s.month_totals.accounts_in_arrears
     );
     let csv = dir.join(format!("bills-{month}.csv"));
-    let lines = jobs::export::bills(&store, &ctx, month, Some(&csv)).await?;
-    println!("finance CSV: {} ({lines} lines)\n", csv.display());
+    let lines = jobs::export::bills(&store, &ctx, month, Some(&csv), false).await?;
+    println!("finance CSV: {} ({lines} lines)", csv.display());
+    let summary = dir.join(format!("summary-{month}.csv"));
+    jobs::summary::summary(&store, &ctx, month, Some(&summary), false).await?;
+    println!("month summary: {}", summary.display());
+    let report = dir.join(format!("report-{month}.html"));
+    jobs::report::report(&store, &ctx, month, Some(&report)).await?;
+    println!("month report: {} (open it in a browser)\n", report.display());
     println!("accounts after settlement:");
     list_accounts(&store, &ctx, Format::Table).await?;
     println!("\ndatabase: {} — look around with, e.g.:", db.display());

@@ -13,6 +13,7 @@ mod input;
 mod jobs;
 mod output;
 mod recorded;
+mod reporting;
 mod schedule;
 mod store;
 

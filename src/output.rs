@@ -136,7 +136,9 @@ impl AtomicFile {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let tmp = target.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-        let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        // A path that cannot be written is the caller's to fix (exit 3), named as they gave it.
+        let file = std::fs::File::create(&tmp)
+            .map_err(|e| crate::error::input_error(format!("cannot write {}: {e}", target.display())))?;
         Ok(AtomicFile {
             tmp,
             target: target.to_owned(),

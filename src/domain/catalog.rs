@@ -63,7 +63,11 @@ pub struct Tier {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiPricing {
     pub api: String,
+    /// The name finance and customers read (the seed's 接口名称); the API id if not given.
     pub display_name: String,
+    /// The product the API belongs to (the seed's 图像处理): the API's own `product`, else its
+    /// version's, else empty.
+    pub product: String,
     pub free_calls: i64,
     pub mode: PricingMode,
     pub tier_basis: TierBasis,
@@ -109,6 +113,9 @@ struct FileVersion {
     currency: String,
     #[serde(default)]
     rounding: Rounding,
+    /// The product every API of this version belongs to, unless an API names its own.
+    #[serde(default)]
+    product: Option<String>,
     apis: Vec<FileApi>,
 }
 
@@ -122,6 +129,8 @@ struct FileApi {
     api: String,
     #[serde(default)]
     display_name: Option<String>,
+    #[serde(default)]
+    product: Option<String>,
     free_calls: i64,
     pricing: PricingMode,
     tier_basis: TierBasis,
@@ -191,6 +200,7 @@ impl Catalog {
                 }
                 let pricing = ApiPricing {
                     display_name: a.display_name.clone().unwrap_or_else(|| a.api.clone()),
+                    product: a.product.clone().or_else(|| v.product.clone()).unwrap_or_default(),
                     api: a.api.clone(),
                     free_calls: a.free_calls,
                     mode: a.pricing,
@@ -229,6 +239,11 @@ impl Catalog {
         self.versions.iter().rev().find(|v| v.effective_from <= month)
     }
 
+    /// The version named `version`, as bill lines record it.
+    pub fn version(&self, version: &str) -> Option<&CatalogVersion> {
+        self.versions.iter().find(|v| v.version == version)
+    }
+
     /// Every API named by any version: what a usage or pack file may mention.
     pub fn known_apis(&self) -> BTreeSet<String> {
         self.versions.iter().flat_map(|v| v.apis.keys().cloned()).collect()
@@ -254,6 +269,29 @@ mod tests {
         assert_eq!(v.apis["CropImage"].tiers[3].unit_price.to_string(), "0.001");
         assert_eq!(v.apis["EnhanceImage"].tiers[2].unit_price.to_string(), "0.007");
         assert_eq!(v.rounding, Rounding::HalfUp);
+        assert_eq!(
+            (aq.display_name.as_str(), aq.product.as_str()),
+            ("图像质量评估", "图像处理")
+        );
+        assert_eq!(
+            c.version("seed-2023-12").map(|v| v.effective_from),
+            Some(v.effective_from)
+        );
+        assert!(c.version("nope").is_none());
+    }
+
+    #[test]
+    fn display_names_and_products_default_sensibly() {
+        let with_product = TWO_VERSIONS.replacen(
+            "rounding = \"truncate\"",
+            "rounding = \"truncate\"\nproduct = \"Images\"",
+            1,
+        );
+        let c = Catalog::parse(&with_product, "t").unwrap();
+        let v1 = &c.version("v1").unwrap().apis["A"];
+        assert_eq!((v1.display_name.as_str(), v1.product.as_str()), ("A", "Images"));
+        let v2 = &c.version("v2").unwrap().apis["A"];
+        assert_eq!(v2.product, "");
     }
 
     const TWO_VERSIONS: &str = r#"

@@ -209,6 +209,7 @@ mod tests {
                 ApiPricing {
                     api: "X".into(),
                     display_name: "X".into(),
+                    product: String::new(),
                     free_calls: 0,
                     mode: if graduated {
                         PricingMode::Graduated

@@ -1,10 +1,12 @@
-//! The jobs: import, grant, settle, enforce, export. Each is idempotent or refuses to do
+//! The jobs: import, grant, settle, enforce, export, report. Each is idempotent or refuses to do
 //! harm twice, and each takes the clock and the time zone from [`Ctx`] rather than reading them.
 
 pub mod accounts;
 pub mod export;
+pub mod report;
 pub mod run;
 pub mod settle;
+pub mod summary;
 pub mod usage;
 pub mod verify;
 

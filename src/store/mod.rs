@@ -474,6 +474,27 @@ pub trait Store {
 
     /// Runs one `store::verify` check for `month` (or every month): one text per breach.
     async fn breaches(&self, sql: &str, month: Option<Month>) -> anyhow::Result<Vec<String>>;
+
+    /// One account, or `None` if there is no such account.
+    async fn account(&self, account_id: &str) -> anyhow::Result<Option<AccountView>>;
+
+    /// Every revision of `month`'s bills that left its account's balance negative, by account
+    /// and revision, with the service stop the account was under right after it: the
+    /// `suspend_at` of the revision's own arrears notice, or else (a credit that left the
+    /// balance still negative) that of the account's latest arrears notice recorded by then.
+    async fn arrears_bills(&self, month: Month) -> anyhow::Result<Vec<ArrearsBill>>;
+}
+
+/// A bill revision that left its account in arrears (balance < 0 after its debit or credit).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArrearsBill {
+    pub bill_id: String,
+    pub account_id: String,
+    pub revision: i32,
+    pub balance_after_fen: i64,
+    /// When service stops (or stopped) unless a recharge brings the balance to ≥ 0; `None` if
+    /// no stop was ever scheduled (say, a negative opening balance and only credits since).
+    pub suspend_at: Option<DateTime<Utc>>,
 }
 
 /// The database URL with any password replaced by `***`, for messages and logs.

@@ -1099,4 +1099,53 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?)
     }
+
+    async fn account(&self, account_id: &str) -> anyhow::Result<Option<AccountView>> {
+        let row = sqlx::query(
+            "SELECT account_id, name, activated_at, balance_fen, suspend_at, suspended FROM accounts WHERE account_id = ?",
+        )
+        .bind(account_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let state = service_state(&row)?;
+        let activated_at: Option<i64> = row.try_get("activated_at")?;
+        Ok(Some(AccountView {
+            account_id: row.try_get("account_id")?,
+            name: row.try_get("name")?,
+            status: AccountStatus::of(activated_at.is_some(), state.suspended, state.suspend_at),
+            balance: crate::domain::money::from_fen(state.balance_fen),
+            suspend_at: state.suspend_at,
+        }))
+    }
+
+    async fn arrears_bills(&self, month: Month) -> anyhow::Result<Vec<ArrearsBill>> {
+        let rows = sqlx::query(
+            "SELECT b.bill_id, b.account_id, b.revision, b.balance_after_fen,
+                    COALESCE(
+                      (SELECT e.suspend_at FROM events e WHERE e.kind = 'arrears_notice' AND e.bill_id = b.bill_id),
+                      (SELECT e.suspend_at FROM events e
+                        WHERE e.kind = 'arrears_notice' AND e.account_id = b.account_id AND e.suspend_at IS NOT NULL
+                          AND e.at <= b.settled_at
+                        ORDER BY e.at DESC, e.event_id DESC LIMIT 1)) AS suspend_at
+             FROM bills b WHERE b.month = ?1 AND b.balance_after_fen < 0
+             ORDER BY b.account_id, b.revision",
+        )
+        .bind(month.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ArrearsBill {
+                    bill_id: r.try_get("bill_id")?,
+                    account_id: r.try_get("account_id")?,
+                    revision: r.try_get::<i64, _>("revision")? as i32,
+                    balance_after_fen: r.try_get("balance_after_fen")?,
+                    suspend_at: opt_at(r.try_get("suspend_at")?),
+                })
+            })
+            .collect()
+    }
 }
