@@ -20,7 +20,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqliteConnection, Transaction};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -161,6 +161,9 @@ async fn page_packs(
     }
     Ok(packs)
 }
+
+/// Accounts checked and inserted per round of the accounts import.
+const ACCOUNT_CHUNK: usize = 5_000;
 
 fn usage_insert_sql(rows: usize) -> String {
     let mut sql = String::from("INSERT INTO usage (account_id, ts, api, calls, import_id, source_line) VALUES ");
@@ -385,33 +388,63 @@ impl Store for SqliteStore {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let mut problems = Vec::new();
-        for r in rows {
-            let done = sqlx::query(
-                "INSERT INTO accounts (account_id, name, activated_at, balance_fen) VALUES (?, ?, ?, ?)
-                 ON CONFLICT DO NOTHING",
+        // Many rows per statement: an id already in the database, or earlier in the file, is
+        // reported by line; the rest go in.
+        let mut seen: HashSet<&str> = HashSet::with_capacity(rows.len());
+        for chunk in rows.chunks(ACCOUNT_CHUNK) {
+            let ids = serde_json::to_string(&chunk.iter().map(|r| r.account_id.as_str()).collect::<Vec<_>>())?;
+            let existing: HashSet<String> = sqlx::query_scalar(
+                "SELECT account_id FROM accounts WHERE account_id IN (SELECT value FROM json_each(?1))",
             )
-            .bind(&r.account_id)
-            .bind(&r.name)
-            .bind(r.activated_at.map(us))
-            .bind(r.balance_fen)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 0 {
-                problems.push(RowError::new(
-                    r.line,
-                    "account_id",
-                    format!("account '{}' already exists", r.account_id),
-                ));
-            } else if r.balance_fen != 0 {
-                sqlx::query(
-                    "INSERT INTO ledger (account_id, kind, amount_fen, created_at) VALUES (?, 'opening', ?, ?)",
-                )
-                .bind(&r.account_id)
-                .bind(r.balance_fen)
-                .bind(us(now))
-                .execute(&mut *tx)
-                .await?;
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+            let mut fresh: Vec<&NewAccount> = Vec::with_capacity(chunk.len());
+            for r in chunk {
+                if existing.contains(&r.account_id) || !seen.insert(&r.account_id) {
+                    problems.push(RowError::new(
+                        r.line,
+                        "account_id",
+                        format!("account '{}' already exists", r.account_id),
+                    ));
+                } else {
+                    fresh.push(r);
+                }
             }
+            if !problems.is_empty() {
+                continue; // nothing will be kept: only look for more problems
+            }
+            many_rows(
+                &mut tx,
+                "INSERT INTO accounts (account_id, name, activated_at, balance_fen) VALUES ",
+                "",
+                4,
+                fresh.len(),
+                |q, i| {
+                    q.bind(fresh[i].account_id.clone())
+                        .bind(fresh[i].name.clone())
+                        .bind(fresh[i].activated_at.map(us))
+                        .bind(fresh[i].balance_fen)
+                },
+            )
+            .await?;
+            let opening: Vec<&NewAccount> = fresh.into_iter().filter(|r| r.balance_fen != 0).collect();
+            many_rows(
+                &mut tx,
+                "INSERT INTO ledger (account_id, kind, amount_fen, created_at) VALUES ",
+                "",
+                4,
+                opening.len(),
+                |q, i| {
+                    q.bind(opening[i].account_id.clone())
+                        .bind("opening")
+                        .bind(opening[i].balance_fen)
+                        .bind(us(now))
+                },
+            )
+            .await?;
         }
         if !problems.is_empty() {
             return Ok(Err(problems));

@@ -251,6 +251,62 @@ fn verify_names_each_kind_of_breach() {
 }
 
 #[test]
+fn verify_names_rows_whose_import_bill_or_pack_is_missing() {
+    let env = Env::new();
+    env.import_accounts(NOV_1, &["a,A,2026-01-01T00:00:00Z,100"]);
+    env.import_usage(&["a,AssessQuality,2026-10-05T00:00:00+08:00,1735"]);
+    env.settle("2026-10", NOV_1);
+    env.ok(&["verify"]);
+    let tamper = |sql: &str| -> Result<(), String> {
+        use sqlx::Connection;
+        let sql = sql.to_string();
+        let database = env.database.clone();
+        block_on(async move {
+            let done = if database.starts_with("postgres") {
+                let mut c = sqlx::PgConnection::connect(&database)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query(&sql).execute(&mut c).await.map(|_| ())
+            } else {
+                let mut c = sqlx::SqliteConnection::connect(&database)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query(&sql).execute(&mut c).await.map(|_| ())
+            };
+            done.map_err(|e| e.to_string())
+        })
+    };
+    let edits = [
+        "UPDATE usage SET import_id = 999 WHERE account_id = 'a'",
+        "UPDATE pack_consumption SET pack_id = 'no-such-pack' WHERE bill_id = '2026-10-a-r1'",
+        "UPDATE bill_lines SET bill_id = 'no-such-bill' WHERE bill_id = '2026-10-a-r1'",
+    ];
+    if env.is_postgres() {
+        // PostgreSQL does not declare these foreign keys (a trigger per row): verify is the check.
+        for sql in edits {
+            tamper(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        let out = env.run(&["verify"]);
+        assert_eq!(out.status.code(), Some(6));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for named in [
+            "usage row from line 2 names import 999, which does not exist",
+            "pack use of bill 2026-10-a-r1: no pack no-such-pack",
+            "bill line no-such-bill AssessQuality: no such bill",
+        ] {
+            assert!(stdout.contains(named), "verify should name {named:?}:\n{stdout}");
+        }
+    } else {
+        // SQLite declares them: the database itself refuses each edit.
+        for sql in edits {
+            let err = tamper(sql).expect_err(sql);
+            assert!(err.contains("FOREIGN KEY"), "{sql}: {err}");
+        }
+        env.ok(&["verify"]);
+    }
+}
+
+#[test]
 fn a_bad_row_in_the_middle_of_a_large_file_changes_nothing() {
     let env = Env::new();
     let mut accounts = String::from("account_id,name,activated_at,balance\n");
