@@ -163,36 +163,45 @@ pub type UsageStream = tokio::sync::mpsc::Receiver<anyhow::Result<AccountUsage>>
 /// How many accounts the usage stream may read ahead of the writer.
 pub const STREAM_BUFFER: usize = 4096;
 
-/// Reads `(account_id, api, calls)` rows in account order and sends one [`AccountUsage`] per
-/// account of `shard` down the channel; stops early if the receiver is gone.
+/// Reads `(account_id, api, calls, billed)` rows in account order and sends one
+/// [`AccountUsage`] per account of `shard` down the channel; stops early if the receiver is
+/// gone. `billed` is what the current revision of the account's bill counted for that API
+/// (NULL: no bill, or no line for it): an account whose every API matches is left out, as
+/// nothing about it changed. (A backend that filters those in SQL sends NULL.)
 pub(crate) async fn forward_grouped<S>(
     mut rows: S,
     shard: Shard,
     out: tokio::sync::mpsc::Sender<anyhow::Result<AccountUsage>>,
 ) where
-    S: futures_util::Stream<Item = Result<(String, String, i64), sqlx::Error>> + Unpin,
+    S: futures_util::Stream<Item = Result<(String, String, i64, Option<i64>), sqlx::Error>> + Unpin,
 {
     use futures_util::TryStreamExt;
-    let mut current: Option<AccountUsage> = None;
+    // The account being read, and whether all its rows so far match its bill.
+    let mut current: Option<(AccountUsage, bool)> = None;
     loop {
         match rows.try_next().await {
-            Ok(Some((account_id, _, _))) if !shard.contains(&account_id) => {}
-            Ok(Some((account_id, api, calls))) => {
-                if current.as_ref().is_some_and(|c| c.account_id != account_id)
-                    && out.send(Ok(current.take().expect("current"))).await.is_err()
-                {
-                    return;
+            Ok(Some((account_id, ..))) if !shard.contains(&account_id) => {}
+            Ok(Some((account_id, api, calls, billed))) => {
+                if current.as_ref().is_some_and(|(c, _)| c.account_id != account_id) {
+                    let (done, unchanged) = current.take().expect("current");
+                    if !unchanged && out.send(Ok(done)).await.is_err() {
+                        return;
+                    }
                 }
-                current
-                    .get_or_insert_with(|| AccountUsage {
-                        account_id,
-                        usage: Vec::new(),
-                    })
-                    .usage
-                    .push(ApiUsage { api, calls });
+                let (account, unchanged) = current.get_or_insert_with(|| {
+                    (
+                        AccountUsage {
+                            account_id,
+                            usage: Vec::new(),
+                        },
+                        true,
+                    )
+                });
+                *unchanged &= billed == Some(calls);
+                account.usage.push(ApiUsage { api, calls });
             }
             Ok(None) => {
-                if let Some(last) = current {
+                if let Some((last, false)) = current {
                     let _ = out.send(Ok(last)).await;
                 }
                 return;

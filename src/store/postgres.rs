@@ -43,7 +43,7 @@ const MONTH_USAGE_SQL: &str = "
         SELECT DISTINCT u.account_id FROM u
         LEFT JOIN current_lines c ON c.account_id = u.account_id AND c.api = u.api
         WHERE c.total_calls IS NULL OR c.total_calls <> u.calls)
-    SELECT u.account_id, u.api, u.calls FROM u JOIN changed USING (account_id)
+    SELECT u.account_id, u.api, u.calls, NULL::bigint AS billed FROM u JOIN changed USING (account_id)
     ORDER BY u.account_id, u.api";
 
 /// Bytes of binary `COPY` data sent per message.
@@ -547,7 +547,7 @@ impl Store for PgStore {
         let (out, stream) = tokio::sync::mpsc::channel(STREAM_BUFFER);
         let month = month.to_string();
         tokio::spawn(async move {
-            let rows = sqlx::query_as::<_, (String, String, i64)>(MONTH_USAGE_SQL)
+            let rows = sqlx::query_as::<_, (String, String, i64, Option<i64>)>(MONTH_USAGE_SQL)
                 .bind(start)
                 .bind(end)
                 .bind(month)
