@@ -104,8 +104,23 @@ pub async fn recorded<S: Store, T: Counted>(
             end.message = format!("{e:#}");
         }
     }
-    if let Err(e) = store.run_ended(run_id, &end).await {
-        tracing::warn!(run_id, error = format!("{e:#}"), "could not record the end of the run");
+    // A stopped job's abandoned transaction may still be rolling back on another connection.
+    // Once (SQLite, CI, a SIGTERM test) recording the stop failed and the run stayed `running`;
+    // the cause was not caught in the act. The update is idempotent, so it is tried again.
+    for attempt in 1..=5 {
+        match store.run_ended(run_id, &end).await {
+            Ok(()) => break,
+            Err(e) if attempt < 5 => {
+                tracing::debug!(
+                    run_id,
+                    attempt,
+                    error = format!("{e:#}"),
+                    "recording the end of the run again"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => tracing::warn!(run_id, error = format!("{e:#}"), "could not record the end of the run"),
+        }
     }
     tracing::info!(
         run_id,

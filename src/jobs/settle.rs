@@ -13,7 +13,7 @@ use crate::domain::month::Month;
 use crate::domain::shard::Shard;
 use crate::error::{input_error, Busy};
 use crate::store::{AccountUsage, BillPreview, MonthTotals, SettlePage, Store};
-use futures_util::stream::{FuturesOrdered, StreamExt};
+use futures_util::stream::StreamExt;
 
 /// What a settle run did, and where the month stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,30 +105,22 @@ pub async fn settle<S: Store>(
     };
     let bar = ctx.progress_bar(format!("settling {month}: accounts billed"));
     let mut stream = store.month_usage(month, start, end, shard).await?;
-    // Up to S::PAGES_IN_FLIGHT pages in their transactions at once; results are taken in page
-    // order, so previews and the first error come out as a one-page-at-a-time run gives them.
-    let mut in_flight = FuturesOrdered::new();
-    let mut batch: Vec<AccountUsage> = Vec::with_capacity(ctx.page_size);
-    let mut finished = false;
-    while !finished || !in_flight.is_empty() {
-        if !finished && in_flight.len() < S::PAGES_IN_FLIGHT {
-            let next = stream.recv().await.transpose()?;
-            finished = next.is_none();
-            batch.extend(next);
-            if batch.len() >= ctx.page_size || (finished && !batch.is_empty()) {
-                let accounts = std::mem::replace(&mut batch, Vec::with_capacity(ctx.page_size));
-                let (page, pricer) = (&page, &pricer);
-                in_flight.push_back(async move {
-                    let done = store.settle_accounts(page, &accounts, pricer).await;
-                    (accounts.last().map(|a| a.account_id.clone()), done)
-                });
-            }
-            continue;
-        }
-        let Some((last, done)) = in_flight.next().await else {
-            continue;
-        };
-        let (done, previews) = done?;
+    // Pages of `page_size` accounts, up to S::PAGES_IN_FLIGHT of them in their transactions at
+    // once while the stream goes on filling the next; results come back in page order. On an
+    // error the run stops there: a page after the failed one may have committed already (each
+    // page is whole, and a re-run finishes the rest), but this run does not count it.
+    let (page, pricer) = (&page, &pricer);
+    let pages = futures_util::stream::poll_fn(move |cx| stream.poll_recv(cx))
+        .chunks(ctx.page_size)
+        .map(|items| async move {
+            let accounts = items.into_iter().collect::<anyhow::Result<Vec<AccountUsage>>>()?;
+            let done = store.settle_accounts(page, &accounts, pricer).await?;
+            anyhow::Ok((accounts.last().map(|a| a.account_id.clone()), done))
+        })
+        .buffered(S::PAGES_IN_FLIGHT);
+    futures_util::pin_mut!(pages);
+    while let Some(settled) = pages.next().await {
+        let (last, (done, previews)) = settled?;
         summary.previews.extend(previews);
         summary.billed_now += done.bills;
         summary.adjusted_now += done.adjustments;

@@ -129,7 +129,7 @@ pub fn columns(
     for (c, category) in categories.iter().enumerate() {
         let gx = 10 + group_w * c as u32;
         let used = col_w * series.len() as u32;
-        let x0 = gx + (group_w - used) / 2;
+        let x0 = gx + group_w.saturating_sub(used) / 2;
         if highlight == Some(c) {
             let _ = write!(
                 s,

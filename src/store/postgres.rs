@@ -69,15 +69,24 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)
             .map_err(|_| crate::error::input_error(format!("'{shown}' is not a usable PostgreSQL URL")))?
             .application_name("billrun")
-            // billrun's statements touch a page of rows each; compiling them (when a stale
-            // estimate makes one look costly) took longer than running them.
-            .options([("jit", "off")])
             .disable_statement_logging();
         // One connection streams the month's usage while another writes pages.
         let pool = PgPoolOptions::new()
             // The month's usage stream, two pages in flight, and one to spare.
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
+            // billrun's statements touch a page of rows each; compiling them (when a stale
+            // estimate makes one look costly) took longer than running them. Set per session
+            // after connecting, not as a startup option, which a pooler may refuse; a server
+            // without the setting just keeps its default.
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    if let Err(e) = sqlx::query("SET jit = off").execute(&mut *conn).await {
+                        tracing::debug!(error = %e, "could not turn JIT off for this session");
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options.clone())
             .await
             .with_context(|| format!("cannot connect to PostgreSQL at {shown}"))?;
@@ -86,12 +95,11 @@ impl PgStore {
 
     /// Refreshes the planner's statistics after a bulk import, so that the next settle's plans
     /// fit the data; autovacuum would get there, but maybe only after that settle has started.
-    async fn analyze(&self, tables: &str) -> anyhow::Result<()> {
-        sqlx::query(&format!("ANALYZE {tables}"))
-            .execute(&self.pool)
-            .await
-            .with_context(|| format!("refreshing statistics of {tables}"))?;
-        Ok(())
+    /// The import has committed by then: a failure here is only logged.
+    async fn analyze(&self, tables: &str) {
+        if let Err(e) = sqlx::query(&format!("ANALYZE {tables}")).execute(&self.pool).await {
+            tracing::warn!(tables, error = %e, "could not refresh the planner's statistics after the import");
+        }
     }
 }
 
@@ -217,7 +225,7 @@ impl Store for PgStore {
         }
         grant(&mut tx, g, None).await?;
         tx.commit().await?;
-        self.analyze("accounts, packs, ledger").await?;
+        self.analyze("accounts, packs, ledger").await;
         Ok(Ok(rows.len() as u64))
     }
 
@@ -440,7 +448,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        self.analyze("usage").await?;
+        self.analyze("usage").await;
         Ok(Ok(UsageImported {
             import_id,
             rows: count,

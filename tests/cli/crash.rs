@@ -209,10 +209,11 @@ fn sigterm_mid_run_leaves_books_that_the_next_run_completes() {
     for round in 0..4 {
         let env = Env::new();
         load(&env);
+        let log = env.dir.path().join("run.log");
         let mut child = env
             .command(&["--now", NOW, "run"])
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_micros(rng.next() % (clean_time.as_micros() as u64 + 1)));
@@ -230,7 +231,12 @@ fn sigterm_mid_run_leaves_books_that_the_next_run_completes() {
         );
         if code == Some(4) {
             stopped += 1;
-            assert_eq!(runs[0]["outcome"], "stopped", "round {round}: {runs:#?}");
+            assert_eq!(
+                runs[0]["outcome"],
+                "stopped",
+                "round {round}: {runs:#?}\nits log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
         }
         for _ in 0..100 {
             match env.run(&["--now", NOW, "run"]).status.code() {

@@ -189,7 +189,20 @@ fn the_month_report_loads_in_chromium_without_errors_and_shows_the_total() {
             .nth(1)
             .and_then(|rest| rest.split("</svg>").next())
             .unwrap_or_else(|| panic!("chart {id} is not in the rendered page"));
-        assert!(chart.contains("<rect"), "chart {id} has no bars");
+        // A bar is a rect with a tooltip; at least one must have an area on screen.
+        let size = |rect: &str, attr: &str| -> f64 {
+            rect.split(&format!(" {attr}=\""))
+                .nth(1)
+                .and_then(|v| v.split('"').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0)
+        };
+        let drawn = chart
+            .split("<rect")
+            .skip(1)
+            .filter(|r| r.split('>').nth(1).is_some_and(|t| t.starts_with("<title")))
+            .any(|r| size(r, "width") > 0.0 && size(r, "height") > 0.0);
+        assert!(drawn, "chart {id} draws no bar with an area:\n{chart}");
     }
     // Both months are in the history; the hostile name is text, not an element.
     assert!(dom.contains(">2026-09<") && dom.contains(">2026-10<"));
