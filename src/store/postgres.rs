@@ -111,6 +111,22 @@ fn service_state(row: &PgRow) -> anyhow::Result<ServiceState> {
     })
 }
 
+/// The columns an [`AccountView`] is read from; callers add the `WHERE` or `ORDER BY`.
+const ACCOUNT_VIEW_SQL: &str =
+    "SELECT account_id, name, activated_at, balance_fen, suspend_at, suspended FROM accounts";
+
+fn account_view(row: &PgRow) -> anyhow::Result<AccountView> {
+    let state = service_state(row)?;
+    let activated_at: Option<DateTime<Utc>> = row.try_get("activated_at")?;
+    Ok(AccountView {
+        account_id: row.try_get("account_id")?,
+        name: row.try_get("name")?,
+        status: AccountStatus::of(activated_at.is_some(), state.suspended, state.suspend_at),
+        balance: crate::domain::money::from_fen(state.balance_fen),
+        suspend_at: state.suspend_at,
+    })
+}
+
 /// A stable 64-bit advisory lock key for settling `shard` of `month`.
 fn month_key(month: Month, shard: Shard) -> i64 {
     let digest = Sha256::digest(format!("billrun:settle:{month}:{shard}").as_bytes());
@@ -253,20 +269,10 @@ impl Store for PgStore {
     }
 
     async fn accounts(&self, each: &mut dyn FnMut(AccountView) -> anyhow::Result<()>) -> anyhow::Result<()> {
-        let mut rows = sqlx::query(
-            "SELECT account_id, name, activated_at, balance_fen, suspend_at, suspended FROM accounts ORDER BY account_id",
-        )
-        .fetch(&self.pool);
+        let sql = format!("{ACCOUNT_VIEW_SQL} ORDER BY account_id");
+        let mut rows = sqlx::query(&sql).fetch(&self.pool);
         while let Some(row) = rows.try_next().await? {
-            let state = service_state(&row)?;
-            let activated_at: Option<DateTime<Utc>> = row.try_get("activated_at")?;
-            each(AccountView {
-                account_id: row.try_get("account_id")?,
-                name: row.try_get("name")?,
-                status: AccountStatus::of(activated_at.is_some(), state.suspended, state.suspend_at),
-                balance: crate::domain::money::from_fen(state.balance_fen),
-                suspend_at: state.suspend_at,
-            })?;
+            each(account_view(&row)?)?;
         }
         Ok(())
     }
@@ -913,24 +919,12 @@ impl Store for PgStore {
     }
 
     async fn account(&self, account_id: &str) -> anyhow::Result<Option<AccountView>> {
-        let row = sqlx::query(
-            "SELECT account_id, name, activated_at, balance_fen, suspend_at, suspended FROM accounts WHERE account_id = $1",
-        )
-        .bind(account_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let state = service_state(&row)?;
-        let activated_at: Option<DateTime<Utc>> = row.try_get("activated_at")?;
-        Ok(Some(AccountView {
-            account_id: row.try_get("account_id")?,
-            name: row.try_get("name")?,
-            status: AccountStatus::of(activated_at.is_some(), state.suspended, state.suspend_at),
-            balance: crate::domain::money::from_fen(state.balance_fen),
-            suspend_at: state.suspend_at,
-        }))
+        sqlx::query(&format!("{ACCOUNT_VIEW_SQL} WHERE account_id = $1"))
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| account_view(&row))
+            .transpose()
     }
 
     async fn arrears_bills(&self, month: Month) -> anyhow::Result<Vec<ArrearsBill>> {

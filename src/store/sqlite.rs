@@ -197,6 +197,22 @@ fn service_state(row: &SqliteRow) -> anyhow::Result<ServiceState> {
     })
 }
 
+/// The columns an [`AccountView`] is read from; callers add the `WHERE` or `ORDER BY`.
+const ACCOUNT_VIEW_SQL: &str =
+    "SELECT account_id, name, activated_at, balance_fen, suspend_at, suspended FROM accounts";
+
+fn account_view(row: &SqliteRow) -> anyhow::Result<AccountView> {
+    let state = service_state(row)?;
+    let activated_at: Option<i64> = row.try_get("activated_at")?;
+    Ok(AccountView {
+        account_id: row.try_get("account_id")?,
+        name: row.try_get("name")?,
+        status: AccountStatus::of(activated_at.is_some(), state.suspended, state.suspend_at),
+        balance: crate::domain::money::from_fen(state.balance_fen),
+        suspend_at: state.suspend_at,
+    })
+}
+
 /// Runs `head (?,…),(?,…)… tail` over `n` rows, many rows per statement; `bind` binds row `i`.
 async fn many_rows<F>(
     tx: &mut SqliteConnection,
@@ -384,9 +400,8 @@ impl Store for SqliteStore {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let mut problems = Vec::new();
-        // Many rows per statement: an id already in the database, or earlier in the file, is
-        // reported by line; the rest go in.
-        let mut seen: HashSet<&str> = HashSet::with_capacity(rows.len());
+        // Many rows per statement: an id already in the database is reported by line (the
+        // file's own duplicates were refused when it was read); the rest go in.
         for chunk in rows.chunks(ACCOUNT_CHUNK) {
             let ids = serde_json::to_string(&chunk.iter().map(|r| r.account_id.as_str()).collect::<Vec<_>>())?;
             let existing: HashSet<String> = sqlx::query_scalar(
@@ -399,7 +414,7 @@ impl Store for SqliteStore {
             .collect();
             let mut fresh: Vec<&NewAccount> = Vec::with_capacity(chunk.len());
             for r in chunk {
-                if existing.contains(&r.account_id) || !seen.insert(&r.account_id) {
+                if existing.contains(&r.account_id) {
                     problems.push(RowError::new(
                         r.line,
                         "account_id",
@@ -474,20 +489,10 @@ impl Store for SqliteStore {
     }
 
     async fn accounts(&self, each: &mut dyn FnMut(AccountView) -> anyhow::Result<()>) -> anyhow::Result<()> {
-        let mut rows = sqlx::query(
-            "SELECT account_id, name, activated_at, balance_fen, suspend_at, suspended FROM accounts ORDER BY account_id",
-        )
-        .fetch(&self.pool);
+        let sql = format!("{ACCOUNT_VIEW_SQL} ORDER BY account_id");
+        let mut rows = sqlx::query(&sql).fetch(&self.pool);
         while let Some(row) = rows.try_next().await? {
-            let state = service_state(&row)?;
-            let activated_at: Option<i64> = row.try_get("activated_at")?;
-            each(AccountView {
-                account_id: row.try_get("account_id")?,
-                name: row.try_get("name")?,
-                status: AccountStatus::of(activated_at.is_some(), state.suspended, state.suspend_at),
-                balance: crate::domain::money::from_fen(state.balance_fen),
-                suspend_at: state.suspend_at,
-            })?;
+            each(account_view(&row)?)?;
         }
         Ok(())
     }
@@ -1130,24 +1135,12 @@ impl Store for SqliteStore {
     }
 
     async fn account(&self, account_id: &str) -> anyhow::Result<Option<AccountView>> {
-        let row = sqlx::query(
-            "SELECT account_id, name, activated_at, balance_fen, suspend_at, suspended FROM accounts WHERE account_id = ?",
-        )
-        .bind(account_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let state = service_state(&row)?;
-        let activated_at: Option<i64> = row.try_get("activated_at")?;
-        Ok(Some(AccountView {
-            account_id: row.try_get("account_id")?,
-            name: row.try_get("name")?,
-            status: AccountStatus::of(activated_at.is_some(), state.suspended, state.suspend_at),
-            balance: crate::domain::money::from_fen(state.balance_fen),
-            suspend_at: state.suspend_at,
-        }))
+        sqlx::query(&format!("{ACCOUNT_VIEW_SQL} WHERE account_id = ?"))
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| account_view(&row))
+            .transpose()
     }
 
     async fn arrears_bills(&self, month: Month) -> anyhow::Result<Vec<ArrearsBill>> {
