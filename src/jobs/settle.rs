@@ -12,8 +12,7 @@ use crate::domain::bill::compute_bill;
 use crate::domain::month::Month;
 use crate::domain::shard::Shard;
 use crate::error::{input_error, Busy};
-use crate::store::{AccountUsage, BillPreview, MonthTotals, SettlePage, Store};
-use futures_util::stream::StreamExt;
+use crate::store::{BillPreview, MonthTotals, PageDone, SettlePage, Store};
 
 /// What a settle run did, and where the month stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,31 +103,18 @@ pub async fn settle<S: Store>(
         dry_run,
     };
     let bar = ctx.progress_bar(format!("settling {month}: accounts billed"));
-    let mut stream = store.month_usage(month, start, end, shard).await?;
-    // Pages of `page_size` accounts, up to S::PAGES_IN_FLIGHT of them in their transactions at
-    // once while the stream goes on filling the next; results come back in page order. On an
-    // error the run stops there: a page after the failed one may have committed already (each
-    // page is whole, and a re-run finishes the rest), but this run does not count it.
-    let (page, pricer) = (&page, &pricer);
-    let pages = futures_util::stream::poll_fn(move |cx| stream.poll_recv(cx))
-        .chunks(ctx.page_size)
-        .map(|items| async move {
-            let accounts = items.into_iter().collect::<anyhow::Result<Vec<AccountUsage>>>()?;
-            let done = store.settle_accounts(page, &accounts, pricer).await?;
-            anyhow::Ok((accounts.last().map(|a| a.account_id.clone()), done))
+    let stream = store.month_usage(month, start, end, shard).await?;
+    store
+        .settle_pages(&page, stream, ctx.page_size, &pricer, &mut |done: PageDone| {
+            summary.previews.extend(done.previews);
+            summary.billed_now += done.outcome.bills;
+            summary.adjusted_now += done.outcome.adjustments;
+            summary.billed_now_fen += done.outcome.total_fen;
+            summary.arrears_now += done.outcome.arrears;
+            bar.inc(done.outcome.bills);
+            tracing::debug!(bills = done.outcome.bills, last = ?done.last, "settled a page");
         })
-        .buffered(S::PAGES_IN_FLIGHT);
-    futures_util::pin_mut!(pages);
-    while let Some(settled) = pages.next().await {
-        let (last, (done, previews)) = settled?;
-        summary.previews.extend(previews);
-        summary.billed_now += done.bills;
-        summary.adjusted_now += done.adjustments;
-        summary.billed_now_fen += done.total_fen;
-        summary.arrears_now += done.arrears;
-        bar.inc(done.bills);
-        tracing::debug!(bills = done.bills, last = ?last, "settled a page");
-    }
+        .await?;
     bar.finish_and_clear();
     if !dry_run {
         summary.month_settled = store

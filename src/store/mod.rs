@@ -10,6 +10,7 @@ pub mod copy_binary;
 pub mod page;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_settle;
 pub mod verify;
 
 use crate::domain::bill::{ApiUsage, BillDraft};
@@ -163,11 +164,55 @@ pub type UsageStream = tokio::sync::mpsc::Receiver<anyhow::Result<AccountUsage>>
 /// How many accounts the usage stream may read ahead of the writer.
 pub const STREAM_BUFFER: usize = 4096;
 
+/// Groups `(account_id, api, calls, billed)` rows, read in account order, into one
+/// [`AccountUsage`] per account of `shard`. `billed` is what the current revision of the
+/// account's bill counted for that API (NULL: no bill, or no line for it): an account whose
+/// every API matches is left out, as nothing about it changed. (A backend that filters those
+/// in SQL passes NULL.)
+pub(crate) struct Grouper {
+    shard: Shard,
+    /// The account being read, and whether all its rows so far match its bill.
+    current: Option<(AccountUsage, bool)>,
+}
+
+impl Grouper {
+    pub(crate) fn new(shard: Shard) -> Grouper {
+        Grouper { shard, current: None }
+    }
+
+    /// Takes the next row; returns the previous account once this row starts another.
+    pub(crate) fn push(&mut self, account_id: String, api: String, calls: i64, billed: Option<i64>) -> Option<AccountUsage> {
+        if !self.shard.contains(&account_id) {
+            return None;
+        }
+        let mut done = None;
+        if self.current.as_ref().is_some_and(|(c, _)| c.account_id != account_id) {
+            let (previous, unchanged) = self.current.take().expect("current");
+            done = (!unchanged).then_some(previous);
+        }
+        let (account, unchanged) = self.current.get_or_insert_with(|| {
+            (
+                AccountUsage {
+                    account_id,
+                    usage: Vec::new(),
+                },
+                true,
+            )
+        });
+        *unchanged &= billed == Some(calls);
+        account.usage.push(ApiUsage { api, calls });
+        done
+    }
+
+    /// The last account, after the last row.
+    pub(crate) fn finish(self) -> Option<AccountUsage> {
+        self.current.and_then(|(last, unchanged)| (!unchanged).then_some(last))
+    }
+}
+
 /// Reads `(account_id, api, calls, billed)` rows in account order and sends one
-/// [`AccountUsage`] per account of `shard` down the channel; stops early if the receiver is
-/// gone. `billed` is what the current revision of the account's bill counted for that API
-/// (NULL: no bill, or no line for it): an account whose every API matches is left out, as
-/// nothing about it changed. (A backend that filters those in SQL sends NULL.)
+/// [`AccountUsage`] per account of `shard` down the channel (see [`Grouper`]); stops early if
+/// the receiver is gone.
 pub(crate) async fn forward_grouped<S>(
     mut rows: S,
     shard: Shard,
@@ -176,32 +221,18 @@ pub(crate) async fn forward_grouped<S>(
     S: futures_util::Stream<Item = Result<(String, String, i64, Option<i64>), sqlx::Error>> + Unpin,
 {
     use futures_util::TryStreamExt;
-    // The account being read, and whether all its rows so far match its bill.
-    let mut current: Option<(AccountUsage, bool)> = None;
+    let mut grouper = Grouper::new(shard);
     loop {
         match rows.try_next().await {
-            Ok(Some((account_id, ..))) if !shard.contains(&account_id) => {}
             Ok(Some((account_id, api, calls, billed))) => {
-                if current.as_ref().is_some_and(|(c, _)| c.account_id != account_id) {
-                    let (done, unchanged) = current.take().expect("current");
-                    if !unchanged && out.send(Ok(done)).await.is_err() {
+                if let Some(done) = grouper.push(account_id, api, calls, billed) {
+                    if out.send(Ok(done)).await.is_err() {
                         return;
                     }
                 }
-                let (account, unchanged) = current.get_or_insert_with(|| {
-                    (
-                        AccountUsage {
-                            account_id,
-                            usage: Vec::new(),
-                        },
-                        true,
-                    )
-                });
-                *unchanged &= billed == Some(calls);
-                account.usage.push(ApiUsage { api, calls });
             }
             Ok(None) => {
-                if let Some((last, false)) = current {
+                if let Some(last) = grouper.finish() {
                     let _ = out.send(Ok(last)).await;
                 }
                 return;
@@ -252,6 +283,14 @@ pub struct PageOutcome {
     /// Net amount debited (credits count negative).
     pub total_fen: i64,
     pub arrears: u64,
+}
+
+/// One committed page of a settle: its last account, what it wrote, and (in a dry run) what
+/// it would have written.
+pub struct PageDone {
+    pub last: Option<String>,
+    pub outcome: PageOutcome,
+    pub previews: Vec<BillPreview>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -416,16 +455,22 @@ pub trait Store {
         shard: Shard,
     ) -> anyhow::Result<UsageStream>;
 
-    /// Bills, debits and flags a page of accounts in one transaction: an original bill for an
-    /// account without one, an adjustment for one whose recomputed bill differs from its
-    /// current revision, nothing for the others (including any a concurrent run billed since
-    /// the stream read them). With `page.dry_run` the transaction is rolled back.
-    async fn settle_accounts(
+    /// Settles the stream's accounts `page_size` at a time, in stream order, each page one
+    /// transaction, and hands each page's result to `done` as it commits. Each page bills,
+    /// debits and flags its accounts: an original bill for an account without one, an
+    /// adjustment for one whose recomputed bill differs from its current revision, nothing for
+    /// the others (including any a concurrent run billed since the stream read them). With
+    /// `page.dry_run` every page is rolled back. On an error the run stops there: a page after
+    /// the failed one may have committed already (each page is whole, and a re-run finishes
+    /// the rest), but this run does not count it.
+    async fn settle_pages(
         &self,
         page: &SettlePage,
-        accounts: &[AccountUsage],
+        usage: UsageStream,
+        page_size: usize,
         pricer: &Pricer<'_>,
-    ) -> anyhow::Result<(PageOutcome, Vec<BillPreview>)>;
+        done: &mut dyn FnMut(PageDone),
+    ) -> anyhow::Result<()>;
 
     /// Records that every account of `shard` has been billed for the month, and, once every
     /// shard of its split is done, that the month is settled. Returns whether it is.
@@ -475,11 +520,6 @@ pub trait Store {
 
     /// How this backend writes the month parameter of the `store::verify` checks.
     const MONTH_PARAM: &'static str;
-
-    /// Pages of a settle that may be in their transactions at once. Pages hold disjoint
-    /// accounts, so they never wait on each other's locks; more than one pays off only where
-    /// the database runs transactions side by side.
-    const PAGES_IN_FLIGHT: usize;
 
     /// Runs one `store::verify` check for `month` (or every month): one text per breach.
     async fn breaches(&self, sql: &str, month: Option<Month>) -> anyhow::Result<Vec<String>>;

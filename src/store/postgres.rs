@@ -62,6 +62,12 @@ pub struct PgMonthLock {
     _session: PgConnection,
 }
 
+/// Pages of a settle in their transactions at once. Two: while one page's statements run on
+/// the server, the next page is read and priced, and the server's second core has work
+/// (measured in BENCHMARKS.md). Pages hold disjoint accounts, so they never wait on each
+/// other's locks.
+const PAGES_IN_FLIGHT: usize = 2;
+
 impl PgStore {
     /// Connects to `url` (`postgres://user:password@host:port/database`).
     pub async fn connect(url: &str) -> anyhow::Result<PgStore> {
@@ -167,12 +173,117 @@ async fn grant(tx: &mut PgConnection, g: &FreeGrant, only: Option<&[&str]>) -> a
     Ok(created)
 }
 
+impl PgStore {
+    /// Bills, debits and flags a page of accounts in one transaction (see
+    /// [`Store::settle_pages`]).
+    async fn settle_accounts(
+        &self,
+        page: &SettlePage,
+        accounts: &[AccountUsage],
+        pricer: &Pricer<'_>,
+    ) -> anyhow::Result<(PageOutcome, Vec<BillPreview>)> {
+        let month = page.month.to_string();
+        let ids: Vec<&str> = accounts.iter().map(|a| a.account_id.as_str()).collect();
+        let mut tx = self.pool.begin().await?;
+
+        // Lock the page's accounts (in id order, so runs cannot deadlock) before reading their
+        // bills: what a concurrent run wrote since the stream read the usage is seen here.
+        let mut states: HashMap<String, ServiceState> = HashMap::new();
+        let mut opened: HashMap<String, Option<DateTime<Utc>>> = HashMap::new();
+        for r in sqlx::query(
+            "SELECT account_id, balance_fen, suspend_at, suspended, activated_at FROM accounts
+             WHERE account_id = ANY($1) ORDER BY account_id FOR UPDATE",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            let account: String = r.try_get("account_id")?;
+            opened.insert(account.clone(), r.try_get("activated_at")?);
+            states.insert(account, service_state(&r)?);
+        }
+
+        let mut current: HashMap<String, CurrentBill> = HashMap::new();
+        let mut by_bill: HashMap<String, String> = HashMap::new();
+        for r in sqlx::query(
+            "SELECT DISTINCT ON (account_id) account_id, bill_id, revision, total_fen FROM bills
+             WHERE month = $1 AND account_id = ANY($2) ORDER BY account_id, revision DESC",
+        )
+        .bind(&month)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .context("loading current bills")?
+        {
+            let account: String = r.try_get("account_id")?;
+            by_bill.insert(r.try_get("bill_id")?, account.clone());
+            current.insert(
+                account,
+                CurrentBill {
+                    revision: r.try_get("revision")?,
+                    total_fen: r.try_get("total_fen")?,
+                    ..CurrentBill::default()
+                },
+            );
+        }
+        if !by_bill.is_empty() {
+            let bill_ids: Vec<&String> = by_bill.keys().collect();
+            for r in sqlx::query(
+                "SELECT bill_id, api, total_calls, free_calls, prepaid_calls, billable_calls, unit_price, amount
+                 FROM bill_lines WHERE bill_id = ANY($1) ORDER BY bill_id, api",
+            )
+            .bind(&bill_ids)
+            .fetch_all(&mut *tx)
+            .await?
+            {
+                let bill = current
+                    .get_mut(&by_bill[&r.try_get::<String, _>("bill_id")?])
+                    .expect("loaded bill");
+                bill.lines.push(StoredLine {
+                    api: r.try_get("api")?,
+                    total_calls: r.try_get("total_calls")?,
+                    free_calls: r.try_get("free_calls")?,
+                    prepaid_calls: r.try_get("prepaid_calls")?,
+                    billable_calls: r.try_get("billable_calls")?,
+                    unit_price: r.try_get("unit_price")?,
+                    amount: r.try_get("amount")?,
+                });
+            }
+            for r in sqlx::query("SELECT bill_id, pack_id, calls FROM pack_consumption WHERE bill_id = ANY($1)")
+                .bind(&bill_ids)
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                let bill = current
+                    .get_mut(&by_bill[&r.try_get::<String, _>("bill_id")?])
+                    .expect("loaded bill");
+                bill.consumed.push((r.try_get("pack_id")?, r.try_get("calls")?));
+            }
+        }
+
+        let mut packs = page_packs(&mut tx, page, &ids).await?;
+        let lacking = page::lacking_free_packs(&page.grant, &opened, &packs);
+        if !lacking.is_empty() {
+            let lacking: Vec<&str> = lacking.iter().map(String::as_str).collect();
+            grant(&mut tx, &page.grant, Some(&lacking)).await?;
+            packs = page_packs(&mut tx, page, &ids).await?;
+        }
+
+        let (w, out) = page::build(page, accounts, &current, &states, packs, pricer)?;
+        if out.bills > 0 {
+            write_page(&mut tx, page, &month, &w).await?;
+        }
+        if page.dry_run {
+            tx.rollback().await?;
+            return Ok((out, page::previews(&w)));
+        }
+        tx.commit().await.context("committing a page of bills")?;
+        Ok((out, Vec::new()))
+    }
+}
+
 impl Store for PgStore {
     const MONTH_PARAM: &'static str = "$1::text";
-
-    /// Two: while one page's statements run on the server, the next page is read and priced,
-    /// and the server's second core has work (measured in BENCHMARKS.md).
-    const PAGES_IN_FLIGHT: usize = 2;
 
     type MonthLock = PgMonthLock;
 
@@ -571,109 +682,34 @@ impl Store for PgStore {
         Ok(stream)
     }
 
-    async fn settle_accounts(
+    /// Up to [`PAGES_IN_FLIGHT`] pages in their transactions at once, on separate connections,
+    /// while the stream goes on filling the next; results come back in page order.
+    async fn settle_pages(
         &self,
         page: &SettlePage,
-        accounts: &[AccountUsage],
+        mut usage: UsageStream,
+        page_size: usize,
         pricer: &Pricer<'_>,
-    ) -> anyhow::Result<(PageOutcome, Vec<BillPreview>)> {
-        let month = page.month.to_string();
-        let ids: Vec<&str> = accounts.iter().map(|a| a.account_id.as_str()).collect();
-        let mut tx = self.pool.begin().await?;
-
-        // Lock the page's accounts (in id order, so runs cannot deadlock) before reading their
-        // bills: what a concurrent run wrote since the stream read the usage is seen here.
-        let mut states: HashMap<String, ServiceState> = HashMap::new();
-        let mut opened: HashMap<String, Option<DateTime<Utc>>> = HashMap::new();
-        for r in sqlx::query(
-            "SELECT account_id, balance_fen, suspend_at, suspended, activated_at FROM accounts
-             WHERE account_id = ANY($1) ORDER BY account_id FOR UPDATE",
-        )
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            let account: String = r.try_get("account_id")?;
-            opened.insert(account.clone(), r.try_get("activated_at")?);
-            states.insert(account, service_state(&r)?);
+        done: &mut dyn FnMut(PageDone),
+    ) -> anyhow::Result<()> {
+        use futures_util::stream::StreamExt;
+        let pages = futures_util::stream::poll_fn(move |cx| usage.poll_recv(cx))
+            .chunks(page_size)
+            .map(|items| async move {
+                let accounts = items.into_iter().collect::<anyhow::Result<Vec<AccountUsage>>>()?;
+                let (outcome, previews) = self.settle_accounts(page, &accounts, pricer).await?;
+                anyhow::Ok(PageDone {
+                    last: accounts.last().map(|a| a.account_id.clone()),
+                    outcome,
+                    previews,
+                })
+            })
+            .buffered(PAGES_IN_FLIGHT);
+        futures_util::pin_mut!(pages);
+        while let Some(page) = pages.next().await {
+            done(page?);
         }
-
-        let mut current: HashMap<String, CurrentBill> = HashMap::new();
-        let mut by_bill: HashMap<String, String> = HashMap::new();
-        for r in sqlx::query(
-            "SELECT DISTINCT ON (account_id) account_id, bill_id, revision, total_fen FROM bills
-             WHERE month = $1 AND account_id = ANY($2) ORDER BY account_id, revision DESC",
-        )
-        .bind(&month)
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await
-        .context("loading current bills")?
-        {
-            let account: String = r.try_get("account_id")?;
-            by_bill.insert(r.try_get("bill_id")?, account.clone());
-            current.insert(
-                account,
-                CurrentBill {
-                    revision: r.try_get("revision")?,
-                    total_fen: r.try_get("total_fen")?,
-                    ..CurrentBill::default()
-                },
-            );
-        }
-        if !by_bill.is_empty() {
-            let bill_ids: Vec<&String> = by_bill.keys().collect();
-            for r in sqlx::query(
-                "SELECT bill_id, api, total_calls, free_calls, prepaid_calls, billable_calls, unit_price, amount
-                 FROM bill_lines WHERE bill_id = ANY($1) ORDER BY bill_id, api",
-            )
-            .bind(&bill_ids)
-            .fetch_all(&mut *tx)
-            .await?
-            {
-                let bill = current
-                    .get_mut(&by_bill[&r.try_get::<String, _>("bill_id")?])
-                    .expect("loaded bill");
-                bill.lines.push(StoredLine {
-                    api: r.try_get("api")?,
-                    total_calls: r.try_get("total_calls")?,
-                    free_calls: r.try_get("free_calls")?,
-                    prepaid_calls: r.try_get("prepaid_calls")?,
-                    billable_calls: r.try_get("billable_calls")?,
-                    unit_price: r.try_get("unit_price")?,
-                    amount: r.try_get("amount")?,
-                });
-            }
-            for r in sqlx::query("SELECT bill_id, pack_id, calls FROM pack_consumption WHERE bill_id = ANY($1)")
-                .bind(&bill_ids)
-                .fetch_all(&mut *tx)
-                .await?
-            {
-                let bill = current
-                    .get_mut(&by_bill[&r.try_get::<String, _>("bill_id")?])
-                    .expect("loaded bill");
-                bill.consumed.push((r.try_get("pack_id")?, r.try_get("calls")?));
-            }
-        }
-
-        let mut packs = page_packs(&mut tx, page, &ids).await?;
-        let lacking = page::lacking_free_packs(&page.grant, &opened, &packs);
-        if !lacking.is_empty() {
-            let lacking: Vec<&str> = lacking.iter().map(String::as_str).collect();
-            grant(&mut tx, &page.grant, Some(&lacking)).await?;
-            packs = page_packs(&mut tx, page, &ids).await?;
-        }
-
-        let (w, out) = page::build(page, accounts, &current, &states, packs, pricer)?;
-        if out.bills > 0 {
-            write_page(&mut tx, page, &month, &w).await?;
-        }
-        if page.dry_run {
-            tx.rollback().await?;
-            return Ok((out, page::previews(&w)));
-        }
-        tx.commit().await.context("committing a page of bills")?;
-        Ok((out, Vec::new()))
+        Ok(())
     }
 
     async fn mark_settled(

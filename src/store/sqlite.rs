@@ -8,11 +8,8 @@
 //! Money is INTEGER fen or exact decimal TEXT, time INTEGER microseconds since the epoch (see
 //! `migrations/sqlite/`).
 
-use super::page::{self, CurrentBill, PageWrites, StoredLine};
 use super::*;
 use crate::domain::arrears::{self, ServiceState};
-use crate::domain::money::format_money;
-use crate::domain::packs::PackKind;
 use crate::domain::shard::Shard;
 use anyhow::{anyhow, Context};
 use futures_util::TryStreamExt;
@@ -20,7 +17,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqliteConnection, Transaction};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -30,31 +27,44 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// bill counted for that API (NULL: none); `forward_grouped` leaves out the accounts where all
 /// of it matches. Read in order from the (account_id, api, ts, calls) index, it streams: no
 /// temporary B-tree or sort holds the month (migrations/sqlite/0005).
-const MONTH_USAGE_SQL: &str = "
+///
+/// It is read [`USAGE_STREAM_CHUNK`] rows at a time, each chunk its own short read transaction
+/// starting after the last (account, API) of the one before. One query held open for the whole
+/// settle would pin the write-ahead log: no checkpoint could get past its snapshot, and the
+/// log would grow by every page the settle writes (150 MB at 100k accounts), each frame
+/// appended to new space in the file. Chunks need no common snapshot: each page re-reads its
+/// accounts' bills under the write lock, and usage imported meanwhile is billed by the next run
+/// as an adjustment, like any late usage.
+pub(crate) const MONTH_USAGE_SQL: &str = "
     SELECT u.account_id, u.api, SUM(u.calls) AS calls,
            (SELECT l.total_calls FROM bill_lines l
             WHERE l.api = u.api
               AND l.bill_id = (SELECT b.bill_id FROM bills b WHERE b.account_id = u.account_id AND b.month = ?3
                                ORDER BY b.revision DESC LIMIT 1)) AS billed
-    FROM usage u WHERE u.ts >= ?1 AND u.ts < ?2
-    GROUP BY u.account_id, u.api ORDER BY u.account_id, u.api";
+    FROM usage u WHERE u.ts >= ?1 AND u.ts < ?2 AND (u.account_id, u.api) > (?4, ?5)
+    GROUP BY u.account_id, u.api ORDER BY u.account_id, u.api LIMIT ?6";
+
+/// (account, API) rows per read of the month's usage.
+pub(crate) const USAGE_STREAM_CHUNK: usize = 16_384;
 
 /// Rows per multi-row INSERT of usage (6 parameters each, well under SQLite's limit).
 const USAGE_CHUNK: usize = 400;
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The database file (`None`: in memory), which settle opens connections of its own to.
+    file: Option<std::path::PathBuf>,
 }
 
-fn us(t: DateTime<Utc>) -> i64 {
+pub(crate) fn us(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
-fn at(micros: i64) -> DateTime<Utc> {
+pub(crate) fn at(micros: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-fn opt_at(micros: Option<i64>) -> Option<DateTime<Utc>> {
+pub(crate) fn opt_at(micros: Option<i64>) -> Option<DateTime<Utc>> {
     micros.map(at)
 }
 
@@ -74,38 +84,52 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30))
             .disable_statement_logging();
-        // Two connections: the month's usage stream reads on one while pages are written on the
-        // other (WAL lets a reader and a writer proceed together).
+        // Two connections: the month's usage stream reads on one while other work goes on (WAL
+        // lets a reader and a writer proceed together). Settle writes its pages on connections
+        // of its own (`store::sqlite_settle`).
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
             .acquire_timeout(Duration::from_secs(60))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .with_context(|| format!("cannot open the SQLite database {url}"))?;
-        Ok(SqliteStore { pool })
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let file = (!in_memory).then(|| options.get_filename().to_path_buf());
+        Ok(SqliteStore { pool, file })
     }
 }
+
+impl SqliteStore {
+    /// The database file, which settle opens connections of its own to.
+    fn settle_file(&self) -> anyhow::Result<std::path::PathBuf> {
+        self.file
+            .clone()
+            .ok_or_else(|| anyhow!("an in-memory SQLite database cannot be settled: use a database file"))
+    }
+}
+
+/// The month's free packs for one API (?2, ?3 calls), granted to the accounts opened before the
+/// month ended that lack them: every such account, or only those in ?6 (a JSON array of ids).
+/// Two statements rather than one with `?6 IS NULL OR …`, which would scan every account each
+/// time.
+const GRANT_SQL: &str = "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
+     SELECT 'free:' || ?1 || ':' || ?2 || ':' || a.account_id, 'free', a.account_id, ?2, ?3, ?3, ?4, ?5, ?4, ?1
+     FROM accounts a
+     WHERE a.activated_at IS NOT NULL AND a.activated_at < ?5 AND ?6 IS NULL
+     ON CONFLICT DO NOTHING";
+pub(crate) const GRANT_PAGE_SQL: &str = "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
+     SELECT 'free:' || ?1 || ':' || ?2 || ':' || a.account_id, 'free', a.account_id, ?2, ?3, ?3, ?4, ?5, ?4, ?1
+     FROM accounts a
+     WHERE a.activated_at IS NOT NULL AND a.activated_at < ?5 AND a.account_id IN (SELECT value FROM json_each(?6))
+     ON CONFLICT DO NOTHING";
 
 /// Grants a month's free packs to every account opened before the month ended (or only to the
 /// accounts in `only`, a JSON array of ids) that lacks them.
 async fn grant(tx: &mut SqliteConnection, g: &FreeGrant, only: Option<&str>) -> anyhow::Result<u64> {
-    // Two statements rather than one with `?6 IS NULL OR …`, which would scan every account
-    // for each page.
-    let which = if only.is_some() {
-        "AND a.account_id IN (SELECT value FROM json_each(?6))"
-    } else {
-        "AND ?6 IS NULL"
-    };
-    let sql = format!(
-        "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
-         SELECT 'free:' || ?1 || ':' || ?2 || ':' || a.account_id, 'free', a.account_id, ?2, ?3, ?3, ?4, ?5, ?4, ?1
-         FROM accounts a
-         WHERE a.activated_at IS NOT NULL AND a.activated_at < ?5 {which}
-         ON CONFLICT DO NOTHING"
-    );
+    let sql = if only.is_some() { GRANT_PAGE_SQL } else { GRANT_SQL };
     let mut created = 0;
     for (api, calls) in &g.apis {
-        let done = sqlx::query(&sql)
+        let done = sqlx::query(sql)
             .bind(g.month.to_string())
             .bind(api)
             .bind(calls)
@@ -118,44 +142,6 @@ async fn grant(tx: &mut SqliteConnection, g: &FreeGrant, only: Option<&str>) -> 
         created += done.rows_affected();
     }
     Ok(created)
-}
-
-/// Every pack of the page's accounts (`ids`, a JSON array) that may cover the month, used up or
-/// not: a revision being replaced hands its calls back before the new one is computed.
-async fn page_packs(
-    tx: &mut SqliteConnection,
-    page: &SettlePage,
-    ids: &str,
-) -> anyhow::Result<HashMap<String, Vec<PackBalance>>> {
-    let mut packs: HashMap<String, Vec<PackBalance>> = HashMap::new();
-    for r in sqlx::query(
-        "SELECT pack_id, kind, account_id, api, remaining, valid_until, purchased_at FROM packs
-         WHERE account_id IN (SELECT value FROM json_each(?1))
-           AND ((kind = 'free' AND month = ?2) OR (kind = 'prepaid' AND valid_from < ?4 AND valid_until > ?3))",
-    )
-    .bind(ids)
-    .bind(page.month.to_string())
-    .bind(us(page.start))
-    .bind(us(page.end))
-    .fetch_all(&mut *tx)
-    .await
-    .context("loading packs")?
-    {
-        let kind: String = r.try_get("kind")?;
-        packs.entry(r.try_get("account_id")?).or_default().push(PackBalance {
-            pack_id: r.try_get("pack_id")?,
-            kind: if kind == "free" {
-                PackKind::Free
-            } else {
-                PackKind::Prepaid
-            },
-            api: r.try_get("api")?,
-            remaining: r.try_get("remaining")?,
-            valid_until: at(r.try_get("valid_until")?),
-            purchased_at: at(r.try_get("purchased_at")?),
-        });
-    }
-    Ok(packs)
 }
 
 /// Accounts checked and inserted per round of the accounts import.
@@ -243,140 +229,8 @@ where
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
-/// Writes one page's bills, lines, pack use, ledger entries, balances and events, many rows
-/// per statement.
-async fn write_page(tx: &mut SqliteConnection, page: &SettlePage, w: &PageWrites) -> anyhow::Result<()> {
-    let month = page.month.to_string();
-    let (start, end, now) = (us(page.start), us(page.end), us(page.now));
-    many_rows(
-        tx,
-        "INSERT INTO bills (bill_id, account_id, month, revision, kind, period_start, period_end, catalog_version,
-           rounding, exact_total, total_fen, rounding_adjustment, debited_fen, balance_before_fen, balance_after_fen,
-           settled_at) VALUES ",
-        "",
-        16,
-        w.bill_id.len(),
-        |q, i| {
-            q.bind(w.bill_id[i].clone())
-                .bind(w.bill_account[i].clone())
-                .bind(month.clone())
-                .bind(w.revision[i])
-                .bind(w.kind[i])
-                .bind(start)
-                .bind(end)
-                .bind(w.catalog_version[i].clone())
-                .bind(w.rounding[i].clone())
-                .bind(format_money(w.exact_total[i]))
-                .bind(w.total_fen[i])
-                .bind(format_money(w.adjustment[i]))
-                .bind(w.debited_fen[i])
-                .bind(w.before_fen[i])
-                .bind(w.after_fen[i])
-                .bind(now)
-        },
-    )
-    .await?;
-    many_rows(
-        tx,
-        "INSERT INTO bill_lines (bill_id, api, total_calls, free_calls, prepaid_calls, billable_calls, tier,
-           tier_from, tier_to, catalog_version, unit_price, amount, pricing, tier_basis, slices) VALUES ",
-        "",
-        15,
-        w.line_bill.len(),
-        |q, i| {
-            q.bind(w.line_bill[i].clone())
-                .bind(w.line_api[i].clone())
-                .bind(w.line_total[i])
-                .bind(w.line_free[i])
-                .bind(w.line_prepaid[i])
-                .bind(w.line_billable[i])
-                .bind(w.line_tier[i])
-                .bind(w.line_tier_from[i])
-                .bind(w.line_tier_to[i])
-                .bind(w.line_version[i].clone())
-                .bind(w.line_unit_price[i].to_string())
-                .bind(format_money(w.line_amount[i]))
-                .bind(w.line_pricing[i].clone())
-                .bind(w.line_basis[i].clone())
-                .bind(w.line_slices[i].clone())
-        },
-    )
-    .await?;
-    many_rows(
-        tx,
-        "INSERT INTO pack_consumption (bill_id, pack_id, calls) VALUES ",
-        "",
-        3,
-        w.use_bill.len(),
-        |q, i| {
-            q.bind(w.use_bill[i].clone())
-                .bind(w.use_pack[i].clone())
-                .bind(w.use_calls[i])
-        },
-    )
-    .await?;
-    many_rows(
-        tx,
-        "UPDATE packs SET remaining = remaining + v.column2 FROM (VALUES ",
-        ") AS v WHERE packs.pack_id = v.column1",
-        2,
-        w.pack_id.len(),
-        |q, i| q.bind(w.pack_id[i].clone()).bind(w.pack_delta[i]),
-    )
-    .await?;
-    many_rows(
-        tx,
-        "INSERT INTO ledger (account_id, kind, amount_fen, bill_id, created_at) VALUES ",
-        "",
-        5,
-        w.bill_id.len(),
-        |q, i| {
-            q.bind(w.bill_account[i].clone())
-                .bind(if w.revision[i] == 1 { "debit" } else { "adjustment" })
-                .bind(-w.debited_fen[i])
-                .bind(w.bill_id[i].clone())
-                .bind(now)
-        },
-    )
-    .await?;
-    many_rows(
-        tx,
-        "UPDATE accounts SET balance_fen = v.column2, suspend_at = v.column3, suspended = v.column4 FROM (VALUES ",
-        ") AS v WHERE accounts.account_id = v.column1",
-        4,
-        w.bill_id.len(),
-        |q, i| {
-            q.bind(w.bill_account[i].clone())
-                .bind(w.after_fen[i])
-                .bind(w.suspend_at[i].map(us))
-                .bind(w.suspended[i] as i64)
-        },
-    )
-    .await?;
-    many_rows(
-        tx,
-        "INSERT INTO events (account_id, kind, at, bill_id, suspend_at, balance_fen) VALUES ",
-        "",
-        6,
-        w.event_account.len(),
-        |q, i| {
-            q.bind(w.event_account[i].clone())
-                .bind(w.event_kind[i])
-                .bind(now)
-                .bind(w.event_bill[i].clone())
-                .bind(w.event_suspend_at[i].map(us))
-                .bind(w.event_balance[i])
-        },
-    )
-    .await?;
-    Ok(())
-}
-
 impl Store for SqliteStore {
     const MONTH_PARAM: &'static str = "?1";
-
-    /// One: SQLite has a single writer, and a page is one `BEGIN IMMEDIATE` transaction.
-    const PAGES_IN_FLIGHT: usize = 1;
 
     /// SQLite needs no month lock: every page runs under `BEGIN IMMEDIATE`, which serializes
     /// writers, and a page re-checks which accounts are still unbilled inside its transaction.
@@ -760,120 +614,19 @@ impl Store for SqliteStore {
         end: DateTime<Utc>,
         shard: Shard,
     ) -> anyhow::Result<UsageStream> {
-        let mut conn = self.pool.acquire().await?;
-        let (out, stream) = tokio::sync::mpsc::channel(STREAM_BUFFER);
-        let month = month.to_string();
-        let (start, end) = (us(start), us(end));
-        tokio::spawn(async move {
-            let rows = sqlx::query_as::<_, (String, String, i64, Option<i64>)>(MONTH_USAGE_SQL)
-                .bind(start)
-                .bind(end)
-                .bind(month)
-                .fetch(&mut *conn);
-            forward_grouped(rows, shard, out).await;
-        });
-        Ok(stream)
+        super::sqlite_settle::month_usage(self.settle_file()?, month, us(start), us(end), shard)
     }
 
-    async fn settle_accounts(
+    /// On threads of their own, pipelined: see `store::sqlite_settle`.
+    async fn settle_pages(
         &self,
         page: &SettlePage,
-        accounts: &[AccountUsage],
+        usage: UsageStream,
+        page_size: usize,
         pricer: &Pricer<'_>,
-    ) -> anyhow::Result<(PageOutcome, Vec<BillPreview>)> {
-        let month = page.month.to_string();
-        let ids = serde_json::to_string(&accounts.iter().map(|a| a.account_id.as_str()).collect::<Vec<_>>())?;
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-
-        // The current revision of each account's bill, read inside the write lock: what a
-        // concurrent run wrote since the stream read the usage is seen here.
-        let mut current: HashMap<String, CurrentBill> = HashMap::new();
-        let mut by_bill: HashMap<String, String> = HashMap::new();
-        for r in sqlx::query(
-            "SELECT b.account_id, b.bill_id, b.revision, b.total_fen FROM bills b
-             WHERE b.month = ?1 AND b.account_id IN (SELECT value FROM json_each(?2))
-               AND b.revision = (SELECT MAX(b2.revision) FROM bills b2 WHERE b2.account_id = b.account_id AND b2.month = ?1)",
-        )
-        .bind(&month)
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await
-        .context("loading current bills")?
-        {
-            let account: String = r.try_get("account_id")?;
-            by_bill.insert(r.try_get("bill_id")?, account.clone());
-            current.insert(
-                account,
-                CurrentBill { revision: r.try_get("revision")?, total_fen: r.try_get("total_fen")?, ..CurrentBill::default() },
-            );
-        }
-        if !by_bill.is_empty() {
-            let bill_ids = serde_json::to_string(&by_bill.keys().collect::<Vec<_>>())?;
-            for r in sqlx::query(
-                "SELECT bill_id, api, total_calls, free_calls, prepaid_calls, billable_calls, unit_price, amount
-                 FROM bill_lines WHERE bill_id IN (SELECT value FROM json_each(?1)) ORDER BY bill_id, api",
-            )
-            .bind(&bill_ids)
-            .fetch_all(&mut *tx)
-            .await?
-            {
-                let bill = current
-                    .get_mut(&by_bill[&r.try_get::<String, _>("bill_id")?])
-                    .expect("loaded bill");
-                bill.lines.push(StoredLine {
-                    api: r.try_get("api")?,
-                    total_calls: r.try_get("total_calls")?,
-                    free_calls: r.try_get("free_calls")?,
-                    prepaid_calls: r.try_get("prepaid_calls")?,
-                    billable_calls: r.try_get("billable_calls")?,
-                    unit_price: dec(&r, "unit_price")?,
-                    amount: dec(&r, "amount")?,
-                });
-            }
-            for r in sqlx::query(
-                "SELECT bill_id, pack_id, calls FROM pack_consumption WHERE bill_id IN (SELECT value FROM json_each(?1))",
-            )
-            .bind(&bill_ids)
-            .fetch_all(&mut *tx)
-            .await?
-            {
-                let bill = current.get_mut(&by_bill[&r.try_get::<String, _>("bill_id")?]).expect("loaded bill");
-                bill.consumed.push((r.try_get("pack_id")?, r.try_get("calls")?));
-            }
-        }
-
-        let mut states: HashMap<String, ServiceState> = HashMap::new();
-        let mut opened: HashMap<String, Option<DateTime<Utc>>> = HashMap::new();
-        for r in sqlx::query(
-            "SELECT account_id, balance_fen, suspend_at, suspended, activated_at FROM accounts
-             WHERE account_id IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            let account: String = r.try_get("account_id")?;
-            opened.insert(account.clone(), opt_at(r.try_get("activated_at")?));
-            states.insert(account, service_state(&r)?);
-        }
-        let mut packs = page_packs(&mut tx, page, &ids).await?;
-        let lacking = page::lacking_free_packs(&page.grant, &opened, &packs);
-        if !lacking.is_empty() {
-            grant(&mut tx, &page.grant, Some(&serde_json::to_string(&lacking)?)).await?;
-            packs = page_packs(&mut tx, page, &ids).await?;
-        }
-
-        let (w, out) = page::build(page, accounts, &current, &states, packs, pricer)?;
-        if out.bills > 0 {
-            write_page(&mut tx, page, &w).await?;
-        }
-        if page.dry_run {
-            tx.rollback().await?;
-            return Ok((out, page::previews(&w)));
-        }
-        tx.commit().await.context("committing a page of bills")?;
-        Ok((out, Vec::new()))
+        done: &mut dyn FnMut(PageDone),
+    ) -> anyhow::Result<()> {
+        super::sqlite_settle::settle_pages(self.settle_file()?, page, usage, page_size, pricer, done).await
     }
 
     async fn mark_settled(

@@ -1,0 +1,547 @@
+//! SQLite's settle: pages of bills read, priced and written with two threads of their own.
+//!
+//! Why not sqlx here: its SQLite driver runs each connection on a worker thread and hands
+//! every statement and every row across to the async task, one at a time. A page of 1000
+//! accounts reads about 4000 rows and writes about 12000, and those hand-offs cost more than
+//! the SQL itself. Here a writer thread and a reader thread each own a `rusqlite` connection
+//! to the same file (through the same SQLite library as sqlx, so its locks are shared) and run
+//! a page's reads or writes as one call, with cached prepared statements.
+//!
+//! SQLite runs one writer at a time, so the work is pipelined: while the writer writes page
+//! N inside its `BEGIN IMMEDIATE` transaction, the reader reads page N + 1's bills, balances
+//! and packs, and the async task prices it. What was read ahead is used only if no other
+//! connection committed anything between the write lock taken for page N and the one taken
+//! for page N + 1 (`PRAGMA data_version` counts other connections' commits): the read came
+//! after the first, and the writer's own page N touched other accounts. Otherwise, and for a
+//! page that must grant free packs or a dry run, the page is read again inside its own
+//! transaction, before it is priced.
+//!
+//! If the async task goes away (a stop signal), the threads see their channel close, roll back
+//! any open transaction and end: nothing half-written is kept.
+
+use super::page::{self, CurrentBill, PageWrites, StoredLine};
+use super::sqlite::{at, opt_at, us, GRANT_PAGE_SQL, MONTH_USAGE_SQL, USAGE_STREAM_CHUNK};
+use super::{AccountUsage, FreeGrant, Grouper, PageDone, PageOutcome, Pricer, SettlePage, UsageStream, STREAM_BUFFER};
+use crate::domain::month::Month;
+use crate::domain::shard::Shard;
+use crate::domain::arrears::ServiceState;
+use crate::domain::money::format_money;
+use crate::domain::packs::{PackBalance, PackKind};
+use anyhow::{anyhow, Context};
+use rusqlite::{params, Connection, OpenFlags};
+use rust_decimal::Decimal;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// What pricing a page needs from the database, for its accounts.
+pub struct PageState {
+    /// The current revision of each account's bill for the month, if any.
+    current: HashMap<String, CurrentBill>,
+    states: HashMap<String, ServiceState>,
+    /// When each account's service opened (`None`: not opened).
+    opened: HashMap<String, Option<chrono::DateTime<chrono::Utc>>>,
+    packs: HashMap<String, Vec<PackBalance>>,
+}
+
+/// A page priced and ready to write.
+struct Priced {
+    writes: PageWrites,
+    outcome: PageOutcome,
+}
+
+/// The month a page is settled for, as the threads need it.
+#[derive(Clone)]
+struct Params {
+    month: String,
+    start: i64,
+    end: i64,
+    now: i64,
+    grant: FreeGrant,
+}
+
+impl Params {
+    fn of(page: &SettlePage) -> Params {
+        Params {
+            month: page.month.to_string(),
+            start: us(page.start),
+            end: us(page.end),
+            now: us(page.now),
+            grant: page.grant.clone(),
+        }
+    }
+}
+
+/// Opens a connection to the database file with the settings of `SqliteStore::connect`.
+fn open(file: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .with_context(|| format!("cannot open the SQLite database {}", file.display()))?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    // Not checked on these connections: what a page writes refers to the accounts and packs it
+    // read under the same write lock and to the bills it inserts just before. Checking cost a
+    // primary-key lookup per row (about 5% of a settle). `verify` checks the same references,
+    // and every other connection still enforces them.
+    conn.pragma_update(None, "foreign_keys", false)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// Reads what pricing the page's accounts (`ids`) needs.
+fn read_state(conn: &Connection, p: &Params, ids: &str) -> anyhow::Result<PageState> {
+    let mut current: HashMap<String, CurrentBill> = HashMap::new();
+    let mut by_bill: HashMap<String, String> = HashMap::new();
+    let mut bills = conn.prepare_cached(
+        "SELECT b.account_id, b.bill_id, b.revision, b.total_fen FROM bills b
+         WHERE b.month = ?1 AND b.account_id IN (SELECT value FROM json_each(?2))
+           AND b.revision = (SELECT MAX(b2.revision) FROM bills b2 WHERE b2.account_id = b.account_id AND b2.month = ?1)",
+    )?;
+    let mut rows = bills.query(params![p.month, ids])?;
+    while let Some(r) = rows.next()? {
+        let account: String = r.get(0)?;
+        by_bill.insert(r.get(1)?, account.clone());
+        current.insert(
+            account,
+            CurrentBill {
+                revision: r.get(2)?,
+                total_fen: r.get(3)?,
+                ..CurrentBill::default()
+            },
+        );
+    }
+    if !by_bill.is_empty() {
+        let bill_ids = serde_json::to_string(&by_bill.keys().collect::<Vec<_>>())?;
+        let mut lines = conn.prepare_cached(
+            "SELECT bill_id, api, total_calls, free_calls, prepaid_calls, billable_calls, unit_price, amount
+             FROM bill_lines WHERE bill_id IN (SELECT value FROM json_each(?1)) ORDER BY bill_id, api",
+        )?;
+        let mut rows = lines.query([&bill_ids])?;
+        while let Some(r) = rows.next()? {
+            let bill = current.get_mut(&by_bill[&r.get::<_, String>(0)?]).expect("loaded bill");
+            bill.lines.push(StoredLine {
+                api: r.get(1)?,
+                total_calls: r.get(2)?,
+                free_calls: r.get(3)?,
+                prepaid_calls: r.get(4)?,
+                billable_calls: r.get(5)?,
+                unit_price: decimal(r.get(6)?, "unit_price")?,
+                amount: decimal(r.get(7)?, "amount")?,
+            });
+        }
+        let mut used = conn.prepare_cached(
+            "SELECT bill_id, pack_id, calls FROM pack_consumption WHERE bill_id IN (SELECT value FROM json_each(?1))",
+        )?;
+        let mut rows = used.query([&bill_ids])?;
+        while let Some(r) = rows.next()? {
+            let bill = current.get_mut(&by_bill[&r.get::<_, String>(0)?]).expect("loaded bill");
+            bill.consumed.push((r.get(1)?, r.get(2)?));
+        }
+    }
+
+    let mut states = HashMap::new();
+    let mut opened = HashMap::new();
+    let mut accounts = conn.prepare_cached(
+        "SELECT account_id, balance_fen, suspend_at, suspended, activated_at FROM accounts
+         WHERE account_id IN (SELECT value FROM json_each(?1))",
+    )?;
+    let mut rows = accounts.query([ids])?;
+    while let Some(r) = rows.next()? {
+        let account: String = r.get(0)?;
+        opened.insert(account.clone(), opt_at(r.get(4)?));
+        states.insert(
+            account,
+            ServiceState {
+                balance_fen: r.get(1)?,
+                suspend_at: opt_at(r.get(2)?),
+                suspended: r.get::<_, i64>(3)? != 0,
+            },
+        );
+    }
+    let packs = read_packs(conn, p, ids)?;
+    Ok(PageState {
+        current,
+        states,
+        opened,
+        packs,
+    })
+}
+
+/// Every pack of the page's accounts that may cover the month, used up or not: a revision
+/// being replaced hands its calls back before the new one is computed.
+fn read_packs(conn: &Connection, p: &Params, ids: &str) -> anyhow::Result<HashMap<String, Vec<PackBalance>>> {
+    let mut packs: HashMap<String, Vec<PackBalance>> = HashMap::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT pack_id, kind, account_id, api, remaining, valid_until, purchased_at FROM packs
+         WHERE account_id IN (SELECT value FROM json_each(?1))
+           AND ((kind = 'free' AND month = ?2) OR (kind = 'prepaid' AND valid_from < ?4 AND valid_until > ?3))",
+    )?;
+    let mut rows = stmt.query(params![ids, p.month, p.start, p.end])?;
+    while let Some(r) = rows.next()? {
+        let kind: String = r.get(1)?;
+        packs.entry(r.get(2)?).or_default().push(PackBalance {
+            pack_id: r.get(0)?,
+            kind: if kind == "free" {
+                PackKind::Free
+            } else {
+                PackKind::Prepaid
+            },
+            api: r.get(3)?,
+            remaining: r.get(4)?,
+            valid_until: at(r.get(5)?),
+            purchased_at: at(r.get(6)?),
+        });
+    }
+    Ok(packs)
+}
+
+fn decimal(text: String, column: &str) -> anyhow::Result<Decimal> {
+    Decimal::from_str_exact(&text).with_context(|| format!("stored {column} '{text}' is not a decimal"))
+}
+
+/// Reads the page inside the writer's transaction, first granting the month's free packs to
+/// any of its accounts that lack them.
+fn read_in_tx(conn: &Connection, p: &Params, ids: &str) -> anyhow::Result<PageState> {
+    let mut state = read_state(conn, p, ids)?;
+    let lacking = page::lacking_free_packs(&p.grant, &state.opened, &state.packs);
+    if !lacking.is_empty() {
+        let lacking = serde_json::to_string(&lacking)?;
+        let mut grant = conn.prepare_cached(GRANT_PAGE_SQL)?;
+        for (api, calls) in &p.grant.apis {
+            grant
+                .execute(params![p.month, api, calls, us(p.grant.start), us(p.grant.end), lacking])
+                .context("granting free packs")?;
+        }
+        state.packs = read_packs(conn, p, ids)?;
+    }
+    Ok(state)
+}
+
+/// Writes one page's bills, lines, pack use, ledger entries, balances and events.
+fn write_page(conn: &Connection, p: &Params, w: &PageWrites) -> anyhow::Result<()> {
+    let mut bills = conn.prepare_cached(
+        "INSERT INTO bills (bill_id, account_id, month, revision, kind, period_start, period_end, catalog_version,
+           rounding, exact_total, total_fen, rounding_adjustment, debited_fen, balance_before_fen, balance_after_fen,
+           settled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )?;
+    for i in 0..w.bill_id.len() {
+        bills
+            .execute(params![
+                w.bill_id[i],
+                w.bill_account[i],
+                p.month,
+                w.revision[i],
+                w.kind[i],
+                p.start,
+                p.end,
+                w.catalog_version[i],
+                w.rounding[i],
+                format_money(w.exact_total[i]),
+                w.total_fen[i],
+                format_money(w.adjustment[i]),
+                w.debited_fen[i],
+                w.before_fen[i],
+                w.after_fen[i],
+                p.now,
+            ])
+            .context("inserting bills")?;
+    }
+    let mut lines = conn.prepare_cached(
+        "INSERT INTO bill_lines (bill_id, api, total_calls, free_calls, prepaid_calls, billable_calls, tier,
+           tier_from, tier_to, catalog_version, unit_price, amount, pricing, tier_basis, slices)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?;
+    for i in 0..w.line_bill.len() {
+        lines
+            .execute(params![
+                w.line_bill[i],
+                w.line_api[i],
+                w.line_total[i],
+                w.line_free[i],
+                w.line_prepaid[i],
+                w.line_billable[i],
+                w.line_tier[i],
+                w.line_tier_from[i],
+                w.line_tier_to[i],
+                w.line_version[i],
+                w.line_unit_price[i].to_string(),
+                format_money(w.line_amount[i]),
+                w.line_pricing[i],
+                w.line_basis[i],
+                w.line_slices[i],
+            ])
+            .context("inserting bill lines")?;
+    }
+    let mut used = conn.prepare_cached("INSERT INTO pack_consumption (bill_id, pack_id, calls) VALUES (?1, ?2, ?3)")?;
+    for i in 0..w.use_bill.len() {
+        used.execute(params![w.use_bill[i], w.use_pack[i], w.use_calls[i]])
+            .context("recording pack use")?;
+    }
+    let mut packs = conn.prepare_cached("UPDATE packs SET remaining = remaining + ?2 WHERE pack_id = ?1")?;
+    for i in 0..w.pack_id.len() {
+        if packs.execute(params![w.pack_id[i], w.pack_delta[i]]).context("updating packs")? != 1 {
+            return Err(anyhow!("pack {} vanished while its page was settled", w.pack_id[i]));
+        }
+    }
+    let mut ledger = conn.prepare_cached(
+        "INSERT INTO ledger (account_id, kind, amount_fen, bill_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for i in 0..w.bill_id.len() {
+        let kind = if w.revision[i] == 1 { "debit" } else { "adjustment" };
+        ledger
+            .execute(params![w.bill_account[i], kind, -w.debited_fen[i], w.bill_id[i], p.now])
+            .context("inserting ledger entries")?;
+    }
+    let mut balances =
+        conn.prepare_cached("UPDATE accounts SET balance_fen = ?2, suspend_at = ?3, suspended = ?4 WHERE account_id = ?1")?;
+    for i in 0..w.bill_id.len() {
+        balances
+            .execute(params![w.bill_account[i], w.after_fen[i], w.suspend_at[i].map(us), w.suspended[i]])
+            .context("updating balances")?;
+    }
+    let mut events = conn.prepare_cached(
+        "INSERT INTO events (account_id, kind, at, bill_id, suspend_at, balance_fen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for i in 0..w.event_account.len() {
+        events
+            .execute(params![
+                w.event_account[i],
+                w.event_kind[i],
+                p.now,
+                w.event_bill[i],
+                w.event_suspend_at[i].map(us),
+                w.event_balance[i],
+            ])
+            .context("inserting events")?;
+    }
+    Ok(())
+}
+
+/// What the writer thread is asked to do, in this order per page: `Begin`, optionally `Read`,
+/// then `Finish`.
+enum Command {
+    /// `BEGIN IMMEDIATE`; answers with `PRAGMA data_version`.
+    Begin(oneshot::Sender<anyhow::Result<i64>>),
+    /// Reads the page's accounts (a JSON array) inside the transaction, granting lacking packs.
+    Read(String, oneshot::Sender<anyhow::Result<PageState>>),
+    /// Writes the page, then commits (or, in a dry run, rolls back). The rows come back with
+    /// the answer, to be freed on the async task's thread rather than the writer's.
+    Finish(Box<PageWrites>, oneshot::Sender<anyhow::Result<Box<PageWrites>>>),
+}
+
+/// The writer thread: one connection, one transaction at a time. Ends, rolling back whatever
+/// is open, when the commands stop coming.
+fn writer(conn: Connection, p: Params, dry_run: bool, commands: mpsc::Receiver<Command>) {
+    let mut open = false;
+    while let Ok(command) = commands.recv() {
+        match command {
+            Command::Begin(reply) => {
+                let begun = conn
+                    .execute_batch("BEGIN IMMEDIATE")
+                    .context("taking the write lock")
+                    .and_then(|()| {
+                        open = true;
+                        Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+                    });
+                let _ = reply.send(begun);
+            }
+            Command::Read(ids, reply) => {
+                let _ = reply.send(read_in_tx(&conn, &p, &ids));
+            }
+            Command::Finish(writes, reply) => {
+                let end = if dry_run { "ROLLBACK" } else { "COMMIT" };
+                let finished = write_page(&conn, &p, &writes)
+                    .and_then(|()| conn.execute_batch(end).context("committing a page of bills"))
+                    .map(|()| writes);
+                if finished.is_ok() {
+                    open = false;
+                }
+                let _ = reply.send(finished);
+            }
+        }
+    }
+    if open || !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+}
+
+/// The reader thread: reads a page's accounts (a JSON array) in one snapshot, on a connection
+/// that writes nothing.
+fn reader(conn: Connection, p: Params, requests: mpsc::Receiver<(String, oneshot::Sender<anyhow::Result<PageState>>)>) {
+    while let Ok((ids, reply)) = requests.recv() {
+        let state = conn.execute_batch("BEGIN").map_err(anyhow::Error::from).and_then(|()| {
+            let state = read_state(&conn, &p, &ids);
+            conn.execute_batch("COMMIT")?;
+            state
+        });
+        let _ = reply.send(state);
+    }
+}
+
+async fn answer<T>(reply: oneshot::Receiver<anyhow::Result<T>>) -> anyhow::Result<T> {
+    reply.await.map_err(|_| anyhow!("a settle thread ended unexpectedly"))?
+}
+
+/// Up to `n` accounts from the stream; fewer only at its end.
+async fn next_page(usage: &mut UsageStream, n: usize) -> anyhow::Result<Vec<AccountUsage>> {
+    let mut accounts = Vec::with_capacity(n);
+    while accounts.len() < n {
+        match usage.recv().await {
+            Some(account) => accounts.push(account?),
+            None => break,
+        }
+    }
+    Ok(accounts)
+}
+
+fn ids_of(accounts: &[AccountUsage]) -> anyhow::Result<String> {
+    Ok(serde_json::to_string(&accounts.iter().map(|a| a.account_id.as_str()).collect::<Vec<_>>())?)
+}
+
+fn price(page: &SettlePage, accounts: &[AccountUsage], state: PageState, pricer: &Pricer<'_>) -> anyhow::Result<Priced> {
+    let (writes, outcome) = page::build(page, accounts, &state.current, &state.states, state.packs, pricer)?;
+    Ok(Priced { writes, outcome })
+}
+
+/// Streams the month's usage per account from a thread of its own with a connection of its own,
+/// [`USAGE_STREAM_CHUNK`] rows per read, each read a short transaction of its own (see
+/// `MONTH_USAGE_SQL`).
+pub fn month_usage(file: PathBuf, month: Month, start: i64, end: i64, shard: Shard) -> anyhow::Result<UsageStream> {
+    let conn = open(&file)?;
+    let (out, stream) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+    let month = month.to_string();
+    std::thread::Builder::new().name("settle-usage".into()).spawn(move || {
+        let mut grouper = Grouper::new(shard);
+        let mut after = (String::new(), String::new());
+        loop {
+            let chunk = match usage_chunk(&conn, &month, start, end, &after) {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    let _ = out.blocking_send(Err(e.context("reading the month's usage")));
+                    return;
+                }
+            };
+            let more = chunk.len() == USAGE_STREAM_CHUNK;
+            if let Some((account, api, ..)) = chunk.last() {
+                after = (account.clone(), api.clone());
+            }
+            for (account, api, calls, billed) in chunk {
+                if let Some(done) = grouper.push(account, api, calls, billed) {
+                    if out.blocking_send(Ok(done)).is_err() {
+                        return;
+                    }
+                }
+            }
+            if !more {
+                break;
+            }
+        }
+        if let Some(last) = grouper.finish() {
+            let _ = out.blocking_send(Ok(last));
+        }
+    })?;
+    Ok(stream)
+}
+
+/// One read of the month's usage: the (account, API) rows after `after`.
+fn usage_chunk(
+    conn: &Connection,
+    month: &str,
+    start: i64,
+    end: i64,
+    after: &(String, String),
+) -> anyhow::Result<Vec<(String, String, i64, Option<i64>)>> {
+    let mut stmt = conn.prepare_cached(MONTH_USAGE_SQL)?;
+    let rows = stmt.query_map(
+        params![start, end, month, after.0, after.1, USAGE_STREAM_CHUNK as i64],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Settles the stream's accounts `page_size` at a time on the database file `file`, each page
+/// one transaction, handing each page's result to `done` as it commits.
+pub async fn settle_pages(
+    file: PathBuf,
+    page: &SettlePage,
+    mut usage: UsageStream,
+    page_size: usize,
+    pricer: &Pricer<'_>,
+    done: &mut dyn FnMut(PageDone),
+) -> anyhow::Result<()> {
+    let p = Params::of(page);
+    let (to_writer, commands) = mpsc::channel();
+    let (to_reader, requests) = mpsc::channel();
+    {
+        let (conn, params, dry_run) = (open(&file)?, p.clone(), page.dry_run);
+        std::thread::Builder::new()
+            .name("settle-writer".into())
+            .spawn(move || writer(conn, params, dry_run, commands))?;
+        let (conn, params) = (open(&file)?, p.clone());
+        std::thread::Builder::new()
+            .name("settle-reader".into())
+            .spawn(move || reader(conn, params, requests))?;
+    }
+    let send = |command: Command| {
+        to_writer
+            .send(command)
+            .map_err(|_| anyhow!("the settle writer thread ended unexpectedly"))
+    };
+
+    let mut accounts = next_page(&mut usage, page_size).await?;
+    // The next page priced ahead, with the data_version its read was valid for (`None` inside:
+    // it must be read again in its own transaction).
+    let mut ahead: Option<(i64, Option<Priced>)> = None;
+    while !accounts.is_empty() {
+        let next = next_page(&mut usage, page_size).await?;
+        let (reply, begun) = oneshot::channel();
+        send(Command::Begin(reply))?;
+        let version = answer(begun).await?;
+        // Asked only now, with the write lock held: see the module header.
+        let read_ahead = if next.is_empty() || page.dry_run {
+            None
+        } else {
+            let (reply, state) = oneshot::channel();
+            to_reader
+                .send((ids_of(&next)?, reply))
+                .map_err(|_| anyhow!("the settle reader thread ended unexpectedly"))?;
+            Some(state)
+        };
+        let priced = match ahead.take() {
+            Some((read_at, Some(priced))) if read_at == version => priced,
+            _ => {
+                let (reply, state) = oneshot::channel();
+                send(Command::Read(ids_of(&accounts)?, reply))?;
+                price(page, &accounts, answer(state).await?, pricer)?
+            }
+        };
+        let previews = if page.dry_run {
+            page::previews(&priced.writes)
+        } else {
+            Vec::new()
+        };
+        let (reply, finished) = oneshot::channel();
+        send(Command::Finish(Box::new(priced.writes), reply))?;
+        // While the writer writes, the next page is priced.
+        let next_priced = match read_ahead {
+            Some(state) => answer(state).await.and_then(|state| {
+                if page::lacking_free_packs(&page.grant, &state.opened, &state.packs).is_empty() {
+                    price(page, &next, state, pricer).map(Some)
+                } else {
+                    Ok(None)
+                }
+            }),
+            None => Ok(None),
+        };
+        answer(finished).await?;
+        done(PageDone {
+            last: accounts.last().map(|a| a.account_id.clone()),
+            outcome: priced.outcome,
+            previews,
+        });
+        ahead = Some((version, next_priced?));
+        accounts = next;
+    }
+    Ok(())
+}
