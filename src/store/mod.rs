@@ -181,7 +181,13 @@ impl Grouper {
     }
 
     /// Takes the next row; returns the previous account once this row starts another.
-    pub(crate) fn push(&mut self, account_id: String, api: String, calls: i64, billed: Option<i64>) -> Option<AccountUsage> {
+    pub(crate) fn push(
+        &mut self,
+        account_id: String,
+        api: String,
+        calls: i64,
+        billed: Option<i64>,
+    ) -> Option<AccountUsage> {
         if !self.shard.contains(&account_id) {
             return None;
         }

@@ -112,12 +112,14 @@ impl SqliteStore {
 /// month ended that lack them: every such account, or only those in ?6 (a JSON array of ids).
 /// Two statements rather than one with `?6 IS NULL OR …`, which would scan every account each
 /// time.
-const GRANT_SQL: &str = "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
+const GRANT_SQL: &str =
+    "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
      SELECT 'free:' || ?1 || ':' || ?2 || ':' || a.account_id, 'free', a.account_id, ?2, ?3, ?3, ?4, ?5, ?4, ?1
      FROM accounts a
      WHERE a.activated_at IS NOT NULL AND a.activated_at < ?5 AND ?6 IS NULL
      ON CONFLICT DO NOTHING";
-pub(crate) const GRANT_PAGE_SQL: &str = "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
+pub(crate) const GRANT_PAGE_SQL: &str =
+    "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
      SELECT 'free:' || ?1 || ':' || ?2 || ':' || a.account_id, 'free', a.account_id, ?2, ?3, ?3, ?4, ?5, ?4, ?1
      FROM accounts a
      WHERE a.activated_at IS NOT NULL AND a.activated_at < ?5 AND a.account_id IN (SELECT value FROM json_each(?6))

@@ -22,11 +22,11 @@
 use super::page::{self, CurrentBill, PageWrites, StoredLine};
 use super::sqlite::{at, opt_at, us, GRANT_PAGE_SQL, MONTH_USAGE_SQL, USAGE_STREAM_CHUNK};
 use super::{AccountUsage, FreeGrant, Grouper, PageDone, PageOutcome, Pricer, SettlePage, UsageStream, STREAM_BUFFER};
-use crate::domain::month::Month;
-use crate::domain::shard::Shard;
 use crate::domain::arrears::ServiceState;
 use crate::domain::money::format_money;
+use crate::domain::month::Month;
 use crate::domain::packs::{PackBalance, PackKind};
+use crate::domain::shard::Shard;
 use anyhow::{anyhow, Context};
 use rusqlite::{params, Connection, OpenFlags};
 use rust_decimal::Decimal;
@@ -76,8 +76,11 @@ impl Params {
 
 /// Opens a connection to the database file with the settings of `SqliteStore::connect`.
 fn open(file: &Path) -> anyhow::Result<Connection> {
-    let conn = Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .with_context(|| format!("cannot open the SQLite database {}", file.display()))?;
+    let conn = Connection::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open the SQLite database {}", file.display()))?;
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     // Not checked on these connections: what a page writes refers to the accounts and packs it
@@ -210,7 +213,14 @@ fn read_in_tx(conn: &Connection, p: &Params, ids: &str) -> anyhow::Result<PageSt
         let mut grant = conn.prepare_cached(GRANT_PAGE_SQL)?;
         for (api, calls) in &p.grant.apis {
             grant
-                .execute(params![p.month, api, calls, us(p.grant.start), us(p.grant.end), lacking])
+                .execute(params![
+                    p.month,
+                    api,
+                    calls,
+                    us(p.grant.start),
+                    us(p.grant.end),
+                    lacking
+                ])
                 .context("granting free packs")?;
         }
         state.packs = read_packs(conn, p, ids)?;
@@ -280,7 +290,11 @@ fn write_page(conn: &Connection, p: &Params, w: &PageWrites) -> anyhow::Result<(
     }
     let mut packs = conn.prepare_cached("UPDATE packs SET remaining = remaining + ?2 WHERE pack_id = ?1")?;
     for i in 0..w.pack_id.len() {
-        if packs.execute(params![w.pack_id[i], w.pack_delta[i]]).context("updating packs")? != 1 {
+        if packs
+            .execute(params![w.pack_id[i], w.pack_delta[i]])
+            .context("updating packs")?
+            != 1
+        {
             return Err(anyhow!("pack {} vanished while its page was settled", w.pack_id[i]));
         }
     }
@@ -293,11 +307,17 @@ fn write_page(conn: &Connection, p: &Params, w: &PageWrites) -> anyhow::Result<(
             .execute(params![w.bill_account[i], kind, -w.debited_fen[i], w.bill_id[i], p.now])
             .context("inserting ledger entries")?;
     }
-    let mut balances =
-        conn.prepare_cached("UPDATE accounts SET balance_fen = ?2, suspend_at = ?3, suspended = ?4 WHERE account_id = ?1")?;
+    let mut balances = conn.prepare_cached(
+        "UPDATE accounts SET balance_fen = ?2, suspend_at = ?3, suspended = ?4 WHERE account_id = ?1",
+    )?;
     for i in 0..w.bill_id.len() {
         balances
-            .execute(params![w.bill_account[i], w.after_fen[i], w.suspend_at[i].map(us), w.suspended[i]])
+            .execute(params![
+                w.bill_account[i],
+                w.after_fen[i],
+                w.suspend_at[i].map(us),
+                w.suspended[i]
+            ])
             .context("updating balances")?;
     }
     let mut events = conn.prepare_cached(
@@ -396,10 +416,17 @@ async fn next_page(usage: &mut UsageStream, n: usize) -> anyhow::Result<Vec<Acco
 }
 
 fn ids_of(accounts: &[AccountUsage]) -> anyhow::Result<String> {
-    Ok(serde_json::to_string(&accounts.iter().map(|a| a.account_id.as_str()).collect::<Vec<_>>())?)
+    Ok(serde_json::to_string(
+        &accounts.iter().map(|a| a.account_id.as_str()).collect::<Vec<_>>(),
+    )?)
 }
 
-fn price(page: &SettlePage, accounts: &[AccountUsage], state: PageState, pricer: &Pricer<'_>) -> anyhow::Result<Priced> {
+fn price(
+    page: &SettlePage,
+    accounts: &[AccountUsage],
+    state: PageState,
+    pricer: &Pricer<'_>,
+) -> anyhow::Result<Priced> {
     let (writes, outcome) = page::build(page, accounts, &state.current, &state.states, state.packs, pricer)?;
     Ok(Priced { writes, outcome })
 }
@@ -544,4 +571,131 @@ pub async fn settle_pages(
         accounts = next;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::bill::{compute_bill, ApiUsage};
+    use crate::domain::catalog::Catalog;
+    use crate::input::accounts::NewAccount;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::Store;
+
+    /// The pipeline's premise: `PRAGMA data_version`, read inside `BEGIN IMMEDIATE`, does not
+    /// move for the connection's own commits and does move for another connection's.
+    #[test]
+    fn data_version_moves_for_other_connections_commits_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("v.db");
+        let writer = Connection::open(&file).unwrap();
+        writer
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER)")
+            .unwrap();
+        let other = Connection::open(&file).unwrap();
+        let version = |conn: &Connection| -> i64 {
+            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+            let v = conn.query_row("PRAGMA data_version", [], |r| r.get(0)).unwrap();
+            conn.execute_batch("INSERT INTO t VALUES (1); COMMIT").unwrap();
+            v
+        };
+        let first = version(&writer);
+        assert_eq!(version(&writer), first, "the writer's own commit must not count");
+        other.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        assert_ne!(version(&writer), first, "another connection's commit must count");
+    }
+
+    /// Page 2 is read ahead while page 1 is written. When another connection commits in
+    /// between (here a recharge of page 2's account), page 2 must be read again: its bill starts
+    /// from the recharged balance, not the one read ahead.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_page_read_ahead_is_read_again_when_another_connection_commits_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let tz = chrono_tz::Asia::Shanghai;
+        let month: Month = "2026-10".parse().unwrap();
+        let catalog = Catalog::built_in();
+        let version = catalog.for_month(month).unwrap();
+        let (start, end) = (month.start(tz), month.end(tz));
+        let grant = FreeGrant::new(month, start, end, version);
+        let accounts: Vec<NewAccount> = ["a1", "a2", "a3"]
+            .iter()
+            .map(|id| NewAccount {
+                line: 1,
+                account_id: id.to_string(),
+                name: id.to_string(),
+                activated_at: Some(start - chrono::Duration::days(1)),
+                balance_fen: 100_000,
+            })
+            .collect();
+        store.import_accounts(&accounts, &grant, start).await.unwrap().unwrap();
+        let api = version.apis.keys().next().unwrap().clone();
+        let (to_pages, usage) = tokio::sync::mpsc::channel(8);
+        for id in ["a1", "a2", "a3"] {
+            let usage = vec![ApiUsage {
+                api: api.clone(),
+                calls: 1_000_000,
+            }];
+            to_pages
+                .send(Ok(AccountUsage {
+                    account_id: id.into(),
+                    usage,
+                }))
+                .await
+                .unwrap();
+        }
+        drop(to_pages);
+        let page = SettlePage {
+            month,
+            start,
+            end,
+            now: end + chrono::Duration::hours(2),
+            grant,
+            dry_run: false,
+        };
+        let pricer = |usage: &[ApiUsage], packs: &mut [PackBalance]| {
+            compute_bill(version, usage, packs).map_err(|e| anyhow!("{e}"))
+        };
+
+        let other = Connection::open(&file).unwrap();
+        let mut pages = 0;
+        settle_pages(file.clone(), &page, usage, 1, &pricer, &mut |_| {
+            pages += 1;
+            if pages == 1 {
+                other
+                    .execute_batch(
+                        "BEGIN IMMEDIATE;
+                         UPDATE accounts SET balance_fen = balance_fen + 500000 WHERE account_id = 'a2';
+                         INSERT INTO ledger (account_id, kind, amount_fen, reference, created_at)
+                             VALUES ('a2', 'recharge', 500000, 'test', 0);
+                         COMMIT",
+                    )
+                    .unwrap();
+            }
+        })
+        .await
+        .unwrap();
+
+        assert_eq!(pages, 3);
+        let bill = |id: &str| -> (i64, i64, i64) {
+            other
+                .query_row(
+                    "SELECT b.balance_before_fen, b.total_fen, a.balance_fen FROM bills b
+                     JOIN accounts a USING (account_id) WHERE b.account_id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .unwrap()
+        };
+        let (before, total, balance) = bill("a2");
+        assert!(total > 0, "a2 is billed something");
+        assert_eq!(before, 600_000, "a2's bill starts from the recharged balance");
+        assert_eq!(balance, 600_000 - total);
+        let (before, total, balance) = bill("a3");
+        assert_eq!((before, balance), (100_000, 100_000 - total));
+    }
 }
