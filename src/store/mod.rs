@@ -10,6 +10,7 @@ pub mod copy_binary;
 pub mod page;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_import;
 mod sqlite_settle;
 pub mod verify;
 

@@ -16,7 +16,7 @@ use futures_util::TryStreamExt;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqliteConnection, Transaction};
+use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqliteConnection};
 use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
@@ -47,12 +47,10 @@ pub(crate) const MONTH_USAGE_SQL: &str = "
 /// (account, API) rows per read of the month's usage.
 pub(crate) const USAGE_STREAM_CHUNK: usize = 16_384;
 
-/// Rows per multi-row INSERT of usage (6 parameters each, well under SQLite's limit).
-const USAGE_CHUNK: usize = 400;
-
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// The database file (`None`: in memory), which settle opens connections of its own to.
+    /// The database file (`None`: in memory), which settle and the usage import open
+    /// connections of their own to.
     file: Option<std::path::PathBuf>,
 }
 
@@ -100,11 +98,11 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// The database file, which settle opens connections of its own to.
-    fn settle_file(&self) -> anyhow::Result<std::path::PathBuf> {
+    /// The database file, which settle and the usage import open connections of their own to.
+    fn file(&self) -> anyhow::Result<std::path::PathBuf> {
         self.file
             .clone()
-            .ok_or_else(|| anyhow!("an in-memory SQLite database cannot be settled: use a database file"))
+            .ok_or_else(|| anyhow!("an in-memory SQLite database cannot be settled or take usage: use a database file"))
     }
 }
 
@@ -148,34 +146,6 @@ async fn grant(tx: &mut SqliteConnection, g: &FreeGrant, only: Option<&str>) -> 
 
 /// Accounts checked and inserted per round of the accounts import.
 const ACCOUNT_CHUNK: usize = 5_000;
-
-fn usage_insert_sql(rows: usize) -> String {
-    let mut sql = String::from("INSERT INTO usage (account_id, ts, api, calls, import_id, source_line) VALUES ");
-    for i in 0..rows {
-        sql.push_str(if i == 0 { "(?,?,?,?,?,?)" } else { ",(?,?,?,?,?,?)" });
-    }
-    sql
-}
-
-async fn insert_usage_chunk(
-    tx: &mut Transaction<'_, Sqlite>,
-    sql: &str,
-    import_id: i64,
-    rows: &[NewUsage],
-) -> anyhow::Result<()> {
-    let mut q = sqlx::query(sql);
-    for r in rows {
-        q = q
-            .bind(&r.account_id)
-            .bind(us(r.ts))
-            .bind(&r.api)
-            .bind(r.calls)
-            .bind(import_id)
-            .bind(r.line as i64);
-    }
-    q.execute(&mut **tx).await.context("inserting usage rows")?;
-    Ok(())
-}
 
 fn service_state(row: &SqliteRow) -> anyhow::Result<ServiceState> {
     Ok(ServiceState {
@@ -413,121 +383,14 @@ impl Store for SqliteStore {
         })
     }
 
+    /// Through `rusqlite` on this thread: see `store::sqlite_import`.
     async fn import_usage(
         &self,
         source: &SourceFile,
         rows: &mut dyn Iterator<Item = Result<NewUsage, Vec<RowError>>>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Result<UsageImported, UsageRejected>> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        if let Some(row) = sqlx::query("SELECT import_id, file_name, imported_at FROM usage_imports WHERE sha256 = ?")
-            .bind(&source.sha256)
-            .fetch_optional(&mut *tx)
-            .await?
-        {
-            return Ok(Err(UsageRejected::AlreadyImported {
-                import_id: row.try_get("import_id")?,
-                file_name: row.try_get("file_name")?,
-                imported_at: at(row.try_get("imported_at")?),
-            }));
-        }
-        let import_id: i64 = sqlx::query_scalar(
-            "INSERT INTO usage_imports (file_name, sha256, rows, calls, imported_at) VALUES (?, ?, 0, 0, ?) RETURNING import_id",
-        )
-        .bind(&source.name)
-        .bind(&source.sha256)
-        .bind(us(now))
-        .fetch_one(&mut *tx)
-        .await?;
-
-        let full_sql = usage_insert_sql(USAGE_CHUNK);
-        let mut chunk: Vec<NewUsage> = Vec::with_capacity(USAGE_CHUNK);
-        let mut problems: Vec<RowError> = Vec::new();
-        let mut bad_total: u64 = 0;
-        let (mut count, mut calls) = (0u64, 0i64);
-        for row in rows {
-            match row {
-                Ok(r) => {
-                    count += 1;
-                    calls = calls
-                        .checked_add(r.calls)
-                        .ok_or_else(|| anyhow!("total calls overflow"))?;
-                    chunk.push(r);
-                    // Rows are inserted even once the file is known to be bad, so that unknown
-                    // accounts are listed too; the transaction is rolled back in that case.
-                    if chunk.len() == USAGE_CHUNK {
-                        insert_usage_chunk(&mut tx, &full_sql, import_id, &chunk).await?;
-                        chunk.clear();
-                    }
-                }
-                Err(mut errs) => {
-                    bad_total += 1;
-                    let room = MAX_LISTED.saturating_sub(problems.len());
-                    errs.truncate(room);
-                    problems.extend(errs);
-                }
-            }
-        }
-        if !chunk.is_empty() {
-            insert_usage_chunk(&mut tx, &usage_insert_sql(chunk.len()), import_id, &chunk).await?;
-        }
-        {
-            // Unknown accounts are found in one pass over what was just inserted.
-            let mut unknown = sqlx::query(
-                "SELECT u.source_line, u.account_id FROM usage u
-                 WHERE u.import_id = ? AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = u.account_id)
-                 ORDER BY u.source_line",
-            )
-            .bind(import_id)
-            .fetch(&mut *tx);
-            while let Some(row) = unknown.try_next().await? {
-                bad_total += 1;
-                if problems.len() < MAX_LISTED {
-                    let line: i64 = row.try_get("source_line")?;
-                    let id: String = row.try_get("account_id")?;
-                    problems.push(RowError::new(
-                        line as u64,
-                        "account_id",
-                        format!("unknown account '{id}'"),
-                    ));
-                }
-            }
-        }
-        if bad_total > 0 {
-            problems.sort_by_key(|p| p.line);
-            return Ok(Err(UsageRejected::BadRows {
-                problems,
-                total: bad_total,
-            }));
-        }
-        if count == 0 {
-            return Ok(Err(UsageRejected::BadRows {
-                problems: vec![RowError::new(2, "", "the file has no usage rows")],
-                total: 1,
-            }));
-        }
-        let late_rows: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM usage u JOIN bills b
-               ON b.account_id = u.account_id AND u.ts >= b.period_start AND u.ts < b.period_end AND b.revision = 1
-             WHERE u.import_id = ?",
-        )
-        .bind(import_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE usage_imports SET rows = ?, calls = ? WHERE import_id = ?")
-            .bind(count as i64)
-            .bind(calls)
-            .bind(import_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Ok(UsageImported {
-            import_id,
-            rows: count,
-            calls,
-            late_rows: late_rows as u64,
-        }))
+        super::sqlite_import::import_usage(&self.file()?, source, rows, us(now))
     }
 
     async fn import_packs(&self, rows: &[NewPack]) -> anyhow::Result<Result<u64, Vec<RowError>>> {
@@ -616,7 +479,7 @@ impl Store for SqliteStore {
         end: DateTime<Utc>,
         shard: Shard,
     ) -> anyhow::Result<UsageStream> {
-        super::sqlite_settle::month_usage(self.settle_file()?, month, us(start), us(end), shard)
+        super::sqlite_settle::month_usage(self.file()?, month, us(start), us(end), shard)
     }
 
     /// On threads of their own, pipelined: see `store::sqlite_settle`.
@@ -628,7 +491,7 @@ impl Store for SqliteStore {
         pricer: &Pricer<'_>,
         done: &mut dyn FnMut(PageDone),
     ) -> anyhow::Result<()> {
-        super::sqlite_settle::settle_pages(self.settle_file()?, page, usage, page_size, pricer, done).await
+        super::sqlite_settle::settle_pages(self.file()?, page, usage, page_size, pricer, done).await
     }
 
     async fn mark_settled(

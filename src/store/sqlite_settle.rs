@@ -74,8 +74,12 @@ impl Params {
     }
 }
 
-/// Opens a connection to the database file with the settings of `SqliteStore::connect`.
-fn open(file: &Path) -> anyhow::Result<Connection> {
+/// Opens a connection to the database file with the settings of `SqliteStore::connect`, but
+/// for `foreign_keys`. Settle's connections do not check them: what a page writes refers to the
+/// accounts and packs it read under the same write lock and to the bills it inserted just
+/// before. Checking cost a primary-key lookup per row (about 5% of a settle). `verify` checks
+/// the same references, and every other connection still enforces them.
+pub(super) fn open(file: &Path, foreign_keys: bool) -> anyhow::Result<Connection> {
     let conn = Connection::open_with_flags(
         file,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -83,11 +87,7 @@ fn open(file: &Path) -> anyhow::Result<Connection> {
     .with_context(|| format!("cannot open the SQLite database {}", file.display()))?;
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.pragma_update(None, "synchronous", "FULL")?;
-    // Not checked on these connections: what a page writes refers to the accounts and packs it
-    // read under the same write lock and to the bills it inserts just before. Checking cost a
-    // primary-key lookup per row (about 5% of a settle). `verify` checks the same references,
-    // and every other connection still enforces them.
-    conn.pragma_update(None, "foreign_keys", false)?;
+    conn.pragma_update(None, "foreign_keys", foreign_keys)?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
 }
@@ -435,7 +435,7 @@ fn price(
 /// [`USAGE_STREAM_CHUNK`] rows per read, each read a short transaction of its own (see
 /// `MONTH_USAGE_SQL`).
 pub fn month_usage(file: PathBuf, month: Month, start: i64, end: i64, shard: Shard) -> anyhow::Result<UsageStream> {
-    let conn = open(&file)?;
+    let conn = open(&file, false)?;
     let (out, stream) = tokio::sync::mpsc::channel(STREAM_BUFFER);
     let month = month.to_string();
     std::thread::Builder::new().name("settle-usage".into()).spawn(move || {
@@ -471,6 +471,9 @@ pub fn month_usage(file: PathBuf, month: Month, start: i64, end: i64, shard: Sha
     Ok(stream)
 }
 
+/// (account, API, calls in the month, calls its current bill counted for the API).
+type UsageRow = (String, String, i64, Option<i64>);
+
 /// One read of the month's usage: the (account, API) rows after `after`.
 fn usage_chunk(
     conn: &Connection,
@@ -478,7 +481,7 @@ fn usage_chunk(
     start: i64,
     end: i64,
     after: &(String, String),
-) -> anyhow::Result<Vec<(String, String, i64, Option<i64>)>> {
+) -> anyhow::Result<Vec<UsageRow>> {
     let mut stmt = conn.prepare_cached(MONTH_USAGE_SQL)?;
     let rows = stmt.query_map(
         params![start, end, month, after.0, after.1, USAGE_STREAM_CHUNK as i64],
@@ -501,11 +504,11 @@ pub async fn settle_pages(
     let (to_writer, commands) = mpsc::channel();
     let (to_reader, requests) = mpsc::channel();
     {
-        let (conn, params, dry_run) = (open(&file)?, p.clone(), page.dry_run);
+        let (conn, params, dry_run) = (open(&file, false)?, p.clone(), page.dry_run);
         std::thread::Builder::new()
             .name("settle-writer".into())
             .spawn(move || writer(conn, params, dry_run, commands))?;
-        let (conn, params) = (open(&file)?, p.clone());
+        let (conn, params) = (open(&file, false)?, p.clone());
         std::thread::Builder::new()
             .name("settle-reader".into())
             .spawn(move || reader(conn, params, requests))?;
