@@ -53,54 +53,55 @@ pub fn import_usage(
         let mut insert = tx.prepare_cached(
             "INSERT INTO usage (account_id, ts, api, calls, import_id, source_line) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
+        let mut exists = tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM accounts WHERE account_id = ?1)")?;
+        // Whether the account of the row before exists: a usage file mostly lists an account's
+        // rows together, so the accounts table is asked once per run of rows, not once a row.
+        let mut last: Option<(String, bool)> = None;
+        let mut problem = |bad_total: &mut u64, errs: Vec<RowError>| {
+            *bad_total += 1;
+            let room = MAX_LISTED.saturating_sub(problems.len());
+            problems.extend(errs.into_iter().take(room));
+        };
         for row in rows {
-            match row {
-                Ok(r) => {
-                    count += 1;
-                    calls = calls
-                        .checked_add(r.calls)
-                        .ok_or_else(|| anyhow!("total calls overflow"))?;
-                    // Rows are inserted even once the file is known to be bad, so that unknown
-                    // accounts are listed too; the transaction is rolled back in that case.
-                    insert.execute(params![
-                        r.account_id,
-                        r.ts.timestamp_micros(),
-                        r.api,
-                        r.calls,
-                        import_id,
-                        r.line as i64
-                    ])?;
+            let r = match row {
+                Ok(r) => r,
+                Err(errs) => {
+                    problem(&mut bad_total, errs);
+                    continue;
                 }
-                Err(mut errs) => {
-                    bad_total += 1;
-                    let room = MAX_LISTED.saturating_sub(problems.len());
-                    errs.truncate(room);
-                    problems.extend(errs);
+            };
+            let known = match &last {
+                Some((id, known)) if *id == r.account_id => *known,
+                _ => {
+                    let known: bool = exists.query_row([&r.account_id], |row| row.get(0))?;
+                    last = Some((r.account_id.clone(), known));
+                    known
                 }
+            };
+            if !known {
+                let message = format!("unknown account '{}'", r.account_id);
+                problem(&mut bad_total, vec![RowError::new(r.line, "account_id", message)]);
+                continue;
             }
-        }
-        // Unknown accounts are found in one pass over what was just inserted.
-        let mut unknown = tx.prepare(
-            "SELECT u.source_line, u.account_id FROM usage u
-             WHERE u.import_id = ?1 AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = u.account_id)
-             ORDER BY u.source_line",
-        )?;
-        let mut found = unknown.query([import_id])?;
-        while let Some(row) = found.next()? {
-            bad_total += 1;
-            if problems.len() < MAX_LISTED {
-                let line: i64 = row.get(0)?;
-                let id: String = row.get(1)?;
-                problems.push(RowError::new(
-                    line as u64,
-                    "account_id",
-                    format!("unknown account '{id}'"),
-                ));
+            count += 1;
+            calls = calls
+                .checked_add(r.calls)
+                .ok_or_else(|| anyhow!("total calls overflow"))?;
+            // Once the file is known to be bad, its rows are only checked: the transaction is
+            // rolled back.
+            if bad_total == 0 {
+                insert.execute(params![
+                    r.account_id,
+                    r.ts.timestamp_micros(),
+                    r.api,
+                    r.calls,
+                    import_id,
+                    r.line as i64
+                ])?;
             }
         }
     }
     if bad_total > 0 {
-        problems.sort_by_key(|p| p.line);
         return Ok(Err(UsageRejected::BadRows {
             problems,
             total: bad_total,
