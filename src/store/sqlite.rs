@@ -106,42 +106,48 @@ impl SqliteStore {
     }
 }
 
-/// The month's free packs for one API (?2, ?3 calls), granted to the accounts opened before the
-/// month ended that lack them: every such account, or only those in ?6 (a JSON array of ids).
-/// Two statements rather than one with `?6 IS NULL OR …`, which would scan every account each
-/// time.
-const GRANT_SQL: &str =
-    "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
-     SELECT 'free:' || ?1 || ':' || ?2 || ':' || a.account_id, 'free', a.account_id, ?2, ?3, ?3, ?4, ?5, ?4, ?1
-     FROM accounts a
-     WHERE a.activated_at IS NOT NULL AND a.activated_at < ?5 AND ?6 IS NULL
+/// The month's free packs (?2: a JSON object of API → calls), granted to the accounts opened
+/// before the month ended that lack them: every such account, or only those in ?5 (a JSON array
+/// of ids). One statement for every API; a pack the month already has is found by a probe of
+/// its unique key rather than a conflicting insert. Two statements rather than one with `?5 IS
+/// NULL OR …`, which would scan every account for each page.
+const GRANT_SQL: &str = "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
+     SELECT 'free:' || ?1 || ':' || f.key || ':' || a.account_id, 'free', a.account_id, f.key, f.value, f.value, ?3, ?4, ?3, ?1
+     FROM accounts a, json_each(?2) f
+     WHERE a.activated_at IS NOT NULL AND a.activated_at < ?4 AND ?5 IS NULL
+       AND NOT EXISTS (SELECT 1 FROM packs p WHERE p.account_id = a.account_id AND p.api = f.key AND p.month = ?1)
      ON CONFLICT DO NOTHING";
-pub(crate) const GRANT_PAGE_SQL: &str =
-    "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
-     SELECT 'free:' || ?1 || ':' || ?2 || ':' || a.account_id, 'free', a.account_id, ?2, ?3, ?3, ?4, ?5, ?4, ?1
-     FROM accounts a
-     WHERE a.activated_at IS NOT NULL AND a.activated_at < ?5 AND a.account_id IN (SELECT value FROM json_each(?6))
+pub(crate) const GRANT_PAGE_SQL: &str = "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
+     SELECT 'free:' || ?1 || ':' || f.key || ':' || a.account_id, 'free', a.account_id, f.key, f.value, f.value, ?3, ?4, ?3, ?1
+     FROM accounts a, json_each(?2) f
+     WHERE a.activated_at IS NOT NULL AND a.activated_at < ?4 AND a.account_id IN (SELECT value FROM json_each(?5))
+       AND NOT EXISTS (SELECT 1 FROM packs p WHERE p.account_id = a.account_id AND p.api = f.key AND p.month = ?1)
      ON CONFLICT DO NOTHING";
+
+/// The month's free packs as GRANT_SQL takes them: a JSON object of API → calls.
+pub(crate) fn grant_apis(g: &FreeGrant) -> anyhow::Result<String> {
+    Ok(serde_json::to_string(
+        &g.apis
+            .iter()
+            .cloned()
+            .collect::<std::collections::BTreeMap<String, i64>>(),
+    )?)
+}
 
 /// Grants a month's free packs to every account opened before the month ended (or only to the
 /// accounts in `only`, a JSON array of ids) that lacks them.
 async fn grant(tx: &mut SqliteConnection, g: &FreeGrant, only: Option<&str>) -> anyhow::Result<u64> {
     let sql = if only.is_some() { GRANT_PAGE_SQL } else { GRANT_SQL };
-    let mut created = 0;
-    for (api, calls) in &g.apis {
-        let done = sqlx::query(sql)
-            .bind(g.month.to_string())
-            .bind(api)
-            .bind(calls)
-            .bind(us(g.start))
-            .bind(us(g.end))
-            .bind(only)
-            .execute(&mut *tx)
-            .await
-            .context("granting free packs")?;
-        created += done.rows_affected();
-    }
-    Ok(created)
+    let done = sqlx::query(sql)
+        .bind(g.month.to_string())
+        .bind(grant_apis(g)?)
+        .bind(us(g.start))
+        .bind(us(g.end))
+        .bind(only)
+        .execute(&mut *tx)
+        .await
+        .context("granting free packs")?;
+    Ok(done.rows_affected())
 }
 
 /// Accounts checked and inserted per round of the accounts import.

@@ -20,7 +20,7 @@
 //! any open transaction and end: nothing half-written is kept.
 
 use super::page::{self, CurrentBill, PageWrites, StoredLine};
-use super::sqlite::{at, opt_at, us, GRANT_PAGE_SQL, MONTH_USAGE_SQL, USAGE_STREAM_CHUNK};
+use super::sqlite::{at, grant_apis, opt_at, us, GRANT_PAGE_SQL, MONTH_USAGE_SQL, USAGE_STREAM_CHUNK};
 use super::{AccountUsage, FreeGrant, Grouper, PageDone, PageOutcome, Pricer, SettlePage, UsageStream, STREAM_BUFFER};
 use crate::domain::arrears::ServiceState;
 use crate::domain::money::format_money;
@@ -210,19 +210,15 @@ fn read_in_tx(conn: &Connection, p: &Params, ids: &str) -> anyhow::Result<PageSt
     let lacking = page::lacking_free_packs(&p.grant, &state.opened, &state.packs);
     if !lacking.is_empty() {
         let lacking = serde_json::to_string(&lacking)?;
-        let mut grant = conn.prepare_cached(GRANT_PAGE_SQL)?;
-        for (api, calls) in &p.grant.apis {
-            grant
-                .execute(params![
-                    p.month,
-                    api,
-                    calls,
-                    us(p.grant.start),
-                    us(p.grant.end),
-                    lacking
-                ])
-                .context("granting free packs")?;
-        }
+        conn.prepare_cached(GRANT_PAGE_SQL)?
+            .execute(params![
+                p.month,
+                grant_apis(&p.grant)?,
+                us(p.grant.start),
+                us(p.grant.end),
+                lacking
+            ])
+            .context("granting free packs")?;
         state.packs = read_packs(conn, p, ids)?;
     }
     Ok(state)
