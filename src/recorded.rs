@@ -104,9 +104,9 @@ pub async fn recorded<S: Store, T: Counted>(
             end.message = format!("{e:#}");
         }
     }
-    // A stopped job's abandoned transaction may still be rolling back on another connection.
-    // Once (SQLite, CI, a SIGTERM test) recording the stop failed and the run stayed `running`;
-    // the cause was not caught in the act. The update is idempotent, so it is tried again.
+    // A stopped job's abandoned transaction may still be rolling back on another connection
+    // (see the SQLite store's `run_ended` for one that nothing would roll back). The update is
+    // idempotent, so it is tried again.
     for attempt in 1..=5 {
         match store.run_ended(run_id, &end).await {
             Ok(()) => break,

@@ -49,6 +49,7 @@ pub(crate) const USAGE_STREAM_CHUNK: usize = 16_384;
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    options: SqliteConnectOptions,
     /// The database file (`None`: in memory), which settle and the usage import open
     /// connections of their own to.
     file: Option<std::path::PathBuf>,
@@ -82,9 +83,9 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30))
             .disable_statement_logging();
-        // Two connections: the month's usage stream reads on one while other work goes on (WAL
-        // lets a reader and a writer proceed together). Settle writes its pages on connections
-        // of its own (`store::sqlite_settle`).
+        // Two connections, so that a read streaming on one does not hold up a write on the
+        // other (WAL lets a reader and a writer proceed together). Settle and the usage import
+        // open connections of their own (`store::sqlite_settle`, `store::sqlite_import`).
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
             .acquire_timeout(Duration::from_secs(60))
@@ -93,7 +94,7 @@ impl SqliteStore {
             .with_context(|| format!("cannot open the SQLite database {url}"))?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let file = (!in_memory).then(|| options.get_filename().to_path_buf());
-        Ok(SqliteStore { pool, file })
+        Ok(SqliteStore { pool, options, file })
     }
 }
 
@@ -707,7 +708,19 @@ impl Store for SqliteStore {
         .await?)
     }
 
+    /// On a connection of its own, after closing the pool's idle connections. A run stopped by
+    /// a signal drops its job wherever it stands; if that was after sqlx had sent a `BEGIN
+    /// IMMEDIATE` but before its answer, the pooled connection stays inside that transaction
+    /// with nothing left to roll it back, and an update run on it would join it and never be
+    /// committed (seen twice in CI: a stopped run left `running`). Closing a connection rolls
+    /// its transaction back; the pool opens new ones when next asked.
     async fn run_ended(&self, run_id: i64, end: &RunEnd) -> anyhow::Result<()> {
+        for _ in 0..self.pool.num_idle() {
+            if let Some(idle) = self.pool.try_acquire() {
+                let _ = idle.detach().close().await;
+            }
+        }
+        let mut conn = SqliteConnection::connect_with(&self.options).await?;
         sqlx::query(
             "UPDATE runs SET ended_at = ?, outcome = ?, month = COALESCE(?, month), accounts_billed = ?, billed_fen = ?,
                suspended = ?, message = ? WHERE run_id = ?",
@@ -720,8 +733,9 @@ impl Store for SqliteStore {
         .bind(end.suspended as i64)
         .bind(&end.message)
         .bind(run_id)
-        .execute(&self.pool)
+        .execute(&mut conn)
         .await?;
+        conn.close().await?;
         Ok(())
     }
 
