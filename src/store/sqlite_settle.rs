@@ -581,6 +581,22 @@ mod tests {
     use crate::store::sqlite::SqliteStore;
     use crate::store::Store;
 
+    /// The bundled SQLite is built as `.cargo/config.toml` asks: without the shared page cache
+    /// and the allocator statistics whose global mutexes the settle's threads queued on.
+    #[test]
+    fn sqlite_is_built_without_the_shared_page_cache() {
+        let conn = Connection::open_in_memory().unwrap();
+        let mut stmt = conn.prepare("PRAGMA compile_options").unwrap();
+        let options: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(options.iter().any(|o| o == "THREADSAFE=1"), "{options:?}");
+        assert!(!options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"), "{options:?}");
+        assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+    }
+
     /// The pipeline's premise: `PRAGMA data_version`, read inside `BEGIN IMMEDIATE`, does not
     /// move for the connection's own commits and does move for another connection's.
     #[test]
