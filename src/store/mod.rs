@@ -14,6 +14,7 @@ mod sqlite_import;
 mod sqlite_settle;
 pub mod verify;
 
+use crate::domain::arrears::ServiceState;
 use crate::domain::bill::{ApiUsage, BillDraft};
 use crate::domain::catalog::CatalogVersion;
 use crate::domain::month::Month;
@@ -91,6 +92,25 @@ pub struct AccountView {
     pub suspend_at: Option<DateTime<Utc>>,
 }
 
+/// The columns an [`AccountView`] is read from, the same on every backend; callers add the
+/// `WHERE` or `ORDER BY`.
+pub(crate) const ACCOUNT_VIEW_SQL: &str =
+    "SELECT account_id, name, activated_at, balance_fen, suspend_at, suspended FROM accounts";
+
+impl AccountView {
+    /// An account as listed, from the columns of [`ACCOUNT_VIEW_SQL`]: `opened` is whether
+    /// `activated_at` is set.
+    pub(crate) fn new(account_id: String, name: String, opened: bool, state: ServiceState) -> AccountView {
+        AccountView {
+            account_id,
+            name,
+            status: AccountStatus::of(opened, state.suspended, state.suspend_at),
+            balance: crate::domain::money::from_fen(state.balance_fen),
+            suspend_at: state.suspend_at,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ActivateOutcome {
     Activated { packs_granted: u64 },
@@ -136,6 +156,22 @@ pub enum UsageRejected {
 
 /// How many bad rows an import lists; the rest are counted.
 pub const MAX_LISTED: usize = 1000;
+
+/// How a usage import that read `rows` good rows ends, if it is rejected: for its bad rows
+/// (`problems`, listed in line order, of `bad_total` in all), or for having no rows at all.
+pub(crate) fn usage_rejection(mut problems: Vec<RowError>, bad_total: u64, rows: u64) -> Option<UsageRejected> {
+    if bad_total > 0 {
+        problems.sort_by_key(|p| p.line);
+        return Some(UsageRejected::BadRows {
+            problems,
+            total: bad_total,
+        });
+    }
+    (rows == 0).then(|| UsageRejected::BadRows {
+        problems: vec![RowError::new(2, "", "the file has no usage rows")],
+        total: 1,
+    })
+}
 
 #[derive(Clone, Debug)]
 pub struct PackView {

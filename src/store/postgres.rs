@@ -117,20 +117,14 @@ fn service_state(row: &PgRow) -> anyhow::Result<ServiceState> {
     })
 }
 
-/// The columns an [`AccountView`] is read from; callers add the `WHERE` or `ORDER BY`.
-const ACCOUNT_VIEW_SQL: &str =
-    "SELECT account_id, name, activated_at, balance_fen, suspend_at, suspended FROM accounts";
-
 fn account_view(row: &PgRow) -> anyhow::Result<AccountView> {
-    let state = service_state(row)?;
     let activated_at: Option<DateTime<Utc>> = row.try_get("activated_at")?;
-    Ok(AccountView {
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        status: AccountStatus::of(activated_at.is_some(), state.suspended, state.suspend_at),
-        balance: crate::domain::money::from_fen(state.balance_fen),
-        suspend_at: state.suspend_at,
-    })
+    Ok(AccountView::new(
+        row.try_get("account_id")?,
+        row.try_get("name")?,
+        activated_at.is_some(),
+        service_state(row)?,
+    ))
 }
 
 /// A stable 64-bit advisory lock key for settling `shard` of `month`.
@@ -541,18 +535,8 @@ impl Store for PgStore {
             }
         }
         drop(unknown);
-        if bad_total > 0 {
-            problems.sort_by_key(|p| p.line);
-            return Ok(Err(UsageRejected::BadRows {
-                problems,
-                total: bad_total,
-            }));
-        }
-        if count == 0 {
-            return Ok(Err(UsageRejected::BadRows {
-                problems: vec![RowError::new(2, "", "the file has no usage rows")],
-                total: 1,
-            }));
+        if let Some(rejected) = usage_rejection(problems, bad_total, count) {
+            return Ok(Err(rejected));
         }
         let late_rows: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM usage u JOIN bills b

@@ -162,20 +162,14 @@ fn service_state(row: &SqliteRow) -> anyhow::Result<ServiceState> {
     })
 }
 
-/// The columns an [`AccountView`] is read from; callers add the `WHERE` or `ORDER BY`.
-const ACCOUNT_VIEW_SQL: &str =
-    "SELECT account_id, name, activated_at, balance_fen, suspend_at, suspended FROM accounts";
-
 fn account_view(row: &SqliteRow) -> anyhow::Result<AccountView> {
-    let state = service_state(row)?;
     let activated_at: Option<i64> = row.try_get("activated_at")?;
-    Ok(AccountView {
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        status: AccountStatus::of(activated_at.is_some(), state.suspended, state.suspend_at),
-        balance: crate::domain::money::from_fen(state.balance_fen),
-        suspend_at: state.suspend_at,
-    })
+    Ok(AccountView::new(
+        row.try_get("account_id")?,
+        row.try_get("name")?,
+        activated_at.is_some(),
+        service_state(row)?,
+    ))
 }
 
 /// Runs `head (?,…),(?,…)… tail` over `n` rows, many rows per statement; `bind` binds row `i`.

@@ -9,7 +9,7 @@
 
 use super::sqlite::at;
 use super::sqlite_settle::open;
-use super::{SourceFile, UsageImported, UsageRejected, MAX_LISTED};
+use super::{usage_rejection, SourceFile, UsageImported, UsageRejected, MAX_LISTED};
 use crate::input::usage::NewUsage;
 use crate::input::RowError;
 use anyhow::anyhow;
@@ -101,17 +101,8 @@ pub fn import_usage(
             }
         }
     }
-    if bad_total > 0 {
-        return Ok(Err(UsageRejected::BadRows {
-            problems,
-            total: bad_total,
-        }));
-    }
-    if count == 0 {
-        return Ok(Err(UsageRejected::BadRows {
-            problems: vec![RowError::new(2, "", "the file has no usage rows")],
-            total: 1,
-        }));
+    if let Some(rejected) = usage_rejection(problems, bad_total, count) {
+        return Ok(Err(rejected));
     }
     let late_rows: i64 = tx.query_row(
         "SELECT COUNT(*) FROM usage u JOIN bills b

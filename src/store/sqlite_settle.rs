@@ -349,17 +349,13 @@ enum Command {
 /// The writer thread: one connection, one transaction at a time. Ends, rolling back whatever
 /// is open, when the commands stop coming.
 fn writer(conn: Connection, p: Params, dry_run: bool, commands: mpsc::Receiver<Command>) {
-    let mut open = false;
     while let Ok(command) = commands.recv() {
         match command {
             Command::Begin(reply) => {
                 let begun = conn
                     .execute_batch("BEGIN IMMEDIATE")
                     .context("taking the write lock")
-                    .and_then(|()| {
-                        open = true;
-                        Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
-                    });
+                    .and_then(|()| Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?));
                 let _ = reply.send(begun);
             }
             Command::Read(ids, reply) => {
@@ -370,14 +366,12 @@ fn writer(conn: Connection, p: Params, dry_run: bool, commands: mpsc::Receiver<C
                 let finished = write_page(&conn, &p, &writes)
                     .and_then(|()| conn.execute_batch(end).context("committing a page of bills"))
                     .map(|()| writes);
-                if finished.is_ok() {
-                    open = false;
-                }
                 let _ = reply.send(finished);
             }
         }
     }
-    if open || !conn.is_autocommit() {
+    // A transaction still open (the async task went away mid-page) is rolled back.
+    if !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
 }
