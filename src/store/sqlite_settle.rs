@@ -1,4 +1,4 @@
-//! SQLite's settle: pages of bills read, priced and written with two threads of their own.
+//! SQLite's settle: pages of bills read, priced and written by threads of their own.
 //!
 //! Why not sqlx here: its SQLite driver runs each connection on a worker thread and hands
 //! every statement and every row across to the async task, one at a time. A page of 1000
@@ -7,14 +7,19 @@
 //! to the same file (through the same SQLite library as sqlx, so its locks are shared) and run
 //! a page's reads or writes as one call, with cached prepared statements.
 //!
-//! SQLite runs one writer at a time, so the work is pipelined: while the writer writes page
-//! N inside its `BEGIN IMMEDIATE` transaction, the reader reads page N + 1's bills, balances
-//! and packs, and the async task prices it. What was read ahead is used only if no other
-//! connection committed anything between the write lock taken for page N and the one taken
-//! for page N + 1 (`PRAGMA data_version` counts other connections' commits): the read came
-//! after the first, and the writer's own page N touched other accounts. Otherwise, and for a
-//! page that must grant free packs or a dry run, the page is read again inside its own
-//! transaction, before it is priced.
+//! SQLite runs one writer at a time, so the work is pipelined. The writer takes the write lock
+//! (`BEGIN IMMEDIATE`) for page N and, holding it, has the reader read page N + 1's bills,
+//! balances and packs; while the writer writes page N, the async task prices page N + 1 and
+//! gathers page N + 2 from the usage stream. Page N + 1's read-ahead is written only if no
+//! other connection committed anything between the write lock taken for page N and the one
+//! taken for page N + 1 (`PRAGMA data_version`, which counts other connections' commits, is the
+//! same): the read came after the first, and the writer's own page N touched other accounts.
+//! The writer checks this itself, right after taking the lock, and writes and commits the page
+//! without waiting on the async task. Otherwise, and for a page that must grant free packs or a
+//! dry run, the page is read again inside its own transaction, before it is priced.
+//!
+//! A checkpoint thread copies the write-ahead log back into the database after each commit, so
+//! that the copying, and the waits for the disk, happen beside the writer rather than in it.
 //!
 //! If the async task goes away (a stop signal), the threads see their channel close, roll back
 //! any open transaction and end: nothing half-written is kept.
@@ -334,39 +339,92 @@ fn write_page(conn: &Connection, p: &Params, w: &PageWrites) -> anyhow::Result<(
     Ok(())
 }
 
-/// What the writer thread is asked to do, in this order per page: `Begin`, optionally `Read`,
-/// then `Finish`.
+/// A page read ahead by the reader thread: the `PRAGMA data_version` the writer saw when it
+/// took the write lock after which the read began, and what was read.
+type ReadAhead = anyhow::Result<(i64, PageState)>;
+
+/// Accounts (a JSON array) for the reader thread to read once the writer holds the lock.
+struct ReadRequest {
+    ids: String,
+    reply: oneshot::Sender<ReadAhead>,
+}
+
+/// What the writer thread is asked to do.
 enum Command {
-    /// `BEGIN IMMEDIATE`; answers with `PRAGMA data_version`.
-    Begin(oneshot::Sender<anyhow::Result<i64>>),
-    /// Reads the page's accounts (a JSON array) inside the transaction, granting lacking packs.
+    /// `BEGIN IMMEDIATE`, then: has the reader thread read `read_ahead` (the next page),
+    /// now that the lock is held; then, if `priced` was read ahead at the `data_version` the
+    /// writer now sees, writes it and commits (or, in a dry run, rolls back). Otherwise the
+    /// transaction stays open and the answer is [`Locked::Open`]: the page must be read with
+    /// `Read` and written with `Finish`.
+    Page {
+        priced: Option<(i64, Box<PageWrites>)>,
+        read_ahead: Option<ReadRequest>,
+        reply: oneshot::Sender<anyhow::Result<Locked>>,
+    },
+    /// Reads the page's accounts (a JSON array) inside the open transaction, granting lacking
+    /// packs.
     Read(String, oneshot::Sender<anyhow::Result<PageState>>),
-    /// Writes the page, then commits (or, in a dry run, rolls back). The rows come back with
-    /// the answer, to be freed on the async task's thread rather than the writer's.
+    /// Writes the page inside the open transaction, then commits (or, in a dry run, rolls back).
     Finish(Box<PageWrites>, oneshot::Sender<anyhow::Result<Box<PageWrites>>>),
+}
+
+/// How a [`Command::Page`] ended. The rows come back with the answer, to be freed on the async
+/// task's thread rather than the writer's.
+enum Locked {
+    Committed(Box<PageWrites>),
+    Open,
 }
 
 /// The writer thread: one connection, one transaction at a time. Ends, rolling back whatever
 /// is open, when the commands stop coming.
-fn writer(conn: Connection, p: Params, dry_run: bool, commands: mpsc::Receiver<Command>) {
+fn writer(
+    conn: Connection,
+    p: Params,
+    dry_run: bool,
+    commands: mpsc::Receiver<Command>,
+    reader: mpsc::Sender<(i64, ReadRequest)>,
+    checkpoints: mpsc::SyncSender<()>,
+) {
+    let end = if dry_run { "ROLLBACK" } else { "COMMIT" };
+    let finish = |writes: Box<PageWrites>| {
+        write_page(&conn, &p, &writes)
+            .and_then(|()| conn.execute_batch(end).context("committing a page of bills"))
+            .map(|()| {
+                // Full: a checkpoint is already due.
+                let _ = checkpoints.try_send(());
+                writes
+            })
+    };
     while let Ok(command) = commands.recv() {
         match command {
-            Command::Begin(reply) => {
-                let begun = conn
+            Command::Page {
+                priced,
+                read_ahead,
+                reply,
+            } => {
+                let locked = conn
                     .execute_batch("BEGIN IMMEDIATE")
                     .context("taking the write lock")
-                    .and_then(|()| Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?));
-                let _ = reply.send(begun);
+                    .and_then(|()| Ok(conn.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))?))
+                    .and_then(|version| {
+                        // Asked only now, with the write lock held: see the module header.
+                        if let Some(request) = read_ahead {
+                            reader
+                                .send((version, request))
+                                .map_err(|_| anyhow!("the settle reader thread ended unexpectedly"))?;
+                        }
+                        match priced {
+                            Some((read_at, writes)) if read_at == version => finish(writes).map(Locked::Committed),
+                            _ => Ok(Locked::Open),
+                        }
+                    });
+                let _ = reply.send(locked);
             }
             Command::Read(ids, reply) => {
                 let _ = reply.send(read_in_tx(&conn, &p, &ids));
             }
             Command::Finish(writes, reply) => {
-                let end = if dry_run { "ROLLBACK" } else { "COMMIT" };
-                let finished = write_page(&conn, &p, &writes)
-                    .and_then(|()| conn.execute_batch(end).context("committing a page of bills"))
-                    .map(|()| writes);
-                let _ = reply.send(finished);
+                let _ = reply.send(finish(writes));
             }
         }
     }
@@ -376,16 +434,32 @@ fn writer(conn: Connection, p: Params, dry_run: bool, commands: mpsc::Receiver<C
     }
 }
 
-/// The reader thread: reads a page's accounts (a JSON array) in one snapshot, on a connection
-/// that writes nothing.
-fn reader(conn: Connection, p: Params, requests: mpsc::Receiver<(String, oneshot::Sender<anyhow::Result<PageState>>)>) {
-    while let Ok((ids, reply)) = requests.recv() {
+/// Write-ahead log pages past which the writer checkpoints by itself (SQLite's automatic
+/// checkpoint), should the checkpoint thread fall behind. SQLite's default is 1000.
+const WAL_BACKSTOP_PAGES: i64 = 4096;
+
+/// The checkpoint thread: copies the write-ahead log back into the database after each commit
+/// (a `PASSIVE` checkpoint, which never waits for or blocks the writer), so that the copying
+/// and its two `fsync`s overlap the writer's next page instead of stalling it. At 1M accounts
+/// they had kept the writer waiting on the disk for several seconds.
+fn checkpointer(conn: Connection, signals: mpsc::Receiver<()>) {
+    while signals.recv().is_ok() {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(error = %e, "a background checkpoint failed; the writer's own will do");
+        }
+    }
+}
+
+/// The reader thread: reads a page's accounts in one snapshot, on a connection that writes
+/// nothing, and answers with the `data_version` the writer saw before the read began.
+fn reader(conn: Connection, p: Params, requests: mpsc::Receiver<(i64, ReadRequest)>) {
+    while let Ok((version, request)) = requests.recv() {
         let state = conn.execute_batch("BEGIN").map_err(anyhow::Error::from).and_then(|()| {
-            let state = read_state(&conn, &p, &ids);
+            let state = read_state(&conn, &p, &request.ids);
             conn.execute_batch("COMMIT")?;
             state
         });
-        let _ = reply.send(state);
+        let _ = request.reply.send(state.map(|state| (version, state)));
     }
 }
 
@@ -494,10 +568,16 @@ pub async fn settle_pages(
     let (to_writer, commands) = mpsc::channel();
     let (to_reader, requests) = mpsc::channel();
     {
+        let (checkpoints, signals) = mpsc::sync_channel(1);
+        let conn = open(&file, false)?;
+        std::thread::Builder::new()
+            .name("settle-checkpoint".into())
+            .spawn(move || checkpointer(conn, signals))?;
         let (conn, params, dry_run) = (open(&file, false)?, p.clone(), page.dry_run);
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_BACKSTOP_PAGES)?;
         std::thread::Builder::new()
             .name("settle-writer".into())
-            .spawn(move || writer(conn, params, dry_run, commands))?;
+            .spawn(move || writer(conn, params, dry_run, commands, to_reader, checkpoints))?;
         let (conn, params) = (open(&file, false)?, p.clone());
         std::thread::Builder::new()
             .name("settle-reader".into())
@@ -510,58 +590,70 @@ pub async fn settle_pages(
     };
 
     let mut accounts = next_page(&mut usage, page_size).await?;
-    // The next page priced ahead, with the data_version its read was valid for (`None` inside:
-    // it must be read again in its own transaction).
-    let mut ahead: Option<(i64, Option<Priced>)> = None;
+    let mut next = next_page(&mut usage, page_size).await?;
+    // `accounts` priced ahead, with the data_version its read was valid for.
+    let mut ahead: Option<(i64, Priced)> = None;
     while !accounts.is_empty() {
-        let next = next_page(&mut usage, page_size).await?;
-        let (reply, begun) = oneshot::channel();
-        send(Command::Begin(reply))?;
-        let version = answer(begun).await?;
-        // Asked only now, with the write lock held: see the module header.
-        let read_ahead = if next.is_empty() || page.dry_run {
-            None
+        let (read_ahead, ahead_state) = if next.is_empty() || page.dry_run {
+            (None, None)
         } else {
             let (reply, state) = oneshot::channel();
-            to_reader
-                .send((ids_of(&next)?, reply))
-                .map_err(|_| anyhow!("the settle reader thread ended unexpectedly"))?;
-            Some(state)
+            let ids = ids_of(&next)?;
+            (Some(ReadRequest { ids, reply }), Some(state))
         };
-        let priced = match ahead.take() {
-            Some((read_at, Some(priced))) if read_at == version => priced,
-            _ => {
-                let (reply, state) = oneshot::channel();
-                send(Command::Read(ids_of(&accounts)?, reply))?;
-                price(page, &accounts, answer(state).await?, pricer)?
-            }
-        };
-        let previews = if page.dry_run {
-            page::previews(&priced.writes)
-        } else {
-            Vec::new()
-        };
-        let (reply, finished) = oneshot::channel();
-        send(Command::Finish(Box::new(priced.writes), reply))?;
-        // While the writer writes, the next page is priced.
-        let next_priced = match read_ahead {
-            Some(state) => answer(state).await.and_then(|state| {
+        let (priced, outcome) = ahead
+            .take()
+            .map(|(version, priced)| ((version, Box::new(priced.writes)), priced.outcome))
+            .unzip();
+        let (reply, locked) = oneshot::channel();
+        send(Command::Page {
+            priced,
+            read_ahead,
+            reply,
+        })?;
+        // While the writer writes, the next page is read and priced, and the one after it
+        // gathered.
+        let next_priced = match ahead_state {
+            Some(state) => answer(state).await.and_then(|(version, state)| {
                 if page::lacking_free_packs(&page.grant, &state.opened, &state.packs).is_empty() {
-                    price(page, &next, state, pricer).map(Some)
+                    price(page, &next, state, pricer).map(|priced| Some((version, priced)))
                 } else {
                     Ok(None)
                 }
             }),
             None => Ok(None),
         };
-        answer(finished).await?;
+        let after = next_page(&mut usage, page_size).await;
+        let (outcome, previews) = match (answer(locked).await?, outcome) {
+            (Locked::Committed(writes), Some(outcome)) => {
+                drop(writes);
+                (outcome, Vec::new())
+            }
+            (Locked::Committed(_), None) => return Err(anyhow!("the settle writer committed a page it was not given")),
+            (Locked::Open, _) => {
+                // Read again under the lock: no page read ahead, or another connection
+                // committed since it was read.
+                let (reply, state) = oneshot::channel();
+                send(Command::Read(ids_of(&accounts)?, reply))?;
+                let priced = price(page, &accounts, answer(state).await?, pricer)?;
+                let previews = if page.dry_run {
+                    page::previews(&priced.writes)
+                } else {
+                    Vec::new()
+                };
+                let (reply, finished) = oneshot::channel();
+                send(Command::Finish(Box::new(priced.writes), reply))?;
+                answer(finished).await?;
+                (priced.outcome, previews)
+            }
+        };
         done(PageDone {
             last: accounts.last().map(|a| a.account_id.clone()),
-            outcome: priced.outcome,
+            outcome,
             previews,
         });
-        ahead = Some((version, next_priced?));
-        accounts = next;
+        ahead = next_priced?;
+        accounts = std::mem::replace(&mut next, after?);
     }
     Ok(())
 }
