@@ -53,6 +53,18 @@ impl FreeGrant {
             apis,
         }
     }
+
+    /// The packs as a JSON object of API → calls, sorted by API: how SQLite's grant takes them,
+    /// and how `free_grants` records what a month was granted.
+    pub fn apis_json(&self) -> anyhow::Result<String> {
+        Ok(serde_json::to_string(
+            &self
+                .apis
+                .iter()
+                .cloned()
+                .collect::<std::collections::BTreeMap<String, i64>>(),
+        )?)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

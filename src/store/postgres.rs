@@ -158,6 +158,39 @@ async fn grant(tx: &mut PgConnection, g: &FreeGrant, only: Option<&[&str]>) -> a
          ON CONFLICT DO NOTHING"
     );
     let (apis, calls): (Vec<&str>, Vec<i64>) = g.apis.iter().map(|(api, calls)| (api.as_str(), *calls)).unzip();
+    if only.is_none() {
+        // Every account: skipped when `free_grants` shows it done for as many accounts as are
+        // due the packs now (see migrations/postgres/0006).
+        let due: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE activated_at IS NOT NULL AND activated_at < $1")
+                .bind(g.end)
+                .fetch_one(&mut *tx)
+                .await?;
+        let record = g.apis_json()?;
+        let done: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM free_grants WHERE month = $1 AND period_end = $2 AND apis = $3 AND accounts = $4)",
+        )
+        .bind(g.month.to_string())
+        .bind(g.end)
+        .bind(&record)
+        .bind(due)
+        .fetch_one(&mut *tx)
+        .await?;
+        if done {
+            return Ok(0);
+        }
+        sqlx::query(
+            "INSERT INTO free_grants (month, period_end, apis, accounts) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (month) DO UPDATE SET period_end = excluded.period_end, apis = excluded.apis,
+               accounts = excluded.accounts",
+        )
+        .bind(g.month.to_string())
+        .bind(g.end)
+        .bind(&record)
+        .bind(due)
+        .execute(&mut *tx)
+        .await?;
+    }
     let done = sqlx::query(&sql)
         .bind(g.month.to_string())
         .bind(&apis)
@@ -749,13 +782,15 @@ impl Store for PgStore {
     }
 
     async fn month_totals(&self, month: Month) -> anyhow::Result<MonthTotals> {
+        // Every revision of a bill at once, with no lookup of the latest: revision 1 is each
+        // account's original, and what the revisions moved adds up to the latest total (an
+        // adjustment moves the difference from the revision before). `verify` checks both.
         let row = sqlx::query(
-            "SELECT COUNT(*) AS bills, COALESCE(SUM(b.total_fen), 0)::bigint AS total,
+            "SELECT COUNT(*) FILTER (WHERE b.revision = 1) AS bills, COALESCE(SUM(b.debited_fen), 0)::bigint AS total,
                     (SELECT COUNT(DISTINCT e.account_id) FROM events e JOIN bills b2 ON b2.bill_id = e.bill_id
                       WHERE e.kind = 'arrears_notice' AND b2.month = $1) AS arrears,
                     (SELECT settled_at FROM settled_months WHERE month = $1) AS settled_at
-             FROM bills b WHERE b.month = $1
-               AND b.revision = (SELECT MAX(b3.revision) FROM bills b3 WHERE b3.account_id = b.account_id AND b3.month = $1)",
+             FROM bills b WHERE b.month = $1",
         )
         .bind(month.to_string())
         .fetch_one(&self.pool)

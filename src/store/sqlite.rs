@@ -115,7 +115,7 @@ impl SqliteStore {
 const GRANT_SQL: &str = "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
      SELECT 'free:' || ?1 || ':' || f.key || ':' || a.account_id, 'free', a.account_id, f.key, f.value, f.value, ?3, ?4, ?3, ?1
      FROM accounts a, json_each(?2) f
-     WHERE a.activated_at IS NOT NULL AND a.activated_at < ?4 AND ?5 IS NULL
+     WHERE a.activated_at IS NOT NULL AND a.activated_at < ?4
        AND NOT EXISTS (SELECT 1 FROM packs p WHERE p.account_id = a.account_id AND p.api = f.key AND p.month = ?1)
      ON CONFLICT DO NOTHING";
 pub(crate) const GRANT_PAGE_SQL: &str = "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
@@ -125,23 +125,55 @@ pub(crate) const GRANT_PAGE_SQL: &str = "INSERT INTO packs (pack_id, kind, accou
        AND NOT EXISTS (SELECT 1 FROM packs p WHERE p.account_id = a.account_id AND p.api = f.key AND p.month = ?1)
      ON CONFLICT DO NOTHING";
 
-/// The month's free packs as GRANT_SQL takes them: a JSON object of API → calls.
-pub(crate) fn grant_apis(g: &FreeGrant) -> anyhow::Result<String> {
-    Ok(serde_json::to_string(
-        &g.apis
-            .iter()
-            .cloned()
-            .collect::<std::collections::BTreeMap<String, i64>>(),
-    )?)
-}
-
 /// Grants a month's free packs to every account opened before the month ended (or only to the
 /// accounts in `only`, a JSON array of ids) that lacks them.
 async fn grant(tx: &mut SqliteConnection, g: &FreeGrant, only: Option<&str>) -> anyhow::Result<u64> {
-    let sql = if only.is_some() { GRANT_PAGE_SQL } else { GRANT_SQL };
-    let done = sqlx::query(sql)
+    let apis = g.apis_json()?;
+    let Some(only) = only else {
+        // Every account: skipped when `free_grants` shows it done for as many accounts as are
+        // due the packs now (see migrations/sqlite/0006).
+        let due: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE activated_at IS NOT NULL AND activated_at < ?1")
+                .bind(us(g.end))
+                .fetch_one(&mut *tx)
+                .await?;
+        let done: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM free_grants WHERE month = ?1 AND period_end = ?2 AND apis = ?3 AND accounts = ?4)",
+        )
         .bind(g.month.to_string())
-        .bind(grant_apis(g)?)
+        .bind(us(g.end))
+        .bind(&apis)
+        .bind(due)
+        .fetch_one(&mut *tx)
+        .await?;
+        if done {
+            return Ok(0);
+        }
+        let granted = sqlx::query(GRANT_SQL)
+            .bind(g.month.to_string())
+            .bind(&apis)
+            .bind(us(g.start))
+            .bind(us(g.end))
+            .execute(&mut *tx)
+            .await
+            .context("granting free packs")?
+            .rows_affected();
+        sqlx::query(
+            "INSERT INTO free_grants (month, period_end, apis, accounts) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (month) DO UPDATE SET period_end = excluded.period_end, apis = excluded.apis,
+               accounts = excluded.accounts",
+        )
+        .bind(g.month.to_string())
+        .bind(us(g.end))
+        .bind(&apis)
+        .bind(due)
+        .execute(&mut *tx)
+        .await?;
+        return Ok(granted);
+    };
+    let done = sqlx::query(GRANT_PAGE_SQL)
+        .bind(g.month.to_string())
+        .bind(&apis)
         .bind(us(g.start))
         .bind(us(g.end))
         .bind(only)
@@ -541,14 +573,16 @@ impl Store for SqliteStore {
     }
 
     async fn month_totals(&self, month: Month) -> anyhow::Result<MonthTotals> {
+        // Every revision of a bill at once, with no lookup of the latest: revision 1 is each
+        // account's original, and what the revisions moved adds up to the latest total (an
+        // adjustment moves the difference from the revision before). `verify` checks both.
         let m = month.to_string();
         let row = sqlx::query(
-            "SELECT COUNT(*) AS bills, COALESCE(SUM(b.total_fen), 0) AS total,
+            "SELECT COUNT(*) FILTER (WHERE b.revision = 1) AS bills, COALESCE(SUM(b.debited_fen), 0) AS total,
                     (SELECT COUNT(DISTINCT e.account_id) FROM events e JOIN bills b2 ON b2.bill_id = e.bill_id
                       WHERE e.kind = 'arrears_notice' AND b2.month = ?1) AS arrears,
                     (SELECT settled_at FROM settled_months WHERE month = ?1) AS settled_at
-             FROM bills b WHERE b.month = ?1
-               AND b.revision = (SELECT MAX(b3.revision) FROM bills b3 WHERE b3.account_id = b.account_id AND b3.month = ?1)",
+             FROM bills b WHERE b.month = ?1",
         )
         .bind(&m)
         .fetch_one(&self.pool)

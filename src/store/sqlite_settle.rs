@@ -25,7 +25,7 @@
 //! any open transaction and end: nothing half-written is kept.
 
 use super::page::{self, CurrentBill, PageWrites, StoredLine};
-use super::sqlite::{at, grant_apis, opt_at, us, GRANT_PAGE_SQL, MONTH_USAGE_SQL, USAGE_STREAM_CHUNK};
+use super::sqlite::{at, opt_at, us, GRANT_PAGE_SQL, MONTH_USAGE_SQL, USAGE_STREAM_CHUNK};
 use super::{AccountUsage, FreeGrant, Grouper, PageDone, PageOutcome, Pricer, SettlePage, UsageStream, STREAM_BUFFER};
 use crate::domain::arrears::ServiceState;
 use crate::domain::money::format_money;
@@ -218,7 +218,7 @@ fn read_in_tx(conn: &Connection, p: &Params, ids: &str) -> anyhow::Result<PageSt
         conn.prepare_cached(GRANT_PAGE_SQL)?
             .execute(params![
                 p.month,
-                grant_apis(&p.grant)?,
+                p.grant.apis_json()?,
                 us(p.grant.start),
                 us(p.grant.end),
                 lacking

@@ -188,6 +188,33 @@ fn settling_grants_the_free_packs_where_missing() {
     assert!(out.contains("granted 3 free packs"), "{out}");
 }
 
+/// A month's grant, once done for every account, is skipped while the same accounts are due it
+/// (`free_grants`). An account imported later with an opening inside the month makes them more,
+/// and the next settle grants it the month's packs, usage or not.
+#[test]
+fn a_done_grant_is_done_again_for_an_account_opened_in_the_month_and_imported_later() {
+    let env = Env::new();
+    env.import_accounts("2026-10-05T00:00:00+08:00", &["a,A,2026-03-01T00:00:00+08:00,0"]);
+    let out = env.ok(&["--now", "2026-10-06T00:00:00+08:00", "grant", "--month", "2026-10"]);
+    assert!(out.contains("granted 0 free packs"), "{out}");
+    // Imported in November, opened on 20 October, with no usage at all.
+    env.import_accounts("2026-11-01T01:00:00+08:00", &["b,B,2026-10-20T00:00:00+08:00,0"]);
+    let october = |id: &str| {
+        env.packs()
+            .into_iter()
+            .filter(|p| p["account_id"] == id && p["month"] == "2026-10")
+            .count()
+    };
+    assert_eq!(october("b"), 0, "the November import grants November's packs only");
+    env.import_usage(&["a,CropImage,2026-10-10T00:00:00+08:00,5"]);
+    env.settle("2026-10", NOV_1);
+    assert_eq!(october("a"), 3);
+    assert_eq!(october("b"), 3, "b was opened in October: it is due October's packs");
+    let out = env.ok(&["--now", NOV_1, "grant", "--month", "2026-10"]);
+    assert!(out.contains("granted 0 free packs"), "{out}");
+    env.ok(&["verify"]);
+}
+
 #[test]
 fn bill_totals_round_half_up_and_lines_plus_adjustment_equal_the_total() {
     let env = Env::new();
