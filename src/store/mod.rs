@@ -11,6 +11,7 @@ pub mod page;
 pub mod postgres;
 pub mod sqlite;
 mod sqlite_import;
+mod sqlite_rows;
 mod sqlite_settle;
 pub mod verify;
 

@@ -26,7 +26,9 @@
 
 use super::page::{self, CurrentBill, PageWrites, StoredLine};
 use super::sqlite::{at, opt_at, us, GRANT_PAGE_SQL, MONTH_USAGE_SQL, USAGE_STREAM_CHUNK};
+use super::sqlite_rows::Rows;
 use super::{AccountUsage, FreeGrant, Grouper, PageDone, PageOutcome, Pricer, SettlePage, UsageStream, STREAM_BUFFER};
+use crate::bind_row;
 use crate::domain::arrears::ServiceState;
 use crate::domain::money::format_money;
 use crate::domain::month::Month;
@@ -93,7 +95,7 @@ pub(super) fn open(file: &Path, foreign_keys: bool) -> anyhow::Result<Connection
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", foreign_keys)?;
-    conn.set_prepared_statement_cache_capacity(32);
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 
@@ -229,114 +231,122 @@ fn read_in_tx(conn: &Connection, p: &Params, ids: &str) -> anyhow::Result<PageSt
     Ok(state)
 }
 
-/// Writes one page's bills, lines, pack use, ledger entries, balances and events.
-fn write_page(conn: &Connection, p: &Params, w: &PageWrites) -> anyhow::Result<()> {
-    let mut bills = conn.prepare_cached(
-        "INSERT INTO bills (bill_id, account_id, month, revision, kind, period_start, period_end, catalog_version,
-           rounding, exact_total, total_fen, rounding_adjustment, debited_fen, balance_before_fen, balance_after_fen,
-           settled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-    )?;
-    for i in 0..w.bill_id.len() {
-        bills
-            .execute(params![
-                w.bill_id[i],
-                w.bill_account[i],
-                p.month,
-                w.revision[i],
-                w.kind[i],
-                p.start,
-                p.end,
-                w.catalog_version[i],
-                w.rounding[i],
-                format_money(w.exact_total[i]),
-                w.total_fen[i],
-                format_money(w.adjustment[i]),
-                w.debited_fen[i],
-                w.before_fen[i],
-                w.after_fen[i],
-                p.now,
-            ])
-            .context("inserting bills")?;
-    }
-    let mut lines = conn.prepare_cached(
-        "INSERT INTO bill_lines (bill_id, api, total_calls, free_calls, prepaid_calls, billable_calls, tier,
-           tier_from, tier_to, catalog_version, unit_price, amount, pricing, tier_basis, slices)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-    )?;
-    for i in 0..w.line_bill.len() {
-        lines
-            .execute(params![
-                w.line_bill[i],
-                w.line_api[i],
-                w.line_total[i],
-                w.line_free[i],
-                w.line_prepaid[i],
-                w.line_billable[i],
-                w.line_tier[i],
-                w.line_tier_from[i],
-                w.line_tier_to[i],
-                w.line_version[i],
-                w.line_unit_price[i].to_string(),
-                format_money(w.line_amount[i]),
-                w.line_pricing[i],
-                w.line_basis[i],
-                w.line_slices[i],
-            ])
-            .context("inserting bill lines")?;
-    }
-    let mut used = conn.prepare_cached("INSERT INTO pack_consumption (bill_id, pack_id, calls) VALUES (?1, ?2, ?3)")?;
-    for i in 0..w.use_bill.len() {
-        used.execute(params![w.use_bill[i], w.use_pack[i], w.use_calls[i]])
-            .context("recording pack use")?;
-    }
-    let mut packs = conn.prepare_cached("UPDATE packs SET remaining = remaining + ?2 WHERE pack_id = ?1")?;
-    for i in 0..w.pack_id.len() {
-        if packs
-            .execute(params![w.pack_id[i], w.pack_delta[i]])
-            .context("updating packs")?
-            != 1
-        {
-            return Err(anyhow!("pack {} vanished while its page was settled", w.pack_id[i]));
+/// The writer's statements, many rows each (see `store::sqlite_rows`).
+struct Writes {
+    bills: Rows,
+    lines: Rows,
+    uses: Rows,
+    packs: Rows,
+    ledger: Rows,
+    balances: Rows,
+    events: Rows,
+}
+
+impl Writes {
+    fn new() -> Writes {
+        Writes {
+            bills: Rows::insert(
+                "INSERT INTO bills (month, period_start, period_end, settled_at, bill_id, account_id, revision, kind,
+                   catalog_version, rounding, exact_total, total_fen, rounding_adjustment, debited_fen,
+                   balance_before_fen, balance_after_fen) VALUES ",
+                4,
+                12,
+            ),
+            lines: Rows::insert(
+                "INSERT INTO bill_lines (bill_id, api, total_calls, free_calls, prepaid_calls, billable_calls, tier,
+                   tier_from, tier_to, catalog_version, unit_price, amount, pricing, tier_basis, slices) VALUES ",
+                0,
+                15,
+            ),
+            uses: Rows::insert("INSERT INTO pack_consumption (bill_id, pack_id, calls) VALUES ", 0, 3),
+            packs: Rows::update(
+                "UPDATE packs SET remaining = remaining + v.column2 FROM",
+                2,
+                "WHERE packs.pack_id = v.column1",
+            ),
+            ledger: Rows::insert(
+                "INSERT INTO ledger (created_at, account_id, kind, amount_fen, bill_id) VALUES ",
+                1,
+                4,
+            ),
+            balances: Rows::update(
+                "UPDATE accounts SET balance_fen = v.column2, suspend_at = v.column3, suspended = v.column4 FROM",
+                4,
+                "WHERE accounts.account_id = v.column1",
+            ),
+            events: Rows::insert(
+                "INSERT INTO events (at, account_id, kind, bill_id, suspend_at, balance_fen) VALUES ",
+                1,
+                5,
+            ),
         }
     }
-    let mut ledger = conn.prepare_cached(
-        "INSERT INTO ledger (account_id, kind, amount_fen, bill_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    for i in 0..w.bill_id.len() {
-        let kind = if w.revision[i] == 1 { "debit" } else { "adjustment" };
-        ledger
-            .execute(params![w.bill_account[i], kind, -w.debited_fen[i], w.bill_id[i], p.now])
+
+    /// Writes one page's bills, lines, pack use, ledger entries, balances and events.
+    fn page(&self, conn: &Connection, p: &Params, w: &PageWrites) -> anyhow::Result<()> {
+        let n = w.bill_id.len();
+        self.bills
+            .write(conn, &[&p.month, &p.start, &p.end, &p.now], n, |st, at, i| {
+                bind_row!(st, at;
+                    &w.bill_id[i], &w.bill_account[i], w.revision[i], w.kind[i], &w.catalog_version[i],
+                    &w.rounding[i], format_money(w.exact_total[i]), w.total_fen[i], format_money(w.adjustment[i]),
+                    w.debited_fen[i], w.before_fen[i], w.after_fen[i]);
+                Ok(())
+            })
+            .context("inserting bills")?;
+        self.lines
+            .write(conn, &[], w.line_bill.len(), |st, at, i| {
+                bind_row!(st, at;
+                    &w.line_bill[i], &w.line_api[i], w.line_total[i], w.line_free[i], w.line_prepaid[i],
+                    w.line_billable[i], w.line_tier[i], w.line_tier_from[i], w.line_tier_to[i], &w.line_version[i],
+                    w.line_unit_price[i].to_string(), format_money(w.line_amount[i]), &w.line_pricing[i],
+                    &w.line_basis[i], &w.line_slices[i]);
+                Ok(())
+            })
+            .context("inserting bill lines")?;
+        self.uses
+            .write(conn, &[], w.use_bill.len(), |st, at, i| {
+                bind_row!(st, at; &w.use_bill[i], &w.use_pack[i], w.use_calls[i]);
+                Ok(())
+            })
+            .context("recording pack use")?;
+        let updated = self
+            .packs
+            .write(conn, &[], w.pack_id.len(), |st, at, i| {
+                bind_row!(st, at; &w.pack_id[i], w.pack_delta[i]);
+                Ok(())
+            })
+            .context("updating packs")?;
+        if updated != w.pack_id.len() {
+            return Err(anyhow!(
+                "{} of the page's {} packs vanished while it was settled",
+                w.pack_id.len() - updated,
+                w.pack_id.len()
+            ));
+        }
+        self.ledger
+            .write(conn, &[&p.now], n, |st, at, i| {
+                let kind = if w.revision[i] == 1 { "debit" } else { "adjustment" };
+                bind_row!(st, at; &w.bill_account[i], kind, -w.debited_fen[i], &w.bill_id[i]);
+                Ok(())
+            })
             .context("inserting ledger entries")?;
-    }
-    let mut balances = conn.prepare_cached(
-        "UPDATE accounts SET balance_fen = ?2, suspend_at = ?3, suspended = ?4 WHERE account_id = ?1",
-    )?;
-    for i in 0..w.bill_id.len() {
-        balances
-            .execute(params![
-                w.bill_account[i],
-                w.after_fen[i],
-                w.suspend_at[i].map(us),
-                w.suspended[i]
-            ])
+        self.balances
+            .write(conn, &[], n, |st, at, i| {
+                bind_row!(st, at; &w.bill_account[i], w.after_fen[i], w.suspend_at[i].map(us), w.suspended[i]);
+                Ok(())
+            })
             .context("updating balances")?;
-    }
-    let mut events = conn.prepare_cached(
-        "INSERT INTO events (account_id, kind, at, bill_id, suspend_at, balance_fen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    for i in 0..w.event_account.len() {
-        events
-            .execute(params![
-                w.event_account[i],
-                w.event_kind[i],
-                p.now,
-                w.event_bill[i],
-                w.event_suspend_at[i].map(us),
-                w.event_balance[i],
-            ])
+        self.events
+            .write(conn, &[&p.now], w.event_account.len(), |st, at, i| {
+                bind_row!(st, at;
+                    &w.event_account[i], w.event_kind[i], &w.event_bill[i], w.event_suspend_at[i].map(us),
+                    w.event_balance[i]);
+                Ok(())
+            })
             .context("inserting events")?;
+        Ok(())
     }
-    Ok(())
 }
 
 /// A page read ahead by the reader thread: the `PRAGMA data_version` the writer saw when it
@@ -386,8 +396,10 @@ fn writer(
     checkpoints: mpsc::SyncSender<()>,
 ) {
     let end = if dry_run { "ROLLBACK" } else { "COMMIT" };
+    let statements = Writes::new();
     let finish = |writes: Box<PageWrites>| {
-        write_page(&conn, &p, &writes)
+        statements
+            .page(&conn, &p, &writes)
             .and_then(|()| conn.execute_batch(end).context("committing a page of bills"))
             .map(|()| {
                 // Full: a checkpoint is already due.
