@@ -44,6 +44,13 @@ pub(crate) const MONTH_USAGE_SQL: &str = "
     FROM usage u WHERE u.ts >= ?1 AND u.ts < ?2 AND (u.account_id, u.api) > (?4, ?5)
     GROUP BY u.account_id, u.api ORDER BY u.account_id, u.api LIMIT ?6";
 
+/// [`MONTH_USAGE_SQL`] for a month without any bill yet: nothing billed to look up. It takes the
+/// same parameters; `?3`, the month, is bound and not used.
+pub(crate) const FIRST_MONTH_USAGE_SQL: &str = "
+    SELECT u.account_id, u.api, SUM(u.calls) AS calls, NULL AS billed
+    FROM usage u WHERE u.ts >= ?1 AND u.ts < ?2 AND (u.account_id, u.api) > (?4, ?5)
+    GROUP BY u.account_id, u.api ORDER BY u.account_id, u.api LIMIT ?6";
+
 /// (account, API) rows per read of the month's usage.
 pub(crate) const USAGE_STREAM_CHUNK: usize = 16_384;
 

@@ -25,7 +25,7 @@
 //! any open transaction and end: nothing half-written is kept.
 
 use super::page::{self, CurrentBill, PageWrites, StoredLine};
-use super::sqlite::{at, opt_at, us, GRANT_PAGE_SQL, MONTH_USAGE_SQL, USAGE_STREAM_CHUNK};
+use super::sqlite::{at, opt_at, us, FIRST_MONTH_USAGE_SQL, GRANT_PAGE_SQL, MONTH_USAGE_SQL, USAGE_STREAM_CHUNK};
 use super::sqlite_rows::Rows;
 use super::{AccountUsage, FreeGrant, Grouper, PageDone, PageOutcome, Pricer, SettlePage, UsageStream, STREAM_BUFFER};
 use crate::bind_row;
@@ -514,11 +514,22 @@ pub fn month_usage(file: PathBuf, month: Month, start: i64, end: i64, shard: Sha
     let conn = open(&file, false)?;
     let (out, stream) = tokio::sync::mpsc::channel(STREAM_BUFFER);
     let month = month.to_string();
+    // With no bill for the month yet (its first settle), no account can be unchanged since its
+    // bill: the stream skips looking up each (account, API)'s billed calls, two index
+    // searches per row. Bills written meanwhile by another run are still found by the pages,
+    // which re-read every account's bill under the write lock and leave an unchanged one alone.
+    let sql = match conn.query_row("SELECT EXISTS (SELECT 1 FROM bills WHERE month = ?1)", [&month], |r| {
+        r.get(0)
+    }) {
+        Ok(true) => MONTH_USAGE_SQL,
+        Ok(false) => FIRST_MONTH_USAGE_SQL,
+        Err(e) => return Err(anyhow::Error::from(e).context("looking for the month's bills")),
+    };
     std::thread::Builder::new().name("settle-usage".into()).spawn(move || {
         let mut grouper = Grouper::new(shard);
         let mut after = (String::new(), String::new());
         loop {
-            let chunk = match usage_chunk(&conn, &month, start, end, &after) {
+            let chunk = match usage_chunk(&conn, sql, &month, start, end, &after) {
                 Ok(chunk) => chunk,
                 Err(e) => {
                     let _ = out.blocking_send(Err(e.context("reading the month's usage")));
@@ -553,12 +564,13 @@ type UsageRow = (String, String, i64, Option<i64>);
 /// One read of the month's usage: the (account, API) rows after `after`.
 fn usage_chunk(
     conn: &Connection,
+    sql: &str,
     month: &str,
     start: i64,
     end: i64,
     after: &(String, String),
 ) -> anyhow::Result<Vec<UsageRow>> {
-    let mut stmt = conn.prepare_cached(MONTH_USAGE_SQL)?;
+    let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(
         params![start, end, month, after.0, after.1, USAGE_STREAM_CHUNK as i64],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
