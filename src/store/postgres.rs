@@ -159,37 +159,26 @@ async fn grant(tx: &mut PgConnection, g: &FreeGrant, only: Option<&[&str]>) -> a
     );
     let (apis, calls): (Vec<&str>, Vec<i64>) = g.apis.iter().map(|(api, calls)| (api.as_str(), *calls)).unzip();
     if only.is_none() {
-        // Every account: skipped when `free_grants` shows it done for as many accounts as are
-        // due the packs now (see migrations/postgres/0006).
-        let due: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE activated_at IS NOT NULL AND activated_at < $1")
-                .bind(g.end)
-                .fetch_one(&mut *tx)
-                .await?;
-        let record = g.apis_json()?;
-        let done: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM free_grants WHERE month = $1 AND period_end = $2 AND apis = $3 AND accounts = $4)",
+        // Every account: recorded in `free_grants` with how many accounts are due the packs now
+        // (counted before the grant), and skipped when that record was already there, unchanged
+        // (see migrations/postgres/0006).
+        let recorded = sqlx::query(
+            "INSERT INTO free_grants (month, period_end, apis, accounts)
+             VALUES ($1, $2, $3, (SELECT COUNT(*) FROM accounts WHERE activated_at IS NOT NULL AND activated_at < $2))
+             ON CONFLICT (month) DO UPDATE SET period_end = excluded.period_end, apis = excluded.apis,
+               accounts = excluded.accounts
+             WHERE free_grants.period_end <> excluded.period_end OR free_grants.apis <> excluded.apis
+                OR free_grants.accounts <> excluded.accounts",
         )
         .bind(g.month.to_string())
         .bind(g.end)
-        .bind(&record)
-        .bind(due)
-        .fetch_one(&mut *tx)
-        .await?;
-        if done {
+        .bind(g.apis_json()?)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if recorded == 0 {
             return Ok(0);
         }
-        sqlx::query(
-            "INSERT INTO free_grants (month, period_end, apis, accounts) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (month) DO UPDATE SET period_end = excluded.period_end, apis = excluded.apis,
-               accounts = excluded.accounts",
-        )
-        .bind(g.month.to_string())
-        .bind(g.end)
-        .bind(&record)
-        .bind(due)
-        .execute(&mut *tx)
-        .await?;
     }
     let done = sqlx::query(&sql)
         .bind(g.month.to_string())

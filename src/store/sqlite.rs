@@ -122,7 +122,7 @@ impl SqliteStore {
 const GRANT_SQL: &str = "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
      SELECT 'free:' || ?1 || ':' || f.key || ':' || a.account_id, 'free', a.account_id, f.key, f.value, f.value, ?3, ?4, ?3, ?1
      FROM accounts a, json_each(?2) f
-     WHERE a.activated_at IS NOT NULL AND a.activated_at < ?4
+     WHERE a.activated_at IS NOT NULL AND a.activated_at < ?4 AND ?5 IS NULL
        AND NOT EXISTS (SELECT 1 FROM packs p WHERE p.account_id = a.account_id AND p.api = f.key AND p.month = ?1)
      ON CONFLICT DO NOTHING";
 pub(crate) const GRANT_PAGE_SQL: &str = "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
@@ -132,53 +132,36 @@ pub(crate) const GRANT_PAGE_SQL: &str = "INSERT INTO packs (pack_id, kind, accou
        AND NOT EXISTS (SELECT 1 FROM packs p WHERE p.account_id = a.account_id AND p.api = f.key AND p.month = ?1)
      ON CONFLICT DO NOTHING";
 
+/// Records that month ?1's free packs (?3) go to every account opened before ?2, with how many
+/// such accounts there are: changes nothing, and so affects no row, when that is already the
+/// record, the grant then having nothing left to do.
+const RECORD_GRANT_SQL: &str = "INSERT INTO free_grants (month, period_end, apis, accounts)
+     VALUES (?1, ?2, ?3, (SELECT COUNT(*) FROM accounts WHERE activated_at IS NOT NULL AND activated_at < ?2))
+     ON CONFLICT (month) DO UPDATE SET period_end = excluded.period_end, apis = excluded.apis, accounts = excluded.accounts
+     WHERE free_grants.period_end <> excluded.period_end OR free_grants.apis <> excluded.apis
+        OR free_grants.accounts <> excluded.accounts";
+
 /// Grants a month's free packs to every account opened before the month ended (or only to the
 /// accounts in `only`, a JSON array of ids) that lacks them.
 async fn grant(tx: &mut SqliteConnection, g: &FreeGrant, only: Option<&str>) -> anyhow::Result<u64> {
     let apis = g.apis_json()?;
-    let Some(only) = only else {
-        // Every account: skipped when `free_grants` shows it done for as many accounts as are
-        // due the packs now (see migrations/sqlite/0006).
-        let due: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE activated_at IS NOT NULL AND activated_at < ?1")
-                .bind(us(g.end))
-                .fetch_one(&mut *tx)
-                .await?;
-        let done: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM free_grants WHERE month = ?1 AND period_end = ?2 AND apis = ?3 AND accounts = ?4)",
-        )
-        .bind(g.month.to_string())
-        .bind(us(g.end))
-        .bind(&apis)
-        .bind(due)
-        .fetch_one(&mut *tx)
-        .await?;
-        if done {
+    if only.is_none() {
+        // Every account: recorded in `free_grants` with how many accounts are due the packs now
+        // (counted before the grant), and skipped when that record was already there, unchanged
+        // (see migrations/sqlite/0006).
+        let recorded = sqlx::query(RECORD_GRANT_SQL)
+            .bind(g.month.to_string())
+            .bind(us(g.end))
+            .bind(&apis)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if recorded == 0 {
             return Ok(0);
         }
-        let granted = sqlx::query(GRANT_SQL)
-            .bind(g.month.to_string())
-            .bind(&apis)
-            .bind(us(g.start))
-            .bind(us(g.end))
-            .execute(&mut *tx)
-            .await
-            .context("granting free packs")?
-            .rows_affected();
-        sqlx::query(
-            "INSERT INTO free_grants (month, period_end, apis, accounts) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (month) DO UPDATE SET period_end = excluded.period_end, apis = excluded.apis,
-               accounts = excluded.accounts",
-        )
-        .bind(g.month.to_string())
-        .bind(us(g.end))
-        .bind(&apis)
-        .bind(due)
-        .execute(&mut *tx)
-        .await?;
-        return Ok(granted);
-    };
-    let done = sqlx::query(GRANT_PAGE_SQL)
+    }
+    let sql = if only.is_some() { GRANT_PAGE_SQL } else { GRANT_SQL };
+    let done = sqlx::query(sql)
         .bind(g.month.to_string())
         .bind(&apis)
         .bind(us(g.start))

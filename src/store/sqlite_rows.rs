@@ -9,6 +9,9 @@
 //! Values that are the same on every row of a page (the month, its bounds, the settle's
 //! instant) are the statement's first parameters, bound once per page; each row's own values
 //! are numbered after them.
+//!
+//! `many_rows` in `store::sqlite` does the same for the accounts import through sqlx; this one
+//! is for `rusqlite`'s synchronous, cached statements on the writer thread.
 
 use rusqlite::{Connection, Statement, ToSql};
 
@@ -40,8 +43,14 @@ pub struct Rows {
 }
 
 impl Rows {
-    /// `INSERT INTO t (columns) VALUES …`, `columns` listing the `consts` constant columns first.
-    pub fn insert(head: &str, consts: usize, vars: usize) -> Rows {
+    /// `INSERT INTO t (columns) VALUES …`, `columns` listing the `consts` constant columns first;
+    /// each row's own values are the columns after them.
+    pub fn insert(head: &str, consts: usize) -> Rows {
+        let columns = head
+            .split_once('(')
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map_or(0, |(list, _)| list.split(',').count());
+        let vars = columns - consts;
         Rows {
             many: tuples(head, consts, vars, ROWS),
             one: tuples(head, consts, vars, 1),
@@ -97,7 +106,8 @@ impl Rows {
     }
 }
 
-/// Binds `values` to `stmt`'s parameters from number `at` on.
+/// Binds `values` to `stmt`'s parameters from number `at` on: a row's `bind` for
+/// [`Rows::write`], as an expression of type `rusqlite::Result<()>`.
 #[macro_export]
 macro_rules! bind_row {
     ($stmt:expr, $at:expr; $($value:expr),+ $(,)?) => {{
@@ -107,6 +117,7 @@ macro_rules! bind_row {
             at += 1;
         )+
         let _ = at;
+        Ok(())
     }};
 }
 
@@ -134,21 +145,21 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (c TEXT, k INTEGER PRIMARY KEY, x INTEGER)")
             .unwrap();
-        let insert = Rows::insert("INSERT INTO t (c, k, x) VALUES ", 1, 2);
+        let insert = Rows::insert("INSERT INTO t (c, k, x) VALUES ", 1);
+        assert_eq!(insert.vars, 2);
         let n = 2 * ROWS + 5;
         let written = insert
-            .write(&conn, &[&"const"], n, |stmt, at, i| {
-                bind_row!(stmt, at; i as i64, (i * 10) as i64);
-                Ok(())
-            })
+            .write(
+                &conn,
+                &[&"const"],
+                n,
+                |stmt, at, i| bind_row!(stmt, at; i as i64, (i * 10) as i64),
+            )
             .unwrap();
         assert_eq!(written, n);
         let update = Rows::update("UPDATE t SET x = x + v.column2 FROM", 2, "WHERE t.k = v.column1");
         let changed = update
-            .write(&conn, &[], n, |stmt, at, i| {
-                bind_row!(stmt, at; i as i64, 1_i64);
-                Ok(())
-            })
+            .write(&conn, &[], n, |stmt, at, i| bind_row!(stmt, at; i as i64, 1_i64))
             .unwrap();
         assert_eq!(changed, n);
         let (count, sum, consts): (i64, i64, i64) = conn

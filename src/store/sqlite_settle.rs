@@ -250,15 +250,13 @@ impl Writes {
                    catalog_version, rounding, exact_total, total_fen, rounding_adjustment, debited_fen,
                    balance_before_fen, balance_after_fen) VALUES ",
                 4,
-                12,
             ),
             lines: Rows::insert(
                 "INSERT INTO bill_lines (bill_id, api, total_calls, free_calls, prepaid_calls, billable_calls, tier,
                    tier_from, tier_to, catalog_version, unit_price, amount, pricing, tier_basis, slices) VALUES ",
                 0,
-                15,
             ),
-            uses: Rows::insert("INSERT INTO pack_consumption (bill_id, pack_id, calls) VALUES ", 0, 3),
+            uses: Rows::insert("INSERT INTO pack_consumption (bill_id, pack_id, calls) VALUES ", 0),
             packs: Rows::update(
                 "UPDATE packs SET remaining = remaining + v.column2 FROM",
                 2,
@@ -267,7 +265,6 @@ impl Writes {
             ledger: Rows::insert(
                 "INSERT INTO ledger (created_at, account_id, kind, amount_fen, bill_id) VALUES ",
                 1,
-                4,
             ),
             balances: Rows::update(
                 "UPDATE accounts SET balance_fen = v.column2, suspend_at = v.column3, suspended = v.column4 FROM",
@@ -277,7 +274,6 @@ impl Writes {
             events: Rows::insert(
                 "INSERT INTO events (at, account_id, kind, bill_id, suspend_at, balance_fen) VALUES ",
                 1,
-                5,
             ),
         }
     }
@@ -290,8 +286,7 @@ impl Writes {
                 bind_row!(st, at;
                     &w.bill_id[i], &w.bill_account[i], w.revision[i], w.kind[i], &w.catalog_version[i],
                     &w.rounding[i], format_money(w.exact_total[i]), w.total_fen[i], format_money(w.adjustment[i]),
-                    w.debited_fen[i], w.before_fen[i], w.after_fen[i]);
-                Ok(())
+                    w.debited_fen[i], w.before_fen[i], w.after_fen[i])
             })
             .context("inserting bills")?;
         self.lines
@@ -300,22 +295,25 @@ impl Writes {
                     &w.line_bill[i], &w.line_api[i], w.line_total[i], w.line_free[i], w.line_prepaid[i],
                     w.line_billable[i], w.line_tier[i], w.line_tier_from[i], w.line_tier_to[i], &w.line_version[i],
                     w.line_unit_price[i].to_string(), format_money(w.line_amount[i]), &w.line_pricing[i],
-                    &w.line_basis[i], &w.line_slices[i]);
-                Ok(())
+                    &w.line_basis[i], &w.line_slices[i])
             })
             .context("inserting bill lines")?;
         self.uses
-            .write(conn, &[], w.use_bill.len(), |st, at, i| {
-                bind_row!(st, at; &w.use_bill[i], &w.use_pack[i], w.use_calls[i]);
-                Ok(())
-            })
+            .write(
+                conn,
+                &[],
+                w.use_bill.len(),
+                |st, at, i| bind_row!(st, at; &w.use_bill[i], &w.use_pack[i], w.use_calls[i]),
+            )
             .context("recording pack use")?;
         let updated = self
             .packs
-            .write(conn, &[], w.pack_id.len(), |st, at, i| {
-                bind_row!(st, at; &w.pack_id[i], w.pack_delta[i]);
-                Ok(())
-            })
+            .write(
+                conn,
+                &[],
+                w.pack_id.len(),
+                |st, at, i| bind_row!(st, at; &w.pack_id[i], w.pack_delta[i]),
+            )
             .context("updating packs")?;
         if updated != w.pack_id.len() {
             return Err(anyhow!(
@@ -327,22 +325,19 @@ impl Writes {
         self.ledger
             .write(conn, &[&p.now], n, |st, at, i| {
                 let kind = if w.revision[i] == 1 { "debit" } else { "adjustment" };
-                bind_row!(st, at; &w.bill_account[i], kind, -w.debited_fen[i], &w.bill_id[i]);
-                Ok(())
+                bind_row!(st, at; &w.bill_account[i], kind, -w.debited_fen[i], &w.bill_id[i])
             })
             .context("inserting ledger entries")?;
         self.balances
             .write(conn, &[], n, |st, at, i| {
-                bind_row!(st, at; &w.bill_account[i], w.after_fen[i], w.suspend_at[i].map(us), w.suspended[i]);
-                Ok(())
+                bind_row!(st, at; &w.bill_account[i], w.after_fen[i], w.suspend_at[i].map(us), w.suspended[i])
             })
             .context("updating balances")?;
         self.events
             .write(conn, &[&p.now], w.event_account.len(), |st, at, i| {
                 bind_row!(st, at;
                     &w.event_account[i], w.event_kind[i], &w.event_bill[i], w.event_suspend_at[i].map(us),
-                    w.event_balance[i]);
-                Ok(())
+                    w.event_balance[i])
             })
             .context("inserting events")?;
         Ok(())
