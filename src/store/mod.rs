@@ -13,7 +13,10 @@ pub mod sqlite;
 mod sqlite_import;
 mod sqlite_rows;
 mod sqlite_settle;
+mod usage_stream;
 pub mod verify;
+
+pub use usage_stream::{usage_channel, UsageSender, UsageStream};
 
 use crate::domain::arrears::ServiceState;
 use crate::domain::bill::{ApiUsage, BillDraft};
@@ -207,13 +210,6 @@ pub struct AccountUsage {
     pub usage: Vec<ApiUsage>,
 }
 
-/// A month's usage totals per account, streamed in account order from one set-based query.
-/// The channel is bounded, so a slow writer holds the reader back and memory stays flat.
-pub type UsageStream = tokio::sync::mpsc::Receiver<anyhow::Result<AccountUsage>>;
-
-/// How many accounts the usage stream may read ahead of the writer.
-pub const STREAM_BUFFER: usize = 4096;
-
 /// Groups `(account_id, api, calls, billed)` rows, read in account order, into one
 /// [`AccountUsage`] per account of `shard`. `billed` is what the current revision of the
 /// account's bill counted for that API (NULL: no bill, or no line for it): an account whose
@@ -269,11 +265,8 @@ impl Grouper {
 /// Reads `(account_id, api, calls, billed)` rows in account order and sends one
 /// [`AccountUsage`] per account of `shard` down the channel (see [`Grouper`]); stops early if
 /// the receiver is gone.
-pub(crate) async fn forward_grouped<S>(
-    mut rows: S,
-    shard: Shard,
-    out: tokio::sync::mpsc::Sender<anyhow::Result<AccountUsage>>,
-) where
+pub(crate) async fn forward_grouped<S>(mut rows: S, shard: Shard, mut out: UsageSender)
+where
     S: futures_util::Stream<Item = Result<(String, String, i64, Option<i64>), sqlx::Error>> + Unpin,
 {
     use futures_util::TryStreamExt;
@@ -282,22 +275,22 @@ pub(crate) async fn forward_grouped<S>(
         match rows.try_next().await {
             Ok(Some((account_id, api, calls, billed))) => {
                 if let Some(done) = grouper.push(account_id, api, calls, billed) {
-                    if out.send(Ok(done)).await.is_err() {
+                    if !out.send(done).await {
                         return;
                     }
                 }
             }
             Ok(None) => {
                 if let Some(last) = grouper.finish() {
-                    let _ = out.send(Ok(last)).await;
+                    if !out.send(last).await {
+                        return;
+                    }
                 }
-                return;
+                return out.finish(None).await;
             }
             Err(e) => {
-                let _ = out
-                    .send(Err(anyhow::Error::new(e).context("reading the month's usage")))
-                    .await;
-                return;
+                let e = anyhow::Error::new(e).context("reading the month's usage");
+                return out.finish(Some(e)).await;
             }
         }
     }

@@ -679,7 +679,7 @@ impl Store for PgStore {
         shard: Shard,
     ) -> anyhow::Result<UsageStream> {
         let mut conn = self.pool.acquire().await?;
-        let (out, stream) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+        let (out, stream) = super::usage_channel();
         let month = month.to_string();
         tokio::spawn(async move {
             let rows = sqlx::query_as::<_, (String, String, i64, Option<i64>)>(MONTH_USAGE_SQL)
@@ -697,13 +697,13 @@ impl Store for PgStore {
     async fn settle_pages(
         &self,
         page: &SettlePage,
-        mut usage: UsageStream,
+        usage: UsageStream,
         page_size: usize,
         pricer: &Pricer<'_>,
         done: &mut dyn FnMut(PageDone),
     ) -> anyhow::Result<()> {
         use futures_util::stream::StreamExt;
-        let pages = futures_util::stream::poll_fn(move |cx| usage.poll_recv(cx))
+        let pages = usage
             .chunks(page_size)
             .map(|items| async move {
                 let accounts = items.into_iter().collect::<anyhow::Result<Vec<AccountUsage>>>()?;

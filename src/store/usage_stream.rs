@@ -1,0 +1,175 @@
+//! The month's usage, handed from the query that reads it to the settle, a batch of accounts
+//! at a time.
+//!
+//! Why batches: on SQLite the usage is read on a thread of its own. Handed over one account at
+//! a time, the settle's async task and that thread woke each other about 100,000 times each at
+//! 1M accounts, on a 2-core machine where the settle's writer is waiting for a core. A batch of
+//! [`USAGE_BATCH`] accounts costs one hand-over. The channel stays bounded at
+//! [`STREAM_BUFFER`] accounts, so a slow writer holds the reader back and memory stays flat.
+
+use super::AccountUsage;
+use futures_util::Stream;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use tokio::sync::mpsc;
+
+/// How many accounts the usage stream may read ahead of the writer.
+pub const STREAM_BUFFER: usize = 4096;
+
+/// Accounts per hand-over.
+pub const USAGE_BATCH: usize = 256;
+
+type Batch = anyhow::Result<Vec<AccountUsage>>;
+
+/// The sending end: the query reading the month's usage.
+pub struct UsageSender {
+    out: mpsc::Sender<Batch>,
+    batch: Vec<AccountUsage>,
+}
+
+/// The receiving end: a month's usage totals per account, in account order, one account at a
+/// time (also as a [`Stream`]).
+pub struct UsageStream {
+    batches: mpsc::Receiver<Batch>,
+    batch: std::vec::IntoIter<AccountUsage>,
+}
+
+/// A bounded usage channel.
+pub fn usage_channel() -> (UsageSender, UsageStream) {
+    let (out, batches) = mpsc::channel(STREAM_BUFFER / USAGE_BATCH);
+    let sender = UsageSender {
+        out,
+        batch: Vec::with_capacity(USAGE_BATCH),
+    };
+    let stream = UsageStream {
+        batches,
+        batch: Vec::new().into_iter(),
+    };
+    (sender, stream)
+}
+
+impl UsageSender {
+    /// Queues one account, handing the batch over once it is full. `false`: the settle has
+    /// gone away, and the sender should stop.
+    pub async fn send(&mut self, account: AccountUsage) -> bool {
+        match self.push(account) {
+            Some(full) => self.out.send(Ok(full)).await.is_ok(),
+            None => true,
+        }
+    }
+
+    /// [`UsageSender::send`] from a thread that is not the runtime's.
+    pub fn blocking_send(&mut self, account: AccountUsage) -> bool {
+        match self.push(account) {
+            Some(full) => self.out.blocking_send(Ok(full)).is_ok(),
+            None => true,
+        }
+    }
+
+    /// Hands over the accounts queued, then `error` if any: the end of the stream.
+    pub async fn finish(mut self, error: Option<anyhow::Error>) {
+        for batch in self.last(error) {
+            if self.out.send(batch).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// [`UsageSender::finish`] from a thread that is not the runtime's.
+    pub fn blocking_finish(mut self, error: Option<anyhow::Error>) {
+        for batch in self.last(error) {
+            if self.out.blocking_send(batch).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn push(&mut self, account: AccountUsage) -> Option<Vec<AccountUsage>> {
+        self.batch.push(account);
+        (self.batch.len() == USAGE_BATCH).then(|| std::mem::replace(&mut self.batch, Vec::with_capacity(USAGE_BATCH)))
+    }
+
+    /// What is left to send: the accounts queued, then the error.
+    fn last(&mut self, error: Option<anyhow::Error>) -> Vec<Batch> {
+        let queued = std::mem::take(&mut self.batch);
+        let queued = (!queued.is_empty()).then_some(Ok(queued));
+        queued.into_iter().chain(error.map(Err)).collect()
+    }
+}
+
+impl UsageStream {
+    /// The next account; `None` at the end of the stream.
+    pub async fn recv(&mut self) -> Option<anyhow::Result<AccountUsage>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+}
+
+impl Stream for UsageStream {
+    type Item = anyhow::Result<AccountUsage>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(account) = self.batch.next() {
+                return Poll::Ready(Some(Ok(account)));
+            }
+            match ready!(self.batches.poll_recv(cx)) {
+                Some(Ok(batch)) => self.batch = batch.into_iter(),
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => return Poll::Ready(None),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(n: usize) -> AccountUsage {
+        AccountUsage {
+            account_id: format!("a{n}"),
+            usage: Vec::new(),
+        }
+    }
+
+    /// Every account arrives once and in order, across full batches and the last partial one,
+    /// and an error comes after the accounts sent before it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn accounts_arrive_in_order_across_batches_then_the_error() {
+        let n = USAGE_BATCH * 2 + 3;
+        let (mut out, mut stream) = usage_channel();
+        let sending = tokio::spawn(async move {
+            for i in 0..n {
+                assert!(out.send(account(i)).await);
+            }
+            out.finish(Some(anyhow::anyhow!("disk on fire"))).await;
+        });
+        let mut got = Vec::new();
+        let error = loop {
+            match stream.recv().await {
+                Some(Ok(a)) => got.push(a.account_id),
+                Some(Err(e)) => break e.to_string(),
+                None => panic!("the stream ended without its error"),
+            }
+        };
+        sending.await.unwrap();
+        assert_eq!(got, (0..n).map(|i| format!("a{i}")).collect::<Vec<_>>());
+        assert_eq!(error, "disk on fire");
+        assert!(stream.recv().await.is_none());
+    }
+
+    /// A sender on a thread of its own (as SQLite's is) stops once the settle is gone.
+    #[test]
+    fn a_blocking_sender_learns_that_the_settle_went_away() {
+        let (mut out, stream) = usage_channel();
+        drop(stream);
+        let sent = (0..USAGE_BATCH)
+            .map(|i| out.blocking_send(account(i)))
+            .collect::<Vec<_>>();
+        assert!(
+            sent[..USAGE_BATCH - 1].iter().all(|&ok| ok),
+            "only a full batch is handed over"
+        );
+        assert!(!sent[USAGE_BATCH - 1]);
+    }
+}
