@@ -266,19 +266,14 @@ impl Writes {
                 0,
             ),
             uses: Rows::insert("INSERT OR FAIL INTO pack_consumption (bill_id, pack_id, calls) VALUES ", 0),
-            packs: Rows::update(
-                "UPDATE OR FAIL packs SET remaining = remaining + v.column2 FROM",
-                2,
-                "WHERE packs.pack_id = v.column1",
-            ),
+            packs: Rows::update_each("UPDATE OR FAIL packs SET remaining = remaining + ?2 WHERE pack_id = ?1", 2),
             ledger: Rows::insert(
                 "INSERT OR FAIL INTO ledger (created_at, account_id, kind, amount_fen, bill_id) VALUES ",
                 1,
             ),
-            balances: Rows::update(
-                "UPDATE OR FAIL accounts SET balance_fen = v.column2, suspend_at = v.column3, suspended = v.column4 FROM",
+            balances: Rows::update_each(
+                "UPDATE OR FAIL accounts SET balance_fen = ?2, suspend_at = ?3, suspended = ?4 WHERE account_id = ?1",
                 4,
-                "WHERE accounts.account_id = v.column1",
             ),
             events: Rows::insert(
                 "INSERT OR FAIL INTO events (at, account_id, kind, bill_id, suspend_at, balance_fen) VALUES ",
