@@ -1,6 +1,7 @@
 //! deploy/ is not just files that look right: every schedule in it parses with billrun's own
 //! cron parser and fires when intended, and the Kubernetes failure policy uses billrun's
-//! documented exit codes. (Schema validation: scripts/validate-deploy.)
+//! documented exit codes, and the container build copies in all the build reads. (Schema
+//! validation: scripts/validate-deploy.)
 
 use crate::harness::*;
 use std::path::Path;
@@ -124,5 +125,62 @@ fn the_indexed_job_passes_each_pod_its_shard() {
             "--dry-run",
         ]);
         assert!(out.contains("would bill 0 accounts"), "{out}");
+    }
+}
+
+/// The image is built from what deploy/Dockerfile copies in. It must copy the manifest, the
+/// lock file, `.cargo/` (how the bundled SQLite is built: without it the image's settle queues
+/// on SQLite's global mutexes), the sources, and every directory the sources read at compile
+/// time (`include_str!`, `include_bytes!`, `sqlx::migrate!`), found here by reading `src/`.
+#[test]
+fn the_container_build_copies_in_everything_the_build_reads() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).canonicalize().unwrap();
+    let mut needed = vec![
+        "Cargo.toml".to_string(),
+        "Cargo.lock".into(),
+        ".cargo".into(),
+        "src".into(),
+    ];
+    let mut dirs = vec![root.join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (mac, base) in [
+                ("include_str!(\"", dir.as_path()),
+                ("include_bytes!(\"", dir.as_path()),
+                ("migrate!(\"", root.as_path()),
+            ] {
+                for found in text.split(mac).skip(1) {
+                    let relative = found.split('"').next().unwrap();
+                    let file = base.join(relative).canonicalize().unwrap();
+                    let top = file.strip_prefix(&root).unwrap().components().next().unwrap();
+                    needed.push(top.as_os_str().to_string_lossy().into_owned());
+                }
+            }
+        }
+    }
+    let dockerfile = read("deploy/Dockerfile");
+    let copied: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .filter(|l| !l.starts_with("--from"))
+        .flat_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words[..words.len() - 1].to_vec()
+        })
+        .collect();
+    needed.sort();
+    needed.dedup();
+    assert!(needed.contains(&"fixtures".to_string()) && needed.contains(&"migrations".to_string()));
+    for path in &needed {
+        assert!(
+            copied.contains(&path.as_str()),
+            "deploy/Dockerfile does not COPY {path}: {copied:?}"
+        );
     }
 }
