@@ -233,7 +233,7 @@ fn read_in_tx(conn: &Connection, p: &Params, ids: &str) -> anyhow::Result<PageSt
     Ok(state)
 }
 
-/// The writer's statements, many rows each (see `store::sqlite_rows`).
+/// The writer's statements: inserts of many rows each, updates of one (see `store::sqlite_rows`).
 ///
 /// Each is `OR FAIL`: a row that breaks a constraint stops the statement and keeps the rows
 /// before it, where the default (`ABORT`) undoes the statement's own rows first. Either way the
@@ -856,7 +856,8 @@ mod tests {
             compute_bill(&f.version, usage, packs).map_err(|e| anyhow!("{e}"))
         };
         let other = Connection::open(&f.file).unwrap();
-        // a130 is in the second page of 100, past its first statement of 64 rows.
+        // a130 is the 31st account of the second page of 100: its ledger entry fails inside the
+        // page's first ledger statement of 64 rows, after the page's bills, lines and pack use.
         other
             .execute(
                 "INSERT INTO ledger (account_id, kind, amount_fen, bill_id, created_at)
@@ -872,6 +873,11 @@ mod tests {
         let error = format!("{:#}", result.expect_err("the second page must fail"));
         assert!(error.contains("inserting ledger entries"), "{error}");
         assert_eq!(pages, 1);
+        // The failed page's transaction is over, not merely unseen: the write lock is free
+        // (rusqlite waits up to 5 s for it).
+        other
+            .execute("UPDATE accounts SET name = name WHERE account_id = 'a000'", [])
+            .unwrap();
         assert_eq!(count("SELECT COUNT(*) FROM bills"), 100);
         let last: String = other
             .query_row("SELECT MAX(account_id) FROM bills", [], |r| r.get(0))

@@ -165,7 +165,9 @@ fn the_container_build_copies_in_everything_the_build_reads() {
         }
     }
     let dockerfile = read("deploy/Dockerfile");
-    let copied: Vec<&str> = dockerfile
+    // The build stage: from the first FROM to the next.
+    let build = dockerfile.split("\nFROM ").nth(1).expect("a build stage");
+    let copied: Vec<&str> = build
         .lines()
         .filter_map(|l| l.strip_prefix("COPY "))
         .filter(|l| !l.starts_with("--from"))
