@@ -684,7 +684,7 @@ pub async fn settle_pages(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::bill::{compute_bill, ApiUsage};
+    use crate::domain::bill::{compute_bill, ApiUsage, BillDraft};
     use crate::domain::catalog::Catalog;
     use crate::input::accounts::NewAccount;
     use crate::store::sqlite::SqliteStore;
@@ -738,6 +738,13 @@ mod tests {
         page: SettlePage,
         usage: UsageStream,
         version: crate::domain::catalog::CatalogVersion,
+    }
+
+    /// The settle's pricer for `version`.
+    fn pricer(
+        version: &crate::domain::catalog::CatalogVersion,
+    ) -> impl Fn(&[ApiUsage], &mut [PackBalance]) -> anyhow::Result<BillDraft> + '_ {
+        move |usage, packs| compute_bill(version, usage, packs).map_err(|e| anyhow!("{e}"))
     }
 
     async fn fixture(ids: &[String]) -> Fixture {
@@ -801,9 +808,7 @@ mod tests {
     async fn a_page_read_ahead_is_read_again_when_another_connection_commits_meanwhile() {
         let ids: Vec<String> = ["a1", "a2", "a3"].iter().map(|id| id.to_string()).collect();
         let f = fixture(&ids).await;
-        let pricer = |usage: &[ApiUsage], packs: &mut [PackBalance]| {
-            compute_bill(&f.version, usage, packs).map_err(|e| anyhow!("{e}"))
-        };
+        let pricer = pricer(&f.version);
 
         let other = Connection::open(&f.file).unwrap();
         let mut pages = 0;
@@ -852,9 +857,7 @@ mod tests {
     async fn a_page_that_fails_part_way_leaves_nothing_and_the_pages_before_it_stand() {
         let ids: Vec<String> = (0..170).map(|i| format!("a{i:03}")).collect();
         let f = fixture(&ids).await;
-        let pricer = |usage: &[ApiUsage], packs: &mut [PackBalance]| {
-            compute_bill(&f.version, usage, packs).map_err(|e| anyhow!("{e}"))
-        };
+        let pricer = pricer(&f.version);
         let other = Connection::open(&f.file).unwrap();
         // a130 is the 31st account of the second page of 100: its ledger entry fails inside the
         // page's first ledger statement of 64 rows, after the page's bills, lines and pack use.
