@@ -8,13 +8,15 @@ use crate::clock::Clock;
 use crate::domain::catalog::Catalog;
 use crate::domain::money::{format_money, from_fen};
 use crate::error::input_error;
+use crate::input::text::shown;
+use crate::jobs::accounts::Recharged;
 use crate::jobs::{self, Ctx};
 use crate::output::{ListWriter, Stdout};
 use crate::recorded::{recorded, StopSignal};
 use crate::schedule::Schedule;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{redact_url, ActivateOutcome, RechargeOutcome, Store};
+use crate::store::{redact_url, ActivateOutcome, Store};
 
 /// Loads the catalog named on the command line, or the built-in one.
 pub fn load_catalog(path: Option<&std::path::Path>) -> anyhow::Result<Catalog> {
@@ -78,16 +80,45 @@ pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
     let url = cli.database.as_str();
     if url.starts_with("sqlite:") {
         let store = open_sqlite(url).await?;
+        check_currency(&store, &ctx, &cli.command).await?;
         execute(&store, &ctx, &clock, stop, cli.command).await
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = PgStore::connect(url).await?;
         store.migrate().await?;
+        check_currency(&store, &ctx, &cli.command).await?;
         execute(&store, &ctx, &clock, stop, cli.command).await
     } else {
         Err(input_error(format!(
             "unsupported database URL '{}': use sqlite://FILE or postgres://USER:PASSWORD@HOST:PORT/DATABASE",
             redact_url(url)
         )))
+    }
+}
+
+/// Checks that the catalog prices in the currency the database keeps its balances in: billrun
+/// never debits amounts in one currency from balances in another. A command that moves money
+/// records the catalog's currency as the database's if none is recorded yet.
+pub async fn check_currency<S: Store>(store: &S, ctx: &Ctx, command: &Command) -> anyhow::Result<()> {
+    let moves_money = matches!(
+        command,
+        Command::Accounts(AccountsCommand::Import { .. })
+            | Command::Recharge { .. }
+            | Command::Settle { dry_run: false, .. }
+            | Command::Run
+            | Command::Daemon { .. }
+    );
+    let wanted = ctx.currency();
+    let kept = if moves_money {
+        Some(store.adopt_currency(wanted).await?)
+    } else {
+        store.currency().await?
+    };
+    match kept {
+        Some(kept) if kept != wanted => Err(input_error(format!(
+            "this database keeps its balances in {kept}, but the catalog prices in {wanted}: billrun does not \
+             debit {wanted} amounts from {kept} balances; use a catalog that prices in {kept}"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -104,10 +135,10 @@ fn print_schedule(ctx: &Ctx, expression: &str, count: usize) -> anyhow::Result<(
     Ok(())
 }
 
-fn print_settled(s: &crate::jobs::settle::SettleSummary) {
+fn print_settled(s: &crate::jobs::settle::SettleSummary, currency: &str) {
     let t = &s.month_totals;
     println!(
-        "settled {} (catalog {}): {} accounts billed now, {} CNY; {} in arrears now",
+        "settled {} (catalog {}): {} accounts billed now, {} {currency}; {} in arrears now",
         s.month,
         s.catalog_version,
         s.billed_now,
@@ -129,7 +160,7 @@ fn print_settled(s: &crate::jobs::settle::SettleSummary) {
         println!("shard {} of {} done; {state}", s.shard, s.month);
     }
     println!(
-        "{} in all: {} bills, {} CNY billed, {} accounts in arrears",
+        "{} in all: {} bills, {} {currency} billed, {} accounts in arrears",
         s.month,
         t.bills,
         format_money(from_fen(t.total_fen)),
@@ -137,7 +168,7 @@ fn print_settled(s: &crate::jobs::settle::SettleSummary) {
     );
 }
 
-fn print_dry_run(s: &crate::jobs::settle::SettleSummary) {
+fn print_dry_run(s: &crate::jobs::settle::SettleSummary, currency: &str) {
     println!(
         "dry run: settling {} would write these bills; nothing was written",
         s.month
@@ -158,7 +189,7 @@ fn print_dry_run(s: &crate::jobs::settle::SettleSummary) {
         );
     }
     println!(
-        "would bill {} accounts ({} adjustments), {} CNY net; {} would go into arrears",
+        "would bill {} accounts ({} adjustments), {} {currency} net; {} would go into arrears",
         s.billed_now,
         s.adjusted_now,
         format_money(from_fen(s.billed_now_fen)),
@@ -213,21 +244,22 @@ async fn execute<S: Store>(
         },
         Command::Accounts(AccountsCommand::List { format }) => list_accounts(store, ctx, format).await?,
         Command::Recharge { id, amount, reference } => {
+            let currency = ctx.currency();
             match jobs::accounts::recharge(store, ctx, &id, &amount, reference.as_deref()).await? {
-                RechargeOutcome::Credited { balance_fen, restored } => {
+                Recharged::Credited { balance_fen, restored } => {
                     println!(
-                        "credited {amount} CNY to '{id}'; balance {} CNY",
+                        "credited {amount} {currency} to '{}'; balance {} {currency}",
+                        shown(&id),
                         format_money(from_fen(balance_fen))
                     );
                     if restored {
-                        println!("service of '{id}' restored");
+                        println!("service of '{}' restored", shown(&id));
                     }
                 }
-                RechargeOutcome::AlreadyApplied { balance_fen } => println!(
-                    "recharge with this reference was already applied; nothing changed; balance {} CNY",
+                Recharged::AlreadyApplied { balance_fen } => println!(
+                    "this payment (reference, account and amount) was already applied; nothing changed; balance {} {currency}",
                     format_money(from_fen(balance_fen))
                 ),
-                RechargeOutcome::NotFound => unreachable!("turned into an error by the job"),
             }
         }
         Command::Usage(UsageCommand::Import { file }) => {
@@ -239,23 +271,29 @@ async fn execute<S: Store>(
                 file.display(),
                 done.import_id
             );
-            if done.late_rows > 0 {
+            let late: u64 = done.late.iter().map(|(_, n)| n).sum();
+            if late > 0 {
+                let months: Vec<String> = done.late.iter().map(|(m, n)| format!("{m} ({n} rows)")).collect();
                 tracing::warn!(
-                    late_rows = done.late_rows,
-                    "some rows fall in months already billed for their accounts: they are late and not on any bill"
+                    late_rows = late,
+                    months = months.join(", "),
+                    "some rows fall in months already settled: they are late and not on any bill yet; billrun run bills them"
                 );
                 println!(
-                    "warning: {} rows are late: their month is already billed for their account",
-                    done.late_rows
+                    "warning: {late} rows are late: they fall in months already settled, {}; they are on no bill yet. \
+                     `billrun run` bills them (adjustments where a bill exists), or `billrun settle --month M`",
+                    months.join(", ")
                 );
             }
         }
         Command::Packs(PacksCommand::Import { file }) => {
-            let rejected = |problems| {
-                anyhow::Error::new(crate::error::RejectedFile {
-                    file: file.display().to_string(),
+            let rejected = |problems: Vec<_>| {
+                let total = problems.len() as u64;
+                anyhow::Error::new(crate::error::RejectedFile::new(
+                    &file.display().to_string(),
                     problems,
-                })
+                    total,
+                ))
             };
             let rows =
                 crate::input::packs::read(jobs::open_input(&file)?, &ctx.catalog.known_apis()).map_err(rejected)?;
@@ -273,7 +311,7 @@ async fn execute<S: Store>(
             shard,
         } => {
             let s = jobs::settle::settle(store, ctx, month, shard, true).await?;
-            print_dry_run(&s);
+            print_dry_run(&s, ctx.currency());
         }
         Command::Settle {
             month,
@@ -287,7 +325,7 @@ async fn execute<S: Store>(
                 format!("settle --shard {shard}")
             };
             let s = recorded(store, ctx, &command, Some(month), job, stop_signal()).await?;
-            print_settled(&s);
+            print_settled(&s, ctx.currency());
         }
         Command::Enforce => {
             let ids = recorded(store, ctx, "enforce", None, store.enforce(ctx.now), stop_signal()).await?;
@@ -300,10 +338,14 @@ async fn execute<S: Store>(
                 println!("granted {} free packs for {}", r.packs_granted, r.current);
             }
             if let Some(s) = &r.settled {
-                print_settled(s);
+                print_settled(s, ctx.currency());
                 if r.late {
                     println!("warning: {} was settled late, after the 1st-3rd window", s.month);
                 }
+            }
+            for s in &r.late_usage {
+                println!("usage for {} arrived after it was settled:", s.month);
+                print_settled(s, ctx.currency());
             }
             print_suspended(&r.suspended);
             if !r.did_something() {
@@ -377,11 +419,12 @@ async fn execute<S: Store>(
             let s = jobs::summary::summary(store, ctx, month, out.as_deref(), excel).await?;
             if let Some(p) = out {
                 println!(
-                    "wrote the {month} summary to {}: {} APIs, {} bills, {} CNY billed, {} accounts in arrears",
+                    "wrote the {month} summary to {}: {} APIs, {} bills, {} {} billed, {} accounts in arrears",
                     p.display(),
                     s.apis.len(),
                     s.bills,
                     format_money(from_fen(s.billed_fen)),
+                    ctx.currency(),
                     s.arrears.len()
                 );
             }
@@ -390,10 +433,11 @@ async fn execute<S: Store>(
             let s = jobs::report::report(store, ctx, month, out.as_deref()).await?;
             if let Some(p) = out {
                 println!(
-                    "wrote the {month} report to {}: {} bills, {} CNY billed",
+                    "wrote the {month} report to {}: {} bills, {} {} billed",
                     p.display(),
                     s.bills,
-                    format_money(from_fen(s.billed_fen))
+                    format_money(from_fen(s.billed_fen)),
+                    ctx.currency()
                 );
             }
         }
@@ -438,9 +482,9 @@ pub async fn list_accounts<S: Store>(store: &S, ctx: &Ctx, format: Format) -> an
     store
         .accounts(&mut |a| {
             w.row(vec![
-                a.account_id,
-                a.name,
-                a.status.as_str().to_owned(),
+                a.account_id.clone(),
+                a.name.clone(),
+                a.status(ctx.now).as_str().to_owned(),
                 format_money(a.balance),
                 a.suspend_at.map(|t| ctx.local(t)).unwrap_or_default(),
             ])
@@ -513,6 +557,7 @@ async fn show_bill<S: Store>(store: &S, ctx: &Ctx, id: &str, month: crate::domai
         tz: ctx.tz,
         currency: &currency,
         account: &account,
+        now: ctx.now,
         stops: &stops,
     };
     let names = |l: &crate::store::ExportLine| jobs::export::names(ctx, &l.catalog_version, &l.api).1;

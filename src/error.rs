@@ -46,24 +46,54 @@ impl fmt::Display for InputError {
 }
 impl std::error::Error for InputError {}
 
-/// A whole file refused: every bad line, and nothing written.
+/// How many problems a rejected file lists; the rest are counted.
+pub const MAX_LISTED: usize = 1000;
+
+/// A whole file refused: its bad lines (the first [`MAX_LISTED`] of them), how many problems
+/// there were in all, and nothing written.
 #[derive(Debug)]
 pub struct RejectedFile {
     pub file: String,
     pub problems: Vec<RowError>,
+    pub total: u64,
+}
+
+impl RejectedFile {
+    /// A rejection of `file` for `problems`, of `total` problems in all (at least as many).
+    pub fn new(file: &str, mut problems: Vec<RowError>, total: u64) -> RejectedFile {
+        problems.truncate(MAX_LISTED);
+        let total = total.max(problems.len() as u64);
+        RejectedFile {
+            file: file.to_owned(),
+            problems,
+            total,
+        }
+    }
+
+    /// Problems found but not listed.
+    pub fn unlisted(&self) -> u64 {
+        self.total - self.problems.len() as u64
+    }
 }
 
 impl fmt::Display for RejectedFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.problems.len();
-        writeln!(
-            f,
-            "{}: rejected, nothing was written ({n} problem{}):",
-            self.file,
-            if n == 1 { "" } else { "s" }
-        )?;
+        let n = self.total;
+        let plural = if n == 1 { "" } else { "s" };
+        match self.unlisted() {
+            0 => writeln!(f, "{}: rejected, nothing was written ({n} problem{plural}):", self.file)?,
+            _ => writeln!(
+                f,
+                "{}: rejected, nothing was written ({n} problem{plural}; the first {} are listed):",
+                self.file,
+                self.problems.len()
+            )?,
+        }
         for p in &self.problems {
             writeln!(f, "  {}:{p}", self.file)?;
+        }
+        if self.unlisted() > 0 {
+            writeln!(f, "  … and {} more problems, not listed", self.unlisted())?;
         }
         Ok(())
     }
@@ -118,21 +148,103 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::Tls(_)
                 | sqlx::Error::WorkerCrashed => EXIT_DATABASE,
-                sqlx::Error::Database(e) if is_transient(e.as_ref()) => EXIT_DATABASE,
+                sqlx::Error::Configuration(_) => EXIT_INPUT,
+                sqlx::Error::Database(e) => {
+                    let code = e.code().map(|c| c.into_owned()).unwrap_or_default();
+                    if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                        code.parse().map(sqlite_exit).unwrap_or(EXIT_BUG)
+                    } else {
+                        postgres_exit(&code)
+                    }
+                }
                 _ => EXIT_BUG,
             };
+        }
+        if let Some(rusqlite::Error::SqliteFailure(e, _)) = cause.downcast_ref::<rusqlite::Error>() {
+            return sqlite_exit(e.extended_code);
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return io_exit(io);
         }
     }
     EXIT_BUG
 }
 
-/// SQLite's busy/locked codes and PostgreSQL's serialization, deadlock and connection
-/// classes are worth a retry.
-fn is_transient(e: &dyn sqlx::error::DatabaseError) -> bool {
-    let code = e.code().map(|c| c.into_owned()).unwrap_or_default();
-    matches!(
-        code.as_str(),
-        "5" | "6" | "261" | "517" | "40001" | "40P01" | "57P01" | "57P03"
-    ) || code.starts_with("08")
-        || code == "14"
+/// SQLite's result codes (the primary code is the low byte of the extended one).
+fn sqlite_exit(extended: i32) -> u8 {
+    match extended & 0xff {
+        // BUSY, LOCKED: another connection holds the lock. IOERR, FULL, NOMEM, PROTOCOL: the
+        // disk or the machine, which may recover (a disk with room again).
+        5 | 6 | 7 | 10 | 13 | 15 => EXIT_DATABASE,
+        // READONLY, CORRUPT, CANTOPEN, AUTH, NOTADB, PERM: the file or its directory is not one
+        // billrun can use as it is; an operator must fix it.
+        3 | 8 | 11 | 14 | 23 | 26 => EXIT_INPUT,
+        _ => EXIT_BUG,
+    }
+}
+
+/// PostgreSQL's SQLSTATE codes.
+fn postgres_exit(code: &str) -> u8 {
+    match code {
+        // Serialization failure, deadlock, shutdown, recovery, lost or refused connection,
+        // insufficient resources (disk full, out of memory, too many connections).
+        "40001" | "40P01" | "57P01" | "57P02" | "57P03" => EXIT_DATABASE,
+        c if c.starts_with("08") || c.starts_with("53") => EXIT_DATABASE,
+        // Wrong password or role, missing database, missing privilege, read-only server.
+        c if c.starts_with("28") => EXIT_INPUT,
+        "3D000" | "42501" | "25006" => EXIT_INPUT,
+        _ => EXIT_BUG,
+    }
+}
+
+/// I/O outside the database: the files billrun reads and writes.
+fn io_exit(e: &std::io::Error) -> u8 {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        NotFound | PermissionDenied | AlreadyExists | InvalidInput | InvalidData | IsADirectory | NotADirectory
+        | ReadOnlyFilesystem | StorageFull | FileTooLarge | BrokenPipe => EXIT_INPUT,
+        _ => match e.raw_os_error() {
+            // EBADF: a closed standard output.
+            Some(9) => EXIT_INPUT,
+            _ => EXIT_BUG,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operator_errors_of_sqlite_are_configuration_or_retry() {
+        for (code, exit) in [(8, EXIT_INPUT), (26, EXIT_INPUT), (14, EXIT_INPUT), (11, EXIT_INPUT)] {
+            assert_eq!(sqlite_exit(code), exit, "{code}");
+        }
+        for code in [5, 261, 517, 6, 13, 10, 3338] {
+            assert_eq!(sqlite_exit(code), EXIT_DATABASE, "{code}");
+        }
+        assert_eq!(sqlite_exit(19), EXIT_BUG, "a constraint violation is a bug");
+    }
+
+    #[test]
+    fn postgres_codes() {
+        for code in ["28P01", "28000", "3D000", "42501"] {
+            assert_eq!(postgres_exit(code), EXIT_INPUT, "{code}");
+        }
+        for code in ["08006", "53100", "57P01", "40001"] {
+            assert_eq!(postgres_exit(code), EXIT_DATABASE, "{code}");
+        }
+        assert_eq!(postgres_exit("23505"), EXIT_BUG);
+    }
+
+    #[test]
+    fn a_long_list_of_problems_is_cut_and_counted() {
+        let problems: Vec<RowError> = (2..5002).map(|l| RowError::new(l, "calls", "bad")).collect();
+        let r = RejectedFile::new("u.csv", problems, 5000);
+        let text = r.to_string();
+        assert!(text.starts_with("u.csv: rejected, nothing was written (5000 problems; the first 1000 are listed):"));
+        assert_eq!(text.lines().filter(|l| l.starts_with("  u.csv:line ")).count(), 1000);
+        assert!(text.ends_with("  … and 4000 more problems, not listed\n"), "{text}");
+        assert!(!text.contains("line 0"));
+    }
 }

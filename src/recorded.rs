@@ -38,9 +38,9 @@ impl Counted for RunSummary {
     }
     fn billed(&self) -> (u64, i64) {
         self.settled
-            .as_ref()
-            .map(|s| (s.billed_now, s.billed_now_fen))
-            .unwrap_or_default()
+            .iter()
+            .chain(&self.late_usage)
+            .fold((0, 0), |(n, fen), s| (n + s.billed_now, fen + s.billed_now_fen))
     }
     fn suspended(&self) -> u64 {
         self.suspended.len() as u64

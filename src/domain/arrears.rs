@@ -28,19 +28,20 @@ pub struct AfterDebit {
     pub arrears_notice: bool,
 }
 
-/// Applies a debit of `amount_fen` (≥ 0) made at `debited_at`.
-/// An account already counting down keeps its earlier `suspend_at`.
-pub fn debit(state: ServiceState, amount_fen: i64, debited_at: DateTime<Utc>) -> AfterDebit {
-    let balance_fen = state.balance_fen - amount_fen;
+/// Applies a debit of `amount_fen` (≥ 0) made at `debited_at`; `None` if the balance would
+/// leave the range of a 64-bit count of fen. An account already counting down keeps its
+/// earlier `suspend_at`.
+pub fn debit(state: ServiceState, amount_fen: i64, debited_at: DateTime<Utc>) -> Option<AfterDebit> {
+    let balance_fen = state.balance_fen.checked_sub(amount_fen)?;
     let mut next = ServiceState { balance_fen, ..state };
     let arrears_notice = balance_fen < 0;
     if arrears_notice && !state.suspended && state.suspend_at.is_none() {
         next.suspend_at = Some(debited_at + GRACE);
     }
-    AfterDebit {
+    Some(AfterDebit {
         state: next,
         arrears_notice,
-    }
+    })
 }
 
 /// What a recharge did.
@@ -51,10 +52,11 @@ pub struct AfterRecharge {
     pub restored: bool,
 }
 
-/// Applies a recharge of `amount_fen` (> 0).
-pub fn recharge(state: ServiceState, amount_fen: i64) -> AfterRecharge {
-    let balance_fen = state.balance_fen + amount_fen;
-    if balance_fen >= 0 {
+/// Applies a recharge of `amount_fen` (> 0); `None` if the balance would leave the range of a
+/// 64-bit count of fen.
+pub fn recharge(state: ServiceState, amount_fen: i64) -> Option<AfterRecharge> {
+    let balance_fen = state.balance_fen.checked_add(amount_fen)?;
+    Some(if balance_fen >= 0 {
         AfterRecharge {
             state: ServiceState {
                 balance_fen,
@@ -68,7 +70,7 @@ pub fn recharge(state: ServiceState, amount_fen: i64) -> AfterRecharge {
             state: ServiceState { balance_fen, ..state },
             restored: false,
         }
-    }
+    })
 }
 
 /// Whether enforcement at `now` must stop the service.
@@ -94,7 +96,7 @@ mod tests {
 
     #[test]
     fn a_debit_into_the_negative_schedules_the_stop_24_hours_later() {
-        let d = debit(open(100), 150, t("2026-11-01T02:00:00+08:00"));
+        let d = debit(open(100), 150, t("2026-11-01T02:00:00+08:00")).unwrap();
         assert!(d.arrears_notice);
         assert_eq!(d.state.balance_fen, -50);
         assert_eq!(d.state.suspend_at, Some(t("2026-11-02T02:00:00+08:00")));
@@ -102,7 +104,7 @@ mod tests {
 
     #[test]
     fn a_debit_to_exactly_zero_is_not_arrears() {
-        let d = debit(open(100), 100, t("2026-11-01T00:00:00Z"));
+        let d = debit(open(100), 100, t("2026-11-01T00:00:00Z")).unwrap();
         assert!(!d.arrears_notice);
         assert_eq!(d.state.suspend_at, None);
     }
@@ -114,18 +116,26 @@ mod tests {
             suspend_at: Some(t("2026-11-02T00:00:00Z")),
             suspended: false,
         };
-        let d = debit(earlier, 10, t("2026-12-01T00:00:00Z"));
+        let d = debit(earlier, 10, t("2026-12-01T00:00:00Z")).unwrap();
         assert_eq!(d.state.suspend_at, earlier.suspend_at);
         assert!(d.arrears_notice);
     }
 
     #[test]
     fn enforcement_waits_for_suspend_at() {
-        let s = debit(open(0), 1, t("2026-11-01T00:00:00Z")).state;
+        let s = debit(open(0), 1, t("2026-11-01T00:00:00Z")).unwrap().state;
         assert!(!due_for_suspension(s, t("2026-11-01T23:59:59Z")));
         assert!(due_for_suspension(s, t("2026-11-02T00:00:00Z")));
         let suspended = ServiceState { suspended: true, ..s };
         assert!(!due_for_suspension(suspended, t("2026-11-03T00:00:00Z")));
+    }
+
+    #[test]
+    fn balances_that_would_overflow_are_refused_not_wrapped() {
+        assert_eq!(recharge(open(i64::MAX - 5), 6), None);
+        assert!(recharge(open(i64::MAX - 5), 5).is_some());
+        assert_eq!(debit(open(i64::MIN + 5), 6, t("2026-11-01T00:00:00Z")), None);
+        assert!(debit(open(i64::MIN + 5), 5, t("2026-11-01T00:00:00Z")).is_some());
     }
 
     #[test]
@@ -135,10 +145,10 @@ mod tests {
             suspend_at: Some(t("2026-11-02T00:00:00Z")),
             suspended: true,
         };
-        let partial = recharge(suspended, 499);
+        let partial = recharge(suspended, 499).unwrap();
         assert!(!partial.restored);
         assert!(partial.state.suspended);
-        let full = recharge(partial.state, 1);
+        let full = recharge(partial.state, 1).unwrap();
         assert!(full.restored);
         assert_eq!(full.state, open(0));
         // In arrears but not yet suspended: a recharge clears the countdown, nothing to restore.
@@ -146,7 +156,7 @@ mod tests {
             suspended: false,
             ..suspended
         };
-        let r = recharge(counting, 600);
+        let r = recharge(counting, 600).unwrap();
         assert!(!r.restored);
         assert_eq!(r.state.suspend_at, None);
     }

@@ -219,6 +219,22 @@ impl Catalog {
                 apis,
             });
         }
+        // Balances are kept in one currency; a catalog that priced some months in another
+        // would debit amounts in one currency from balances in the other.
+        for v in &versions {
+            if v.currency.len() != 3 || !v.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(err(format!(
+                    "version '{}': currency '{}' is not an ISO 4217 code (three capital letters, like CNY)",
+                    v.version, v.currency
+                )));
+            }
+            if v.currency != versions[0].currency {
+                return Err(err(format!(
+                    "version '{}' prices in {} and version '{}' in {}: a catalog has one currency, that of the balances",
+                    versions[0].version, versions[0].currency, v.version, v.currency
+                )));
+            }
+        }
         versions.sort_by_key(|v| v.effective_from);
         if let Some(w) = versions.windows(2).find(|w| w[0].effective_from == w[1].effective_from) {
             return Err(err(format!(
@@ -237,6 +253,16 @@ impl Catalog {
     /// The version in force for `month`, if any version had taken effect by then.
     pub fn for_month(&self, month: Month) -> Option<&CatalogVersion> {
         self.versions.iter().rev().find(|v| v.effective_from <= month)
+    }
+
+    /// The first month any version prices.
+    pub fn first_month(&self) -> Option<Month> {
+        self.versions.first().map(|v| v.effective_from)
+    }
+
+    /// The currency every version prices in (a catalog has one).
+    pub fn currency(&self) -> &str {
+        self.versions.first().map(|v| v.currency.as_str()).unwrap_or("CNY")
     }
 
     /// The version named `version`, as bill lines record it.

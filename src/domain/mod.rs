@@ -7,6 +7,7 @@
 pub mod arrears;
 pub mod bill;
 pub mod catalog;
+pub mod limits;
 pub mod money;
 pub mod month;
 pub mod packs;

@@ -1,10 +1,12 @@
 //! The accounts file: `account_id,name,activated_at,balance`.
 //!
 //! `activated_at` is an RFC 3339 timestamp or empty ("service not opened"); `balance` is the
-//! opening balance in CNY with at most two decimals, and may be negative.
+//! opening balance with at most two decimals, and may be negative, up to
+//! [`MAX_AMOUNT_FEN`] either way. Ids and names follow `input::text`.
 
-use super::{check_account_id, parse_instant, RowError, Table};
-use crate::domain::money::{parse_cny, to_fen};
+use super::{check_account_id, check_name, parse_instant, RowError, Table};
+use crate::domain::limits::MAX_AMOUNT_FEN;
+use crate::domain::money::{format_money, from_fen, parse_cny, to_fen};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
@@ -45,6 +47,9 @@ pub fn read(reader: impl std::io::Read) -> Result<Vec<NewAccount>, Vec<RowError>
                 format!("duplicate account id '{id}' (first on line {first})"),
             ));
         }
+        if let Err(e) = check_name(name) {
+            problems.push(RowError::new(line, "name", e));
+        }
         let activated_at = if activated.is_empty() {
             None
         } else {
@@ -53,10 +58,20 @@ pub fn read(reader: impl std::io::Read) -> Result<Vec<NewAccount>, Vec<RowError>
                 .ok()
         };
         let balance_fen = match parse_cny(balance) {
-            Ok(d) => to_fen(d).unwrap_or_else(|| {
-                problems.push(RowError::new(line, "balance", format!("'{balance}' is out of range")));
-                0
-            }),
+            Ok(d) => match to_fen(d) {
+                Some(fen) if fen.abs() <= MAX_AMOUNT_FEN => fen,
+                _ => {
+                    problems.push(RowError::new(
+                        line,
+                        "balance",
+                        format!(
+                            "'{balance}' is beyond ±{}, the largest opening balance billrun takes",
+                            format_money(from_fen(MAX_AMOUNT_FEN))
+                        ),
+                    ));
+                    0
+                }
+            },
             Err(e) => {
                 problems.push(RowError::new(line, "balance", e));
                 0
@@ -102,7 +117,10 @@ mod tests {
                     a1,A,2026-10-01T00:00:00,1\n\
                     a2,B,,1.2.3\n\
                     a1,C,,0\n\
-                    ,D,,0\n";
+                    ,D,,0\n\
+                    a6,E\u{1b}]0;pwned\u{7},,0\n\
+                    a7,F,,-10000000000000.01\n\
+                    a8\u{200b},G,,0\n";
         let problems = read(text.as_bytes()).unwrap_err();
         let got: Vec<(u64, &str)> = problems.iter().map(|p| (p.line, p.field.as_str())).collect();
         assert_eq!(
@@ -111,7 +129,10 @@ mod tests {
                 (2, "activated_at"),
                 (3, "balance"),
                 (4, "account_id"),
-                (5, "account_id")
+                (5, "account_id"),
+                (6, "name"),
+                (7, "balance"),
+                (8, "account_id")
             ]
         );
         assert!(problems[2]

@@ -8,8 +8,12 @@
 
 pub mod accounts;
 pub mod packs;
+pub mod text;
 pub mod usage;
 
+pub use text::{check_account_id, check_id, check_name};
+
+use crate::domain::limits::MAX_LINE_BYTES;
 use chrono::{DateTime, Utc};
 use std::fmt;
 
@@ -45,52 +49,84 @@ impl fmt::Display for RowError {
 
 /// A CSV reader positioned after a checked header, with the index of each required column.
 pub struct Table<R: std::io::Read> {
-    reader: csv::Reader<R>,
+    reader: csv::Reader<LineLimit<R>>,
+    headers: Vec<String>,
     columns: Vec<usize>,
 }
 
 impl<R: std::io::Read> Table<R> {
     /// Opens `reader`, requiring every column of `required` in the header (in any order;
-    /// extra columns are ignored). A missing column is reported as a problem on line 1.
+    /// extra columns are ignored). A missing column, or a required column named twice (which
+    /// copy would count?), is reported as a problem on line 1. Lines longer than
+    /// [`MAX_LINE_BYTES`] end the reading with a problem on that line.
     pub fn open(reader: R, required: &[&str]) -> Result<Table<R>, Vec<RowError>> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(false)
-            .from_reader(reader);
-        let headers = reader
+            .from_reader(LineLimit::new(reader));
+        let headers: Vec<String> = reader
             .headers()
-            .map_err(|e| vec![RowError::new(1, "", format!("cannot read the header: {e}"))])?
-            .clone();
-        let names: Vec<&str> = headers
+            .map_err(|e| vec![csv_problem(&e, &[])])?
             .iter()
-            .map(|h| h.trim().trim_start_matches('\u{feff}'))
+            .enumerate()
+            .map(|(i, h)| {
+                let h = h.trim();
+                if i == 0 { h.trim_start_matches('\u{feff}') } else { h }.to_owned()
+            })
             .collect();
         let mut columns = Vec::new();
         let mut problems = Vec::new();
         for want in required {
-            match names.iter().position(|n| n == want) {
-                Some(i) => columns.push(i),
-                None => problems.push(RowError::new(
+            let at: Vec<usize> = (0..headers.len()).filter(|&i| headers[i] == *want).collect();
+            match at.as_slice() {
+                [i] => columns.push(*i),
+                [] => problems.push(RowError::new(
                     1,
                     want,
                     format!("missing column (the header must have {})", required.join(",")),
                 )),
+                several => problems.push(RowError::new(
+                    1,
+                    want,
+                    format!(
+                        "the column appears {} times (columns {}); it must appear once",
+                        several.len(),
+                        several
+                            .iter()
+                            .map(|i| (i + 1).to_string())
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                    ),
+                )),
             }
         }
         if problems.is_empty() {
-            Ok(Table { reader, columns })
+            Ok(Table {
+                reader,
+                headers,
+                columns,
+            })
         } else {
             Err(problems)
         }
     }
 
+    /// The reader the file is read from.
+    pub fn source(&self) -> &R {
+        &self.reader.get_ref().inner
+    }
+
     /// The next row as its line number and the required fields in `required` order, trimmed;
-    /// `Err` for a row the CSV reader cannot read.
+    /// `Err` for a row the CSV reader cannot read. After a line too long to read, there is no
+    /// next row: where the next one starts is unknown.
     pub fn next_row(&mut self, record: &mut csv::StringRecord) -> Option<Result<(u64, Vec<String>), RowError>> {
+        if self.reader.get_ref().failed {
+            return None;
+        }
         match self.reader.read_record(record) {
             Ok(false) => None,
             Ok(true) => {
-                let line = record.position().map(|p| p.line()).unwrap_or(0);
+                let line = record.position().map(|p| p.line()).unwrap_or(1);
                 let fields = self
                     .columns
                     .iter()
@@ -98,46 +134,144 @@ impl<R: std::io::Read> Table<R> {
                     .collect();
                 Some(Ok((line, fields)))
             }
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                Some(Err(RowError::new(line, "", format!("unreadable CSV row: {e}"))))
-            }
+            Err(e) => Some(Err(csv_problem(&e, &self.headers))),
         }
     }
 }
 
-/// Parses an RFC 3339 timestamp that carries an explicit offset (`Z` or `+08:00`).
-pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
-    // Kept to the microsecond, the precision both databases store, so that no backend rounds an
-    // instant across a month boundary.
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .and_then(|t| DateTime::from_timestamp_micros(t.timestamp_micros()))
-        .ok_or_else(|| format!("'{text}' is not an RFC 3339 timestamp with an offset (like 2026-10-05T09:30:00+08:00)"))
+/// A problem the CSV reader found, with its line and the column it concerns: the first
+/// missing column of a short row, the first extra one of a long row, the field that is not
+/// UTF-8.
+fn csv_problem(e: &csv::Error, headers: &[String]) -> RowError {
+    let line = e.position().map(|p| p.line()).unwrap_or(1).max(1);
+    let column = |i: usize| {
+        headers
+            .get(i)
+            .filter(|h| !h.is_empty())
+            .cloned()
+            .unwrap_or_else(|| format!("column {}", i + 1))
+    };
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            let (expected, len) = (*expected_len as usize, *len as usize);
+            let field = if len < expected {
+                column(len)
+            } else {
+                format!("column {}", expected + 1)
+            };
+            RowError::new(
+                line,
+                &field,
+                format!("the row has {len} fields, the header has {expected}"),
+            )
+        }
+        csv::ErrorKind::Utf8 { err, .. } => RowError::new(line, &column(err.field()), "not valid UTF-8 text"),
+        csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            RowError::new(line_of(io).unwrap_or(line), "(line)", io.to_string())
+        }
+        _ => RowError::new(line, "(line)", format!("unreadable CSV: {e}")),
+    }
 }
 
-/// Parses a strictly positive whole number of calls.
-pub fn parse_calls(text: &str) -> Result<i64, String> {
+/// The line number [`LineLimit`] put in its error, if this is one of its errors.
+fn line_of(e: &std::io::Error) -> Option<u64> {
+    e.get_ref()?.downcast_ref::<LineTooLong>().map(|l| l.line)
+}
+
+/// A line longer than [`MAX_LINE_BYTES`].
+#[derive(Debug)]
+struct LineTooLong {
+    line: u64,
+}
+
+impl std::fmt::Display for LineTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the line is longer than {MAX_LINE_BYTES} bytes")
+    }
+}
+impl std::error::Error for LineTooLong {}
+
+/// Passes a file through, failing once a line grows past [`MAX_LINE_BYTES`]: the CSV reader
+/// would otherwise hold a whole gigabyte-long field in memory before anything could refuse it.
+pub struct LineLimit<R> {
+    inner: R,
+    /// Lines seen so far, counting the one being read (1-based).
+    line: u64,
+    /// Bytes of the current line read so far.
+    run: usize,
+    failed: bool,
+}
+
+impl<R> LineLimit<R> {
+    fn new(inner: R) -> LineLimit<R> {
+        LineLimit {
+            inner,
+            line: 1,
+            run: 0,
+            failed: false,
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for LineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.failed {
+            return Ok(0);
+        }
+        // Reads of at most the limit, so that no line can hide inside one read.
+        let cap = buf.len().min(MAX_LINE_BYTES);
+        let n = self.inner.read(&mut buf[..cap])?;
+        let chunk = &buf[..n];
+        let first = chunk.iter().position(|&b| b == b'\n');
+        let too_long = match first {
+            None => self.run + n > MAX_LINE_BYTES,
+            Some(i) => self.run + i > MAX_LINE_BYTES,
+        };
+        if too_long {
+            self.failed = true;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                LineTooLong { line: self.line },
+            ));
+        }
+        if let Some(first) = first {
+            let last = chunk.iter().rposition(|&b| b == b'\n').unwrap_or(first);
+            self.line += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+            self.run = n - last - 1;
+        } else {
+            self.run += n;
+        }
+        Ok(n)
+    }
+}
+
+/// Parses an RFC 3339 timestamp that carries an explicit offset (`Z` or `+08:00`).
+///
+/// Kept to the microsecond, the precision both databases store, so that no backend rounds an
+/// instant across a month boundary. A leap second (`23:59:60`) is kept as the last
+/// microsecond of its minute, `23:59:59.999999`: it belongs to the minute, and so to the day and
+/// month, its meter wrote it in, not to the first second of the next one.
+pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+    let bad = || format!("'{text}' is not an RFC 3339 timestamp with an offset (like 2026-10-05T09:30:00+08:00)");
+    let t = DateTime::parse_from_rfc3339(text).map_err(|_| bad())?;
+    let micros = t
+        .timestamp()
+        .checked_mul(1_000_000)
+        .and_then(|s| s.checked_add(i64::from(t.timestamp_subsec_micros().min(999_999))))
+        .ok_or_else(bad)?;
+    DateTime::from_timestamp_micros(micros).ok_or_else(bad)
+}
+
+/// Parses a strictly positive whole number of calls, at most `max`.
+pub fn parse_calls(text: &str, max: i64) -> Result<i64, String> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("'{text}' is not a positive whole number"));
     }
     match text.parse::<i64>() {
+        Ok(n) if n > max => Err(format!("'{text}' is more than {max} calls, the most one row may count")),
         Ok(n) if n > 0 => Ok(n),
         Ok(_) => Err(format!("'{text}' must be greater than zero")),
-        Err(_) => Err(format!("'{text}' is too large")),
-    }
-}
-
-/// Checks an account id: non-empty, at most 128 characters, no control characters.
-pub fn check_account_id(text: &str) -> Result<(), String> {
-    if text.is_empty() {
-        Err("account_id is empty".into())
-    } else if text.chars().count() > 128 {
-        Err("account_id is longer than 128 characters".into())
-    } else if text.chars().any(char::is_control) {
-        Err("account_id contains control characters".into())
-    } else {
-        Ok(())
+        Err(_) => Err(format!("'{text}' is more than {max} calls, the most one row may count")),
     }
 }
 
@@ -158,10 +292,68 @@ mod tests {
 
     #[test]
     fn calls_are_positive_integers() {
-        assert_eq!(parse_calls("42"), Ok(42));
-        for bad in ["0", "-1", "1.5", "", "1e3", "99999999999999999999"] {
-            assert!(parse_calls(bad).is_err(), "{bad:?}");
+        assert_eq!(parse_calls("42", 100), Ok(42));
+        assert_eq!(parse_calls("100", 100), Ok(100));
+        for bad in [
+            "0",
+            "-1",
+            "1.5",
+            "",
+            "1e3",
+            "101",
+            "9223372036854775807",
+            "99999999999999999999",
+        ] {
+            assert!(parse_calls(bad, 100).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_leap_second_is_the_last_microsecond_of_its_minute() {
+        let t = parse_instant("2026-10-31T23:59:60+08:00").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-10-31T15:59:59.999999+00:00");
+        assert!(
+            parse_instant("0000-01-01T00:00:00Z").is_ok(),
+            "bounds are the usage reader's"
+        );
+    }
+
+    #[test]
+    fn a_required_column_named_twice_is_refused() {
+        let e = Table::open(
+            "calls,account_id,api,calls\n".as_bytes(),
+            &["account_id", "api", "calls"],
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.len(), 1);
+        assert_eq!((e[0].line, e[0].field.as_str()), (1, "calls"));
+        assert!(e[0].message.contains("columns 1 and 4"), "{}", e[0].message);
+    }
+
+    #[test]
+    fn an_overlong_line_ends_the_reading_with_its_line_number() {
+        let long = "x".repeat(MAX_LINE_BYTES + 10);
+        let text = format!("id,name\na,b\nc,{long}\nd,e\n");
+        let mut t = Table::open(text.as_bytes(), &["id", "name"]).ok().unwrap();
+        let mut rec = csv::StringRecord::new();
+        assert!(t.next_row(&mut rec).unwrap().is_ok());
+        let e = t.next_row(&mut rec).unwrap().unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("longer than"), "{e}");
+        assert!(t.next_row(&mut rec).is_none());
+    }
+
+    #[test]
+    fn short_and_long_rows_name_the_column() {
+        let mut t = Table::open("id,name,extra\na,b\nc,d,e,f\n".as_bytes(), &["id", "name"])
+            .ok()
+            .unwrap();
+        let mut rec = csv::StringRecord::new();
+        let short = t.next_row(&mut rec).unwrap().unwrap_err();
+        assert_eq!((short.line, short.field.as_str()), (2, "extra"));
+        let long = t.next_row(&mut rec).unwrap().unwrap_err();
+        assert_eq!((long.line, long.field.as_str()), (3, "column 4"));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! A pack covers calls of one API for one account while its window `[valid_from, valid_until)`
 //! overlaps the month being settled.
 
-use super::{check_account_id, parse_calls, parse_instant, RowError, Table};
+use super::{check_account_id, check_id, parse_calls, parse_instant, RowError, Table};
+use crate::domain::limits::MAX_PACK_CALLS;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
 
@@ -47,8 +48,8 @@ pub fn read(reader: impl std::io::Read, known_apis: &BTreeSet<String>) -> Result
         let before = problems.len();
         let mut bad = |field: &str, msg: String| problems.push(RowError::new(line, field, msg));
         let pack_id = f[0].clone();
-        if pack_id.is_empty() {
-            bad("pack_id", "pack_id is empty".into());
+        if let Err(e) = check_id("pack_id", &pack_id) {
+            bad("pack_id", e);
         } else if pack_id.starts_with("free:") {
             bad(
                 "pack_id",
@@ -64,9 +65,11 @@ pub fn read(reader: impl std::io::Read, known_apis: &BTreeSet<String>) -> Result
             bad("account_id", e);
         }
         if !known_apis.contains(&f[2]) {
-            bad("api", format!("unknown API '{}'", f[2]));
+            bad("api", format!("unknown API '{}'", super::text::shown(&f[2])));
         }
-        let calls = parse_calls(&f[3]).map_err(|e| bad("calls", e)).unwrap_or(0);
+        let calls = parse_calls(&f[3], MAX_PACK_CALLS)
+            .map_err(|e| bad("calls", e))
+            .unwrap_or(0);
         let mut instant = |i: usize, name: &str| parse_instant(&f[i]).map_err(|e| bad(name, e)).ok();
         let from = instant(4, "valid_from");
         let until = instant(5, "valid_until");

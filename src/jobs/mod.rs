@@ -57,6 +57,12 @@ impl Ctx {
         bar
     }
 
+    /// The currency the catalog prices in, which the database's balances are kept in too
+    /// (checked when the store is opened).
+    pub fn currency(&self) -> &str {
+        self.catalog.currency()
+    }
+
     /// The month that contains `--now` in the billing time zone.
     pub fn current_month(&self) -> Month {
         Month::containing(self.now, self.tz)

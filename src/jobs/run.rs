@@ -3,7 +3,9 @@
 //! 1. Grants the current month's free packs to open accounts that lack them.
 //! 2. Settles the previous month if it is not settled yet. This happens on any day from the 1st
 //!    on; after the 3rd it still settles, with a warning that it is late.
-//! 3. Enforces suspensions whose time has come.
+//! 3. Settles again every settled month that usage was imported for after its settlement read
+//!    it (late usage): its accounts get adjustments, or their first bill.
+//! 4. Enforces suspensions whose time has come.
 //!
 //! Each step is idempotent, so running it twice in a row changes nothing the second time.
 //! This is what cron and the Kubernetes CronJob call.
@@ -24,6 +26,8 @@ pub struct RunSummary {
     pub packs_granted: u64,
     /// The previous month's settlement, if this run did it.
     pub settled: Option<SettleSummary>,
+    /// Settlements of months with late usage.
+    pub late_usage: Vec<SettleSummary>,
     /// The settlement happened after the 1st–3rd window.
     pub late: bool,
     pub suspended: Vec<String>,
@@ -31,7 +35,7 @@ pub struct RunSummary {
 
 impl RunSummary {
     pub fn did_something(&self) -> bool {
-        self.packs_granted > 0 || self.settled.is_some() || !self.suspended.is_empty()
+        self.packs_granted > 0 || self.settled.is_some() || !self.late_usage.is_empty() || !self.suspended.is_empty()
     }
 }
 
@@ -60,11 +64,17 @@ pub async fn run_due<S: Store>(store: &S, ctx: &Ctx) -> anyhow::Result<RunSummar
         }
         Some(settle::settle(store, ctx, previous, Shard::ALL, false).await?)
     };
+    let mut late_usage = Vec::new();
+    for month in store.months_with_late_usage().await? {
+        tracing::warn!(month = %month, "usage for {month} was imported after it was settled: billing it now");
+        late_usage.push(settle::settle(store, ctx, month, Shard::ALL, false).await?);
+    }
     let suspended = store.enforce(ctx.now).await?;
     Ok(RunSummary {
         current,
         packs_granted,
         settled,
+        late_usage,
         late,
         suspended,
     })

@@ -12,7 +12,7 @@ use crate::domain::bill::compute_bill;
 use crate::domain::month::Month;
 use crate::domain::shard::Shard;
 use crate::error::{input_error, Busy};
-use crate::store::{BillPreview, MonthTotals, PageDone, SettlePage, Store};
+use crate::store::{BillPreview, BilledPeriod, MarkSettled, MonthTotals, PageDone, SettlePage, Settled, Store};
 
 /// What a settle run did, and where the month stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,9 +43,19 @@ pub async fn grant<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Resu
     store.grant_free_packs(&grant, ctx.now).await
 }
 
+/// How many times a settle reads the month's usage again because imports kept arriving for it
+/// while it ran, before it gives up for now (a later run finishes the work).
+const MAX_PASSES: u32 = 10;
+
 /// Settles `month`: original bills for accounts without one, adjustments for accounts whose
 /// usage changed since their bill. Refuses a month that has not ended at `--now` in the billing
-/// time zone. With `dry_run`, computes everything and writes nothing.
+/// time zone, and a month already billed for another period (another time zone). With
+/// `dry_run`, computes everything and writes nothing.
+///
+/// Usage imported while the month is read is not lost: the run notes the newest import before
+/// it reads the month's usage, and records the month as settled only if no newer import
+/// reaches into it (checked under a lock that keeps imports out). If one does, the month is
+/// read again: accounts whose usage changed since their new bill get an adjustment.
 pub async fn settle<S: Store>(
     store: &S,
     ctx: &Ctx,
@@ -62,6 +72,12 @@ pub async fn settle<S: Store>(
             ctx.local(ctx.now)
         )));
     }
+    let period = BilledPeriod {
+        start,
+        end,
+        tz: Some(ctx.tz.name().to_owned()),
+    };
+    check_period(store, ctx, month, &period).await?;
     let version = ctx
         .catalog
         .for_month(month)
@@ -103,24 +119,75 @@ pub async fn settle<S: Store>(
         dry_run,
     };
     let bar = ctx.progress_bar(format!("settling {month}: accounts billed"));
-    let stream = store.month_usage(month, start, end, shard).await?;
-    store
-        .settle_pages(&page, stream, ctx.page_size, &pricer, &mut |done: PageDone| {
-            summary.previews.extend(done.previews);
-            summary.billed_now += done.outcome.bills;
-            summary.adjusted_now += done.outcome.adjustments;
-            summary.billed_now_fen += done.outcome.total_fen;
-            summary.arrears_now += done.outcome.arrears;
-            bar.inc(done.outcome.bills);
-            tracing::debug!(bills = done.outcome.bills, last = ?done.last, "settled a page");
-        })
-        .await?;
-    bar.finish_and_clear();
-    if !dry_run {
-        summary.month_settled = store
-            .mark_settled(month, shard, start, end, &version.version, ctx.now)
+    for pass in 1.. {
+        let through_import = store.import_watermark().await?;
+        let stream = store.month_usage(month, start, end, shard).await?;
+        store
+            .settle_pages(&page, stream, ctx.page_size, &pricer, &mut |done: PageDone| {
+                summary.previews.extend(done.previews);
+                summary.billed_now += done.outcome.bills;
+                summary.adjusted_now += done.outcome.adjustments;
+                summary.billed_now_fen += done.outcome.total_fen;
+                summary.arrears_now += done.outcome.arrears;
+                bar.inc(done.outcome.bills);
+                tracing::debug!(bills = done.outcome.bills, last = ?done.last, "settled a page");
+            })
             .await?;
+        if dry_run {
+            break;
+        }
+        let settled = Settled {
+            month,
+            shard,
+            period: &period,
+            version: &version.version,
+            now: ctx.now,
+            through_import,
+        };
+        match store.mark_settled(&settled).await? {
+            MarkSettled::Done { month_complete } => {
+                summary.month_settled = month_complete;
+                break;
+            }
+            MarkSettled::UsageArrived if pass < MAX_PASSES => {
+                tracing::info!(
+                    month = %month,
+                    pass,
+                    "usage for the month was imported while it was being settled: reading the month again"
+                );
+            }
+            MarkSettled::UsageArrived => {
+                return Err(anyhow::Error::new(Busy(format!(
+                    "usage for {month} kept arriving while it was being settled ({MAX_PASSES} passes); \
+                     what was billed stands, and the next run bills the rest"
+                ))))
+            }
+        }
     }
+    bar.finish_and_clear();
     summary.month_totals = store.month_totals(month).await?;
     Ok(summary)
+}
+
+/// Refuses to settle `month` for `period` if it was billed for another one: bills, adjustments
+/// and `verify` all count the usage of the period the month was first billed for, and another
+/// time zone would shift it (billing hours of one month twice and of another never).
+async fn check_period<S: Store>(store: &S, ctx: &Ctx, month: Month, period: &BilledPeriod) -> anyhow::Result<()> {
+    let Some(billed) = store.billed_period(month).await? else {
+        return Ok(());
+    };
+    if billed.start == period.start && billed.end == period.end {
+        return Ok(());
+    }
+    let zone = billed.tz.as_deref().map(|tz| format!(" in {tz}")).unwrap_or_default();
+    Err(input_error(format!(
+        "{month} was billed{zone} for [{}, {}); in --tz {} it would be [{}, {}), another period. \
+         The billing time zone of a month that has bills cannot change: run with --tz {}",
+        billed.start.to_rfc3339(),
+        billed.end.to_rfc3339(),
+        ctx.tz,
+        period.start.to_rfc3339(),
+        period.end.to_rfc3339(),
+        billed.tz.as_deref().unwrap_or("the zone it was settled in")
+    )))
 }

@@ -1,122 +1,139 @@
-//! Usage import: a whole file or nothing, never the same file twice.
+//! Usage import: a whole file or nothing, never the same rows twice.
 
 use super::{open_input, Ctx};
 use crate::error::{input_error, RejectedFile};
-use crate::input::usage::{NewUsage, UsageRows};
+use crate::input::usage::{Fingerprint, NewUsage, TimeBounds, UsageRows, CLOCK_AHEAD};
 use crate::input::RowError;
-use crate::store::{SourceFile, Store, UsageImported, UsageRejected};
-use sha2::{Digest, Sha256};
-use std::io::Read;
+use crate::store::{Store, UsageImported, UsageRejected, UsageSource};
 use std::path::Path;
-
-/// The SHA-256 of a file's content, read in blocks.
-fn sha256_of(path: &Path) -> anyhow::Result<String> {
-    let mut f = open_input(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| input_error(format!("cannot read {}: {e}", path.display())))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
 
 type Parsed = Result<NewUsage, Vec<RowError>>;
 
 /// Rows parsed per message between the parsing thread and the import.
 const PARSED_BATCH: usize = 1024;
 
-/// What the parsing thread sends: rows, then `End` once the file is read to its end.
+/// What the parsing thread sends: rows, then `End` with the file's fingerprints once the file
+/// is read to its end.
 enum ParsedMsg {
     Rows(Vec<Parsed>),
-    End,
+    End(Option<Fingerprint>),
 }
 
-/// Parses and checks the file's rows on a thread of their own, a few batches ahead of the
+/// The rows of a file parsed and checked on a thread of their own, a few batches ahead of the
 /// import, so that reading CSV and writing to the database use both cores. The import sees an
 /// ordinary iterator. Should the thread stop without reaching the end of the file (a panic),
 /// the iterator ends with a bad row, so the file is rejected rather than imported in part.
-fn parsed_ahead(rows: impl Iterator<Item = Parsed> + Send + 'static) -> impl Iterator<Item = Parsed> {
+struct ParsedAhead {
+    rx: std::sync::mpsc::Receiver<ParsedMsg>,
+    batch: std::vec::IntoIter<Parsed>,
+    ended: bool,
+    fingerprint: Option<Fingerprint>,
+}
+
+/// A source of rows the parsing thread reads: the rows, then the fingerprints.
+trait Source: Iterator<Item = Parsed> + Send + 'static {
+    fn fingerprint(&self) -> Option<Fingerprint>;
+}
+
+impl<R: std::io::Read + Send + 'static> Source for UsageRows<R> {
+    fn fingerprint(&self) -> Option<Fingerprint> {
+        UsageRows::fingerprint(self)
+    }
+}
+
+fn parsed_ahead(mut rows: impl Source) -> ParsedAhead {
     let (tx, rx) = std::sync::mpsc::sync_channel::<ParsedMsg>(8);
     std::thread::spawn(move || {
-        let mut rows = rows.peekable();
-        while rows.peek().is_some() {
+        loop {
+            let batch: Vec<Parsed> = rows.by_ref().take(PARSED_BATCH).collect();
+            let last = batch.len() < PARSED_BATCH;
             // A send fails only when the import stopped reading (a rejected file): stop too.
-            if tx
-                .send(ParsedMsg::Rows(rows.by_ref().take(PARSED_BATCH).collect()))
-                .is_err()
-            {
+            if !batch.is_empty() && tx.send(ParsedMsg::Rows(batch)).is_err() {
                 return;
             }
-        }
-        let _ = tx.send(ParsedMsg::End);
-    });
-    let mut batch = Vec::new().into_iter();
-    let mut ended = false;
-    std::iter::from_fn(move || loop {
-        if let Some(row) = batch.next() {
-            return Some(row);
-        }
-        if ended {
-            return None;
-        }
-        match rx.recv() {
-            Ok(ParsedMsg::Rows(rows)) => batch = rows.into_iter(),
-            Ok(ParsedMsg::End) => ended = true,
-            Err(_) => {
-                ended = true;
-                return Some(Err(vec![RowError::new(
-                    0,
-                    "",
-                    "reading the file stopped before its end (the parsing thread failed)",
-                )]));
+            if last {
+                break;
             }
         }
+        let _ = tx.send(ParsedMsg::End(rows.fingerprint()));
+    });
+    ParsedAhead {
+        rx,
+        batch: Vec::new().into_iter(),
+        ended: false,
+        fingerprint: None,
+    }
+}
+
+impl Iterator for ParsedAhead {
+    type Item = Parsed;
+
+    fn next(&mut self) -> Option<Parsed> {
+        loop {
+            if let Some(row) = self.batch.next() {
+                return Some(row);
+            }
+            if self.ended {
+                return None;
+            }
+            match self.rx.recv() {
+                Ok(ParsedMsg::Rows(rows)) => self.batch = rows.into_iter(),
+                Ok(ParsedMsg::End(fingerprint)) => {
+                    self.ended = true;
+                    self.fingerprint = fingerprint;
+                }
+                Err(_) => {
+                    self.ended = true;
+                    return Some(Err(vec![RowError::new(
+                        1,
+                        "(file)",
+                        "reading the file stopped before its end (the parsing thread failed)",
+                    )]));
+                }
+            }
+        }
+    }
+}
+
+impl UsageSource for ParsedAhead {
+    fn fingerprint(&self) -> Option<Fingerprint> {
+        self.fingerprint.clone()
+    }
+}
+
+/// The instants a usage row may carry at `--now` (see `input::usage`).
+pub fn time_bounds(ctx: &Ctx) -> anyhow::Result<TimeBounds> {
+    let first = ctx
+        .catalog
+        .first_month()
+        .ok_or_else(|| input_error("the catalog has no version"))?;
+    Ok(TimeBounds {
+        earliest: first.start(ctx.tz),
+        latest: ctx.now + CLOCK_AHEAD,
     })
 }
 
 pub async fn import<S: Store>(store: &S, ctx: &Ctx, path: &Path) -> anyhow::Result<UsageImported> {
     let name = path.display().to_string();
-    let rejected = |problems: Vec<RowError>| {
-        anyhow::Error::new(RejectedFile {
-            file: name.clone(),
-            problems,
-        })
-    };
-    let source = SourceFile {
-        name: name.clone(),
-        sha256: sha256_of(path)?,
-    };
+    let rejected = |problems: Vec<RowError>, total: u64| anyhow::Error::new(RejectedFile::new(&name, problems, total));
     let reader = std::io::BufReader::with_capacity(1 << 20, open_input(path)?);
-    let rows = UsageRows::open(reader, ctx.catalog.known_apis()).map_err(rejected)?;
+    let rows = UsageRows::open(reader, ctx.catalog.known_apis(), time_bounds(ctx)?).map_err(|p| {
+        let n = p.len() as u64;
+        rejected(p, n)
+    })?;
     let mut rows = parsed_ahead(rows);
-    match store.import_usage(&source, &mut rows, ctx.now).await? {
+    match store.import_usage(&name, &mut rows, ctx.now).await? {
         Ok(done) => Ok(done),
         Err(UsageRejected::AlreadyImported {
             import_id,
             file_name,
             imported_at,
         }) => Err(input_error(format!(
-            "{name}: this exact file was already imported (import #{import_id}, from {file_name}, at {}); \
-             importing it again would bill its calls twice",
+            "{name}: these usage rows were already imported (import #{import_id}, from {file_name}, at {}); \
+             importing them again would bill their calls twice",
             ctx.local(imported_at)
         ))),
-        Err(UsageRejected::BadRows { mut problems, total }) => {
-            let listed = problems.len() as u64;
-            if total > listed {
-                problems.push(RowError::new(
-                    0,
-                    "",
-                    format!("... and {} more bad rows not listed", total - listed),
-                ));
-            }
-            Err(rejected(problems))
-        }
+        Err(UsageRejected::BadRows { problems, total }) => Err(rejected(problems, total)),
     }
 }
 
@@ -134,10 +151,35 @@ mod tests {
         })
     }
 
+    /// Rows from an iterator, with a fixed fingerprint once they are exhausted.
+    struct Rows<I>(I, bool);
+
+    impl<I: Iterator<Item = Parsed>> Iterator for Rows<I> {
+        type Item = Parsed;
+        fn next(&mut self) -> Option<Parsed> {
+            let next = self.0.next();
+            self.1 |= next.is_none();
+            next
+        }
+    }
+
+    impl<I: Iterator<Item = Parsed> + Send + 'static> Source for Rows<I> {
+        fn fingerprint(&self) -> Option<Fingerprint> {
+            self.1.then(|| Fingerprint {
+                sha256: "bytes".into(),
+                rows: "rows".into(),
+            })
+        }
+    }
+
     #[test]
-    fn rows_parsed_ahead_arrive_all_and_in_order() {
-        let lines: Vec<u64> = parsed_ahead((2..5002).map(row)).map(|r| r.unwrap().line).collect();
-        assert_eq!(lines, (2..5002).collect::<Vec<_>>());
+    fn rows_parsed_ahead_arrive_all_and_in_order_then_the_fingerprint() {
+        for n in [0, 1, PARSED_BATCH as u64, 5000] {
+            let mut rows = parsed_ahead(Rows((2..2 + n).map(row), false));
+            let lines: Vec<u64> = rows.by_ref().map(|r| r.unwrap().line).collect();
+            assert_eq!(lines, (2..2 + n).collect::<Vec<_>>());
+            assert_eq!(UsageSource::fingerprint(&rows).unwrap().rows, "rows");
+        }
     }
 
     #[test]
@@ -148,7 +190,9 @@ mod tests {
             }
             row(line)
         });
-        let seen: Vec<Parsed> = parsed_ahead(rows).collect();
+        let mut ahead = parsed_ahead(Rows(rows, false));
+        let seen: Vec<Parsed> = ahead.by_ref().collect();
+        assert!(UsageSource::fingerprint(&ahead).is_none());
         let last = seen.last().unwrap();
         assert!(last.is_err(), "the file must not look complete");
         assert!(seen.len() < 3000);

@@ -18,6 +18,8 @@ pub struct BillContext<'a> {
     pub currency: &'a str,
     /// The account as it is now.
     pub account: &'a AccountView,
+    /// Now: `--now`.
+    pub now: DateTime<Utc>,
     /// Service stops of the revisions that left the balance negative, by bill id.
     pub stops: &'a HashMap<String, Option<DateTime<Utc>>>,
 }
@@ -31,10 +33,10 @@ fn calls(n: i64) -> String {
 }
 
 /// The account's state now, in one sentence.
-pub fn status_line(a: &AccountView, tz: Tz, currency: &str) -> String {
+pub fn status_line(a: &AccountView, now: DateTime<Utc>, tz: Tz, currency: &str) -> String {
     let balance = format_money(a.balance);
     let at = a.suspend_at.map(|t| local(t, tz)).unwrap_or_default();
-    match a.status {
+    match a.status(now) {
         AccountStatus::Inactive => format!("not opened (balance {balance} {currency})"),
         AccountStatus::Active => format!("active (balance {balance} {currency})"),
         AccountStatus::Arrears => format!(
@@ -117,7 +119,7 @@ pub fn explain(c: &BillContext<'_>, lines: &[ExportLine], api_name: &dyn Fn(&Exp
         "{} bill of {} ({}): {revisions} revision(s)",
         c.month, first.account_id, first.account_name
     );
-    let _ = writeln!(out, "account status now: {}", status_line(c.account, c.tz, cur));
+    let _ = writeln!(out, "account status now: {}", status_line(c.account, c.now, c.tz, cur));
     for rev in lines.chunk_by(|a, b| a.revision == b.revision) {
         let head = &rev[0];
         let _ = writeln!(
@@ -218,7 +220,8 @@ mod tests {
             account_id: "down".into(),
             name: "Owes less".into(),
             balance: Decimal::new(-49750, 2),
-            status: AccountStatus::Suspended,
+            activated_at: Some(t("2026-01-01T00:00:00+08:00")),
+            suspended: true,
             suspend_at: Some(t("2026-11-02T02:00:00+08:00")),
         };
         let stops = HashMap::from([("2026-10-down-r1".to_owned(), Some(t("2026-11-02T02:00:00+08:00")))]);
@@ -227,6 +230,7 @@ mod tests {
             tz: chrono_tz::Asia::Shanghai,
             currency: "CNY",
             account: &account,
+            now: t("2026-11-05T00:00:00+08:00"),
             stops: &stops,
         };
         let text = explain(&c, &[line(1, 299_700, -99_700), line(2, -49_950, -49_750)], &|_| {

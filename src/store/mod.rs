@@ -24,9 +24,10 @@ use crate::domain::catalog::CatalogVersion;
 use crate::domain::month::Month;
 use crate::domain::packs::PackBalance;
 use crate::domain::shard::Shard;
+use crate::error::MAX_LISTED;
 use crate::input::accounts::NewAccount;
 use crate::input::packs::NewPack;
-use crate::input::usage::NewUsage;
+use crate::input::usage::{Fingerprint, NewUsage};
 use crate::input::RowError;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -89,8 +90,15 @@ impl AccountStatus {
         }
     }
 
-    pub fn of(activated: bool, suspended: bool, suspend_at: Option<DateTime<Utc>>) -> AccountStatus {
-        match (activated, suspended, suspend_at) {
+    /// The status at `now` of an account whose service opens (or opened) at `activated_at`:
+    /// an opening still to come leaves it inactive until then.
+    pub fn of(
+        activated_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        suspended: bool,
+        suspend_at: Option<DateTime<Utc>>,
+    ) -> AccountStatus {
+        match (activated_at.is_some_and(|at| at <= now), suspended, suspend_at) {
             (false, _, _) => AccountStatus::Inactive,
             (true, true, _) => AccountStatus::Suspended,
             (true, false, Some(_)) => AccountStatus::Arrears,
@@ -104,8 +112,17 @@ pub struct AccountView {
     pub account_id: String,
     pub name: String,
     pub balance: Decimal,
-    pub status: AccountStatus,
+    /// When the service opens or opened; `None`: not opened.
+    pub activated_at: Option<DateTime<Utc>>,
+    pub suspended: bool,
     pub suspend_at: Option<DateTime<Utc>>,
+}
+
+impl AccountView {
+    /// The account's status at `now`.
+    pub fn status(&self, now: DateTime<Utc>) -> AccountStatus {
+        AccountStatus::of(self.activated_at, now, self.suspended, self.suspend_at)
+    }
 }
 
 /// The columns an [`AccountView`] is read from, the same on every backend; callers add the
@@ -114,13 +131,18 @@ pub(crate) const ACCOUNT_VIEW_SQL: &str =
     "SELECT account_id, name, activated_at, balance_fen, suspend_at, suspended FROM accounts";
 
 impl AccountView {
-    /// An account as listed, from the columns of [`ACCOUNT_VIEW_SQL`]: `opened` is whether
-    /// `activated_at` is set.
-    pub(crate) fn new(account_id: String, name: String, opened: bool, state: ServiceState) -> AccountView {
+    /// An account as listed, from the columns of [`ACCOUNT_VIEW_SQL`].
+    pub(crate) fn new(
+        account_id: String,
+        name: String,
+        activated_at: Option<DateTime<Utc>>,
+        state: ServiceState,
+    ) -> AccountView {
         AccountView {
             account_id,
             name,
-            status: AccountStatus::of(opened, state.suspended, state.suspend_at),
+            activated_at,
+            suspended: state.suspended,
             balance: crate::domain::money::from_fen(state.balance_fen),
             suspend_at: state.suspend_at,
         }
@@ -140,11 +162,28 @@ pub enum RechargeOutcome {
         balance_fen: i64,
         restored: bool,
     },
-    /// The reference was used before; nothing was credited again.
-    AlreadyApplied {
+    /// The reference names a recharge recorded before: nothing was credited. Whether it is
+    /// the same payment (same account and amount) or another one is the job's to judge.
+    ReferenceUsed(UsedReference),
+    NotFound,
+    /// The credit would take the balance beyond what a 64-bit count of fen holds.
+    Overflow {
         balance_fen: i64,
     },
-    NotFound,
+}
+
+/// The recharge a reference names, with its account's balance now; the same on every backend.
+pub(crate) const USED_REFERENCE_SQL: &str = "SELECT l.account_id, l.amount_fen, l.created_at, a.balance_fen
+     FROM ledger l JOIN accounts a ON a.account_id = l.account_id WHERE l.reference = $1";
+
+/// The recharge a reference was first used for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsedReference {
+    pub account_id: String,
+    pub amount_fen: i64,
+    pub at: DateTime<Utc>,
+    /// The balance of that account now.
+    pub balance_fen: i64,
 }
 
 /// What an accepted usage file added.
@@ -153,40 +192,116 @@ pub struct UsageImported {
     pub import_id: i64,
     pub rows: u64,
     pub calls: i64,
-    /// Rows falling in a month already billed for their account: not on any bill yet.
-    pub late_rows: u64,
+    /// Rows falling in months already settled: not on any bill yet. By month, with how many
+    /// rows each.
+    pub late: Vec<(String, u64)>,
 }
 
 /// Why a usage import wrote nothing.
 #[derive(Clone, Debug)]
 pub enum UsageRejected {
-    /// The same file content was imported before.
+    /// The same rows were imported before (the same bytes, or the same rows written otherwise).
     AlreadyImported {
         import_id: i64,
         file_name: String,
         imported_at: DateTime<Utc>,
     },
-    /// Bad rows (at most `MAX_LISTED` of them) and how many there were in all.
+    /// Problems (at most `MAX_LISTED` of them, in line order) and how many there were in all.
     BadRows { problems: Vec<RowError>, total: u64 },
 }
 
-/// How many bad rows an import lists; the rest are counted.
-pub const MAX_LISTED: usize = 1000;
+/// A usage file's rows as an import reads them, checked one by one, then its fingerprints.
+pub trait UsageSource: Iterator<Item = Result<NewUsage, Vec<RowError>>> {
+    /// Once every row has been read: the file's fingerprints (`None` if reading stopped early,
+    /// which a bad row has already reported).
+    fn fingerprint(&self) -> Option<Fingerprint>;
+}
 
-/// How a usage import that read `rows` good rows ends, if it is rejected: for its bad rows
-/// (`problems`, listed in line order, of `bad_total` in all), or for having no rows at all.
-pub(crate) fn usage_rejection(mut problems: Vec<RowError>, bad_total: u64, rows: u64) -> Option<UsageRejected> {
-    if bad_total > 0 {
-        problems.sort_by_key(|p| p.line);
-        return Some(UsageRejected::BadRows {
-            problems,
-            total: bad_total,
-        });
+/// What a usage import has read so far: its good rows, their calls and time range, the rows
+/// that fall in months already settled, and its problems. The same bookkeeping for every
+/// backend.
+#[derive(Debug, Default)]
+pub(crate) struct ImportTally {
+    pub rows: u64,
+    pub calls: i64,
+    pub first: Option<DateTime<Utc>>,
+    pub last: Option<DateTime<Utc>>,
+    /// Settled months, `[start, end)`, with how many of the file's rows fall in each.
+    settled: Vec<(String, DateTime<Utc>, DateTime<Utc>, u64)>,
+    problems: Vec<RowError>,
+    problems_total: u64,
+}
+
+impl ImportTally {
+    /// A tally for a file imported into a database whose settled months are `settled`
+    /// (month, start, end).
+    pub fn new(settled: Vec<(String, DateTime<Utc>, DateTime<Utc>)>) -> ImportTally {
+        ImportTally {
+            settled: settled.into_iter().map(|(m, s, e)| (m, s, e, 0)).collect(),
+            ..ImportTally::default()
+        }
     }
-    (rows == 0).then(|| UsageRejected::BadRows {
-        problems: vec![RowError::new(2, "", "the file has no usage rows")],
-        total: 1,
-    })
+
+    /// The rows that fall in settled months, by month: late usage.
+    pub fn late(&self) -> Vec<(String, u64)> {
+        self.settled
+            .iter()
+            .filter(|(.., n)| *n > 0)
+            .map(|(m, .., n)| (m.clone(), *n))
+            .collect()
+    }
+
+    /// Counts a good row; a row whose calls would take the file's total past what a 64-bit
+    /// count holds becomes a problem instead. Returns whether the row counted.
+    pub fn row(&mut self, r: &NewUsage) -> bool {
+        let Some(calls) = self.calls.checked_add(r.calls) else {
+            self.problems(vec![RowError::new(
+                r.line,
+                "calls",
+                format!(
+                    "the file's calls add up to more than {}, the most billrun can count",
+                    i64::MAX
+                ),
+            )]);
+            return false;
+        };
+        self.calls = calls;
+        self.rows += 1;
+        self.first = Some(self.first.map_or(r.ts, |f| f.min(r.ts)));
+        self.last = Some(self.last.map_or(r.ts, |l| l.max(r.ts)));
+        if let Some(month) = self.settled.iter_mut().find(|(_, s, e, _)| *s <= r.ts && r.ts < *e) {
+            month.3 += 1;
+        }
+        true
+    }
+
+    /// Records problems; the first `MAX_LISTED` are kept to be listed.
+    pub fn problems(&mut self, errs: Vec<RowError>) {
+        self.problems_total += errs.len() as u64;
+        let room = MAX_LISTED.saturating_sub(self.problems.len());
+        self.problems.extend(errs.into_iter().take(room));
+    }
+
+    /// Whether the file is known to be bad.
+    pub fn is_bad(&self) -> bool {
+        self.problems_total > 0
+    }
+
+    /// The rejection, if the file is bad or has no rows at all.
+    pub fn rejection(&mut self) -> Option<UsageRejected> {
+        if self.problems_total > 0 {
+            let mut problems = std::mem::take(&mut self.problems);
+            problems.sort_by_key(|p| p.line);
+            return Some(UsageRejected::BadRows {
+                problems,
+                total: self.problems_total,
+            });
+        }
+        (self.rows == 0).then(|| UsageRejected::BadRows {
+            problems: vec![RowError::new(1, "(file)", "the file has no usage rows")],
+            total: 1,
+        })
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -262,10 +377,20 @@ impl Grouper {
     }
 }
 
+/// The error for a month whose usage of some account and API adds up to more calls than a
+/// 64-bit count holds: every row was within bounds, but there are too many of them.
+pub(crate) fn calls_overflow(month: &str) -> anyhow::Error {
+    crate::error::input_error(format!(
+        "the usage of {month} adds up to more than {} calls for one account and API, more than billrun can \
+         count and bill; nothing of {month} is billed from here on",
+        i64::MAX
+    ))
+}
+
 /// Reads `(account_id, api, calls, billed)` rows in account order and sends one
 /// [`AccountUsage`] per account of `shard` down the channel (see [`Grouper`]); stops early if
 /// the receiver is gone.
-pub(crate) async fn forward_grouped<S>(mut rows: S, shard: Shard, mut out: UsageSender)
+pub(crate) async fn forward_grouped<S>(mut rows: S, month: &str, shard: Shard, mut out: UsageSender)
 where
     S: futures_util::Stream<Item = Result<(String, String, i64, Option<i64>), sqlx::Error>> + Unpin,
 {
@@ -289,7 +414,14 @@ where
                 return out.finish(None).await;
             }
             Err(e) => {
-                let e = anyhow::Error::new(e).context("reading the month's usage");
+                let overflow = e
+                    .as_database_error()
+                    .and_then(|d| d.code())
+                    .is_some_and(|c| c == "22003");
+                let e = match overflow {
+                    true => calls_overflow(month),
+                    false => anyhow::Error::new(e).context("reading the month's usage"),
+                };
                 return out.finish(Some(e)).await;
             }
         }
@@ -427,11 +559,33 @@ pub struct EventView {
     pub balance_fen: i64,
 }
 
-/// The source of an import, for duplicate detection and messages.
-#[derive(Clone, Debug)]
-pub struct SourceFile {
-    pub name: String,
-    pub sha256: String,
+/// What `mark_settled` records.
+pub struct Settled<'a> {
+    pub month: Month,
+    pub shard: Shard,
+    pub period: &'a BilledPeriod,
+    pub version: &'a str,
+    pub now: DateTime<Utc>,
+    pub through_import: i64,
+}
+
+/// How a month's settlement ended, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MarkSettled {
+    /// This shard is recorded as done; `month_complete` once every shard of its split is.
+    Done { month_complete: bool },
+    /// Usage for the month was imported after the run read the month's usage: it is not on
+    /// every bill yet, so nothing was recorded and the month must be read again.
+    UsageArrived,
+}
+
+/// The period a month was billed for, as its bills and settlement recorded it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BilledPeriod {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// The billing time zone it was settled in, if recorded.
+    pub tz: Option<String>,
 }
 
 /// Everything the jobs need from a database.
@@ -475,13 +629,31 @@ pub trait Store {
     ) -> anyhow::Result<RechargeOutcome>;
 
     /// Adds a usage file's rows, all or none. Rows that failed parsing arrive as `Err` and are
-    /// reported together with unknown accounts.
+    /// reported together with unknown accounts. A file whose bytes or rows were imported
+    /// before (its fingerprints, known once the rows are read) is refused.
     async fn import_usage(
         &self,
-        source: &SourceFile,
-        rows: &mut dyn Iterator<Item = Result<NewUsage, Vec<RowError>>>,
+        file_name: &str,
+        rows: &mut dyn UsageSource,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Result<UsageImported, UsageRejected>>;
+
+    /// The newest usage import committed: a settle that reads the month's usage after this
+    /// has seen every import up to it.
+    async fn import_watermark(&self) -> anyhow::Result<i64>;
+
+    /// Settled months with usage imported after the settlement read them (an import newer
+    /// than the month's watermark whose rows reach into the month), oldest first.
+    async fn months_with_late_usage(&self) -> anyhow::Result<Vec<Month>>;
+
+    /// The period `month` was billed for, if it has any bill or was settled.
+    async fn billed_period(&self, month: Month) -> anyhow::Result<Option<BilledPeriod>>;
+
+    /// The currency the database keeps money in, if recorded.
+    async fn currency(&self) -> anyhow::Result<Option<String>>;
+
+    /// Records `currency` as the database's, unless one is recorded; returns the recorded one.
+    async fn adopt_currency(&self, currency: &str) -> anyhow::Result<String>;
 
     /// Adds prepaid packs, all or none.
     async fn import_packs(&self, rows: &[NewPack]) -> anyhow::Result<Result<u64, Vec<RowError>>>;
@@ -521,17 +693,12 @@ pub trait Store {
         done: &mut dyn FnMut(PageDone),
     ) -> anyhow::Result<()>;
 
-    /// Records that every account of `shard` has been billed for the month, and, once every
-    /// shard of its split is done, that the month is settled. Returns whether it is.
-    async fn mark_settled(
-        &self,
-        month: Month,
-        shard: Shard,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        version: &str,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<bool>;
+    /// Records that every account of `shard` has been billed for the month with every usage
+    /// import up to `through_import`, and, once every shard of its split is done, that the
+    /// month is settled. Refuses (and records nothing) if an import newer than
+    /// `through_import` reaches into the month: checked under a lock that keeps imports out
+    /// until the record is committed.
+    async fn mark_settled(&self, settled: &Settled<'_>) -> anyhow::Result<MarkSettled>;
 
     /// Bills, total and arrears of a month so far.
     async fn month_totals(&self, month: Month) -> anyhow::Result<MonthTotals>;

@@ -20,6 +20,7 @@ use crate::domain::arrears::{self, ServiceState};
 use crate::domain::bill::BillDraft;
 use crate::domain::money::to_fen;
 use crate::domain::packs::{PackBalance, PackKind};
+use crate::error::input_error;
 use anyhow::{anyhow, Context};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -175,22 +176,33 @@ pub fn build(
         if previous.is_some_and(|prev| same_bill(&draft, prev)) {
             continue;
         }
-        let total_fen = to_fen(draft.total).ok_or_else(|| anyhow!("bill total {} is out of range", draft.total))?;
+        let out_of_range = || {
+            input_error(format!(
+                "account '{account_id}' cannot be billed for {month}: its bill of {} or its balance after it \
+                 would be beyond ±{}, the largest amount billrun keeps",
+                crate::domain::money::format_money(draft.total),
+                crate::domain::money::format_money(crate::domain::money::from_fen(i64::MAX))
+            ))
+        };
+        let total_fen = to_fen(draft.total).ok_or_else(out_of_range)?;
         let state = *states
             .get(account_id)
             .ok_or_else(|| anyhow!("usage for account '{account_id}' which does not exist"))?;
         let (revision, debited_fen) = match previous {
             None => (1, total_fen),
-            Some(prev) => (prev.revision + 1, total_fen - prev.total_fen),
+            Some(prev) => (
+                prev.revision + 1,
+                total_fen.checked_sub(prev.total_fen).ok_or_else(out_of_range)?,
+            ),
         };
         let bill_id = bill_id(&month, account_id, revision);
         // A debit follows the arrears rule; a credit follows the recharge (restore) rule.
         let (after, notice, restored) = if debited_fen >= 0 {
-            let d = arrears::debit(state, debited_fen, page.now);
+            let d = arrears::debit(state, debited_fen, page.now).ok_or_else(out_of_range)?;
             // An adjustment of zero moves no money and sends no new notice.
             (d.state, d.arrears_notice && (revision == 1 || debited_fen > 0), false)
         } else {
-            let r = arrears::recharge(state, -debited_fen);
+            let r = arrears::recharge(state, -debited_fen).ok_or_else(out_of_range)?;
             (r.state, false, r.restored)
         };
         if let Some(prev) = previous {

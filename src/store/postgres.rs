@@ -118,11 +118,10 @@ fn service_state(row: &PgRow) -> anyhow::Result<ServiceState> {
 }
 
 fn account_view(row: &PgRow) -> anyhow::Result<AccountView> {
-    let activated_at: Option<DateTime<Utc>> = row.try_get("activated_at")?;
     Ok(AccountView::new(
         row.try_get("account_id")?,
         row.try_get("name")?,
-        activated_at.is_some(),
+        row.try_get("activated_at")?,
         service_state(row)?,
     ))
 }
@@ -425,7 +424,13 @@ impl Store for PgStore {
             return Ok(RechargeOutcome::NotFound);
         };
         let state = service_state(&row)?;
-        let after = arrears::recharge(state, amount_fen);
+        let Some(after) = arrears::recharge(state, amount_fen) else {
+            return Ok(RechargeOutcome::Overflow {
+                balance_fen: state.balance_fen,
+            });
+        };
+        // A reference recorded by a transaction still running makes this insert wait for it,
+        // then do nothing; the recharge it names is read in a new snapshot.
         let inserted = sqlx::query(
             "INSERT INTO ledger (account_id, kind, amount_fen, reference, created_at) VALUES ($1, 'recharge', $2, $3, $4)
              ON CONFLICT (reference) DO NOTHING",
@@ -437,9 +442,16 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
-            return Ok(RechargeOutcome::AlreadyApplied {
-                balance_fen: state.balance_fen,
-            });
+            let r = sqlx::query(USED_REFERENCE_SQL)
+                .bind(reference)
+                .fetch_one(&mut *tx)
+                .await?;
+            return Ok(RechargeOutcome::ReferenceUsed(UsedReference {
+                account_id: r.try_get("account_id")?,
+                amount_fen: r.try_get("amount_fen")?,
+                at: r.try_get("created_at")?,
+                balance_fen: r.try_get("balance_fen")?,
+            }));
         }
         sqlx::query("UPDATE accounts SET balance_fen = $1, suspend_at = $2, suspended = $3 WHERE account_id = $4")
             .bind(after.state.balance_fen)
@@ -465,40 +477,32 @@ impl Store for PgStore {
 
     async fn import_usage(
         &self,
-        source: &SourceFile,
-        rows: &mut dyn Iterator<Item = Result<NewUsage, Vec<RowError>>>,
+        file_name: &str,
+        rows: &mut dyn UsageSource,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Result<UsageImported, UsageRejected>> {
         let mut tx = self.pool.begin().await?;
-        // Serializes imports, so two copies of one file started at once cannot both pass the
-        // duplicate check below (the unique key would stop the second anyway).
+        // Imports run one at a time: two copies of one file started at once cannot both pass
+        // the duplicate check below, and import ids are committed in the order they are
+        // handed out, which settlements' watermarks rely on.
         sqlx::query("LOCK TABLE usage_imports IN SHARE ROW EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await?;
-        if let Some(row) = sqlx::query("SELECT import_id, file_name, imported_at FROM usage_imports WHERE sha256 = $1")
-            .bind(&source.sha256)
-            .fetch_optional(&mut *tx)
-            .await?
-        {
-            return Ok(Err(UsageRejected::AlreadyImported {
-                import_id: row.try_get("import_id")?,
-                file_name: row.try_get("file_name")?,
-                imported_at: row.try_get("imported_at")?,
-            }));
-        }
+        // The fingerprints are known once the file is read; a placeholder holds the unique key
+        // until then.
         let import_id: i64 = sqlx::query_scalar(
-            "INSERT INTO usage_imports (file_name, sha256, rows, calls, imported_at) VALUES ($1, $2, 0, 0, $3)
+            "INSERT INTO usage_imports (file_name, sha256, rows, calls, imported_at) VALUES ($1, 'pending', 0, 0, $2)
              RETURNING import_id",
         )
-        .bind(&source.name)
-        .bind(&source.sha256)
+        .bind(file_name)
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-
-        let mut problems: Vec<RowError> = Vec::new();
-        let mut bad_total: u64 = 0;
-        let (mut count, mut calls) = (0u64, 0i64);
+        let settled: Vec<(String, DateTime<Utc>, DateTime<Utc>)> =
+            sqlx::query_as("SELECT month, period_start, period_end FROM settled_months ORDER BY month")
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut tally = ImportTally::new(settled);
         {
             let mut copy = tx
                 .copy_in_raw(
@@ -507,15 +511,11 @@ impl Store for PgStore {
                 .await
                 .context("starting COPY of usage")?;
             let mut buf = copy_binary::Buffer::new(COPY_BUFFER);
-            for row in rows {
+            for row in &mut *rows {
                 match row {
-                    Ok(r) => {
-                        count += 1;
-                        calls = calls
-                            .checked_add(r.calls)
-                            .ok_or_else(|| anyhow!("total calls overflow"))?;
-                        // Good rows are sent even once the file is known to be bad, so that
-                        // unknown accounts are listed too; the transaction is rolled back then.
+                    // Good rows are sent even once the file is known to be bad, so that
+                    // unknown accounts are listed too; the transaction is rolled back then.
+                    Ok(r) if tally.row(&r) => {
                         buf.tuple(6);
                         buf.text(&r.account_id);
                         buf.timestamptz(r.ts);
@@ -527,11 +527,8 @@ impl Store for PgStore {
                             copy.send(buf.take()).await.context("sending usage rows")?;
                         }
                     }
-                    Err(mut errs) => {
-                        bad_total += 1;
-                        errs.truncate(MAX_LISTED.saturating_sub(problems.len()));
-                        problems.extend(errs);
-                    }
+                    Ok(_) => {}
+                    Err(errs) => tally.problems(errs),
                 }
             }
             copy.send(buf.finish()).await.context("sending usage rows")?;
@@ -545,43 +542,114 @@ impl Store for PgStore {
         .bind(import_id)
         .fetch(&mut *tx);
         while let Some(row) = unknown.try_next().await? {
-            bad_total += 1;
-            if problems.len() < MAX_LISTED {
-                let line: i64 = row.try_get("source_line")?;
-                let id: String = row.try_get("account_id")?;
-                problems.push(RowError::new(
-                    line as u64,
-                    "account_id",
-                    format!("unknown account '{id}'"),
-                ));
-            }
+            let line: i64 = row.try_get("source_line")?;
+            let id: String = row.try_get("account_id")?;
+            tally.problems(vec![RowError::new(
+                line as u64,
+                "account_id",
+                format!("unknown account '{id}'"),
+            )]);
         }
         drop(unknown);
-        if let Some(rejected) = usage_rejection(problems, bad_total, count) {
+        if let Some(rejected) = tally.rejection() {
             return Ok(Err(rejected));
         }
-        let late_rows: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM usage u JOIN bills b
-               ON b.account_id = u.account_id AND u.ts >= b.period_start AND u.ts < b.period_end AND b.revision = 1
-             WHERE u.import_id = $1",
+        let fingerprint = rows
+            .fingerprint()
+            .ok_or_else(|| anyhow!("the usage file was not read to its end"))?;
+        if let Some(row) = sqlx::query(
+            "SELECT import_id, file_name, imported_at FROM usage_imports
+             WHERE (sha256 = $1 OR rows_digest = $2) AND import_id <> $3 ORDER BY import_id LIMIT 1",
         )
+        .bind(&fingerprint.sha256)
+        .bind(&fingerprint.rows)
         .bind(import_id)
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
+        .await?
+        {
+            return Ok(Err(UsageRejected::AlreadyImported {
+                import_id: row.try_get("import_id")?,
+                file_name: row.try_get("file_name")?,
+                imported_at: row.try_get("imported_at")?,
+            }));
+        }
+        sqlx::query(
+            "UPDATE usage_imports SET sha256 = $1, rows_digest = $2, rows = $3, calls = $4, first_ts = $5, last_ts = $6
+             WHERE import_id = $7",
+        )
+        .bind(&fingerprint.sha256)
+        .bind(&fingerprint.rows)
+        .bind(tally.rows as i64)
+        .bind(tally.calls)
+        .bind(tally.first)
+        .bind(tally.last)
+        .bind(import_id)
+        .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE usage_imports SET rows = $1, calls = $2 WHERE import_id = $3")
-            .bind(count as i64)
-            .bind(calls)
-            .bind(import_id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         self.analyze("usage").await;
         Ok(Ok(UsageImported {
             import_id,
-            rows: count,
-            calls,
-            late_rows: late_rows as u64,
+            rows: tally.rows,
+            calls: tally.calls,
+            late: tally.late(),
         }))
+    }
+
+    async fn import_watermark(&self) -> anyhow::Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(import_id), 0)::bigint FROM usage_imports")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn months_with_late_usage(&self) -> anyhow::Result<Vec<Month>> {
+        let months: Vec<String> = sqlx::query_scalar(
+            "SELECT sm.month FROM settled_months sm
+             WHERE EXISTS (SELECT 1 FROM usage_imports i WHERE i.import_id > sm.through_import
+                           AND i.first_ts < sm.period_end AND i.last_ts >= sm.period_start)
+             ORDER BY sm.month",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        months.iter().map(|m| m.parse().map_err(anyhow::Error::msg)).collect()
+    }
+
+    async fn billed_period(&self, month: Month) -> anyhow::Result<Option<BilledPeriod>> {
+        let row = sqlx::query(
+            "SELECT period_start, period_end, tz FROM settled_months WHERE month = $1
+             UNION ALL
+             SELECT * FROM (SELECT period_start, period_end, NULL::text FROM bills WHERE month = $1 LIMIT 1) b
+             LIMIT 1",
+        )
+        .bind(month.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(BilledPeriod {
+                start: r.try_get("period_start")?,
+                end: r.try_get("period_end")?,
+                tz: r.try_get("tz")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn currency(&self) -> anyhow::Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = 'currency'")
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn adopt_currency(&self, currency: &str) -> anyhow::Result<String> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES ('currency', $1) ON CONFLICT DO NOTHING")
+            .bind(currency)
+            .execute(&self.pool)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = 'currency'")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn import_packs(&self, rows: &[NewPack]) -> anyhow::Result<Result<u64, Vec<RowError>>> {
@@ -685,9 +753,9 @@ impl Store for PgStore {
             let rows = sqlx::query_as::<_, (String, String, i64, Option<i64>)>(MONTH_USAGE_SQL)
                 .bind(start)
                 .bind(end)
-                .bind(month)
+                .bind(&month)
                 .fetch(&mut *conn);
-            forward_grouped(rows, shard, out).await;
+            forward_grouped(rows, &month, shard, out).await;
         });
         Ok(stream)
     }
@@ -722,52 +790,74 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn mark_settled(
-        &self,
-        month: Month,
-        shard: Shard,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        version: &str,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<bool> {
-        let m = month.to_string();
+    async fn mark_settled(&self, d: &Settled<'_>) -> anyhow::Result<MarkSettled> {
+        let m = d.month.to_string();
         let mut tx = self.pool.begin().await?;
+        // SHARE waits for an import under way (it holds SHARE ROW EXCLUSIVE) and keeps new ones
+        // out until this record is committed, so the check below sees every import that
+        // could reach into the month.
+        sqlx::query("LOCK TABLE usage_imports IN SHARE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let arrived: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM usage_imports WHERE import_id > $1 AND first_ts < $3 AND last_ts >= $2)",
+        )
+        .bind(d.through_import)
+        .bind(d.period.start)
+        .bind(d.period.end)
+        .fetch_one(&mut *tx)
+        .await?;
+        if arrived {
+            return Ok(MarkSettled::UsageArrived);
+        }
         // Shards finishing at once must not each see the others' rows missing.
         sqlx::query("LOCK TABLE settled_shards IN SHARE ROW EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO settled_shards (month, shard_count, shard_index, settled_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO settled_shards (month, shard_count, shard_index, settled_at, through_import)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (month, shard_count, shard_index)
+             DO UPDATE SET through_import = GREATEST(settled_shards.through_import, excluded.through_import)",
         )
         .bind(&m)
-        .bind(shard.count() as i32)
-        .bind(shard.index() as i32)
-        .bind(now)
+        .bind(d.shard.count() as i32)
+        .bind(d.shard.index() as i32)
+        .bind(d.now)
+        .bind(d.through_import)
         .execute(&mut *tx)
         .await?;
-        let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM settled_shards WHERE month = $1 AND shard_count = $2")
-            .bind(&m)
-            .bind(shard.count() as i32)
-            .fetch_one(&mut *tx)
-            .await?;
-        let complete = done == i64::from(shard.count());
+        let (done, through): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(MIN(through_import), 0)::bigint FROM settled_shards
+             WHERE month = $1 AND shard_count = $2",
+        )
+        .bind(&m)
+        .bind(d.shard.count() as i32)
+        .fetch_one(&mut *tx)
+        .await?;
+        let complete = done == i64::from(d.shard.count());
         if complete {
             sqlx::query(
-                "INSERT INTO settled_months (month, period_start, period_end, catalog_version, settled_at)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                "INSERT INTO settled_months (month, period_start, period_end, catalog_version, settled_at, through_import, tz)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (month) DO UPDATE
+                 SET through_import = GREATEST(settled_months.through_import, excluded.through_import),
+                     tz = COALESCE(settled_months.tz, excluded.tz)",
             )
             .bind(&m)
-            .bind(start)
-            .bind(end)
-            .bind(version)
-            .bind(now)
+            .bind(d.period.start)
+            .bind(d.period.end)
+            .bind(d.version)
+            .bind(d.now)
+            .bind(through)
+            .bind(&d.period.tz)
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
-        Ok(complete)
+        Ok(MarkSettled::Done {
+            month_complete: complete,
+        })
     }
 
     async fn month_totals(&self, month: Month) -> anyhow::Result<MonthTotals> {

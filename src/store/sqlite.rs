@@ -51,6 +51,22 @@ pub(crate) const FIRST_MONTH_USAGE_SQL: &str = "
     FROM usage u WHERE u.ts >= ?1 AND u.ts < ?2 AND (u.account_id, u.api) > (?4, ?5)
     GROUP BY u.account_id, u.api ORDER BY u.account_id, u.api LIMIT ?6";
 
+/// Whether an import newer than ?1 reaches into `[?2, ?3)`.
+const USAGE_ARRIVED_SQL: &str = "SELECT EXISTS (SELECT 1 FROM usage_imports
+     WHERE import_id > ?1 AND first_ts < ?3 AND last_ts >= ?2)";
+
+/// Settled months that an import newer than their watermark reaches into.
+const LATE_MONTHS_SQL: &str = "SELECT sm.month FROM settled_months sm
+     WHERE EXISTS (SELECT 1 FROM usage_imports i WHERE i.import_id > sm.through_import
+                   AND i.first_ts < sm.period_end AND i.last_ts >= sm.period_start)
+     ORDER BY sm.month";
+
+/// The period a month was settled for, or else the period of one of its bills.
+const BILLED_PERIOD_SQL: &str = "SELECT period_start, period_end, tz FROM settled_months WHERE month = ?1
+     UNION ALL
+     SELECT * FROM (SELECT period_start, period_end, NULL FROM bills WHERE month = ?1 LIMIT 1)
+     LIMIT 1";
+
 /// (account, API) rows per read of the month's usage.
 pub(crate) const USAGE_STREAM_CHUNK: usize = 16_384;
 
@@ -185,11 +201,10 @@ fn service_state(row: &SqliteRow) -> anyhow::Result<ServiceState> {
 }
 
 fn account_view(row: &SqliteRow) -> anyhow::Result<AccountView> {
-    let activated_at: Option<i64> = row.try_get("activated_at")?;
     Ok(AccountView::new(
         row.try_get("account_id")?,
         row.try_get("name")?,
-        activated_at.is_some(),
+        opt_at(row.try_get("activated_at")?),
         service_state(row)?,
     ))
 }
@@ -364,17 +379,24 @@ impl Store for SqliteStore {
         };
         let state = service_state(&row)?;
         if let Some(reference) = reference {
-            let used: Option<i64> = sqlx::query_scalar("SELECT entry_id FROM ledger WHERE reference = ?")
+            if let Some(r) = sqlx::query(USED_REFERENCE_SQL)
                 .bind(reference)
                 .fetch_optional(&mut *tx)
-                .await?;
-            if used.is_some() {
-                return Ok(RechargeOutcome::AlreadyApplied {
-                    balance_fen: state.balance_fen,
-                });
+                .await?
+            {
+                return Ok(RechargeOutcome::ReferenceUsed(UsedReference {
+                    account_id: r.try_get("account_id")?,
+                    amount_fen: r.try_get("amount_fen")?,
+                    at: at(r.try_get("created_at")?),
+                    balance_fen: r.try_get("balance_fen")?,
+                }));
             }
         }
-        let after = arrears::recharge(state, amount_fen);
+        let Some(after) = arrears::recharge(state, amount_fen) else {
+            return Ok(RechargeOutcome::Overflow {
+                balance_fen: state.balance_fen,
+            });
+        };
         sqlx::query(
             "INSERT INTO ledger (account_id, kind, amount_fen, reference, created_at) VALUES (?, 'recharge', ?, ?, ?)",
         )
@@ -409,11 +431,59 @@ impl Store for SqliteStore {
     /// Through `rusqlite` on this thread: see `store::sqlite_import`.
     async fn import_usage(
         &self,
-        source: &SourceFile,
-        rows: &mut dyn Iterator<Item = Result<NewUsage, Vec<RowError>>>,
+        file_name: &str,
+        rows: &mut dyn UsageSource,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Result<UsageImported, UsageRejected>> {
-        super::sqlite_import::import_usage(&self.file()?, source, rows, us(now))
+        super::sqlite_import::import_usage(&self.file()?, file_name, rows, us(now))
+    }
+
+    async fn import_watermark(&self) -> anyhow::Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(import_id), 0) FROM usage_imports")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn months_with_late_usage(&self) -> anyhow::Result<Vec<Month>> {
+        let months: Vec<String> = sqlx::query_scalar(LATE_MONTHS_SQL).fetch_all(&self.pool).await?;
+        months.iter().map(|m| m.parse().map_err(anyhow::Error::msg)).collect()
+    }
+
+    async fn billed_period(&self, month: Month) -> anyhow::Result<Option<BilledPeriod>> {
+        let row = sqlx::query(BILLED_PERIOD_SQL)
+            .bind(month.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(BilledPeriod {
+                start: at(r.try_get("period_start")?),
+                end: at(r.try_get("period_end")?),
+                tz: r.try_get("tz")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn currency(&self) -> anyhow::Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = 'currency'")
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn adopt_currency(&self, currency: &str) -> anyhow::Result<String> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("INSERT INTO settings (name, value) VALUES ('currency', ?) ON CONFLICT DO NOTHING")
+            .bind(currency)
+            .execute(&mut *tx)
+            .await?;
+        let recorded: String = sqlx::query_scalar("SELECT value FROM settings WHERE name = 'currency'")
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(recorded)
     }
 
     async fn import_packs(&self, rows: &[NewPack]) -> anyhow::Result<Result<u64, Vec<RowError>>> {
@@ -517,49 +587,60 @@ impl Store for SqliteStore {
         super::sqlite_settle::settle_pages(self.file()?, page, usage, page_size, pricer, done).await
     }
 
-    async fn mark_settled(
-        &self,
-        month: Month,
-        shard: Shard,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        version: &str,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<bool> {
-        let m = month.to_string();
+    async fn mark_settled(&self, d: &Settled<'_>) -> anyhow::Result<MarkSettled> {
+        let m = d.month.to_string();
         let mut conn = self.pool.acquire().await?;
+        // The write lock keeps imports out until the record is committed.
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "INSERT INTO settled_shards (month, shard_count, shard_index, settled_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&m)
-        .bind(shard.count())
-        .bind(shard.index())
-        .bind(us(now))
-        .execute(&mut *tx)
-        .await?;
-        let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM settled_shards WHERE month = ? AND shard_count = ?")
-            .bind(&m)
-            .bind(shard.count())
+        let arrived: bool = sqlx::query_scalar(USAGE_ARRIVED_SQL)
+            .bind(d.through_import)
+            .bind(us(d.period.start))
+            .bind(us(d.period.end))
             .fetch_one(&mut *tx)
             .await?;
-        let complete = done == i64::from(shard.count());
+        if arrived {
+            return Ok(MarkSettled::UsageArrived);
+        }
+        sqlx::query(
+            "INSERT INTO settled_shards (month, shard_count, shard_index, settled_at, through_import) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT DO UPDATE SET through_import = MAX(through_import, excluded.through_import)",
+        )
+        .bind(&m)
+        .bind(d.shard.count())
+        .bind(d.shard.index())
+        .bind(us(d.now))
+        .bind(d.through_import)
+        .execute(&mut *tx)
+        .await?;
+        let (done, through): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(MIN(through_import), 0) FROM settled_shards WHERE month = ? AND shard_count = ?",
+        )
+        .bind(&m)
+        .bind(d.shard.count())
+        .fetch_one(&mut *tx)
+        .await?;
+        let complete = done == i64::from(d.shard.count());
         if complete {
             sqlx::query(
-                "INSERT INTO settled_months (month, period_start, period_end, catalog_version, settled_at)
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                "INSERT INTO settled_months (month, period_start, period_end, catalog_version, settled_at, through_import, tz)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT DO UPDATE SET through_import = MAX(through_import, excluded.through_import),
+                   tz = COALESCE(tz, excluded.tz)",
             )
             .bind(&m)
-            .bind(us(start))
-            .bind(us(end))
-            .bind(version)
-            .bind(us(now))
+            .bind(us(d.period.start))
+            .bind(us(d.period.end))
+            .bind(d.version)
+            .bind(us(d.now))
+            .bind(through)
+            .bind(&d.period.tz)
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
-        Ok(complete)
+        Ok(MarkSettled::Done {
+            month_complete: complete,
+        })
     }
 
     async fn month_totals(&self, month: Month) -> anyhow::Result<MonthTotals> {

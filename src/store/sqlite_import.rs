@@ -7,11 +7,9 @@
 //! and checked (on a thread of their own, `jobs::usage`); if the file turns out to be bad, the
 //! transaction is rolled back and nothing of it is kept.
 
-use super::sqlite::at;
+use super::sqlite::{at, us};
 use super::sqlite_settle::open;
-use super::{usage_rejection, SourceFile, UsageImported, UsageRejected, MAX_LISTED};
-use crate::input::usage::NewUsage;
-use crate::input::RowError;
+use super::{ImportTally, UsageImported, UsageRejected, UsageSource};
 use anyhow::anyhow;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use std::path::Path;
@@ -19,36 +17,26 @@ use std::path::Path;
 /// Adds a usage file's rows to the database file `file`, all or none (see `Store::import_usage`).
 pub fn import_usage(
     file: &Path,
-    source: &SourceFile,
-    rows: &mut dyn Iterator<Item = Result<NewUsage, Vec<RowError>>>,
+    file_name: &str,
+    rows: &mut dyn UsageSource,
     now_us: i64,
 ) -> anyhow::Result<Result<UsageImported, UsageRejected>> {
     let mut conn = open(file, true)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let earlier = tx
-        .query_row(
-            "SELECT import_id, file_name, imported_at FROM usage_imports WHERE sha256 = ?1",
-            [&source.sha256],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?)),
-        )
-        .optional()?;
-    if let Some((import_id, file_name, imported_at)) = earlier {
-        return Ok(Err(UsageRejected::AlreadyImported {
-            import_id,
-            file_name,
-            imported_at: at(imported_at),
-        }));
-    }
+    // The fingerprints are known once the file is read; a placeholder holds the unique key
+    // until then (imports run one at a time: this transaction holds the write lock).
     let import_id: i64 = tx.query_row(
-        "INSERT INTO usage_imports (file_name, sha256, rows, calls, imported_at) VALUES (?1, ?2, 0, 0, ?3)
+        "INSERT INTO usage_imports (file_name, sha256, rows, calls, imported_at) VALUES (?1, 'pending', 0, 0, ?2)
          RETURNING import_id",
-        params![source.name, source.sha256, now_us],
+        params![file_name, now_us],
         |r| r.get(0),
     )?;
 
-    let mut problems: Vec<RowError> = Vec::new();
-    let mut bad_total: u64 = 0;
-    let (mut count, mut calls) = (0u64, 0i64);
+    let settled = tx
+        .prepare_cached("SELECT month, period_start, period_end FROM settled_months ORDER BY month")?
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, at(r.get(1)?), at(r.get(2)?))))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut tally = ImportTally::new(settled);
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO usage (account_id, ts, api, calls, import_id, source_line) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -57,16 +45,11 @@ pub fn import_usage(
         // Whether the account of the row before exists: a usage file mostly lists an account's
         // rows together, so the accounts table is asked once per run of rows, not once a row.
         let mut last: Option<(String, bool)> = None;
-        let mut problem = |bad_total: &mut u64, errs: Vec<RowError>| {
-            *bad_total += 1;
-            let room = MAX_LISTED.saturating_sub(problems.len());
-            problems.extend(errs.into_iter().take(room));
-        };
-        for row in rows {
+        for row in &mut *rows {
             let r = match row {
                 Ok(r) => r,
                 Err(errs) => {
-                    problem(&mut bad_total, errs);
+                    tally.problems(errs);
                     continue;
                 }
             };
@@ -80,16 +63,12 @@ pub fn import_usage(
             };
             if !known {
                 let message = format!("unknown account '{}'", r.account_id);
-                problem(&mut bad_total, vec![RowError::new(r.line, "account_id", message)]);
+                tally.problems(vec![crate::input::RowError::new(r.line, "account_id", message)]);
                 continue;
             }
-            count += 1;
-            calls = calls
-                .checked_add(r.calls)
-                .ok_or_else(|| anyhow!("total calls overflow"))?;
             // Once the file is known to be bad, its rows are only checked: the transaction is
             // rolled back.
-            if bad_total == 0 {
+            if tally.row(&r) && !tally.is_bad() {
                 insert.execute(params![
                     r.account_id,
                     r.ts.timestamp_micros(),
@@ -101,25 +80,46 @@ pub fn import_usage(
             }
         }
     }
-    if let Some(rejected) = usage_rejection(problems, bad_total, count) {
+    if let Some(rejected) = tally.rejection() {
         return Ok(Err(rejected));
     }
-    let late_rows: i64 = tx.query_row(
-        "SELECT COUNT(*) FROM usage u JOIN bills b
-           ON b.account_id = u.account_id AND u.ts >= b.period_start AND u.ts < b.period_end AND b.revision = 1
-         WHERE u.import_id = ?1",
-        [import_id],
-        |r| r.get(0),
-    )?;
+    let fingerprint = rows
+        .fingerprint()
+        .ok_or_else(|| anyhow!("the usage file was not read to its end"))?;
+    let earlier = tx
+        .query_row(
+            "SELECT import_id, file_name, imported_at FROM usage_imports
+             WHERE (sha256 = ?1 OR rows_digest = ?2) AND import_id <> ?3 ORDER BY import_id LIMIT 1",
+            params![fingerprint.sha256, fingerprint.rows, import_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?)),
+        )
+        .optional()?;
+    if let Some((import_id, file_name, imported_at)) = earlier {
+        return Ok(Err(UsageRejected::AlreadyImported {
+            import_id,
+            file_name,
+            imported_at: at(imported_at),
+        }));
+    }
+    let (first, last) = (tally.first.map(us), tally.last.map(us));
     tx.execute(
-        "UPDATE usage_imports SET rows = ?1, calls = ?2 WHERE import_id = ?3",
-        params![count as i64, calls, import_id],
+        "UPDATE usage_imports SET sha256 = ?1, rows_digest = ?2, rows = ?3, calls = ?4, first_ts = ?5, last_ts = ?6
+         WHERE import_id = ?7",
+        params![
+            fingerprint.sha256,
+            fingerprint.rows,
+            tally.rows as i64,
+            tally.calls,
+            first,
+            last,
+            import_id
+        ],
     )?;
     tx.commit()?;
     Ok(Ok(UsageImported {
         import_id,
-        rows: count,
-        calls,
-        late_rows: late_rows as u64,
+        rows: tally.rows,
+        calls: tally.calls,
+        late: tally.late(),
     }))
 }

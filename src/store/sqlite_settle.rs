@@ -530,6 +530,9 @@ pub fn month_usage(file: PathBuf, month: Month, start: i64, end: i64, shard: Sha
         loop {
             let chunk = match usage_chunk(&conn, sql, &month, start, end, &after) {
                 Ok(chunk) => chunk,
+                Err(e) if format!("{e:#}").contains("integer overflow") => {
+                    return out.blocking_finish(Some(super::calls_overflow(&month)))
+                }
                 Err(e) => return out.blocking_finish(Some(e.context("reading the month's usage"))),
             };
             let more = chunk.len() == USAGE_STREAM_CHUNK;

@@ -137,7 +137,7 @@ fn a_row_with_the_wrong_number_of_fields_is_reported() {
         &env,
         "ragged.csv",
         &format!("{HEADER}a1,CropImage,2026-10-02T10:00:00+08:00,5,extra\n"),
-        &[(2, "", "unreadable CSV row")],
+        &[(2, "column 5", "the row has 5 fields, the header has 4")],
     );
 }
 
@@ -150,11 +150,23 @@ fn importing_the_same_usage_file_twice_is_refused() {
     );
     env.ok(&["--now", NOW, "usage", "import", &path]);
     let before = env.snapshot(&[]);
-    let copy = env.file("usage-copy.csv", &std::fs::read_to_string(&path).unwrap());
-    let err = env.fails(3, &["--now", NOW, "usage", "import", &copy]);
-    assert!(err.contains("already imported"), "{err}");
-    assert!(err.contains("would bill its calls twice"), "{err}");
-    assert_eq!(env.snapshot(&[]), before);
+    // The same rows, whatever bytes carry them: an exact copy, CRLF line endings, a
+    // byte-order mark, other quoting, the columns and rows in another order, an extra column.
+    let rows = "a1,CropImage,2026-10-02T10:00:00+08:00,5000\n";
+    let copies = [
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{HEADER}{rows}").replace('\n', "\r\n"),
+        format!("\u{feff}{HEADER}{rows}"),
+        format!("{HEADER}\"a1\",\"CropImage\",\"2026-10-02T10:00:00+08:00\",\"5000\"\n"),
+        "calls,note,timestamp,api,account_id\n5000,re-sent,2026-10-02T02:00:00Z,CropImage,a1\n".to_owned(),
+    ];
+    for (i, content) in copies.iter().enumerate() {
+        let copy = env.file(&format!("usage-copy-{i}.csv"), content);
+        let err = env.fails(3, &["--now", NOW, "usage", "import", &copy]);
+        assert!(err.contains("already imported (import #1"), "{content:?}: {err}");
+        assert!(err.contains("would bill their calls twice"), "{err}");
+        assert_eq!(env.snapshot(&[]), before, "{content:?}");
+    }
     env.settle("2026-10", "2026-11-02T00:00:00+08:00");
     assert_eq!(line(&env.bills("2026-10"), "a1", CROP)["total_calls"], "5000");
 }
@@ -272,4 +284,107 @@ fn bad_command_lines_and_configuration_are_clear_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL 'mysql://a:***@c/d'"));
+}
+
+#[test]
+fn a_required_column_named_twice_is_refused_not_guessed() {
+    let env = env_with_accounts();
+    usage_rejected(
+        &env,
+        "twice.csv",
+        "account_id,api,timestamp,calls,calls\na1,CropImage,2026-10-02T10:00:00+08:00,5,500\n",
+        &[(1, "calls", "the column appears 2 times (columns 4 and 5)")],
+    );
+}
+
+#[test]
+fn a_file_with_thousands_of_bad_rows_lists_the_first_thousand_and_counts_the_rest() {
+    let env = env_with_accounts();
+    let mut body = String::from(HEADER);
+    for i in 0..5000 {
+        body += &format!("a1,CropImage,2026-10-02T10:00:00+08:00,x{i}\n");
+    }
+    let path = env.file("many.csv", &body);
+    let err = env.fails(3, &["--now", NOW, "usage", "import", &path]);
+    assert!(
+        err.contains("rejected, nothing was written (5000 problems; the first 1000 are listed)"),
+        "{}",
+        &err[..300]
+    );
+    let listed = err
+        .lines()
+        .filter(|l| l.trim_start().starts_with(&format!("{path}:line")))
+        .count();
+    assert_eq!(listed, 1000);
+    assert!(err.contains("… and 4000 more problems, not listed"));
+    assert!(!err.contains("line 0"), "every listed problem has a real line");
+    assert!(err.contains(&format!("{path}:line 1001: field 'calls'")));
+}
+
+#[test]
+fn names_that_would_drive_a_terminal_and_ids_that_look_like_others_are_refused() {
+    let env = env_with_accounts();
+    let before = env.snapshot(&[]);
+    let f = env.file(
+        "accounts.csv",
+        "account_id,name,activated_at,balance\n\
+         t1,\"Evil\u{1b}]0;owned\u{7}\u{1b}[2J\",,0\n\
+         t2,Nul\u{0}byte,,0\n\
+         t3,Reversed \u{202e}gpj.exe,,0\n\
+         a1\u{200b},Zero width,,0\n\
+         \u{202e}a2,Override,,0\n\
+         Zoe\u{0308},Decomposed,,0\n\
+         t4,Line\u{2028}break,,0\n\
+         t5,Fine,,0\n",
+    );
+    let err = env.fails(3, &["accounts", "import", &f]);
+    for (line, field) in [
+        (2, "name"),
+        (3, "name"),
+        (4, "name"),
+        (5, "account_id"),
+        (6, "account_id"),
+        (7, "account_id"),
+        (8, "name"),
+    ] {
+        assert!(
+            err.contains(&format!("accounts.csv:line {line}: field '{field}'")),
+            "line {line}:\n{err}"
+        );
+    }
+    assert!(
+        !err.contains('\u{1b}') && !err.contains('\u{202e}'),
+        "messages show escapes, not the characters"
+    );
+    assert!(err.contains("\\u{001b}"), "{err}");
+    assert_eq!(env.snapshot(&[]), before);
+    // Usage and packs name accounts by the same rules.
+    usage_rejected(
+        &env,
+        "lookalike.csv",
+        &format!("{HEADER}a1\u{200b},CropImage,2026-10-02T10:00:00+08:00,5\n"),
+        &[(2, "account_id", "invisible formatting character")],
+    );
+}
+
+#[test]
+fn a_line_too_long_to_be_a_row_is_refused_before_it_fills_the_memory() {
+    let env = env_with_accounts();
+    let huge = "x".repeat(200_000);
+    usage_rejected(
+        &env,
+        "huge.csv",
+        &format!("{HEADER}a1,CropImage,2026-10-02T10:00:00+08:00,5\na1,{huge},2026-10-02T10:00:00+08:00,5\n"),
+        &[(3, "(line)", "longer than 65536 bytes")],
+    );
+    let f = env.file(
+        "accounts.csv",
+        &format!("account_id,name,activated_at,balance\nbig,{huge},,0\n"),
+    );
+    let err = env.fails(3, &["accounts", "import", &f]);
+    assert!(
+        err.contains("accounts.csv:line 2: field '(line)'"),
+        "{}",
+        &err[..200.min(err.len())]
+    );
 }

@@ -54,6 +54,21 @@ impl Env {
         })
     }
 
+    /// Runs statements straight against the database: data billrun itself would refuse,
+    /// as an older version or another writer may have left it.
+    pub fn exec(&self, sql: &str) {
+        use sqlx::{Connection, Executor};
+        block_on(async {
+            if self.is_postgres() {
+                let mut c = sqlx::PgConnection::connect(&self.database).await.expect("connect");
+                c.execute(sql).await.expect(sql);
+            } else {
+                let mut c = sqlx::SqliteConnection::connect(&self.database).await.expect("connect");
+                c.execute(sql).await.expect(sql);
+            }
+        });
+    }
+
     /// A `billrun` command with this env's database and a clean environment.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
@@ -112,10 +127,12 @@ impl Env {
         self.ok(&["--now", now, "accounts", "import", &f]);
     }
 
+    /// Imports usage rows as of the end of 2026: after every row the tests write (a row
+    /// later than `--now` is refused).
     pub fn import_usage(&self, rows: &[&str]) {
         let text = format!("account_id,api,timestamp,calls\n{}\n", rows.join("\n"));
         let f = self.file(&format!("usage-{}.csv", unique()), &text);
-        self.ok(&["--now", "2026-11-01T01:00:00+08:00", "usage", "import", &f]);
+        self.ok(&["--now", "2026-12-31T00:00:00+08:00", "usage", "import", &f]);
     }
 
     pub fn settle(&self, month: &str, now: &str) -> String {

@@ -1,0 +1,33 @@
+-- Imports are refused by what they hold, and settlements remember what they read.
+--
+-- rows_digest: a digest of an import's rows as billrun read them (input::usage::RowsDigest).
+-- The same rows saved with other line endings, quoting or order have other bytes (sha256)
+-- but the same digest, and are refused as already imported. Imports made before this
+-- migration have none and are matched by their bytes.
+ALTER TABLE usage_imports ADD COLUMN rows_digest text UNIQUE;
+-- The first and last instant of an import's rows: which months it reaches into.
+ALTER TABLE usage_imports ADD COLUMN first_ts timestamptz;
+ALTER TABLE usage_imports ADD COLUMN last_ts timestamptz;
+UPDATE usage_imports i SET first_ts = r.first_ts, last_ts = r.last_ts
+FROM (SELECT import_id, MIN(ts) AS first_ts, MAX(ts) AS last_ts FROM usage GROUP BY import_id) r
+WHERE r.import_id = i.import_id;
+
+-- through_import: every import up to this one had committed before the settlement read the
+-- month's usage, so every row of it is on a bill. An import after it that reaches into the
+-- month is late usage, which `billrun run` bills. Months settled before this migration are
+-- taken as settled through every import there was (`verify` checks them).
+ALTER TABLE settled_months ADD COLUMN through_import bigint NOT NULL DEFAULT 0;
+ALTER TABLE settled_shards ADD COLUMN through_import bigint NOT NULL DEFAULT 0;
+UPDATE settled_months SET through_import = (SELECT COALESCE(MAX(import_id), 0) FROM usage_imports);
+UPDATE settled_shards SET through_import = (SELECT COALESCE(MAX(import_id), 0) FROM usage_imports);
+-- The billing time zone the month was settled in (NULL: settled before it was recorded; the
+-- period bounds still tell).
+ALTER TABLE settled_months ADD COLUMN tz text;
+
+-- Settings of the database as a whole: the currency its balances are kept in. Databases that
+-- already hold accounts were kept in CNY, the only currency billrun used before.
+CREATE TABLE settings (
+    name  text COLLATE "C" PRIMARY KEY,
+    value text NOT NULL
+);
+INSERT INTO settings (name, value) SELECT 'currency', 'CNY' WHERE EXISTS (SELECT 1 FROM accounts);
