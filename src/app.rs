@@ -11,7 +11,7 @@ use crate::error::input_error;
 use crate::input::text::shown;
 use crate::jobs::accounts::Recharged;
 use crate::jobs::{self, Ctx};
-use crate::output::{ListWriter, Stdout};
+use crate::output::{terminal_safe, Destination, ListWriter};
 use crate::recorded::{recorded, StopSignal};
 use crate::schedule::Schedule;
 use crate::store::postgres::PgStore;
@@ -80,19 +80,33 @@ pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
     let url = cli.database.as_str();
     if url.starts_with("sqlite:") {
         let store = open_sqlite(url).await?;
-        check_currency(&store, &ctx, &cli.command).await?;
-        execute(&store, &ctx, &clock, stop, cli.command).await
+        let done = run_on(&store, &ctx, &clock, stop, cli.command).await;
+        store.close().await;
+        done
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = PgStore::connect(url).await?;
         store.migrate().await?;
-        check_currency(&store, &ctx, &cli.command).await?;
-        execute(&store, &ctx, &clock, stop, cli.command).await
+        let done = run_on(&store, &ctx, &clock, stop, cli.command).await;
+        store.close().await;
+        done
     } else {
         Err(input_error(format!(
             "unsupported database URL '{}': use sqlite://FILE or postgres://USER:PASSWORD@HOST:PORT/DATABASE",
             redact_url(url)
         )))
     }
+}
+
+/// Runs a command on an open store.
+async fn run_on<S: Store>(
+    store: &S,
+    ctx: &Ctx,
+    clock: &Clock,
+    stop: Option<StopSignal>,
+    command: Command,
+) -> anyhow::Result<()> {
+    check_currency(store, ctx, &command).await?;
+    execute(store, ctx, clock, stop, command).await
 }
 
 /// Checks that the catalog prices in the currency the database keeps its balances in: billrun
@@ -180,7 +194,7 @@ fn print_dry_run(s: &crate::jobs::settle::SettleSummary, currency: &str) {
     for p in &s.previews {
         println!(
             "{:<24} {:>8} {:>12} {:>12} {:>14}  {}",
-            p.account_id,
+            terminal_safe(&p.account_id),
             p.revision,
             format_money(from_fen(p.total_fen)),
             format_money(from_fen(p.debited_fen)),
@@ -204,7 +218,7 @@ fn print_suspended(ids: &[String]) {
         if ids.is_empty() {
             String::new()
         } else {
-            format!(": {}", ids.join(", "))
+            format!(": {}", terminal_safe(&ids.join(", ")))
         }
     );
 }
@@ -371,7 +385,8 @@ async fn execute<S: Store>(
                     "suspended",
                     "message",
                 ],
-                Stdout,
+                &["run_id", "accounts_billed", "billed", "suspended"],
+                Destination::stdout()?,
             )?;
             for r in store.runs(limit).await? {
                 w.row(vec![
@@ -387,7 +402,7 @@ async fn execute<S: Store>(
                     r.message,
                 ])?;
             }
-            w.finish()?;
+            w.finish()?.finish()?;
         }
         Command::Schedule { .. } | Command::Gen { .. } => unreachable!("handled before the store is opened"),
         Command::Verify { month } => {
@@ -453,7 +468,8 @@ async fn execute<S: Store>(
                     "suspend_at",
                     "balance",
                 ],
-                Stdout,
+                &["event_id", "balance"],
+                Destination::stdout()?,
             )?;
             for e in store.events().await? {
                 w.row(vec![
@@ -466,7 +482,7 @@ async fn execute<S: Store>(
                     format_money(from_fen(e.balance_fen)),
                 ])?;
             }
-            w.finish()?;
+            w.finish()?.finish()?;
         }
         Command::Demo { .. } => unreachable!("handled before the store is opened"),
     }
@@ -477,7 +493,8 @@ pub async fn list_accounts<S: Store>(store: &S, ctx: &Ctx, format: Format) -> an
     let mut w = ListWriter::new(
         format,
         &["account_id", "name", "status", "balance", "suspend_at"],
-        Stdout,
+        &["balance"],
+        Destination::stdout()?,
     )?;
     store
         .accounts(&mut |a| {
@@ -490,7 +507,7 @@ pub async fn list_accounts<S: Store>(store: &S, ctx: &Ctx, format: Format) -> an
             ])
         })
         .await?;
-    w.finish()
+    w.finish()?.finish()
 }
 
 async fn list_packs<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyhow::Result<()> {
@@ -508,7 +525,8 @@ async fn list_packs<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyhow::R
             "purchased_at",
             "month",
         ],
-        Stdout,
+        &["calls", "remaining"],
+        Destination::stdout()?,
     )?;
     for p in store.packs().await? {
         w.row(vec![
@@ -524,7 +542,7 @@ async fn list_packs<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyhow::R
             p.month.unwrap_or_default(),
         ])?;
     }
-    w.finish()
+    w.finish()?.finish()
 }
 
 /// `billrun bills show`: an account's bill for a month, every revision, explained line by line,
@@ -561,6 +579,9 @@ async fn show_bill<S: Store>(store: &S, ctx: &Ctx, id: &str, month: crate::domai
         stops: &stops,
     };
     let names = |l: &crate::store::ExportLine| jobs::export::names(ctx, &l.catalog_version, &l.api).1;
-    print!("{}", crate::reporting::bill_text::explain(&c, &lines, &names));
+    // Names and ids come from the database: shown, not obeyed, by the terminal.
+    for line in crate::reporting::bill_text::explain(&c, &lines, &names).lines() {
+        println!("{}", terminal_safe(line));
+    }
     Ok(())
 }

@@ -59,7 +59,7 @@ pub async fn daemon<S: Store>(
         if let Err(e) = result {
             // The run is recorded as failed or busy; the daemon keeps going and tries again
             // at its next wake-up.
-            tracing::error!(error = format!("{e:#}"), "run failed");
+            tracing::error!(error = crate::error::describe(&e), "run failed");
         }
     }
 }

@@ -129,6 +129,77 @@ pub fn input_error(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(InputError(msg.into()))
 }
 
+/// The error and its causes in one line of text, each cause once: a cause whose text the error
+/// before it already carries (as database errors repeat their message) is not said twice.
+pub fn describe(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(text.trim_end()) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// What a panic's payload says.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// The error for a job that panicked: a bug (exit 1).
+pub fn panicked(payload: &(dyn std::any::Any + Send)) -> anyhow::Error {
+    anyhow::anyhow!(
+        "billrun panicked: {}; this is a bug, please report it",
+        panic_message(payload)
+    )
+}
+
+/// Prints the error that ends the process on standard error, in the log format, and returns
+/// its exit code. As JSON it is one object shaped like the log lines, with the exit code and,
+/// for a rejected file, every listed problem as an object of its own.
+pub fn report(err: &anyhow::Error, format: crate::cli::LogFormat) -> u8 {
+    let code = exit_code(err);
+    let rejected = err.chain().find_map(|c| c.downcast_ref::<RejectedFile>());
+    match format {
+        crate::cli::LogFormat::Text => eprintln!("billrun: error: {}", describe(err).trim_end()),
+        crate::cli::LogFormat::Json => {
+            let mut fields = serde_json::json!({
+                "message": match rejected {
+                    Some(r) => r.to_string().lines().next().unwrap_or_default().trim_end_matches(':').to_owned(),
+                    None => describe(err),
+                },
+                "exit_code": code,
+            });
+            if let Some(r) = rejected {
+                fields["file"] = r.file.clone().into();
+                fields["problems_total"] = r.total.into();
+                fields["problems"] = r
+                    .problems
+                    .iter()
+                    .map(|p| serde_json::json!({"line": p.line, "field": p.field, "message": p.message}))
+                    .collect();
+            }
+            let line = serde_json::json!({
+                "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "level": "ERROR",
+                "fields": fields,
+                "target": "billrun",
+            });
+            eprintln!("{line}");
+        }
+    }
+    code
+}
+
 /// Maps an error to its exit code by looking for typed causes along the chain.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
@@ -164,6 +235,10 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             return sqlite_exit(e.extended_code);
         }
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return io_exit(io);
+        }
+        // The CSV writer's errors do not expose the I/O error inside them as their source.
+        if let Some(csv::ErrorKind::Io(io)) = cause.downcast_ref::<csv::Error>().map(csv::Error::kind) {
             return io_exit(io);
         }
     }
@@ -203,12 +278,29 @@ fn io_exit(e: &std::io::Error) -> u8 {
     match e.kind() {
         NotFound | PermissionDenied | AlreadyExists | InvalidInput | InvalidData | IsADirectory | NotADirectory
         | ReadOnlyFilesystem | StorageFull | FileTooLarge | BrokenPipe => EXIT_INPUT,
-        _ => match e.raw_os_error() {
-            // EBADF: a closed standard output.
+        _ => match raw_os_error(e) {
+            // EBADF: a closed standard output, or one opened only for reading.
             Some(9) => EXIT_INPUT,
             _ => EXIT_BUG,
         },
     }
+}
+
+/// The system's error code of `e`, or of the I/O error it wraps.
+fn raw_os_error(e: &std::io::Error) -> Option<i32> {
+    e.raw_os_error().or_else(|| {
+        let mut cause = e.get_ref().and_then(|inner| inner.source());
+        while let Some(c) = cause {
+            if let Some(code) = c
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::raw_os_error)
+            {
+                return Some(code);
+            }
+            cause = c.source();
+        }
+        None
+    })
 }
 
 #[cfg(test)]

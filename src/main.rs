@@ -42,29 +42,43 @@ fn main() -> ExitCode {
             });
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BILLRUN_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        cli::LogFormat::Text => logs.init(),
-        cli::LogFormat::Json => logs.json().init(),
-    }
+    let format = cli.log_format;
+    init_logs(format);
+    // A panic is a bug: it is logged (in the log format, with where it happened) from
+    // whichever thread it happens on, and the job that panicked ends as a failure.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+        tracing::error!(panic = %error::panic_message(info.payload()), location, "billrun panicked: this is a bug");
+    }));
     // The one place the system clock is chosen; everything below reads this clock, and every
     // command but the daemon reads it once.
     let clock = clock::Clock::starting_at(cli.now);
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("billrun: error: cannot start the async runtime: {e}");
-            return ExitCode::from(error::EXIT_BUG);
+            let e = anyhow::Error::new(e).context("cannot start the async runtime");
+            return ExitCode::from(error::report(&e, format));
         }
     };
-    match runtime.block_on(app::run(cli, clock)) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(app::run(cli, clock))))
+        .unwrap_or_else(|payload| Err(error::panicked(payload.as_ref())));
+    match outcome {
         Ok(()) => ExitCode::from(error::EXIT_OK),
-        Err(e) => {
-            eprintln!("billrun: error: {e:#}");
-            ExitCode::from(error::exit_code(&e))
-        }
+        Err(e) => ExitCode::from(error::report(&e, format)),
+    }
+}
+
+/// Logs go to standard error, as text or JSON. Colours only on a terminal: escape codes in a
+/// file, syslog or the journal are noise.
+fn init_logs(format: cli::LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BILLRUN_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match format {
+        cli::LogFormat::Text => logs.init(),
+        cli::LogFormat::Json => logs.json().init(),
     }
 }

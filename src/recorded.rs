@@ -78,8 +78,10 @@ pub async fn recorded<S: Store, T: Counted>(
 ) -> anyhow::Result<T> {
     let started = Instant::now();
     let run_id = store.run_started(command, month, ctx.now).await?;
+    // A job that panics is a failed run, recorded as one, not a run left `running` forever.
+    let job = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(job));
     let result = tokio::select! {
-        r = job => r,
+        r = job => r.unwrap_or_else(|payload| Err(crate::error::panicked(payload.as_ref()))),
         _ = stop => Err(anyhow::Error::new(Stopped)),
     };
     let ended_at = ctx.now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
@@ -101,7 +103,7 @@ pub async fn recorded<S: Store, T: Counted>(
         }
         Err(e) => {
             end.outcome = if exit_code(e) == EXIT_BUSY { "busy" } else { "failed" };
-            end.message = format!("{e:#}");
+            end.message = crate::error::describe(e);
         }
     }
     // A stopped job's abandoned transaction may still be rolling back on another connection
@@ -122,18 +124,32 @@ pub async fn recorded<S: Store, T: Counted>(
             Err(e) => tracing::warn!(run_id, error = format!("{e:#}"), "could not record the end of the run"),
         }
     }
-    tracing::info!(
-        run_id,
-        command,
-        month = end.month.as_deref().unwrap_or(""),
-        outcome = end.outcome,
-        accounts_billed = end.accounts_billed,
-        billed = %crate::domain::money::format_money(crate::domain::money::from_fen(end.billed_fen)),
-        suspended = end.suspended,
-        millis = started.elapsed().as_millis() as u64,
-        error = end.message.as_str(),
-        "run finished"
-    );
+    // Success at INFO, a run that must be retried at WARN, a failure at ERROR: a failure
+    // looks like one to whatever watches the log's levels.
+    let millis = started.elapsed().as_millis() as u64;
+    let billed = crate::domain::money::format_money(crate::domain::money::from_fen(end.billed_fen));
+    let month = end.month.as_deref().unwrap_or("");
+    macro_rules! finished {
+        ($level:ident) => {
+            tracing::$level!(
+                run_id,
+                command,
+                month,
+                outcome = end.outcome,
+                accounts_billed = end.accounts_billed,
+                billed = %billed,
+                suspended = end.suspended,
+                millis,
+                error = end.message.as_str(),
+                "run finished"
+            )
+        };
+    }
+    match end.outcome {
+        "ok" | "nothing-to-do" => finished!(info),
+        "busy" | "stopped" => finished!(warn),
+        _ => finished!(error),
+    }
     result
 }
 
@@ -171,5 +187,49 @@ impl StopSignal {
         {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::catalog::Catalog;
+    use crate::store::sqlite::SqliteStore;
+
+    /// A job that panics ends as an error (a bug, exit 1), and its run reads as failed with
+    /// the panic's message: not `running` forever.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_panicking_job_is_recorded_as_a_failed_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("r.db").display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let ctx = Ctx {
+            now: "2026-11-01T00:00:00Z".parse().unwrap(),
+            tz: chrono_tz::Asia::Shanghai,
+            catalog: Catalog::built_in(),
+            progress: false,
+            page_size: 10,
+        };
+        let job = async {
+            if ctx.page_size == 10 {
+                panic!("an overflow (expected by this test)");
+            }
+            Ok(Vec::<String>::new())
+        };
+        let e = recorded(&store, &ctx, "enforce", None, job, std::future::pending())
+            .await
+            .unwrap_err();
+        assert_eq!(exit_code(&e), crate::error::EXIT_BUG);
+        assert!(e.to_string().contains("an overflow (expected by this test)"), "{e}");
+        let runs = store.runs(1).await.unwrap();
+        assert_eq!(runs[0].outcome, "failed");
+        assert!(
+            runs[0].message.contains("billrun panicked: an overflow"),
+            "{}",
+            runs[0].message
+        );
+        assert!(runs[0].ended_at.is_some());
     }
 }

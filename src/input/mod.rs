@@ -8,6 +8,8 @@
 
 pub mod accounts;
 pub mod packs;
+#[cfg(test)]
+mod props;
 pub mod text;
 pub mod usage;
 

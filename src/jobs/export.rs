@@ -18,7 +18,8 @@
 use super::Ctx;
 use crate::domain::money::{format_money, from_fen};
 use crate::domain::month::Month;
-use crate::output::AtomicFile;
+pub use crate::output::text_cell;
+use crate::output::Destination;
 use crate::store::{ExportLine, Store};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -67,16 +68,6 @@ pub const BILLING_MODE: &str = "postpaid";
 
 /// The UTF-8 byte-order mark `--excel` writes first.
 pub const BOM: &str = "\u{FEFF}";
-
-/// Neutralises a free-text cell a spreadsheet would run as a formula (OWASP: a leading
-/// `= + - @`, tab or carriage return gets a `'` in front).
-pub fn text_cell(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_owned()
-    }
-}
 
 /// The names a bill line shows for its API: (product, API display name), from the catalog
 /// version the line was priced with; the API id and no product if the catalog lacks it.
@@ -183,19 +174,10 @@ pub async fn bills<S: Store>(
     path: Option<&Path>,
     excel: bool,
 ) -> anyhow::Result<u64> {
-    match path {
-        Some(p) => {
-            let mut file = AtomicFile::create(p)?;
-            let n = write_bills(store, ctx, month, excel, file.writer()).await?;
-            file.commit()?;
-            Ok(n)
-        }
-        None => {
-            let stdout = std::io::stdout();
-            let n = write_bills(store, ctx, month, excel, std::io::BufWriter::new(stdout.lock())).await?;
-            Ok(n)
-        }
-    }
+    let mut out = Destination::open(path)?;
+    let n = write_bills(store, ctx, month, excel, &mut out).await?;
+    out.finish()?;
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use super::summary::month_summary;
 use super::Ctx;
 use crate::domain::month::Month;
-use crate::output::AtomicFile;
+use crate::output::Destination;
 use crate::reporting::html::{render, ArrearsRow, MonthPoint, ReportData, ARREARS_SHOWN};
 use crate::reporting::summary::MonthSummary;
 use crate::store::Store;
@@ -70,13 +70,8 @@ pub async fn report_data<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow
 pub async fn report<S: Store>(store: &S, ctx: &Ctx, month: Month, path: Option<&Path>) -> anyhow::Result<MonthSummary> {
     let data = report_data(store, ctx, month).await?;
     let page = render(&data);
-    match path {
-        Some(p) => {
-            let mut file = AtomicFile::create(p)?;
-            file.writer().write_all(page.as_bytes())?;
-            file.commit()?;
-        }
-        None => std::io::stdout().lock().write_all(page.as_bytes())?,
-    }
+    let mut out = Destination::open(path)?;
+    out.write_all(page.as_bytes())?;
+    out.finish()?;
     Ok(data.summary)
 }

@@ -22,7 +22,7 @@ use super::export::{currency, names, text_cell, BOM};
 use super::Ctx;
 use crate::domain::money::{format_money, from_fen};
 use crate::domain::month::Month;
-use crate::output::AtomicFile;
+use crate::output::Destination;
 use crate::reporting::summary::{KnownApi, MonthSummary, Summarizer};
 use crate::store::Store;
 use std::io::Write;
@@ -184,14 +184,9 @@ pub async fn summary<S: Store>(
 ) -> anyhow::Result<MonthSummary> {
     let s = month_summary(store, ctx, month).await?;
     let currency = currency(ctx, month);
-    match path {
-        Some(p) => {
-            let mut file = AtomicFile::create(p)?;
-            write(ctx, &s, &currency, excel, file.writer())?;
-            file.commit()?;
-        }
-        None => write(ctx, &s, &currency, excel, std::io::stdout().lock())?,
-    }
+    let mut out = Destination::open(path)?;
+    write(ctx, &s, &currency, excel, &mut out)?;
+    out.finish()?;
     Ok(s)
 }
 

@@ -597,6 +597,10 @@ pub trait Store {
     /// Applies pending migrations.
     async fn migrate(&self) -> anyhow::Result<()>;
 
+    /// Closes the store's connections, waiting for them to end cleanly (SQLite then folds
+    /// its write-ahead log back into the database file).
+    async fn close(&self);
+
     /// Takes the month for this run, or `None` if another run holds it. This only avoids wasted
     /// work: the unique keys on bills and ledger entries are the real guarantee.
     async fn lock_month(&self, month: Month, shard: Shard) -> anyhow::Result<Option<Self::MonthLock>>;
@@ -763,17 +767,52 @@ pub struct ArrearsBill {
 }
 
 /// The database URL with any password replaced by `***`, for messages and logs.
+///
+/// It does not trust the URL to be well formed, since a mistyped one is exactly the one that
+/// ends up in an error message: the password of `user:password@` is masked wherever the scheme
+/// is (`postgres://`, `postgres:/`, none at all), and so is the value of any query parameter
+/// whose name speaks of a password, secret or token (`?password=…`, `&sslpassword=…`).
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match base.rfind('@') {
+        Some(at) => {
+            let prefix = &base[..at];
+            let start = match prefix.find("://") {
+                Some(i) => i + 3,
+                None => ["postgresql:", "postgres:", "sqlite:"]
+                    .iter()
+                    .find(|s| prefix.starts_with(*s))
+                    .map(|s| s.len() + prefix[s.len()..].bytes().take_while(|&b| b == b'/').count())
+                    .unwrap_or(0),
+            };
+            match prefix[start..].find(':') {
+                Some(colon) => format!("{}***{}", &base[..start + colon + 1], &base[at..]),
+                None => base.to_owned(),
             }
         }
-        _ => url.to_owned(),
+        None => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _))
+                    if ["pass", "secret", "token"]
+                        .iter()
+                        .any(|w| k.to_ascii_lowercase().contains(w)) =>
+                {
+                    format!("{k}=***")
+                }
+                _ => p.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
     }
+    out
 }
 
 #[cfg(test)]
@@ -782,12 +821,27 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact_url("postgres://bill:s3cret@db:5432/x"),
-            "postgres://bill:***@db:5432/x"
-        );
-        assert_eq!(redact_url("postgres://bill:p@ss@db/x"), "postgres://bill:***@db/x");
-        assert_eq!(redact_url("sqlite://billrun.db"), "sqlite://billrun.db");
-        assert_eq!(redact_url("postgres://bill@db/x"), "postgres://bill@db/x");
+        for (url, shown) in [
+            ("postgres://bill:s3cret@db:5432/x", "postgres://bill:***@db:5432/x"),
+            ("postgres://bill:p@ss@db/x", "postgres://bill:***@db/x"),
+            ("sqlite://billrun.db", "sqlite://billrun.db"),
+            ("postgres://bill@db/x", "postgres://bill@db/x"),
+            (
+                "postgres://bill@db/x?password=s3cret&sslmode=require",
+                "postgres://bill@db/x?password=***&sslmode=require",
+            ),
+            (
+                "postgres://db/x?sslmode=require&PassWord=s3cret",
+                "postgres://db/x?sslmode=require&PassWord=***",
+            ),
+            ("postgres:/bill:s3cret@db/x", "postgres:/bill:***@db/x"),
+            ("postgresql:bill:s3cret@db/x", "postgresql:bill:***@db/x"),
+            ("bill:s3cret@db/x", "bill:***@db/x"),
+            ("sqlite://bill:s3cret@/tmp/x.db", "sqlite://bill:***@/tmp/x.db"),
+            ("mysql://bill:s3cret@db/x", "mysql://bill:***@db/x"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+            assert!(!redact_url(url).contains("s3cret"));
+        }
     }
 }

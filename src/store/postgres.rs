@@ -46,6 +46,9 @@ const MONTH_USAGE_SQL: &str = "
     SELECT u.account_id, u.api, u.calls, NULL::bigint AS billed FROM u JOIN changed USING (account_id)
     ORDER BY u.account_id, u.api";
 
+/// How long connecting to the server may take before billrun gives up (exit 5, retry later).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Bytes of binary `COPY` data sent per message.
 const COPY_BUFFER: usize = 1 << 20;
 /// Rows per bulk insert of accounts or packs.
@@ -76,6 +79,19 @@ impl PgStore {
             .map_err(|_| crate::error::input_error(format!("'{shown}' is not a usable PostgreSQL URL")))?
             .application_name("billrun")
             .disable_statement_logging();
+        // One connection first: a refused connection, a wrong password or a missing database
+        // is then reported as itself, at once, where the pool would retry for its whole
+        // acquire timeout and report only that it timed out.
+        let probe = tokio::time::timeout(CONNECT_TIMEOUT, options.connect())
+            .await
+            .map_err(|_| {
+                anyhow::Error::new(sqlx::Error::PoolTimedOut).context(format!(
+                    "cannot connect to PostgreSQL at {shown}: no answer within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                ))
+            })?
+            .with_context(|| format!("cannot connect to PostgreSQL at {shown}"))?;
+        let _ = sqlx::Connection::close(probe).await;
         // One connection streams the month's usage while another writes pages.
         let pool = PgPoolOptions::new()
             // The month's usage stream, two pages in flight, and one to spare.
@@ -312,6 +328,10 @@ impl Store for PgStore {
             .await
             .context("applying PostgreSQL migrations")?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
     }
 
     async fn lock_month(&self, month: Month, shard: Shard) -> anyhow::Result<Option<PgMonthLock>> {

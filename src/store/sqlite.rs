@@ -98,8 +98,15 @@ fn dec(row: &SqliteRow, column: &str) -> anyhow::Result<Decimal> {
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path` or `sqlite::memory:`).
     pub async fn connect(url: &str) -> anyhow::Result<SqliteStore> {
+        let shown = redact_url(url);
+        if shown != url {
+            return Err(crate::error::input_error(format!(
+                "'{shown}' is not a usable SQLite database URL: a sqlite: URL names a file, and has no user or \
+                 password (did you mean a postgres:// URL?)"
+            )));
+        }
         let options = SqliteConnectOptions::from_str(url)
-            .with_context(|| format!("'{url}' is not a usable SQLite database URL"))?
+            .map_err(|e| crate::error::input_error(format!("'{shown}' is not a usable SQLite database URL: {e}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -114,7 +121,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(60))
             .connect_with(options.clone())
             .await
-            .with_context(|| format!("cannot open the SQLite database {url}"))?;
+            .with_context(|| format!("cannot open the SQLite database {shown}"))?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let file = (!in_memory).then(|| options.get_filename().to_path_buf());
         Ok(SqliteStore { pool, options, file })
@@ -253,6 +260,10 @@ impl Store for SqliteStore {
     async fn migrate(&self) -> anyhow::Result<()> {
         MIGRATOR.run(&self.pool).await.context("applying SQLite migrations")?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
     }
 
     async fn import_accounts(

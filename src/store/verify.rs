@@ -57,26 +57,31 @@ pub fn checks(param: &str) -> Vec<(&'static str, String)> {
         ),
         (
             "every usage row of a settled month is counted by exactly one current bill revision",
-            m("WITH sm AS (SELECT month, period_start, period_end FROM settled_months WHERE {m} IS NULL OR month = {m}),
-                    used AS (SELECT sm.month, u.account_id, u.api, SUM(u.calls) AS calls
-                             FROM sm JOIN usage u ON u.ts >= sm.period_start AND u.ts < sm.period_end
-                             GROUP BY sm.month, u.account_id, u.api),
-                    billed AS (SELECT b.month, b.account_id, l.api, SUM(l.total_calls) AS calls
-                               FROM bills b JOIN bill_lines l ON l.bill_id = b.bill_id
-                               WHERE b.month IN (SELECT month FROM sm) AND {c}
-                               GROUP BY b.month, b.account_id, l.api)
-               SELECT 'account ' || COALESCE(used.account_id, billed.account_id) || ', '
-                      || COALESCE(used.month, billed.month) || ', ' || COALESCE(used.api, billed.api) || ': '
-                      || COALESCE(used.calls, 0) || ' calls of usage, ' || COALESCE(billed.calls, 0)
-                      || ' on the current bill'
-               FROM used FULL OUTER JOIN billed
-                 ON billed.month = used.month AND billed.account_id = used.account_id AND billed.api = used.api
-               WHERE COALESCE(used.calls, 0) <> COALESCE(billed.calls, 0)"),
+            // The month's usage and its current bills, side by side in one list grouped by
+            // (month, account, API): a sort of both, linear in the rows. (A FULL OUTER JOIN of
+            // the two aggregates made SQLite compare every group with every other: 75 s at
+            // 20,000 accounts.)
+            m("WITH sm AS (SELECT month, period_start, period_end FROM settled_months WHERE {m} IS NULL OR month = {m})
+               SELECT 'account ' || account_id || ', ' || month || ', ' || api || ': ' || SUM(used)
+                      || ' calls of usage, ' || SUM(billed) || ' on the current bill'
+               FROM (SELECT sm.month, u.account_id, u.api, u.calls AS used, 0 AS billed
+                     FROM sm JOIN usage u ON u.ts >= sm.period_start AND u.ts < sm.period_end
+                     UNION ALL
+                     SELECT b.month, b.account_id, l.api, 0 AS used, l.total_calls AS billed
+                     FROM bills b JOIN bill_lines l ON l.bill_id = b.bill_id
+                     WHERE b.month IN (SELECT month FROM sm) AND {c}) AS side_by_side
+               GROUP BY month, account_id, api
+               HAVING SUM(used) <> SUM(billed)"),
         ),
         (
             "every usage row belongs to an import that was recorded",
-            m("SELECT 'usage row from line ' || u.source_line || ' names import ' || u.import_id || ', which does not exist'
-               FROM usage u WHERE NOT EXISTS (SELECT 1 FROM usage_imports i WHERE i.import_id = u.import_id)"),
+            // Each import checked once, not each of its rows; the rows of a missing one are
+            // counted only then.
+            m("SELECT (SELECT COUNT(*) || ' usage rows (the first from line ' || MIN(u.source_line) || ')'
+                       FROM usage u WHERE u.import_id = d.import_id)
+                      || ' name import ' || d.import_id || ', which does not exist'
+               FROM (SELECT DISTINCT import_id FROM usage) d
+               WHERE NOT EXISTS (SELECT 1 FROM usage_imports i WHERE i.import_id = d.import_id)"),
         ),
         (
             "every bill line and pack use belongs to a bill that exists, and every pack use to a pack",

@@ -290,7 +290,7 @@ fn verify_names_rows_whose_import_bill_or_pack_is_missing() {
         assert_eq!(out.status.code(), Some(6));
         let stdout = String::from_utf8_lossy(&out.stdout);
         for named in [
-            "usage row from line 2 names import 999, which does not exist",
+            "1 usage rows (the first from line 2) name import 999, which does not exist",
             "pack use of bill 2026-10-a-r1: no pack no-such-pack",
             "bill line no-such-bill AssessQuality: no such bill",
         ] {

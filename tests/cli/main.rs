@@ -14,6 +14,7 @@ mod late_usage;
 mod limits;
 mod migrations;
 mod one_book;
+mod operator;
 mod recharge;
 mod report;
 mod settle;
