@@ -31,7 +31,12 @@ start_postgres() {
         RUN_AS=(runuser -u postgres --)
     fi
     PGPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    "${RUN_AS[@]}" "$PGBIN/initdb" -D "$PGTMP/data" -U billrun --auth=trust --encoding=UTF8 --no-locale >"$PGTMP/initdb.log" 2>&1 || {
+    # Over TCP a password is required and checked (SCRAM), as on a real server, so that the
+    # tests can see a wrong one refused; the socket, which only this script uses, trusts.
+    echo "not-a-secret" >"$PGTMP/password"
+    chmod 644 "$PGTMP/password"
+    "${RUN_AS[@]}" "$PGBIN/initdb" -D "$PGTMP/data" -U billrun --pwfile="$PGTMP/password" --auth-local=trust \
+        --auth-host=scram-sha-256 --encoding=UTF8 --no-locale >"$PGTMP/initdb.log" 2>&1 || {
         cat "$PGTMP/initdb.log" >&2
         return 1
     }
@@ -43,7 +48,7 @@ start_postgres() {
         return 1
     }
     trap stop_postgres EXIT
-    # trust authentication ignores the password; it is there so tests can check it is never shown.
+    # The password is checked; the tests also check it is never shown.
     export BILLRUN_TEST_PG="postgres://billrun:not-a-secret@127.0.0.1:$PGPORT/postgres"
 }
 

@@ -44,10 +44,12 @@ impl Report {
 pub async fn verify<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result<Report> {
     let mut checks = Vec::new();
     for (what, sql) in crate::store::verify::checks(S::MONTH_PARAM) {
+        let started = std::time::Instant::now();
         let found = store
             .breaches(&sql, month)
             .await
             .with_context(|| format!("checking that {what}"))?;
+        tracing::debug!(check = what, millis = started.elapsed().as_millis() as u64, "checked");
         let breaches = found.len() as u64;
         let examples = found.into_iter().take(crate::store::verify::MAX_PER_CHECK).collect();
         checks.push(Check {
@@ -61,6 +63,7 @@ pub async fn verify<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result
         breaches: 0,
         examples: Vec::new(),
     };
+    let started = std::time::Instant::now();
     let mut bills_checked = 0u64;
     let mut bill: Option<(ExportLine, Decimal)> = None;
     let check_bill = |head: &ExportLine, lines_sum: Decimal, found: &mut Check| {
@@ -90,6 +93,11 @@ pub async fn verify<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result
     if let Some((head, sum)) = bill.take() {
         check_bill(&head, sum, &mut arithmetic);
     }
+    tracing::debug!(
+        check = arithmetic.what,
+        millis = started.elapsed().as_millis() as u64,
+        "checked"
+    );
     checks.push(arithmetic);
     Ok(Report { checks, bills_checked })
 }

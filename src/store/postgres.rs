@@ -1069,11 +1069,16 @@ impl Store for PgStore {
             .collect()
     }
 
+    /// Each check in a read-only transaction: checking the books never changes them.
     async fn breaches(&self, sql: &str, month: Option<Month>) -> anyhow::Result<Vec<String>> {
-        Ok(sqlx::query_scalar(sql)
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
+        let found = sqlx::query_scalar(sql)
             .bind(month.map(|m| m.to_string()))
-            .fetch_all(&self.pool)
-            .await?)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(found)
     }
 
     async fn account(&self, account_id: &str) -> anyhow::Result<Option<AccountView>> {

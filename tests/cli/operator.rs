@@ -254,6 +254,13 @@ fn postgres_errors_an_operator_must_fix_exit_3_and_outages_5() {
     );
     assert_eq!(code, Some(3), "{text}");
     assert!(text.contains("does not exist"), "{text}");
+    // scripts/test's server checks passwords over TCP.
+    let wrong = server.replace(":not-a-secret@", ":WRONG-SECRET@");
+    assert_ne!(wrong, server, "the test server's URL carries its password");
+    let (code, text) = bare(dir.path(), &["--database", &wrong, "accounts", "list"]);
+    assert_eq!(code, Some(3), "{text}");
+    assert!(text.contains("password authentication failed"), "{text}");
+    assert!(!text.contains("WRONG-SECRET"), "{text}");
     let started = std::time::Instant::now();
     let (code, text) = bare(
         dir.path(),
@@ -314,4 +321,63 @@ fn errors_follow_the_log_format() {
         .expect("a run finished line");
     assert_eq!(finished["level"], "ERROR", "{finished}");
     assert_eq!(finished["fields"]["outcome"], "failed");
+}
+
+#[test]
+fn a_database_file_or_directory_billrun_may_not_write_exits_3() {
+    use std::os::unix::fs::PermissionsExt;
+    // A user of its own, since permissions do not bind root: billrun runs as `nobody` when
+    // the tests run as root, from a copy of the binary that user can reach.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("billrun");
+    std::fs::copy(BIN, &bin).unwrap();
+    let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    let run_as = |args: &[&str]| {
+        let mut c = if root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "nobody", "--"]).arg(&bin);
+            c
+        } else {
+            Command::new(&bin)
+        };
+        let out = c.env("BILLRUN_LOG", "warn").args(args).output().expect("runuser");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let db_dir = dir.path().join("db");
+    std::fs::create_dir(&db_dir).unwrap();
+    let url = format!("sqlite://{}", db_dir.join("billrun.db").display());
+    let accounts = dir.path().join("a.csv");
+    std::fs::write(
+        &accounts,
+        "account_id,name,activated_at,balance\na,A,2026-01-01T00:00:00Z,0\n",
+    )
+    .unwrap();
+    let (code, text) = bare(
+        dir.path(),
+        &[
+            "--database",
+            &url,
+            "--now",
+            NOV_1,
+            "accounts",
+            "import",
+            accounts.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    for f in std::fs::read_dir(&db_dir).unwrap() {
+        std::fs::set_permissions(f.unwrap().path(), std::fs::Permissions::from_mode(0o444)).unwrap();
+    }
+    // The file read-only: reading works, writing is refused as configuration to fix.
+    let (code, text) = run_as(&["--database", &url, "accounts", "list"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = run_as(&["--database", &url, "--now", NOV_1, "recharge", "a", "1.00"]);
+    assert_eq!(code, Some(3), "{text}");
+    assert!(text.contains("readonly"), "{text}");
+    // The directory read-only too, with no write-ahead log to read from: cannot even open.
+    std::fs::set_permissions(&db_dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let (code, text) = run_as(&["--database", &url, "--now", NOV_1, "recharge", "a", "1.00"]);
+    std::fs::set_permissions(&db_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(code, Some(3), "{text}");
 }
