@@ -119,6 +119,8 @@ pub async fn settle<S: Store>(
         dry_run,
     };
     let bar = ctx.progress_bar(format!("settling {month}: accounts billed"));
+    // What this run moved, in all: a sum of 64-bit amounts, kept wide enough never to overflow.
+    let mut moved: i128 = 0;
     for pass in 1.. {
         let through_import = store.import_watermark().await?;
         let stream = store.month_usage(month, start, end, shard).await?;
@@ -127,7 +129,7 @@ pub async fn settle<S: Store>(
                 summary.previews.extend(done.previews);
                 summary.billed_now += done.outcome.bills;
                 summary.adjusted_now += done.outcome.adjustments;
-                summary.billed_now_fen += done.outcome.total_fen;
+                moved += i128::from(done.outcome.total_fen);
                 summary.arrears_now += done.outcome.arrears;
                 bar.inc(done.outcome.bills);
                 tracing::debug!(bills = done.outcome.bills, last = ?done.last, "settled a page");
@@ -165,6 +167,12 @@ pub async fn settle<S: Store>(
         }
     }
     bar.finish_and_clear();
+    summary.billed_now_fen = i64::try_from(moved).map_err(|_| {
+        input_error(format!(
+            "the bills written for {month} add up to more than billrun can show in one total; they are written, \
+             and `billrun export bills` lists each"
+        ))
+    })?;
     summary.month_totals = store.month_totals(month).await?;
     Ok(summary)
 }

@@ -172,6 +172,22 @@ pub enum RechargeOutcome {
     },
 }
 
+/// Whether an import newer than $1 reaches into the period `[$2, $3)`; the same on every
+/// backend.
+pub(crate) const USAGE_ARRIVED_SQL: &str = "SELECT EXISTS (SELECT 1 FROM usage_imports
+     WHERE import_id > $1 AND last_ts >= $2 AND first_ts < $3)";
+
+/// Settled months that an import newer than their watermark reaches into.
+pub(crate) const LATE_MONTHS_SQL: &str = "SELECT sm.month FROM settled_months sm
+     WHERE EXISTS (SELECT 1 FROM usage_imports i WHERE i.import_id > sm.through_import
+                   AND i.first_ts < sm.period_end AND i.last_ts >= sm.period_start)
+     ORDER BY sm.month";
+
+/// The database's currency, and recording it unless one is recorded.
+pub(crate) const CURRENCY_SQL: &str = "SELECT value FROM settings WHERE name = 'currency'";
+pub(crate) const ADOPT_CURRENCY_SQL: &str =
+    "INSERT INTO settings (name, value) VALUES ('currency', $1) ON CONFLICT DO NOTHING";
+
 /// The recharge a reference names, with its account's balance now; the same on every backend.
 pub(crate) const USED_REFERENCE_SQL: &str = "SELECT l.account_id, l.amount_fen, l.created_at, a.balance_fen
      FROM ledger l JOIN accounts a ON a.account_id = l.account_id WHERE l.reference = $1";

@@ -269,7 +269,7 @@ pub fn build(
         w.suspended.push(after.suspended);
         out.bills += 1;
         out.adjustments += (revision > 1) as u64;
-        out.total_fen += debited_fen;
+        out.total_fen = out.total_fen.checked_add(debited_fen).ok_or_else(out_of_range)?;
         out.arrears += notice as u64;
     }
     for (pack_id, delta) in deltas.into_iter().filter(|(_, d)| *d != 0) {

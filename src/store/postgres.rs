@@ -625,14 +625,7 @@ impl Store for PgStore {
     }
 
     async fn months_with_late_usage(&self) -> anyhow::Result<Vec<Month>> {
-        let months: Vec<String> = sqlx::query_scalar(
-            "SELECT sm.month FROM settled_months sm
-             WHERE EXISTS (SELECT 1 FROM usage_imports i WHERE i.import_id > sm.through_import
-                           AND i.first_ts < sm.period_end AND i.last_ts >= sm.period_start)
-             ORDER BY sm.month",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let months: Vec<String> = sqlx::query_scalar(LATE_MONTHS_SQL).fetch_all(&self.pool).await?;
         months.iter().map(|m| m.parse().map_err(anyhow::Error::msg)).collect()
     }
 
@@ -657,19 +650,15 @@ impl Store for PgStore {
     }
 
     async fn currency(&self) -> anyhow::Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = 'currency'")
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(CURRENCY_SQL).fetch_optional(&self.pool).await?)
     }
 
     async fn adopt_currency(&self, currency: &str) -> anyhow::Result<String> {
-        sqlx::query("INSERT INTO settings (name, value) VALUES ('currency', $1) ON CONFLICT DO NOTHING")
+        sqlx::query(ADOPT_CURRENCY_SQL)
             .bind(currency)
             .execute(&self.pool)
             .await?;
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = 'currency'")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(CURRENCY_SQL).fetch_one(&self.pool).await?)
     }
 
     async fn import_packs(&self, rows: &[NewPack]) -> anyhow::Result<Result<u64, Vec<RowError>>> {
@@ -819,14 +808,12 @@ impl Store for PgStore {
         sqlx::query("LOCK TABLE usage_imports IN SHARE MODE")
             .execute(&mut *tx)
             .await?;
-        let arrived: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM usage_imports WHERE import_id > $1 AND first_ts < $3 AND last_ts >= $2)",
-        )
-        .bind(d.through_import)
-        .bind(d.period.start)
-        .bind(d.period.end)
-        .fetch_one(&mut *tx)
-        .await?;
+        let arrived: bool = sqlx::query_scalar(USAGE_ARRIVED_SQL)
+            .bind(d.through_import)
+            .bind(d.period.start)
+            .bind(d.period.end)
+            .fetch_one(&mut *tx)
+            .await?;
         if arrived {
             return Ok(MarkSettled::UsageArrived);
         }

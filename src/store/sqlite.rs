@@ -51,16 +51,6 @@ pub(crate) const FIRST_MONTH_USAGE_SQL: &str = "
     FROM usage u WHERE u.ts >= ?1 AND u.ts < ?2 AND (u.account_id, u.api) > (?4, ?5)
     GROUP BY u.account_id, u.api ORDER BY u.account_id, u.api LIMIT ?6";
 
-/// Whether an import newer than ?1 reaches into `[?2, ?3)`.
-const USAGE_ARRIVED_SQL: &str = "SELECT EXISTS (SELECT 1 FROM usage_imports
-     WHERE import_id > ?1 AND first_ts < ?3 AND last_ts >= ?2)";
-
-/// Settled months that an import newer than their watermark reaches into.
-const LATE_MONTHS_SQL: &str = "SELECT sm.month FROM settled_months sm
-     WHERE EXISTS (SELECT 1 FROM usage_imports i WHERE i.import_id > sm.through_import
-                   AND i.first_ts < sm.period_end AND i.last_ts >= sm.period_start)
-     ORDER BY sm.month";
-
 /// The period a month was settled for, or else the period of one of its bills.
 const BILLED_PERIOD_SQL: &str = "SELECT period_start, period_end, tz FROM settled_months WHERE month = ?1
      UNION ALL
@@ -478,21 +468,14 @@ impl Store for SqliteStore {
     }
 
     async fn currency(&self) -> anyhow::Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = 'currency'")
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(CURRENCY_SQL).fetch_optional(&self.pool).await?)
     }
 
     async fn adopt_currency(&self, currency: &str) -> anyhow::Result<String> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("INSERT INTO settings (name, value) VALUES ('currency', ?) ON CONFLICT DO NOTHING")
-            .bind(currency)
-            .execute(&mut *tx)
-            .await?;
-        let recorded: String = sqlx::query_scalar("SELECT value FROM settings WHERE name = 'currency'")
-            .fetch_one(&mut *tx)
-            .await?;
+        sqlx::query(ADOPT_CURRENCY_SQL).bind(currency).execute(&mut *tx).await?;
+        let recorded: String = sqlx::query_scalar(CURRENCY_SQL).fetch_one(&mut *tx).await?;
         tx.commit().await?;
         Ok(recorded)
     }

@@ -62,8 +62,13 @@ fn a_settled_month_keeps_its_billing_time_zone() {
     assert!(out.contains("0 accounts billed now"), "{out}");
 }
 
+/// The built-in catalog's text.
+fn built_in() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/catalog.toml")).unwrap()
+}
+
 fn catalog_in(env: &Env, currency: &str) -> String {
-    let built_in = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/catalog.toml")).unwrap();
+    let built_in = built_in();
     env.file(
         &format!("catalog-{currency}.toml"),
         &built_in.replace("currency = \"CNY\"", &format!("currency = \"{currency}\"")),
@@ -123,7 +128,7 @@ fn a_database_started_with_a_usd_catalog_keeps_usd_throughout() {
 #[test]
 fn a_catalog_that_mixes_currencies_is_refused() {
     let env = Env::new();
-    let built_in = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/catalog.toml")).unwrap();
+    let built_in = built_in();
     let second = built_in[built_in.find("\n[[versions]]").unwrap()..]
         .replace("seed-2023-12", "usd-2026-12")
         .replace("effective_from = \"2023-12\"", "effective_from = \"2026-12\"")

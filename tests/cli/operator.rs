@@ -369,13 +369,13 @@ fn a_database_file_or_directory_billrun_may_not_write_exits_3() {
     for f in std::fs::read_dir(&db_dir).unwrap() {
         std::fs::set_permissions(f.unwrap().path(), std::fs::Permissions::from_mode(0o444)).unwrap();
     }
-    // The file read-only: reading works, writing is refused as configuration to fix.
-    let (code, text) = run_as(&["--database", &url, "accounts", "list"]);
-    assert_eq!(code, Some(0), "{text}");
+    // The file read-only, in a directory anyone may write: writing is refused as
+    // configuration to fix.
+    std::fs::set_permissions(&db_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let (code, text) = run_as(&["--database", &url, "--now", NOV_1, "recharge", "a", "1.00"]);
     assert_eq!(code, Some(3), "{text}");
     assert!(text.contains("readonly"), "{text}");
-    // The directory read-only too, with no write-ahead log to read from: cannot even open.
+    // The directory read-only too: the database cannot even be opened for writing.
     std::fs::set_permissions(&db_dir, std::fs::Permissions::from_mode(0o555)).unwrap();
     let (code, text) = run_as(&["--database", &url, "--now", NOV_1, "recharge", "a", "1.00"]);
     std::fs::set_permissions(&db_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
