@@ -30,11 +30,21 @@ pub fn load_catalog(path: Option<&std::path::Path>) -> anyhow::Result<Catalog> {
     }
 }
 
-/// Opens the SQLite store at `url` and applies migrations.
+/// Opens the SQLite store at `url` and applies migrations, creating the file if missing.
 pub async fn open_sqlite(url: &str) -> anyhow::Result<SqliteStore> {
-    let store = SqliteStore::connect(url).await?;
+    let store = SqliteStore::connect(url, true).await?;
     store.migrate().await?;
     Ok(store)
+}
+
+/// Brings the schema up to date for a command that writes; checks it, changing nothing, for
+/// one that only reads.
+async fn prepare<S: Store>(store: &S, writes: bool) -> anyhow::Result<()> {
+    if writes {
+        store.migrate().await
+    } else {
+        store.check_schema().await
+    }
 }
 
 pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
@@ -45,9 +55,19 @@ pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
         catalog: load_catalog(cli.catalog.as_deref())?,
         progress: std::io::stderr().is_terminal(),
         page_size: cli.page_size as usize,
+        settle_after: match &cli.command {
+            Command::Run { due } | Command::Daemon { due, .. } => due.settle_after,
+            _ => chrono::Duration::zero(),
+        },
     };
     match &cli.command {
         Command::Demo { dir } => return crate::demo::run(&ctx, dir).await,
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "billrun", &mut Destination::stdout()?);
+            return Ok(());
+        }
+        Command::Man { out } => return write_man_pages(out.as_deref()),
         Command::Schedule { schedule, count } => return print_schedule(&ctx, schedule, *count),
         Command::Gen {
             accounts,
@@ -72,20 +92,22 @@ pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
     // Jobs that may run long catch SIGTERM/SIGINT from the start, to stop cleanly; the others
     // keep the default (the process ends, and their single transaction rolls back).
     let stop = match cli.command {
-        Command::Settle { .. } | Command::Enforce | Command::Run | Command::Daemon { .. } => {
+        Command::Settle { .. } | Command::Enforce | Command::Run { .. } | Command::Daemon { .. } => {
             Some(StopSignal::install()?)
         }
         _ => None,
     };
     let url = cli.database.as_str();
+    let writes = cli.command.writes();
     if url.starts_with("sqlite:") {
-        let store = open_sqlite(url).await?;
+        let store = SqliteStore::connect(url, writes).await?;
+        prepare(&store, writes).await?;
         let done = run_on(&store, &ctx, &clock, stop, cli.command).await;
         store.close().await;
         done
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = PgStore::connect(url).await?;
-        store.migrate().await?;
+        prepare(&store, writes).await?;
         let done = run_on(&store, &ctx, &clock, stop, cli.command).await;
         store.close().await;
         done
@@ -94,6 +116,25 @@ pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
             "unsupported database URL '{}': use sqlite://FILE or postgres://USER:PASSWORD@HOST:PORT/DATABASE",
             redact_url(url)
         )))
+    }
+}
+
+/// `billrun man`: the man page of billrun to standard output, or a page per command into `dir`.
+fn write_man_pages(dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let command = <Cli as clap::CommandFactory>::command();
+    match dir {
+        None => {
+            let mut out = Destination::stdout()?;
+            clap_mangen::Man::new(command).render(&mut out)?;
+            out.finish()
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| input_error(format!("cannot create {}: {e}", dir.display())))?;
+            clap_mangen::generate_to(command, dir)
+                .map_err(|e| input_error(format!("cannot write man pages into {}: {e}", dir.display())))?;
+            println!("wrote billrun's man pages to {}", dir.display());
+            Ok(())
+        }
     }
 }
 
@@ -118,7 +159,7 @@ pub async fn check_currency<S: Store>(store: &S, ctx: &Ctx, command: &Command) -
         Command::Accounts(AccountsCommand::Import { .. })
             | Command::Recharge { .. }
             | Command::Settle { dry_run: false, .. }
-            | Command::Run
+            | Command::Run { .. }
             | Command::Daemon { .. }
     );
     let wanted = ctx.currency();
@@ -136,13 +177,16 @@ pub async fn check_currency<S: Store>(store: &S, ctx: &Ctx, command: &Command) -
     }
 }
 
-fn parse_schedule(expression: &str) -> anyhow::Result<Schedule> {
-    expression.parse().map_err(input_error)
+/// A schedule that parses and fires at least once after `--now`.
+fn parse_schedule(ctx: &Ctx, expression: &str) -> anyhow::Result<Schedule> {
+    let schedule: Schedule = expression.parse().map_err(input_error)?;
+    schedule.check_fires(ctx.now, ctx.tz).map_err(input_error)?;
+    Ok(schedule)
 }
 
 /// `billrun schedule`: the next wake-up times, one per line, in the billing time zone.
 fn print_schedule(ctx: &Ctx, expression: &str, count: usize) -> anyhow::Result<()> {
-    let schedule = parse_schedule(expression)?;
+    let schedule = parse_schedule(ctx, expression)?;
     for t in schedule.upcoming(ctx.now, ctx.tz, count) {
         println!("{}", ctx.local(t));
     }
@@ -211,16 +255,20 @@ fn print_dry_run(s: &crate::jobs::settle::SettleSummary, currency: &str) {
     );
 }
 
+/// How many suspended accounts `enforce` and `run` name; the rest are counted (the events list
+/// has every one of them).
+const SUSPENDED_NAMED: usize = 10;
+
 fn print_suspended(ids: &[String]) {
-    println!(
-        "suspended {} accounts{}",
-        ids.len(),
-        if ids.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", terminal_safe(&ids.join(", ")))
-        }
-    );
+    let named = terminal_safe(&ids.iter().take(SUSPENDED_NAMED).cloned().collect::<Vec<_>>().join(", "));
+    match ids.len() {
+        0 => println!("suspended 0 accounts"),
+        n if n <= SUSPENDED_NAMED => println!("suspended {n} accounts: {named}"),
+        n => println!(
+            "suspended {n} accounts: {named} and {} more (`billrun events --format csv` lists every one)",
+            n - SUSPENDED_NAMED
+        ),
+    }
 }
 
 async fn execute<S: Store>(
@@ -345,7 +393,7 @@ async fn execute<S: Store>(
             let ids = recorded(store, ctx, "enforce", None, store.enforce(ctx.now), stop_signal()).await?;
             print_suspended(&ids);
         }
-        Command::Run => {
+        Command::Run { .. } => {
             let job = jobs::run::run_due(store, ctx);
             let r = recorded(store, ctx, "run", None, job, stop_signal()).await?;
             if r.packs_granted > 0 {
@@ -366,8 +414,8 @@ async fn execute<S: Store>(
                 println!("nothing to do at {}", ctx.local(ctx.now));
             }
         }
-        Command::Daemon { schedule } => {
-            let schedule = parse_schedule(&schedule)?;
+        Command::Daemon { schedule, .. } => {
+            let schedule = parse_schedule(ctx, &schedule)?;
             crate::daemon::daemon(store, ctx, clock, &schedule, stop_signal()).await?;
         }
         Command::Runs(RunsCommand::List { format, limit }) => {
@@ -404,7 +452,9 @@ async fn execute<S: Store>(
             }
             w.finish()?.finish()?;
         }
-        Command::Schedule { .. } | Command::Gen { .. } => unreachable!("handled before the store is opened"),
+        Command::Schedule { .. } | Command::Gen { .. } | Command::Completions { .. } | Command::Man { .. } => {
+            unreachable!("handled before the store is opened")
+        }
         Command::Verify { month } => {
             let report = jobs::verify::verify(store, month).await?;
             for c in &report.checks {

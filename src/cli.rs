@@ -1,7 +1,10 @@
 //! The command line: the contract finance scripts and operators call.
 //!
-//! Global options come before the subcommand and each may also come from the environment, the
-//! habit of cron and container deployments. The clock (`--now`) is read here and nowhere else.
+//! Global options come before or after the subcommand and each may also come from the
+//! environment, the habit of cron and container deployments. The clock (`--now`) is read here
+//! and nowhere else. Every command's first doc paragraph is its one-line summary (`-h`); the
+//! paragraphs after it are its long help (`--help`), which the man page and the shell
+//! completions are generated from too.
 
 use crate::domain::month::Month;
 use crate::domain::shard::Shard;
@@ -10,46 +13,80 @@ use chrono_tz::Tz;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// billrun's version and the commit it was built from (`unknown` outside a git checkout).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("BILLRUN_COMMIT"), ")");
+
+const EXIT_CODES: &str = "Exit codes: 0 success or nothing to do; 1 unexpected failure (a bug); 2 command-line \
+usage; 3 bad input or configuration, fix it (do not retry as is); 4 busy, or stopped by a signal (retry later); \
+5 database unavailable (retry later); 6 verify found a breach of the books.";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "billrun",
-    version,
+    version = VERSION,
     about = "Monthly settlement of pay-per-call API usage: free packs, tiered prices, bills, debits and arrears.",
-    after_help = "Exit codes: 0 success; 1 unexpected failure (a bug); 2 command-line usage; 3 bad input or \
-                  configuration (do not retry); 4 busy: another run holds the work, or a stop signal \
-                  ended this one (retry); 5 database unavailable (retry); 6 verify found a breach."
+    long_about = "Monthly settlement of pay-per-call API usage: free packs, tiered prices, bills, debits and \
+                  arrears.\n\nbillrun grants each month's free packs, totals the calls of the month before, prices \
+                  them, writes one bill per account, debits it once, and flags accounts that went negative: their \
+                  service stops 24 hours later unless they recharge. `billrun run` does whatever is due at --now; \
+                  cron, systemd or a Kubernetes CronJob call it.",
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
-    /// Database URL; `sqlite://FILE` is created if missing.
+    /// Database URL: sqlite://FILE (the default) or postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+    ///
+    /// A SQLite file is created by the first command that writes. Commands that only read
+    /// (lists, exports, reports, verify) never change the schema; they refuse a database whose
+    /// schema is older than this billrun. The password is never shown in messages or logs.
     #[arg(
         long,
         env = "DATABASE_URL",
         default_value = "sqlite://billrun.db",
+        value_name = "URL",
         hide_env_values = true,
-        global = true
+        global = true,
+        help_heading = "Global options"
     )]
     pub database: String,
 
-    /// The clock, as RFC 3339 with an offset (default: the system time). Lets a month be re-run or
-    /// tested as of any moment.
-    #[arg(long, env = "BILLRUN_NOW", value_parser = parse_now, global = true)]
+    /// The clock, as RFC 3339 with an offset (default: the system time).
+    ///
+    /// Nothing else in billrun reads the clock, so any month can be re-run or tested as of any
+    /// moment, e.g. --now 2026-11-01T02:00:00+08:00.
+    #[arg(long, env = "BILLRUN_NOW", value_name = "RFC3339", value_parser = parse_now, global = true,
+          help_heading = "Global options")]
     pub now: Option<DateTime<Utc>>,
 
-    /// Billing time zone (IANA name): months run from the 1st 00:00 to the next 1st 00:00 here.
-    #[arg(long, env = "BILLRUN_TZ", default_value = "Asia/Shanghai", value_parser = parse_tz, global = true)]
+    /// Billing time zone (IANA name): a month runs from the 1st 00:00 to the next 1st here.
+    ///
+    /// A month that has bills keeps the zone it was billed in: settling it in another is
+    /// refused.
+    #[arg(long, env = "BILLRUN_TZ", default_value = "Asia/Shanghai", value_name = "ZONE", value_parser = parse_tz,
+          global = true, help_heading = "Global options")]
     pub tz: Tz,
 
-    /// Price catalog (TOML); default: the built-in catalog with the seed's prices.
-    #[arg(long, env = "BILLRUN_CATALOG", global = true)]
+    /// Price catalog (TOML file); default: the built-in one, with the seed's prices.
+    ///
+    /// A catalog has one currency, which must be the one the database keeps its balances in.
+    #[arg(
+        long,
+        env = "BILLRUN_CATALOG",
+        value_name = "FILE",
+        global = true,
+        help_heading = "Global options"
+    )]
     pub catalog: Option<PathBuf>,
 
-    /// Accounts settled per transaction. Smaller pages commit more often; the result is the same.
-    #[arg(long, env = "BILLRUN_PAGE_SIZE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000), global = true)]
+    /// Accounts settled per transaction (1 to 100000); the result does not depend on it.
+    #[arg(long, env = "BILLRUN_PAGE_SIZE", default_value_t = 1000, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=100_000), global = true, help_heading = "Global options")]
     pub page_size: u32,
 
-    /// Log format on standard error: `text` for a terminal, `json` for log collectors. The level
-    /// comes from BILLRUN_LOG (default `info`).
-    #[arg(long, env = "BILLRUN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    /// Log format on standard error: `text` (coloured on a terminal) or `json`.
+    ///
+    /// The level comes from BILLRUN_LOG (default `info`); NO_COLOR turns colours off.
+    #[arg(long, env = "BILLRUN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT",
+          global = true, help_heading = "Global options")]
     pub log_format: LogFormat,
 
     #[command(subcommand)]
@@ -58,23 +95,31 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Apply database migrations (they also apply automatically on every command).
+    /// Apply the database migrations.
+    ///
+    /// Commands that write apply them too; commands that only read never do. Run it with a role
+    /// that may change the schema (the Kubernetes init container does).
     Migrate,
     /// Import, open and list accounts.
     #[command(subcommand)]
     Accounts(AccountsCommand),
-    /// Credit an account; restores a suspended service once the balance is ≥ 0.
+    /// Credit an account; a suspended service comes back once the balance is 0 or more.
+    ///
+    /// With --reference, the recharge is one payment: the same reference, account and amount
+    /// again (a retried payment callback) is applied once; the reference with another account
+    /// or amount is refused as a conflict (exit 3).
     Recharge {
         /// Account id.
+        #[arg(value_name = "ACCOUNT")]
         id: String,
-        /// Amount in CNY, with at most two decimals (e.g. 100.50).
-        #[arg(allow_hyphen_values = true)]
+        /// Amount, with at most two decimals (e.g. 100.50), at most 10000000000000.00.
+        #[arg(allow_hyphen_values = true, value_name = "AMOUNT")]
         amount: String,
-        /// An idempotency key: a recharge with a reference already used is not applied twice.
-        #[arg(long)]
+        /// The payment's own id (an idempotency key): 1 to 128 visible characters.
+        #[arg(long, value_name = "KEY")]
         reference: Option<String>,
     },
-    /// Import usage.
+    /// Import usage files.
     #[command(subcommand)]
     Usage(UsageCommand),
     /// Import and list free and prepaid packs.
@@ -82,155 +127,269 @@ pub enum Command {
     Packs(PacksCommand),
     /// Grant a month's free packs to every open account that lacks them.
     Grant {
-        /// Month, as YYYY-MM.
-        #[arg(long, value_parser = parse_month)]
+        /// The month, as YYYY-MM.
+        #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
         month: Month,
     },
-    /// Settle a month: grant missing free packs, bill every account with usage, debit it, and
-    /// flag accounts that went negative. Run again after late usage, it issues adjustments.
+    /// Settle a month: bill every account with usage, debit it, flag those that went negative.
+    ///
+    /// Grants missing free packs first. Run again after late usage, it issues adjustments: new
+    /// revisions of the bills whose usage changed, debiting or crediting the difference. Usage
+    /// imported while it runs is billed before the month is recorded as settled. Refuses a
+    /// month that has not ended in --tz, and a month billed in another zone.
     Settle {
-        /// Month, as YYYY-MM. It must have ended in the billing time zone.
-        #[arg(long, value_parser = parse_month)]
+        /// The month, as YYYY-MM. It must have ended in the billing time zone.
+        #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
         month: Month,
-        /// Print what settling would do (bills, adjustments, totals, who would go into
-        /// arrears) and write nothing.
+        /// Print the bills settling would write, their debits and who would go into arrears;
+        /// write nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Settle only shard K of N (K from 0, as a Kubernetes Indexed Job's
-        /// JOB_COMPLETION_INDEX counts). An account's shard is a stable hash of its id. The
-        /// month counts as settled once every shard is done.
-        #[arg(long, value_parser = parse_shard, default_value = "0/1")]
+        /// Settle only shard K of N (K from 0, as JOB_COMPLETION_INDEX counts).
+        ///
+        /// An account's shard is a stable hash of its id. The month counts as settled once
+        /// every shard of the split is done.
+        #[arg(long, value_name = "K/N", value_parser = parse_shard, default_value = "0/1")]
         shard: Shard,
     },
-    /// Suspend accounts whose suspend_at has passed and whose balance is still negative.
+    /// Suspend accounts whose suspend_at has passed while their balance is still negative.
     Enforce,
-    /// Do everything that is due at --now, and nothing else: grant this month's free packs,
-    /// settle last month if it is not settled yet (warning if after the 3rd), enforce
-    /// suspensions. What cron and the Kubernetes CronJob call.
-    Run,
-    /// Keep running: sleep until the next scheduled time (or the next suspend_at, if sooner),
-    /// then do what `run` does. Stops cleanly on SIGTERM or SIGINT.
+    /// Do everything that is due at --now, and nothing else: what cron and CronJobs call.
+    ///
+    /// Grants this month's free packs; settles last month if it is not settled yet (once
+    /// --settle-after has passed since it ended; with a warning after the 3rd); settles again
+    /// every month usage was imported for after it was settled; enforces suspensions whose
+    /// time has come.
+    Run {
+        #[command(flatten)]
+        due: Due,
+    },
+    /// Keep running: sleep until the schedule (or the next suspend_at), then do what `run` does.
+    ///
+    /// Stops cleanly on SIGTERM or SIGINT: a sleep is cut short; a run in hand is abandoned,
+    /// its open transaction rolled back, and the next run finishes it.
     Daemon {
         /// Cron expression in the billing time zone: 5 fields (minute hour day-of-month month
-        /// day-of-week) or 6 with seconds first.
-        #[arg(long, env = "BILLRUN_SCHEDULE", default_value = crate::schedule::DEFAULT)]
+        /// day-of-week) or 6 with seconds first, or @daily, @monthly….
+        #[arg(long, env = "BILLRUN_SCHEDULE", value_name = "EXPR", default_value = crate::schedule::DEFAULT)]
         schedule: String,
+        #[command(flatten)]
+        due: Due,
     },
-    /// Print the next wake-up times of a schedule after --now, to check it before deploying.
+    /// Print a schedule's next wake-up times after --now, to check it before deploying.
+    ///
+    /// A field out of range, or a schedule that never fires (February 30th), is refused.
     Schedule {
-        #[arg(long, env = "BILLRUN_SCHEDULE", default_value = crate::schedule::DEFAULT)]
+        /// Cron expression, as for `daemon --schedule`.
+        #[arg(long, env = "BILLRUN_SCHEDULE", value_name = "EXPR", default_value = crate::schedule::DEFAULT)]
         schedule: String,
-        /// How many times to print.
-        #[arg(long, default_value_t = 5)]
+        /// How many wake-up times to print.
+        #[arg(long, default_value_t = 5, value_name = "N")]
         count: usize,
     },
-    /// Check the books: balances against ledgers, one original per account and month, every
-    /// bill debited once, bill arithmetic, usage counted once, pack remainders. Exits 6 on
-    /// any breach, naming it.
+    /// Check the books and name every breach; exit 6 if there is any.
+    ///
+    /// Balances against ledgers, one original bill per account and month, every bill debited
+    /// once, each bill's arithmetic, every usage row on exactly one current bill, every row's
+    /// import recorded, pack remainders.
     Verify {
-        /// Only this month's bills and usage (balances and packs are always checked whole).
-        #[arg(long, value_parser = parse_month)]
+        /// Check only this month's bills and usage (YYYY-MM); balances and packs are always
+        /// checked whole.
+        #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
         month: Option<Month>,
     },
-    /// Show bills.
+    /// Show bills, explained as support would.
     #[command(subcommand)]
     Bills(BillsCommand),
-    /// Recorded runs of settle, enforce, run and the daemon.
+    /// List the recorded runs of settle, enforce, run and the daemon.
     #[command(subcommand)]
     Runs(RunsCommand),
-    /// Export data for finance.
+    /// Export a settled month for finance, as CSV.
     #[command(subcommand)]
     Export(ExportCommand),
-    /// The month's report for the finance lead: one self-contained HTML page (no network
-    /// fetches) with revenue by API, billable calls by tier, the month against the months
-    /// before it, the largest bills and the accounts in arrears, charts as inline SVG.
+    /// Write a settled month's report for the finance lead: one self-contained HTML page.
+    ///
+    /// Revenue by API, billable calls by tier, the month against the months before it, the
+    /// largest bills and the accounts in arrears, charts as inline SVG; nothing fetched from the
+    /// network.
     Report {
-        #[arg(long, value_parser = parse_month)]
+        /// The month, as YYYY-MM.
+        #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
         month: Month,
-        /// Output file (default: standard output). Written whole or not at all.
-        #[arg(long)]
+        /// Output file (default: standard output); a regular file is written whole or not at all.
+        #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
     /// List arrears notices, suspensions and restorations, oldest first.
     Events {
-        #[arg(long, value_enum, default_value_t = Format::Table)]
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table, value_name = "FORMAT")]
         format: Format,
     },
-    /// Write deterministic synthetic accounts.csv and usage.csv for a month, for benchmarks and
-    /// load tests: most accounts small, a few in every higher tier, timestamps across the month.
+    /// Write synthetic accounts.csv and usage.csv for a month, for benchmarks and load tests.
+    ///
+    /// Deterministic for a seed: most accounts small, a few in every higher tier, 5% opening
+    /// mid-month, timestamps across the month.
     Gen {
-        #[arg(long)]
+        /// How many accounts.
+        #[arg(long, value_name = "N")]
         accounts: u64,
         /// Usage rows in all (at least one per account).
-        #[arg(long)]
+        #[arg(long, value_name = "N")]
         rows: u64,
-        #[arg(long, value_parser = parse_month)]
+        /// The month the usage falls in, as YYYY-MM.
+        #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
         month: Month,
-        #[arg(long, default_value_t = 1)]
+        /// The seed: the same seed writes the same files.
+        #[arg(long, default_value_t = 1, value_name = "N")]
         seed: u64,
-        #[arg(long, default_value = "gen")]
+        /// Directory to write accounts.csv and usage.csv into (created if missing).
+        #[arg(long, default_value = "gen", value_name = "DIR")]
         out: PathBuf,
     },
-    /// Build a demo database from the built-in fixtures, settle October 2026, print the bills
-    /// and write the finance CSV.
+    /// Settle a demo month from the built-in fixtures and print its bills, CSV and report.
+    ///
+    /// Writes into DIR, which must be empty or a demo directory from before: demo.db, the
+    /// exports, the report and the input files it used (demo-*.csv). Its clock is fixed at
+    /// 2026-11-01 02:00 Asia/Shanghai.
     Demo {
-        /// Directory for the demo database and CSV (recreated on every run).
-        #[arg(long, default_value = "billrun-demo")]
+        /// Directory for the demo database and files.
+        #[arg(long, default_value = "billrun-demo", value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Print a shell's completion script for billrun.
+    ///
+    /// For example: billrun completions bash > /etc/bash_completion.d/billrun
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print billrun's man page (roff), or write one page per command into a directory.
+    ///
+    /// For example: billrun man | man -l -
+    Man {
+        /// Directory to write billrun.1 and a page per command into.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// When `run` and the daemon settle last month.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct Due {
+    /// How long after a month ends to wait before settling it, e.g. 6h or 1d (default 0).
+    ///
+    /// Leaves the meters time to deliver the month's last usage, so that the month's first
+    /// settlement has it. Usage that arrives later is billed anyway, by a later run.
+    #[arg(long, env = "BILLRUN_SETTLE_AFTER", default_value = "0", value_name = "DURATION", value_parser = parse_duration)]
+    pub settle_after: chrono::Duration,
+}
+
+impl Command {
+    /// Whether the command may write to the database. Only those apply migrations; the others
+    /// (lists, exports, reports, verify) run with a role that may only read, and refuse a
+    /// schema older than the binary.
+    pub fn writes(&self) -> bool {
+        !matches!(
+            self,
+            Command::Accounts(AccountsCommand::List { .. })
+                | Command::Packs(PacksCommand::List { .. })
+                | Command::Runs(_)
+                | Command::Verify { .. }
+                | Command::Bills(_)
+                | Command::Export(_)
+                | Command::Report { .. }
+                | Command::Events { .. }
+        )
+    }
 }
 
 #[derive(Subcommand, Debug)]
 pub enum AccountsCommand {
-    /// Import accounts from CSV: account_id,name,activated_at,balance.
-    Import { file: PathBuf },
+    /// Import accounts and their opening balances from CSV, all rows or none.
+    ///
+    /// Columns: account_id,name,activated_at,balance (any order, extra columns ignored). An
+    /// account opened before the current month ends gets its free packs at once.
+    Import {
+        /// The CSV file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Open an account's service at --now and grant the current month's free packs.
-    Activate { id: String },
-    /// List accounts: account_id,name,status,balance,suspend_at,activated_at.
+    Activate {
+        /// Account id.
+        #[arg(value_name = "ACCOUNT")]
+        id: String,
+    },
+    /// List accounts with their status and balance.
+    ///
+    /// Columns: account_id,name,status,balance,suspend_at. The status is inactive (not opened,
+    /// or opening after --now), active, arrears (balance negative, stop scheduled) or
+    /// suspended.
     List {
-        #[arg(long, value_enum, default_value_t = Format::Table)]
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table, value_name = "FORMAT")]
         format: Format,
     },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum UsageCommand {
-    /// Import usage from CSV: account_id,api,timestamp,calls. All rows or none.
-    Import { file: PathBuf },
+    /// Import a usage file, all rows or none; the same rows twice are refused.
+    ///
+    /// Columns: account_id,api,timestamp,calls. Rows of a month already settled are reported
+    /// as late, and `billrun run` bills them.
+    Import {
+        /// The CSV file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum PacksCommand {
-    /// Import prepaid packs from CSV: pack_id,account_id,api,calls,valid_from,valid_until,purchased_at.
-    Import { file: PathBuf },
+    /// Import prepaid packs from CSV, all rows or none.
+    ///
+    /// Columns: pack_id,account_id,api,calls,valid_from,valid_until,purchased_at.
+    Import {
+        /// The CSV file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// List free and prepaid packs with what remains of them.
+    ///
+    /// Columns: pack_id,kind,account_id,api,calls,remaining,valid_from,valid_until,
+    /// purchased_at,month.
     List {
-        #[arg(long, value_enum, default_value_t = Format::Table)]
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table, value_name = "FORMAT")]
         format: Format,
     },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ExportCommand {
-    /// The month's bills as CSV, one row per bill line (account × API).
+    /// The month's bills as CSV, one row per bill line (account × API), every revision.
     Bills {
-        #[arg(long, value_parser = parse_month)]
+        /// The month, as YYYY-MM. A month never settled is refused.
+        #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
         month: Month,
-        /// Output file (default: standard output). Written whole or not at all.
-        #[arg(long)]
+        /// Output file (default: standard output); a regular file is written whole or not at all.
+        #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
         /// Start with a UTF-8 byte-order mark, so that Excel reads Chinese names correctly.
         #[arg(long)]
         excel: bool,
     },
-    /// The month in one CSV: a row per API (calls, free, prepaid, billable, accounts per tier,
-    /// revenue), a TOTAL row that reconciles with the bills export, then the accounts left in
-    /// arrears and what they owe.
+    /// The month summed up in one CSV: per API, a TOTAL that reconciles with the bills export,
+    /// and the accounts in arrears.
     Summary {
-        #[arg(long, value_parser = parse_month)]
+        /// The month, as YYYY-MM. A month never settled is refused.
+        #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
         month: Month,
-        /// Output file (default: standard output). Written whole or not at all.
-        #[arg(long)]
+        /// Output file (default: standard output); a regular file is written whole or not at all.
+        #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
         /// Start with a UTF-8 byte-order mark, so that Excel reads Chinese names correctly.
         #[arg(long)]
@@ -240,37 +399,45 @@ pub enum ExportCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum BillsCommand {
-    /// One account's bill for a month, with every revision, as support would explain it.
+    /// One account's bill for a month, every revision, explained line by line.
     Show {
         /// Account id.
+        #[arg(value_name = "ACCOUNT")]
         id: String,
-        #[arg(long, value_parser = parse_month)]
+        /// The month, as YYYY-MM.
+        #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
         month: Month,
     },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum RunsCommand {
-    /// The latest runs, newest first.
+    /// The latest runs, newest first, with their outcome.
     List {
-        #[arg(long, value_enum, default_value_t = Format::Table)]
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table, value_name = "FORMAT")]
         format: Format,
         /// How many runs to show.
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, value_name = "N")]
         limit: u32,
     },
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
+    /// Human-readable lines.
     Text,
+    /// One JSON object per line, for log collectors.
     Json,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// Aligned columns, for a terminal.
     Table,
+    /// CSV with a header; text cells a spreadsheet would run as formulas get a leading '.
     Csv,
+    /// A JSON array of objects.
     Json,
 }
 
@@ -289,4 +456,70 @@ fn parse_shard(s: &str) -> Result<Shard, String> {
 
 fn parse_month(s: &str) -> Result<Month, String> {
     s.parse()
+}
+
+/// A duration written as a whole number and a unit: `90s`, `30m`, `6h`, `2d`; `0` is none.
+fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
+    let bad = || format!("'{s}' is not a duration like 30m, 6h or 1d");
+    if s == "0" {
+        return Ok(chrono::Duration::zero());
+    }
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let n: i64 = number.parse().map_err(|_| bad())?;
+    let d = match unit {
+        "s" => chrono::Duration::try_seconds(n),
+        "m" => chrono::Duration::try_minutes(n),
+        "h" => chrono::Duration::try_hours(n),
+        "d" => chrono::Duration::try_days(n),
+        _ => None,
+    };
+    d.filter(|d| *d <= chrono::Duration::days(31)).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every argument and every command says what it is: no blank help anywhere.
+    #[test]
+    fn every_argument_and_command_has_help() {
+        fn walk(cmd: &clap::Command, path: &str) {
+            for arg in cmd.get_arguments() {
+                if ["help", "version"].contains(&arg.get_id().as_str()) {
+                    continue;
+                }
+                assert!(arg.get_help().is_some(), "{path} {}: no help", arg.get_id());
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+                assert!(!about.is_empty(), "{path} {}: no summary", sub.get_name());
+                assert!(
+                    !about.contains('\n'),
+                    "{path} {}: a summary is one line",
+                    sub.get_name()
+                );
+                walk(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        walk(&Cli::command(), "billrun");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("0"), Ok(chrono::Duration::zero()));
+        assert_eq!(parse_duration("6h"), Ok(chrono::Duration::hours(6)));
+        assert_eq!(parse_duration("1d"), Ok(chrono::Duration::days(1)));
+        for bad in ["", "h", "6", "6x", "-1h", "40d", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
 }

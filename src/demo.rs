@@ -18,7 +18,45 @@ const PACKS: &str = include_str!("../fixtures/demo/packs.csv");
 const DEMO_NOW: &str = "2026-11-01T02:00:00+08:00";
 const DEMO_MONTH: &str = "2026-10";
 
+/// Every file the demo writes into its directory (the month is `DEMO_MONTH`); it writes into no
+/// directory holding others.
+const DEMO_FILES: [&str; 9] = [
+    "demo.db",
+    "demo.db-wal",
+    "demo.db-shm",
+    "demo-accounts.csv",
+    "demo-usage.csv",
+    "demo-packs.csv",
+    "bills-2026-10.csv",
+    "summary-2026-10.csv",
+    "report-2026-10.html",
+];
+
+/// Refuses a directory holding anything the demo does not write itself (say, the accounts.csv
+/// and usage.csv of `billrun gen --out`): the demo replaces its own files only.
+fn check_dir(dir: &Path) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut foreign: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !DEMO_FILES.contains(&n.as_str()))
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    foreign.sort();
+    Err(crate::error::input_error(format!(
+        "{} holds files the demo did not write ({}); give --dir a new or empty directory, or one an earlier \
+         demo wrote",
+        dir.display(),
+        foreign.join(", ")
+    )))
+}
+
 pub async fn run(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
+    check_dir(dir)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for f in ["demo.db", "demo.db-wal", "demo.db-shm"] {
         let p = dir.join(f);
@@ -26,7 +64,11 @@ pub async fn run(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
             std::fs::remove_file(&p).with_context(|| format!("cannot remove the old {}", p.display()))?;
         }
     }
-    for (name, text) in [("accounts.csv", ACCOUNTS), ("usage.csv", USAGE), ("packs.csv", PACKS)] {
+    for (name, text) in [
+        ("demo-accounts.csv", ACCOUNTS),
+        ("demo-usage.csv", USAGE),
+        ("demo-packs.csv", PACKS),
+    ] {
         std::fs::write(dir.join(name), text)?;
     }
     let ctx = Ctx {
@@ -38,7 +80,7 @@ pub async fn run(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
     let store = open_sqlite(&format!("sqlite://{}", db.display())).await?;
 
     println!("billrun demo: settling {month} as of {} ({})\n", DEMO_NOW, ctx.tz);
-    let n = jobs::accounts::import(&store, &ctx, &dir.join("accounts.csv")).await?;
+    let n = jobs::accounts::import(&store, &ctx, &dir.join("demo-accounts.csv")).await?;
     println!("imported {n} accounts");
     store
         .import_packs(
@@ -48,7 +90,7 @@ pub async fn run(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
         .await?
         .map_err(|p| anyhow::anyhow!("demo packs: {p:?}"))?;
     println!("imported 1 prepaid pack");
-    let u = jobs::usage::import(&store, &ctx, &dir.join("usage.csv")).await?;
+    let u = jobs::usage::import(&store, &ctx, &dir.join("demo-usage.csv")).await?;
     println!("imported {} usage rows ({} calls)\n", u.rows, u.calls);
 
     let s = jobs::settle::settle(&store, &ctx, month, crate::domain::shard::Shard::ALL, false).await?;

@@ -155,18 +155,47 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "(no message)".into())
 }
 
-/// The error for a job that panicked: a bug (exit 1).
+/// The error for a job that panicked: a bug (exit 1). The one panic that is not a bug is the
+/// standard library's `println!` failing to write to standard output: the reader went away
+/// (a closed pipe, see [`is_closed_pipe`]) or the disk behind it is full.
 pub fn panicked(payload: &(dyn std::any::Any + Send)) -> anyhow::Error {
-    anyhow::anyhow!(
-        "billrun panicked: {}; this is a bug, please report it",
-        panic_message(payload)
-    )
+    let message = panic_message(payload);
+    match message.strip_prefix("failed printing to stdout: ") {
+        Some(cause) if cause.contains("Broken pipe") => {
+            anyhow::Error::new(std::io::Error::new(std::io::ErrorKind::BrokenPipe, cause.to_owned()))
+        }
+        Some(cause) => input_error(format!("cannot write to standard output: {cause}")),
+        None => anyhow::anyhow!("billrun panicked: {message}; this is a bug, please report it"),
+    }
+}
+
+/// Whether a panic is `println!` meeting a closed pipe: not worth a log line.
+pub fn is_closed_pipe_panic(message: &str) -> bool {
+    message.starts_with("failed printing to stdout: ") && message.contains("Broken pipe")
+}
+
+/// Whether the command ended because whoever read its output stopped reading (`billrun accounts
+/// list | head`). As ripgrep and cargo do, billrun then ends quietly, with success: the reader
+/// has what it wanted.
+pub fn is_closed_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        let io =
+            c.downcast_ref::<std::io::Error>()
+                .or_else(|| match c.downcast_ref::<csv::Error>().map(csv::Error::kind) {
+                    Some(csv::ErrorKind::Io(io)) => Some(io),
+                    _ => None,
+                });
+        io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Prints the error that ends the process on standard error, in the log format, and returns
 /// its exit code. As JSON it is one object shaped like the log lines, with the exit code and,
 /// for a rejected file, every listed problem as an object of its own.
 pub fn report(err: &anyhow::Error, format: crate::cli::LogFormat) -> u8 {
+    if is_closed_pipe(err) {
+        return EXIT_OK;
+    }
     let code = exit_code(err);
     let rejected = err.chain().find_map(|c| c.downcast_ref::<RejectedFile>());
     match format {

@@ -22,6 +22,7 @@ mod gen;
 mod input;
 mod jobs;
 mod output;
+mod progress;
 mod recorded;
 mod reporting;
 mod schedule;
@@ -47,8 +48,12 @@ fn main() -> ExitCode {
     // A panic is a bug: it is logged (in the log format, with where it happened) from
     // whichever thread it happens on, and the job that panicked ends as a failure.
     std::panic::set_hook(Box::new(|info| {
+        let message = error::panic_message(info.payload());
+        if error::is_closed_pipe_panic(&message) {
+            return;
+        }
         let location = info.location().map(|l| l.to_string()).unwrap_or_default();
-        tracing::error!(panic = %error::panic_message(info.payload()), location, "billrun panicked: this is a bug");
+        tracing::error!(panic = %message, location, "billrun panicked: this is a bug");
     }));
     // The one place the system clock is chosen; everything below reads this clock, and every
     // command but the daemon reads it once.
@@ -68,14 +73,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to standard error, as text or JSON. Colours only on a terminal: escape codes in a
-/// file, syslog or the journal are noise.
+/// Logs go to standard error, as text or JSON. Colours only on a terminal, and never when
+/// `NO_COLOR` is set (https://no-color.org): escape codes in a file, syslog or the journal are
+/// noise.
 fn init_logs(format: cli::LogFormat) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("BILLRUN_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .with_writer(std::io::stderr);
     match format {
         cli::LogFormat::Text => logs.init(),

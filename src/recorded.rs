@@ -201,7 +201,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_panicking_job_is_recorded_as_a_failed_run() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("r.db").display()))
+        let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("r.db").display()), true)
             .await
             .unwrap();
         store.migrate().await.unwrap();
@@ -211,6 +211,7 @@ mod tests {
             catalog: Catalog::built_in(),
             progress: false,
             page_size: 10,
+            settle_after: chrono::Duration::zero(),
         };
         let job = async {
             if ctx.page_size == 10 {

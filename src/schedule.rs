@@ -50,6 +50,18 @@ impl Schedule {
     pub fn expression(&self) -> &str {
         &self.expression
     }
+
+    /// Refuses a schedule that never fires after `after` (a date no month has, like February
+    /// 30th): a daemon on it would sleep forever.
+    pub fn check_fires(&self, after: DateTime<Utc>, tz: Tz) -> Result<(), String> {
+        match self.next_after(after, tz) {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "schedule '{}' never fires: no date matches it (is it a day the month never has?)",
+                self.expression
+            )),
+        }
+    }
 }
 
 impl FromStr for Schedule {
@@ -77,6 +89,9 @@ impl FromStr for Schedule {
                     )))
                 }
             };
+            for (i, field) in six.iter().enumerate().take(5) {
+                check_field(FIELDS[i], field).map_err(bad)?;
+            }
             six[5] = crontab_weekdays(&six[5]).map_err(bad)?;
             let any = |f: &str| f == "*" || f == "?";
             let variants: Vec<Vec<String>> = if !any(&six[3]) && !any(&six[5]) {
@@ -98,6 +113,51 @@ impl FromStr for Schedule {
             parts,
         })
     }
+}
+
+/// The first five fields of the 6-field form: name, lowest and highest value.
+const FIELDS: [(&str, u32, u32); 5] = [
+    ("second", 0, 59),
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day-of-month", 1, 31),
+    ("month", 1, 12),
+];
+
+/// Checks that every number in a field (`5`, `1-3`, `*/15`, `10-50/5`, lists of them) is in the
+/// field's range, and names the field and the range if not. Names (`JAN`) pass through.
+fn check_field((name, lo, hi): (&str, u32, u32), field: &str) -> Result<(), String> {
+    for token in field.split(',') {
+        let (base, step) = match token.split_once('/') {
+            Some((b, s)) => (b, Some(s)),
+            None => (token, None),
+        };
+        if let Some(step) = step {
+            match step.parse::<u32>() {
+                Ok(n) if n >= 1 => {}
+                _ => {
+                    return Err(format!(
+                        "{name} field '{field}': the step '{step}' must be a whole number from 1"
+                    ))
+                }
+            }
+        }
+        if base == "*" || base == "?" || base.chars().any(|c| c.is_ascii_alphabetic()) {
+            continue;
+        }
+        let (a, b) = base.split_once('-').unwrap_or((base, base));
+        for n in [a, b] {
+            match n.parse::<u32>() {
+                Ok(v) if (lo..=hi).contains(&v) => {}
+                Ok(v) => return Err(format!("{name} {v} is out of range ({lo}-{hi})")),
+                Err(_) => return Err(format!("{name} field '{field}' is not a number, a range or a list")),
+            }
+        }
+        if a.parse::<u32>().ok() > b.parse::<u32>().ok() {
+            return Err(format!("{name} range '{base}' runs backwards"));
+        }
+    }
+    Ok(())
 }
 
 /// Rewrites a crontab day-of-week field (0–7, 0 and 7 = Sunday) in the `cron` crate's numbering
@@ -241,5 +301,35 @@ mod tests {
         ] {
             assert!(bad.parse::<Schedule>().is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn out_of_range_fields_are_named_with_their_range() {
+        for (expr, says) in [
+            ("0 25 * * *", "hour 25 is out of range (0-23)"),
+            ("60 2 * * *", "minute 60 is out of range (0-59)"),
+            ("0 2 0 * *", "day-of-month 0 is out of range (1-31)"),
+            ("0 2 1-32 * *", "day-of-month 32 is out of range (1-31)"),
+            ("0 2 * 13 *", "month 13 is out of range (1-12)"),
+            ("0 2 3-1 * *", "day-of-month range '3-1' runs backwards"),
+            ("*/0 2 * * *", "must be a whole number from 1"),
+        ] {
+            let e = expr.parse::<Schedule>().unwrap_err();
+            assert!(e.contains(says), "{expr}: {e}");
+        }
+        assert!("0 23 31 DEC *".parse::<Schedule>().is_ok());
+    }
+
+    #[test]
+    fn a_schedule_that_never_fires_is_refused() {
+        let s: Schedule = "0 2 30 2 *".parse().unwrap();
+        let e = s
+            .check_fires(t("2026-11-01T00:00:00Z"), chrono_tz::Asia::Shanghai)
+            .unwrap_err();
+        assert!(e.contains("never fires"), "{e}");
+        let leap: Schedule = "0 2 29 2 *".parse().unwrap();
+        assert!(leap
+            .check_fires(t("2026-11-01T00:00:00Z"), chrono_tz::Asia::Shanghai)
+            .is_ok());
     }
 }

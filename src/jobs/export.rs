@@ -174,6 +174,7 @@ pub async fn bills<S: Store>(
     path: Option<&Path>,
     excel: bool,
 ) -> anyhow::Result<u64> {
+    super::check_settled(store, month).await?;
     let mut out = Destination::open(path)?;
     let n = write_bills(store, ctx, month, excel, &mut out).await?;
     out.finish()?;

@@ -24,10 +24,12 @@ pub struct Ctx {
     pub now: DateTime<Utc>,
     pub tz: Tz,
     pub catalog: Catalog,
-    /// Draw progress bars for long steps (standard error is a terminal).
+    /// Draw progress bars for long steps (standard error is a terminal); log progress otherwise.
     pub progress: bool,
     /// Accounts settled per transaction.
     pub page_size: usize,
+    /// How long after a month ends `run` waits before settling it.
+    pub settle_after: chrono::Duration,
 }
 
 impl Ctx {
@@ -41,20 +43,9 @@ impl Ctx {
         Ok(FreeGrant::new(month, month.start(self.tz), month.end(self.tz), version))
     }
 
-    /// A progress counter for a long step, or a hidden one when progress is off.
-    pub fn progress_bar(&self, message: String) -> indicatif::ProgressBar {
-        if !self.progress {
-            return indicatif::ProgressBar::hidden();
-        }
-        let bar = indicatif::ProgressBar::new_spinner();
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{spinner} {msg}: {human_pos} [{elapsed}, {per_sec}]")
-        {
-            bar.set_style(style);
-        }
-        bar.set_message(message);
-        bar.enable_steady_tick(std::time::Duration::from_millis(200));
-        bar
+    /// Progress of a long step: a bar on a terminal, a log line now and then otherwise.
+    pub fn progress(&self, what: String, unit: &'static str, total: Option<u64>) -> crate::progress::Progress {
+        crate::progress::Progress::new(what, unit, total, self.progress)
     }
 
     /// The currency the catalog prices in, which the database's balances are kept in too
@@ -72,6 +63,30 @@ impl Ctx {
     pub fn local(&self, t: DateTime<Utc>) -> String {
         t.with_timezone(&self.tz).to_rfc3339_opts(SecondsFormat::AutoSi, true)
     }
+}
+
+/// Refuses to export or report a month that was never settled (it has no bill: an empty export
+/// would look like a month without revenue), and warns about a month whose settlement has not
+/// finished (a settle under way or stopped, a shard missing): what is shown holds the bills
+/// written so far.
+pub async fn check_settled<S: crate::store::Store>(store: &S, month: Month) -> anyhow::Result<()> {
+    if store.is_settled(month).await? {
+        return Ok(());
+    }
+    let bills = store.month_totals(month).await?.bills;
+    if bills == 0 {
+        return Err(input_error(format!(
+            "{month} has not been settled: it has no bills to show. Settle it first \
+             (`billrun settle --month {month}`, or `billrun run` once the month is over)"
+        )));
+    }
+    tracing::warn!(
+        month = %month,
+        bills,
+        "{month} is not settled yet (a settle is under way or was stopped, or a shard is missing): \
+         what follows holds the bills written so far"
+    );
+    Ok(())
 }
 
 /// Opens an input file with its name in the error.

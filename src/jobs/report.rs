@@ -68,6 +68,7 @@ pub async fn report_data<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow
 
 /// Writes the month report to `path`, or to standard output. Returns the month's summary.
 pub async fn report<S: Store>(store: &S, ctx: &Ctx, month: Month, path: Option<&Path>) -> anyhow::Result<MonthSummary> {
+    super::check_settled(store, month).await?;
     let data = report_data(store, ctx, month).await?;
     let page = render(&data);
     let mut out = Destination::open(path)?;

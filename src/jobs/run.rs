@@ -50,7 +50,15 @@ pub async fn run_due<S: Store>(store: &S, ctx: &Ctx) -> anyhow::Result<RunSummar
     };
     let previous = current.prev();
     let mut late = false;
-    let settled = if store.is_settled(previous).await? || ctx.catalog.for_month(previous).is_none() {
+    let waits = ctx.now < previous.end(ctx.tz) + ctx.settle_after;
+    if waits {
+        tracing::info!(
+            month = %previous,
+            settle_after = %ctx.settle_after,
+            "not settling {previous} yet: --settle-after leaves the meters time to deliver its last usage"
+        );
+    }
+    let settled = if waits || store.is_settled(previous).await? || ctx.catalog.for_month(previous).is_none() {
         None
     } else {
         let day = ctx.now.with_timezone(&ctx.tz).day();

@@ -118,7 +118,14 @@ pub async fn settle<S: Store>(
         grant: ctx.free_grant(month)?,
         dry_run,
     };
-    let bar = ctx.progress_bar(format!("settling {month}: accounts billed"));
+    // Accounts with usage are not counted before the month is read: the bar's total is every
+    // account, of which those without usage are passed over.
+    let total = store.count_accounts().await?;
+    let mut bar = ctx.progress(
+        format!("settling {month}: accounts billed, of at most"),
+        "accounts",
+        Some(total),
+    );
     // What this run moved, in all: a sum of 64-bit amounts, kept wide enough never to overflow.
     let mut moved: i128 = 0;
     for pass in 1.. {
@@ -131,7 +138,7 @@ pub async fn settle<S: Store>(
                 summary.adjusted_now += done.outcome.adjustments;
                 moved += i128::from(done.outcome.total_fen);
                 summary.arrears_now += done.outcome.arrears;
-                bar.inc(done.outcome.bills);
+                bar.add(done.outcome.bills);
                 tracing::debug!(bills = done.outcome.bills, last = ?done.last, "settled a page");
             })
             .await?;
@@ -166,7 +173,7 @@ pub async fn settle<S: Store>(
             }
         }
     }
-    bar.finish_and_clear();
+    bar.finish();
     summary.billed_now_fen = i64::try_from(moved).map_err(|_| {
         input_error(format!(
             "the bills written for {month} add up to more than billrun can show in one total; they are written, \

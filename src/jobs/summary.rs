@@ -182,6 +182,7 @@ pub async fn summary<S: Store>(
     path: Option<&Path>,
     excel: bool,
 ) -> anyhow::Result<MonthSummary> {
+    super::check_settled(store, month).await?;
     let s = month_summary(store, ctx, month).await?;
     let currency = currency(ctx, month);
     let mut out = Destination::open(path)?;
@@ -202,6 +203,7 @@ mod tests {
             catalog: crate::domain::catalog::Catalog::built_in(),
             progress: false,
             page_size: 1,
+            settle_after: chrono::Duration::zero(),
         };
         let mut s = Summarizer::new(
             vec![KnownApi {

@@ -4,8 +4,11 @@ use super::{open_input, Ctx};
 use crate::error::{input_error, RejectedFile};
 use crate::input::usage::{Fingerprint, NewUsage, TimeBounds, UsageRows, CLOCK_AHEAD};
 use crate::input::RowError;
+use crate::progress::Progress;
 use crate::store::{Store, UsageImported, UsageRejected, UsageSource};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 type Parsed = Result<NewUsage, Vec<RowError>>;
 
@@ -28,6 +31,22 @@ struct ParsedAhead {
     batch: std::vec::IntoIter<Parsed>,
     ended: bool,
     fingerprint: Option<Fingerprint>,
+    /// Bytes of the file read so far, and where to show them.
+    read: Option<(Arc<AtomicU64>, Progress)>,
+}
+
+/// Passes a file through, counting the bytes read (for the import's progress).
+struct Counted<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 /// A source of rows the parsing thread reads: the rows, then the fingerprints.
@@ -62,6 +81,7 @@ fn parsed_ahead(mut rows: impl Source) -> ParsedAhead {
         batch: Vec::new().into_iter(),
         ended: false,
         fingerprint: None,
+        read: None,
     }
 }
 
@@ -75,6 +95,9 @@ impl Iterator for ParsedAhead {
             }
             if self.ended {
                 return None;
+            }
+            if let Some((read, progress)) = &mut self.read {
+                progress.set(read.load(Ordering::Relaxed));
             }
             match self.rx.recv() {
                 Ok(ParsedMsg::Rows(rows)) => self.batch = rows.into_iter(),
@@ -116,13 +139,25 @@ pub fn time_bounds(ctx: &Ctx) -> anyhow::Result<TimeBounds> {
 pub async fn import<S: Store>(store: &S, ctx: &Ctx, path: &Path) -> anyhow::Result<UsageImported> {
     let name = path.display().to_string();
     let rejected = |problems: Vec<RowError>, total: u64| anyhow::Error::new(RejectedFile::new(&name, problems, total));
-    let reader = std::io::BufReader::with_capacity(1 << 20, open_input(path)?);
+    let file = open_input(path)?;
+    let size = file.metadata().ok().map(|m| m.len()).filter(|n| *n > 0);
+    let read = Arc::new(AtomicU64::new(0));
+    let counted = Counted {
+        inner: file,
+        read: read.clone(),
+    };
+    let reader = std::io::BufReader::with_capacity(1 << 20, counted);
     let rows = UsageRows::open(reader, ctx.catalog.known_apis(), time_bounds(ctx)?).map_err(|p| {
         let n = p.len() as u64;
         rejected(p, n)
     })?;
     let mut rows = parsed_ahead(rows);
-    match store.import_usage(&name, &mut rows, ctx.now).await? {
+    rows.read = Some((read, ctx.progress(format!("importing {name}"), "bytes", size)));
+    let imported = store.import_usage(&name, &mut rows, ctx.now).await;
+    if let Some((_, progress)) = rows.read.take() {
+        progress.finish();
+    }
+    match imported? {
         Ok(done) => Ok(done),
         Err(UsageRejected::AlreadyImported {
             import_id,

@@ -39,6 +39,10 @@ pub fn status_line(a: &AccountView, now: DateTime<Utc>, tz: Tz, currency: &str) 
     match a.status(now) {
         AccountStatus::Inactive => format!("not opened (balance {balance} {currency})"),
         AccountStatus::Active => format!("active (balance {balance} {currency})"),
+        AccountStatus::Arrears if a.suspend_at.is_some_and(|t| t <= now) => format!(
+            "in arrears (balance {balance} {currency}): service was due to stop at {at}, and stops at the next \
+             enforcement unless a recharge brings the balance to 0 or above first"
+        ),
         AccountStatus::Arrears => format!(
             "in arrears (balance {balance} {currency}): service stops at {at} unless a recharge brings the \
              balance to 0 or above"
@@ -212,6 +216,30 @@ mod tests {
             period_end: t("2026-11-01T00:00:00+08:00"),
             settled_at: t("2026-11-01T02:00:00+08:00"),
         }
+    }
+
+    #[test]
+    fn a_stop_in_the_past_is_not_told_as_if_to_come() {
+        let account = AccountView {
+            account_id: "late".into(),
+            name: "Late".into(),
+            balance: Decimal::new(-100, 2),
+            activated_at: Some(t("2026-01-01T00:00:00+08:00")),
+            suspended: false,
+            suspend_at: Some(t("2026-11-02T02:00:00+08:00")),
+        };
+        let tz = chrono_tz::Asia::Shanghai;
+        let before = status_line(&account, t("2026-11-01T12:00:00+08:00"), tz, "CNY");
+        assert!(
+            before.contains("service stops at 2026-11-02T02:00:00+08:00"),
+            "{before}"
+        );
+        let after = status_line(&account, t("2026-11-28T00:00:00+08:00"), tz, "CNY");
+        assert!(
+            after.contains("was due to stop at 2026-11-02T02:00:00+08:00"),
+            "{after}"
+        );
+        assert!(!after.contains("service stops at"), "{after}");
     }
 
     #[test]

@@ -613,6 +613,10 @@ pub trait Store {
     /// Applies pending migrations.
     async fn migrate(&self) -> anyhow::Result<()>;
 
+    /// Checks, without changing anything, that the database has every migration this binary
+    /// has and no other: what a command that only reads needs.
+    async fn check_schema(&self) -> anyhow::Result<()>;
+
     /// Closes the store's connections, waiting for them to end cleanly (SQLite then folds
     /// its write-ahead log back into the database file).
     async fn close(&self);
@@ -634,6 +638,9 @@ pub trait Store {
     /// Opens an account's service at `at` and grants `grant`'s free packs to it.
     async fn activate(&self, account_id: &str, at: DateTime<Utc>, grant: &FreeGrant)
         -> anyhow::Result<ActivateOutcome>;
+
+    /// How many accounts there are.
+    async fn count_accounts(&self) -> anyhow::Result<u64>;
 
     /// Every account, sorted by id, handed to `each`.
     async fn accounts(&self, each: &mut dyn FnMut(AccountView) -> anyhow::Result<()>) -> anyhow::Result<()>;
@@ -780,6 +787,37 @@ pub struct ArrearsBill {
     /// When service stops (or stopped) unless a recharge brings the balance to ≥ 0; `None` if
     /// no stop was ever scheduled (say, a negative opening balance and only credits since).
     pub suspend_at: Option<DateTime<Utc>>,
+}
+
+/// What is wrong with a database whose applied migrations are `applied` (`None`: it has no
+/// migrations table at all) for a binary that has `known`, if anything.
+pub(crate) fn schema_problem(applied: Option<Vec<i64>>, known: &sqlx::migrate::Migrator) -> Option<String> {
+    let known: Vec<i64> = known.iter().map(|m| m.version).collect();
+    let Some(applied) = applied else {
+        return Some(
+            "the database has no billrun schema yet: run `billrun migrate` (or any command that writes) \
+             with a role that may create tables"
+                .into(),
+        );
+    };
+    if let Some(v) = applied.iter().find(|v| !known.contains(v)) {
+        return Some(format!(
+            "the database was migrated by a newer billrun (migration {v} is unknown to this one): use that \
+             version or a newer one"
+        ));
+    }
+    let missing: Vec<String> = known
+        .iter()
+        .filter(|v| !applied.contains(v))
+        .map(i64::to_string)
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "the database's schema is older than this billrun (migrations {} are not applied): run \
+             `billrun migrate` with a role that may change the schema, then run this again",
+            missing.join(", ")
+        )
+    })
 }
 
 /// The database URL with any password replaced by `***`, for messages and logs.

@@ -330,6 +330,21 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn check_schema(&self) -> anyhow::Result<()> {
+        let applied = match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(&self.pool)
+            .await
+        {
+            Ok(v) => Some(v),
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => None,
+            Err(e) => return Err(e.into()),
+        };
+        match super::schema_problem(applied, &MIGRATOR) {
+            Some(problem) => Err(crate::error::input_error(problem)),
+            None => Ok(()),
+        }
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }
@@ -416,6 +431,13 @@ impl Store for PgStore {
                 Ok(ActivateOutcome::Activated { packs_granted })
             }
         }
+    }
+
+    async fn count_accounts(&self) -> anyhow::Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
     }
 
     async fn accounts(&self, each: &mut dyn FnMut(AccountView) -> anyhow::Result<()>) -> anyhow::Result<()> {

@@ -86,8 +86,9 @@ fn dec(row: &SqliteRow, column: &str) -> anyhow::Result<Decimal> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database at `url` (`sqlite://path` or `sqlite::memory:`).
-    pub async fn connect(url: &str) -> anyhow::Result<SqliteStore> {
+    /// Opens the database at `url` (`sqlite://path` or `sqlite::memory:`), creating the file if
+    /// it is missing and `create` is set.
+    pub async fn connect(url: &str, create: bool) -> anyhow::Result<SqliteStore> {
         let shown = redact_url(url);
         if shown != url {
             return Err(crate::error::input_error(format!(
@@ -97,12 +98,19 @@ impl SqliteStore {
         }
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| crate::error::input_error(format!("'{shown}' is not a usable SQLite database URL: {e}")))?
-            .create_if_missing(true)
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30))
             .disable_statement_logging();
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if !create && !in_memory && !options.get_filename().exists() {
+            return Err(crate::error::input_error(format!(
+                "there is no SQLite database at {}: a command that writes (like `billrun migrate`) creates it",
+                options.get_filename().display()
+            )));
+        }
         // Two connections, so that a read streaming on one does not hold up a write on the
         // other (WAL lets a reader and a writer proceed together). Settle and the usage import
         // open connections of their own (`store::sqlite_settle`, `store::sqlite_import`).
@@ -112,7 +120,6 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .with_context(|| format!("cannot open the SQLite database {shown}"))?;
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let file = (!in_memory).then(|| options.get_filename().to_path_buf());
         Ok(SqliteStore { pool, options, file })
     }
@@ -252,6 +259,21 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn check_schema(&self) -> anyhow::Result<()> {
+        let applied = match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(&self.pool)
+            .await
+        {
+            Ok(v) => Some(v),
+            Err(sqlx::Error::Database(e)) if e.message().contains("no such table") => None,
+            Err(e) => return Err(e.into()),
+        };
+        match super::schema_problem(applied, &MIGRATOR) {
+            Some(problem) => Err(crate::error::input_error(problem)),
+            None => Ok(()),
+        }
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }
@@ -351,6 +373,13 @@ impl Store for SqliteStore {
                 Ok(ActivateOutcome::Activated { packs_granted })
             }
         }
+    }
+
+    async fn count_accounts(&self) -> anyhow::Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
     }
 
     async fn accounts(&self, each: &mut dyn FnMut(AccountView) -> anyhow::Result<()>) -> anyhow::Result<()> {

@@ -753,7 +753,7 @@ mod tests {
     async fn fixture(ids: &[String]) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("s.db");
-        let store = SqliteStore::connect(&format!("sqlite://{}", file.display()))
+        let store = SqliteStore::connect(&format!("sqlite://{}", file.display()), true)
             .await
             .unwrap();
         store.migrate().await.unwrap();

@@ -85,3 +85,69 @@ fn every_command_has_help() {
     let out = env.ok(&["migrate"]);
     assert!(out.contains("migrations applied"));
 }
+
+#[test]
+fn short_help_is_a_summary_long_help_explains_and_completions_and_man_pages_are_generated() {
+    let env = Env::new();
+    let words = |s: String| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let short = words(env.ok(&["settle", "-h"]));
+    let long = words(env.ok(&["settle", "--help"]));
+    assert!(long.len() > short.len() + 200, "--help says more than -h");
+    assert!(long.contains("Usage imported while it runs is billed"), "{long}");
+    assert!(!short.contains("Usage imported while it runs is billed"), "{short}");
+    // Columns documented are the columns printed.
+    let list = env
+        .ok(&["accounts", "list", "--help"])
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        list.contains("Columns: account_id,name,status,balance,suspend_at."),
+        "{list}"
+    );
+    env.ok(&["migrate"]);
+    let csv = env.ok(&["accounts", "list", "--format", "csv"]);
+    assert_eq!(csv.lines().next(), Some("account_id,name,status,balance,suspend_at"));
+    // --version names the commit it was built from.
+    let version = env.ok(&["--version"]);
+    assert!(version.starts_with("billrun 0.1.0 (commit "), "{version}");
+    // Completions that bash itself reads without an error.
+    let bash = env.ok(&["completions", "bash"]);
+    assert!(bash.contains("billrun") && bash.contains("settle"));
+    let script = env.file("billrun.bash", &bash);
+    let checked = std::process::Command::new("bash")
+        .args(["-n", &script])
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        assert!(!env.ok(&["completions", shell]).is_empty(), "{shell}");
+    }
+    // Man pages that groff renders without a warning, one per command.
+    env.ok(&["man", "--out", "man"]);
+    let pages: Vec<String> = std::fs::read_dir(env.dir.path().join("man"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for page in [
+        "billrun.1",
+        "billrun-settle.1",
+        "billrun-export-bills.1",
+        "billrun-usage-import.1",
+    ] {
+        assert!(pages.iter().any(|p| p == page), "{page} in {pages:?}");
+    }
+    let top = env.dir.path().join("man/billrun.1");
+    let rendered = std::process::Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .arg(&top)
+        .output()
+        .expect("groff (scripts/test installs groff-base)");
+    assert!(
+        rendered.status.success() && rendered.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    // `billrun man` alone prints the main page, for `billrun man | man -l -`.
+    assert!(env.ok(&["man"]).contains(".TH billrun 1"));
+}

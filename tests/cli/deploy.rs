@@ -89,9 +89,13 @@ fn the_failure_policies_use_the_documented_exit_codes() {
             "{file}: the URL comes from a Secret"
         );
     }
-    let help = Env::new().ok(&["--help"]);
+    let help = Env::new()
+        .ok(&["--help"])
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     assert!(
-        help.contains("3 bad input or configuration (do not retry); 4 busy"),
+        help.contains("3 bad input or configuration, fix it (do not retry as is); 4 busy"),
         "{help}"
     );
     let service = read("deploy/systemd/billrun.service");
@@ -138,6 +142,7 @@ fn the_container_build_copies_in_everything_the_build_reads() {
     let mut needed = vec![
         "Cargo.toml".to_string(),
         "Cargo.lock".into(),
+        "build.rs".into(),
         ".cargo".into(),
         "src".into(),
     ];
@@ -185,4 +190,69 @@ fn the_container_build_copies_in_everything_the_build_reads() {
             "deploy/Dockerfile does not COPY {path}: {copied:?}"
         );
     }
+}
+
+/// What an operator meets beyond the schedules: the build context, the pods' credentials, the
+/// one-line re-run of a month, how systemd and cron report a failure.
+#[test]
+fn deploy_files_keep_failures_visible_and_pods_minimal() {
+    // The build context is what the Dockerfile copies, not target/ or local databases.
+    let ignore = read(".dockerignore");
+    assert!(ignore.lines().any(|l| l.trim() == "*"), "{ignore}");
+    assert!(!ignore.contains("!target"), "{ignore}");
+    let dockerfile = read("deploy/Dockerfile");
+    assert!(
+        dockerfile.contains("FROM rust:1.95-bookworm AS build"),
+        "a pinned Rust release"
+    );
+    assert!(dockerfile.contains("FROM gcr.io/distroless/cc-debian12:nonroot"));
+    // The dependency layer is built before the sources are copied in.
+    let deps = dockerfile
+        .find("echo 'fn main() {}' > src/main.rs")
+        .expect("a dependency layer");
+    assert!(deps < dockerfile.find("COPY src ./src").unwrap());
+    // No pod mounts a service-account token it never uses.
+    for file in [
+        "deploy/k8s/cronjob.yaml",
+        "deploy/k8s/settle-month-job.yaml",
+        "deploy/k8s/settle-sharded-job.yaml",
+    ] {
+        let text = read(file);
+        assert_eq!(
+            text.matches("automountServiceAccountToken: false").count(),
+            text.matches("restartPolicy: Never").count(),
+            "{file}"
+        );
+    }
+    // A month is re-run with the one line its header gives, and the Job it renders settles that
+    // month.
+    let job = read("deploy/k8s/settle-month-job.yaml");
+    assert!(job.contains("sed 's/yyyy-mm/2026-10/g' deploy/k8s/settle-month-job.yaml | kubectl create -f -"));
+    let rendered = job.replace("yyyy-mm", "2026-10");
+    let args = rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("args: [\"settle\""))
+        .expect("the settle container's args");
+    assert_eq!(args, ", \"--month\", \"2026-10\"]");
+    assert!(rendered.contains("generateName: billrun-settle-2026-10-"));
+    // systemd: a bounded number of retries, then OnFailure= reports it.
+    for unit in [
+        "deploy/systemd/billrun.service",
+        "deploy/systemd/billrun-enforce.service",
+    ] {
+        assert!(read(unit).contains("OnFailure=billrun-failed@%n.service"), "{unit}");
+    }
+    let run = read("deploy/systemd/billrun.service");
+    assert!(run.contains("StartLimitBurst=4") && run.contains("StartLimitIntervalSec=2h"));
+    assert!(read("deploy/systemd/billrun-failed@.service").contains("--priority=err"));
+    // cron: billrun's exit status decides; a failure mails a line, a success nothing.
+    let crontab = read("deploy/cron/billrun.crontab");
+    for line in crontab.lines().filter(|l| l.contains("/usr/local/bin/billrun")) {
+        assert!(
+            !line.contains('|') || line.contains("||"),
+            "no pipe hides the status: {line}"
+        );
+        assert!(line.contains("|| echo \"billrun"), "{line}");
+    }
+    assert!(crontab.contains("MAILTO="));
 }

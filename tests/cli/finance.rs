@@ -323,6 +323,19 @@ fn the_summary_reconciles_exactly_with_the_bills_export() {
 #[test]
 fn a_month_without_bills_sums_to_zero_and_bad_paths_are_named() {
     let env = Env::new();
+    env.ok(&["migrate"]);
+    // A month never settled has nothing to show, and says so rather than exporting zeros.
+    for args in [
+        vec!["export", "summary", "--month", "2026-10"],
+        vec!["export", "bills", "--month", "2026-10"],
+        vec!["report", "--month", "2026-10", "--out", "report.html"],
+    ] {
+        let err = env.fails(3, &args);
+        assert!(err.contains("2026-10 has not been settled"), "{args:?}: {err}");
+    }
+    assert!(!env.dir.path().join("report.html").exists());
+    // Settled with no usage at all, it is a month without revenue.
+    env.settle("2026-10", "2026-11-01T02:00:00+08:00");
     let out = env.ok(&["export", "summary", "--month", "2026-10"]);
     let (_, rows) = read_csv(out.as_bytes());
     let total = rows.iter().find(|r| r["section"] == "total").unwrap();
@@ -366,7 +379,8 @@ fn bills_show_explains_a_bill_as_support_would() {
         "p,AssessQuality,2026-10-11T10:00:00+08:00,1735",
     ]);
     env.settle("2026-10", NOV_1);
-    let show = env.ok(&["bills", "show", "p", "--month", "2026-10"]);
+    // As support sees it on the day of the settlement, before the stop.
+    let show = env.ok(&["--now", NOV_1, "bills", "show", "p", "--month", "2026-10"]);
     for expected in [
         "2026-10 bill of p (Prepaid 示例): 1 revision(s)",
         "account status now: in arrears (balance -5.21 CNY): service stops at 2026-11-02T02:00:00+08:00",

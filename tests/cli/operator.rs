@@ -194,16 +194,18 @@ fn sqlite_files_an_operator_must_fix_exit_3_once_said() {
     let dir = tempfile::tempdir().unwrap();
     let at = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
     // A directory that does not exist.
-    let (code, text) = bare(
-        dir.path(),
-        &["--database", &at("missing/billrun.db"), "accounts", "list"],
-    );
+    let (code, text) = bare(dir.path(), &["--database", &at("missing/billrun.db"), "migrate"]);
     assert_eq!(code, Some(3), "{text}");
     assert_eq!(
         text.matches("unable to open database file").count(),
         1,
         "said once: {text}"
     );
+    // No file, for a command that only reads: it is not created.
+    let (code, text) = bare(dir.path(), &["--database", &at("none.db"), "accounts", "list"]);
+    assert_eq!(code, Some(3), "{text}");
+    assert!(text.contains("there is no SQLite database at"), "{text}");
+    assert!(!dir.path().join("none.db").exists());
     // A file that is not a database.
     std::fs::write(dir.path().join("notes.db"), "not a database, just notes\n".repeat(200)).unwrap();
     let (code, text) = bare(dir.path(), &["--database", &at("notes.db"), "accounts", "list"]);
@@ -380,4 +382,160 @@ fn a_database_file_or_directory_billrun_may_not_write_exits_3() {
     let (code, text) = run_as(&["--database", &url, "--now", NOV_1, "recharge", "a", "1.00"]);
     std::fs::set_permissions(&db_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(code, Some(3), "{text}");
+}
+
+#[test]
+fn commands_that_only_read_never_migrate_and_work_with_a_role_that_may_only_read() {
+    let env = Env::new();
+    settled(&env);
+    let reads: [&[&str]; 8] = [
+        &["accounts", "list"],
+        &["packs", "list", "--format", "csv"],
+        &["events"],
+        &["runs", "list"],
+        &["verify"],
+        &["--now", NOV_1, "bills", "show", "a", "--month", "2026-10"],
+        &["export", "bills", "--month", "2026-10"],
+        &["--now", NOV_1, "report", "--month", "2026-10"],
+    ];
+    if env.is_postgres() {
+        // A role that may read every table and change nothing, as finance and support get.
+        let role = format!("reader_{}", std::process::id());
+        env.exec(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'read-only';
+             GRANT USAGE ON SCHEMA public TO {role};
+             GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}"
+        ));
+        let (head, tail) = env.database.split_once("@").unwrap();
+        let (scheme, _) = head.split_once("//").unwrap();
+        let reader = format!("{scheme}//{role}:read-only@{tail}");
+        let dir = tempfile::tempdir().unwrap();
+        for args in reads {
+            let mut all = vec!["--database", reader.as_str()];
+            all.extend(args.iter().copied());
+            let (code, text) = bare(dir.path(), &all);
+            assert_eq!(code, Some(0), "{args:?} as a reader: {text}");
+        }
+        // Writing is refused by the database, as configuration to fix (exit 3).
+        let (code, text) = bare(
+            dir.path(),
+            &["--database", &reader, "--now", NOV_1, "recharge", "a", "1.00"],
+        );
+        assert_eq!(code, Some(3), "{text}");
+        assert!(text.contains("permission denied"), "{text}");
+    }
+    // A schema older than the binary: commands that read say so, and change nothing.
+    env.exec("DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)");
+    for args in reads {
+        let err = env.fails(3, args);
+        assert!(err.contains("schema is older than this billrun"), "{args:?}: {err}");
+        assert!(err.contains("billrun migrate"), "{err}");
+    }
+    let versions: i64 = env.query("SELECT COUNT(*) FROM _sqlx_migrations");
+    assert_eq!(versions, 6, "a command that reads applied nothing");
+}
+
+#[test]
+fn run_waits_for_the_meters_when_told_to() {
+    let env = Env::new();
+    env.import_accounts("2026-10-01T00:00:00+08:00", &["a,A,2026-09-01T00:00:00+08:00,100"]);
+    env.import_usage(&["a,CropImage,2026-10-10T00:00:00+08:00,3000"]);
+    // Six hours' grace: the 02:00 run leaves October alone, the 07:00 one settles it.
+    let out = env.ok(&["--now", NOV_1, "run", "--settle-after", "6h"]);
+    assert!(!out.contains("settled 2026-10"), "{out}");
+    assert_eq!(env.query::<i64>("SELECT COUNT(*) FROM settled_months"), 0);
+    let out = env
+        .command(&["--now", "2026-11-01T07:00:00+08:00", "run"])
+        .env("BILLRUN_SETTLE_AFTER", "6h")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("settled 2026-10"), "{stdout}");
+    let err = env.fails(2, &["run", "--settle-after", "6 hours"]);
+    assert!(err.contains("is not a duration"), "{err}");
+}
+
+#[test]
+fn schedules_that_never_fire_or_have_a_field_out_of_range_are_refused() {
+    let env = Env::new();
+    let err = env.fails(3, &["--now", NOV_1, "schedule", "--schedule", "0 2 30 2 *"]);
+    assert!(err.contains("never fires"), "{err}");
+    let err = env.fails(3, &["--now", NOV_1, "schedule", "--schedule", "0 25 * * *"]);
+    assert!(err.contains("hour 25 is out of range (0-23)"), "{err}");
+    let err = env.fails(3, &["--now", NOV_1, "daemon", "--schedule", "0 2 31 4 *"]);
+    assert!(err.contains("never fires"), "{err}");
+}
+
+#[test]
+fn output_a_reader_stops_reading_ends_quietly() {
+    let env = Env::new();
+    let rows: Vec<String> = (0..3000).map(|i| format!("acct-{i:04},Account {i},,0")).collect();
+    env.import_accounts(NOV_1, &rows.iter().map(String::as_str).collect::<Vec<_>>());
+    for args in [
+        "accounts list",
+        "accounts list --format csv",
+        "events",
+        "--now 2026-10-31T00:00:00Z schedule --count 100000",
+    ] {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "\"$0\" --database '{}' {args} | head -n 1 >/dev/null",
+                env.database
+            ))
+            .arg(BIN)
+            .env("BILLRUN_LOG", "warn")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.is_empty(), "{args}: {stderr}");
+        assert!(
+            !stderr.contains("Broken pipe") && !stderr.contains("panicked"),
+            "{args}: {stderr}"
+        );
+    }
+    // And its exit status is success, as for ripgrep or cargo.
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -o pipefail; \"$0\" --database '{}' accounts list | head -n 1 >/dev/null",
+            env.database
+        ))
+        .arg(BIN)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn logs_carry_no_colour_codes_off_a_terminal_and_long_lists_stay_short() {
+    let env = Env::new();
+    let rows: Vec<String> = (0..25)
+        .map(|i| format!("p{i:02},P {i},2026-01-01T00:00:00Z,0"))
+        .collect();
+    env.import_accounts(NOV_1, &rows.iter().map(String::as_str).collect::<Vec<_>>());
+    let usage: Vec<String> = (0..25)
+        .map(|i| format!("p{i:02},EnhanceImage,2026-10-05T00:00:00+08:00,5000"))
+        .collect();
+    env.import_usage(&usage.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = env
+        .command(&["--now", NOV_1, "settle", "--month", "2026-10"])
+        .env("BILLRUN_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("run finished"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "escape codes in a log that is not a terminal: {stderr:?}"
+    );
+    // 25 suspensions: ten named, the rest counted, and where to find them all.
+    let out = env.ok(&["--now", "2026-11-02T03:00:00+08:00", "enforce"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.starts_with("suspended 25 accounts: p00, p01, p02, p03, p04, p05, p06, p07, p08, p09 and 15 more"),
+        "{out}"
+    );
+    assert!(out.contains("billrun events --format csv"), "{out}");
+    assert_eq!(env.events().iter().filter(|e| e["kind"] == "suspended").count(), 25);
 }

@@ -453,6 +453,30 @@ fn export_to_a_file_and_the_demo() {
     assert!(rows.iter().all(|r| r["account_id"] != "idle"));
     // Running it again rebuilds the same result.
     let again = env.ok(&["demo", "--dir", "demo"]);
+    // A directory with files the demo did not write (here, what `gen --out` writes) is refused,
+    // and left as it was.
+    env.ok(&[
+        "gen",
+        "--accounts",
+        "3",
+        "--rows",
+        "9",
+        "--month",
+        "2026-10",
+        "--out",
+        "generated",
+    ]);
+    let before = std::fs::read(env.dir.path().join("generated/usage.csv")).unwrap();
+    let err = env.fails(3, &["demo", "--dir", "generated"]);
+    assert!(
+        err.contains("holds files the demo did not write (accounts.csv, usage.csv)"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(env.dir.path().join("generated/usage.csv")).unwrap(),
+        before
+    );
+    assert!(!env.dir.path().join("generated/demo.db").exists());
     assert_eq!(again, out);
     // Export --out writes the same CSV as standard output.
     let demo_db = format!("sqlite://{}", env.dir.path().join("demo/demo.db").display());
