@@ -63,17 +63,18 @@ impl Progress {
             let elapsed = self.started.elapsed().as_secs();
             match self.total.filter(|t| *t > 0) {
                 Some(total) => {
-                    let done = position.min(total) as f64 / total as f64;
-                    let left = (done > 0.0).then(|| (elapsed as f64 * (1.0 - done) / done) as u64);
+                    // Whole numbers: the share in percent, and the time left at the pace so far.
+                    let done = u128::from(position.min(total));
+                    let percent = done * 100 / u128::from(total);
+                    let left = (done > 0).then(|| u128::from(elapsed) * (u128::from(total) - done) / done);
                     tracing::info!(
                         position,
                         total,
                         elapsed_s = elapsed,
-                        left_s = left,
-                        "{}: {position} of {total} {} ({:.0}%)",
+                        left_s = left.map(|l| l as u64),
+                        "{}: {position} of {total} {} ({percent}%)",
                         self.what,
                         self.unit,
-                        done * 100.0
                     );
                 }
                 None => tracing::info!(position, elapsed_s = elapsed, "{}: {position} {}", self.what, self.unit),
