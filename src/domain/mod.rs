@@ -12,4 +12,5 @@ pub mod money;
 pub mod month;
 pub mod packs;
 pub mod pricing;
+pub mod settle;
 pub mod shard;

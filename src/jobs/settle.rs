@@ -8,7 +8,6 @@
 //! same as one clean run.
 
 use super::Ctx;
-use crate::domain::bill::compute_bill;
 use crate::domain::month::Month;
 use crate::domain::shard::Shard;
 use crate::error::{input_error, Busy};
@@ -93,9 +92,6 @@ pub async fn settle<S: Store>(
         )))
     })?;
     let packs_granted = if dry_run { 0 } else { grant(store, ctx, month).await? };
-    let pricer = |usage: &[_], packs: &mut [_]| {
-        compute_bill(version, usage, packs).map_err(|e| input_error(format!("catalog: {e}")))
-    };
     let mut summary = SettleSummary {
         month,
         catalog_version: version.version.clone(),
@@ -116,6 +112,7 @@ pub async fn settle<S: Store>(
         end,
         now: ctx.now,
         grant: ctx.free_grant(month)?,
+        version: version.clone(),
         dry_run,
     };
     // Accounts with usage are not counted before the month is read: the bar's total is every
@@ -132,7 +129,7 @@ pub async fn settle<S: Store>(
         let through_import = store.import_watermark().await?;
         let stream = store.month_usage(month, start, end, shard).await?;
         store
-            .settle_pages(&page, stream, ctx.page_size, &pricer, &mut |done: PageDone| {
+            .settle_pages(&page, stream, ctx.page_size, &mut |done: PageDone| {
                 summary.previews.extend(done.previews);
                 summary.billed_now += done.outcome.bills;
                 summary.adjusted_now += done.outcome.adjustments;

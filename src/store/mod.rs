@@ -19,7 +19,7 @@ pub mod verify;
 pub use usage_stream::{usage_channel, UsageSender, UsageStream};
 
 use crate::domain::arrears::ServiceState;
-use crate::domain::bill::{ApiUsage, BillDraft};
+use crate::domain::bill::ApiUsage;
 use crate::domain::catalog::CatalogVersion;
 use crate::domain::month::Month;
 use crate::domain::packs::PackBalance;
@@ -452,6 +452,8 @@ pub struct SettlePage {
     pub now: DateTime<Utc>,
     /// The month's free packs, granted to the page's accounts where missing.
     pub grant: FreeGrant,
+    /// The catalog version that prices the month.
+    pub version: CatalogVersion,
     /// Compute and report, then roll back: write nothing.
     pub dry_run: bool,
 }
@@ -466,10 +468,6 @@ pub struct BillPreview {
     pub balance_after_fen: i64,
     pub in_arrears: bool,
 }
-
-/// Prices one account's month from its usage and the packs that may cover it (lowering their
-/// `remaining`). The jobs pass the pure domain here; the store never prices anything itself.
-pub type Pricer<'a> = dyn Fn(&[ApiUsage], &mut [PackBalance]) -> anyhow::Result<BillDraft> + 'a;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PageOutcome {
@@ -716,7 +714,6 @@ pub trait Store {
         page: &SettlePage,
         usage: UsageStream,
         page_size: usize,
-        pricer: &Pricer<'_>,
         done: &mut dyn FnMut(PageDone),
     ) -> anyhow::Result<()>;
 

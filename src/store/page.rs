@@ -2,51 +2,21 @@
 //!
 //! A backend reads what a page needs inside its transaction: the accounts' balances, the packs
 //! that may cover the month, and each account's current revision of the month's bill, if any.
-//! It hands them here. This module prices each account with the pure domain, and compares the
-//! result with the current revision:
-//!
-//! - An account with no bill gets its original (revision 1), debited in full.
-//! - An account whose recomputed bill differs gets an adjustment (revision n + 1), holding the
-//!   recomputed lines. Only the difference is debited, or credited if negative. The packs the
-//!   previous revision used are handed back before the new one takes its share.
-//! - An account whose bill comes out the same gets nothing.
-//!
-//! The arrears and restore rules apply to the new balance. The rows to write come back as one
-//! column array per field, so that a backend can write each table in one statement (`UNNEST`
-//! on PostgreSQL, multi-row `VALUES` on SQLite).
+//! It hands them here. Each account is planned by the pure domain (`domain::settle::plan`,
+//! where the settlement rule lives); this module only lays the plans out as the rows to write:
+//! one column array per field, so that a backend can write each table in one statement
+//! (`UNNEST` on PostgreSQL, multi-row `VALUES` on SQLite).
 
-use super::{AccountUsage, FreeGrant, PageOutcome, Pricer, SettlePage};
-use crate::domain::arrears::{self, ServiceState};
-use crate::domain::bill::BillDraft;
-use crate::domain::money::to_fen;
+use super::{AccountUsage, FreeGrant, PageOutcome, SettlePage};
+use crate::domain::arrears::ServiceState;
 use crate::domain::packs::{PackBalance, PackKind};
+use crate::domain::settle::{bill_id, plan, AccountMonth, PlanError};
+pub use crate::domain::settle::{CurrentBill, StoredLine};
 use crate::error::input_error;
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};
-
-/// One line of a stored revision, as far as comparing with a recomputed bill needs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoredLine {
-    pub api: String,
-    pub total_calls: i64,
-    pub free_calls: i64,
-    pub prepaid_calls: i64,
-    pub billable_calls: i64,
-    pub unit_price: Decimal,
-    pub amount: Decimal,
-}
-
-/// The current revision of an account's bill for the month.
-#[derive(Clone, Debug, Default)]
-pub struct CurrentBill {
-    pub revision: i32,
-    pub total_fen: i64,
-    pub lines: Vec<StoredLine>,
-    /// (pack_id, calls) this revision took from packs.
-    pub consumed: Vec<(String, i64)>,
-}
 
 /// Column arrays of one page: bills, their lines, pack use, ledger entries, events.
 #[derive(Default)]
@@ -125,34 +95,14 @@ pub fn lacking_free_packs(
     lacking
 }
 
-/// The id of revision `revision` of an account's bill for a month.
-pub fn bill_id(month: &str, account_id: &str, revision: i32) -> String {
-    format!("{month}-{account_id}-r{revision}")
-}
-
-/// Whether a recomputed bill says the same as the stored revision.
-fn same_bill(draft: &BillDraft, current: &CurrentBill) -> bool {
-    draft.lines.len() == current.lines.len()
-        && draft.lines.iter().zip(&current.lines).all(|(d, c)| {
-            d.api == c.api
-                && d.total_calls == c.total_calls
-                && d.free_calls == c.free_calls
-                && d.prepaid_calls == c.prepaid_calls
-                && d.billable_calls == c.billable_calls
-                && d.unit_price == c.unit_price
-                && d.amount == c.amount
-        })
-}
-
-/// Prices every account of `accounts`, compares with its current revision in `current`, and
-/// produces what to write. `states` and `packs` are as read in the page's transaction.
+/// Plans every account of `accounts` against its current revision in `current` and lays out
+/// what to write. `states` and `packs` are as read in the page's transaction.
 pub fn build(
     page: &SettlePage,
     accounts: &[AccountUsage],
     current: &HashMap<String, CurrentBill>,
     states: &HashMap<String, ServiceState>,
     mut packs: HashMap<String, Vec<PackBalance>>,
-    pricer: &Pricer<'_>,
 ) -> anyhow::Result<(PageWrites, PageOutcome)> {
     let month = page.month.to_string();
     let mut w = PageWrites::default();
@@ -160,56 +110,34 @@ pub fn build(
     let mut deltas: BTreeMap<String, i64> = BTreeMap::new();
     for a in accounts {
         let account_id = &a.account_id;
-        let previous = current.get(account_id);
-        let mut account_packs = packs.remove(account_id).unwrap_or_default();
-        // Hand back what the revision being replaced took, so the new one is computed from the
-        // packs as they stood before it.
-        if let Some(prev) = previous {
-            for (pack_id, calls) in &prev.consumed {
-                if let Some(p) = account_packs.iter_mut().find(|p| &p.pack_id == pack_id) {
-                    p.remaining += calls;
-                }
-            }
-        }
-        let draft = pricer(&a.usage, &mut account_packs)
-            .with_context(|| format!("pricing account '{account_id}' for {month}"))?;
-        if previous.is_some_and(|prev| same_bill(&draft, prev)) {
-            continue;
-        }
-        let out_of_range = || {
-            input_error(format!(
-                "account '{account_id}' cannot be billed for {month}: its bill of {} or its balance after it \
-                 would be beyond ±{}, the largest amount billrun keeps",
-                crate::domain::money::format_money(draft.total),
-                crate::domain::money::format_money(crate::domain::money::from_fen(i64::MAX))
-            ))
-        };
-        let total_fen = to_fen(draft.total).ok_or_else(out_of_range)?;
         let state = *states
             .get(account_id)
             .ok_or_else(|| anyhow!("usage for account '{account_id}' which does not exist"))?;
-        let (revision, debited_fen) = match previous {
-            None => (1, total_fen),
-            Some(prev) => (
-                prev.revision + 1,
-                total_fen.checked_sub(prev.total_fen).ok_or_else(out_of_range)?,
-            ),
+        let input = AccountMonth {
+            usage: &a.usage,
+            packs: packs.remove(account_id).unwrap_or_default(),
+            current: current.get(account_id),
+            state,
         };
-        let bill_id = bill_id(&month, account_id, revision);
-        // A debit follows the arrears rule; a credit follows the recharge (restore) rule.
-        let (after, notice, restored) = if debited_fen >= 0 {
-            let d = arrears::debit(state, debited_fen, page.now).ok_or_else(out_of_range)?;
-            // An adjustment of zero moves no money and sends no new notice.
-            (d.state, d.arrears_notice && (revision == 1 || debited_fen > 0), false)
-        } else {
-            let r = arrears::recharge(state, -debited_fen).ok_or_else(out_of_range)?;
-            (r.state, false, r.restored)
-        };
-        if let Some(prev) = previous {
-            for (pack_id, calls) in &prev.consumed {
-                *deltas.entry(pack_id.clone()).or_default() += calls;
+        let plan = match plan(input, &page.version, page.now) {
+            Ok(Some(plan)) => plan,
+            Ok(None) => continue,
+            Err(PlanError::OutOfRange { total }) => {
+                return Err(input_error(format!(
+                    "account '{account_id}' cannot be billed for {month}: its bill of {} or its balance after it \
+                     would be beyond ±{}, the largest amount billrun keeps",
+                    crate::domain::money::format_money(total),
+                    crate::domain::money::format_money(crate::domain::money::from_fen(i64::MAX))
+                )))
             }
-        }
+            Err(PlanError::Pricing(e)) => {
+                return Err(
+                    input_error(format!("catalog: {e}")).context(format!("pricing account '{account_id}' for {month}"))
+                )
+            }
+        };
+        let bill_id = bill_id(&month, account_id, plan.revision);
+        let draft = &plan.draft;
         for line in &draft.lines {
             w.line_bill.push(bill_id.clone());
             w.line_api.push(line.api.clone());
@@ -236,41 +164,47 @@ pub fn build(
                 w.use_bill.push(bill_id.clone());
                 w.use_pack.push(c.pack_id.clone());
                 w.use_calls.push(c.calls);
-                *deltas.entry(c.pack_id.clone()).or_default() -= c.calls;
             }
         }
-        if notice {
+        for (pack_id, delta) in &plan.pack_deltas {
+            *deltas.entry(pack_id.clone()).or_default() += delta;
+        }
+        if plan.notice {
             w.event_account.push(account_id.clone());
             w.event_kind.push("arrears_notice");
             w.event_bill.push(bill_id.clone());
-            w.event_suspend_at.push(after.suspend_at);
-            w.event_balance.push(after.balance_fen);
+            w.event_suspend_at.push(plan.after.suspend_at);
+            w.event_balance.push(plan.after.balance_fen);
         }
-        if restored {
+        if plan.restored {
             w.event_account.push(account_id.clone());
             w.event_kind.push("restored");
             w.event_bill.push(bill_id.clone());
             w.event_suspend_at.push(None);
-            w.event_balance.push(after.balance_fen);
+            w.event_balance.push(plan.after.balance_fen);
         }
         w.bill_id.push(bill_id);
         w.bill_account.push(account_id.clone());
-        w.revision.push(revision);
-        w.kind.push(if revision == 1 { "original" } else { "adjustment" });
+        w.revision.push(plan.revision);
+        w.kind.push(plan.kind.as_str());
         w.catalog_version.push(draft.catalog_version.clone());
         w.rounding.push(draft.rounding.as_str().to_owned());
         w.exact_total.push(draft.exact_total);
-        w.total_fen.push(total_fen);
+        w.total_fen.push(plan.total_fen);
         w.adjustment.push(draft.rounding_adjustment);
-        w.debited_fen.push(debited_fen);
-        w.before_fen.push(state.balance_fen);
-        w.after_fen.push(after.balance_fen);
-        w.suspend_at.push(after.suspend_at);
-        w.suspended.push(after.suspended);
+        w.debited_fen.push(plan.debited_fen);
+        w.before_fen.push(plan.before.balance_fen);
+        w.after_fen.push(plan.after.balance_fen);
+        w.suspend_at.push(plan.after.suspend_at);
+        w.suspended.push(plan.after.suspended);
         out.bills += 1;
-        out.adjustments += (revision > 1) as u64;
-        out.total_fen = out.total_fen.checked_add(debited_fen).ok_or_else(out_of_range)?;
-        out.arrears += notice as u64;
+        out.adjustments += (plan.revision > 1) as u64;
+        out.total_fen = out.total_fen.checked_add(plan.debited_fen).ok_or_else(|| {
+            input_error(format!(
+                "the bills of {month} on one page add up to more than billrun can count"
+            ))
+        })?;
+        out.arrears += plan.notice as u64;
     }
     for (pack_id, delta) in deltas.into_iter().filter(|(_, d)| *d != 0) {
         w.pack_id.push(pack_id);

@@ -215,7 +215,6 @@ impl PgStore {
         &self,
         page: &SettlePage,
         accounts: &[AccountUsage],
-        pricer: &Pricer<'_>,
     ) -> anyhow::Result<(PageOutcome, Vec<BillPreview>)> {
         let month = page.month.to_string();
         let ids: Vec<&str> = accounts.iter().map(|a| a.account_id.as_str()).collect();
@@ -304,7 +303,7 @@ impl PgStore {
             packs = page_packs(&mut tx, page, &ids).await?;
         }
 
-        let (w, out) = page::build(page, accounts, &current, &states, packs, pricer)?;
+        let (w, out) = page::build(page, accounts, &current, &states, packs)?;
         if out.bills > 0 {
             write_page(&mut tx, page, &month, &w).await?;
         }
@@ -798,7 +797,6 @@ impl Store for PgStore {
         page: &SettlePage,
         usage: UsageStream,
         page_size: usize,
-        pricer: &Pricer<'_>,
         done: &mut dyn FnMut(PageDone),
     ) -> anyhow::Result<()> {
         use futures_util::stream::StreamExt;
@@ -806,7 +804,7 @@ impl Store for PgStore {
             .chunks(page_size)
             .map(|items| async move {
                 let accounts = items.into_iter().collect::<anyhow::Result<Vec<AccountUsage>>>()?;
-                let (outcome, previews) = self.settle_accounts(page, &accounts, pricer).await?;
+                let (outcome, previews) = self.settle_accounts(page, &accounts).await?;
                 anyhow::Ok(PageDone {
                     last: accounts.last().map(|a| a.account_id.clone()),
                     outcome,

@@ -604,10 +604,9 @@ impl Store for SqliteStore {
         page: &SettlePage,
         usage: UsageStream,
         page_size: usize,
-        pricer: &Pricer<'_>,
         done: &mut dyn FnMut(PageDone),
     ) -> anyhow::Result<()> {
-        super::sqlite_settle::settle_pages(self.file()?, page, usage, page_size, pricer, done).await
+        super::sqlite_settle::settle_pages(self.file()?, page, usage, page_size, done).await
     }
 
     async fn mark_settled(&self, d: &Settled<'_>) -> anyhow::Result<MarkSettled> {

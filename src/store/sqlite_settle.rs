@@ -27,7 +27,7 @@
 use super::page::{self, CurrentBill, PageWrites, StoredLine};
 use super::sqlite::{at, opt_at, us, FIRST_MONTH_USAGE_SQL, GRANT_PAGE_SQL, MONTH_USAGE_SQL, USAGE_STREAM_CHUNK};
 use super::sqlite_rows::Rows;
-use super::{AccountUsage, FreeGrant, Grouper, PageDone, PageOutcome, Pricer, SettlePage, UsageStream};
+use super::{AccountUsage, FreeGrant, Grouper, PageDone, PageOutcome, SettlePage, UsageStream};
 use crate::bind_row;
 use crate::domain::arrears::ServiceState;
 use crate::domain::money::format_money;
@@ -496,13 +496,8 @@ fn ids_of(accounts: &[AccountUsage]) -> anyhow::Result<String> {
     )?)
 }
 
-fn price(
-    page: &SettlePage,
-    accounts: &[AccountUsage],
-    state: PageState,
-    pricer: &Pricer<'_>,
-) -> anyhow::Result<Priced> {
-    let (writes, outcome) = page::build(page, accounts, &state.current, &state.states, state.packs, pricer)?;
+fn price(page: &SettlePage, accounts: &[AccountUsage], state: PageState) -> anyhow::Result<Priced> {
+    let (writes, outcome) = page::build(page, accounts, &state.current, &state.states, state.packs)?;
     Ok(Priced { writes, outcome })
 }
 
@@ -587,7 +582,6 @@ pub async fn settle_pages(
     page: &SettlePage,
     mut usage: UsageStream,
     page_size: usize,
-    pricer: &Pricer<'_>,
     done: &mut dyn FnMut(PageDone),
 ) -> anyhow::Result<()> {
     let p = Params::of(page);
@@ -642,7 +636,7 @@ pub async fn settle_pages(
         let next_priced = match ahead_state {
             Some(state) => answer(state).await.and_then(|(version, state)| {
                 if page::lacking_free_packs(&page.grant, &state.opened, &state.packs).is_empty() {
-                    price(page, &next, state, pricer).map(|priced| Some((version, priced)))
+                    price(page, &next, state).map(|priced| Some((version, priced)))
                 } else {
                     Ok(None)
                 }
@@ -661,7 +655,7 @@ pub async fn settle_pages(
                 // committed since it was read.
                 let (reply, state) = oneshot::channel();
                 send(Command::Read(ids_of(&accounts)?, reply))?;
-                let priced = price(page, &accounts, answer(state).await?, pricer)?;
+                let priced = price(page, &accounts, answer(state).await?)?;
                 let previews = if page.dry_run {
                     page::previews(&priced.writes)
                 } else {
@@ -687,7 +681,7 @@ pub async fn settle_pages(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::bill::{compute_bill, ApiUsage, BillDraft};
+    use crate::domain::bill::ApiUsage;
     use crate::domain::catalog::Catalog;
     use crate::input::accounts::NewAccount;
     use crate::store::sqlite::SqliteStore;
@@ -734,20 +728,12 @@ mod tests {
 
     /// A database file with `ids` opened the day before October 2026 (100,000 fen each) and
     /// the usage stream of each calling one API 1,000,000 times in October; what
-    /// `settle_pages` needs to settle them, and the catalog version pricing them.
+    /// `settle_pages` needs to settle them.
     struct Fixture {
         _dir: tempfile::TempDir,
         file: PathBuf,
         page: SettlePage,
         usage: UsageStream,
-        version: crate::domain::catalog::CatalogVersion,
-    }
-
-    /// The settle's pricer for `version`.
-    fn pricer(
-        version: &crate::domain::catalog::CatalogVersion,
-    ) -> impl Fn(&[ApiUsage], &mut [PackBalance]) -> anyhow::Result<BillDraft> + '_ {
-        move |usage, packs| compute_bill(version, usage, packs).map_err(|e| anyhow!("{e}"))
     }
 
     async fn fixture(ids: &[String]) -> Fixture {
@@ -793,6 +779,7 @@ mod tests {
             end,
             now: end + chrono::Duration::hours(2),
             grant,
+            version,
             dry_run: false,
         };
         Fixture {
@@ -800,7 +787,6 @@ mod tests {
             file,
             page,
             usage,
-            version,
         }
     }
 
@@ -811,11 +797,10 @@ mod tests {
     async fn a_page_read_ahead_is_read_again_when_another_connection_commits_meanwhile() {
         let ids: Vec<String> = ["a1", "a2", "a3"].iter().map(|id| id.to_string()).collect();
         let f = fixture(&ids).await;
-        let pricer = pricer(&f.version);
 
         let other = Connection::open(&f.file).unwrap();
         let mut pages = 0;
-        settle_pages(f.file.clone(), &f.page, f.usage, 1, &pricer, &mut |_| {
+        settle_pages(f.file.clone(), &f.page, f.usage, 1, &mut |_| {
             pages += 1;
             if pages == 1 {
                 other
@@ -860,7 +845,6 @@ mod tests {
     async fn a_page_that_fails_part_way_leaves_nothing_and_the_pages_before_it_stand() {
         let ids: Vec<String> = (0..170).map(|i| format!("a{i:03}")).collect();
         let f = fixture(&ids).await;
-        let pricer = pricer(&f.version);
         let other = Connection::open(&f.file).unwrap();
         // a130 is the 31st account of the second page of 100: its ledger entry fails inside the
         // page's first ledger statement of 64 rows, after the page's bills, lines and pack use.
@@ -874,7 +858,7 @@ mod tests {
         let count = |sql: &str| -> i64 { other.query_row(sql, [], |r| r.get(0)).unwrap() };
         let remaining = count("SELECT SUM(remaining) FROM packs");
         let mut pages = 0;
-        let result = settle_pages(f.file.clone(), &f.page, f.usage, 100, &pricer, &mut |_| pages += 1).await;
+        let result = settle_pages(f.file.clone(), &f.page, f.usage, 100, &mut |_| pages += 1).await;
 
         let error = format!("{:#}", result.expect_err("the second page must fail"));
         assert!(error.contains("inserting ledger entries"), "{error}");
