@@ -1,40 +1,79 @@
-//! From a parsed command line to a finished job: opens the store named by the URL, runs the
-//! subcommand and prints what it did. Nothing below this reads the clock or the environment.
+//! From a parsed command line to a finished job: reads the clock once, opens the store named by
+//! the URL and hands the command to its function in `commands`. Nothing below this reads the
+//! clock or the environment.
 
-use crate::cli::{
-    AccountsCommand, BillsCommand, Cli, Command, ExportCommand, Format, PacksCommand, RunsCommand, UsageCommand,
-};
+use crate::cli::{AccountsCommand, BillsCommand, Cli, Command, ExportCommand, PacksCommand, RunsCommand, UsageCommand};
 use crate::clock::Clock;
-use crate::domain::catalog::Catalog;
-use crate::domain::money::{format_money, from_fen};
+use crate::commands;
 use crate::error::input_error;
-use crate::input::text::shown;
-use crate::jobs::accounts::Recharged;
 use crate::jobs::{self, Ctx};
-use crate::output::{terminal_safe, Destination, ListWriter};
+use crate::output::Destination;
 use crate::recorded::{recorded, StopSignal};
-use crate::schedule::Schedule;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{redact_url, ActivateOutcome, Store};
+use crate::store::{redact_url, Store};
+use clap::Parser;
+use std::process::ExitCode;
 
-/// Loads the catalog named on the command line, or the built-in one.
-pub fn load_catalog(path: Option<&std::path::Path>) -> anyhow::Result<Catalog> {
-    match path {
-        None => Ok(Catalog::built_in()),
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| input_error(format!("cannot read catalog {}: {e}", p.display())))?;
-            Catalog::parse(&text, &p.display().to_string()).map_err(input_error)
+/// The whole program: parses the command line, starts the logs and the clock, runs the job,
+/// and returns the exit code its outcome maps to (see `error`).
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                crate::error::EXIT_USAGE
+            } else {
+                crate::error::EXIT_OK
+            });
         }
+    };
+    let format = cli.log_format;
+    init_logs(format);
+    // A panic is a bug: it is logged (in the log format, with where it happened) from
+    // whichever thread it happens on, and the job that panicked ends as a failure.
+    std::panic::set_hook(Box::new(|info| {
+        let message = crate::error::panic_message(info.payload());
+        if crate::error::is_closed_pipe_panic(&message) {
+            return;
+        }
+        let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+        tracing::error!(panic = %message, location, "billrun panicked: this is a bug");
+    }));
+    // The one place the system clock is chosen; everything below reads this clock, and every
+    // command but the daemon reads it once.
+    let clock = Clock::starting_at(cli.now);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let e = anyhow::Error::new(e).context("cannot start the async runtime");
+            return ExitCode::from(crate::error::report(&e, format));
+        }
+    };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(run(cli, clock))))
+        .unwrap_or_else(|payload| Err(crate::error::panicked(payload.as_ref())));
+    match outcome {
+        Ok(()) => ExitCode::from(crate::error::EXIT_OK),
+        Err(e) => ExitCode::from(crate::error::report(&e, format)),
     }
 }
 
-/// Opens the SQLite store at `url` and applies migrations, creating the file if missing.
-pub async fn open_sqlite(url: &str) -> anyhow::Result<SqliteStore> {
-    let store = SqliteStore::connect(url, true).await?;
-    store.migrate().await?;
-    Ok(store)
+/// Logs go to standard error, as text or JSON. Colours only on a terminal, and never when
+/// `NO_COLOR` is set (https://no-color.org): escape codes in a file, syslog or the journal are
+/// noise.
+fn init_logs(format: crate::cli::LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BILLRUN_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
+        .with_writer(std::io::stderr);
+    match format {
+        crate::cli::LogFormat::Text => logs.init(),
+        crate::cli::LogFormat::Json => logs.json().init(),
+    }
 }
 
 /// Brings the schema up to date for a command that writes; checks it, changing nothing, for
@@ -52,7 +91,7 @@ pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
     let ctx = Ctx {
         now: clock.start(),
         tz: cli.tz,
-        catalog: load_catalog(cli.catalog.as_deref())?,
+        catalog: commands::load_catalog(cli.catalog.as_deref())?,
         progress: std::io::stderr().is_terminal(),
         page_size: cli.page_size as usize,
         settle_after: match &cli.command {
@@ -67,8 +106,8 @@ pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
             clap_complete::generate(*shell, &mut command, "billrun", &mut Destination::stdout()?);
             return Ok(());
         }
-        Command::Man { out } => return write_man_pages(out.as_deref()),
-        Command::Schedule { schedule, count } => return print_schedule(&ctx, schedule, *count),
+        Command::Man { out } => return commands::write_man_pages(out.as_deref()),
+        Command::Schedule { schedule, count } => return commands::print_schedule(&ctx, schedule, *count),
         Command::Gen {
             accounts,
             rows,
@@ -119,25 +158,6 @@ pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
     }
 }
 
-/// `billrun man`: the man page of billrun to standard output, or a page per command into `dir`.
-fn write_man_pages(dir: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let command = <Cli as clap::CommandFactory>::command();
-    match dir {
-        None => {
-            let mut out = Destination::stdout()?;
-            clap_mangen::Man::new(command).render(&mut out)?;
-            out.finish()
-        }
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| input_error(format!("cannot create {}: {e}", dir.display())))?;
-            clap_mangen::generate_to(command, dir)
-                .map_err(|e| input_error(format!("cannot write man pages into {}: {e}", dir.display())))?;
-            println!("wrote billrun's man pages to {}", dir.display());
-            Ok(())
-        }
-    }
-}
-
 /// Runs a command on an open store.
 async fn run_on<S: Store>(
     store: &S,
@@ -146,14 +166,6 @@ async fn run_on<S: Store>(
     stop: Option<StopSignal>,
     command: Command,
 ) -> anyhow::Result<()> {
-    check_currency(store, ctx, &command).await?;
-    execute(store, ctx, clock, stop, command).await
-}
-
-/// Checks that the catalog prices in the currency the database keeps its balances in: billrun
-/// never debits amounts in one currency from balances in another. A command that moves money
-/// records the catalog's currency as the database's if none is recorded yet.
-pub async fn check_currency<S: Store>(store: &S, ctx: &Ctx, command: &Command) -> anyhow::Result<()> {
     let moves_money = matches!(
         command,
         Command::Accounts(AccountsCommand::Import { .. })
@@ -162,115 +174,11 @@ pub async fn check_currency<S: Store>(store: &S, ctx: &Ctx, command: &Command) -
             | Command::Run { .. }
             | Command::Daemon { .. }
     );
-    let wanted = ctx.currency();
-    let kept = if moves_money {
-        Some(store.adopt_currency(wanted).await?)
-    } else {
-        store.currency().await?
-    };
-    match kept {
-        Some(kept) if kept != wanted => Err(input_error(format!(
-            "this database keeps its balances in {kept}, but the catalog prices in {wanted}: billrun does not \
-             debit {wanted} amounts from {kept} balances; use a catalog that prices in {kept}"
-        ))),
-        _ => Ok(()),
-    }
+    commands::check_currency(store, ctx, moves_money).await?;
+    execute(store, ctx, clock, stop, command).await
 }
 
-/// A schedule that parses and fires at least once after `--now`.
-fn parse_schedule(ctx: &Ctx, expression: &str) -> anyhow::Result<Schedule> {
-    let schedule: Schedule = expression.parse().map_err(input_error)?;
-    schedule.check_fires(ctx.now, ctx.tz).map_err(input_error)?;
-    Ok(schedule)
-}
-
-/// `billrun schedule`: the next wake-up times, one per line, in the billing time zone.
-fn print_schedule(ctx: &Ctx, expression: &str, count: usize) -> anyhow::Result<()> {
-    let schedule = parse_schedule(ctx, expression)?;
-    for t in schedule.upcoming(ctx.now, ctx.tz, count) {
-        println!("{}", ctx.local(t));
-    }
-    Ok(())
-}
-
-fn print_settled(s: &crate::jobs::settle::SettleSummary, currency: &str) {
-    let t = &s.month_totals;
-    println!(
-        "settled {} (catalog {}): {} accounts billed now, {} {currency}; {} in arrears now",
-        s.month,
-        s.catalog_version,
-        s.billed_now,
-        format_money(from_fen(s.billed_now_fen)),
-        s.arrears_now
-    );
-    if s.adjusted_now > 0 {
-        println!(
-            "{} of them are adjustments for late usage (new revisions of settled bills)",
-            s.adjusted_now
-        );
-    }
-    if !s.shard.is_all() {
-        let state = if s.month_settled {
-            "every shard is done: the month is settled"
-        } else {
-            "other shards are not done yet"
-        };
-        println!("shard {} of {} done; {state}", s.shard, s.month);
-    }
-    println!(
-        "{} in all: {} bills, {} {currency} billed, {} accounts in arrears",
-        s.month,
-        t.bills,
-        format_money(from_fen(t.total_fen)),
-        t.accounts_in_arrears
-    );
-}
-
-fn print_dry_run(s: &crate::jobs::settle::SettleSummary, currency: &str) {
-    println!(
-        "dry run: settling {} would write these bills; nothing was written",
-        s.month
-    );
-    println!(
-        "{:<24} {:>8} {:>12} {:>12} {:>14}  arrears",
-        "account_id", "revision", "bill_total", "debit", "balance_after"
-    );
-    for p in &s.previews {
-        println!(
-            "{:<24} {:>8} {:>12} {:>12} {:>14}  {}",
-            terminal_safe(&p.account_id),
-            p.revision,
-            format_money(from_fen(p.total_fen)),
-            format_money(from_fen(p.debited_fen)),
-            format_money(from_fen(p.balance_after_fen)),
-            if p.in_arrears { "yes" } else { "" }
-        );
-    }
-    println!(
-        "would bill {} accounts ({} adjustments), {} {currency} net; {} would go into arrears",
-        s.billed_now,
-        s.adjusted_now,
-        format_money(from_fen(s.billed_now_fen)),
-        s.arrears_now
-    );
-}
-
-/// How many suspended accounts `enforce` and `run` name; the rest are counted (the events list
-/// has every one of them).
-const SUSPENDED_NAMED: usize = 10;
-
-fn print_suspended(ids: &[String]) {
-    let named = terminal_safe(&ids.iter().take(SUSPENDED_NAMED).cloned().collect::<Vec<_>>().join(", "));
-    match ids.len() {
-        0 => println!("suspended 0 accounts"),
-        n if n <= SUSPENDED_NAMED => println!("suspended {n} accounts: {named}"),
-        n => println!(
-            "suspended {n} accounts: {named} and {} more (`billrun events --format csv` lists every one)",
-            n - SUSPENDED_NAMED
-        ),
-    }
-}
-
+/// Hands the command to its function.
 async fn execute<S: Store>(
     store: &S,
     ctx: &Ctx,
@@ -285,95 +193,28 @@ async fn execute<S: Store>(
         }
     };
     match command {
-        Command::Migrate => println!("migrations applied"),
-        Command::Accounts(AccountsCommand::Import { file }) => {
-            let n = jobs::accounts::import(store, ctx, &file).await?;
-            println!("imported {n} accounts from {}", file.display());
+        Command::Migrate => {
+            println!("migrations applied");
+            Ok(())
         }
-        Command::Accounts(AccountsCommand::Activate { id }) => match jobs::accounts::activate(store, ctx, &id).await? {
-            ActivateOutcome::Activated { packs_granted } => println!(
-                "account '{id}' opened at {}; {packs_granted} free packs granted for {}",
-                ctx.local(ctx.now),
-                ctx.current_month()
-            ),
-            ActivateOutcome::AlreadyActive { since } => {
-                println!(
-                    "account '{id}' is already open (since {}); nothing changed",
-                    ctx.local(since)
-                )
-            }
-            ActivateOutcome::NotFound => unreachable!("turned into an error by the job"),
-        },
-        Command::Accounts(AccountsCommand::List { format }) => list_accounts(store, ctx, format).await?,
+        Command::Accounts(AccountsCommand::Import { file }) => commands::accounts_import(store, ctx, &file).await,
+        Command::Accounts(AccountsCommand::Activate { id }) => commands::accounts_activate(store, ctx, &id).await,
+        Command::Accounts(AccountsCommand::List { format }) => commands::list_accounts(store, ctx, format).await,
         Command::Recharge { id, amount, reference } => {
-            let currency = ctx.currency();
-            match jobs::accounts::recharge(store, ctx, &id, &amount, reference.as_deref()).await? {
-                Recharged::Credited { balance_fen, restored } => {
-                    println!(
-                        "credited {amount} {currency} to '{}'; balance {} {currency}",
-                        shown(&id),
-                        format_money(from_fen(balance_fen))
-                    );
-                    if restored {
-                        println!("service of '{}' restored", shown(&id));
-                    }
-                }
-                Recharged::AlreadyApplied { balance_fen } => println!(
-                    "this payment (reference, account and amount) was already applied; nothing changed; balance {} {currency}",
-                    format_money(from_fen(balance_fen))
-                ),
-            }
+            commands::recharge(store, ctx, &id, &amount, reference.as_deref()).await
         }
-        Command::Usage(UsageCommand::Import { file }) => {
-            let done = jobs::usage::import(store, ctx, &file).await?;
-            println!(
-                "imported {} usage rows ({} calls) from {} as import #{}",
-                done.rows,
-                done.calls,
-                file.display(),
-                done.import_id
-            );
-            let late: u64 = done.late.iter().map(|(_, n)| n).sum();
-            if late > 0 {
-                let months: Vec<String> = done.late.iter().map(|(m, n)| format!("{m} ({n} rows)")).collect();
-                tracing::warn!(
-                    late_rows = late,
-                    months = months.join(", "),
-                    "some rows fall in months already settled: they are late and not on any bill yet; billrun run bills them"
-                );
-                println!(
-                    "warning: {late} rows are late: they fall in months already settled, {}; they are on no bill yet. \
-                     `billrun run` bills them (adjustments where a bill exists), or `billrun settle --month M`",
-                    months.join(", ")
-                );
-            }
-        }
-        Command::Packs(PacksCommand::Import { file }) => {
-            let rejected = |problems: Vec<_>| {
-                let total = problems.len() as u64;
-                anyhow::Error::new(crate::error::RejectedFile::new(
-                    &file.display().to_string(),
-                    problems,
-                    total,
-                ))
-            };
-            let rows =
-                crate::input::packs::read(jobs::open_input(&file)?, &ctx.catalog.known_apis()).map_err(rejected)?;
-            let n = store.import_packs(&rows).await?.map_err(rejected)?;
-            println!("imported {n} prepaid packs from {}", file.display());
-        }
-        Command::Packs(PacksCommand::List { format }) => list_packs(store, ctx, format).await?,
-        Command::Grant { month } => {
-            let n = jobs::settle::grant(store, ctx, month).await?;
-            println!("granted {n} free packs for {month}");
-        }
+        Command::Usage(UsageCommand::Import { file }) => commands::usage_import(store, ctx, &file).await,
+        Command::Packs(PacksCommand::Import { file }) => commands::packs_import(store, ctx, &file).await,
+        Command::Packs(PacksCommand::List { format }) => commands::list_packs(store, ctx, format).await,
+        Command::Grant { month } => commands::grant(store, ctx, month).await,
         Command::Settle {
             month,
             dry_run: true,
             shard,
         } => {
             let s = jobs::settle::settle(store, ctx, month, shard, true).await?;
-            print_dry_run(&s, ctx.currency());
+            commands::print_dry_run(&s, ctx.currency());
+            Ok(())
         }
         Command::Settle {
             month,
@@ -387,251 +228,38 @@ async fn execute<S: Store>(
                 format!("settle --shard {shard}")
             };
             let s = recorded(store, ctx, &command, Some(month), job, stop_signal()).await?;
-            print_settled(&s, ctx.currency());
+            commands::print_settled(&s, ctx.currency());
+            Ok(())
         }
         Command::Enforce => {
             let ids = recorded(store, ctx, "enforce", None, store.enforce(ctx.now), stop_signal()).await?;
-            print_suspended(&ids);
+            commands::print_suspended(&ids);
+            Ok(())
         }
         Command::Run { .. } => {
-            let job = jobs::run::run_due(store, ctx);
-            let r = recorded(store, ctx, "run", None, job, stop_signal()).await?;
-            if r.packs_granted > 0 {
-                println!("granted {} free packs for {}", r.packs_granted, r.current);
-            }
-            if let Some(s) = &r.settled {
-                print_settled(s, ctx.currency());
-                if r.late {
-                    println!("warning: {} was settled late, after the 1st-3rd window", s.month);
-                }
-            }
-            for s in &r.late_usage {
-                println!("usage for {} arrived after it was settled:", s.month);
-                print_settled(s, ctx.currency());
-            }
-            print_suspended(&r.suspended);
-            if !r.did_something() {
-                println!("nothing to do at {}", ctx.local(ctx.now));
-            }
+            let r = recorded(store, ctx, "run", None, jobs::run::run_due(store, ctx), stop_signal()).await?;
+            commands::print_run(&r, ctx);
+            Ok(())
         }
         Command::Daemon { schedule, .. } => {
-            let schedule = parse_schedule(ctx, &schedule)?;
-            crate::daemon::daemon(store, ctx, clock, &schedule, stop_signal()).await?;
+            let schedule = commands::parse_schedule(ctx, &schedule)?;
+            crate::daemon::daemon(store, ctx, clock, &schedule, stop_signal()).await
         }
-        Command::Runs(RunsCommand::List { format, limit }) => {
-            let mut w = ListWriter::new(
-                format,
-                &[
-                    "run_id",
-                    "command",
-                    "month",
-                    "started_at",
-                    "ended_at",
-                    "outcome",
-                    "accounts_billed",
-                    "billed",
-                    "suspended",
-                    "message",
-                ],
-                &["run_id", "accounts_billed", "billed", "suspended"],
-                Destination::stdout()?,
-            )?;
-            for r in store.runs(limit).await? {
-                w.row(vec![
-                    r.run_id.to_string(),
-                    r.command,
-                    r.month.unwrap_or_default(),
-                    ctx.local(r.started_at),
-                    r.ended_at.map(|t| ctx.local(t)).unwrap_or_default(),
-                    r.outcome,
-                    r.accounts_billed.to_string(),
-                    format_money(from_fen(r.billed_fen)),
-                    r.suspended.to_string(),
-                    r.message,
-                ])?;
-            }
-            w.finish()?.finish()?;
-        }
-        Command::Schedule { .. } | Command::Gen { .. } | Command::Completions { .. } | Command::Man { .. } => {
-            unreachable!("handled before the store is opened")
-        }
-        Command::Verify { month } => {
-            let report = jobs::verify::verify(store, month).await?;
-            for c in &report.checks {
-                if c.breaches == 0 {
-                    println!("ok      {}", c.what);
-                } else {
-                    println!("BREACH  {} ({} found)", c.what, c.breaches);
-                    for e in &c.examples {
-                        println!("          {e}");
-                    }
-                }
-            }
-            let scope = month.map(|m| m.to_string()).unwrap_or_else(|| "all months".into());
-            println!("{} bills checked ({scope})", report.bills_checked);
-            if report.breaches() > 0 {
-                return Err(anyhow::Error::new(crate::error::BooksBreached(report.breaches())));
-            }
-        }
-        Command::Bills(BillsCommand::Show { id, month }) => show_bill(store, ctx, &id, month).await?,
+        Command::Runs(RunsCommand::List { format, limit }) => commands::runs_list(store, ctx, format, limit).await,
+        Command::Verify { month } => commands::verify(store, month).await,
+        Command::Bills(BillsCommand::Show { id, month }) => commands::show_bill(store, ctx, &id, month).await,
         Command::Export(ExportCommand::Bills { month, out, excel }) => {
-            let n = jobs::export::bills(store, ctx, month, out.as_deref(), excel).await?;
-            if let Some(p) = out {
-                println!("wrote {n} bill lines for {month} to {}", p.display());
-            }
+            commands::export_bills(store, ctx, month, out.as_deref(), excel).await
         }
         Command::Export(ExportCommand::Summary { month, out, excel }) => {
-            let s = jobs::summary::summary(store, ctx, month, out.as_deref(), excel).await?;
-            if let Some(p) = out {
-                println!(
-                    "wrote the {month} summary to {}: {} APIs, {} bills, {} {} billed, {} accounts in arrears",
-                    p.display(),
-                    s.apis.len(),
-                    s.bills,
-                    format_money(from_fen(s.billed_fen)),
-                    ctx.currency(),
-                    s.arrears.len()
-                );
-            }
+            commands::export_summary(store, ctx, month, out.as_deref(), excel).await
         }
-        Command::Report { month, out } => {
-            let s = jobs::report::report(store, ctx, month, out.as_deref()).await?;
-            if let Some(p) = out {
-                println!(
-                    "wrote the {month} report to {}: {} bills, {} {} billed",
-                    p.display(),
-                    s.bills,
-                    format_money(from_fen(s.billed_fen)),
-                    ctx.currency()
-                );
-            }
-        }
-        Command::Events { format } => {
-            let mut w = ListWriter::new(
-                format,
-                &[
-                    "event_id",
-                    "account_id",
-                    "kind",
-                    "at",
-                    "bill_id",
-                    "suspend_at",
-                    "balance",
-                ],
-                &["event_id", "balance"],
-                Destination::stdout()?,
-            )?;
-            for e in store.events().await? {
-                w.row(vec![
-                    e.event_id.to_string(),
-                    e.account_id,
-                    e.kind,
-                    ctx.local(e.at),
-                    e.bill_id.unwrap_or_default(),
-                    e.suspend_at.map(|t| ctx.local(t)).unwrap_or_default(),
-                    format_money(from_fen(e.balance_fen)),
-                ])?;
-            }
-            w.finish()?.finish()?;
-        }
-        Command::Demo { .. } => unreachable!("handled before the store is opened"),
+        Command::Report { month, out } => commands::report(store, ctx, month, out.as_deref()).await,
+        Command::Events { format } => commands::events(store, ctx, format).await,
+        Command::Schedule { .. }
+        | Command::Gen { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. }
+        | Command::Demo { .. } => unreachable!("handled before the store is opened"),
     }
-    Ok(())
-}
-
-pub async fn list_accounts<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyhow::Result<()> {
-    let mut w = ListWriter::new(
-        format,
-        &["account_id", "name", "status", "balance", "suspend_at"],
-        &["balance"],
-        Destination::stdout()?,
-    )?;
-    store
-        .accounts(&mut |a| {
-            w.row(vec![
-                a.account_id.clone(),
-                a.name.clone(),
-                a.status(ctx.now).as_str().to_owned(),
-                format_money(a.balance),
-                a.suspend_at.map(|t| ctx.local(t)).unwrap_or_default(),
-            ])
-        })
-        .await?;
-    w.finish()?.finish()
-}
-
-async fn list_packs<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyhow::Result<()> {
-    let mut w = ListWriter::new(
-        format,
-        &[
-            "pack_id",
-            "kind",
-            "account_id",
-            "api",
-            "calls",
-            "remaining",
-            "valid_from",
-            "valid_until",
-            "purchased_at",
-            "month",
-        ],
-        &["calls", "remaining"],
-        Destination::stdout()?,
-    )?;
-    for p in store.packs().await? {
-        w.row(vec![
-            p.pack_id,
-            p.kind,
-            p.account_id,
-            p.api,
-            p.calls.to_string(),
-            p.remaining.to_string(),
-            ctx.local(p.valid_from),
-            ctx.local(p.valid_until),
-            ctx.local(p.purchased_at),
-            p.month.unwrap_or_default(),
-        ])?;
-    }
-    w.finish()?.finish()
-}
-
-/// `billrun bills show`: an account's bill for a month, every revision, explained line by line,
-/// with the account's status now.
-async fn show_bill<S: Store>(store: &S, ctx: &Ctx, id: &str, month: crate::domain::month::Month) -> anyhow::Result<()> {
-    let mut lines = Vec::new();
-    store
-        .export_lines(Some(month), Some(id), &mut |l| {
-            lines.push(l);
-            Ok(())
-        })
-        .await?;
-    if lines.is_empty() {
-        return Err(input_error(format!("account '{id}' has no bill for {month}")));
-    }
-    let Some(account) = store.account(id).await? else {
-        return Err(input_error(format!("account '{id}' does not exist")));
-    };
-    let stops = store
-        .arrears_bills(month)
-        .await?
-        .into_iter()
-        .filter(|b| b.account_id == id)
-        .map(|b| (b.bill_id, b.suspend_at))
-        .collect();
-    let month_text = month.to_string();
-    let currency = jobs::export::currency(ctx, month);
-    let c = crate::reporting::bill_text::BillContext {
-        month: &month_text,
-        tz: ctx.tz,
-        currency: &currency,
-        account: &account,
-        now: ctx.now,
-        stops: &stops,
-    };
-    let names = |l: &crate::store::ExportLine| jobs::export::names(ctx, &l.catalog_version, &l.api).1;
-    // Names and ids come from the database: shown, not obeyed, by the terminal.
-    for line in crate::reporting::bill_text::explain(&c, &lines, &names).lines() {
-        println!("{}", terminal_safe(line));
-    }
-    Ok(())
 }

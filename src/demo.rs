@@ -3,8 +3,8 @@
 //! and the month report written beside it. The demo's clock is fixed at
 //! 2026-11-01 02:00 Asia/Shanghai so its output is the same on every run.
 
-use crate::app::{list_accounts, open_sqlite};
 use crate::cli::Format;
+use crate::commands::{list_accounts, open_sqlite};
 use crate::domain::money::{format_money, from_fen};
 use crate::domain::month::Month;
 use crate::jobs::{self, Ctx};

@@ -1,27 +1,27 @@
 //! The one place where failures become exit codes.
 //!
 //! Code below the CLI returns `anyhow::Error`s; the ones an operator can act on carry one of
-//! the typed causes here. `exit_code` looks for them in the chain:
+//! the typed causes here. `exit_code` looks for them in the chain.
 //!
-//! | code | meaning | what to do |
-//! |---|---|---|
-//! | 0 | success, or nothing to do | — |
-//! | 1 | unexpected failure (a bug) | report it |
-//! | 2 | command-line usage error (clap) | fix the command |
-//! | 3 | bad input or configuration: a rejected file, an unknown account, a month not ended | fix the input; do not retry as is |
-//! | 4 | busy: another run holds what this one needs, or a stop signal ended the run | retry later |
-//! | 5 | database unavailable or transient database failure | retry later |
-//! | 6 | `verify` found a breach of the books | investigate; the breaches are listed |
+//! The codes, what they mean and what an operator does about each are documented once, in
+//! docs/operations.md ("Exit codes").
 
 use crate::input::RowError;
 use std::fmt;
 
+/// Success, or nothing to do.
 pub const EXIT_OK: u8 = 0;
+/// An unexpected failure: a bug.
 pub const EXIT_BUG: u8 = 1;
+/// A command-line usage error.
 pub const EXIT_USAGE: u8 = 2;
+/// Bad input or configuration: retrying the same command cannot help.
 pub const EXIT_INPUT: u8 = 3;
+/// Busy: another run holds what this one needs, or a stop signal ended the run.
 pub const EXIT_BUSY: u8 = 4;
+/// The database is unavailable, or failed in a way that may pass.
 pub const EXIT_DATABASE: u8 = 5;
+/// `verify` found a breach of the books.
 pub const EXIT_BREACH: u8 = 6;
 
 /// `billrun verify` found breaches of the books.

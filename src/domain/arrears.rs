@@ -1,4 +1,4 @@
-//! Arrears, suspension and restoration (DESIGN.md rule 7), as pure state transitions.
+//! Arrears, suspension and restoration (docs/rules.md, rule 7), as pure state transitions.
 //!
 //! After a debit leaves the balance negative the account is in arrears and its service stops
 //! 24 hours after the debit, unless a recharge brings the balance to zero or above first. A

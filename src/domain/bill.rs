@@ -1,5 +1,5 @@
 //! One account's bill for one month, computed from its usage totals and its packs
-//! (DESIGN.md rules 3–5).
+//! (docs/rules.md, rules 3–5).
 //!
 //! Each API with usage gives one line that keeps its exact amount. The bill's total is the sum
 //! of the exact lines rounded to 0.01 CNY with the catalog version's strategy, and the

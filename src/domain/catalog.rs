@@ -1,5 +1,5 @@
 //! The price catalog: which APIs exist, their monthly free calls and their tiers, versioned by
-//! the month each version takes effect (DESIGN.md rule 2).
+//! the month each version takes effect (docs/rules.md, rule 2).
 //!
 //! Prices are written in the TOML file as strings (`"0.0025"`) so that no price ever passes
 //! through a binary float. A month is priced by the latest version whose `effective_from` is

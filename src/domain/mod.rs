@@ -2,7 +2,7 @@
 //!
 //! Nothing in here touches a database, a file or the clock. Every function takes what it needs
 //! as arguments and returns a value, so the rules finance checks can be unit- and
-//! property-tested on their own (see `DESIGN.md`, rules 1–5).
+//! property-tested on their own (see docs/rules.md, rules 1–5).
 
 pub mod arrears;
 pub mod bill;

@@ -4,7 +4,7 @@
 //! Bill lines keep their exact amount (`calls × unit price`, as many decimals as the price
 //! has). Only a bill's total is rounded, to 0.01 CNY, and always with a strategy named here:
 //! `rust_decimal`'s bare `round()` is banker's rounding, which is not what finance expects by
-//! default (DESIGN.md rule 5).
+//! default (docs/rules.md, rule 5).
 
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};

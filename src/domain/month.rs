@@ -1,4 +1,4 @@
-//! Billing months and their bounds in the billing time zone (DESIGN.md rule 1).
+//! Billing months and their bounds in the billing time zone (docs/rules.md, rule 1).
 //!
 //! A month is `[1st 00:00, next 1st 00:00)` in the billing time zone; usage timestamps carry
 //! their own offset and are compared as instants, so `2026-09-30T16:00:00Z` is October in

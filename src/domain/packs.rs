@@ -1,4 +1,4 @@
-//! Deduction order: free pack → prepaid packs → postpaid (DESIGN.md rule 3).
+//! Deduction order: free pack → prepaid packs → postpaid (docs/rules.md, rule 3).
 //!
 //! Given one API's total calls for a month and the packs that can cover that month, this takes
 //! calls from the free packs first, then from the prepaid packs in the order earliest

@@ -1,4 +1,4 @@
-//! Tier pricing of one API's month (DESIGN.md rule 4).
+//! Tier pricing of one API's month (docs/rules.md, rule 4).
 //!
 //! Volume pricing (the default, 阶梯到达): `amount = billable × unit price of the tier that the
 //! basis count falls in`, where the basis is the month's total calls (pack-covered calls

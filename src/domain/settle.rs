@@ -1,4 +1,4 @@
-//! The settlement rule for one account's month, as a plan (DESIGN.md rules 3–8).
+//! The settlement rule for one account's month, as a plan (docs/rules.md, rules 3–8).
 //!
 //! Given what an account's month holds (its usage totals per API, the packs that may cover
 //! the month, the current revision of its bill if any, and its balance and service state),

@@ -1,5 +1,5 @@
 //! Grant and settle: the month's free packs, then one bill per account with usage, debited
-//! once, with arrears flagged (DESIGN.md rules 3–8).
+//! once, with arrears flagged (docs/rules.md, rules 3–8).
 //!
 //! The month's usage is totalled by the database in one query and streamed here in account
 //! order; accounts are priced and written a page at a time, each page one transaction. A run

@@ -12,10 +12,11 @@
 //! - each pack's remainder is its size minus what current bills took from it.
 //!
 //! The first four checks on money and keys, and the usage and pack checks, are SQL
-//! (`store::verify`). The arithmetic of each bill is checked here, with `rust_decimal`.
+//! (`store::sql::verify`). The arithmetic of each bill is checked here, with `rust_decimal`.
 
 use crate::domain::money::{from_fen, Rounding};
 use crate::domain::month::Month;
+use crate::store::sql::verify::{BookCheck, MAX_PER_CHECK};
 use crate::store::{ExportLine, Store};
 use anyhow::Context;
 use rust_decimal::Decimal;
@@ -43,15 +44,16 @@ impl Report {
 
 pub async fn verify<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result<Report> {
     let mut checks = Vec::new();
-    for (what, sql) in crate::store::verify::checks(S::MONTH_PARAM) {
+    for check in BookCheck::all() {
+        let what = check.what();
         let started = std::time::Instant::now();
         let found = store
-            .breaches(&sql, month)
+            .breaches(check, month)
             .await
             .with_context(|| format!("checking that {what}"))?;
         tracing::debug!(check = what, millis = started.elapsed().as_millis() as u64, "checked");
         let breaches = found.len() as u64;
-        let examples = found.into_iter().take(crate::store::verify::MAX_PER_CHECK).collect();
+        let examples = found.into_iter().take(MAX_PER_CHECK).collect();
         checks.push(Check {
             what,
             breaches,
@@ -69,7 +71,7 @@ pub async fn verify<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result
     let check_bill = |head: &ExportLine, lines_sum: Decimal, found: &mut Check| {
         if let Some(problem) = bill_problem(head, lines_sum) {
             found.breaches += 1;
-            if found.examples.len() < crate::store::verify::MAX_PER_CHECK {
+            if found.examples.len() < MAX_PER_CHECK {
                 found.examples.push(format!("bill {}: {problem}", head.bill_id));
             }
         }

@@ -7,10 +7,10 @@
 //! - an API's `revenue` is the sum of its exact line amounts (never rounded);
 //! - `revenue` (all APIs) + `rounding` (the sum of the bills' rounding adjustments) =
 //!   `billed` (the sum of the rounded bill totals), exactly, because each bill's lines plus
-//!   its adjustment equal its total (DESIGN.md rule 5). Nothing is rounded here.
+//!   its adjustment equal its total (docs/rules.md, rule 5). Nothing is rounded here.
 //!
 //! An account is "in arrears" for the month when its latest revision left its balance below
-//! zero (DESIGN.md rule 7); what it owes is minus that balance.
+//! zero (docs/rules.md, rule 7); what it owes is minus that balance.
 
 use crate::store::{ArrearsBill, ExportLine};
 use chrono::{DateTime, Utc};

@@ -6,17 +6,13 @@
 //! The jobs own the order of work; a store owns its transactions, so each method is one
 //! atomic step: it either happens completely or not at all.
 
-pub mod copy_binary;
 pub mod page;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
-mod sqlite_import;
-mod sqlite_rows;
-mod sqlite_settle;
 mod usage_stream;
-pub mod verify;
 
-pub use usage_stream::{usage_channel, UsageSender, UsageStream};
+pub use usage_stream::{usage_channel, AccountUsage, UsageSender, UsageStream};
 
 use crate::domain::arrears::ServiceState;
 use crate::domain::bill::ApiUsage;
@@ -31,6 +27,7 @@ use crate::input::usage::{Fingerprint, NewUsage};
 use crate::input::RowError;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use sql::verify::BookCheck;
 
 /// The free packs of one month: which APIs, how many calls, for what window.
 #[derive(Clone, Debug)]
@@ -125,13 +122,8 @@ impl AccountView {
     }
 }
 
-/// The columns an [`AccountView`] is read from, the same on every backend; callers add the
-/// `WHERE` or `ORDER BY`.
-pub(crate) const ACCOUNT_VIEW_SQL: &str =
-    "SELECT account_id, name, activated_at, balance_fen, suspend_at, suspended FROM accounts";
-
 impl AccountView {
-    /// An account as listed, from the columns of [`ACCOUNT_VIEW_SQL`].
+    /// An account as listed, from the columns of [`sql::ACCOUNT_VIEW_SQL`].
     pub(crate) fn new(
         account_id: String,
         name: String,
@@ -171,26 +163,6 @@ pub enum RechargeOutcome {
         balance_fen: i64,
     },
 }
-
-/// Whether an import newer than $1 reaches into the period `[$2, $3)`; the same on every
-/// backend.
-pub(crate) const USAGE_ARRIVED_SQL: &str = "SELECT EXISTS (SELECT 1 FROM usage_imports
-     WHERE import_id > $1 AND last_ts >= $2 AND first_ts < $3)";
-
-/// Settled months that an import newer than their watermark reaches into.
-pub(crate) const LATE_MONTHS_SQL: &str = "SELECT sm.month FROM settled_months sm
-     WHERE EXISTS (SELECT 1 FROM usage_imports i WHERE i.import_id > sm.through_import
-                   AND i.first_ts < sm.period_end AND i.last_ts >= sm.period_start)
-     ORDER BY sm.month";
-
-/// The database's currency, and recording it unless one is recorded.
-pub(crate) const CURRENCY_SQL: &str = "SELECT value FROM settings WHERE name = 'currency'";
-pub(crate) const ADOPT_CURRENCY_SQL: &str =
-    "INSERT INTO settings (name, value) VALUES ('currency', $1) ON CONFLICT DO NOTHING";
-
-/// The recharge a reference names, with its account's balance now; the same on every backend.
-pub(crate) const USED_REFERENCE_SQL: &str = "SELECT l.account_id, l.amount_fen, l.created_at, a.balance_fen
-     FROM ledger l JOIN accounts a ON a.account_id = l.account_id WHERE l.reference = $1";
 
 /// The recharge a reference was first used for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -332,13 +304,6 @@ pub struct PackView {
     pub valid_until: DateTime<Utc>,
     pub purchased_at: DateTime<Utc>,
     pub month: Option<String>,
-}
-
-/// One account's calls in a month, by API, as the month's usage stream delivers them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AccountUsage {
-    pub account_id: String,
-    pub usage: Vec<ApiUsage>,
 }
 
 /// Groups `(account_id, api, calls, billed)` rows, read in account order, into one
@@ -758,11 +723,8 @@ pub trait Store {
     /// The latest `limit` runs, newest first.
     async fn runs(&self, limit: u32) -> anyhow::Result<Vec<RunView>>;
 
-    /// How this backend writes the month parameter of the `store::verify` checks.
-    const MONTH_PARAM: &'static str;
-
-    /// Runs one `store::verify` check for `month` (or every month): one text per breach.
-    async fn breaches(&self, sql: &str, month: Option<Month>) -> anyhow::Result<Vec<String>>;
+    /// Runs one of `verify`'s checks for `month` (or every month): one text per breach.
+    async fn breaches(&self, check: BookCheck, month: Option<Month>) -> anyhow::Result<Vec<String>>;
 
     /// One account, or `None` if there is no such account.
     async fn account(&self, account_id: &str) -> anyhow::Result<Option<AccountView>>;

@@ -12,11 +12,18 @@
 //! away without saying it (its thread panicked, its task was cancelled) ends the stream with
 //! an error: otherwise the settle would take a month cut short for a whole one.
 
-use super::AccountUsage;
+use crate::domain::bill::ApiUsage;
 use futures_util::Stream;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use tokio::sync::mpsc;
+
+/// One account's calls in a month, by API, as the month's usage stream delivers them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountUsage {
+    pub account_id: String,
+    pub usage: Vec<ApiUsage>,
+}
 
 /// How many accounts the channel holds, in batches.
 pub const STREAM_BUFFER: usize = 4096;

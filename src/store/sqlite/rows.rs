@@ -1,4 +1,5 @@
-//! Many rows per statement, for SQLite's settle writer.
+//! How SQLite's rows are written and read: many rows per statement for the settle writer, and
+//! times as INTEGER microseconds since the epoch.
 //!
 //! Why: a profile of the writer thread showed that about a third of its time went to what
 //! every statement costs whatever its rows: opening a cursor on the table and on each of its
@@ -14,6 +15,7 @@
 //! `many_rows` in `store::sqlite` does the same for the accounts import through sqlx; this one
 //! is for `rusqlite`'s synchronous, cached statements on the writer thread.
 
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Statement, ToSql};
 
 /// Rows per multi-row statement. With 16 columns, 1024 parameters: far below SQLite's limit of
@@ -66,8 +68,7 @@ impl Rows {
     /// `UPDATE … WHERE key = ?1`, one row per statement, its `vars` parameters numbered from 1.
     /// Updates are not batched: an `UPDATE … FROM (VALUES …)` of many rows first copies them and
     /// the rows they match into two temporary tables, then looks each row up a second time to
-    /// change it; one row per statement is looked up once and changed in place. At 1M accounts,
-    /// three million rows (packs and balances), that was 0.5 s of the writer's time.
+    /// change it; one row per statement is looked up once and changed in place.
     pub fn update_each(sql: &str, vars: usize) -> Rows {
         Rows {
             many: sql.to_string(),
@@ -111,7 +112,6 @@ impl Rows {
 
 /// Binds `values` to `stmt`'s parameters from number `at` on: a row's `bind` for
 /// [`Rows::write`], as an expression of type `rusqlite::Result<()>`.
-#[macro_export]
 macro_rules! bind_row {
     ($stmt:expr, $at:expr; $($value:expr),+ $(,)?) => {{
         let mut at = $at;
@@ -122,6 +122,23 @@ macro_rules! bind_row {
         let _ = at;
         Ok(())
     }};
+}
+
+pub(crate) use bind_row;
+
+/// A time as SQLite keeps it: INTEGER microseconds since the epoch.
+pub(crate) fn us(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// A time read back from INTEGER microseconds since the epoch.
+pub(crate) fn at(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// An optional time read back from INTEGER microseconds since the epoch.
+pub(crate) fn opt_at(micros: Option<i64>) -> Option<DateTime<Utc>> {
+    micros.map(at)
 }
 
 #[cfg(test)]

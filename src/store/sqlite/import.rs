@@ -3,13 +3,14 @@
 //!
 //! Why not sqlx here: its SQLite driver copies each statement's arguments and hands them to a
 //! worker thread, and at tens of millions of rows that hand-off is a large part of the import
-//! (see `store::sqlite_settle` for the same reason in settle). The rows arrive already parsed
+//! (see `store::sqlite::settle` for the same reason in settle). The rows arrive already parsed
 //! and checked (on a thread of their own, `jobs::usage`); if the file turns out to be bad, the
 //! transaction is rolled back and nothing of it is kept.
 
-use super::sqlite::{at, us};
-use super::sqlite_settle::open;
-use super::{ImportTally, UsageImported, UsageRejected, UsageSource};
+use super::conn::open;
+use super::rows::{at, us};
+use crate::store::sql::{FINISH_IMPORT_SQL, NEW_IMPORT_SQL, SAME_IMPORT_SQL, SETTLED_PERIODS_SQL};
+use crate::store::{ImportTally, UsageImported, UsageRejected, UsageSource};
 use anyhow::anyhow;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use std::path::Path;
@@ -25,15 +26,10 @@ pub fn import_usage(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // The fingerprints are known once the file is read; a placeholder holds the unique key
     // until then (imports run one at a time: this transaction holds the write lock).
-    let import_id: i64 = tx.query_row(
-        "INSERT INTO usage_imports (file_name, sha256, rows, calls, imported_at) VALUES (?1, 'pending', 0, 0, ?2)
-         RETURNING import_id",
-        params![file_name, now_us],
-        |r| r.get(0),
-    )?;
+    let import_id: i64 = tx.query_row(NEW_IMPORT_SQL, params![file_name, now_us], |r| r.get(0))?;
 
     let settled = tx
-        .prepare_cached("SELECT month, period_start, period_end FROM settled_months ORDER BY month")?
+        .prepare_cached(SETTLED_PERIODS_SQL)?
         .query_map([], |r| Ok((r.get::<_, String>(0)?, at(r.get(1)?), at(r.get(2)?))))?
         .collect::<Result<Vec<_>, _>>()?;
     let mut tally = ImportTally::new(settled);
@@ -88,8 +84,7 @@ pub fn import_usage(
         .ok_or_else(|| anyhow!("the usage file was not read to its end"))?;
     let earlier = tx
         .query_row(
-            "SELECT import_id, file_name, imported_at FROM usage_imports
-             WHERE (sha256 = ?1 OR rows_digest = ?2) AND import_id <> ?3 ORDER BY import_id LIMIT 1",
+            SAME_IMPORT_SQL,
             params![fingerprint.sha256, fingerprint.rows, import_id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?)),
         )
@@ -103,8 +98,7 @@ pub fn import_usage(
     }
     let (first, last) = (tally.first.map(us), tally.last.map(us));
     tx.execute(
-        "UPDATE usage_imports SET sha256 = ?1, rows_digest = ?2, rows = ?3, calls = ?4, first_ts = ?5, last_ts = ?6
-         WHERE import_id = ?7",
+        FINISH_IMPORT_SQL,
         params![
             fingerprint.sha256,
             fingerprint.rows,

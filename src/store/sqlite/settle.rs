@@ -24,23 +24,22 @@
 //! If the async task goes away (a stop signal), the threads see their channel close, roll back
 //! any open transaction and end: nothing half-written is kept.
 
-use super::page::{self, CurrentBill, PageWrites, StoredLine};
-use super::sqlite::{at, opt_at, us, FIRST_MONTH_USAGE_SQL, GRANT_PAGE_SQL, MONTH_USAGE_SQL, USAGE_STREAM_CHUNK};
-use super::sqlite_rows::Rows;
-use super::{AccountUsage, FreeGrant, Grouper, PageDone, PageOutcome, SettlePage, UsageStream};
-use crate::bind_row;
+use super::conn::open;
+use super::rows::{at, bind_row, opt_at, us, Rows};
+use super::sql::{FIRST_MONTH_USAGE_SQL, GRANT_PAGE_SQL, MONTH_USAGE_SQL, USAGE_STREAM_CHUNK};
 use crate::domain::arrears::ServiceState;
 use crate::domain::money::format_money;
 use crate::domain::month::Month;
 use crate::domain::packs::{PackBalance, PackKind};
 use crate::domain::shard::Shard;
+use crate::store::page::{self, CurrentBill, PageWrites, StoredLine};
+use crate::store::{AccountUsage, FreeGrant, Grouper, PageDone, PageOutcome, SettlePage, UsageStream};
 use anyhow::{anyhow, Context};
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection};
 use rust_decimal::Decimal;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
-use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// What pricing a page needs from the database, for its accounts.
@@ -79,26 +78,6 @@ impl Params {
             grant: page.grant.clone(),
         }
     }
-}
-
-/// Opens a connection to the database file with the settings of `SqliteStore::connect`, but
-/// for `foreign_keys`. Settle's connections do not check them: what a page writes refers to the
-/// accounts and packs it read under the same write lock and to the bills it inserted just
-/// before. Checking cost a primary-key lookup per row (about 5% of a settle). `verify` checks
-/// the same references, and every other connection still enforces them. Temporary data (a
-/// statement journal, should one be needed) stays in memory rather than in temporary files.
-pub(super) fn open(file: &Path, foreign_keys: bool) -> anyhow::Result<Connection> {
-    let conn = Connection::open_with_flags(
-        file,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .with_context(|| format!("cannot open the SQLite database {}", file.display()))?;
-    conn.busy_timeout(Duration::from_secs(30))?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", foreign_keys)?;
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
-    conn.set_prepared_statement_cache_capacity(64);
-    Ok(conn)
 }
 
 /// Reads what pricing the page's accounts (`ids`) needs.
@@ -233,14 +212,13 @@ fn read_in_tx(conn: &Connection, p: &Params, ids: &str) -> anyhow::Result<PageSt
     Ok(state)
 }
 
-/// The writer's statements: inserts of many rows each, updates of one (see `store::sqlite_rows`).
+/// The writer's statements: inserts of many rows each, updates of one (see `store::sqlite::rows`).
 ///
 /// Each is `OR FAIL`: a row that breaks a constraint stops the statement and keeps the rows
 /// before it, where the default (`ABORT`) undoes the statement's own rows first. Either way the
 /// page's transaction is then rolled back whole, so the result is the same; but to undo a
-/// statement SQLite must first copy every page it changes into a statement journal. At 1M
-/// accounts that copying wrote 4.1 GB to temporary files (the write-ahead log itself took
-/// 1.9 GB), and was about a tenth of the writer's time.
+/// statement SQLite must first copy every page it changes into a statement journal: more bytes
+/// than the write-ahead log itself, and a share of the writer's time (docs/performance.md).
 struct Writes {
     bills: Rows,
     lines: Rows,
@@ -451,8 +429,8 @@ const WAL_BACKSTOP_PAGES: i64 = 4096;
 
 /// The checkpoint thread: copies the write-ahead log back into the database after each commit
 /// (a `PASSIVE` checkpoint, which never waits for or blocks the writer), so that the copying
-/// and its two `fsync`s overlap the writer's next page instead of stalling it. At 1M accounts
-/// they had kept the writer waiting on the disk for several seconds.
+/// and its two `fsync`s overlap the writer's next page instead of stalling it: otherwise the
+/// writer waits on the disk.
 fn checkpointer(conn: Connection, signals: mpsc::Receiver<()>) {
     while signals.recv().is_ok() {
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
@@ -506,7 +484,7 @@ fn price(page: &SettlePage, accounts: &[AccountUsage], state: PageState) -> anyh
 /// `MONTH_USAGE_SQL`).
 pub fn month_usage(file: PathBuf, month: Month, start: i64, end: i64, shard: Shard) -> anyhow::Result<UsageStream> {
     let conn = open(&file, false)?;
-    let (mut out, stream) = super::usage_channel();
+    let (mut out, stream) = crate::store::usage_channel();
     let month = month.to_string();
     // With no bill for the month yet (its first settle), no account can be unchanged since its
     // bill: the stream skips looking up each (account, API)'s billed calls, two index
@@ -526,7 +504,7 @@ pub fn month_usage(file: PathBuf, month: Month, start: i64, end: i64, shard: Sha
             let chunk = match usage_chunk(&conn, sql, &month, start, end, &after) {
                 Ok(chunk) => chunk,
                 Err(e) if format!("{e:#}").contains("integer overflow") => {
-                    return out.blocking_finish(Some(super::calls_overflow(&month)))
+                    return out.blocking_finish(Some(crate::store::calls_overflow(&month)))
                 }
                 Err(e) => return out.blocking_finish(Some(e.context("reading the month's usage"))),
             };
@@ -676,218 +654,4 @@ pub async fn settle_pages(
         accounts = std::mem::replace(&mut next, after?);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::bill::ApiUsage;
-    use crate::domain::catalog::Catalog;
-    use crate::input::accounts::NewAccount;
-    use crate::store::sqlite::SqliteStore;
-    use crate::store::Store;
-
-    /// The bundled SQLite is built as `.cargo/config.toml` asks: without the shared page cache
-    /// and the allocator statistics whose global mutexes the settle's threads queued on.
-    #[test]
-    fn sqlite_is_built_without_the_shared_page_cache() {
-        let conn = Connection::open_in_memory().unwrap();
-        let mut stmt = conn.prepare("PRAGMA compile_options").unwrap();
-        let options: Vec<String> = stmt
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert!(options.iter().any(|o| o == "THREADSAFE=1"), "{options:?}");
-        assert!(!options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"), "{options:?}");
-        assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
-    }
-
-    /// The pipeline's premise: `PRAGMA data_version`, read inside `BEGIN IMMEDIATE`, does not
-    /// move for the connection's own commits and does move for another connection's.
-    #[test]
-    fn data_version_moves_for_other_connections_commits_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("v.db");
-        let writer = Connection::open(&file).unwrap();
-        writer
-            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER)")
-            .unwrap();
-        let other = Connection::open(&file).unwrap();
-        let version = |conn: &Connection| -> i64 {
-            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-            let v = conn.query_row("PRAGMA data_version", [], |r| r.get(0)).unwrap();
-            conn.execute_batch("INSERT INTO t VALUES (1); COMMIT").unwrap();
-            v
-        };
-        let first = version(&writer);
-        assert_eq!(version(&writer), first, "the writer's own commit must not count");
-        other.execute("INSERT INTO t VALUES (2)", []).unwrap();
-        assert_ne!(version(&writer), first, "another connection's commit must count");
-    }
-
-    /// A database file with `ids` opened the day before October 2026 (100,000 fen each) and
-    /// the usage stream of each calling one API 1,000,000 times in October; what
-    /// `settle_pages` needs to settle them.
-    struct Fixture {
-        _dir: tempfile::TempDir,
-        file: PathBuf,
-        page: SettlePage,
-        usage: UsageStream,
-    }
-
-    async fn fixture(ids: &[String]) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("s.db");
-        let store = SqliteStore::connect(&format!("sqlite://{}", file.display()), true)
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        let tz = chrono_tz::Asia::Shanghai;
-        let month: Month = "2026-10".parse().unwrap();
-        let version = Catalog::built_in().for_month(month).unwrap().clone();
-        let (start, end) = (month.start(tz), month.end(tz));
-        let grant = FreeGrant::new(month, start, end, &version);
-        let accounts: Vec<NewAccount> = ids
-            .iter()
-            .map(|id| NewAccount {
-                line: 1,
-                account_id: id.clone(),
-                name: id.clone(),
-                activated_at: Some(start - chrono::Duration::days(1)),
-                balance_fen: 100_000,
-            })
-            .collect();
-        store.import_accounts(&accounts, &grant, start).await.unwrap().unwrap();
-        let api = version.apis.keys().next().unwrap().clone();
-        let (mut to_pages, usage) = crate::store::usage_channel();
-        for id in ids {
-            let usage = vec![ApiUsage {
-                api: api.clone(),
-                calls: 1_000_000,
-            }];
-            let account = AccountUsage {
-                account_id: id.clone(),
-                usage,
-            };
-            assert!(to_pages.send(account).await);
-        }
-        to_pages.finish(None).await;
-        let page = SettlePage {
-            month,
-            start,
-            end,
-            now: end + chrono::Duration::hours(2),
-            grant,
-            version,
-            dry_run: false,
-        };
-        Fixture {
-            _dir: dir,
-            file,
-            page,
-            usage,
-        }
-    }
-
-    /// Page 2 is read ahead while page 1 is written. When another connection commits in
-    /// between (here a recharge of page 2's account), page 2 must be read again: its bill starts
-    /// from the recharged balance, not the one read ahead.
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_page_read_ahead_is_read_again_when_another_connection_commits_meanwhile() {
-        let ids: Vec<String> = ["a1", "a2", "a3"].iter().map(|id| id.to_string()).collect();
-        let f = fixture(&ids).await;
-
-        let other = Connection::open(&f.file).unwrap();
-        let mut pages = 0;
-        settle_pages(f.file.clone(), &f.page, f.usage, 1, &mut |_| {
-            pages += 1;
-            if pages == 1 {
-                other
-                    .execute_batch(
-                        "BEGIN IMMEDIATE;
-                         UPDATE accounts SET balance_fen = balance_fen + 500000 WHERE account_id = 'a2';
-                         INSERT INTO ledger (account_id, kind, amount_fen, reference, created_at)
-                             VALUES ('a2', 'recharge', 500000, 'test', 0);
-                         COMMIT",
-                    )
-                    .unwrap();
-            }
-        })
-        .await
-        .unwrap();
-
-        assert_eq!(pages, 3);
-        let bill = |id: &str| -> (i64, i64, i64) {
-            other
-                .query_row(
-                    "SELECT b.balance_before_fen, b.total_fen, a.balance_fen FROM bills b
-                     JOIN accounts a USING (account_id) WHERE b.account_id = ?1",
-                    [id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .unwrap()
-        };
-        let (before, total, balance) = bill("a2");
-        assert!(total > 0, "a2 is billed something");
-        assert_eq!(before, 600_000, "a2's bill starts from the recharged balance");
-        assert_eq!(balance, 600_000 - total);
-        let (before, total, balance) = bill("a3");
-        assert_eq!((before, balance), (100_000, 100_000 - total));
-    }
-
-    /// A page whose writes fail part-way leaves nothing of itself: here its ledger entries,
-    /// written after its bills, lines and pack use, in statements of many rows, meet a debit
-    /// already recorded for one of its bills. The statements stop at the first failing row
-    /// (`OR FAIL`, which spares SQLite a statement journal); the page's transaction is rolled
-    /// back whole, and the page committed before it stays.
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_page_that_fails_part_way_leaves_nothing_and_the_pages_before_it_stand() {
-        let ids: Vec<String> = (0..170).map(|i| format!("a{i:03}")).collect();
-        let f = fixture(&ids).await;
-        let other = Connection::open(&f.file).unwrap();
-        // a130 is the 31st account of the second page of 100: its ledger entry fails inside the
-        // page's first ledger statement of 64 rows, after the page's bills, lines and pack use.
-        other
-            .execute(
-                "INSERT INTO ledger (account_id, kind, amount_fen, bill_id, created_at)
-                 VALUES ('a130', 'debit', -1, '2026-10-a130-r1', 0)",
-                [],
-            )
-            .unwrap();
-        let count = |sql: &str| -> i64 { other.query_row(sql, [], |r| r.get(0)).unwrap() };
-        let remaining = count("SELECT SUM(remaining) FROM packs");
-        let mut pages = 0;
-        let result = settle_pages(f.file.clone(), &f.page, f.usage, 100, &mut |_| pages += 1).await;
-
-        let error = format!("{:#}", result.expect_err("the second page must fail"));
-        assert!(error.contains("inserting ledger entries"), "{error}");
-        assert_eq!(pages, 1);
-        // The failed page's transaction is over, not merely unseen: the write lock is free
-        // (rusqlite waits up to 5 s for it).
-        other
-            .execute("UPDATE accounts SET name = name WHERE account_id = 'a000'", [])
-            .unwrap();
-        assert_eq!(count("SELECT COUNT(*) FROM bills"), 100);
-        let last: String = other
-            .query_row("SELECT MAX(account_id) FROM bills", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(last, "a099");
-        assert_eq!(
-            count("SELECT COUNT(*) FROM bill_lines WHERE bill_id > '2026-10-a099-r1'"),
-            0
-        );
-        assert_eq!(
-            count("SELECT COUNT(*) FROM pack_consumption WHERE bill_id > '2026-10-a099-r1'"),
-            0
-        );
-        assert_eq!(count("SELECT COUNT(*) FROM ledger WHERE kind = 'debit'"), 101);
-        assert_eq!(
-            count("SELECT COUNT(*) FROM accounts WHERE balance_fen <> 100000 AND account_id > 'a099'"),
-            0
-        );
-        let used_by_page_one = count("SELECT SUM(calls) FROM pack_consumption");
-        assert!(used_by_page_one > 0);
-        assert_eq!(count("SELECT SUM(remaining) FROM packs"), remaining - used_by_page_one);
-    }
 }

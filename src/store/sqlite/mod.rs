@@ -8,11 +8,23 @@
 //! Money is INTEGER fen or exact decimal TEXT, time INTEGER microseconds since the epoch (see
 //! `migrations/sqlite/`).
 
-use super::*;
+mod conn;
+mod import;
+mod rows;
+mod settle;
+#[cfg(test)]
+mod settle_tests;
+mod sql;
+
 use crate::domain::arrears::{self, ServiceState};
 use crate::domain::shard::Shard;
+use crate::store::sql::verify::BookCheck;
+use crate::store::sql::*;
+use crate::store::*;
 use anyhow::{anyhow, Context};
 use futures_util::TryStreamExt;
+use rows::{at, opt_at, us};
+use sql::{GRANT_PAGE_SQL, GRANT_SQL};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -23,42 +35,11 @@ use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// The month's usage per account and API, with what the current revision of the account's
-/// bill counted for that API (NULL: none); `forward_grouped` leaves out the accounts where all
-/// of it matches. Read in order from the (account_id, api, ts, calls) index, it streams: no
-/// temporary B-tree or sort holds the month (migrations/sqlite/0005).
-///
-/// It is read [`USAGE_STREAM_CHUNK`] rows at a time, each chunk its own short read transaction
-/// starting after the last (account, API) of the one before. One query held open for the whole
-/// settle would pin the write-ahead log: no checkpoint could get past its snapshot, and the
-/// log would grow by every page the settle writes (150 MB at 100k accounts), each frame
-/// appended to new space in the file. Chunks need no common snapshot: each page re-reads its
-/// accounts' bills under the write lock, and usage imported meanwhile is billed by the next run
-/// as an adjustment, like any late usage.
-pub(crate) const MONTH_USAGE_SQL: &str = "
-    SELECT u.account_id, u.api, SUM(u.calls) AS calls,
-           (SELECT l.total_calls FROM bill_lines l
-            WHERE l.api = u.api
-              AND l.bill_id = (SELECT b.bill_id FROM bills b WHERE b.account_id = u.account_id AND b.month = ?3
-                               ORDER BY b.revision DESC LIMIT 1)) AS billed
-    FROM usage u WHERE u.ts >= ?1 AND u.ts < ?2 AND (u.account_id, u.api) > (?4, ?5)
-    GROUP BY u.account_id, u.api ORDER BY u.account_id, u.api LIMIT ?6";
-
-/// [`MONTH_USAGE_SQL`] for a month without any bill yet: nothing billed to look up. It takes the
-/// same parameters; `?3`, the month, is bound and not used.
-pub(crate) const FIRST_MONTH_USAGE_SQL: &str = "
-    SELECT u.account_id, u.api, SUM(u.calls) AS calls, NULL AS billed
-    FROM usage u WHERE u.ts >= ?1 AND u.ts < ?2 AND (u.account_id, u.api) > (?4, ?5)
-    GROUP BY u.account_id, u.api ORDER BY u.account_id, u.api LIMIT ?6";
-
 /// The period a month was settled for, or else the period of one of its bills.
 const BILLED_PERIOD_SQL: &str = "SELECT period_start, period_end, tz FROM settled_months WHERE month = ?1
      UNION ALL
      SELECT * FROM (SELECT period_start, period_end, NULL FROM bills WHERE month = ?1 LIMIT 1)
      LIMIT 1";
-
-/// (account, API) rows per read of the month's usage.
-pub(crate) const USAGE_STREAM_CHUNK: usize = 16_384;
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -66,18 +47,6 @@ pub struct SqliteStore {
     /// The database file (`None`: in memory), which settle and the usage import open
     /// connections of their own to.
     file: Option<std::path::PathBuf>,
-}
-
-pub(crate) fn us(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
-}
-
-pub(crate) fn at(micros: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MIN_UTC)
-}
-
-pub(crate) fn opt_at(micros: Option<i64>) -> Option<DateTime<Utc>> {
-    micros.map(at)
 }
 
 fn dec(row: &SqliteRow, column: &str) -> anyhow::Result<Decimal> {
@@ -113,7 +82,7 @@ impl SqliteStore {
         }
         // Two connections, so that a read streaming on one does not hold up a write on the
         // other (WAL lets a reader and a writer proceed together). Settle and the usage import
-        // open connections of their own (`store::sqlite_settle`, `store::sqlite_import`).
+        // open connections of their own (`store::sqlite::settle`, `store::sqlite::import`).
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
             .acquire_timeout(Duration::from_secs(60))
@@ -133,33 +102,6 @@ impl SqliteStore {
             .ok_or_else(|| anyhow!("an in-memory SQLite database cannot be settled or take usage: use a database file"))
     }
 }
-
-/// The month's free packs (?2: a JSON object of API → calls), granted to the accounts opened
-/// before the month ended that lack them: every such account, or only those in ?5 (a JSON array
-/// of ids). One statement for every API; a pack the month already has is found by a probe of
-/// its unique key rather than a conflicting insert. Two statements rather than one with `?5 IS
-/// NULL OR …`, which would scan every account for each page.
-const GRANT_SQL: &str = "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
-     SELECT 'free:' || ?1 || ':' || f.key || ':' || a.account_id, 'free', a.account_id, f.key, f.value, f.value, ?3, ?4, ?3, ?1
-     FROM accounts a, json_each(?2) f
-     WHERE a.activated_at IS NOT NULL AND a.activated_at < ?4 AND ?5 IS NULL
-       AND NOT EXISTS (SELECT 1 FROM packs p WHERE p.account_id = a.account_id AND p.api = f.key AND p.month = ?1)
-     ON CONFLICT DO NOTHING";
-pub(crate) const GRANT_PAGE_SQL: &str = "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
-     SELECT 'free:' || ?1 || ':' || f.key || ':' || a.account_id, 'free', a.account_id, f.key, f.value, f.value, ?3, ?4, ?3, ?1
-     FROM accounts a, json_each(?2) f
-     WHERE a.activated_at IS NOT NULL AND a.activated_at < ?4 AND a.account_id IN (SELECT value FROM json_each(?5))
-       AND NOT EXISTS (SELECT 1 FROM packs p WHERE p.account_id = a.account_id AND p.api = f.key AND p.month = ?1)
-     ON CONFLICT DO NOTHING";
-
-/// Records that month ?1's free packs (?3) go to every account opened before ?2, with how many
-/// such accounts there are: changes nothing, and so affects no row, when that is already the
-/// record, the grant then having nothing left to do.
-const RECORD_GRANT_SQL: &str = "INSERT INTO free_grants (month, period_end, apis, accounts)
-     VALUES (?1, ?2, ?3, (SELECT COUNT(*) FROM accounts WHERE activated_at IS NOT NULL AND activated_at < ?2))
-     ON CONFLICT (month) DO UPDATE SET period_end = excluded.period_end, apis = excluded.apis, accounts = excluded.accounts
-     WHERE free_grants.period_end <> excluded.period_end OR free_grants.apis <> excluded.apis
-        OR free_grants.accounts <> excluded.accounts";
 
 /// Grants a month's free packs to every account opened before the month ended (or only to the
 /// accounts in `only`, a JSON array of ids) that lacks them.
@@ -244,8 +186,6 @@ where
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
 impl Store for SqliteStore {
-    const MONTH_PARAM: &'static str = "?1";
-
     /// SQLite needs no month lock: every page runs under `BEGIN IMMEDIATE`, which serializes
     /// writers, and a page re-checks which accounts are still unbilled inside its transaction.
     type MonthLock = ();
@@ -260,10 +200,7 @@ impl Store for SqliteStore {
     }
 
     async fn check_schema(&self) -> anyhow::Result<()> {
-        let applied = match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-            .fetch_all(&self.pool)
-            .await
-        {
+        let applied = match sqlx::query_scalar(APPLIED_MIGRATIONS_SQL).fetch_all(&self.pool).await {
             Ok(v) => Some(v),
             Err(sqlx::Error::Database(e)) if e.message().contains("no such table") => None,
             Err(e) => return Err(e.into()),
@@ -458,14 +395,14 @@ impl Store for SqliteStore {
         })
     }
 
-    /// Through `rusqlite` on this thread: see `store::sqlite_import`.
+    /// Through `rusqlite` on this thread: see `store::sqlite::import`.
     async fn import_usage(
         &self,
         file_name: &str,
         rows: &mut dyn UsageSource,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Result<UsageImported, UsageRejected>> {
-        super::sqlite_import::import_usage(&self.file()?, file_name, rows, us(now))
+        import::import_usage(&self.file()?, file_name, rows, us(now))
     }
 
     async fn import_watermark(&self) -> anyhow::Result<i64> {
@@ -556,12 +493,7 @@ impl Store for SqliteStore {
     }
 
     async fn packs(&self) -> anyhow::Result<Vec<PackView>> {
-        let rows = sqlx::query(
-            "SELECT pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month
-             FROM packs ORDER BY account_id, api, valid_from, pack_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(PACKS_SQL).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(PackView {
@@ -595,10 +527,10 @@ impl Store for SqliteStore {
         end: DateTime<Utc>,
         shard: Shard,
     ) -> anyhow::Result<UsageStream> {
-        super::sqlite_settle::month_usage(self.file()?, month, us(start), us(end), shard)
+        settle::month_usage(self.file()?, month, us(start), us(end), shard)
     }
 
-    /// On threads of their own, pipelined: see `store::sqlite_settle`.
+    /// On threads of their own, pipelined: see `store::sqlite::settle`.
     async fn settle_pages(
         &self,
         page: &SettlePage,
@@ -606,7 +538,7 @@ impl Store for SqliteStore {
         page_size: usize,
         done: &mut dyn FnMut(PageDone),
     ) -> anyhow::Result<()> {
-        super::sqlite_settle::settle_pages(self.file()?, page, usage, page_size, done).await
+        settle::settle_pages(self.file()?, page, usage, page_size, done).await
     }
 
     async fn mark_settled(&self, d: &Settled<'_>) -> anyhow::Result<MarkSettled> {
@@ -781,11 +713,7 @@ impl Store for SqliteStore {
     }
 
     async fn events(&self) -> anyhow::Result<Vec<EventView>> {
-        let rows = sqlx::query(
-            "SELECT event_id, account_id, kind, at, bill_id, suspend_at, balance_fen FROM events ORDER BY event_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(EVENTS_SQL).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(EventView {
@@ -886,8 +814,9 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn breaches(&self, sql: &str, month: Option<Month>) -> anyhow::Result<Vec<String>> {
-        Ok(sqlx::query_scalar(sql)
+    async fn breaches(&self, check: BookCheck, month: Option<Month>) -> anyhow::Result<Vec<String>> {
+        let sql = check.sql("?1");
+        Ok(sqlx::query_scalar(&sql)
             .bind(month.map(|m| m.to_string()))
             .fetch_all(&self.pool)
             .await?)
@@ -903,20 +832,10 @@ impl Store for SqliteStore {
     }
 
     async fn arrears_bills(&self, month: Month) -> anyhow::Result<Vec<ArrearsBill>> {
-        let rows = sqlx::query(
-            "SELECT b.bill_id, b.account_id, b.revision, b.balance_after_fen,
-                    COALESCE(
-                      (SELECT e.suspend_at FROM events e WHERE e.kind = 'arrears_notice' AND e.bill_id = b.bill_id),
-                      (SELECT e.suspend_at FROM events e
-                        WHERE e.kind = 'arrears_notice' AND e.account_id = b.account_id AND e.suspend_at IS NOT NULL
-                          AND e.at <= b.settled_at
-                        ORDER BY e.at DESC, e.event_id DESC LIMIT 1)) AS suspend_at
-             FROM bills b WHERE b.month = ?1 AND b.balance_after_fen < 0
-             ORDER BY b.account_id, b.revision",
-        )
-        .bind(month.to_string())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(ARREARS_BILLS_SQL)
+            .bind(month.to_string())
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(ArrearsBill {

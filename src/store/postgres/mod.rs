@@ -11,12 +11,15 @@
 //! entries stay the real guarantee. Month bounds are bound as instants computed in the billing
 //! time zone, so the server's `TimeZone` never matters.
 
-use super::copy_binary;
-use super::page::{self, CurrentBill, PageWrites, StoredLine};
-use super::*;
+mod copy_binary;
+
 use crate::domain::arrears::{self, ServiceState};
 use crate::domain::packs::PackKind;
 use crate::domain::shard::Shard;
+use crate::store::page::{self, CurrentBill, PageWrites, StoredLine};
+use crate::store::sql::verify::BookCheck;
+use crate::store::sql::*;
+use crate::store::*;
 use anyhow::{anyhow, Context};
 use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
@@ -66,8 +69,8 @@ pub struct PgMonthLock {
 }
 
 /// Pages of a settle in their transactions at once. Two: while one page's statements run on
-/// the server, the next page is read and priced, and the server's second core has work
-/// (measured in BENCHMARKS.md). Pages hold disjoint accounts, so they never wait on each
+/// the server, the next page is read and priced, and the server's second core has work (see
+/// docs/performance.md). Pages hold disjoint accounts, so they never wait on each
 /// other's locks.
 const PAGES_IN_FLIGHT: usize = 2;
 
@@ -177,20 +180,13 @@ async fn grant(tx: &mut PgConnection, g: &FreeGrant, only: Option<&[&str]>) -> a
         // Every account: recorded in `free_grants` with how many accounts are due the packs now
         // (counted before the grant), and skipped when that record was already there, unchanged
         // (see migrations/postgres/0006).
-        let recorded = sqlx::query(
-            "INSERT INTO free_grants (month, period_end, apis, accounts)
-             VALUES ($1, $2, $3, (SELECT COUNT(*) FROM accounts WHERE activated_at IS NOT NULL AND activated_at < $2))
-             ON CONFLICT (month) DO UPDATE SET period_end = excluded.period_end, apis = excluded.apis,
-               accounts = excluded.accounts
-             WHERE free_grants.period_end <> excluded.period_end OR free_grants.apis <> excluded.apis
-                OR free_grants.accounts <> excluded.accounts",
-        )
-        .bind(g.month.to_string())
-        .bind(g.end)
-        .bind(g.apis_json()?)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let recorded = sqlx::query(RECORD_GRANT_SQL)
+            .bind(g.month.to_string())
+            .bind(g.end)
+            .bind(g.apis_json()?)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if recorded == 0 {
             return Ok(0);
         }
@@ -317,8 +313,6 @@ impl PgStore {
 }
 
 impl Store for PgStore {
-    const MONTH_PARAM: &'static str = "$1::text";
-
     type MonthLock = PgMonthLock;
 
     async fn migrate(&self) -> anyhow::Result<()> {
@@ -330,10 +324,7 @@ impl Store for PgStore {
     }
 
     async fn check_schema(&self) -> anyhow::Result<()> {
-        let applied = match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-            .fetch_all(&self.pool)
-            .await
-        {
+        let applied = match sqlx::query_scalar(APPLIED_MIGRATIONS_SQL).fetch_all(&self.pool).await {
             Ok(v) => Some(v),
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => None,
             Err(e) => return Err(e.into()),
@@ -531,18 +522,13 @@ impl Store for PgStore {
             .await?;
         // The fingerprints are known once the file is read; a placeholder holds the unique key
         // until then.
-        let import_id: i64 = sqlx::query_scalar(
-            "INSERT INTO usage_imports (file_name, sha256, rows, calls, imported_at) VALUES ($1, 'pending', 0, 0, $2)
-             RETURNING import_id",
-        )
-        .bind(file_name)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
+        let import_id: i64 = sqlx::query_scalar(NEW_IMPORT_SQL)
+            .bind(file_name)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
         let settled: Vec<(String, DateTime<Utc>, DateTime<Utc>)> =
-            sqlx::query_as("SELECT month, period_start, period_end FROM settled_months ORDER BY month")
-                .fetch_all(&mut *tx)
-                .await?;
+            sqlx::query_as(SETTLED_PERIODS_SQL).fetch_all(&mut *tx).await?;
         let mut tally = ImportTally::new(settled);
         {
             let mut copy = tx
@@ -598,15 +584,12 @@ impl Store for PgStore {
         let fingerprint = rows
             .fingerprint()
             .ok_or_else(|| anyhow!("the usage file was not read to its end"))?;
-        if let Some(row) = sqlx::query(
-            "SELECT import_id, file_name, imported_at FROM usage_imports
-             WHERE (sha256 = $1 OR rows_digest = $2) AND import_id <> $3 ORDER BY import_id LIMIT 1",
-        )
-        .bind(&fingerprint.sha256)
-        .bind(&fingerprint.rows)
-        .bind(import_id)
-        .fetch_optional(&mut *tx)
-        .await?
+        if let Some(row) = sqlx::query(SAME_IMPORT_SQL)
+            .bind(&fingerprint.sha256)
+            .bind(&fingerprint.rows)
+            .bind(import_id)
+            .fetch_optional(&mut *tx)
+            .await?
         {
             return Ok(Err(UsageRejected::AlreadyImported {
                 import_id: row.try_get("import_id")?,
@@ -614,19 +597,16 @@ impl Store for PgStore {
                 imported_at: row.try_get("imported_at")?,
             }));
         }
-        sqlx::query(
-            "UPDATE usage_imports SET sha256 = $1, rows_digest = $2, rows = $3, calls = $4, first_ts = $5, last_ts = $6
-             WHERE import_id = $7",
-        )
-        .bind(&fingerprint.sha256)
-        .bind(&fingerprint.rows)
-        .bind(tally.rows as i64)
-        .bind(tally.calls)
-        .bind(tally.first)
-        .bind(tally.last)
-        .bind(import_id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(FINISH_IMPORT_SQL)
+            .bind(&fingerprint.sha256)
+            .bind(&fingerprint.rows)
+            .bind(tally.rows as i64)
+            .bind(tally.calls)
+            .bind(tally.first)
+            .bind(tally.last)
+            .bind(import_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         self.analyze("usage").await;
         Ok(Ok(UsageImported {
@@ -738,12 +718,7 @@ impl Store for PgStore {
     }
 
     async fn packs(&self) -> anyhow::Result<Vec<PackView>> {
-        let rows = sqlx::query(
-            "SELECT pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month
-             FROM packs ORDER BY account_id, api, valid_from, pack_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(PACKS_SQL).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(PackView {
@@ -985,11 +960,7 @@ impl Store for PgStore {
     }
 
     async fn events(&self) -> anyhow::Result<Vec<EventView>> {
-        let rows = sqlx::query(
-            "SELECT event_id, account_id, kind, at, bill_id, suspend_at, balance_fen FROM events ORDER BY event_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(EVENTS_SQL).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(EventView {
@@ -1077,10 +1048,11 @@ impl Store for PgStore {
     }
 
     /// Each check in a read-only transaction: checking the books never changes them.
-    async fn breaches(&self, sql: &str, month: Option<Month>) -> anyhow::Result<Vec<String>> {
+    async fn breaches(&self, check: BookCheck, month: Option<Month>) -> anyhow::Result<Vec<String>> {
+        let sql = check.sql("$1::text");
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
-        let found = sqlx::query_scalar(sql)
+        let found = sqlx::query_scalar(&sql)
             .bind(month.map(|m| m.to_string()))
             .fetch_all(&mut *tx)
             .await?;
@@ -1098,20 +1070,10 @@ impl Store for PgStore {
     }
 
     async fn arrears_bills(&self, month: Month) -> anyhow::Result<Vec<ArrearsBill>> {
-        let rows = sqlx::query(
-            "SELECT b.bill_id, b.account_id, b.revision, b.balance_after_fen,
-                    COALESCE(
-                      (SELECT e.suspend_at FROM events e WHERE e.kind = 'arrears_notice' AND e.bill_id = b.bill_id),
-                      (SELECT e.suspend_at FROM events e
-                        WHERE e.kind = 'arrears_notice' AND e.account_id = b.account_id AND e.suspend_at IS NOT NULL
-                          AND e.at <= b.settled_at
-                        ORDER BY e.at DESC, e.event_id DESC LIMIT 1)) AS suspend_at
-             FROM bills b WHERE b.month = $1 AND b.balance_after_fen < 0
-             ORDER BY b.account_id, b.revision",
-        )
-        .bind(month.to_string())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(ARREARS_BILLS_SQL)
+            .bind(month.to_string())
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(ArrearsBill {

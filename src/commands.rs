@@ -1,0 +1,535 @@
+//! One function per command that works on a store: each calls its job and prints what it did,
+//! in the words and formats the command's readers expect. `app` chooses which one runs; the
+//! jobs below know nothing of printing.
+
+use crate::cli::Format;
+use crate::domain::catalog::Catalog;
+use crate::domain::money::{format_money, from_fen};
+use crate::domain::month::Month;
+use crate::error::input_error;
+use crate::input::text::shown;
+use crate::jobs::accounts::Recharged;
+use crate::jobs::{self, Ctx};
+use crate::output::{terminal_safe, Destination, ListWriter};
+use crate::schedule::Schedule;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{ActivateOutcome, Store};
+use std::path::Path;
+
+/// Loads the catalog named on the command line, or the built-in one.
+pub fn load_catalog(path: Option<&std::path::Path>) -> anyhow::Result<Catalog> {
+    match path {
+        None => Ok(Catalog::built_in()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| input_error(format!("cannot read catalog {}: {e}", p.display())))?;
+            Catalog::parse(&text, &p.display().to_string()).map_err(input_error)
+        }
+    }
+}
+
+/// Opens the SQLite store at `url` and applies migrations, creating the file if missing.
+pub async fn open_sqlite(url: &str) -> anyhow::Result<SqliteStore> {
+    let store = SqliteStore::connect(url, true).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// `billrun man`: the man page of billrun to standard output, or a page per command into `dir`.
+pub fn write_man_pages(dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let command = <crate::cli::Cli as clap::CommandFactory>::command();
+    match dir {
+        None => {
+            let mut out = Destination::stdout()?;
+            clap_mangen::Man::new(command).render(&mut out)?;
+            out.finish()
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| input_error(format!("cannot create {}: {e}", dir.display())))?;
+            clap_mangen::generate_to(command, dir)
+                .map_err(|e| input_error(format!("cannot write man pages into {}: {e}", dir.display())))?;
+            println!("wrote billrun's man pages to {}", dir.display());
+            Ok(())
+        }
+    }
+}
+
+/// Checks that the catalog prices in the currency the database keeps its balances in: billrun
+/// never debits amounts in one currency from balances in another. A command that moves money
+/// records the catalog's currency as the database's if none is recorded yet.
+pub async fn check_currency<S: Store>(store: &S, ctx: &Ctx, moves_money: bool) -> anyhow::Result<()> {
+    let wanted = ctx.currency();
+    let kept = if moves_money {
+        Some(store.adopt_currency(wanted).await?)
+    } else {
+        store.currency().await?
+    };
+    match kept {
+        Some(kept) if kept != wanted => Err(input_error(format!(
+            "this database keeps its balances in {kept}, but the catalog prices in {wanted}: billrun does not \
+             debit {wanted} amounts from {kept} balances; use a catalog that prices in {kept}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A schedule that parses and fires at least once after `--now`.
+pub fn parse_schedule(ctx: &Ctx, expression: &str) -> anyhow::Result<Schedule> {
+    let schedule: Schedule = expression.parse().map_err(input_error)?;
+    schedule.check_fires(ctx.now, ctx.tz).map_err(input_error)?;
+    Ok(schedule)
+}
+
+/// `billrun schedule`: the next wake-up times, one per line, in the billing time zone.
+pub fn print_schedule(ctx: &Ctx, expression: &str, count: usize) -> anyhow::Result<()> {
+    let schedule = parse_schedule(ctx, expression)?;
+    for t in schedule.upcoming(ctx.now, ctx.tz, count) {
+        println!("{}", ctx.local(t));
+    }
+    Ok(())
+}
+
+/// What a settle did, and the month in all.
+pub fn print_settled(s: &crate::jobs::settle::SettleSummary, currency: &str) {
+    let t = &s.month_totals;
+    println!(
+        "settled {} (catalog {}): {} accounts billed now, {} {currency}; {} in arrears now",
+        s.month,
+        s.catalog_version,
+        s.billed_now,
+        format_money(from_fen(s.billed_now_fen)),
+        s.arrears_now
+    );
+    if s.adjusted_now > 0 {
+        println!(
+            "{} of them are adjustments for late usage (new revisions of settled bills)",
+            s.adjusted_now
+        );
+    }
+    if !s.shard.is_all() {
+        let state = if s.month_settled {
+            "every shard is done: the month is settled"
+        } else {
+            "other shards are not done yet"
+        };
+        println!("shard {} of {} done; {state}", s.shard, s.month);
+    }
+    println!(
+        "{} in all: {} bills, {} {currency} billed, {} accounts in arrears",
+        s.month,
+        t.bills,
+        format_money(from_fen(t.total_fen)),
+        t.accounts_in_arrears
+    );
+}
+
+/// What a dry-run settle would write.
+pub fn print_dry_run(s: &crate::jobs::settle::SettleSummary, currency: &str) {
+    println!(
+        "dry run: settling {} would write these bills; nothing was written",
+        s.month
+    );
+    println!(
+        "{:<24} {:>8} {:>12} {:>12} {:>14}  arrears",
+        "account_id", "revision", "bill_total", "debit", "balance_after"
+    );
+    for p in &s.previews {
+        println!(
+            "{:<24} {:>8} {:>12} {:>12} {:>14}  {}",
+            terminal_safe(&p.account_id),
+            p.revision,
+            format_money(from_fen(p.total_fen)),
+            format_money(from_fen(p.debited_fen)),
+            format_money(from_fen(p.balance_after_fen)),
+            if p.in_arrears { "yes" } else { "" }
+        );
+    }
+    println!(
+        "would bill {} accounts ({} adjustments), {} {currency} net; {} would go into arrears",
+        s.billed_now,
+        s.adjusted_now,
+        format_money(from_fen(s.billed_now_fen)),
+        s.arrears_now
+    );
+}
+
+/// How many suspended accounts `enforce` and `run` name; the rest are counted (the events list
+/// has every one of them).
+const SUSPENDED_NAMED: usize = 10;
+
+/// `billrun accounts import`.
+pub async fn accounts_import<S: Store>(store: &S, ctx: &Ctx, file: &Path) -> anyhow::Result<()> {
+    let n = jobs::accounts::import(store, ctx, file).await?;
+    println!("imported {n} accounts from {}", file.display());
+    Ok(())
+}
+
+/// `billrun accounts activate`.
+pub async fn accounts_activate<S: Store>(store: &S, ctx: &Ctx, id: &str) -> anyhow::Result<()> {
+    match jobs::accounts::activate(store, ctx, id).await? {
+        ActivateOutcome::Activated { packs_granted } => println!(
+            "account '{id}' opened at {}; {packs_granted} free packs granted for {}",
+            ctx.local(ctx.now),
+            ctx.current_month()
+        ),
+        ActivateOutcome::AlreadyActive { since } => {
+            println!(
+                "account '{id}' is already open (since {}); nothing changed",
+                ctx.local(since)
+            )
+        }
+        ActivateOutcome::NotFound => unreachable!("turned into an error by the job"),
+    }
+    Ok(())
+}
+
+/// `billrun recharge`.
+pub async fn recharge<S: Store>(
+    store: &S,
+    ctx: &Ctx,
+    id: &str,
+    amount: &str,
+    reference: Option<&str>,
+) -> anyhow::Result<()> {
+    let currency = ctx.currency();
+    match jobs::accounts::recharge(store, ctx, id, amount, reference).await? {
+        Recharged::Credited { balance_fen, restored } => {
+            println!(
+                "credited {amount} {currency} to '{}'; balance {} {currency}",
+                shown(id),
+                format_money(from_fen(balance_fen))
+            );
+            if restored {
+                println!("service of '{}' restored", shown(id));
+            }
+        }
+        Recharged::AlreadyApplied { balance_fen } => println!(
+            "this payment (reference, account and amount) was already applied; nothing changed; balance {} {currency}",
+            format_money(from_fen(balance_fen))
+        ),
+    }
+    Ok(())
+}
+
+/// `billrun usage import`: the rows imported, and a warning for rows that are late.
+pub async fn usage_import<S: Store>(store: &S, ctx: &Ctx, file: &Path) -> anyhow::Result<()> {
+    let done = jobs::usage::import(store, ctx, file).await?;
+    println!(
+        "imported {} usage rows ({} calls) from {} as import #{}",
+        done.rows,
+        done.calls,
+        file.display(),
+        done.import_id
+    );
+    let late: u64 = done.late.iter().map(|(_, n)| n).sum();
+    if late > 0 {
+        let months: Vec<String> = done.late.iter().map(|(m, n)| format!("{m} ({n} rows)")).collect();
+        tracing::warn!(
+            late_rows = late,
+            months = months.join(", "),
+            "some rows fall in months already settled: they are late and not on any bill yet; billrun run bills them"
+        );
+        println!(
+            "warning: {late} rows are late: they fall in months already settled, {}; they are on no bill yet. \
+             `billrun run` bills them (adjustments where a bill exists), or `billrun settle --month M`",
+            months.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `billrun packs import`.
+pub async fn packs_import<S: Store>(store: &S, ctx: &Ctx, file: &Path) -> anyhow::Result<()> {
+    let rejected = |problems: Vec<_>| {
+        let total = problems.len() as u64;
+        anyhow::Error::new(crate::error::RejectedFile::new(
+            &file.display().to_string(),
+            problems,
+            total,
+        ))
+    };
+    let rows = crate::input::packs::read(jobs::open_input(file)?, &ctx.catalog.known_apis()).map_err(rejected)?;
+    let n = store.import_packs(&rows).await?.map_err(rejected)?;
+    println!("imported {n} prepaid packs from {}", file.display());
+    Ok(())
+}
+
+/// `billrun grant`.
+pub async fn grant<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Result<()> {
+    let n = jobs::settle::grant(store, ctx, month).await?;
+    println!("granted {n} free packs for {month}");
+    Ok(())
+}
+
+/// `billrun enforce`'s and `billrun run`'s account of the suspensions.
+pub fn print_suspended(ids: &[String]) {
+    let named = terminal_safe(&ids.iter().take(SUSPENDED_NAMED).cloned().collect::<Vec<_>>().join(", "));
+    match ids.len() {
+        0 => println!("suspended 0 accounts"),
+        n if n <= SUSPENDED_NAMED => println!("suspended {n} accounts: {named}"),
+        n => println!(
+            "suspended {n} accounts: {named} and {} more (`billrun events --format csv` lists every one)",
+            n - SUSPENDED_NAMED
+        ),
+    }
+}
+
+/// `billrun run`'s account of what was due and done.
+pub fn print_run(r: &jobs::run::RunSummary, ctx: &Ctx) {
+    if r.packs_granted > 0 {
+        println!("granted {} free packs for {}", r.packs_granted, r.current);
+    }
+    if let Some(s) = &r.settled {
+        print_settled(s, ctx.currency());
+        if r.late {
+            println!("warning: {} was settled late, after the 1st-3rd window", s.month);
+        }
+    }
+    for s in &r.late_usage {
+        println!("usage for {} arrived after it was settled:", s.month);
+        print_settled(s, ctx.currency());
+    }
+    print_suspended(&r.suspended);
+    if !r.did_something() {
+        println!("nothing to do at {}", ctx.local(ctx.now));
+    }
+}
+
+/// `billrun runs list`.
+pub async fn runs_list<S: Store>(store: &S, ctx: &Ctx, format: Format, limit: u32) -> anyhow::Result<()> {
+    let mut w = ListWriter::new(
+        format,
+        &[
+            "run_id",
+            "command",
+            "month",
+            "started_at",
+            "ended_at",
+            "outcome",
+            "accounts_billed",
+            "billed",
+            "suspended",
+            "message",
+        ],
+        &["run_id", "accounts_billed", "billed", "suspended"],
+        Destination::stdout()?,
+    )?;
+    for r in store.runs(limit).await? {
+        w.row(vec![
+            r.run_id.to_string(),
+            r.command,
+            r.month.unwrap_or_default(),
+            ctx.local(r.started_at),
+            r.ended_at.map(|t| ctx.local(t)).unwrap_or_default(),
+            r.outcome,
+            r.accounts_billed.to_string(),
+            format_money(from_fen(r.billed_fen)),
+            r.suspended.to_string(),
+            r.message,
+        ])?;
+    }
+    w.finish()?.finish()
+}
+
+/// `billrun verify`: every check, the breaches with examples, and exit 6 if there are any.
+pub async fn verify<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result<()> {
+    let report = jobs::verify::verify(store, month).await?;
+    for c in &report.checks {
+        if c.breaches == 0 {
+            println!("ok      {}", c.what);
+        } else {
+            println!("BREACH  {} ({} found)", c.what, c.breaches);
+            for e in &c.examples {
+                println!("          {e}");
+            }
+        }
+    }
+    let scope = month.map(|m| m.to_string()).unwrap_or_else(|| "all months".into());
+    println!("{} bills checked ({scope})", report.bills_checked);
+    if report.breaches() > 0 {
+        return Err(anyhow::Error::new(crate::error::BooksBreached(report.breaches())));
+    }
+    Ok(())
+}
+
+/// `billrun export bills`.
+pub async fn export_bills<S: Store>(
+    store: &S,
+    ctx: &Ctx,
+    month: Month,
+    out: Option<&Path>,
+    excel: bool,
+) -> anyhow::Result<()> {
+    let n = jobs::export::bills(store, ctx, month, out, excel).await?;
+    if let Some(p) = out {
+        println!("wrote {n} bill lines for {month} to {}", p.display());
+    }
+    Ok(())
+}
+
+/// `billrun export summary`.
+pub async fn export_summary<S: Store>(
+    store: &S,
+    ctx: &Ctx,
+    month: Month,
+    out: Option<&Path>,
+    excel: bool,
+) -> anyhow::Result<()> {
+    let s = jobs::summary::summary(store, ctx, month, out, excel).await?;
+    if let Some(p) = out {
+        println!(
+            "wrote the {month} summary to {}: {} APIs, {} bills, {} {} billed, {} accounts in arrears",
+            p.display(),
+            s.apis.len(),
+            s.bills,
+            format_money(from_fen(s.billed_fen)),
+            ctx.currency(),
+            s.arrears.len()
+        );
+    }
+    Ok(())
+}
+
+/// `billrun report`.
+pub async fn report<S: Store>(store: &S, ctx: &Ctx, month: Month, out: Option<&Path>) -> anyhow::Result<()> {
+    let s = jobs::report::report(store, ctx, month, out).await?;
+    if let Some(p) = out {
+        println!(
+            "wrote the {month} report to {}: {} bills, {} {} billed",
+            p.display(),
+            s.bills,
+            format_money(from_fen(s.billed_fen)),
+            ctx.currency()
+        );
+    }
+    Ok(())
+}
+
+/// `billrun events`.
+pub async fn events<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyhow::Result<()> {
+    let mut w = ListWriter::new(
+        format,
+        &[
+            "event_id",
+            "account_id",
+            "kind",
+            "at",
+            "bill_id",
+            "suspend_at",
+            "balance",
+        ],
+        &["event_id", "balance"],
+        Destination::stdout()?,
+    )?;
+    for e in store.events().await? {
+        w.row(vec![
+            e.event_id.to_string(),
+            e.account_id,
+            e.kind,
+            ctx.local(e.at),
+            e.bill_id.unwrap_or_default(),
+            e.suspend_at.map(|t| ctx.local(t)).unwrap_or_default(),
+            format_money(from_fen(e.balance_fen)),
+        ])?;
+    }
+    w.finish()?.finish()
+}
+
+/// `billrun accounts list`.
+pub async fn list_accounts<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyhow::Result<()> {
+    let mut w = ListWriter::new(
+        format,
+        &["account_id", "name", "status", "balance", "suspend_at"],
+        &["balance"],
+        Destination::stdout()?,
+    )?;
+    store
+        .accounts(&mut |a| {
+            w.row(vec![
+                a.account_id.clone(),
+                a.name.clone(),
+                a.status(ctx.now).as_str().to_owned(),
+                format_money(a.balance),
+                a.suspend_at.map(|t| ctx.local(t)).unwrap_or_default(),
+            ])
+        })
+        .await?;
+    w.finish()?.finish()
+}
+
+/// `billrun packs list`.
+pub async fn list_packs<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyhow::Result<()> {
+    let mut w = ListWriter::new(
+        format,
+        &[
+            "pack_id",
+            "kind",
+            "account_id",
+            "api",
+            "calls",
+            "remaining",
+            "valid_from",
+            "valid_until",
+            "purchased_at",
+            "month",
+        ],
+        &["calls", "remaining"],
+        Destination::stdout()?,
+    )?;
+    for p in store.packs().await? {
+        w.row(vec![
+            p.pack_id,
+            p.kind,
+            p.account_id,
+            p.api,
+            p.calls.to_string(),
+            p.remaining.to_string(),
+            ctx.local(p.valid_from),
+            ctx.local(p.valid_until),
+            ctx.local(p.purchased_at),
+            p.month.unwrap_or_default(),
+        ])?;
+    }
+    w.finish()?.finish()
+}
+
+/// `billrun bills show`: an account's bill for a month, every revision, explained line by line,
+/// with the account's status now.
+pub async fn show_bill<S: Store>(store: &S, ctx: &Ctx, id: &str, month: Month) -> anyhow::Result<()> {
+    let mut lines = Vec::new();
+    store
+        .export_lines(Some(month), Some(id), &mut |l| {
+            lines.push(l);
+            Ok(())
+        })
+        .await?;
+    if lines.is_empty() {
+        return Err(input_error(format!("account '{id}' has no bill for {month}")));
+    }
+    let Some(account) = store.account(id).await? else {
+        return Err(input_error(format!("account '{id}' does not exist")));
+    };
+    let stops = store
+        .arrears_bills(month)
+        .await?
+        .into_iter()
+        .filter(|b| b.account_id == id)
+        .map(|b| (b.bill_id, b.suspend_at))
+        .collect();
+    let month_text = month.to_string();
+    let currency = jobs::export::currency(ctx, month);
+    let c = crate::reporting::bill_text::BillContext {
+        month: &month_text,
+        tz: ctx.tz,
+        currency: &currency,
+        account: &account,
+        now: ctx.now,
+        stops: &stops,
+    };
+    let names = |l: &crate::store::ExportLine| jobs::export::names(ctx, &l.catalog_version, &l.api).1;
+    // Names and ids come from the database: shown, not obeyed, by the terminal.
+    for line in crate::reporting::bill_text::explain(&c, &lines, &names).lines() {
+        println!("{}", terminal_safe(line));
+    }
+    Ok(())
+}

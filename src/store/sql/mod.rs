@@ -1,0 +1,85 @@
+//! Statements both backends run as they are: written once here. A backend's own statements
+//! live in its folder.
+//!
+//! Parameters are written `$1`, `$2`… in the order they first appear, since SQLite numbers a
+//! `$N` parameter by where it first appears and PostgreSQL by N: that way both read them alike.
+
+pub mod verify;
+
+/// The columns an [`AccountView`] is read from, the same on every backend; callers add the
+/// `WHERE` or `ORDER BY`.
+pub(crate) const ACCOUNT_VIEW_SQL: &str =
+    "SELECT account_id, name, activated_at, balance_fen, suspend_at, suspended FROM accounts";
+
+/// Whether an import newer than $1 reaches into the period `[$2, $3)`; the same on every
+/// backend.
+pub(crate) const USAGE_ARRIVED_SQL: &str = "SELECT EXISTS (SELECT 1 FROM usage_imports
+     WHERE import_id > $1 AND last_ts >= $2 AND first_ts < $3)";
+
+/// Settled months that an import newer than their watermark reaches into.
+pub(crate) const LATE_MONTHS_SQL: &str = "SELECT sm.month FROM settled_months sm
+     WHERE EXISTS (SELECT 1 FROM usage_imports i WHERE i.import_id > sm.through_import
+                   AND i.first_ts < sm.period_end AND i.last_ts >= sm.period_start)
+     ORDER BY sm.month";
+
+/// The database's currency.
+pub(crate) const CURRENCY_SQL: &str = "SELECT value FROM settings WHERE name = 'currency'";
+
+/// Records the database's currency, unless one is recorded.
+pub(crate) const ADOPT_CURRENCY_SQL: &str =
+    "INSERT INTO settings (name, value) VALUES ('currency', $1) ON CONFLICT DO NOTHING";
+
+/// The recharge a reference names, with its account's balance now; the same on every backend.
+pub(crate) const USED_REFERENCE_SQL: &str = "SELECT l.account_id, l.amount_fen, l.created_at, a.balance_fen
+     FROM ledger l JOIN accounts a ON a.account_id = l.account_id WHERE l.reference = $1";
+
+/// Records that month $1's free packs ($3) go to every account opened before $2, with how many
+/// such accounts there are: changes nothing, and so affects no row, when that is already the
+/// record, the grant then having nothing left to do.
+pub(crate) const RECORD_GRANT_SQL: &str = "INSERT INTO free_grants (month, period_end, apis, accounts)
+             VALUES ($1, $2, $3, (SELECT COUNT(*) FROM accounts WHERE activated_at IS NOT NULL AND activated_at < $2))
+             ON CONFLICT (month) DO UPDATE SET period_end = excluded.period_end, apis = excluded.apis,
+               accounts = excluded.accounts
+             WHERE free_grants.period_end <> excluded.period_end OR free_grants.apis <> excluded.apis
+                OR free_grants.accounts <> excluded.accounts";
+
+/// The migrations a database has applied, oldest first.
+pub(crate) const APPLIED_MIGRATIONS_SQL: &str = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
+
+/// Every pack, as `packs list` shows them.
+pub(crate) const PACKS_SQL: &str =
+    "SELECT pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month
+             FROM packs ORDER BY account_id, api, valid_from, pack_id";
+
+/// Every event, oldest first.
+pub(crate) const EVENTS_SQL: &str =
+    "SELECT event_id, account_id, kind, at, bill_id, suspend_at, balance_fen FROM events ORDER BY event_id";
+
+/// The bill revisions of month $1 that left a balance negative, with the service stop they were under.
+pub(crate) const ARREARS_BILLS_SQL: &str = "SELECT b.bill_id, b.account_id, b.revision, b.balance_after_fen,
+                    COALESCE(
+                      (SELECT e.suspend_at FROM events e WHERE e.kind = 'arrears_notice' AND e.bill_id = b.bill_id),
+                      (SELECT e.suspend_at FROM events e
+                        WHERE e.kind = 'arrears_notice' AND e.account_id = b.account_id AND e.suspend_at IS NOT NULL
+                          AND e.at <= b.settled_at
+                        ORDER BY e.at DESC, e.event_id DESC LIMIT 1)) AS suspend_at
+             FROM bills b WHERE b.month = $1 AND b.balance_after_fen < 0
+             ORDER BY b.account_id, b.revision";
+
+/// An import begun: its id is taken at once, its fingerprints written once the rows are read.
+pub(crate) const NEW_IMPORT_SQL: &str =
+    "INSERT INTO usage_imports (file_name, sha256, rows, calls, imported_at) VALUES ($1, 'pending', 0, 0, $2)
+             RETURNING import_id";
+
+/// Every settled month and its bounds, to tell late rows as an import reads them.
+pub(crate) const SETTLED_PERIODS_SQL: &str =
+    "SELECT month, period_start, period_end FROM settled_months ORDER BY month";
+
+/// An earlier import with the same bytes ($1) or the same rows ($2) as import $3.
+pub(crate) const SAME_IMPORT_SQL: &str = "SELECT import_id, file_name, imported_at FROM usage_imports
+             WHERE (sha256 = $1 OR rows_digest = $2) AND import_id <> $3 ORDER BY import_id LIMIT 1";
+
+/// An import's fingerprints, rows, calls and time range, once every row is read.
+pub(crate) const FINISH_IMPORT_SQL: &str =
+    "UPDATE usage_imports SET sha256 = $1, rows_digest = $2, rows = $3, calls = $4, first_ts = $5, last_ts = $6
+             WHERE import_id = $7";

@@ -1,0 +1,53 @@
+//! Statements of the SQLite backend that more than one of its modules runs: the month's usage
+//! as settle streams it, and the grant of a month's free packs. Statements both backends share
+//! live in `store::sql`.
+
+/// The month's usage per account and API, with what the current revision of the account's
+/// bill counted for that API (NULL: none); `forward_grouped` leaves out the accounts where all
+/// of it matches. Read in order from the (account_id, api, ts, calls) index, it streams: no
+/// temporary B-tree or sort holds the month (migrations/sqlite/0005).
+///
+/// It is read [`USAGE_STREAM_CHUNK`] rows at a time, each chunk its own short read transaction
+/// starting after the last (account, API) of the one before. One query held open for the whole
+/// settle would pin the write-ahead log: no checkpoint could get past its snapshot, and the
+/// log would grow by every page the settle writes, each frame
+/// appended to new space in the file. Chunks need no common snapshot: each page re-reads its
+/// accounts' bills under the write lock, and usage imported meanwhile is billed by the next run
+/// as an adjustment, like any late usage.
+pub(crate) const MONTH_USAGE_SQL: &str = "
+    SELECT u.account_id, u.api, SUM(u.calls) AS calls,
+           (SELECT l.total_calls FROM bill_lines l
+            WHERE l.api = u.api
+              AND l.bill_id = (SELECT b.bill_id FROM bills b WHERE b.account_id = u.account_id AND b.month = ?3
+                               ORDER BY b.revision DESC LIMIT 1)) AS billed
+    FROM usage u WHERE u.ts >= ?1 AND u.ts < ?2 AND (u.account_id, u.api) > (?4, ?5)
+    GROUP BY u.account_id, u.api ORDER BY u.account_id, u.api LIMIT ?6";
+
+/// [`MONTH_USAGE_SQL`] for a month without any bill yet: nothing billed to look up. It takes the
+/// same parameters; `?3`, the month, is bound and not used.
+pub(crate) const FIRST_MONTH_USAGE_SQL: &str = "
+    SELECT u.account_id, u.api, SUM(u.calls) AS calls, NULL AS billed
+    FROM usage u WHERE u.ts >= ?1 AND u.ts < ?2 AND (u.account_id, u.api) > (?4, ?5)
+    GROUP BY u.account_id, u.api ORDER BY u.account_id, u.api LIMIT ?6";
+
+/// (account, API) rows per read of the month's usage.
+pub(crate) const USAGE_STREAM_CHUNK: usize = 16_384;
+
+/// The month's free packs (?2: a JSON object of API → calls), granted to the accounts opened
+/// before the month ended that lack them: every such account, or only those in ?5 (a JSON array
+/// of ids). One statement for every API; a pack the month already has is found by a probe of
+/// its unique key rather than a conflicting insert. Two statements rather than one with `?5 IS
+/// NULL OR …`, which would scan every account for each page.
+pub(crate) const GRANT_SQL: &str = "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
+     SELECT 'free:' || ?1 || ':' || f.key || ':' || a.account_id, 'free', a.account_id, f.key, f.value, f.value, ?3, ?4, ?3, ?1
+     FROM accounts a, json_each(?2) f
+     WHERE a.activated_at IS NOT NULL AND a.activated_at < ?4 AND ?5 IS NULL
+       AND NOT EXISTS (SELECT 1 FROM packs p WHERE p.account_id = a.account_id AND p.api = f.key AND p.month = ?1)
+     ON CONFLICT DO NOTHING";
+
+pub(crate) const GRANT_PAGE_SQL: &str = "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
+     SELECT 'free:' || ?1 || ':' || f.key || ':' || a.account_id, 'free', a.account_id, f.key, f.value, f.value, ?3, ?4, ?3, ?1
+     FROM accounts a, json_each(?2) f
+     WHERE a.activated_at IS NOT NULL AND a.activated_at < ?4 AND a.account_id IN (SELECT value FROM json_each(?5))
+       AND NOT EXISTS (SELECT 1 FROM packs p WHERE p.account_id = a.account_id AND p.api = f.key AND p.month = ?1)
+     ON CONFLICT DO NOTHING";

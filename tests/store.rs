@@ -1,0 +1,554 @@
+//! The store's contract, as one story told to every backend: each method of the `Store` port
+//! is driven through a month's life (accounts, recharges, packs, usage, a settle in pages,
+//! the month recorded, arrears, suspension and restoration, late usage and its adjustment,
+//! runs and the books' checks), and each backend must answer the same.
+//!
+//! SQLite always runs (a file in a temporary directory); PostgreSQL runs when
+//! `BILLRUN_TEST_PG` names a server, as `scripts/test` sets it, in a new database of its own.
+
+use billrun::domain::catalog::Catalog;
+use billrun::domain::month::Month;
+use billrun::domain::shard::Shard;
+use billrun::input::accounts::NewAccount;
+use billrun::input::packs::NewPack;
+use billrun::input::usage::{Fingerprint, NewUsage};
+use billrun::input::RowError;
+use billrun::store::postgres::PgStore;
+use billrun::store::sql::verify::BookCheck;
+use billrun::store::sqlite::SqliteStore;
+use billrun::store::*;
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Asia::Shanghai;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).expect("an RFC 3339 instant").to_utc()
+}
+
+fn october() -> Month {
+    "2026-10".parse().expect("a month")
+}
+
+fn grant(month: Month) -> FreeGrant {
+    let catalog = Catalog::built_in();
+    let version = catalog.for_month(month).expect("a catalog version for the month");
+    FreeGrant::new(month, month.start(Shanghai), month.end(Shanghai), version)
+}
+
+fn account(line: u64, id: &str, opened: Option<&str>, balance_fen: i64) -> NewAccount {
+    NewAccount {
+        line,
+        account_id: id.into(),
+        name: format!("Account {id}"),
+        activated_at: opened.map(t),
+        balance_fen,
+    }
+}
+
+/// A usage file as the port reads it: rows already checked, then its fingerprints.
+struct Rows {
+    rows: std::vec::IntoIter<NewUsage>,
+    fingerprint: Fingerprint,
+}
+
+impl Iterator for Rows {
+    type Item = Result<NewUsage, Vec<RowError>>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.rows.next().map(Ok)
+    }
+}
+
+impl UsageSource for Rows {
+    fn fingerprint(&self) -> Option<Fingerprint> {
+        Some(self.fingerprint.clone())
+    }
+}
+
+/// `(account, API, instant, calls)` rows, fingerprinted as a file named `name` would be.
+fn usage(name: &str, rows: &[(&str, &str, &str, i64)]) -> Rows {
+    let rows: Vec<NewUsage> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (account, api, ts, calls))| NewUsage {
+            line: i as u64 + 2,
+            account_id: (*account).into(),
+            api: (*api).into(),
+            ts: t(ts),
+            calls: *calls,
+        })
+        .collect();
+    let mut digest = billrun::input::usage::RowsDigest::default();
+    for r in &rows {
+        digest.add(r);
+    }
+    Rows {
+        rows: rows.into_iter(),
+        fingerprint: Fingerprint {
+            sha256: format!("bytes of {name}"),
+            rows: digest.hex(),
+        },
+    }
+}
+
+/// Settles `month` as `jobs::settle` does, `page_size` accounts a page; returns what the pages
+/// wrote, summed.
+async fn settle<S: Store>(store: &S, month: Month, now: DateTime<Utc>, page_size: usize) -> PageOutcome {
+    let watermark = store.import_watermark().await.expect("watermark");
+    let catalog = Catalog::built_in();
+    let page = SettlePage {
+        month,
+        start: month.start(Shanghai),
+        end: month.end(Shanghai),
+        now,
+        grant: grant(month),
+        version: catalog.for_month(month).expect("a version").clone(),
+        dry_run: false,
+    };
+    let stream = store
+        .month_usage(month, page.start, page.end, Shard::ALL)
+        .await
+        .expect("month usage");
+    let mut written = PageOutcome::default();
+    store
+        .settle_pages(&page, stream, page_size, &mut |done| {
+            assert!(done.outcome.bills <= page_size as u64, "{:?}", done.outcome);
+            assert!(done.previews.is_empty(), "previews are for dry runs");
+            written.bills += done.outcome.bills;
+            written.adjustments += done.outcome.adjustments;
+            written.total_fen += done.outcome.total_fen;
+            written.arrears += done.outcome.arrears;
+        })
+        .await
+        .expect("settle pages");
+    let period = BilledPeriod {
+        start: page.start,
+        end: page.end,
+        tz: Some("Asia/Shanghai".into()),
+    };
+    let marked = store
+        .mark_settled(&Settled {
+            month,
+            shard: Shard::ALL,
+            period: &period,
+            version: &page.version.version,
+            now,
+            through_import: watermark,
+        })
+        .await
+        .expect("mark settled");
+    assert_eq!(marked, MarkSettled::Done { month_complete: true });
+    written
+}
+
+/// The story every backend must tell the same way.
+async fn story<S: Store>(store: &S) {
+    let oct = october();
+    let opened = "2026-09-01T00:00:00+08:00";
+    let now = t("2026-10-05T09:00:00+08:00");
+
+    // Schema and currency.
+    store.migrate().await.expect("migrate");
+    store.migrate().await.expect("migrating twice changes nothing");
+    store.check_schema().await.expect("a migrated schema checks");
+    assert_eq!(store.currency().await.unwrap(), None);
+    assert_eq!(store.adopt_currency("CNY").await.unwrap(), "CNY");
+    assert_eq!(
+        store.adopt_currency("USD").await.unwrap(),
+        "CNY",
+        "the first currency stays"
+    );
+    assert_eq!(store.currency().await.unwrap().as_deref(), Some("CNY"));
+
+    // Accounts: all or nothing, opened ones get the month's free packs.
+    let rows = [
+        account(2, "acme", Some(opened), 100_000),
+        account(3, "bolt", Some(opened), 0),
+        account(4, "cove", None, 5_000),
+    ];
+    assert_eq!(
+        store.import_accounts(&rows, &grant(oct), now).await.unwrap().unwrap(),
+        3
+    );
+    let again = [account(2, "dune", Some(opened), 1), account(3, "acme", Some(opened), 1)];
+    let problems = store
+        .import_accounts(&again, &grant(oct), now)
+        .await
+        .unwrap()
+        .expect_err("an id already present is refused");
+    assert!(problems.iter().any(|p| p.line == 3), "{problems:?}");
+    assert_eq!(
+        store.count_accounts().await.unwrap(),
+        3,
+        "nothing of the refused file was written"
+    );
+    let mut ids = Vec::new();
+    store
+        .accounts(&mut |a| {
+            ids.push(a.account_id);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids, ["acme", "bolt", "cove"]);
+    let acme = store.account("acme").await.unwrap().expect("acme exists");
+    assert_eq!(
+        (acme.balance, acme.status(now)),
+        ("1000.00".parse().unwrap(), AccountStatus::Active)
+    );
+    assert!(store.account("nobody").await.unwrap().is_none());
+    assert_eq!(
+        store.account("cove").await.unwrap().unwrap().status(now),
+        AccountStatus::Inactive
+    );
+
+    // Opening an account grants its packs once.
+    match store.activate("cove", now, &grant(oct)).await.unwrap() {
+        ActivateOutcome::Activated { packs_granted } => assert_eq!(packs_granted, 3),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store
+            .activate("cove", now + Duration::hours(1), &grant(oct))
+            .await
+            .unwrap(),
+        ActivateOutcome::AlreadyActive { since: now }
+    );
+    assert_eq!(
+        store.activate("nobody", now, &grant(oct)).await.unwrap(),
+        ActivateOutcome::NotFound
+    );
+    assert_eq!(
+        store.grant_free_packs(&grant(oct), now).await.unwrap(),
+        0,
+        "every open account has them"
+    );
+
+    // Recharges: a reference makes them idempotent.
+    assert_eq!(
+        store.recharge("bolt", 500, now, Some("pay-1")).await.unwrap(),
+        RechargeOutcome::Credited {
+            balance_fen: 500,
+            restored: false
+        }
+    );
+    match store.recharge("bolt", 500, now, Some("pay-1")).await.unwrap() {
+        RechargeOutcome::ReferenceUsed(used) => {
+            assert_eq!(
+                (used.account_id.as_str(), used.amount_fen, used.balance_fen),
+                ("bolt", 500, 500)
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store.recharge("nobody", 1, now, None).await.unwrap(),
+        RechargeOutcome::NotFound
+    );
+
+    // Packs.
+    let pack = NewPack {
+        line: 2,
+        pack_id: "pp-1".into(),
+        account_id: "acme".into(),
+        api: "CropImage".into(),
+        calls: 10_000,
+        valid_from: t("2026-10-01T00:00:00+08:00"),
+        valid_until: t("2027-01-01T00:00:00+08:00"),
+        purchased_at: t("2026-09-20T00:00:00+08:00"),
+    };
+    assert_eq!(
+        store.import_packs(std::slice::from_ref(&pack)).await.unwrap().unwrap(),
+        1
+    );
+    assert!(
+        store.import_packs(&[pack]).await.unwrap().is_err(),
+        "a pack id twice is refused"
+    );
+    let packs = store.packs().await.unwrap();
+    assert_eq!(packs.len(), 3 * 3 + 1, "three free packs an account, one prepaid");
+    assert_eq!(packs.iter().filter(|p| p.kind == "prepaid").count(), 1);
+
+    // Usage: all or nothing, the same rows twice refused.
+    let october_rows = [
+        ("acme", "AssessQuality", "2026-10-02T10:00:00+08:00", 2_000_000),
+        ("acme", "CropImage", "2026-10-03T10:00:00+08:00", 5_000),
+        ("bolt", "EnhanceImage", "2026-10-04T10:00:00+08:00", 3_500_000),
+        ("cove", "CropImage", "2026-10-05T10:00:00+08:00", 500),
+    ];
+    let first = store
+        .import_usage("october.csv", &mut usage("october.csv", &october_rows), now)
+        .await
+        .unwrap()
+        .expect("the file is imported");
+    assert_eq!((first.rows, first.calls, first.late.len()), (4, 5_505_500, 0));
+    match store
+        .import_usage("copy.csv", &mut usage("copy.csv", &october_rows), now)
+        .await
+        .unwrap()
+    {
+        Err(UsageRejected::AlreadyImported { import_id, .. }) => assert_eq!(import_id, first.import_id),
+        other => panic!("the same rows twice must be refused: {other:?}"),
+    }
+    let unknown = store
+        .import_usage(
+            "stranger.csv",
+            &mut usage(
+                "stranger.csv",
+                &[("nobody", "CropImage", "2026-10-05T10:00:00+08:00", 1)],
+            ),
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(unknown, Err(UsageRejected::BadRows { total: 1, .. })),
+        "{unknown:?}"
+    );
+    assert_eq!(store.import_watermark().await.unwrap(), first.import_id);
+    assert!(store.months_with_late_usage().await.unwrap().is_empty());
+    assert!(store.billed_period(oct).await.unwrap().is_none());
+
+    // The month settled in pages of two accounts.
+    let settled_at = t("2026-11-01T02:00:00+08:00");
+    let lock = store
+        .lock_month(oct, Shard::ALL)
+        .await
+        .unwrap()
+        .expect("the month is free");
+    drop(lock);
+    let written = settle(store, oct, settled_at, 2).await;
+    assert_eq!(
+        written,
+        PageOutcome {
+            bills: 3,
+            adjustments: 0,
+            total_fen: 2_949_050,
+            arrears: 2
+        }
+    );
+    let mut lines = Vec::new();
+    store
+        .export_lines(Some(oct), None, &mut |l| {
+            lines.push(l);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let bill = |id: &str| lines.iter().find(|l| l.account_id == id).cloned().expect("a bill");
+    // The seed's examples: (2,000,000 − 1000) × 0.0025 and (3,500,000 − 1000) × 0.007; CropImage
+    // within its free and prepaid packs.
+    assert_eq!(bill("acme").bill_total_fen, 499_750);
+    assert_eq!(bill("bolt").bill_total_fen, 2_449_300);
+    assert_eq!(bill("cove").bill_total_fen, 0);
+    assert_eq!(bill("acme").balance_after_fen, 100_000 - 499_750);
+    assert_eq!(bill("acme").debited_fen, 499_750);
+    assert_eq!(bill("acme").unit_price, "0.0025".parse().unwrap());
+    assert!(bill("bolt").balance_after_fen < 0 && bill("cove").balance_after_fen > 0);
+    assert_eq!(lines.len(), 4, "one line per account and API with usage");
+    assert!(store.is_settled(oct).await.unwrap());
+    let totals = store.month_totals(oct).await.unwrap();
+    assert_eq!(
+        (totals.bills, totals.total_fen, totals.accounts_in_arrears),
+        (3, 2_949_050, 2)
+    );
+    assert_eq!(totals.settled_at, Some(settled_at));
+    let period = store.billed_period(oct).await.unwrap().expect("a billed period");
+    assert_eq!(
+        (period.start, period.tz.as_deref()),
+        (oct.start(Shanghai), Some("Asia/Shanghai"))
+    );
+    let prepaid = store
+        .packs()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.pack_id == "pp-1")
+        .unwrap();
+    assert_eq!(
+        prepaid.remaining,
+        10_000 - (5_000 - 1_000),
+        "free pack first, then the prepaid one"
+    );
+
+    // Settling again changes nothing.
+    assert_eq!(
+        settle(store, oct, settled_at + Duration::minutes(5), 2).await,
+        PageOutcome::default()
+    );
+
+    // One account's lines, and the books.
+    let mut acme_lines = 0;
+    store
+        .export_lines(Some(oct), Some("acme"), &mut |l| {
+            assert_eq!(
+                (l.account_id.as_str(), l.kind.as_str(), l.revision),
+                ("acme", "original", 1)
+            );
+            acme_lines += 1;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(acme_lines, 2);
+    for check in BookCheck::all() {
+        let found = store.breaches(check, Some(oct)).await.unwrap();
+        assert!(found.is_empty(), "{}: {found:?}", check.what());
+        assert!(store.breaches(check, None).await.unwrap().is_empty());
+    }
+
+    // Arrears, suspension and restoration.
+    let notices = store.arrears_bills(oct).await.unwrap();
+    assert_eq!(notices.len(), 2);
+    let stop = settled_at + Duration::hours(24);
+    assert!(notices.iter().all(|n| n.suspend_at == Some(stop)), "{notices:?}");
+    assert_eq!(store.next_suspension().await.unwrap(), Some(stop));
+    assert!(store.enforce(stop - Duration::seconds(1)).await.unwrap().is_empty());
+    let mut suspended = store.enforce(stop).await.unwrap();
+    suspended.sort();
+    assert_eq!(suspended, ["acme", "bolt"]);
+    assert!(store.enforce(stop).await.unwrap().is_empty(), "suspended once");
+    assert_eq!(store.next_suspension().await.unwrap(), None);
+    assert_eq!(
+        store
+            .recharge("acme", 399_750, stop + Duration::hours(1), Some("pay-2"))
+            .await
+            .unwrap(),
+        RechargeOutcome::Credited {
+            balance_fen: 0,
+            restored: true
+        }
+    );
+    let kinds: Vec<(String, String)> = store
+        .events()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.account_id, e.kind))
+        .collect();
+    let has = |id: &str, kind: &str| kinds.iter().filter(|(a, k)| a == id && k == kind).count();
+    assert_eq!(
+        (
+            has("acme", "arrears_notice"),
+            has("acme", "suspended"),
+            has("acme", "restored")
+        ),
+        (1, 1, 1),
+        "{kinds:?}"
+    );
+    assert_eq!((has("bolt", "suspended"), has("bolt", "restored")), (1, 0));
+
+    // Late usage: the month is found again, and settling it issues an adjustment.
+    let late = store
+        .import_usage(
+            "late.csv",
+            &mut usage(
+                "late.csv",
+                &[("cove", "EnhanceImage", "2026-10-30T10:00:00+08:00", 11_000)],
+            ),
+            stop,
+        )
+        .await
+        .unwrap()
+        .expect("late usage is taken");
+    assert_eq!(late.late, [("2026-10".to_owned(), 1)]);
+    assert_eq!(store.months_with_late_usage().await.unwrap(), [oct]);
+    let adjusted = settle(store, oct, stop + Duration::hours(2), 2).await;
+    assert_eq!((adjusted.bills, adjusted.adjustments), (1, 1));
+    assert_eq!(adjusted.total_fen, 10_000 * 8 / 10, "(11,000 − 1000) × 0.008");
+    let mut revisions = Vec::new();
+    store
+        .export_lines(Some(oct), Some("cove"), &mut |l| {
+            revisions.push((l.revision, l.kind.clone(), l.api.clone(), l.debited_fen));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        revisions,
+        [
+            (1, "original".into(), "CropImage".into(), 0),
+            (2, "adjustment".into(), "CropImage".into(), 8_000),
+            (2, "adjustment".into(), "EnhanceImage".into(), 8_000),
+        ]
+    );
+    assert!(store.months_with_late_usage().await.unwrap().is_empty());
+    for check in BookCheck::all() {
+        assert!(
+            store.breaches(check, None).await.unwrap().is_empty(),
+            "{}",
+            check.what()
+        );
+    }
+
+    // Runs.
+    let run = store.run_started("settle", Some(oct), settled_at).await.unwrap();
+    store
+        .run_ended(
+            run,
+            &RunEnd {
+                ended_at: settled_at + Duration::seconds(3),
+                outcome: "ok",
+                month: Some("2026-10".into()),
+                accounts_billed: 3,
+                billed_fen: 2_949_050,
+                suspended: 0,
+                message: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+    let other = store.run_started("enforce", None, stop).await.unwrap();
+    let runs = store.runs(10).await.unwrap();
+    assert_eq!(
+        runs.iter().map(|r| r.run_id).collect::<Vec<_>>(),
+        [other, run],
+        "newest first"
+    );
+    assert_eq!((runs[1].outcome.as_str(), runs[1].billed_fen), ("ok", 2_949_050));
+    assert_eq!(runs[0].ended_at, None);
+    assert_eq!(store.runs(1).await.unwrap().len(), 1);
+
+    store.close().await;
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+#[test]
+fn sqlite_keeps_the_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("contract.db").display());
+    runtime().block_on(async {
+        let store = SqliteStore::connect(&url, true).await.expect("open SQLite");
+        story(&store).await;
+    });
+}
+
+#[test]
+fn postgres_keeps_the_store_contract() {
+    let Some(server) = std::env::var("BILLRUN_TEST_PG").ok().filter(|s| !s.is_empty()) else {
+        eprintln!("BILLRUN_TEST_PG is not set: the PostgreSQL half runs in scripts/test");
+        return;
+    };
+    runtime().block_on(async {
+        use sqlx::{Connection, Executor};
+        let name = format!("billrun_contract_{}", std::process::id());
+        let mut admin = sqlx::PgConnection::connect(&server)
+            .await
+            .expect("connect to the test server");
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+            .await
+            .unwrap();
+        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+        let (base, _) = server.rsplit_once('/').expect("a server URL with a database");
+        let store = PgStore::connect(&format!("{base}/{name}"))
+            .await
+            .expect("open PostgreSQL");
+        story(&store).await;
+        admin.execute(format!("DROP DATABASE {name}").as_str()).await.unwrap();
+    });
+}
