@@ -80,9 +80,9 @@ fn init_logs(format: crate::cli::LogFormat) {
 /// one that only reads.
 async fn prepare<S: Store>(store: &S, writes: bool) -> anyhow::Result<()> {
     if writes {
-        store.migrate().await
+        Ok(store.migrate().await?)
     } else {
-        store.check_schema().await
+        Ok(store.check_schema().await?)
     }
 }
 
@@ -232,7 +232,7 @@ async fn execute<S: Store>(
             Ok(())
         }
         Command::Enforce => {
-            let ids = recorded(store, ctx, "enforce", None, store.enforce(ctx.now), stop_signal()).await?;
+            let ids = recorded(store, ctx, "enforce", None, jobs::enforce(store, ctx), stop_signal()).await?;
             commands::print_suspended(&ids);
             Ok(())
         }

@@ -13,7 +13,7 @@ use crate::jobs::{self, Ctx};
 use crate::output::{terminal_safe, Destination, ListWriter};
 use crate::schedule::Schedule;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{ActivateOutcome, Store};
+use crate::store::{ActivateOutcome, Store, StoreError};
 use std::path::Path;
 
 /// Loads the catalog named on the command line, or the built-in one.
@@ -178,7 +178,6 @@ pub async fn accounts_activate<S: Store>(store: &S, ctx: &Ctx, id: &str) -> anyh
                 ctx.local(since)
             )
         }
-        ActivateOutcome::NotFound => unreachable!("turned into an error by the job"),
     }
     Ok(())
 }
@@ -249,7 +248,10 @@ pub async fn packs_import<S: Store>(store: &S, ctx: &Ctx, file: &Path) -> anyhow
         ))
     };
     let rows = crate::input::packs::read(jobs::open_input(file)?, &ctx.catalog.known_apis()).map_err(rejected)?;
-    let n = store.import_packs(&rows).await?.map_err(rejected)?;
+    let n = match store.import_packs(&rows).await {
+        Err(StoreError::Rejected { problems, .. }) => return Err(rejected(problems)),
+        n => n?,
+    };
     println!("imported {n} prepaid packs from {}", file.display());
     Ok(())
 }
@@ -321,7 +323,7 @@ pub async fn runs_list<S: Store>(store: &S, ctx: &Ctx, format: Format, limit: u3
             r.month.unwrap_or_default(),
             ctx.local(r.started_at),
             r.ended_at.map(|t| ctx.local(t)).unwrap_or_default(),
-            r.outcome,
+            r.outcome.as_str().to_owned(),
             r.accounts_billed.to_string(),
             format_money(from_fen(r.billed_fen)),
             r.suspended.to_string(),
@@ -425,7 +427,7 @@ pub async fn events<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyhow::R
         w.row(vec![
             e.event_id.to_string(),
             e.account_id,
-            e.kind,
+            e.kind.as_str().to_owned(),
             ctx.local(e.at),
             e.bill_id.unwrap_or_default(),
             e.suspend_at.map(|t| ctx.local(t)).unwrap_or_default(),
@@ -479,7 +481,7 @@ pub async fn list_packs<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyho
     for p in store.packs().await? {
         w.row(vec![
             p.pack_id,
-            p.kind,
+            p.kind.as_str().to_owned(),
             p.account_id,
             p.api,
             p.calls.to_string(),
@@ -506,9 +508,7 @@ pub async fn show_bill<S: Store>(store: &S, ctx: &Ctx, id: &str, month: Month) -
     if lines.is_empty() {
         return Err(input_error(format!("account '{id}' has no bill for {month}")));
     }
-    let Some(account) = store.account(id).await? else {
-        return Err(input_error(format!("account '{id}' does not exist")));
-    };
+    let account = store.account(id).await?;
     let stops = store
         .arrears_bills(month)
         .await?

@@ -87,8 +87,8 @@ pub async fn run(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
             &crate::input::packs::read(PACKS.as_bytes(), &ctx.catalog.known_apis())
                 .map_err(|p| anyhow::anyhow!("demo packs: {p:?}"))?,
         )
-        .await?
-        .map_err(|p| anyhow::anyhow!("demo packs: {p:?}"))?;
+        .await
+        .map_err(|e| anyhow::anyhow!("demo packs: {e}"))?;
     println!("imported 1 prepaid pack");
     let u = jobs::usage::import(&store, &ctx, &dir.join("demo-usage.csv")).await?;
     println!("imported {} usage rows ({} calls)\n", u.rows, u.calls);

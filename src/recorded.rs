@@ -5,7 +5,7 @@ use crate::error::{exit_code, Stopped, EXIT_BUSY};
 use crate::jobs::run::RunSummary;
 use crate::jobs::settle::SettleSummary;
 use crate::jobs::Ctx;
-use crate::store::{RunEnd, Store};
+use crate::store::{RunEnd, RunOutcome, Store};
 use std::future::Future;
 use std::time::Instant;
 
@@ -92,17 +92,25 @@ pub async fn recorded<S: Store, T: Counted>(
     };
     match &result {
         Ok(done) => {
-            end.outcome = if done.did_something() { "ok" } else { "nothing-to-do" };
+            end.outcome = if done.did_something() {
+                RunOutcome::Ok
+            } else {
+                RunOutcome::NothingToDo
+            };
             end.month = done.month().or(month).map(|m| m.to_string());
             (end.accounts_billed, end.billed_fen) = done.billed();
             end.suspended = done.suspended();
         }
         Err(e) if e.is::<Stopped>() => {
-            end.outcome = "stopped";
+            end.outcome = RunOutcome::Stopped;
             end.message = e.to_string();
         }
         Err(e) => {
-            end.outcome = if exit_code(e) == EXIT_BUSY { "busy" } else { "failed" };
+            end.outcome = if exit_code(e) == EXIT_BUSY {
+                RunOutcome::Busy
+            } else {
+                RunOutcome::Failed
+            };
             end.message = crate::error::describe(e);
         }
     }
@@ -135,7 +143,7 @@ pub async fn recorded<S: Store, T: Counted>(
                 run_id,
                 command,
                 month,
-                outcome = end.outcome,
+                outcome = end.outcome.as_str(),
                 accounts_billed = end.accounts_billed,
                 billed = %billed,
                 suspended = end.suspended,
@@ -146,9 +154,9 @@ pub async fn recorded<S: Store, T: Counted>(
         };
     }
     match end.outcome {
-        "ok" | "nothing-to-do" => finished!(info),
-        "busy" | "stopped" => finished!(warn),
-        _ => finished!(error),
+        RunOutcome::Ok | RunOutcome::NothingToDo => finished!(info),
+        RunOutcome::Busy | RunOutcome::Stopped => finished!(warn),
+        RunOutcome::Running | RunOutcome::Failed => finished!(error),
     }
     result
 }
@@ -225,7 +233,7 @@ mod tests {
         assert_eq!(exit_code(&e), crate::error::EXIT_BUG);
         assert!(e.to_string().contains("an overflow (expected by this test)"), "{e}");
         let runs = store.runs(1).await.unwrap();
-        assert_eq!(runs[0].outcome, "failed");
+        assert_eq!(runs[0].outcome, crate::store::RunOutcome::Failed);
         assert!(
             runs[0].message.contains("billrun panicked: an overflow"),
             "{}",

@@ -11,6 +11,36 @@ use chrono::{DateTime, Duration, Utc};
 /// How long an account in arrears keeps its service after the debit.
 pub const GRACE: Duration = Duration::hours(24);
 
+/// What happened to an account's service, as recorded once per change for the notifier and
+/// the API gateway to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// The balance went negative: the service stops at `suspend_at` unless recharged first.
+    ArrearsNotice,
+    /// The service stopped.
+    Suspended,
+    /// A recharge brought a suspended account back to a balance ≥ 0: the service is back.
+    Restored,
+}
+
+impl EventKind {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::ArrearsNotice => "arrears_notice",
+            EventKind::Suspended => "suspended",
+            EventKind::Restored => "restored",
+        }
+    }
+
+    /// The kind a stored name stands for.
+    pub fn parse(name: &str) -> Option<EventKind> {
+        [EventKind::ArrearsNotice, EventKind::Suspended, EventKind::Restored]
+            .into_iter()
+            .find(|k| k.as_str() == name)
+    }
+}
+
 /// The parts of an account that arrears rules read and change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServiceState {

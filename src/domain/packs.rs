@@ -14,6 +14,23 @@ pub enum PackKind {
     Prepaid,
 }
 
+impl PackKind {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackKind::Free => "free",
+            PackKind::Prepaid => "prepaid",
+        }
+    }
+
+    /// The kind a stored name stands for.
+    pub fn parse(name: &str) -> Option<PackKind> {
+        [PackKind::Free, PackKind::Prepaid]
+            .into_iter()
+            .find(|k| k.as_str() == name)
+    }
+}
+
 /// What is left of one pack, as read before the bill.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PackBalance {

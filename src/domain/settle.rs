@@ -67,11 +67,19 @@ pub enum RevisionKind {
 }
 
 impl RevisionKind {
+    /// The name stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             RevisionKind::Original => "original",
             RevisionKind::Adjustment => "adjustment",
         }
+    }
+
+    /// The kind a stored name stands for.
+    pub fn parse(name: &str) -> Option<RevisionKind> {
+        [RevisionKind::Original, RevisionKind::Adjustment]
+            .into_iter()
+            .find(|k| k.as_str() == name)
     }
 }
 

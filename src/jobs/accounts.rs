@@ -7,7 +7,7 @@ use crate::error::{input_error, RejectedFile};
 use crate::input::accounts as file;
 use crate::input::text::shown;
 use crate::input::{check_account_id, check_id};
-use crate::store::{ActivateOutcome, RechargeOutcome, Store};
+use crate::store::{ActivateOutcome, RechargeOutcome, Store, StoreError};
 use std::path::Path;
 
 /// Imports an accounts file whole, or rejects it whole. Returns how many were added.
@@ -18,17 +18,17 @@ pub async fn import<S: Store>(store: &S, ctx: &Ctx, path: &Path) -> anyhow::Resu
     };
     let rows = file::read(open_input(path)?).map_err(rejected)?;
     let grant = ctx.free_grant(ctx.current_month())?;
-    store.import_accounts(&rows, &grant, ctx.now).await?.map_err(rejected)
+    match store.import_accounts(&rows, &grant, ctx.now).await {
+        Err(StoreError::Rejected { problems, .. }) => Err(rejected(problems)),
+        n => Ok(n?),
+    }
 }
 
 /// Opens an account's service at `--now`, with the current month's whole free pack.
 pub async fn activate<S: Store>(store: &S, ctx: &Ctx, id: &str) -> anyhow::Result<ActivateOutcome> {
     check_account_id(id).map_err(|e| input_error(format!("account: {e}")))?;
     let grant = ctx.free_grant(ctx.current_month())?;
-    match store.activate(id, ctx.now, &grant).await? {
-        ActivateOutcome::NotFound => Err(input_error(format!("unknown account '{}'", shown(id)))),
-        other => Ok(other),
-    }
+    Ok(store.activate(id, ctx.now, &grant).await?)
 }
 
 /// What a recharge did.
@@ -73,7 +73,6 @@ pub async fn recharge<S: Store>(
     }
     match store.recharge(id, fen, ctx.now, reference).await? {
         RechargeOutcome::Credited { balance_fen, restored } => Ok(Recharged::Credited { balance_fen, restored }),
-        RechargeOutcome::NotFound => Err(input_error(format!("unknown account '{}'", shown(id)))),
         RechargeOutcome::Overflow { balance_fen } => Err(input_error(format!(
             "crediting {} to '{}' would take its balance of {} beyond {}, the largest billrun keeps; nothing changed",
             format_money(value),

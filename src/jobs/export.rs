@@ -111,7 +111,7 @@ fn record(ctx: &Ctx, l: ExportLine, currency: &str, suspend_at: Option<DateTime<
         ctx.local(l.period_end),
         ctx.local(l.settled_at),
         l.revision.to_string(),
-        text_cell(&l.kind),
+        text_cell(l.kind.as_str()),
         format_money(from_fen(l.debited_fen)),
         text_cell(&product),
         text_cell(&api_name),

@@ -93,3 +93,9 @@ pub async fn check_settled<S: crate::store::Store>(store: &S, month: Month) -> a
 pub fn open_input(path: &Path) -> anyhow::Result<std::fs::File> {
     std::fs::File::open(path).map_err(|e| input_error(format!("cannot read {}: {e}", path.display())))
 }
+
+/// Suspends the accounts whose `suspend_at` has come at `--now` while their balance is still
+/// negative; returns their ids.
+pub async fn enforce<S: crate::store::Store>(store: &S, ctx: &Ctx) -> anyhow::Result<Vec<String>> {
+    Ok(store.enforce(ctx.now).await?)
+}

@@ -44,11 +44,8 @@ pub async fn report_data<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow
     for bill in worst {
         let now = store.account(&bill.account_id).await?;
         arrears.push(ArrearsRow {
-            status_now: now
-                .as_ref()
-                .map(|a| a.status(ctx.now).as_str().to_owned())
-                .unwrap_or_default(),
-            balance_now: now.map(|a| a.balance).unwrap_or_default(),
+            status_now: now.status(ctx.now).as_str().to_owned(),
+            balance_now: now.balance,
             bill,
         });
     }

@@ -39,7 +39,7 @@ pub struct SettleSummary {
 /// Grants a month's free packs to every account opened before it ended.
 pub async fn grant<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Result<u64> {
     let grant = ctx.free_grant(month)?;
-    store.grant_free_packs(&grant, ctx.now).await
+    Ok(store.grant_free_packs(&grant, ctx.now).await?)
 }
 
 /// How many times a settle reads the month's usage again because imports kept arriving for it

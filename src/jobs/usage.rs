@@ -5,7 +5,7 @@ use crate::error::{input_error, RejectedFile};
 use crate::input::usage::{Fingerprint, NewUsage, TimeBounds, UsageRows, CLOCK_AHEAD};
 use crate::input::RowError;
 use crate::progress::Progress;
-use crate::store::{Store, UsageImported, UsageRejected, UsageSource};
+use crate::store::{Store, StoreError, UsageImported, UsageSource};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -157,9 +157,9 @@ pub async fn import<S: Store>(store: &S, ctx: &Ctx, path: &Path) -> anyhow::Resu
     if let Some((_, progress)) = rows.read.take() {
         progress.finish();
     }
-    match imported? {
+    match imported {
         Ok(done) => Ok(done),
-        Err(UsageRejected::AlreadyImported {
+        Err(StoreError::AlreadyImported {
             import_id,
             file_name,
             imported_at,
@@ -168,7 +168,8 @@ pub async fn import<S: Store>(store: &S, ctx: &Ctx, path: &Path) -> anyhow::Resu
              importing them again would bill their calls twice",
             ctx.local(imported_at)
         ))),
-        Err(UsageRejected::BadRows { problems, total }) => Err(rejected(problems, total)),
+        Err(StoreError::Rejected { problems, total }) => Err(rejected(problems, total)),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -50,6 +50,7 @@ pub async fn verify<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result
         let found = store
             .breaches(check, month)
             .await
+            .map_err(anyhow::Error::from)
             .with_context(|| format!("checking that {what}"))?;
         tracing::debug!(check = what, millis = started.elapsed().as_millis() as u64, "checked");
         let breaches = found.len() as u64;

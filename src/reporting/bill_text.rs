@@ -130,7 +130,7 @@ pub fn explain(c: &BillContext<'_>, lines: &[ExportLine], api_name: &dyn Fn(&Exp
             out,
             "\nrevision {} ({}), settled {}, catalog {}",
             head.revision,
-            head.kind,
+            head.kind.as_str(),
             local(head.settled_at, c.tz),
             head.catalog_version
         );
@@ -177,6 +177,7 @@ pub fn explain(c: &BillContext<'_>, lines: &[ExportLine], api_name: &dyn Fn(&Exp
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::settle::RevisionKind;
     use rust_decimal::Decimal;
     use std::str::FromStr;
 
@@ -189,7 +190,11 @@ mod tests {
             month: "2026-10".into(),
             bill_id: format!("2026-10-down-r{rev}"),
             revision: rev,
-            kind: if rev == 1 { "original" } else { "adjustment" }.into(),
+            kind: if rev == 1 {
+                RevisionKind::Original
+            } else {
+                RevisionKind::Adjustment
+            },
             debited_fen,
             rounding: "half-up".into(),
             account_id: "down".into(),

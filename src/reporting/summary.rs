@@ -238,6 +238,7 @@ impl Summarizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::settle::RevisionKind;
     use std::str::FromStr;
 
     fn d(s: &str) -> Decimal {
@@ -251,7 +252,11 @@ mod tests {
             month: "2026-10".into(),
             bill_id: format!("2026-10-{account}-r{rev}"),
             revision: rev,
-            kind: if rev == 1 { "original" } else { "adjustment" }.into(),
+            kind: if rev == 1 {
+                RevisionKind::Original
+            } else {
+                RevisionKind::Adjustment
+            },
             debited_fen: total_fen,
             rounding: "half-up".into(),
             account_id: account.into(),

@@ -6,21 +6,24 @@
 //! The jobs own the order of work; a store owns its transactions, so each method is one
 //! atomic step: it either happens completely or not at all.
 
+mod common;
+mod decode;
+mod error;
 pub mod page;
 pub mod postgres;
 pub mod sql;
 pub mod sqlite;
 mod usage_stream;
 
+pub use error::{StoreError, StoreResult};
 pub use usage_stream::{usage_channel, AccountUsage, UsageSender, UsageStream};
 
-use crate::domain::arrears::ServiceState;
-use crate::domain::bill::ApiUsage;
+use crate::domain::arrears::{EventKind, ServiceState};
 use crate::domain::catalog::CatalogVersion;
 use crate::domain::month::Month;
-use crate::domain::packs::PackBalance;
+use crate::domain::packs::{PackBalance, PackKind};
+use crate::domain::settle::RevisionKind;
 use crate::domain::shard::Shard;
-use crate::error::MAX_LISTED;
 use crate::input::accounts::NewAccount;
 use crate::input::packs::NewPack;
 use crate::input::usage::{Fingerprint, NewUsage};
@@ -145,7 +148,6 @@ impl AccountView {
 pub enum ActivateOutcome {
     Activated { packs_granted: u64 },
     AlreadyActive { since: DateTime<Utc> },
-    NotFound,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,7 +159,6 @@ pub enum RechargeOutcome {
     /// The reference names a recharge recorded before: nothing was credited. Whether it is
     /// the same payment (same account and amount) or another one is the job's to judge.
     ReferenceUsed(UsedReference),
-    NotFound,
     /// The credit would take the balance beyond what a 64-bit count of fen holds.
     Overflow {
         balance_fen: i64,
@@ -185,19 +186,6 @@ pub struct UsageImported {
     pub late: Vec<(String, u64)>,
 }
 
-/// Why a usage import wrote nothing.
-#[derive(Clone, Debug)]
-pub enum UsageRejected {
-    /// The same rows were imported before (the same bytes, or the same rows written otherwise).
-    AlreadyImported {
-        import_id: i64,
-        file_name: String,
-        imported_at: DateTime<Utc>,
-    },
-    /// Problems (at most `MAX_LISTED` of them, in line order) and how many there were in all.
-    BadRows { problems: Vec<RowError>, total: u64 },
-}
-
 /// A usage file's rows as an import reads them, checked one by one, then its fingerprints.
 pub trait UsageSource: Iterator<Item = Result<NewUsage, Vec<RowError>>> {
     /// Once every row has been read: the file's fingerprints (`None` if reading stopped early,
@@ -205,97 +193,10 @@ pub trait UsageSource: Iterator<Item = Result<NewUsage, Vec<RowError>>> {
     fn fingerprint(&self) -> Option<Fingerprint>;
 }
 
-/// What a usage import has read so far: its good rows, their calls and time range, the rows
-/// that fall in months already settled, and its problems. The same bookkeeping for every
-/// backend.
-#[derive(Debug, Default)]
-pub(crate) struct ImportTally {
-    pub rows: u64,
-    pub calls: i64,
-    pub first: Option<DateTime<Utc>>,
-    pub last: Option<DateTime<Utc>>,
-    /// Settled months, `[start, end)`, with how many of the file's rows fall in each.
-    settled: Vec<(String, DateTime<Utc>, DateTime<Utc>, u64)>,
-    problems: Vec<RowError>,
-    problems_total: u64,
-}
-
-impl ImportTally {
-    /// A tally for a file imported into a database whose settled months are `settled`
-    /// (month, start, end).
-    pub fn new(settled: Vec<(String, DateTime<Utc>, DateTime<Utc>)>) -> ImportTally {
-        ImportTally {
-            settled: settled.into_iter().map(|(m, s, e)| (m, s, e, 0)).collect(),
-            ..ImportTally::default()
-        }
-    }
-
-    /// The rows that fall in settled months, by month: late usage.
-    pub fn late(&self) -> Vec<(String, u64)> {
-        self.settled
-            .iter()
-            .filter(|(.., n)| *n > 0)
-            .map(|(m, .., n)| (m.clone(), *n))
-            .collect()
-    }
-
-    /// Counts a good row; a row whose calls would take the file's total past what a 64-bit
-    /// count holds becomes a problem instead. Returns whether the row counted.
-    pub fn row(&mut self, r: &NewUsage) -> bool {
-        let Some(calls) = self.calls.checked_add(r.calls) else {
-            self.problems(vec![RowError::new(
-                r.line,
-                "calls",
-                format!(
-                    "the file's calls add up to more than {}, the most billrun can count",
-                    i64::MAX
-                ),
-            )]);
-            return false;
-        };
-        self.calls = calls;
-        self.rows += 1;
-        self.first = Some(self.first.map_or(r.ts, |f| f.min(r.ts)));
-        self.last = Some(self.last.map_or(r.ts, |l| l.max(r.ts)));
-        if let Some(month) = self.settled.iter_mut().find(|(_, s, e, _)| *s <= r.ts && r.ts < *e) {
-            month.3 += 1;
-        }
-        true
-    }
-
-    /// Records problems; the first `MAX_LISTED` are kept to be listed.
-    pub fn problems(&mut self, errs: Vec<RowError>) {
-        self.problems_total += errs.len() as u64;
-        let room = MAX_LISTED.saturating_sub(self.problems.len());
-        self.problems.extend(errs.into_iter().take(room));
-    }
-
-    /// Whether the file is known to be bad.
-    pub fn is_bad(&self) -> bool {
-        self.problems_total > 0
-    }
-
-    /// The rejection, if the file is bad or has no rows at all.
-    pub fn rejection(&mut self) -> Option<UsageRejected> {
-        if self.problems_total > 0 {
-            let mut problems = std::mem::take(&mut self.problems);
-            problems.sort_by_key(|p| p.line);
-            return Some(UsageRejected::BadRows {
-                problems,
-                total: self.problems_total,
-            });
-        }
-        (self.rows == 0).then(|| UsageRejected::BadRows {
-            problems: vec![RowError::new(1, "(file)", "the file has no usage rows")],
-            total: 1,
-        })
-    }
-}
-
 #[derive(Clone, Debug)]
 pub struct PackView {
     pub pack_id: String,
-    pub kind: String,
+    pub kind: PackKind,
     pub account_id: String,
     pub api: String,
     pub calls: i64,
@@ -304,109 +205,6 @@ pub struct PackView {
     pub valid_until: DateTime<Utc>,
     pub purchased_at: DateTime<Utc>,
     pub month: Option<String>,
-}
-
-/// Groups `(account_id, api, calls, billed)` rows, read in account order, into one
-/// [`AccountUsage`] per account of `shard`. `billed` is what the current revision of the
-/// account's bill counted for that API (NULL: no bill, or no line for it): an account whose
-/// every API matches is left out, as nothing about it changed. (A backend that filters those
-/// in SQL passes NULL.)
-pub(crate) struct Grouper {
-    shard: Shard,
-    /// The account being read, and whether all its rows so far match its bill.
-    current: Option<(AccountUsage, bool)>,
-}
-
-impl Grouper {
-    pub(crate) fn new(shard: Shard) -> Grouper {
-        Grouper { shard, current: None }
-    }
-
-    /// Takes the next row; returns the previous account once this row starts another.
-    pub(crate) fn push(
-        &mut self,
-        account_id: String,
-        api: String,
-        calls: i64,
-        billed: Option<i64>,
-    ) -> Option<AccountUsage> {
-        if !self.shard.contains(&account_id) {
-            return None;
-        }
-        let mut done = None;
-        if self.current.as_ref().is_some_and(|(c, _)| c.account_id != account_id) {
-            let (previous, unchanged) = self.current.take().expect("current");
-            done = (!unchanged).then_some(previous);
-        }
-        let (account, unchanged) = self.current.get_or_insert_with(|| {
-            (
-                AccountUsage {
-                    account_id,
-                    usage: Vec::new(),
-                },
-                true,
-            )
-        });
-        *unchanged &= billed == Some(calls);
-        account.usage.push(ApiUsage { api, calls });
-        done
-    }
-
-    /// The last account, after the last row.
-    pub(crate) fn finish(self) -> Option<AccountUsage> {
-        self.current.and_then(|(last, unchanged)| (!unchanged).then_some(last))
-    }
-}
-
-/// The error for a month whose usage of some account and API adds up to more calls than a
-/// 64-bit count holds: every row was within bounds, but there are too many of them.
-pub(crate) fn calls_overflow(month: &str) -> anyhow::Error {
-    crate::error::input_error(format!(
-        "the usage of {month} adds up to more than {} calls for one account and API, more than billrun can \
-         count and bill; nothing of {month} is billed from here on",
-        i64::MAX
-    ))
-}
-
-/// Reads `(account_id, api, calls, billed)` rows in account order and sends one
-/// [`AccountUsage`] per account of `shard` down the channel (see [`Grouper`]); stops early if
-/// the receiver is gone.
-pub(crate) async fn forward_grouped<S>(mut rows: S, month: &str, shard: Shard, mut out: UsageSender)
-where
-    S: futures_util::Stream<Item = Result<(String, String, i64, Option<i64>), sqlx::Error>> + Unpin,
-{
-    use futures_util::TryStreamExt;
-    let mut grouper = Grouper::new(shard);
-    loop {
-        match rows.try_next().await {
-            Ok(Some((account_id, api, calls, billed))) => {
-                if let Some(done) = grouper.push(account_id, api, calls, billed) {
-                    if !out.send(done).await {
-                        return;
-                    }
-                }
-            }
-            Ok(None) => {
-                if let Some(last) = grouper.finish() {
-                    if !out.send(last).await {
-                        return;
-                    }
-                }
-                return out.finish(None).await;
-            }
-            Err(e) => {
-                let overflow = e
-                    .as_database_error()
-                    .and_then(|d| d.code())
-                    .is_some_and(|c| c == "22003");
-                let e = match overflow {
-                    true => calls_overflow(month),
-                    false => anyhow::Error::new(e).context("reading the month's usage"),
-                };
-                return out.finish(Some(e)).await;
-            }
-        }
-    }
 }
 
 /// The month a page of accounts is settled for, and when.
@@ -463,12 +261,50 @@ pub struct MonthTotals {
     pub settled_at: Option<DateTime<Utc>>,
 }
 
+/// Where a recorded run stands, or how it ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Started, not ended (or killed before it could record its end).
+    #[default]
+    Running,
+    /// It did what was due.
+    Ok,
+    /// Nothing was due.
+    NothingToDo,
+    /// A stop signal ended it cleanly.
+    Stopped,
+    /// Another run held what it needed.
+    Busy,
+    Failed,
+}
+
+impl RunOutcome {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Running => "running",
+            RunOutcome::Ok => "ok",
+            RunOutcome::NothingToDo => "nothing-to-do",
+            RunOutcome::Stopped => "stopped",
+            RunOutcome::Busy => "busy",
+            RunOutcome::Failed => "failed",
+        }
+    }
+
+    /// The outcome a stored name stands for.
+    pub fn parse(name: &str) -> Option<RunOutcome> {
+        use RunOutcome::*;
+        [Running, Ok, NothingToDo, Stopped, Busy, Failed]
+            .into_iter()
+            .find(|o| o.as_str() == name)
+    }
+}
+
 /// How a recorded run ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunEnd {
     pub ended_at: DateTime<Utc>,
-    /// `ok`, `nothing-to-do`, `busy` or `failed`.
-    pub outcome: &'static str,
+    pub outcome: RunOutcome,
     pub month: Option<String>,
     pub accounts_billed: u64,
     pub billed_fen: i64,
@@ -484,7 +320,7 @@ pub struct RunView {
     pub month: Option<String>,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
-    pub outcome: String,
+    pub outcome: RunOutcome,
     pub accounts_billed: i64,
     pub billed_fen: i64,
     pub suspended: i64,
@@ -497,8 +333,7 @@ pub struct ExportLine {
     pub month: String,
     pub bill_id: String,
     pub revision: i32,
-    /// `original` or `adjustment`.
-    pub kind: String,
+    pub kind: RevisionKind,
     /// What this revision debited (+) or credited (−), in fen.
     pub debited_fen: i64,
     pub rounding: String,
@@ -531,7 +366,7 @@ pub struct ExportLine {
 pub struct EventView {
     pub event_id: i64,
     pub account_id: String,
-    pub kind: String,
+    pub kind: EventKind,
     pub at: DateTime<Utc>,
     pub bill_id: Option<String>,
     pub suspend_at: Option<DateTime<Utc>>,
@@ -574,11 +409,11 @@ pub trait Store {
     type MonthLock;
 
     /// Applies pending migrations.
-    async fn migrate(&self) -> anyhow::Result<()>;
+    async fn migrate(&self) -> StoreResult<()>;
 
     /// Checks, without changing anything, that the database has every migration this binary
     /// has and no other: what a command that only reads needs.
-    async fn check_schema(&self) -> anyhow::Result<()>;
+    async fn check_schema(&self) -> StoreResult<()>;
 
     /// Closes the store's connections, waiting for them to end cleanly (SQLite then folds
     /// its write-ahead log back into the database file).
@@ -586,74 +421,72 @@ pub trait Store {
 
     /// Takes the month for this run, or `None` if another run holds it. This only avoids wasted
     /// work: the unique keys on bills and ledger entries are the real guarantee.
-    async fn lock_month(&self, month: Month, shard: Shard) -> anyhow::Result<Option<Self::MonthLock>>;
+    async fn lock_month(&self, month: Month, shard: Shard) -> StoreResult<Option<Self::MonthLock>>;
 
     /// Adds accounts and their opening balances (as ledger entries), granting `grant`'s free
-    /// packs to those opened before it ends. All or nothing: ids already present are returned
-    /// as problems and nothing is written.
-    async fn import_accounts(
-        &self,
-        rows: &[NewAccount],
-        grant: &FreeGrant,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<Result<u64, Vec<RowError>>>;
+    /// packs to those opened before it ends. All or nothing: ids already present are refused
+    /// ([`StoreError::Rejected`]) and nothing is written.
+    async fn import_accounts(&self, rows: &[NewAccount], grant: &FreeGrant, now: DateTime<Utc>) -> StoreResult<u64>;
 
-    /// Opens an account's service at `at` and grants `grant`'s free packs to it.
-    async fn activate(&self, account_id: &str, at: DateTime<Utc>, grant: &FreeGrant)
-        -> anyhow::Result<ActivateOutcome>;
+    /// Opens an account's service at `at` and grants `grant`'s free packs to it
+    /// ([`StoreError::UnknownAccount`] if there is no such account).
+    async fn activate(&self, account_id: &str, at: DateTime<Utc>, grant: &FreeGrant) -> StoreResult<ActivateOutcome>;
 
     /// How many accounts there are.
-    async fn count_accounts(&self) -> anyhow::Result<u64>;
+    async fn count_accounts(&self) -> StoreResult<u64>;
 
     /// Every account, sorted by id, handed to `each`.
-    async fn accounts(&self, each: &mut dyn FnMut(AccountView) -> anyhow::Result<()>) -> anyhow::Result<()>;
+    async fn accounts(&self, each: &mut dyn FnMut(AccountView) -> anyhow::Result<()>) -> StoreResult<()>;
 
     /// Credits an account, restoring its service if the balance reaches ≥ 0. A `reference`
-    /// makes the recharge idempotent.
+    /// makes the recharge idempotent. [`StoreError::UnknownAccount`] if there is no such
+    /// account.
     async fn recharge(
         &self,
         account_id: &str,
         amount_fen: i64,
         at: DateTime<Utc>,
         reference: Option<&str>,
-    ) -> anyhow::Result<RechargeOutcome>;
+    ) -> StoreResult<RechargeOutcome>;
 
     /// Adds a usage file's rows, all or none. Rows that failed parsing arrive as `Err` and are
     /// reported together with unknown accounts. A file whose bytes or rows were imported
-    /// before (its fingerprints, known once the rows are read) is refused.
+    /// before (its fingerprints, known once the rows are read) is refused
+    /// ([`StoreError::AlreadyImported`]).
     async fn import_usage(
         &self,
         file_name: &str,
         rows: &mut dyn UsageSource,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<Result<UsageImported, UsageRejected>>;
+    ) -> StoreResult<UsageImported>;
 
     /// The newest usage import committed: a settle that reads the month's usage after this
     /// has seen every import up to it.
-    async fn import_watermark(&self) -> anyhow::Result<i64>;
+    async fn import_watermark(&self) -> StoreResult<i64>;
 
     /// Settled months with usage imported after the settlement read them (an import newer
     /// than the month's watermark whose rows reach into the month), oldest first.
-    async fn months_with_late_usage(&self) -> anyhow::Result<Vec<Month>>;
+    async fn months_with_late_usage(&self) -> StoreResult<Vec<Month>>;
 
     /// The period `month` was billed for, if it has any bill or was settled.
-    async fn billed_period(&self, month: Month) -> anyhow::Result<Option<BilledPeriod>>;
+    async fn billed_period(&self, month: Month) -> StoreResult<Option<BilledPeriod>>;
 
     /// The currency the database keeps money in, if recorded.
-    async fn currency(&self) -> anyhow::Result<Option<String>>;
+    async fn currency(&self) -> StoreResult<Option<String>>;
 
     /// Records `currency` as the database's, unless one is recorded; returns the recorded one.
-    async fn adopt_currency(&self, currency: &str) -> anyhow::Result<String>;
+    async fn adopt_currency(&self, currency: &str) -> StoreResult<String>;
 
-    /// Adds prepaid packs, all or none.
-    async fn import_packs(&self, rows: &[NewPack]) -> anyhow::Result<Result<u64, Vec<RowError>>>;
+    /// Adds prepaid packs, all or none: a pack id already present, or an unknown account, is
+    /// refused ([`StoreError::Rejected`]).
+    async fn import_packs(&self, rows: &[NewPack]) -> StoreResult<u64>;
 
     /// Every pack, sorted by account, API and id.
-    async fn packs(&self) -> anyhow::Result<Vec<PackView>>;
+    async fn packs(&self) -> StoreResult<Vec<PackView>>;
 
     /// Grants the month's free packs to every account opened before the month ended that
     /// lacks them. Returns how many packs were created.
-    async fn grant_free_packs(&self, grant: &FreeGrant, now: DateTime<Utc>) -> anyhow::Result<u64>;
+    async fn grant_free_packs(&self, grant: &FreeGrant, now: DateTime<Utc>) -> StoreResult<u64>;
 
     /// Streams the month's usage totals, in account order, of every account whose usage is not
     /// exactly what its current bill for the month counted: accounts with no bill yet, and
@@ -664,7 +497,7 @@ pub trait Store {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         shard: Shard,
-    ) -> anyhow::Result<UsageStream>;
+    ) -> StoreResult<UsageStream>;
 
     /// Settles the stream's accounts `page_size` at a time, in stream order, each page one
     /// transaction, and hands each page's result to `done` as it commits. Each page bills,
@@ -680,21 +513,21 @@ pub trait Store {
         usage: UsageStream,
         page_size: usize,
         done: &mut dyn FnMut(PageDone),
-    ) -> anyhow::Result<()>;
+    ) -> StoreResult<()>;
 
     /// Records that every account of `shard` has been billed for the month with every usage
     /// import up to `through_import`, and, once every shard of its split is done, that the
     /// month is settled. Refuses (and records nothing) if an import newer than
     /// `through_import` reaches into the month: checked under a lock that keeps imports out
     /// until the record is committed.
-    async fn mark_settled(&self, settled: &Settled<'_>) -> anyhow::Result<MarkSettled>;
+    async fn mark_settled(&self, settled: &Settled<'_>) -> StoreResult<MarkSettled>;
 
     /// Bills, total and arrears of a month so far.
-    async fn month_totals(&self, month: Month) -> anyhow::Result<MonthTotals>;
+    async fn month_totals(&self, month: Month) -> StoreResult<MonthTotals>;
 
     /// Suspends accounts whose `suspend_at` has come while their balance is still negative.
     /// Returns their ids.
-    async fn enforce(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<String>>;
+    async fn enforce(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>>;
 
     /// The bill lines of every revision, by month, account, revision and API, handed to `each`:
     /// of one month or all, of one account or all.
@@ -703,37 +536,37 @@ pub trait Store {
         month: Option<Month>,
         account: Option<&str>,
         each: &mut dyn FnMut(ExportLine) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()>;
+    ) -> StoreResult<()>;
 
     /// Every event, oldest first.
-    async fn events(&self) -> anyhow::Result<Vec<EventView>>;
+    async fn events(&self) -> StoreResult<Vec<EventView>>;
 
     /// Whether the month's settlement has run to the end.
-    async fn is_settled(&self, month: Month) -> anyhow::Result<bool>;
+    async fn is_settled(&self, month: Month) -> StoreResult<bool>;
 
     /// The earliest `suspend_at` of an account not yet suspended whose balance is negative.
-    async fn next_suspension(&self) -> anyhow::Result<Option<DateTime<Utc>>>;
+    async fn next_suspension(&self) -> StoreResult<Option<DateTime<Utc>>>;
 
     /// Records that a run started; returns its id.
-    async fn run_started(&self, command: &str, month: Option<Month>, at: DateTime<Utc>) -> anyhow::Result<i64>;
+    async fn run_started(&self, command: &str, month: Option<Month>, at: DateTime<Utc>) -> StoreResult<i64>;
 
     /// Records how a run ended.
-    async fn run_ended(&self, run_id: i64, end: &RunEnd) -> anyhow::Result<()>;
+    async fn run_ended(&self, run_id: i64, end: &RunEnd) -> StoreResult<()>;
 
     /// The latest `limit` runs, newest first.
-    async fn runs(&self, limit: u32) -> anyhow::Result<Vec<RunView>>;
+    async fn runs(&self, limit: u32) -> StoreResult<Vec<RunView>>;
 
     /// Runs one of `verify`'s checks for `month` (or every month): one text per breach.
-    async fn breaches(&self, check: BookCheck, month: Option<Month>) -> anyhow::Result<Vec<String>>;
+    async fn breaches(&self, check: BookCheck, month: Option<Month>) -> StoreResult<Vec<String>>;
 
-    /// One account, or `None` if there is no such account.
-    async fn account(&self, account_id: &str) -> anyhow::Result<Option<AccountView>>;
+    /// One account; [`StoreError::UnknownAccount`] if there is no such account.
+    async fn account(&self, account_id: &str) -> StoreResult<AccountView>;
 
     /// Every revision of `month`'s bills that left its account's balance negative, by account
     /// and revision, with the service stop the account was under right after it: the
     /// `suspend_at` of the revision's own arrears notice, or else (a credit that left the
     /// balance still negative) that of the account's latest arrears notice recorded by then.
-    async fn arrears_bills(&self, month: Month) -> anyhow::Result<Vec<ArrearsBill>>;
+    async fn arrears_bills(&self, month: Month) -> StoreResult<Vec<ArrearsBill>>;
 }
 
 /// A bill revision that left its account in arrears (balance < 0 after its debit or credit).
@@ -746,37 +579,6 @@ pub struct ArrearsBill {
     /// When service stops (or stopped) unless a recharge brings the balance to ≥ 0; `None` if
     /// no stop was ever scheduled (say, a negative opening balance and only credits since).
     pub suspend_at: Option<DateTime<Utc>>,
-}
-
-/// What is wrong with a database whose applied migrations are `applied` (`None`: it has no
-/// migrations table at all) for a binary that has `known`, if anything.
-pub(crate) fn schema_problem(applied: Option<Vec<i64>>, known: &sqlx::migrate::Migrator) -> Option<String> {
-    let known: Vec<i64> = known.iter().map(|m| m.version).collect();
-    let Some(applied) = applied else {
-        return Some(
-            "the database has no billrun schema yet: run `billrun migrate` (or any command that writes) \
-             with a role that may create tables"
-                .into(),
-        );
-    };
-    if let Some(v) = applied.iter().find(|v| !known.contains(v)) {
-        return Some(format!(
-            "the database was migrated by a newer billrun (migration {v} is unknown to this one): use that \
-             version or a newer one"
-        ));
-    }
-    let missing: Vec<String> = known
-        .iter()
-        .filter(|v| !applied.contains(v))
-        .map(i64::to_string)
-        .collect();
-    (!missing.is_empty()).then(|| {
-        format!(
-            "the database's schema is older than this billrun (migrations {} are not applied): run \
-             `billrun migrate` with a role that may change the schema, then run this again",
-            missing.join(", ")
-        )
-    })
 }
 
 /// The database URL with any password replaced by `***`, for messages and logs.

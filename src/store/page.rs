@@ -8,7 +8,7 @@
 //! (`UNNEST` on PostgreSQL, multi-row `VALUES` on SQLite).
 
 use super::{AccountUsage, FreeGrant, PageOutcome, SettlePage};
-use crate::domain::arrears::ServiceState;
+use crate::domain::arrears::{EventKind, ServiceState};
 use crate::domain::packs::{PackBalance, PackKind};
 use crate::domain::settle::{bill_id, plan, AccountMonth, PlanError};
 pub use crate::domain::settle::{CurrentBill, StoredLine};
@@ -171,14 +171,14 @@ pub fn build(
         }
         if plan.notice {
             w.event_account.push(account_id.clone());
-            w.event_kind.push("arrears_notice");
+            w.event_kind.push(EventKind::ArrearsNotice.as_str());
             w.event_bill.push(bill_id.clone());
             w.event_suspend_at.push(plan.after.suspend_at);
             w.event_balance.push(plan.after.balance_fen);
         }
         if plan.restored {
             w.event_account.push(account_id.clone());
-            w.event_kind.push("restored");
+            w.event_kind.push(EventKind::Restored.as_str());
             w.event_bill.push(bill_id.clone());
             w.event_suspend_at.push(None);
             w.event_balance.push(plan.after.balance_fen);

@@ -12,10 +12,15 @@
 //! time zone, so the server's `TimeZone` never matters.
 
 mod copy_binary;
+mod decode;
 
 use crate::domain::arrears::{self, ServiceState};
 use crate::domain::packs::PackKind;
 use crate::domain::shard::Shard;
+use crate::store::common::*;
+use crate::store::decode::{
+    account_view, arrears_bill, event_view, export_line, pack_view, run_view, service_state, used_reference,
+};
 use crate::store::page::{self, CurrentBill, PageWrites, StoredLine};
 use crate::store::sql::verify::BookCheck;
 use crate::store::sql::*;
@@ -23,7 +28,7 @@ use crate::store::*;
 use anyhow::{anyhow, Context};
 use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, PgConnection, Row};
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -126,23 +131,6 @@ impl PgStore {
             tracing::warn!(tables, error = %e, "could not refresh the planner's statistics after the import");
         }
     }
-}
-
-fn service_state(row: &PgRow) -> anyhow::Result<ServiceState> {
-    Ok(ServiceState {
-        balance_fen: row.try_get("balance_fen")?,
-        suspend_at: row.try_get("suspend_at")?,
-        suspended: row.try_get("suspended")?,
-    })
-}
-
-fn account_view(row: &PgRow) -> anyhow::Result<AccountView> {
-    Ok(AccountView::new(
-        row.try_get("account_id")?,
-        row.try_get("name")?,
-        row.try_get("activated_at")?,
-        service_state(row)?,
-    ))
 }
 
 /// A stable 64-bit advisory lock key for settling `shard` of `month`.
@@ -315,7 +303,7 @@ impl PgStore {
 impl Store for PgStore {
     type MonthLock = PgMonthLock;
 
-    async fn migrate(&self) -> anyhow::Result<()> {
+    async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR
             .run(&self.pool)
             .await
@@ -323,14 +311,14 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn check_schema(&self) -> anyhow::Result<()> {
+    async fn check_schema(&self) -> StoreResult<()> {
         let applied = match sqlx::query_scalar(APPLIED_MIGRATIONS_SQL).fetch_all(&self.pool).await {
             Ok(v) => Some(v),
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => None,
             Err(e) => return Err(e.into()),
         };
-        match super::schema_problem(applied, &MIGRATOR) {
-            Some(problem) => Err(crate::error::input_error(problem)),
+        match crate::store::common::schema_problem(applied, &MIGRATOR) {
+            Some(problem) => Err(crate::error::input_error(problem).into()),
             None => Ok(()),
         }
     }
@@ -339,7 +327,7 @@ impl Store for PgStore {
         self.pool.close().await;
     }
 
-    async fn lock_month(&self, month: Month, shard: Shard) -> anyhow::Result<Option<PgMonthLock>> {
+    async fn lock_month(&self, month: Month, shard: Shard) -> StoreResult<Option<PgMonthLock>> {
         let mut session = self.options.connect().await.context("opening the lock session")?;
         let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(month_key(month, shard))
@@ -348,12 +336,7 @@ impl Store for PgStore {
         Ok(got.then_some(PgMonthLock { _session: session }))
     }
 
-    async fn import_accounts(
-        &self,
-        rows: &[NewAccount],
-        g: &FreeGrant,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<Result<u64, Vec<RowError>>> {
+    async fn import_accounts(&self, rows: &[NewAccount], g: &FreeGrant, now: DateTime<Utc>) -> StoreResult<u64> {
         let mut tx = self.pool.begin().await?;
         let mut problems = Vec::new();
         for chunk in rows.chunks(BULK_ROWS) {
@@ -392,15 +375,15 @@ impl Store for PgStore {
             .await?;
         }
         if !problems.is_empty() {
-            return Ok(Err(problems));
+            return Err(StoreError::rejected(problems));
         }
         grant(&mut tx, g, None).await?;
         tx.commit().await?;
         self.analyze("accounts, packs, ledger").await;
-        Ok(Ok(rows.len() as u64))
+        Ok(rows.len() as u64)
     }
 
-    async fn activate(&self, account_id: &str, when: DateTime<Utc>, g: &FreeGrant) -> anyhow::Result<ActivateOutcome> {
+    async fn activate(&self, account_id: &str, when: DateTime<Utc>, g: &FreeGrant) -> StoreResult<ActivateOutcome> {
         let mut tx = self.pool.begin().await?;
         let current: Option<Option<DateTime<Utc>>> =
             sqlx::query_scalar("SELECT activated_at FROM accounts WHERE account_id = $1 FOR UPDATE")
@@ -408,7 +391,7 @@ impl Store for PgStore {
                 .fetch_optional(&mut *tx)
                 .await?;
         match current {
-            None => Ok(ActivateOutcome::NotFound),
+            None => Err(StoreError::UnknownAccount(account_id.to_owned())),
             Some(Some(since)) => Ok(ActivateOutcome::AlreadyActive { since }),
             Some(None) => {
                 sqlx::query("UPDATE accounts SET activated_at = $1 WHERE account_id = $2")
@@ -423,14 +406,14 @@ impl Store for PgStore {
         }
     }
 
-    async fn count_accounts(&self) -> anyhow::Result<u64> {
+    async fn count_accounts(&self) -> StoreResult<u64> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
             .fetch_one(&self.pool)
             .await?;
         Ok(n as u64)
     }
 
-    async fn accounts(&self, each: &mut dyn FnMut(AccountView) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    async fn accounts(&self, each: &mut dyn FnMut(AccountView) -> anyhow::Result<()>) -> StoreResult<()> {
         let sql = format!("{ACCOUNT_VIEW_SQL} ORDER BY account_id");
         let mut rows = sqlx::query(&sql).fetch(&self.pool);
         while let Some(row) = rows.try_next().await? {
@@ -445,7 +428,7 @@ impl Store for PgStore {
         amount_fen: i64,
         when: DateTime<Utc>,
         reference: Option<&str>,
-    ) -> anyhow::Result<RechargeOutcome> {
+    ) -> StoreResult<RechargeOutcome> {
         let mut tx = self.pool.begin().await?;
         let Some(row) =
             sqlx::query("SELECT balance_fen, suspend_at, suspended FROM accounts WHERE account_id = $1 FOR UPDATE")
@@ -453,39 +436,34 @@ impl Store for PgStore {
                 .fetch_optional(&mut *tx)
                 .await?
         else {
-            return Ok(RechargeOutcome::NotFound);
+            return Err(StoreError::UnknownAccount(account_id.to_owned()));
         };
         let state = service_state(&row)?;
-        let Some(after) = arrears::recharge(state, amount_fen) else {
-            return Ok(RechargeOutcome::Overflow {
-                balance_fen: state.balance_fen,
-            });
-        };
-        // A reference recorded by a transaction still running makes this insert wait for it,
-        // then do nothing; the recharge it names is read in a new snapshot.
-        let inserted = sqlx::query(
-            "INSERT INTO ledger (account_id, kind, amount_fen, reference, created_at) VALUES ($1, 'recharge', $2, $3, $4)
-             ON CONFLICT (reference) DO NOTHING",
-        )
-        .bind(account_id)
-        .bind(amount_fen)
-        .bind(reference)
-        .bind(when)
-        .execute(&mut *tx)
-        .await?;
+        // The reference first, as on every backend: a payment retried is "already applied"
+        // whatever its amount would do now. A reference recorded by a transaction still running
+        // makes this insert wait for it, then do nothing; the recharge it names is read in a
+        // new snapshot. An entry inserted here for a credit that then overflows is rolled back
+        // with the transaction.
+        let inserted = sqlx::query(&format!("{RECHARGE_ENTRY_SQL} ON CONFLICT (reference) DO NOTHING"))
+            .bind(account_id)
+            .bind(amount_fen)
+            .bind(reference)
+            .bind(when)
+            .execute(&mut *tx)
+            .await?;
         if inserted.rows_affected() == 0 {
             let r = sqlx::query(USED_REFERENCE_SQL)
                 .bind(reference)
                 .fetch_one(&mut *tx)
                 .await?;
-            return Ok(RechargeOutcome::ReferenceUsed(UsedReference {
-                account_id: r.try_get("account_id")?,
-                amount_fen: r.try_get("amount_fen")?,
-                at: r.try_get("created_at")?,
-                balance_fen: r.try_get("balance_fen")?,
-            }));
+            return Ok(RechargeOutcome::ReferenceUsed(used_reference(&r)?));
         }
-        sqlx::query("UPDATE accounts SET balance_fen = $1, suspend_at = $2, suspended = $3 WHERE account_id = $4")
+        let Some(after) = arrears::recharge(state, amount_fen) else {
+            return Ok(RechargeOutcome::Overflow {
+                balance_fen: state.balance_fen,
+            });
+        };
+        sqlx::query(ACCOUNT_SERVICE_SQL)
             .bind(after.state.balance_fen)
             .bind(after.state.suspend_at)
             .bind(after.state.suspended)
@@ -493,7 +471,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         if after.restored {
-            sqlx::query("INSERT INTO events (account_id, kind, at, balance_fen) VALUES ($1, 'restored', $2, $3)")
+            sqlx::query(RESTORED_EVENT_SQL)
                 .bind(account_id)
                 .bind(when)
                 .bind(after.state.balance_fen)
@@ -512,7 +490,7 @@ impl Store for PgStore {
         file_name: &str,
         rows: &mut dyn UsageSource,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<Result<UsageImported, UsageRejected>> {
+    ) -> StoreResult<UsageImported> {
         let mut tx = self.pool.begin().await?;
         // Imports run one at a time: two copies of one file started at once cannot both pass
         // the duplicate check below, and import ids are committed in the order they are
@@ -579,7 +557,7 @@ impl Store for PgStore {
         }
         drop(unknown);
         if let Some(rejected) = tally.rejection() {
-            return Ok(Err(rejected));
+            return Err(rejected);
         }
         let fingerprint = rows
             .fingerprint()
@@ -591,11 +569,11 @@ impl Store for PgStore {
             .fetch_optional(&mut *tx)
             .await?
         {
-            return Ok(Err(UsageRejected::AlreadyImported {
+            return Err(StoreError::AlreadyImported {
                 import_id: row.try_get("import_id")?,
                 file_name: row.try_get("file_name")?,
                 imported_at: row.try_get("imported_at")?,
-            }));
+            });
         }
         sqlx::query(FINISH_IMPORT_SQL)
             .bind(&fingerprint.sha256)
@@ -609,15 +587,15 @@ impl Store for PgStore {
             .await?;
         tx.commit().await?;
         self.analyze("usage").await;
-        Ok(Ok(UsageImported {
+        Ok(UsageImported {
             import_id,
             rows: tally.rows,
             calls: tally.calls,
             late: tally.late(),
-        }))
+        })
     }
 
-    async fn import_watermark(&self) -> anyhow::Result<i64> {
+    async fn import_watermark(&self) -> StoreResult<i64> {
         Ok(
             sqlx::query_scalar("SELECT COALESCE(MAX(import_id), 0)::bigint FROM usage_imports")
                 .fetch_one(&self.pool)
@@ -625,12 +603,15 @@ impl Store for PgStore {
         )
     }
 
-    async fn months_with_late_usage(&self) -> anyhow::Result<Vec<Month>> {
+    async fn months_with_late_usage(&self) -> StoreResult<Vec<Month>> {
         let months: Vec<String> = sqlx::query_scalar(LATE_MONTHS_SQL).fetch_all(&self.pool).await?;
-        months.iter().map(|m| m.parse().map_err(anyhow::Error::msg)).collect()
+        Ok(months
+            .iter()
+            .map(|m| m.parse().map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<_>>()?)
     }
 
-    async fn billed_period(&self, month: Month) -> anyhow::Result<Option<BilledPeriod>> {
+    async fn billed_period(&self, month: Month) -> StoreResult<Option<BilledPeriod>> {
         let row = sqlx::query(
             "SELECT period_start, period_end, tz FROM settled_months WHERE month = $1
              UNION ALL
@@ -650,11 +631,11 @@ impl Store for PgStore {
         .transpose()
     }
 
-    async fn currency(&self) -> anyhow::Result<Option<String>> {
+    async fn currency(&self) -> StoreResult<Option<String>> {
         Ok(sqlx::query_scalar(CURRENCY_SQL).fetch_optional(&self.pool).await?)
     }
 
-    async fn adopt_currency(&self, currency: &str) -> anyhow::Result<String> {
+    async fn adopt_currency(&self, currency: &str) -> StoreResult<String> {
         sqlx::query(ADOPT_CURRENCY_SQL)
             .bind(currency)
             .execute(&self.pool)
@@ -662,7 +643,7 @@ impl Store for PgStore {
         Ok(sqlx::query_scalar(CURRENCY_SQL).fetch_one(&self.pool).await?)
     }
 
-    async fn import_packs(&self, rows: &[NewPack]) -> anyhow::Result<Result<u64, Vec<RowError>>> {
+    async fn import_packs(&self, rows: &[NewPack]) -> StoreResult<u64> {
         let mut tx = self.pool.begin().await?;
         let mut problems = Vec::new();
         for chunk in rows.chunks(BULK_ROWS) {
@@ -711,33 +692,18 @@ impl Store for PgStore {
         }
         if !problems.is_empty() {
             problems.sort_by_key(|p| p.line);
-            return Ok(Err(problems));
+            return Err(StoreError::rejected(problems));
         }
         tx.commit().await?;
-        Ok(Ok(rows.len() as u64))
+        Ok(rows.len() as u64)
     }
 
-    async fn packs(&self) -> anyhow::Result<Vec<PackView>> {
+    async fn packs(&self) -> StoreResult<Vec<PackView>> {
         let rows = sqlx::query(PACKS_SQL).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PackView {
-                    pack_id: r.try_get("pack_id")?,
-                    kind: r.try_get("kind")?,
-                    account_id: r.try_get("account_id")?,
-                    api: r.try_get("api")?,
-                    calls: r.try_get("calls")?,
-                    remaining: r.try_get("remaining")?,
-                    valid_from: r.try_get("valid_from")?,
-                    valid_until: r.try_get("valid_until")?,
-                    purchased_at: r.try_get("purchased_at")?,
-                    month: r.try_get("month")?,
-                })
-            })
-            .collect()
+        Ok(rows.iter().map(pack_view).collect::<anyhow::Result<_>>()?)
     }
 
-    async fn grant_free_packs(&self, g: &FreeGrant, _now: DateTime<Utc>) -> anyhow::Result<u64> {
+    async fn grant_free_packs(&self, g: &FreeGrant, _now: DateTime<Utc>) -> StoreResult<u64> {
         let mut tx = self.pool.begin().await?;
         let n = grant(&mut tx, g, None).await?;
         tx.commit().await?;
@@ -750,7 +716,7 @@ impl Store for PgStore {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         shard: Shard,
-    ) -> anyhow::Result<UsageStream> {
+    ) -> StoreResult<UsageStream> {
         let mut conn = self.pool.acquire().await?;
         let (out, stream) = super::usage_channel();
         let month = month.to_string();
@@ -773,7 +739,7 @@ impl Store for PgStore {
         usage: UsageStream,
         page_size: usize,
         done: &mut dyn FnMut(PageDone),
-    ) -> anyhow::Result<()> {
+    ) -> StoreResult<()> {
         use futures_util::stream::StreamExt;
         let pages = usage
             .chunks(page_size)
@@ -794,7 +760,7 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn mark_settled(&self, d: &Settled<'_>) -> anyhow::Result<MarkSettled> {
+    async fn mark_settled(&self, d: &Settled<'_>) -> StoreResult<MarkSettled> {
         let m = d.month.to_string();
         let mut tx = self.pool.begin().await?;
         // SHARE waits for an import under way (it holds SHARE ROW EXCLUSIVE) and keeps new ones
@@ -862,7 +828,7 @@ impl Store for PgStore {
         })
     }
 
-    async fn month_totals(&self, month: Month) -> anyhow::Result<MonthTotals> {
+    async fn month_totals(&self, month: Month) -> StoreResult<MonthTotals> {
         // Every revision of a bill at once, with no lookup of the latest: revision 1 is each
         // account's original, and what the revisions moved adds up to the latest total (an
         // adjustment moves the difference from the revision before). `verify` checks both.
@@ -884,18 +850,17 @@ impl Store for PgStore {
         })
     }
 
-    async fn enforce(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<String>> {
+    async fn enforce(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
         let mut tx = self.pool.begin().await?;
         // The set-based form of `arrears::due_for_suspension`.
-        let mut ids: Vec<String> = sqlx::query_scalar(
+        let mut ids: Vec<String> = sqlx::query_scalar(&format!(
             "WITH due AS (
-                UPDATE accounts SET suspended = true
-                WHERE NOT suspended AND suspend_at IS NOT NULL AND suspend_at <= $1 AND balance_fen < 0
+                UPDATE accounts SET suspended = true WHERE {DUE_FOR_SUSPENSION}
                 RETURNING account_id, balance_fen, suspend_at)
              INSERT INTO events (account_id, kind, at, suspend_at, balance_fen)
              SELECT account_id, 'suspended', $1, suspend_at, balance_fen FROM due ORDER BY account_id
-             RETURNING account_id",
-        )
+             RETURNING account_id"
+        ))
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;
@@ -909,74 +874,23 @@ impl Store for PgStore {
         month: Option<Month>,
         account: Option<&str>,
         each: &mut dyn FnMut(ExportLine) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
-        let mut rows = sqlx::query(
-            "SELECT b.month, b.bill_id, b.revision, b.kind, b.debited_fen, b.rounding, b.account_id, a.name, l.api,
-                    l.total_calls, l.free_calls, l.prepaid_calls, l.billable_calls, l.tier, l.tier_from, l.tier_to,
-                    l.unit_price, l.amount, l.pricing, l.tier_basis, l.catalog_version, b.exact_total, b.total_fen,
-                    b.rounding_adjustment, b.balance_before_fen, b.balance_after_fen, b.period_start, b.period_end,
-                    b.settled_at
-             FROM bills b JOIN bill_lines l ON l.bill_id = b.bill_id JOIN accounts a ON a.account_id = b.account_id
-             WHERE ($1::text IS NULL OR b.month = $1) AND ($2::text IS NULL OR b.account_id = $2)
-             ORDER BY b.month, b.account_id, b.revision, l.api",
-        )
-        .bind(month.map(|m| m.to_string()))
-        .bind(account)
-        .fetch(&self.pool);
+    ) -> StoreResult<()> {
+        let mut rows = sqlx::query(EXPORT_LINES_SQL)
+            .bind(month.map(|m| m.to_string()))
+            .bind(account)
+            .fetch(&self.pool);
         while let Some(r) = rows.try_next().await? {
-            each(ExportLine {
-                month: r.try_get("month")?,
-                bill_id: r.try_get("bill_id")?,
-                revision: r.try_get("revision")?,
-                kind: r.try_get("kind")?,
-                debited_fen: r.try_get("debited_fen")?,
-                rounding: r.try_get("rounding")?,
-                account_id: r.try_get("account_id")?,
-                account_name: r.try_get("name")?,
-                api: r.try_get("api")?,
-                total_calls: r.try_get("total_calls")?,
-                free_calls: r.try_get("free_calls")?,
-                prepaid_calls: r.try_get("prepaid_calls")?,
-                billable_calls: r.try_get("billable_calls")?,
-                tier: r.try_get::<i32, _>("tier")?.into(),
-                tier_from: r.try_get("tier_from")?,
-                tier_to: r.try_get("tier_to")?,
-                unit_price: r.try_get("unit_price")?,
-                amount: r.try_get("amount")?,
-                pricing: r.try_get("pricing")?,
-                tier_basis: r.try_get("tier_basis")?,
-                catalog_version: r.try_get("catalog_version")?,
-                bill_exact_total: r.try_get("exact_total")?,
-                bill_total_fen: r.try_get("total_fen")?,
-                rounding_adjustment: r.try_get("rounding_adjustment")?,
-                balance_before_fen: r.try_get("balance_before_fen")?,
-                balance_after_fen: r.try_get("balance_after_fen")?,
-                period_start: r.try_get("period_start")?,
-                period_end: r.try_get("period_end")?,
-                settled_at: r.try_get("settled_at")?,
-            })?;
+            each(export_line(&r)?)?;
         }
         Ok(())
     }
 
-    async fn events(&self) -> anyhow::Result<Vec<EventView>> {
+    async fn events(&self) -> StoreResult<Vec<EventView>> {
         let rows = sqlx::query(EVENTS_SQL).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(EventView {
-                    event_id: r.try_get("event_id")?,
-                    account_id: r.try_get("account_id")?,
-                    kind: r.try_get("kind")?,
-                    at: r.try_get("at")?,
-                    bill_id: r.try_get("bill_id")?,
-                    suspend_at: r.try_get("suspend_at")?,
-                    balance_fen: r.try_get("balance_fen")?,
-                })
-            })
-            .collect()
+        Ok(rows.iter().map(event_view).collect::<anyhow::Result<_>>()?)
     }
 
-    async fn is_settled(&self, month: Month) -> anyhow::Result<bool> {
+    async fn is_settled(&self, month: Month) -> StoreResult<bool> {
         let found: Option<i64> = sqlx::query_scalar("SELECT 1::bigint FROM settled_months WHERE month = $1")
             .bind(month.to_string())
             .fetch_optional(&self.pool)
@@ -984,32 +898,26 @@ impl Store for PgStore {
         Ok(found.is_some())
     }
 
-    async fn next_suspension(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
-        Ok(sqlx::query_scalar(
-            "SELECT MIN(suspend_at) FROM accounts WHERE NOT suspended AND suspend_at IS NOT NULL AND balance_fen < 0",
-        )
-        .fetch_one(&self.pool)
-        .await?)
+    async fn next_suspension(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        Ok(sqlx::query_scalar(NEXT_SUSPENSION_SQL).fetch_one(&self.pool).await?)
     }
 
-    async fn run_started(&self, command: &str, month: Option<Month>, when: DateTime<Utc>) -> anyhow::Result<i64> {
-        Ok(sqlx::query_scalar(
-            "INSERT INTO runs (command, month, started_at, outcome) VALUES ($1, $2, $3, 'running') RETURNING run_id",
-        )
-        .bind(command)
-        .bind(month.map(|m| m.to_string()))
-        .bind(when)
-        .fetch_one(&self.pool)
-        .await?)
+    async fn run_started(&self, command: &str, month: Option<Month>, when: DateTime<Utc>) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(RUN_STARTED_SQL)
+            .bind(command)
+            .bind(month.map(|m| m.to_string()))
+            .bind(when)
+            .fetch_one(&self.pool)
+            .await?)
     }
 
-    async fn run_ended(&self, run_id: i64, end: &RunEnd) -> anyhow::Result<()> {
+    async fn run_ended(&self, run_id: i64, end: &RunEnd) -> StoreResult<()> {
         sqlx::query(
             "UPDATE runs SET ended_at = $1, outcome = $2, month = COALESCE($3, month), accounts_billed = $4, billed_fen = $5,
                suspended = $6, message = $7 WHERE run_id = $8",
         )
         .bind(end.ended_at)
-        .bind(end.outcome)
+        .bind(end.outcome.as_str())
         .bind(&end.month)
         .bind(end.accounts_billed as i64)
         .bind(end.billed_fen)
@@ -1021,34 +929,16 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn runs(&self, limit: u32) -> anyhow::Result<Vec<RunView>> {
-        let rows = sqlx::query(
-            "SELECT run_id, command, month, started_at, ended_at, outcome, accounts_billed, billed_fen, suspended, message
-             FROM runs ORDER BY run_id DESC LIMIT $1",
-        )
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(RunView {
-                    run_id: r.try_get("run_id")?,
-                    command: r.try_get("command")?,
-                    month: r.try_get("month")?,
-                    started_at: r.try_get("started_at")?,
-                    ended_at: r.try_get("ended_at")?,
-                    outcome: r.try_get("outcome")?,
-                    accounts_billed: r.try_get("accounts_billed")?,
-                    billed_fen: r.try_get("billed_fen")?,
-                    suspended: r.try_get("suspended")?,
-                    message: r.try_get("message")?,
-                })
-            })
-            .collect()
+    async fn runs(&self, limit: u32) -> StoreResult<Vec<RunView>> {
+        let rows = sqlx::query(RUNS_SQL)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(run_view).collect::<anyhow::Result<_>>()?)
     }
 
     /// Each check in a read-only transaction: checking the books never changes them.
-    async fn breaches(&self, check: BookCheck, month: Option<Month>) -> anyhow::Result<Vec<String>> {
+    async fn breaches(&self, check: BookCheck, month: Option<Month>) -> StoreResult<Vec<String>> {
         let sql = check.sql("$1::text");
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
@@ -1060,31 +950,21 @@ impl Store for PgStore {
         Ok(found)
     }
 
-    async fn account(&self, account_id: &str) -> anyhow::Result<Option<AccountView>> {
-        sqlx::query(&format!("{ACCOUNT_VIEW_SQL} WHERE account_id = $1"))
+    async fn account(&self, account_id: &str) -> StoreResult<AccountView> {
+        let row = sqlx::query(&format!("{ACCOUNT_VIEW_SQL} WHERE account_id = $1"))
             .bind(account_id)
             .fetch_optional(&self.pool)
             .await?
-            .map(|row| account_view(&row))
-            .transpose()
+            .ok_or_else(|| StoreError::UnknownAccount(account_id.to_owned()))?;
+        Ok(account_view(&row)?)
     }
 
-    async fn arrears_bills(&self, month: Month) -> anyhow::Result<Vec<ArrearsBill>> {
+    async fn arrears_bills(&self, month: Month) -> StoreResult<Vec<ArrearsBill>> {
         let rows = sqlx::query(ARREARS_BILLS_SQL)
             .bind(month.to_string())
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ArrearsBill {
-                    bill_id: r.try_get("bill_id")?,
-                    account_id: r.try_get("account_id")?,
-                    revision: r.try_get("revision")?,
-                    balance_after_fen: r.try_get("balance_after_fen")?,
-                    suspend_at: r.try_get("suspend_at")?,
-                })
-            })
-            .collect()
+        Ok(rows.iter().map(arrears_bill).collect::<anyhow::Result<_>>()?)
     }
 }
 

@@ -83,3 +83,47 @@ pub(crate) const SAME_IMPORT_SQL: &str = "SELECT import_id, file_name, imported_
 pub(crate) const FINISH_IMPORT_SQL: &str =
     "UPDATE usage_imports SET sha256 = $1, rows_digest = $2, rows = $3, calls = $4, first_ts = $5, last_ts = $6
              WHERE import_id = $7";
+
+/// Every bill line with its bill and account, in the order exports list them: of month $1 (or
+/// every month) and of account $2 (or every account).
+pub(crate) const EXPORT_LINES_SQL: &str = "SELECT b.month, b.bill_id, b.revision, b.kind, b.debited_fen, b.rounding,
+        b.account_id, a.name, l.api, l.total_calls, l.free_calls, l.prepaid_calls, l.billable_calls, l.tier,
+        l.tier_from, l.tier_to, l.unit_price, l.amount, l.pricing, l.tier_basis, l.catalog_version, b.exact_total,
+        b.total_fen, b.rounding_adjustment, b.balance_before_fen, b.balance_after_fen, b.period_start,
+        b.period_end, b.settled_at
+     FROM bills b JOIN bill_lines l ON l.bill_id = b.bill_id JOIN accounts a ON a.account_id = b.account_id
+     WHERE (CAST($1 AS TEXT) IS NULL OR b.month = $1) AND (CAST($2 AS TEXT) IS NULL OR b.account_id = $2)
+     ORDER BY b.month, b.account_id, b.revision, l.api";
+
+/// The latest $1 runs, newest first.
+pub(crate) const RUNS_SQL: &str = "SELECT run_id, command, month, started_at, ended_at, outcome, accounts_billed,
+        billed_fen, suspended, message
+     FROM runs ORDER BY run_id DESC LIMIT $1";
+
+/// Accounts due for suspension at $1, as a `WHERE` condition: the set-based form of
+/// `domain::arrears::due_for_suspension` (not suspended yet, a `suspend_at` that has come, a
+/// balance still negative).
+pub(crate) const DUE_FOR_SUSPENSION: &str =
+    "NOT suspended AND suspend_at IS NOT NULL AND suspend_at <= $1 AND balance_fen < 0";
+
+/// The earliest `suspend_at` still to be enforced: of the accounts not suspended whose balance
+/// is negative.
+pub(crate) const NEXT_SUSPENSION_SQL: &str =
+    "SELECT MIN(suspend_at) FROM accounts WHERE NOT suspended AND suspend_at IS NOT NULL AND balance_fen < 0";
+
+/// A run begun: its command ($1), month ($2) and start ($3).
+pub(crate) const RUN_STARTED_SQL: &str =
+    "INSERT INTO runs (command, month, started_at, outcome) VALUES ($1, $2, $3, 'running') RETURNING run_id";
+
+/// A recharge's ledger entry: account $1, amount $2, reference $3, at $4.
+pub(crate) const RECHARGE_ENTRY_SQL: &str =
+    "INSERT INTO ledger (account_id, kind, amount_fen, reference, created_at) VALUES ($1, 'recharge', $2, $3, $4)";
+
+/// An account's balance and service after a recharge: balance $1, `suspend_at` $2,
+/// suspended $3, of account $4.
+pub(crate) const ACCOUNT_SERVICE_SQL: &str =
+    "UPDATE accounts SET balance_fen = $1, suspend_at = $2, suspended = $3 WHERE account_id = $4";
+
+/// A restoration: account $1's service back at $2, with balance $3.
+pub(crate) const RESTORED_EVENT_SQL: &str =
+    "INSERT INTO events (account_id, kind, at, balance_fen) VALUES ($1, 'restored', $2, $3)";

@@ -9,8 +9,9 @@
 
 use super::conn::open;
 use super::rows::{at, us};
+use crate::store::common::ImportTally;
 use crate::store::sql::{FINISH_IMPORT_SQL, NEW_IMPORT_SQL, SAME_IMPORT_SQL, SETTLED_PERIODS_SQL};
-use crate::store::{ImportTally, UsageImported, UsageRejected, UsageSource};
+use crate::store::{StoreError, StoreResult, UsageImported, UsageSource};
 use anyhow::anyhow;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use std::path::Path;
@@ -21,7 +22,7 @@ pub fn import_usage(
     file_name: &str,
     rows: &mut dyn UsageSource,
     now_us: i64,
-) -> anyhow::Result<Result<UsageImported, UsageRejected>> {
+) -> StoreResult<UsageImported> {
     let mut conn = open(file, true)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // The fingerprints are known once the file is read; a placeholder holds the unique key
@@ -77,7 +78,7 @@ pub fn import_usage(
         }
     }
     if let Some(rejected) = tally.rejection() {
-        return Ok(Err(rejected));
+        return Err(rejected);
     }
     let fingerprint = rows
         .fingerprint()
@@ -90,11 +91,11 @@ pub fn import_usage(
         )
         .optional()?;
     if let Some((import_id, file_name, imported_at)) = earlier {
-        return Ok(Err(UsageRejected::AlreadyImported {
+        return Err(StoreError::AlreadyImported {
             import_id,
             file_name,
             imported_at: at(imported_at),
-        }));
+        });
     }
     let (first, last) = (tally.first.map(us), tally.last.map(us));
     tx.execute(
@@ -110,10 +111,10 @@ pub fn import_usage(
         ],
     )?;
     tx.commit()?;
-    Ok(Ok(UsageImported {
+    Ok(UsageImported {
         import_id,
         rows: tally.rows,
         calls: tally.calls,
         late: tally.late(),
-    }))
+    })
 }

@@ -9,6 +9,7 @@
 //! `migrations/sqlite/`).
 
 mod conn;
+mod decode;
 mod import;
 mod rows;
 mod settle;
@@ -16,8 +17,11 @@ mod settle;
 mod settle_tests;
 mod sql;
 
-use crate::domain::arrears::{self, ServiceState};
+use crate::domain::arrears;
 use crate::domain::shard::Shard;
+use crate::store::decode::{
+    account_view, arrears_bill, event_view, export_line, pack_view, run_view, service_state, used_reference,
+};
 use crate::store::sql::verify::BookCheck;
 use crate::store::sql::*;
 use crate::store::*;
@@ -25,9 +29,7 @@ use anyhow::{anyhow, Context};
 use futures_util::TryStreamExt;
 use rows::{at, opt_at, us};
 use sql::{GRANT_PAGE_SQL, GRANT_SQL};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqliteConnection};
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -47,11 +49,6 @@ pub struct SqliteStore {
     /// The database file (`None`: in memory), which settle and the usage import open
     /// connections of their own to.
     file: Option<std::path::PathBuf>,
-}
-
-fn dec(row: &SqliteRow, column: &str) -> anyhow::Result<Decimal> {
-    let text: String = row.try_get(column)?;
-    Decimal::from_str_exact(&text).with_context(|| format!("stored {column} '{text}' is not a decimal"))
 }
 
 impl SqliteStore {
@@ -138,23 +135,6 @@ async fn grant(tx: &mut SqliteConnection, g: &FreeGrant, only: Option<&str>) -> 
 /// Accounts checked and inserted per round of the accounts import.
 const ACCOUNT_CHUNK: usize = 5_000;
 
-fn service_state(row: &SqliteRow) -> anyhow::Result<ServiceState> {
-    Ok(ServiceState {
-        balance_fen: row.try_get("balance_fen")?,
-        suspend_at: opt_at(row.try_get("suspend_at")?),
-        suspended: row.try_get::<i64, _>("suspended")? != 0,
-    })
-}
-
-fn account_view(row: &SqliteRow) -> anyhow::Result<AccountView> {
-    Ok(AccountView::new(
-        row.try_get("account_id")?,
-        row.try_get("name")?,
-        opt_at(row.try_get("activated_at")?),
-        service_state(row)?,
-    ))
-}
-
 /// Runs `head (?,…),(?,…)… tail` over `n` rows, many rows per statement; `bind` binds row `i`.
 async fn many_rows<F>(
     tx: &mut SqliteConnection,
@@ -190,23 +170,23 @@ impl Store for SqliteStore {
     /// writers, and a page re-checks which accounts are still unbilled inside its transaction.
     type MonthLock = ();
 
-    async fn lock_month(&self, _month: Month, _shard: Shard) -> anyhow::Result<Option<()>> {
+    async fn lock_month(&self, _month: Month, _shard: Shard) -> StoreResult<Option<()>> {
         Ok(Some(()))
     }
 
-    async fn migrate(&self) -> anyhow::Result<()> {
+    async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.pool).await.context("applying SQLite migrations")?;
         Ok(())
     }
 
-    async fn check_schema(&self) -> anyhow::Result<()> {
+    async fn check_schema(&self) -> StoreResult<()> {
         let applied = match sqlx::query_scalar(APPLIED_MIGRATIONS_SQL).fetch_all(&self.pool).await {
             Ok(v) => Some(v),
             Err(sqlx::Error::Database(e)) if e.message().contains("no such table") => None,
             Err(e) => return Err(e.into()),
         };
-        match super::schema_problem(applied, &MIGRATOR) {
-            Some(problem) => Err(crate::error::input_error(problem)),
+        match crate::store::common::schema_problem(applied, &MIGRATOR) {
+            Some(problem) => Err(crate::error::input_error(problem).into()),
             None => Ok(()),
         }
     }
@@ -215,12 +195,7 @@ impl Store for SqliteStore {
         self.pool.close().await;
     }
 
-    async fn import_accounts(
-        &self,
-        rows: &[NewAccount],
-        g: &FreeGrant,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<Result<u64, Vec<RowError>>> {
+    async fn import_accounts(&self, rows: &[NewAccount], g: &FreeGrant, now: DateTime<Utc>) -> StoreResult<u64> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let mut problems = Vec::new();
@@ -282,14 +257,14 @@ impl Store for SqliteStore {
             .await?;
         }
         if !problems.is_empty() {
-            return Ok(Err(problems));
+            return Err(StoreError::rejected(problems));
         }
         grant(&mut tx, g, None).await?;
         tx.commit().await?;
-        Ok(Ok(rows.len() as u64))
+        Ok(rows.len() as u64)
     }
 
-    async fn activate(&self, account_id: &str, when: DateTime<Utc>, g: &FreeGrant) -> anyhow::Result<ActivateOutcome> {
+    async fn activate(&self, account_id: &str, when: DateTime<Utc>, g: &FreeGrant) -> StoreResult<ActivateOutcome> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let current: Option<Option<i64>> = sqlx::query_scalar("SELECT activated_at FROM accounts WHERE account_id = ?")
@@ -297,7 +272,7 @@ impl Store for SqliteStore {
             .fetch_optional(&mut *tx)
             .await?;
         match current {
-            None => Ok(ActivateOutcome::NotFound),
+            None => Err(StoreError::UnknownAccount(account_id.to_owned())),
             Some(Some(since)) => Ok(ActivateOutcome::AlreadyActive { since: at(since) }),
             Some(None) => {
                 sqlx::query("UPDATE accounts SET activated_at = ? WHERE account_id = ?")
@@ -312,14 +287,14 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn count_accounts(&self) -> anyhow::Result<u64> {
+    async fn count_accounts(&self) -> StoreResult<u64> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
             .fetch_one(&self.pool)
             .await?;
         Ok(n as u64)
     }
 
-    async fn accounts(&self, each: &mut dyn FnMut(AccountView) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    async fn accounts(&self, each: &mut dyn FnMut(AccountView) -> anyhow::Result<()>) -> StoreResult<()> {
         let sql = format!("{ACCOUNT_VIEW_SQL} ORDER BY account_id");
         let mut rows = sqlx::query(&sql).fetch(&self.pool);
         while let Some(row) = rows.try_next().await? {
@@ -334,7 +309,7 @@ impl Store for SqliteStore {
         amount_fen: i64,
         when: DateTime<Utc>,
         reference: Option<&str>,
-    ) -> anyhow::Result<RechargeOutcome> {
+    ) -> StoreResult<RechargeOutcome> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let Some(row) = sqlx::query("SELECT balance_fen, suspend_at, suspended FROM accounts WHERE account_id = ?")
@@ -342,7 +317,7 @@ impl Store for SqliteStore {
             .fetch_optional(&mut *tx)
             .await?
         else {
-            return Ok(RechargeOutcome::NotFound);
+            return Err(StoreError::UnknownAccount(account_id.to_owned()));
         };
         let state = service_state(&row)?;
         if let Some(reference) = reference {
@@ -351,12 +326,7 @@ impl Store for SqliteStore {
                 .fetch_optional(&mut *tx)
                 .await?
             {
-                return Ok(RechargeOutcome::ReferenceUsed(UsedReference {
-                    account_id: r.try_get("account_id")?,
-                    amount_fen: r.try_get("amount_fen")?,
-                    at: at(r.try_get("created_at")?),
-                    balance_fen: r.try_get("balance_fen")?,
-                }));
+                return Ok(RechargeOutcome::ReferenceUsed(used_reference(&r)?));
             }
         }
         let Some(after) = arrears::recharge(state, amount_fen) else {
@@ -364,16 +334,14 @@ impl Store for SqliteStore {
                 balance_fen: state.balance_fen,
             });
         };
-        sqlx::query(
-            "INSERT INTO ledger (account_id, kind, amount_fen, reference, created_at) VALUES (?, 'recharge', ?, ?, ?)",
-        )
-        .bind(account_id)
-        .bind(amount_fen)
-        .bind(reference)
-        .bind(us(when))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE accounts SET balance_fen = ?, suspend_at = ?, suspended = ? WHERE account_id = ?")
+        sqlx::query(RECHARGE_ENTRY_SQL)
+            .bind(account_id)
+            .bind(amount_fen)
+            .bind(reference)
+            .bind(us(when))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(ACCOUNT_SERVICE_SQL)
             .bind(after.state.balance_fen)
             .bind(after.state.suspend_at.map(us))
             .bind(after.state.suspended as i64)
@@ -381,7 +349,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         if after.restored {
-            sqlx::query("INSERT INTO events (account_id, kind, at, balance_fen) VALUES (?, 'restored', ?, ?)")
+            sqlx::query(RESTORED_EVENT_SQL)
                 .bind(account_id)
                 .bind(us(when))
                 .bind(after.state.balance_fen)
@@ -401,11 +369,11 @@ impl Store for SqliteStore {
         file_name: &str,
         rows: &mut dyn UsageSource,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<Result<UsageImported, UsageRejected>> {
+    ) -> StoreResult<UsageImported> {
         import::import_usage(&self.file()?, file_name, rows, us(now))
     }
 
-    async fn import_watermark(&self) -> anyhow::Result<i64> {
+    async fn import_watermark(&self) -> StoreResult<i64> {
         Ok(
             sqlx::query_scalar("SELECT COALESCE(MAX(import_id), 0) FROM usage_imports")
                 .fetch_one(&self.pool)
@@ -413,12 +381,15 @@ impl Store for SqliteStore {
         )
     }
 
-    async fn months_with_late_usage(&self) -> anyhow::Result<Vec<Month>> {
+    async fn months_with_late_usage(&self) -> StoreResult<Vec<Month>> {
         let months: Vec<String> = sqlx::query_scalar(LATE_MONTHS_SQL).fetch_all(&self.pool).await?;
-        months.iter().map(|m| m.parse().map_err(anyhow::Error::msg)).collect()
+        Ok(months
+            .iter()
+            .map(|m| m.parse().map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<_>>()?)
     }
 
-    async fn billed_period(&self, month: Month) -> anyhow::Result<Option<BilledPeriod>> {
+    async fn billed_period(&self, month: Month) -> StoreResult<Option<BilledPeriod>> {
         let row = sqlx::query(BILLED_PERIOD_SQL)
             .bind(month.to_string())
             .fetch_optional(&self.pool)
@@ -433,11 +404,11 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn currency(&self) -> anyhow::Result<Option<String>> {
+    async fn currency(&self) -> StoreResult<Option<String>> {
         Ok(sqlx::query_scalar(CURRENCY_SQL).fetch_optional(&self.pool).await?)
     }
 
-    async fn adopt_currency(&self, currency: &str) -> anyhow::Result<String> {
+    async fn adopt_currency(&self, currency: &str) -> StoreResult<String> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(ADOPT_CURRENCY_SQL).bind(currency).execute(&mut *tx).await?;
@@ -446,7 +417,7 @@ impl Store for SqliteStore {
         Ok(recorded)
     }
 
-    async fn import_packs(&self, rows: &[NewPack]) -> anyhow::Result<Result<u64, Vec<RowError>>> {
+    async fn import_packs(&self, rows: &[NewPack]) -> StoreResult<u64> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let mut problems = Vec::new();
@@ -486,33 +457,18 @@ impl Store for SqliteStore {
             }
         }
         if !problems.is_empty() {
-            return Ok(Err(problems));
+            return Err(StoreError::rejected(problems));
         }
         tx.commit().await?;
-        Ok(Ok(rows.len() as u64))
+        Ok(rows.len() as u64)
     }
 
-    async fn packs(&self) -> anyhow::Result<Vec<PackView>> {
+    async fn packs(&self) -> StoreResult<Vec<PackView>> {
         let rows = sqlx::query(PACKS_SQL).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PackView {
-                    pack_id: r.try_get("pack_id")?,
-                    kind: r.try_get("kind")?,
-                    account_id: r.try_get("account_id")?,
-                    api: r.try_get("api")?,
-                    calls: r.try_get("calls")?,
-                    remaining: r.try_get("remaining")?,
-                    valid_from: at(r.try_get("valid_from")?),
-                    valid_until: at(r.try_get("valid_until")?),
-                    purchased_at: at(r.try_get("purchased_at")?),
-                    month: r.try_get("month")?,
-                })
-            })
-            .collect()
+        Ok(rows.iter().map(pack_view).collect::<anyhow::Result<_>>()?)
     }
 
-    async fn grant_free_packs(&self, g: &FreeGrant, _now: DateTime<Utc>) -> anyhow::Result<u64> {
+    async fn grant_free_packs(&self, g: &FreeGrant, _now: DateTime<Utc>) -> StoreResult<u64> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let n = grant(&mut tx, g, None).await?;
@@ -526,8 +482,8 @@ impl Store for SqliteStore {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         shard: Shard,
-    ) -> anyhow::Result<UsageStream> {
-        settle::month_usage(self.file()?, month, us(start), us(end), shard)
+    ) -> StoreResult<UsageStream> {
+        Ok(settle::month_usage(self.file()?, month, us(start), us(end), shard)?)
     }
 
     /// On threads of their own, pipelined: see `store::sqlite::settle`.
@@ -537,11 +493,11 @@ impl Store for SqliteStore {
         usage: UsageStream,
         page_size: usize,
         done: &mut dyn FnMut(PageDone),
-    ) -> anyhow::Result<()> {
-        settle::settle_pages(self.file()?, page, usage, page_size, done).await
+    ) -> StoreResult<()> {
+        Ok(settle::settle_pages(self.file()?, page, usage, page_size, done).await?)
     }
 
-    async fn mark_settled(&self, d: &Settled<'_>) -> anyhow::Result<MarkSettled> {
+    async fn mark_settled(&self, d: &Settled<'_>) -> StoreResult<MarkSettled> {
         let m = d.month.to_string();
         let mut conn = self.pool.acquire().await?;
         // The write lock keeps imports out until the record is committed.
@@ -597,7 +553,7 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn month_totals(&self, month: Month) -> anyhow::Result<MonthTotals> {
+    async fn month_totals(&self, month: Month) -> StoreResult<MonthTotals> {
         // Every revision of a bill at once, with no lookup of the latest: revision 1 is each
         // account's original, and what the revisions moved adds up to the latest total (an
         // adjustment moves the difference from the revision before). `verify` checks both.
@@ -620,14 +576,13 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn enforce(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<String>> {
+    async fn enforce(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let candidates = sqlx::query(
-            "SELECT account_id, balance_fen, suspend_at, suspended FROM accounts
-             WHERE suspended = 0 AND suspend_at IS NOT NULL AND suspend_at <= ? AND balance_fen < 0
-             ORDER BY account_id",
-        )
+        let candidates = sqlx::query(&format!(
+            "SELECT account_id, balance_fen, suspend_at, suspended FROM accounts WHERE {DUE_FOR_SUSPENSION}
+             ORDER BY account_id"
+        ))
         .bind(us(now))
         .fetch_all(&mut *tx)
         .await?;
@@ -662,74 +617,23 @@ impl Store for SqliteStore {
         month: Option<Month>,
         account: Option<&str>,
         each: &mut dyn FnMut(ExportLine) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
-        let mut rows = sqlx::query(
-            "SELECT b.month, b.bill_id, b.revision, b.kind, b.debited_fen, b.rounding, b.account_id, a.name, l.api,
-                    l.total_calls, l.free_calls, l.prepaid_calls, l.billable_calls, l.tier, l.tier_from, l.tier_to,
-                    l.unit_price, l.amount, l.pricing, l.tier_basis, l.catalog_version, b.exact_total, b.total_fen,
-                    b.rounding_adjustment, b.balance_before_fen, b.balance_after_fen, b.period_start, b.period_end,
-                    b.settled_at
-             FROM bills b JOIN bill_lines l ON l.bill_id = b.bill_id JOIN accounts a ON a.account_id = b.account_id
-             WHERE (?1 IS NULL OR b.month = ?1) AND (?2 IS NULL OR b.account_id = ?2)
-             ORDER BY b.month, b.account_id, b.revision, l.api",
-        )
-        .bind(month.map(|m| m.to_string()))
-        .bind(account)
-        .fetch(&self.pool);
+    ) -> StoreResult<()> {
+        let mut rows = sqlx::query(EXPORT_LINES_SQL)
+            .bind(month.map(|m| m.to_string()))
+            .bind(account)
+            .fetch(&self.pool);
         while let Some(r) = rows.try_next().await? {
-            each(ExportLine {
-                month: r.try_get("month")?,
-                bill_id: r.try_get("bill_id")?,
-                revision: r.try_get::<i64, _>("revision")? as i32,
-                kind: r.try_get("kind")?,
-                debited_fen: r.try_get("debited_fen")?,
-                rounding: r.try_get("rounding")?,
-                account_id: r.try_get("account_id")?,
-                account_name: r.try_get("name")?,
-                api: r.try_get("api")?,
-                total_calls: r.try_get("total_calls")?,
-                free_calls: r.try_get("free_calls")?,
-                prepaid_calls: r.try_get("prepaid_calls")?,
-                billable_calls: r.try_get("billable_calls")?,
-                tier: r.try_get("tier")?,
-                tier_from: r.try_get("tier_from")?,
-                tier_to: r.try_get("tier_to")?,
-                unit_price: dec(&r, "unit_price")?,
-                amount: dec(&r, "amount")?,
-                pricing: r.try_get("pricing")?,
-                tier_basis: r.try_get("tier_basis")?,
-                catalog_version: r.try_get("catalog_version")?,
-                bill_exact_total: dec(&r, "exact_total")?,
-                bill_total_fen: r.try_get("total_fen")?,
-                rounding_adjustment: dec(&r, "rounding_adjustment")?,
-                balance_before_fen: r.try_get("balance_before_fen")?,
-                balance_after_fen: r.try_get("balance_after_fen")?,
-                period_start: at(r.try_get("period_start")?),
-                period_end: at(r.try_get("period_end")?),
-                settled_at: at(r.try_get("settled_at")?),
-            })?;
+            each(export_line(&r)?)?;
         }
         Ok(())
     }
 
-    async fn events(&self) -> anyhow::Result<Vec<EventView>> {
+    async fn events(&self) -> StoreResult<Vec<EventView>> {
         let rows = sqlx::query(EVENTS_SQL).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(EventView {
-                    event_id: r.try_get("event_id")?,
-                    account_id: r.try_get("account_id")?,
-                    kind: r.try_get("kind")?,
-                    at: at(r.try_get("at")?),
-                    bill_id: r.try_get("bill_id")?,
-                    suspend_at: opt_at(r.try_get("suspend_at")?),
-                    balance_fen: r.try_get("balance_fen")?,
-                })
-            })
-            .collect()
+        Ok(rows.iter().map(event_view).collect::<anyhow::Result<_>>()?)
     }
 
-    async fn is_settled(&self, month: Month) -> anyhow::Result<bool> {
+    async fn is_settled(&self, month: Month) -> StoreResult<bool> {
         let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM settled_months WHERE month = ?")
             .bind(month.to_string())
             .fetch_optional(&self.pool)
@@ -737,24 +641,18 @@ impl Store for SqliteStore {
         Ok(found.is_some())
     }
 
-    async fn next_suspension(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
-        let at_us: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(suspend_at) FROM accounts WHERE suspended = 0 AND suspend_at IS NOT NULL AND balance_fen < 0",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+    async fn next_suspension(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let at_us: Option<i64> = sqlx::query_scalar(NEXT_SUSPENSION_SQL).fetch_one(&self.pool).await?;
         Ok(opt_at(at_us))
     }
 
-    async fn run_started(&self, command: &str, month: Option<Month>, when: DateTime<Utc>) -> anyhow::Result<i64> {
-        Ok(sqlx::query_scalar(
-            "INSERT INTO runs (command, month, started_at, outcome) VALUES (?, ?, ?, 'running') RETURNING run_id",
-        )
-        .bind(command)
-        .bind(month.map(|m| m.to_string()))
-        .bind(us(when))
-        .fetch_one(&self.pool)
-        .await?)
+    async fn run_started(&self, command: &str, month: Option<Month>, when: DateTime<Utc>) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(RUN_STARTED_SQL)
+            .bind(command)
+            .bind(month.map(|m| m.to_string()))
+            .bind(us(when))
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// On a connection of its own, after closing the pool's idle connections. A run stopped by
@@ -763,7 +661,7 @@ impl Store for SqliteStore {
     /// with nothing left to roll it back, and an update run on it would join it and never be
     /// committed (seen twice in CI: a stopped run left `running`). Closing a connection rolls
     /// its transaction back; the pool opens new ones when next asked.
-    async fn run_ended(&self, run_id: i64, end: &RunEnd) -> anyhow::Result<()> {
+    async fn run_ended(&self, run_id: i64, end: &RunEnd) -> StoreResult<()> {
         for _ in 0..self.pool.num_idle() {
             if let Some(idle) = self.pool.try_acquire() {
                 let _ = idle.detach().close().await;
@@ -775,7 +673,7 @@ impl Store for SqliteStore {
                suspended = ?, message = ? WHERE run_id = ?",
         )
         .bind(us(end.ended_at))
-        .bind(end.outcome)
+        .bind(end.outcome.as_str())
         .bind(&end.month)
         .bind(end.accounts_billed as i64)
         .bind(end.billed_fen)
@@ -788,33 +686,15 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn runs(&self, limit: u32) -> anyhow::Result<Vec<RunView>> {
-        let rows = sqlx::query(
-            "SELECT run_id, command, month, started_at, ended_at, outcome, accounts_billed, billed_fen, suspended, message
-             FROM runs ORDER BY run_id DESC LIMIT ?",
-        )
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(RunView {
-                    run_id: r.try_get("run_id")?,
-                    command: r.try_get("command")?,
-                    month: r.try_get("month")?,
-                    started_at: at(r.try_get("started_at")?),
-                    ended_at: opt_at(r.try_get("ended_at")?),
-                    outcome: r.try_get("outcome")?,
-                    accounts_billed: r.try_get("accounts_billed")?,
-                    billed_fen: r.try_get("billed_fen")?,
-                    suspended: r.try_get("suspended")?,
-                    message: r.try_get("message")?,
-                })
-            })
-            .collect()
+    async fn runs(&self, limit: u32) -> StoreResult<Vec<RunView>> {
+        let rows = sqlx::query(RUNS_SQL)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(run_view).collect::<anyhow::Result<_>>()?)
     }
 
-    async fn breaches(&self, check: BookCheck, month: Option<Month>) -> anyhow::Result<Vec<String>> {
+    async fn breaches(&self, check: BookCheck, month: Option<Month>) -> StoreResult<Vec<String>> {
         let sql = check.sql("?1");
         Ok(sqlx::query_scalar(&sql)
             .bind(month.map(|m| m.to_string()))
@@ -822,30 +702,20 @@ impl Store for SqliteStore {
             .await?)
     }
 
-    async fn account(&self, account_id: &str) -> anyhow::Result<Option<AccountView>> {
-        sqlx::query(&format!("{ACCOUNT_VIEW_SQL} WHERE account_id = ?"))
+    async fn account(&self, account_id: &str) -> StoreResult<AccountView> {
+        let row = sqlx::query(&format!("{ACCOUNT_VIEW_SQL} WHERE account_id = ?"))
             .bind(account_id)
             .fetch_optional(&self.pool)
             .await?
-            .map(|row| account_view(&row))
-            .transpose()
+            .ok_or_else(|| StoreError::UnknownAccount(account_id.to_owned()))?;
+        Ok(account_view(&row)?)
     }
 
-    async fn arrears_bills(&self, month: Month) -> anyhow::Result<Vec<ArrearsBill>> {
+    async fn arrears_bills(&self, month: Month) -> StoreResult<Vec<ArrearsBill>> {
         let rows = sqlx::query(ARREARS_BILLS_SQL)
             .bind(month.to_string())
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ArrearsBill {
-                    bill_id: r.try_get("bill_id")?,
-                    account_id: r.try_get("account_id")?,
-                    revision: r.try_get::<i64, _>("revision")? as i32,
-                    balance_after_fen: r.try_get("balance_after_fen")?,
-                    suspend_at: opt_at(r.try_get("suspend_at")?),
-                })
-            })
-            .collect()
+        Ok(rows.iter().map(arrears_bill).collect::<anyhow::Result<_>>()?)
     }
 }

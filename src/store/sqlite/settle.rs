@@ -32,8 +32,9 @@ use crate::domain::money::format_money;
 use crate::domain::month::Month;
 use crate::domain::packs::{PackBalance, PackKind};
 use crate::domain::shard::Shard;
+use crate::store::common::{calls_overflow, Grouper};
 use crate::store::page::{self, CurrentBill, PageWrites, StoredLine};
-use crate::store::{AccountUsage, FreeGrant, Grouper, PageDone, PageOutcome, SettlePage, UsageStream};
+use crate::store::{AccountUsage, FreeGrant, PageDone, PageOutcome, SettlePage, UsageStream};
 use anyhow::{anyhow, Context};
 use rusqlite::{params, Connection};
 use rust_decimal::Decimal;
@@ -504,7 +505,7 @@ pub fn month_usage(file: PathBuf, month: Month, start: i64, end: i64, shard: Sha
             let chunk = match usage_chunk(&conn, sql, &month, start, end, &after) {
                 Ok(chunk) => chunk,
                 Err(e) if format!("{e:#}").contains("integer overflow") => {
-                    return out.blocking_finish(Some(crate::store::calls_overflow(&month)))
+                    return out.blocking_finish(Some(calls_overflow(&month)))
                 }
                 Err(e) => return out.blocking_finish(Some(e.context("reading the month's usage"))),
             };

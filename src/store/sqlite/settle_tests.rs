@@ -83,7 +83,7 @@ async fn fixture(ids: &[String]) -> Fixture {
             balance_fen: 100_000,
         })
         .collect();
-    store.import_accounts(&accounts, &grant, start).await.unwrap().unwrap();
+    store.import_accounts(&accounts, &grant, start).await.unwrap();
     let api = version.apis.keys().next().unwrap().clone();
     let (mut to_pages, usage) = crate::store::usage_channel();
     for id in ids {

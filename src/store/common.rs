@@ -1,0 +1,232 @@
+//! What both backends do alike around their own SQL: tallying a usage import as its rows
+//! arrive, grouping the month's usage rows into accounts for the settle, checking a schema's
+//! migrations. Kept out of the port (`store`), which only says what a store does.
+
+use super::{AccountUsage, StoreError, UsageSender};
+use crate::domain::bill::ApiUsage;
+use crate::domain::shard::Shard;
+use crate::error::MAX_LISTED;
+use crate::input::usage::NewUsage;
+use crate::input::RowError;
+use chrono::{DateTime, Utc};
+
+/// What a usage import has read so far: its good rows, their calls and time range, the rows
+/// that fall in months already settled, and its problems. The same bookkeeping for every
+/// backend.
+#[derive(Debug, Default)]
+pub(crate) struct ImportTally {
+    pub rows: u64,
+    pub calls: i64,
+    pub first: Option<DateTime<Utc>>,
+    pub last: Option<DateTime<Utc>>,
+    /// Settled months, `[start, end)`, with how many of the file's rows fall in each.
+    settled: Vec<(String, DateTime<Utc>, DateTime<Utc>, u64)>,
+    problems: Vec<RowError>,
+    problems_total: u64,
+}
+
+impl ImportTally {
+    /// A tally for a file imported into a database whose settled months are `settled`
+    /// (month, start, end).
+    pub(crate) fn new(settled: Vec<(String, DateTime<Utc>, DateTime<Utc>)>) -> ImportTally {
+        ImportTally {
+            settled: settled.into_iter().map(|(m, s, e)| (m, s, e, 0)).collect(),
+            ..ImportTally::default()
+        }
+    }
+
+    /// The rows that fall in settled months, by month: late usage.
+    pub(crate) fn late(&self) -> Vec<(String, u64)> {
+        self.settled
+            .iter()
+            .filter(|(.., n)| *n > 0)
+            .map(|(m, .., n)| (m.clone(), *n))
+            .collect()
+    }
+
+    /// Counts a good row; a row whose calls would take the file's total past what a 64-bit
+    /// count holds becomes a problem instead. Returns whether the row counted.
+    pub(crate) fn row(&mut self, r: &NewUsage) -> bool {
+        let Some(calls) = self.calls.checked_add(r.calls) else {
+            self.problems(vec![RowError::new(
+                r.line,
+                "calls",
+                format!(
+                    "the file's calls add up to more than {}, the most billrun can count",
+                    i64::MAX
+                ),
+            )]);
+            return false;
+        };
+        self.calls = calls;
+        self.rows += 1;
+        self.first = Some(self.first.map_or(r.ts, |f| f.min(r.ts)));
+        self.last = Some(self.last.map_or(r.ts, |l| l.max(r.ts)));
+        if let Some(month) = self.settled.iter_mut().find(|(_, s, e, _)| *s <= r.ts && r.ts < *e) {
+            month.3 += 1;
+        }
+        true
+    }
+
+    /// Records problems; the first `MAX_LISTED` are kept to be listed.
+    pub(crate) fn problems(&mut self, errs: Vec<RowError>) {
+        self.problems_total += errs.len() as u64;
+        let room = MAX_LISTED.saturating_sub(self.problems.len());
+        self.problems.extend(errs.into_iter().take(room));
+    }
+
+    /// Whether the file is known to be bad.
+    pub(crate) fn is_bad(&self) -> bool {
+        self.problems_total > 0
+    }
+
+    /// The rejection, if the file is bad or has no rows at all.
+    pub(crate) fn rejection(&mut self) -> Option<StoreError> {
+        if self.problems_total > 0 {
+            let mut problems = std::mem::take(&mut self.problems);
+            problems.sort_by_key(|p| p.line);
+            return Some(StoreError::Rejected {
+                problems,
+                total: self.problems_total,
+            });
+        }
+        (self.rows == 0).then(|| StoreError::Rejected {
+            problems: vec![RowError::new(1, "(file)", "the file has no usage rows")],
+            total: 1,
+        })
+    }
+}
+
+/// Groups `(account_id, api, calls, billed)` rows, read in account order, into one
+/// [`AccountUsage`] per account of `shard`. `billed` is what the current revision of the
+/// account's bill counted for that API (NULL: no bill, or no line for it): an account whose
+/// every API matches is left out, as nothing about it changed. (A backend that filters those
+/// in SQL passes NULL.)
+pub(crate) struct Grouper {
+    shard: Shard,
+    /// The account being read, and whether all its rows so far match its bill.
+    current: Option<(AccountUsage, bool)>,
+}
+
+impl Grouper {
+    pub(crate) fn new(shard: Shard) -> Grouper {
+        Grouper { shard, current: None }
+    }
+
+    /// Takes the next row; returns the previous account once this row starts another.
+    pub(crate) fn push(
+        &mut self,
+        account_id: String,
+        api: String,
+        calls: i64,
+        billed: Option<i64>,
+    ) -> Option<AccountUsage> {
+        if !self.shard.contains(&account_id) {
+            return None;
+        }
+        let mut done = None;
+        if self.current.as_ref().is_some_and(|(c, _)| c.account_id != account_id) {
+            let (previous, unchanged) = self.current.take().expect("current");
+            done = (!unchanged).then_some(previous);
+        }
+        let (account, unchanged) = self.current.get_or_insert_with(|| {
+            (
+                AccountUsage {
+                    account_id,
+                    usage: Vec::new(),
+                },
+                true,
+            )
+        });
+        *unchanged &= billed == Some(calls);
+        account.usage.push(ApiUsage { api, calls });
+        done
+    }
+
+    /// The last account, after the last row.
+    pub(crate) fn finish(self) -> Option<AccountUsage> {
+        self.current.and_then(|(last, unchanged)| (!unchanged).then_some(last))
+    }
+}
+
+/// The error for a month whose usage of some account and API adds up to more calls than a
+/// 64-bit count holds: every row was within bounds, but there are too many of them.
+pub(crate) fn calls_overflow(month: &str) -> anyhow::Error {
+    crate::error::input_error(format!(
+        "the usage of {month} adds up to more than {} calls for one account and API, more than billrun can \
+         count and bill; nothing of {month} is billed from here on",
+        i64::MAX
+    ))
+}
+
+/// Reads `(account_id, api, calls, billed)` rows in account order and sends one
+/// [`AccountUsage`] per account of `shard` down the channel (see [`Grouper`]); stops early if
+/// the receiver is gone.
+pub(crate) async fn forward_grouped<S>(mut rows: S, month: &str, shard: Shard, mut out: UsageSender)
+where
+    S: futures_util::Stream<Item = Result<(String, String, i64, Option<i64>), sqlx::Error>> + Unpin,
+{
+    use futures_util::TryStreamExt;
+    let mut grouper = Grouper::new(shard);
+    loop {
+        match rows.try_next().await {
+            Ok(Some((account_id, api, calls, billed))) => {
+                if let Some(done) = grouper.push(account_id, api, calls, billed) {
+                    if !out.send(done).await {
+                        return;
+                    }
+                }
+            }
+            Ok(None) => {
+                if let Some(last) = grouper.finish() {
+                    if !out.send(last).await {
+                        return;
+                    }
+                }
+                return out.finish(None).await;
+            }
+            Err(e) => {
+                let overflow = e
+                    .as_database_error()
+                    .and_then(|d| d.code())
+                    .is_some_and(|c| c == "22003");
+                let e = match overflow {
+                    true => calls_overflow(month),
+                    false => anyhow::Error::new(e).context("reading the month's usage"),
+                };
+                return out.finish(Some(e)).await;
+            }
+        }
+    }
+}
+
+/// What is wrong with a database whose applied migrations are `applied` (`None`: it has no
+/// migrations table at all) for a binary that has `known`, if anything.
+pub(crate) fn schema_problem(applied: Option<Vec<i64>>, known: &sqlx::migrate::Migrator) -> Option<String> {
+    let known: Vec<i64> = known.iter().map(|m| m.version).collect();
+    let Some(applied) = applied else {
+        return Some(
+            "the database has no billrun schema yet: run `billrun migrate` (or any command that writes) \
+             with a role that may create tables"
+                .into(),
+        );
+    };
+    if let Some(v) = applied.iter().find(|v| !known.contains(v)) {
+        return Some(format!(
+            "the database was migrated by a newer billrun (migration {v} is unknown to this one): use that \
+             version or a newer one"
+        ));
+    }
+    let missing: Vec<String> = known
+        .iter()
+        .filter(|v| !applied.contains(v))
+        .map(i64::to_string)
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "the database's schema is older than this billrun (migrations {} are not applied): run \
+             `billrun migrate` with a role that may change the schema, then run this again",
+            missing.join(", ")
+        )
+    })
+}

@@ -1,0 +1,155 @@
+//! Rows into the port's types, written once for both backends. A backend says how it reads a
+//! column of each kind ([`Columns`], in its own `decode` module: SQLite keeps times as integer
+//! microseconds and exact amounts as text, PostgreSQL as `timestamptz` and `NUMERIC`); every
+//! view is built here from those, with its kinds and statuses parsed into their enums.
+
+use super::{AccountView, ArrearsBill, EventView, ExportLine, PackView, RunOutcome, RunView, UsedReference};
+use crate::domain::arrears::{EventKind, ServiceState};
+use crate::domain::packs::PackKind;
+use crate::domain::settle::RevisionKind;
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+/// How a backend reads one column of a row, by name.
+pub(crate) trait Columns {
+    fn text(&self, column: &str) -> anyhow::Result<String>;
+    fn opt_text(&self, column: &str) -> anyhow::Result<Option<String>>;
+    fn int(&self, column: &str) -> anyhow::Result<i64>;
+    fn opt_int(&self, column: &str) -> anyhow::Result<Option<i64>>;
+    fn flag(&self, column: &str) -> anyhow::Result<bool>;
+    fn time(&self, column: &str) -> anyhow::Result<DateTime<Utc>>;
+    fn opt_time(&self, column: &str) -> anyhow::Result<Option<DateTime<Utc>>>;
+    fn decimal(&self, column: &str) -> anyhow::Result<Decimal>;
+
+    /// A small integer column (a revision, a tier).
+    fn int32(&self, column: &str) -> anyhow::Result<i32> {
+        let n = self.int(column)?;
+        i32::try_from(n).with_context(|| format!("stored {column} {n} is out of range"))
+    }
+
+    /// A text column holding one of an enum's names.
+    fn parsed<T>(&self, column: &str, parse: fn(&str) -> Option<T>) -> anyhow::Result<T> {
+        let text = self.text(column)?;
+        parse(&text).with_context(|| format!("stored {column} '{text}' is not one billrun knows"))
+    }
+}
+
+pub(crate) fn service_state(r: &impl Columns) -> anyhow::Result<ServiceState> {
+    Ok(ServiceState {
+        balance_fen: r.int("balance_fen")?,
+        suspend_at: r.opt_time("suspend_at")?,
+        suspended: r.flag("suspended")?,
+    })
+}
+
+/// An account, from the columns of `sql::ACCOUNT_VIEW_SQL`.
+pub(crate) fn account_view(r: &impl Columns) -> anyhow::Result<AccountView> {
+    Ok(AccountView::new(
+        r.text("account_id")?,
+        r.text("name")?,
+        r.opt_time("activated_at")?,
+        service_state(r)?,
+    ))
+}
+
+/// A pack, from the columns of `sql::PACKS_SQL`.
+pub(crate) fn pack_view(r: &impl Columns) -> anyhow::Result<PackView> {
+    Ok(PackView {
+        pack_id: r.text("pack_id")?,
+        kind: r.parsed("kind", PackKind::parse)?,
+        account_id: r.text("account_id")?,
+        api: r.text("api")?,
+        calls: r.int("calls")?,
+        remaining: r.int("remaining")?,
+        valid_from: r.time("valid_from")?,
+        valid_until: r.time("valid_until")?,
+        purchased_at: r.time("purchased_at")?,
+        month: r.opt_text("month")?,
+    })
+}
+
+/// An event, from the columns of `sql::EVENTS_SQL`.
+pub(crate) fn event_view(r: &impl Columns) -> anyhow::Result<EventView> {
+    Ok(EventView {
+        event_id: r.int("event_id")?,
+        account_id: r.text("account_id")?,
+        kind: r.parsed("kind", EventKind::parse)?,
+        at: r.time("at")?,
+        bill_id: r.opt_text("bill_id")?,
+        suspend_at: r.opt_time("suspend_at")?,
+        balance_fen: r.int("balance_fen")?,
+    })
+}
+
+/// A run, from the columns of `sql::RUNS_SQL`.
+pub(crate) fn run_view(r: &impl Columns) -> anyhow::Result<RunView> {
+    Ok(RunView {
+        run_id: r.int("run_id")?,
+        command: r.text("command")?,
+        month: r.opt_text("month")?,
+        started_at: r.time("started_at")?,
+        ended_at: r.opt_time("ended_at")?,
+        outcome: r.parsed("outcome", RunOutcome::parse)?,
+        accounts_billed: r.int("accounts_billed")?,
+        billed_fen: r.int("billed_fen")?,
+        suspended: r.int("suspended")?,
+        message: r.text("message")?,
+    })
+}
+
+/// A bill line with its bill and account, from the columns of `sql::EXPORT_LINES_SQL`.
+pub(crate) fn export_line(r: &impl Columns) -> anyhow::Result<ExportLine> {
+    Ok(ExportLine {
+        month: r.text("month")?,
+        bill_id: r.text("bill_id")?,
+        revision: r.int32("revision")?,
+        kind: r.parsed("kind", RevisionKind::parse)?,
+        debited_fen: r.int("debited_fen")?,
+        rounding: r.text("rounding")?,
+        account_id: r.text("account_id")?,
+        account_name: r.text("name")?,
+        api: r.text("api")?,
+        total_calls: r.int("total_calls")?,
+        free_calls: r.int("free_calls")?,
+        prepaid_calls: r.int("prepaid_calls")?,
+        billable_calls: r.int("billable_calls")?,
+        tier: r.int("tier")?,
+        tier_from: r.int("tier_from")?,
+        tier_to: r.opt_int("tier_to")?,
+        unit_price: r.decimal("unit_price")?,
+        amount: r.decimal("amount")?,
+        pricing: r.text("pricing")?,
+        tier_basis: r.text("tier_basis")?,
+        catalog_version: r.text("catalog_version")?,
+        bill_exact_total: r.decimal("exact_total")?,
+        bill_total_fen: r.int("total_fen")?,
+        rounding_adjustment: r.decimal("rounding_adjustment")?,
+        balance_before_fen: r.int("balance_before_fen")?,
+        balance_after_fen: r.int("balance_after_fen")?,
+        period_start: r.time("period_start")?,
+        period_end: r.time("period_end")?,
+        settled_at: r.time("settled_at")?,
+    })
+}
+
+/// A revision that left its account in arrears, from the columns of `sql::ARREARS_BILLS_SQL`.
+pub(crate) fn arrears_bill(r: &impl Columns) -> anyhow::Result<ArrearsBill> {
+    Ok(ArrearsBill {
+        bill_id: r.text("bill_id")?,
+        account_id: r.text("account_id")?,
+        revision: r.int32("revision")?,
+        balance_after_fen: r.int("balance_after_fen")?,
+        suspend_at: r.opt_time("suspend_at")?,
+    })
+}
+
+/// The recharge a reference was first used for, from the columns of `sql::USED_REFERENCE_SQL`.
+pub(crate) fn used_reference(r: &impl Columns) -> anyhow::Result<UsedReference> {
+    Ok(UsedReference {
+        account_id: r.text("account_id")?,
+        amount_fen: r.int("amount_fen")?,
+        at: r.time("created_at")?,
+        balance_fen: r.int("balance_fen")?,
+    })
+}
