@@ -3,7 +3,9 @@
 //! microseconds and exact amounts as text, PostgreSQL as `timestamptz` and `NUMERIC`); every
 //! view is built here from those, with its kinds and statuses parsed into their enums.
 
-use super::{AccountView, ArrearsBill, EventView, ExportLine, PackView, RunOutcome, RunView, UsedReference};
+use super::{
+    AccountView, ArrearsBill, EventView, ExportLine, MonthTotals, PackView, RunOutcome, RunView, UsedReference,
+};
 use crate::domain::arrears::{EventKind, ServiceState};
 use crate::domain::packs::PackKind;
 use crate::domain::settle::RevisionKind;
@@ -151,5 +153,19 @@ pub(crate) fn used_reference(r: &impl Columns) -> anyhow::Result<UsedReference> 
         amount_fen: r.int("amount_fen")?,
         at: r.time("created_at")?,
         balance_fen: r.int("balance_fen")?,
+    })
+}
+
+/// A month's totals, from the columns of `sql::MONTH_TOTALS_SQL`.
+pub(crate) fn month_totals(r: &impl Columns) -> anyhow::Result<MonthTotals> {
+    let count = |column: &str| -> anyhow::Result<u64> {
+        let n = r.int(column)?;
+        u64::try_from(n).with_context(|| format!("stored {column} {n} is negative"))
+    };
+    Ok(MonthTotals {
+        bills: count("bills")?,
+        total_fen: r.int("total")?,
+        accounts_in_arrears: count("arrears")?,
+        settled_at: r.opt_time("settled_at")?,
     })
 }

@@ -127,3 +127,19 @@ pub(crate) const ACCOUNT_SERVICE_SQL: &str =
 /// A restoration: account $1's service back at $2, with balance $3.
 pub(crate) const RESTORED_EVENT_SQL: &str =
     "INSERT INTO events (account_id, kind, at, balance_fen) VALUES ($1, 'restored', $2, $3)";
+
+/// Month $1 so far: its bills (originals), what its revisions moved, its accounts sent an
+/// arrears notice, and when it was settled. Every revision at once, with no lookup of the
+/// latest: revision 1 is each account's original, and what the revisions moved adds up to the
+/// latest total (an adjustment moves the difference from the revision before). `verify`
+/// checks both.
+pub(crate) const MONTH_TOTALS_SQL: &str = "SELECT COUNT(*) FILTER (WHERE b.revision = 1) AS bills,
+        CAST(COALESCE(SUM(b.debited_fen), 0) AS BIGINT) AS total,
+        (SELECT COUNT(DISTINCT e.account_id) FROM events e JOIN bills b2 ON b2.bill_id = e.bill_id
+          WHERE e.kind = 'arrears_notice' AND b2.month = $1) AS arrears,
+        (SELECT settled_at FROM settled_months WHERE month = $1) AS settled_at
+     FROM bills b WHERE b.month = $1";
+
+/// How many shards of month $1 split $2 ways are done, and the oldest import they all saw.
+pub(crate) const SHARDS_DONE_SQL: &str = "SELECT COUNT(*), CAST(COALESCE(MIN(through_import), 0) AS BIGINT)
+     FROM settled_shards WHERE month = $1 AND shard_count = $2";

@@ -20,7 +20,8 @@ mod sql;
 use crate::domain::arrears;
 use crate::domain::shard::Shard;
 use crate::store::decode::{
-    account_view, arrears_bill, event_view, export_line, pack_view, run_view, service_state, used_reference,
+    account_view, arrears_bill, event_view, export_line, month_totals, pack_view, run_view, service_state,
+    used_reference,
 };
 use crate::store::sql::verify::BookCheck;
 use crate::store::sql::*;
@@ -522,13 +523,11 @@ impl Store for SqliteStore {
         .bind(d.through_import)
         .execute(&mut *tx)
         .await?;
-        let (done, through): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(MIN(through_import), 0) FROM settled_shards WHERE month = ? AND shard_count = ?",
-        )
-        .bind(&m)
-        .bind(d.shard.count())
-        .fetch_one(&mut *tx)
-        .await?;
+        let (done, through): (i64, i64) = sqlx::query_as(SHARDS_DONE_SQL)
+            .bind(&m)
+            .bind(d.shard.count())
+            .fetch_one(&mut *tx)
+            .await?;
         let complete = done == i64::from(d.shard.count());
         if complete {
             sqlx::query(
@@ -554,26 +553,11 @@ impl Store for SqliteStore {
     }
 
     async fn month_totals(&self, month: Month) -> StoreResult<MonthTotals> {
-        // Every revision of a bill at once, with no lookup of the latest: revision 1 is each
-        // account's original, and what the revisions moved adds up to the latest total (an
-        // adjustment moves the difference from the revision before). `verify` checks both.
-        let m = month.to_string();
-        let row = sqlx::query(
-            "SELECT COUNT(*) FILTER (WHERE b.revision = 1) AS bills, COALESCE(SUM(b.debited_fen), 0) AS total,
-                    (SELECT COUNT(DISTINCT e.account_id) FROM events e JOIN bills b2 ON b2.bill_id = e.bill_id
-                      WHERE e.kind = 'arrears_notice' AND b2.month = ?1) AS arrears,
-                    (SELECT settled_at FROM settled_months WHERE month = ?1) AS settled_at
-             FROM bills b WHERE b.month = ?1",
-        )
-        .bind(&m)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(MonthTotals {
-            bills: row.try_get::<i64, _>("bills")? as u64,
-            total_fen: row.try_get("total")?,
-            accounts_in_arrears: row.try_get::<i64, _>("arrears")? as u64,
-            settled_at: opt_at(row.try_get("settled_at")?),
-        })
+        let row = sqlx::query(MONTH_TOTALS_SQL)
+            .bind(month.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(month_totals(&row)?)
     }
 
     async fn enforce(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
