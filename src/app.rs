@@ -256,6 +256,7 @@ async fn execute<S: Store>(
         }
         Command::Report { month, out } => commands::report(store, ctx, month, out.as_deref()).await,
         Command::Events { format } => commands::events(store, ctx, format).await,
+        Command::Metrics { out } => commands::metrics(store, ctx, out.as_deref()).await,
         Command::Schedule { .. }
         | Command::Gen { .. }
         | Command::Completions { .. }

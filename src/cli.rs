@@ -220,6 +220,18 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Print the metrics an on-call engineer alerts on, in Prometheus' text format.
+    ///
+    /// Read from the database at --now, so every replica reports the same: the last success,
+    /// last run and duration of each command, months ended but not settled, accounts by status,
+    /// overdue suspensions, and the latest settled month's bills and amount. With --out the file
+    /// is replaced whole, as node_exporter's textfile collector needs.
+    Metrics {
+        /// Output file (default: standard output), e.g. a `.prom` file in node_exporter's
+        /// textfile directory; written whole or not at all.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// List arrears notices, suspensions and restorations, oldest first.
     Events {
         /// Output format.
@@ -300,6 +312,7 @@ impl Command {
                 | Command::Bills(_)
                 | Command::Export(_)
                 | Command::Report { .. }
+                | Command::Metrics { .. }
                 | Command::Events { .. }
         )
     }

@@ -533,3 +533,17 @@ pub async fn show_bill<S: Store>(store: &S, ctx: &Ctx, id: &str, month: Month) -
     }
     Ok(())
 }
+
+/// `billrun metrics`: the Prometheus text exposition, to standard output or a file replaced
+/// whole.
+pub async fn metrics<S: Store>(store: &S, ctx: &Ctx, out: Option<&Path>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let m = jobs::metrics::gather(store, ctx).await?;
+    let mut dest = Destination::open(out)?;
+    dest.write_all(crate::reporting::metrics::render(&m).as_bytes())?;
+    dest.finish()?;
+    if let Some(p) = out {
+        println!("wrote billrun's metrics to {}", p.display());
+    }
+    Ok(())
+}

@@ -519,6 +519,47 @@ async fn story<S: Store>(store: &S) {
     assert_eq!((runs[0].ended_at, runs[0].outcome), (None, RunOutcome::Running));
     assert_eq!(store.runs(1).await.unwrap().len(), 1);
 
+    // What the metrics are made of.
+    let health = store.health(stop + Duration::hours(2)).await.unwrap();
+    assert_eq!(
+        health.accounts,
+        StatusCounts {
+            active: 1,
+            arrears: 1,
+            suspended: 1,
+            inactive: 0
+        },
+        "acme restored, cove in arrears after its adjustment, bolt suspended"
+    );
+    assert_eq!(health.overdue_suspensions, 0);
+    assert_eq!(
+        store
+            .health(stop + Duration::days(3))
+            .await
+            .unwrap()
+            .overdue_suspensions,
+        1,
+        "cove's stop has passed"
+    );
+    assert_eq!(health.settled_months, [oct]);
+    assert_eq!(health.import_spans.len(), 2, "the refused files left no span");
+    assert_eq!(
+        health.import_spans[0],
+        (t("2026-10-02T10:00:00+08:00"), t("2026-10-05T10:00:00+08:00"))
+    );
+    let by_command: Vec<(&str, RunOutcome, Option<DateTime<Utc>>)> = health
+        .runs
+        .iter()
+        .map(|r| (r.command.as_str(), r.last_outcome, r.last_success))
+        .collect();
+    assert_eq!(
+        by_command,
+        [
+            ("enforce", RunOutcome::Running, None),
+            ("settle", RunOutcome::Ok, Some(settled_at + Duration::seconds(3)))
+        ]
+    );
+
     store.close().await;
 }
 

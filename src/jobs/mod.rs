@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod export;
+pub mod metrics;
 pub mod report;
 pub mod run;
 pub mod settle;

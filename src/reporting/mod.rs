@@ -1,5 +1,6 @@
 //! What finance and support read: the month summed up, the month report as one HTML page with
-//! inline SVG charts, and one bill explained line by line.
+//! inline SVG charts, and one bill explained line by line; and what operations alert on, the
+//! metrics in Prometheus' text format.
 //!
 //! Everything here is pure: it is handed bill lines and totals the jobs read from the store,
 //! and returns values or text. Nothing here reads a database, a file or the clock, so each
@@ -7,6 +8,7 @@
 
 pub mod bill_text;
 pub mod html;
+pub mod metrics;
 pub mod summary;
 pub mod svg;
 

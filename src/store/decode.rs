@@ -4,7 +4,8 @@
 //! view is built here from those, with its kinds and statuses parsed into their enums.
 
 use super::{
-    AccountView, ArrearsBill, EventView, ExportLine, MonthTotals, PackView, RunOutcome, RunView, UsedReference,
+    AccountView, ArrearsBill, CommandRuns, EventView, ExportLine, MonthTotals, PackView, RunOutcome, RunView,
+    StatusCounts, UsedReference,
 };
 use crate::domain::arrears::{EventKind, ServiceState};
 use crate::domain::packs::PackKind;
@@ -168,4 +169,34 @@ pub(crate) fn month_totals(r: &impl Columns) -> anyhow::Result<MonthTotals> {
         accounts_in_arrears: count("arrears")?,
         settled_at: r.opt_time("settled_at")?,
     })
+}
+
+/// A command's latest run, from the columns of `sql::LATEST_RUNS_SQL`.
+pub(crate) fn command_runs(r: &impl Columns) -> anyhow::Result<CommandRuns> {
+    Ok(CommandRuns {
+        command: r.text("command")?,
+        last_started_at: r.time("started_at")?,
+        last_ended_at: r.opt_time("ended_at")?,
+        last_outcome: r.parsed("outcome", RunOutcome::parse)?,
+        last_success: r.opt_time("last_success")?,
+    })
+}
+
+/// Accounts by status, from the columns of `sql::STATUS_COUNTS_SQL`.
+pub(crate) fn status_counts(r: &impl Columns) -> anyhow::Result<StatusCounts> {
+    let count = |column: &str| -> anyhow::Result<u64> {
+        let n = r.int(column)?;
+        u64::try_from(n).with_context(|| format!("{column} {n} is negative"))
+    };
+    Ok(StatusCounts {
+        active: count("active")?,
+        arrears: count("arrears")?,
+        suspended: count("suspended")?,
+        inactive: count("inactive")?,
+    })
+}
+
+/// An import's span, from the columns of `sql::IMPORT_SPANS_SQL`.
+pub(crate) fn import_span(r: &impl Columns) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
+    Ok((r.time("first_ts")?, r.time("last_ts")?))
 }

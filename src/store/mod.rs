@@ -562,11 +562,53 @@ pub trait Store {
     /// One account; [`StoreError::UnknownAccount`] if there is no such account.
     async fn account(&self, account_id: &str) -> StoreResult<AccountView>;
 
+    /// What the metrics report, read at `now`: the latest run and success of each command,
+    /// accounts by status, overdue suspensions, the spans of the usage imports and the
+    /// settled months.
+    async fn health(&self, now: DateTime<Utc>) -> StoreResult<Health>;
+
     /// Every revision of `month`'s bills that left its account's balance negative, by account
     /// and revision, with the service stop the account was under right after it: the
     /// `suspend_at` of the revision's own arrears notice, or else (a credit that left the
     /// balance still negative) that of the account's latest arrears notice recorded by then.
     async fn arrears_bills(&self, month: Month) -> StoreResult<Vec<ArrearsBill>>;
+}
+
+/// The latest run of one command, and when it last succeeded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandRuns {
+    /// As recorded: `settle`, `settle --shard 1/4`, `enforce`, `run`, `daemon`.
+    pub command: String,
+    pub last_started_at: DateTime<Utc>,
+    /// `None`: the latest run has not ended (or was killed before it could say so).
+    pub last_ended_at: Option<DateTime<Utc>>,
+    pub last_outcome: RunOutcome,
+    /// When a run of it last ended `ok` or `nothing-to-do`.
+    pub last_success: Option<DateTime<Utc>>,
+}
+
+/// Accounts by status at an instant (see [`AccountStatus::of`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    pub active: u64,
+    pub arrears: u64,
+    pub suspended: u64,
+    pub inactive: u64,
+}
+
+/// What an on-call engineer's metrics are made of, read from the database at an instant, so
+/// that every replica of the job reports the same.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Health {
+    /// Per command, by command.
+    pub runs: Vec<CommandRuns>,
+    pub accounts: StatusCounts,
+    /// Accounts whose `suspend_at` has passed with a negative balance, not suspended yet.
+    pub overdue_suspensions: u64,
+    /// The first and last instant of each committed usage import, oldest import first.
+    pub import_spans: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Settled months, oldest first.
+    pub settled_months: Vec<Month>,
 }
 
 /// A bill revision that left its account in arrears (balance < 0 after its debit or credit).

@@ -12,6 +12,7 @@ mod deploy;
 mod finance;
 mod late_usage;
 mod limits;
+mod metrics;
 mod migrations;
 mod one_book;
 mod operator;

@@ -143,3 +143,25 @@ pub(crate) const MONTH_TOTALS_SQL: &str = "SELECT COUNT(*) FILTER (WHERE b.revis
 /// How many shards of month $1 split $2 ways are done, and the oldest import they all saw.
 pub(crate) const SHARDS_DONE_SQL: &str = "SELECT COUNT(*), CAST(COALESCE(MIN(through_import), 0) AS BIGINT)
      FROM settled_shards WHERE month = $1 AND shard_count = $2";
+
+/// The latest run of each command, with when that command last succeeded.
+pub(crate) const LATEST_RUNS_SQL: &str = "SELECT r.command, r.started_at, r.ended_at, r.outcome,
+        (SELECT MAX(s.ended_at) FROM runs s
+          WHERE s.command = r.command AND s.outcome IN ('ok', 'nothing-to-do')) AS last_success
+     FROM runs r WHERE r.run_id = (SELECT MAX(r2.run_id) FROM runs r2 WHERE r2.command = r.command)
+     ORDER BY r.command";
+
+/// Accounts by status at $1: the set-based form of `store::AccountStatus::of`.
+pub(crate) const STATUS_COUNTS_SQL: &str = "SELECT
+        COUNT(*) FILTER (WHERE activated_at IS NULL OR activated_at > $1) AS inactive,
+        COUNT(*) FILTER (WHERE activated_at <= $1 AND suspended) AS suspended,
+        COUNT(*) FILTER (WHERE activated_at <= $1 AND NOT suspended AND suspend_at IS NOT NULL) AS arrears,
+        COUNT(*) FILTER (WHERE activated_at <= $1 AND NOT suspended AND suspend_at IS NULL) AS active
+     FROM accounts";
+
+/// The first and last instant of each committed usage import.
+pub(crate) const IMPORT_SPANS_SQL: &str = "SELECT first_ts, last_ts FROM usage_imports
+     WHERE first_ts IS NOT NULL AND last_ts IS NOT NULL ORDER BY import_id";
+
+/// Every settled month, oldest first.
+pub(crate) const SETTLED_MONTHS_SQL: &str = "SELECT month FROM settled_months ORDER BY month";

@@ -20,8 +20,8 @@ mod sql;
 use crate::domain::arrears;
 use crate::domain::shard::Shard;
 use crate::store::decode::{
-    account_view, arrears_bill, event_view, export_line, month_totals, pack_view, run_view, service_state,
-    used_reference,
+    account_view, arrears_bill, command_runs, event_view, export_line, import_span, month_totals, pack_view, run_view,
+    service_state, status_counts, used_reference,
 };
 use crate::store::sql::verify::BookCheck;
 use crate::store::sql::*;
@@ -693,6 +693,30 @@ impl Store for SqliteStore {
             .await?
             .ok_or_else(|| StoreError::UnknownAccount(account_id.to_owned()))?;
         Ok(account_view(&row)?)
+    }
+
+    async fn health(&self, now: DateTime<Utc>) -> StoreResult<Health> {
+        let runs = sqlx::query(LATEST_RUNS_SQL).fetch_all(&self.pool).await?;
+        let counts = sqlx::query(STATUS_COUNTS_SQL)
+            .bind(us(now))
+            .fetch_one(&self.pool)
+            .await?;
+        let overdue: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM accounts WHERE {DUE_FOR_SUSPENSION}"))
+            .bind(us(now))
+            .fetch_one(&self.pool)
+            .await?;
+        let spans = sqlx::query(IMPORT_SPANS_SQL).fetch_all(&self.pool).await?;
+        let settled: Vec<String> = sqlx::query_scalar(SETTLED_MONTHS_SQL).fetch_all(&self.pool).await?;
+        Ok(Health {
+            runs: runs.iter().map(command_runs).collect::<anyhow::Result<_>>()?,
+            accounts: status_counts(&counts)?,
+            overdue_suspensions: u64::try_from(overdue).unwrap_or(0),
+            import_spans: spans.iter().map(import_span).collect::<anyhow::Result<_>>()?,
+            settled_months: settled
+                .iter()
+                .map(|m| m.parse().map_err(anyhow::Error::msg))
+                .collect::<anyhow::Result<_>>()?,
+        })
     }
 
     async fn arrears_bills(&self, month: Month) -> StoreResult<Vec<ArrearsBill>> {

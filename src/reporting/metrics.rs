@@ -1,0 +1,176 @@
+//! The metrics in Prometheus' text exposition format
+//! (https://prometheus.io/docs/instrumenting/exposition_formats/), named and with units as
+//! https://prometheus.io/docs/practices/naming/ asks: seconds since the epoch for instants,
+//! seconds for durations, the currency named in a label for money. Pure: it is handed what
+//! `jobs::metrics` read.
+
+use crate::domain::money::{format_money, from_fen};
+use crate::domain::month::Month;
+use crate::store::{Health, MonthTotals, RunOutcome};
+use chrono::{DateTime, Utc};
+use std::fmt::Write;
+
+/// Everything the metrics say, at one instant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metrics {
+    pub now: DateTime<Utc>,
+    pub health: Health,
+    /// Months that have ended in the billing time zone, hold usage, and are not settled.
+    pub unsettled: Vec<Month>,
+    /// The latest settled month and its totals.
+    pub last_settled: Option<(Month, MonthTotals)>,
+    pub currency: String,
+}
+
+/// Seconds since the epoch, exactly (microseconds as six decimals).
+fn seconds(t: DateTime<Utc>) -> String {
+    let micros = t.timestamp_micros();
+    let (s, us) = (micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000));
+    if us == 0 {
+        s.to_string()
+    } else {
+        format!("{s}.{us:06}")
+    }
+}
+
+/// A label value, escaped as the format asks.
+fn label(value: &str) -> String {
+    value.replace('\\', r"\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// One metric family: its help, its type, and its samples (labels, value).
+fn family(out: &mut String, name: &str, help: &str, samples: &[(String, String)]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+/// The whole exposition.
+pub fn render(m: &Metrics) -> String {
+    let mut out = String::new();
+    let by_command = |value: &dyn Fn(&crate::store::CommandRuns) -> Option<String>| -> Vec<(String, String)> {
+        m.health
+            .runs
+            .iter()
+            .filter_map(|r| value(r).map(|v| (format!("command=\"{}\"", label(&r.command)), v)))
+            .collect()
+    };
+    family(
+        &mut out,
+        "billrun_last_success_timestamp_seconds",
+        "When a run of the command last ended ok or with nothing to do.",
+        &by_command(&|r| r.last_success.map(seconds)),
+    );
+    family(
+        &mut out,
+        "billrun_last_run_timestamp_seconds",
+        "When the command's latest run started.",
+        &by_command(&|r| Some(seconds(r.last_started_at))),
+    );
+    family(
+        &mut out,
+        "billrun_last_run_duration_seconds",
+        "How long the command's latest run took, once it has ended.",
+        &by_command(&|r| r.last_ended_at.map(|end| seconds_between(r.last_started_at, end))),
+    );
+    family(
+        &mut out,
+        "billrun_last_run_failed",
+        "1 if the command's latest run failed, else 0.",
+        &by_command(&|r| Some(u8::from(r.last_outcome == RunOutcome::Failed).to_string())),
+    );
+    family(
+        &mut out,
+        "billrun_months_unsettled",
+        "Months that have ended in the billing time zone, hold usage, and are not settled.",
+        &[(String::new(), m.unsettled.len().to_string())],
+    );
+    if let Some(oldest) = m.unsettled.first() {
+        family(
+            &mut out,
+            "billrun_oldest_unsettled_month_info",
+            "The oldest month that has ended and is not settled, as a label.",
+            &[(format!("month=\"{oldest}\""), "1".into())],
+        );
+    }
+    let a = &m.health.accounts;
+    family(
+        &mut out,
+        "billrun_accounts",
+        "Accounts by status now: active, in arrears (service stops at suspend_at), suspended, not open yet.",
+        &[
+            ("status=\"active\"".into(), a.active.to_string()),
+            ("status=\"arrears\"".into(), a.arrears.to_string()),
+            ("status=\"suspended\"".into(), a.suspended.to_string()),
+            ("status=\"inactive\"".into(), a.inactive.to_string()),
+        ],
+    );
+    family(
+        &mut out,
+        "billrun_suspensions_overdue",
+        "Accounts whose suspend_at has passed with a negative balance and that are not suspended yet.",
+        &[(String::new(), m.health.overdue_suspensions.to_string())],
+    );
+    if let Some((month, totals)) = &m.last_settled {
+        let labels = format!("month=\"{month}\",currency=\"{}\"", label(&m.currency));
+        family(
+            &mut out,
+            "billrun_last_settled_month_billed",
+            "What the latest settled month's bills add up to, in the currency named.",
+            &[(labels, format_money(from_fen(totals.total_fen)))],
+        );
+        family(
+            &mut out,
+            "billrun_last_settled_month_bills",
+            "Bills of the latest settled month (one per account billed).",
+            &[(format!("month=\"{month}\""), totals.bills.to_string())],
+        );
+    }
+    family(
+        &mut out,
+        "billrun_metrics_read_timestamp_seconds",
+        "The instant (--now) these metrics were read at.",
+        &[(String::new(), seconds(m.now))],
+    );
+    out
+}
+
+/// The seconds from `start` to `end`, exactly.
+fn seconds_between(start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+    let micros = (end - start).num_microseconds().unwrap_or(0).max(0);
+    let (s, us) = (micros / 1_000_000, micros % 1_000_000);
+    if us == 0 {
+        s.to_string()
+    } else {
+        format!("{s}.{us:06}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_and_durations_are_exact_seconds() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        assert_eq!(seconds(t("2026-11-01T00:00:00Z")), "1793491200");
+        assert_eq!(seconds(t("2026-11-01T00:00:00.25Z")), "1793491200.250000");
+        assert_eq!(seconds(t("1969-12-31T23:59:59.5Z")), "-1.500000");
+        assert_eq!(
+            seconds_between(t("2026-11-01T00:00:00Z"), t("2026-11-01T00:01:02.5Z")),
+            "62.500000"
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("settle --shard 1/4"), "settle --shard 1/4");
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

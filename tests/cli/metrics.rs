@@ -1,0 +1,146 @@
+//! `billrun metrics`: what an on-call engineer alerts on, read from the database, in the
+//! Prometheus text format. The output is checked with Prometheus' own `promtool check metrics`
+//! (Debian's `prometheus` package, installed by scripts/test); without promtool the test says
+//! so loudly and checks the rest, unless `CI` is set: then it fails.
+
+use crate::harness::*;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::Stdio;
+
+const NOV_1: &str = "2026-11-01T02:00:00+08:00";
+
+/// The samples of an exposition: `name{labels}` → value.
+fn samples(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (key, value) = l.rsplit_once(' ').expect("a sample line");
+            (key.to_owned(), value.to_owned())
+        })
+        .collect()
+}
+
+/// Runs `promtool check metrics` on `text`; fails the test on any problem it names.
+fn promtool_accepts(text: &str) {
+    let Ok(mut child) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        if std::env::var_os("CI").is_some() {
+            panic!("promtool is missing and CI is set: the metrics must be checked by Prometheus' own tool");
+        }
+        eprintln!("WARNING: promtool not found: the metrics were NOT checked by it (install prometheus)");
+        return;
+    };
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}\n{text}"
+    );
+}
+
+#[test]
+fn metrics_follow_the_month_from_usage_to_settlement_and_suspension() {
+    let env = Env::new();
+    env.import_accounts(
+        NOV_1,
+        &[
+            "poor,Poor,2026-01-01T00:00:00Z,10.00",
+            "rich,Rich,2026-01-01T00:00:00Z,1000",
+            "soon,Soon,,0",
+        ],
+    );
+    // 3000 billable × 0.008 = 24.00 each.
+    env.import_usage(&[
+        "poor,EnhanceImage,2026-10-05T00:00:00+08:00,4000",
+        "rich,EnhanceImage,2026-10-31T23:59:59+08:00,4000",
+    ]);
+
+    // October has ended with usage and is not settled.
+    let before = env.ok(&["--now", NOV_1, "metrics"]);
+    promtool_accepts(&before);
+    let m = samples(&before);
+    assert_eq!(m["billrun_months_unsettled"], "1", "{before}");
+    assert_eq!(m["billrun_oldest_unsettled_month_info{month=\"2026-10\"}"], "1");
+    assert_eq!(m["billrun_accounts{status=\"active\"}"], "2");
+    assert_eq!(m["billrun_accounts{status=\"inactive\"}"], "1");
+    assert_eq!(m["billrun_metrics_read_timestamp_seconds"], "1793469600");
+    assert!(
+        !before.contains("billrun_last_success_timestamp_seconds{"),
+        "no run yet: {before}"
+    );
+    // In October itself nothing is due yet.
+    let during = samples(&env.ok(&["--now", "2026-10-31T23:00:00+08:00", "metrics"]));
+    assert_eq!(during["billrun_months_unsettled"], "0");
+
+    env.settle("2026-10", NOV_1);
+    let after = env.ok(&["--now", "2026-11-01T03:00:00+08:00", "metrics"]);
+    promtool_accepts(&after);
+    let m = samples(&after);
+    assert_eq!(m["billrun_months_unsettled"], "0", "{after}");
+    assert!(!after.contains("billrun_oldest_unsettled_month_info{"));
+    let settled_at: f64 = m["billrun_last_success_timestamp_seconds{command=\"settle\"}"]
+        .parse()
+        .unwrap();
+    assert!((1793469600.0..1793469600.0 + 600.0).contains(&settled_at), "{after}");
+    assert_eq!(
+        m["billrun_last_run_timestamp_seconds{command=\"settle\"}"],
+        "1793469600"
+    );
+    assert!(m.contains_key("billrun_last_run_duration_seconds{command=\"settle\"}"));
+    assert_eq!(m["billrun_last_run_failed{command=\"settle\"}"], "0");
+    assert_eq!(
+        m["billrun_last_settled_month_billed{month=\"2026-10\",currency=\"CNY\"}"],
+        "48.00"
+    );
+    assert_eq!(m["billrun_last_settled_month_bills{month=\"2026-10\"}"], "2");
+    assert_eq!(m["billrun_accounts{status=\"arrears\"}"], "1");
+    assert_eq!(m["billrun_accounts{status=\"active\"}"], "1");
+    assert_eq!(m["billrun_suspensions_overdue"], "0");
+
+    // Past suspend_at, the suspension is overdue until enforce runs.
+    let due = samples(&env.ok(&["--now", "2026-11-02T03:00:00+08:00", "metrics"]));
+    assert_eq!(due["billrun_suspensions_overdue"], "1");
+    env.ok(&["--now", "2026-11-02T03:00:00+08:00", "enforce"]);
+    let out = env.dir.path().join("textfile").join("billrun.prom");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let stdout = env.ok(&[
+        "--now",
+        "2026-11-02T03:05:00+08:00",
+        "metrics",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(stdout.contains("wrote billrun's metrics to"), "{stdout}");
+    let written = std::fs::read_to_string(&out).unwrap();
+    promtool_accepts(&written);
+    assert_eq!(
+        written,
+        env.ok(&["--now", "2026-11-02T03:05:00+08:00", "metrics"]),
+        "the file holds exactly what standard output shows"
+    );
+    let names: Vec<String> = std::fs::read_dir(out.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["billrun.prom"],
+        "no temporary file is left for the collector to read"
+    );
+    let m = samples(&written);
+    assert_eq!(m["billrun_suspensions_overdue"], "0");
+    assert_eq!(m["billrun_accounts{status=\"suspended\"}"], "1");
+    assert_eq!(m["billrun_last_run_failed{command=\"enforce\"}"], "0");
+    assert!(m.contains_key("billrun_last_success_timestamp_seconds{command=\"enforce\"}"));
+}
