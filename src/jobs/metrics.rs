@@ -12,7 +12,10 @@ use std::collections::BTreeSet;
 /// Reads the metrics at `--now`.
 pub async fn gather<S: Store>(store: &S, ctx: &Ctx) -> anyhow::Result<Metrics> {
     let health = store.health(ctx.now).await?;
-    let unsettled = unsettled(&health, ctx.current_month(), ctx.tz);
+    let unsettled = unsettled(&health, ctx.current_month(), ctx.tz)
+        .into_iter()
+        .map(|m| (m, m.end(ctx.tz)))
+        .collect();
     let last_settled = match health.settled_months.last() {
         Some(&month) => Some((month, store.month_totals(month).await?)),
         None => None,

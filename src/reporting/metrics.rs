@@ -15,8 +15,9 @@ use std::fmt::Write;
 pub struct Metrics {
     pub now: DateTime<Utc>,
     pub health: Health,
-    /// Months that have ended in the billing time zone, hold usage, and are not settled.
-    pub unsettled: Vec<Month>,
+    /// Months that have ended in the billing time zone, hold usage, and are not settled, with
+    /// the instant each ended, oldest first.
+    pub unsettled: Vec<(Month, DateTime<Utc>)>,
     /// The latest settled month and its totals.
     pub last_settled: Option<(Month, MonthTotals)>,
     pub currency: String,
@@ -91,12 +92,12 @@ pub fn render(m: &Metrics) -> String {
         "Months that have ended in the billing time zone, hold usage, and are not settled.",
         &[(String::new(), m.unsettled.len().to_string())],
     );
-    if let Some(oldest) = m.unsettled.first() {
+    if let Some((oldest, ended)) = m.unsettled.first() {
         family(
             &mut out,
-            "billrun_oldest_unsettled_month_info",
-            "The oldest month that has ended and is not settled, as a label.",
-            &[(format!("month=\"{oldest}\""), "1".into())],
+            "billrun_oldest_unsettled_month_end_timestamp_seconds",
+            "When the oldest month that has ended and is not settled ended, in the billing time zone.",
+            &[(format!("month=\"{oldest}\""), seconds(*ended))],
         );
     }
     let a = &m.health.accounts;

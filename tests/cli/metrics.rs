@@ -71,7 +71,11 @@ fn metrics_follow_the_month_from_usage_to_settlement_and_suspension() {
     promtool_accepts(&before);
     let m = samples(&before);
     assert_eq!(m["billrun_months_unsettled"], "1", "{before}");
-    assert_eq!(m["billrun_oldest_unsettled_month_info{month=\"2026-10\"}"], "1");
+    // October ended at 2026-11-01T00:00 in Shanghai.
+    assert_eq!(
+        m["billrun_oldest_unsettled_month_end_timestamp_seconds{month=\"2026-10\"}"],
+        "1793462400"
+    );
     assert_eq!(m["billrun_accounts{status=\"active\"}"], "2");
     assert_eq!(m["billrun_accounts{status=\"inactive\"}"], "1");
     assert_eq!(m["billrun_metrics_read_timestamp_seconds"], "1793469600");
@@ -88,7 +92,7 @@ fn metrics_follow_the_month_from_usage_to_settlement_and_suspension() {
     promtool_accepts(&after);
     let m = samples(&after);
     assert_eq!(m["billrun_months_unsettled"], "0", "{after}");
-    assert!(!after.contains("billrun_oldest_unsettled_month_info{"));
+    assert!(!after.contains("billrun_oldest_unsettled_month_end_timestamp_seconds{"));
     let settled_at: f64 = m["billrun_last_success_timestamp_seconds{command=\"settle\"}"]
         .parse()
         .unwrap();
