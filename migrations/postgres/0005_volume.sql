@@ -1,5 +1,5 @@
--- A million accounts (issue #6): what the usage import and the settle spent their time on that
--- billrun does not need from the database, measured in BENCHMARKS.md.
+-- A million accounts: what the usage import and the settle spent their time on that
+-- billrun does not need from the database, measured in docs/performance.md.
 --
 -- Usage import, on 3M rows:
 -- - The foreign key from usage to usage_imports cost one trigger-run lookup per imported row,

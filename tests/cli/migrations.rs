@@ -1,5 +1,6 @@
 //! The two backends' migrations stay in step: same versions, same names, same tables.
 
+use crate::harness::*;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -101,4 +102,32 @@ fn no_money_column_is_floating_point() {
             }
         }
     }
+}
+
+/// A PostgreSQL database migrated before migration 5's comments were reworded recorded the
+/// old text's checksum: billrun takes it over instead of refusing the database, and still
+/// refuses a migration that differs otherwise. (Only PostgreSQL's migration was reworded; on
+/// SQLite there is nothing to adopt, and this test has nothing to check.)
+#[test]
+fn a_database_migrated_with_a_reworded_migration_keeps_working() {
+    let env = Env::new();
+    if !env.is_postgres() {
+        eprintln!("only a PostgreSQL migration was reworded: checked in the PostgreSQL run");
+        return;
+    }
+    env.ok(&["migrate"]);
+    let current: String = env.query("SELECT encode(checksum, 'hex') FROM _sqlx_migrations WHERE version = 5");
+    const OLD: &str =
+        "b4800ffea016bab3b2285e7716a890c4b76731f0fef491d52a110cd25ca0957d0d63a25f3de983391f89564f93341448";
+    assert_ne!(current, OLD, "migration 5 is the reworded text");
+    env.exec(&format!(
+        "UPDATE _sqlx_migrations SET checksum = decode('{OLD}', 'hex') WHERE version = 5"
+    ));
+    env.ok(&["migrate"]);
+    let adopted: String = env.query("SELECT encode(checksum, 'hex') FROM _sqlx_migrations WHERE version = 5");
+    assert_eq!(adopted, current);
+    // Any other checksum is an edited migration, refused as before.
+    env.exec("UPDATE _sqlx_migrations SET checksum = decode('00', 'hex') WHERE version = 5");
+    let refused = env.fails(1, &["migrate"]);
+    assert!(refused.contains("migration 5"), "{refused}");
 }

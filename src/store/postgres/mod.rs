@@ -134,6 +134,43 @@ impl PgStore {
     }
 }
 
+/// Migrations whose comments were reworded after they shipped, with the SHA-384 of the text they
+/// shipped with: (version, old checksum in hex). Their SQL is unchanged.
+const REWORDED_MIGRATIONS: &[(i64, &str)] = &[(
+    5,
+    "b4800ffea016bab3b2285e7716a890c4b76731f0fef491d52a110cd25ca0957d0d63a25f3de983391f89564f93341448",
+)];
+
+/// A database that applied a reworded migration recorded the old text's checksum, which sqlx
+/// would take for an edited migration and refuse. Its record is moved to the new text's
+/// checksum, and only where it holds exactly the old one: any other difference is still
+/// refused.
+async fn adopt_reworded_migrations(pool: &PgPool) -> anyhow::Result<()> {
+    let recorded: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
+    if !recorded {
+        return Ok(());
+    }
+    for &(version, old) in REWORDED_MIGRATIONS {
+        let Some(new) = MIGRATOR.iter().find(|m| m.version == version) else {
+            continue;
+        };
+        let old = (0..old.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&old[i..i + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .context("a reworded migration's old checksum")?;
+        sqlx::query("UPDATE _sqlx_migrations SET checksum = $1 WHERE version = $2 AND checksum = $3")
+            .bind(new.checksum.as_ref())
+            .bind(version)
+            .bind(old)
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
 /// A stable 64-bit advisory lock key for settling `shard` of `month`.
 fn month_key(month: Month, shard: Shard) -> i64 {
     let digest = Sha256::digest(format!("billrun:settle:{month}:{shard}").as_bytes());
@@ -305,6 +342,7 @@ impl Store for PgStore {
     type MonthLock = PgMonthLock;
 
     async fn migrate(&self) -> StoreResult<()> {
+        adopt_reworded_migrations(&self.pool).await?;
         MIGRATOR
             .run(&self.pool)
             .await
