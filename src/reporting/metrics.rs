@@ -23,15 +23,19 @@ pub struct Metrics {
     pub currency: String,
 }
 
-/// Seconds since the epoch, exactly (microseconds as six decimals).
-fn seconds(t: DateTime<Utc>) -> String {
-    let micros = t.timestamp_micros();
+/// Microseconds as seconds, exactly (six decimals when there is a fraction).
+fn micros_as_seconds(micros: i64) -> String {
     let (s, us) = (micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000));
     if us == 0 {
         s.to_string()
     } else {
         format!("{s}.{us:06}")
     }
+}
+
+/// Seconds since the epoch, exactly.
+fn seconds(t: DateTime<Utc>) -> String {
+    micros_as_seconds(t.timestamp_micros())
 }
 
 /// A label value, escaped as the format asks.
@@ -142,15 +146,9 @@ pub fn render(m: &Metrics) -> String {
     out
 }
 
-/// The seconds from `start` to `end`, exactly.
+/// The seconds from `start` to `end`, exactly (none if `end` is before `start`).
 fn seconds_between(start: DateTime<Utc>, end: DateTime<Utc>) -> String {
-    let micros = (end - start).num_microseconds().unwrap_or(0).max(0);
-    let (s, us) = (micros / 1_000_000, micros % 1_000_000);
-    if us == 0 {
-        s.to_string()
-    } else {
-        format!("{s}.{us:06}")
-    }
+    micros_as_seconds((end - start).num_microseconds().unwrap_or(0).max(0))
 }
 
 #[cfg(test)]

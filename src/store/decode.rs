@@ -24,11 +24,13 @@ pub(crate) trait Columns {
     fn time(&self, column: &str) -> anyhow::Result<DateTime<Utc>>;
     fn opt_time(&self, column: &str) -> anyhow::Result<Option<DateTime<Utc>>>;
     fn decimal(&self, column: &str) -> anyhow::Result<Decimal>;
-
     /// A small integer column (a revision, a tier).
-    fn int32(&self, column: &str) -> anyhow::Result<i32> {
+    fn int32(&self, column: &str) -> anyhow::Result<i32>;
+
+    /// A count: an integer that is never negative.
+    fn count(&self, column: &str) -> anyhow::Result<u64> {
         let n = self.int(column)?;
-        i32::try_from(n).with_context(|| format!("stored {column} {n} is out of range"))
+        u64::try_from(n).with_context(|| format!("{column} {n} is negative"))
     }
 
     /// A text column holding one of an enum's names.
@@ -117,7 +119,7 @@ pub(crate) fn export_line(r: &impl Columns) -> anyhow::Result<ExportLine> {
         free_calls: r.int("free_calls")?,
         prepaid_calls: r.int("prepaid_calls")?,
         billable_calls: r.int("billable_calls")?,
-        tier: r.int("tier")?,
+        tier: r.int32("tier")?.into(),
         tier_from: r.int("tier_from")?,
         tier_to: r.opt_int("tier_to")?,
         unit_price: r.decimal("unit_price")?,
@@ -159,14 +161,10 @@ pub(crate) fn used_reference(r: &impl Columns) -> anyhow::Result<UsedReference> 
 
 /// A month's totals, from the columns of `sql::MONTH_TOTALS_SQL`.
 pub(crate) fn month_totals(r: &impl Columns) -> anyhow::Result<MonthTotals> {
-    let count = |column: &str| -> anyhow::Result<u64> {
-        let n = r.int(column)?;
-        u64::try_from(n).with_context(|| format!("stored {column} {n} is negative"))
-    };
     Ok(MonthTotals {
-        bills: count("bills")?,
+        bills: r.count("bills")?,
         total_fen: r.int("total")?,
-        accounts_in_arrears: count("arrears")?,
+        accounts_in_arrears: r.count("arrears")?,
         settled_at: r.opt_time("settled_at")?,
     })
 }
@@ -184,15 +182,11 @@ pub(crate) fn command_runs(r: &impl Columns) -> anyhow::Result<CommandRuns> {
 
 /// Accounts by status, from the columns of `sql::STATUS_COUNTS_SQL`.
 pub(crate) fn status_counts(r: &impl Columns) -> anyhow::Result<StatusCounts> {
-    let count = |column: &str| -> anyhow::Result<u64> {
-        let n = r.int(column)?;
-        u64::try_from(n).with_context(|| format!("{column} {n} is negative"))
-    };
     Ok(StatusCounts {
-        active: count("active")?,
-        arrears: count("arrears")?,
-        suspended: count("suspended")?,
-        inactive: count("inactive")?,
+        active: r.count("active")?,
+        arrears: r.count("arrears")?,
+        suspended: r.count("suspended")?,
+        inactive: r.count("inactive")?,
     })
 }
 

@@ -1,5 +1,5 @@
-//! How PostgreSQL's columns are read: `timestamptz`, `NUMERIC`, `boolean`, and integers of
-//! either width. The views are built from these in `store::decode`.
+//! How PostgreSQL's columns are read: `timestamptz`, `NUMERIC`, `boolean`, `bigint` and
+//! `integer`. The views are built from these in `store::decode`.
 
 use crate::store::decode::Columns;
 use chrono::{DateTime, Utc};
@@ -16,21 +16,18 @@ impl Columns for PgRow {
         Ok(self.try_get(column)?)
     }
 
-    /// A `bigint`, or an `integer` (revisions and tiers), widened.
+    /// A `bigint`.
     fn int(&self, column: &str) -> anyhow::Result<i64> {
-        match self.try_get::<i64, _>(column) {
-            Ok(n) => Ok(n),
-            Err(sqlx::Error::ColumnDecode { .. }) => Ok(self.try_get::<i32, _>(column)?.into()),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.try_get(column)?)
     }
 
     fn opt_int(&self, column: &str) -> anyhow::Result<Option<i64>> {
-        match self.try_get::<Option<i64>, _>(column) {
-            Ok(n) => Ok(n),
-            Err(sqlx::Error::ColumnDecode { .. }) => Ok(self.try_get::<Option<i32>, _>(column)?.map(i64::from)),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.try_get(column)?)
+    }
+
+    /// An `integer`.
+    fn int32(&self, column: &str) -> anyhow::Result<i32> {
+        Ok(self.try_get(column)?)
     }
 
     fn flag(&self, column: &str) -> anyhow::Result<bool> {

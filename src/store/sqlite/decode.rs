@@ -38,6 +38,11 @@ impl Columns for SqliteRow {
         Ok(self.try_get::<Option<i64>, _>(column)?.map(at))
     }
 
+    fn int32(&self, column: &str) -> anyhow::Result<i32> {
+        let n: i64 = self.try_get(column)?;
+        i32::try_from(n).with_context(|| format!("stored {column} {n} is out of range"))
+    }
+
     fn decimal(&self, column: &str) -> anyhow::Result<Decimal> {
         let text: String = self.try_get(column)?;
         Decimal::from_str_exact(&text).with_context(|| format!("stored {column} '{text}' is not a decimal"))
