@@ -2,7 +2,10 @@
 //! the URL and hands the command to its function in `commands`. Nothing below this reads the
 //! clock or the environment.
 
-use crate::cli::{AccountsCommand, BillsCommand, Cli, Command, ExportCommand, PacksCommand, RunsCommand, UsageCommand};
+use crate::cli::{
+    AccountsCommand, BillsCommand, Cli, Command, DeliveryState, ExportCommand, PacksCommand, RunsCommand, UsageCommand,
+    WebhooksCommand,
+};
 use crate::clock::Clock;
 use crate::commands;
 use crate::error::input_error;
@@ -11,7 +14,9 @@ use crate::output::Destination;
 use crate::recorded::{recorded, StopSignal};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
+use crate::store::webhooks::{DeliveryFilter, DeliveryStatus, Replay};
 use crate::store::{redact_url, Store};
+use crate::webhooks::config::Webhooks;
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -76,14 +81,32 @@ fn init_logs(format: crate::cli::LogFormat) {
     }
 }
 
-/// Brings the schema up to date for a command that writes; checks it, changing nothing, for
-/// one that only reads.
-async fn prepare<S: Store>(store: &S, writes: bool) -> anyhow::Result<()> {
-    if writes {
-        Ok(store.migrate().await?)
-    } else {
-        Ok(store.check_schema().await?)
+/// Brings the schema up to date for a command that writes, and records the endpoints of the
+/// webhooks file before the command records anything they want; checks the schema, changing
+/// nothing, for a command that only reads.
+async fn prepare<S: Store>(
+    store: &S,
+    writes: bool,
+    hooks: Option<&Webhooks>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    if !writes {
+        return Ok(store.check_schema().await?);
     }
+    store.migrate().await?;
+    if let Some(hooks) = hooks {
+        store.register_endpoints(&jobs::webhooks::records(hooks), now).await?;
+    }
+    Ok(())
+}
+
+/// What a command runs with, besides its store.
+struct Job<'a> {
+    ctx: &'a jobs::Ctx,
+    clock: &'a Clock,
+    hooks: Option<&'a Webhooks>,
+    /// The Pushgateway's URL, if the metrics are pushed.
+    push: Option<&'a str>,
 }
 
 pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
@@ -136,18 +159,28 @@ pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let hooks = match &cli.webhooks {
+        Some(path) => Some(Webhooks::load(path).map_err(input_error)?),
+        None => None,
+    };
     let url = cli.database.as_str();
     let writes = cli.command.writes();
+    let job = Job {
+        ctx: &ctx,
+        clock: &clock,
+        hooks: hooks.as_ref(),
+        push: cli.push.as_deref(),
+    };
     if url.starts_with("sqlite:") {
         let store = SqliteStore::connect(url, writes).await?;
-        prepare(&store, writes).await?;
-        let done = run_on(&store, &ctx, &clock, stop, cli.command).await;
+        prepare(&store, writes, hooks.as_ref(), ctx.now).await?;
+        let done = run_on(&store, &job, stop, cli.command).await;
         store.close().await;
         done
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = PgStore::connect(url).await?;
-        prepare(&store, writes).await?;
-        let done = run_on(&store, &ctx, &clock, stop, cli.command).await;
+        prepare(&store, writes, hooks.as_ref(), ctx.now).await?;
+        let done = run_on(&store, &job, stop, cli.command).await;
         store.close().await;
         done
     } else {
@@ -159,13 +192,8 @@ pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
 }
 
 /// Runs a command on an open store.
-async fn run_on<S: Store>(
-    store: &S,
-    ctx: &Ctx,
-    clock: &Clock,
-    stop: Option<StopSignal>,
-    command: Command,
-) -> anyhow::Result<()> {
+async fn run_on<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, command: Command) -> anyhow::Result<()> {
+    let ctx = job.ctx;
     let moves_money = matches!(
         command,
         Command::Accounts(AccountsCommand::Import { .. })
@@ -175,17 +203,29 @@ async fn run_on<S: Store>(
             | Command::Daemon { .. }
     );
     commands::check_currency(store, ctx, moves_money).await?;
-    execute(store, ctx, clock, stop, command).await
+    // Jobs whose end changes what the metrics say push them when they end, failed or not.
+    let pushes = matches!(
+        command,
+        Command::Run { .. }
+            | Command::Settle { dry_run: false, .. }
+            | Command::Enforce
+            | Command::Webhooks(WebhooksCommand::Deliver)
+    );
+    let done = execute(store, job, stop, command).await;
+    if pushes {
+        commands::push_after(store, ctx, job.clock, job.push).await;
+    }
+    done
 }
 
 /// Hands the command to its function.
-async fn execute<S: Store>(
-    store: &S,
-    ctx: &Ctx,
-    clock: &Clock,
-    stop: Option<StopSignal>,
-    command: Command,
-) -> anyhow::Result<()> {
+async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, command: Command) -> anyhow::Result<()> {
+    let Job {
+        ctx,
+        clock,
+        hooks,
+        push,
+    } = *job;
     let stop_signal = move || async move {
         match stop {
             Some(s) => s.wait().await,
@@ -201,7 +241,9 @@ async fn execute<S: Store>(
         Command::Accounts(AccountsCommand::Activate { id }) => commands::accounts_activate(store, ctx, &id).await,
         Command::Accounts(AccountsCommand::List { format }) => commands::list_accounts(store, ctx, format).await,
         Command::Recharge { id, amount, reference } => {
-            commands::recharge(store, ctx, &id, &amount, reference.as_deref()).await
+            commands::recharge(store, ctx, &id, &amount, reference.as_deref()).await?;
+            commands::deliver_after(store, ctx, clock, hooks).await;
+            Ok(())
         }
         Command::Usage(UsageCommand::Import { file }) => commands::usage_import(store, ctx, &file).await,
         Command::Packs(PacksCommand::Import { file }) => commands::packs_import(store, ctx, &file).await,
@@ -229,22 +271,72 @@ async fn execute<S: Store>(
             };
             let s = recorded(store, ctx, &command, Some(month), job, stop_signal()).await?;
             commands::print_settled(&s, ctx.currency());
+            commands::deliver_after(store, ctx, clock, hooks).await;
             Ok(())
         }
         Command::Enforce => {
             let ids = recorded(store, ctx, "enforce", None, jobs::enforce(store, ctx), stop_signal()).await?;
             commands::print_suspended(&ids);
+            commands::deliver_after(store, ctx, clock, hooks).await;
             Ok(())
         }
         Command::Run { .. } => {
             let r = recorded(store, ctx, "run", None, jobs::run::run_due(store, ctx), stop_signal()).await?;
             commands::print_run(&r, ctx);
+            commands::deliver_after(store, ctx, clock, hooks).await;
             Ok(())
         }
-        Command::Daemon { schedule, .. } => {
+        Command::Daemon {
+            schedule,
+            metrics_address,
+            ..
+        } => {
             let schedule = commands::parse_schedule(ctx, &schedule)?;
-            crate::daemon::daemon(store, ctx, clock, &schedule, stop_signal()).await
+            let outputs = crate::daemon::Outputs {
+                hooks,
+                push,
+                metrics: match metrics_address {
+                    Some(addr) => Some(
+                        tokio::net::TcpListener::bind(addr)
+                            .await
+                            .map_err(|e| input_error(format!("cannot serve the metrics on {addr}: {e}")))?,
+                    ),
+                    None => None,
+                },
+            };
+            crate::daemon::daemon(store, ctx, clock, outputs, &schedule, stop_signal()).await
         }
+        Command::Webhooks(WebhooksCommand::Deliver) => commands::webhooks_deliver(store, ctx, clock, hooks).await,
+        Command::Webhooks(WebhooksCommand::List {
+            endpoint,
+            status,
+            limit,
+            format,
+        }) => {
+            let filter = DeliveryFilter {
+                endpoint,
+                status: status.map(|s| match s {
+                    DeliveryState::Pending => DeliveryStatus::Pending,
+                    DeliveryState::Delivered => DeliveryStatus::Delivered,
+                    DeliveryState::Failed => DeliveryStatus::Failed,
+                }),
+                limit,
+            };
+            commands::webhooks_list(store, ctx, &filter, format).await
+        }
+        Command::Webhooks(WebhooksCommand::Replay { endpoint, id, since }) => {
+            let which = match (id, since) {
+                (Some(id), _) => Replay::One(crate::webhooks::payload::parse_message_id(&id).ok_or_else(|| {
+                    input_error(format!(
+                        "--id '{id}' is not a webhook-id billrun sends (bill_… or event_…)"
+                    ))
+                })?),
+                (None, Some(t)) => Replay::Since(t),
+                (None, None) => unreachable!("clap requires --id or --since"),
+            };
+            commands::webhooks_replay(store, ctx, clock, hooks, &endpoint, which).await
+        }
+        Command::Webhooks(WebhooksCommand::Enable { endpoint }) => commands::webhooks_enable(store, &endpoint).await,
         Command::Runs(RunsCommand::List { format, limit }) => commands::runs_list(store, ctx, format, limit).await,
         Command::Verify { month } => commands::verify(store, month).await,
         Command::Bills(BillsCommand::Show { id, month }) => commands::show_bill(store, ctx, &id, month).await,
@@ -256,7 +348,7 @@ async fn execute<S: Store>(
         }
         Command::Report { month, out } => commands::report(store, ctx, month, out.as_deref()).await,
         Command::Events { format } => commands::events(store, ctx, format).await,
-        Command::Metrics { out } => commands::metrics(store, ctx, out.as_deref()).await,
+        Command::Metrics { out } => commands::metrics(store, ctx, out.as_deref(), push).await,
         Command::Schedule { .. }
         | Command::Gen { .. }
         | Command::Completions { .. }

@@ -18,7 +18,7 @@ pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("
 
 const EXIT_CODES: &str = "Exit codes: 0 success or nothing to do; 1 unexpected failure (a bug); 2 command-line \
 usage; 3 bad input or configuration, fix it (do not retry as is); 4 busy, or stopped by a signal (retry later); \
-5 database unavailable (retry later); 6 verify found a breach of the books.";
+5 database (or Pushgateway) unavailable (retry later); 6 verify found a breach of the books.";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -88,6 +88,33 @@ pub struct Cli {
     #[arg(long, env = "BILLRUN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT",
           global = true, help_heading = "Global options")]
     pub log_format: LogFormat,
+
+    /// Webhooks file (TOML): the receivers told of bills, arrears, suspensions and restorations.
+    ///
+    /// Commands that write record its endpoints (never their secrets); from then on every bill
+    /// and event of the types an endpoint wants is queued for it in the same transaction.
+    /// `run`, `enforce`, the daemon and `webhooks deliver` send what is due. See
+    /// docs/webhooks.md.
+    #[arg(
+        long,
+        env = "BILLRUN_WEBHOOKS",
+        value_name = "FILE",
+        global = true,
+        help_heading = "Global options"
+    )]
+    pub webhooks: Option<PathBuf>,
+
+    /// Pushgateway URL: `metrics` pushes the metrics there, and `run`, `settle`, `enforce` and
+    /// `webhooks deliver` push them when they end, failed or not (e.g.
+    /// http://pushgateway:9091; the group is job="billrun" unless the URL names one).
+    #[arg(
+        long,
+        env = "BILLRUN_PUSHGATEWAY",
+        value_name = "URL",
+        global = true,
+        help_heading = "Global options"
+    )]
+    pub push: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -173,6 +200,9 @@ pub enum Command {
         /// day-of-week) or 6 with seconds first, or @daily, @monthly….
         #[arg(long, env = "BILLRUN_SCHEDULE", value_name = "EXPR", default_value = crate::schedule::DEFAULT)]
         schedule: String,
+        /// Serve the metrics on http://ADDR/metrics for Prometheus to scrape, e.g. 0.0.0.0:9464.
+        #[arg(long, env = "BILLRUN_METRICS_ADDRESS", value_name = "ADDR")]
+        metrics_address: Option<std::net::SocketAddr>,
         #[command(flatten)]
         due: Due,
     },
@@ -224,14 +254,18 @@ pub enum Command {
     ///
     /// Read from the database at --now, so every replica reports the same: the last success,
     /// last run and duration of each command, months ended but not settled, accounts by status,
-    /// overdue suspensions, and the latest settled month's bills and amount. With --out the file
-    /// is replaced whole, as node_exporter's textfile collector needs.
+    /// overdue suspensions, the latest settled month's bills and amount, and webhook deliveries.
+    /// With --out the file is replaced whole, as node_exporter's textfile collector needs; with
+    /// --push they go to a Pushgateway instead of standard output.
     Metrics {
         /// Output file (default: standard output), e.g. a `.prom` file in node_exporter's
         /// textfile directory; written whole or not at all.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Deliver, list and replay webhooks (needs --webhooks to send).
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// List arrears notices, suspensions and restorations, oldest first.
     Events {
         /// Output format.
@@ -287,6 +321,64 @@ pub enum Command {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum WebhooksCommand {
+    /// Send every delivery due at --now to the endpoints of --webhooks, then stop.
+    ///
+    /// A failed attempt is retried on the Standard Webhooks schedule (5 s, 5 min, 30 min, 2 h,
+    /// 5 h, 10 h, 10 h) by later runs; after the eighth attempt the delivery is failed. Exits 0
+    /// when everything due was attempted, whatever the receivers answered: the log and the
+    /// metrics tell what failed.
+    Deliver,
+    /// List deliveries, newest first: pending, delivered and failed, with attempts, the last
+    /// status and error.
+    List {
+        /// Only this endpoint's.
+        #[arg(long, value_name = "NAME")]
+        endpoint: Option<String>,
+        /// Only deliveries with this status.
+        #[arg(long, value_enum, value_name = "STATUS")]
+        status: Option<DeliveryState>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        limit: u32,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table, value_name = "FORMAT")]
+        format: Format,
+    },
+    /// Send again, to one endpoint, one message (by its webhook-id) or everything since a time.
+    ///
+    /// The deliveries get a whole new schedule and keep their webhook-id, so a receiver that
+    /// already had one recognises it. Messages recorded before the endpoint was configured are
+    /// sent too. With --webhooks they are sent at once; otherwise by the next deliverer.
+    #[command(group = clap::ArgGroup::new("which").required(true).args(["id", "since"]))]
+    Replay {
+        /// The endpoint's name.
+        #[arg(long, value_name = "NAME")]
+        endpoint: String,
+        /// A message's webhook-id, e.g. bill_2026-10-acct-1-r1 or event_42.
+        #[arg(long, value_name = "WEBHOOK_ID")]
+        id: Option<String>,
+        /// Every message of the endpoint's types recorded at or after this time (RFC 3339).
+        #[arg(long, value_name = "RFC3339", value_parser = parse_now)]
+        since: Option<DateTime<Utc>>,
+    },
+    /// Turn an endpoint disabled by a 410 Gone back on; its waiting deliveries are sent again.
+    Enable {
+        /// The endpoint's name.
+        #[arg(value_name = "NAME")]
+        endpoint: String,
+    },
+}
+
+/// A delivery's status, for `webhooks list --status`.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    Failed,
+}
+
 /// When `run` and the daemon settle last month.
 #[derive(clap::Args, Debug, Clone, Copy)]
 pub struct Due {
@@ -314,6 +406,7 @@ impl Command {
                 | Command::Report { .. }
                 | Command::Metrics { .. }
                 | Command::Events { .. }
+                | Command::Webhooks(WebhooksCommand::List { .. })
         )
     }
 }

@@ -36,6 +36,13 @@ impl Clock {
         DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
     }
 
+    /// The system's time, whatever `--now` says: only for what another machine compares with
+    /// its own clock, such as a webhook's `webhook-timestamp`, which a receiver refuses when it is
+    /// more than a few minutes off. Nothing billrun decides depends on it.
+    pub fn wall() -> DateTime<Utc> {
+        Utc::now()
+    }
+
     /// The time a command runs at: `--now` exactly when it was given, else the system time.
     pub fn start(&self) -> DateTime<Utc> {
         match self {

@@ -3,6 +3,7 @@
 //! jobs below know nothing of printing.
 
 use crate::cli::Format;
+use crate::clock::Clock;
 use crate::domain::catalog::Catalog;
 use crate::domain::money::{format_money, from_fen};
 use crate::domain::month::Month;
@@ -13,7 +14,9 @@ use crate::jobs::{self, Ctx};
 use crate::output::{terminal_safe, Destination, ListWriter};
 use crate::schedule::Schedule;
 use crate::store::sqlite::SqliteStore;
+use crate::store::webhooks::{DeliveryFilter, Replay};
 use crate::store::{ActivateOutcome, Store, StoreError};
+use crate::webhooks::config::Webhooks;
 use std::path::Path;
 
 /// Loads the catalog named on the command line, or the built-in one.
@@ -536,14 +539,171 @@ pub async fn show_bill<S: Store>(store: &S, ctx: &Ctx, id: &str, month: Month) -
 
 /// `billrun metrics`: the Prometheus text exposition, to standard output or a file replaced
 /// whole.
-pub async fn metrics<S: Store>(store: &S, ctx: &Ctx, out: Option<&Path>) -> anyhow::Result<()> {
+pub async fn metrics<S: Store>(store: &S, ctx: &Ctx, out: Option<&Path>, push: Option<&str>) -> anyhow::Result<()> {
     use std::io::Write;
-    let m = jobs::metrics::gather(store, ctx).await?;
+    let text = crate::reporting::metrics::render(&jobs::metrics::gather(store, ctx).await?);
+    if let Some(url) = push {
+        crate::metrics_http::push(url, text.clone()).await?;
+        println!(
+            "pushed billrun's metrics to {}",
+            crate::webhooks::config::display_url(&crate::metrics_http::push_target(url))
+        );
+        if out.is_none() {
+            return Ok(());
+        }
+    }
     let mut dest = Destination::open(out)?;
-    dest.write_all(crate::reporting::metrics::render(&m).as_bytes())?;
+    dest.write_all(text.as_bytes())?;
     dest.finish()?;
     if let Some(p) = out {
         println!("wrote billrun's metrics to {}", p.display());
     }
+    Ok(())
+}
+
+/// Pushes the metrics after a job, if a Pushgateway is configured; a push that fails is logged
+/// and never changes the job's outcome.
+pub async fn push_after<S: Store>(store: &S, ctx: &Ctx, clock: &Clock, push: Option<&str>) {
+    let Some(url) = push else { return };
+    let ctx = Ctx {
+        now: clock.now(),
+        ..ctx.clone()
+    };
+    let pushed = async {
+        let text = crate::reporting::metrics::render(&jobs::metrics::gather(store, &ctx).await?);
+        crate::metrics_http::push(url, text).await
+    };
+    if let Err(e) = pushed.await {
+        tracing::warn!(error = crate::error::describe(&e), "metrics not pushed");
+    }
+}
+
+/// The webhooks file, required by a command that sends.
+fn need_webhooks(hooks: Option<&Webhooks>) -> anyhow::Result<&Webhooks> {
+    hooks.ok_or_else(|| input_error("no webhooks file: give --webhooks FILE (or set BILLRUN_WEBHOOKS)"))
+}
+
+/// The currency payloads state amounts in: the database's.
+async fn payload_currency<S: Store>(store: &S, ctx: &Ctx) -> anyhow::Result<String> {
+    Ok(store.currency().await?.unwrap_or_else(|| ctx.currency().to_owned()))
+}
+
+/// Delivers what is due after a command's work, if a webhooks file was given; never fails the
+/// command.
+pub async fn deliver_after<S: Store>(store: &S, ctx: &Ctx, clock: &Clock, hooks: Option<&Webhooks>) {
+    if hooks.is_none() {
+        return;
+    }
+    match payload_currency(store, ctx).await {
+        Ok(currency) => jobs::webhooks::deliver_after(store, hooks, clock, &currency).await,
+        Err(e) => tracing::error!(error = crate::error::describe(&e), "webhook delivery not started"),
+    }
+}
+
+/// What a deliverer's run did: logged, and said in one line.
+fn print_delivered(s: &jobs::webhooks::DeliverSummary) {
+    jobs::webhooks::log_summary(s);
+    println!(
+        "delivered {}, failed and to be retried {}, failed for good {}",
+        s.delivered, s.retrying, s.failed
+    );
+}
+
+/// `billrun webhooks deliver`.
+pub async fn webhooks_deliver<S: Store>(
+    store: &S,
+    ctx: &Ctx,
+    clock: &Clock,
+    hooks: Option<&Webhooks>,
+) -> anyhow::Result<()> {
+    let hooks = need_webhooks(hooks)?;
+    let currency = payload_currency(store, ctx).await?;
+    let s = jobs::webhooks::deliver(store, hooks, clock, &currency).await?;
+    print_delivered(&s);
+    for name in &s.disabled {
+        println!("endpoint {name} answered 410 Gone and is disabled (billrun webhooks enable {name})");
+    }
+    if let Some(t) = s.next_due {
+        println!("next delivery due at {}", ctx.local(t));
+    }
+    Ok(())
+}
+
+/// `billrun webhooks list`.
+pub async fn webhooks_list<S: Store>(
+    store: &S,
+    ctx: &Ctx,
+    filter: &DeliveryFilter,
+    format: Format,
+) -> anyhow::Result<()> {
+    let mut w = ListWriter::new(
+        format,
+        &[
+            "delivery_id",
+            "endpoint",
+            "webhook_id",
+            "type",
+            "account_id",
+            "recorded_at",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_attempt_at",
+            "last_status",
+            "last_error",
+        ],
+        &["delivery_id", "attempts", "last_status"],
+        Destination::stdout()?,
+    )?;
+    for d in store.deliveries(filter).await? {
+        w.row(vec![
+            d.delivery_id.to_string(),
+            d.endpoint,
+            crate::webhooks::payload::message_id(&d.notice),
+            d.event_type.as_str().to_owned(),
+            d.account_id,
+            ctx.local(d.created_at),
+            d.status.as_str().to_owned(),
+            d.attempts.to_string(),
+            d.next_attempt_at.map(|t| ctx.local(t)).unwrap_or_default(),
+            d.last_attempt_at.map(|t| ctx.local(t)).unwrap_or_default(),
+            d.last_status.map(|s| s.to_string()).unwrap_or_default(),
+            d.last_error.unwrap_or_default(),
+        ])?;
+    }
+    w.finish()?.finish()
+}
+
+/// `billrun webhooks replay`.
+pub async fn webhooks_replay<S: Store>(
+    store: &S,
+    ctx: &Ctx,
+    clock: &Clock,
+    hooks: Option<&Webhooks>,
+    endpoint: &str,
+    which: Replay,
+) -> anyhow::Result<()> {
+    let Some(n) = store.replay(endpoint, &which, ctx.now).await? else {
+        return Err(input_error(format!(
+            "no endpoint named '{endpoint}': an endpoint is known once a command that writes ran with it in --webhooks"
+        )));
+    };
+    println!("{n} deliveries to {endpoint} due again");
+    if n == 0 {
+        return Ok(());
+    }
+    if let Some(hooks) = hooks.filter(|h| h.endpoint(endpoint).is_some()) {
+        let currency = payload_currency(store, ctx).await?;
+        print_delivered(&jobs::webhooks::deliver(store, hooks, clock, &currency).await?);
+    }
+    Ok(())
+}
+
+/// `billrun webhooks enable`.
+pub async fn webhooks_enable<S: Store>(store: &S, endpoint: &str) -> anyhow::Result<()> {
+    if !store.enable_endpoint(endpoint).await? {
+        return Err(input_error(format!("no endpoint named '{endpoint}'")));
+    }
+    println!("endpoint {endpoint} enabled");
     Ok(())
 }

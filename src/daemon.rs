@@ -1,6 +1,10 @@
 //! `billrun daemon`: a long-running worker. It sleeps until the next scheduled time in the
 //! billing time zone, or until the earliest pending `suspend_at` if that comes sooner. Then it
-//! does what `billrun run` does, and goes back to sleep.
+//! does what `billrun run` does, delivers the webhooks that are due, and goes back to sleep.
+//! With a webhooks file it also wakes when a delivery's retry is due, to send only that.
+//!
+//! With `--metrics-address` it serves the metrics on `/metrics` the whole time, asleep or
+//! running, read from the database at each scrape; with `--push` it pushes them after each run.
 //!
 //! A stop signal (SIGTERM or SIGINT) ends it cleanly. A sleep is cut short. A run in hand is
 //! abandoned: its open transaction rolls back, and pages already committed stay. The next run
@@ -12,12 +16,55 @@ use crate::jobs::{run::run_due, Ctx};
 use crate::recorded::recorded;
 use crate::schedule::Schedule;
 use crate::store::Store;
+use crate::webhooks::config::Webhooks;
 use std::future::Future;
+
+/// Where the daemon's decisions and metrics go, besides the database.
+pub struct Outputs<'a> {
+    pub hooks: Option<&'a Webhooks>,
+    /// The Pushgateway's URL.
+    pub push: Option<&'a str>,
+    /// Where `/metrics` is served.
+    pub metrics: Option<tokio::net::TcpListener>,
+}
 
 pub async fn daemon<S: Store>(
     store: &S,
     base: &Ctx,
     clock: &Clock,
+    outputs: Outputs<'_>,
+    schedule: &Schedule,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let Outputs { hooks, push, metrics } = outputs;
+    let Some(listener) = metrics else {
+        return work(store, base, clock, hooks, push, schedule, stop).await;
+    };
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(address = %addr, "serving the metrics on /metrics");
+    }
+    let render = || async {
+        let ctx = Ctx {
+            now: clock.now(),
+            ..base.clone()
+        };
+        Ok(crate::reporting::metrics::render(
+            &crate::jobs::metrics::gather(store, &ctx).await?,
+        ))
+    };
+    tokio::select! {
+        done = work(store, base, clock, hooks, push, schedule, stop) => done,
+        never = crate::metrics_http::serve(listener, render) => match never {},
+    }
+}
+
+/// The daemon's loop: sleep, run, deliver, push.
+async fn work<S: Store>(
+    store: &S,
+    base: &Ctx,
+    clock: &Clock,
+    hooks: Option<&Webhooks>,
+    push: Option<&str>,
     schedule: &Schedule,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
@@ -27,16 +74,24 @@ pub async fn daemon<S: Store>(
         let now = clock.now();
         let scheduled = schedule.next_after(now, base.tz);
         let suspension = store.next_suspension().await?;
-        let wake = match (scheduled, suspension) {
-            (Some(a), Some(b)) => a.min(b.max(now)),
-            (a, b) => a
-                .or(b.map(|b| b.max(now)))
-                .ok_or_else(|| anyhow::anyhow!("the schedule never fires again"))?,
+        let delivery = match hooks {
+            Some(h) => {
+                let names: Vec<String> = h.endpoints.iter().map(|e| e.name.clone()).collect();
+                store.next_delivery(&names).await?
+            }
+            None => None,
         };
+        let wake = [scheduled, suspension.map(|b| b.max(now)), delivery.map(|d| d.max(now))]
+            .into_iter()
+            .flatten()
+            .min()
+            .ok_or_else(|| anyhow::anyhow!("the schedule never fires again"))?;
         let why = if Some(wake) == scheduled {
             "schedule"
-        } else {
+        } else if Some(wake) == suspension.map(|b| b.max(now)) {
             "suspension due"
+        } else {
+            "webhook delivery due"
         };
         tracing::info!(wake = %base.local(wake), why, "sleeping");
         let pause = (wake - now).to_std().unwrap_or_default();
@@ -51,6 +106,10 @@ pub async fn daemon<S: Store>(
             now: clock.now(),
             ..base.clone()
         };
+        if why == "webhook delivery due" {
+            crate::commands::deliver_after(store, &ctx, clock, hooks).await;
+            continue;
+        }
         let result = recorded(store, &ctx, "run", None, run_due(store, &ctx), &mut stop).await;
         if result.as_ref().is_err_and(|e| e.is::<Stopped>()) {
             tracing::warn!("stop signal during a run: abandoned; the next run finishes it");
@@ -61,5 +120,7 @@ pub async fn daemon<S: Store>(
             // at its next wake-up.
             tracing::error!(error = crate::error::describe(&e), "run failed");
         }
+        crate::commands::deliver_after(store, &ctx, clock, hooks).await;
+        crate::commands::push_after(store, &ctx, clock, push).await;
     }
 }

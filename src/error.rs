@@ -19,7 +19,8 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_INPUT: u8 = 3;
 /// Busy: another run holds what this one needs, or a stop signal ended the run.
 pub const EXIT_BUSY: u8 = 4;
-/// The database is unavailable, or failed in a way that may pass.
+/// The database, or another service billrun needs (a Pushgateway), is unavailable, or failed
+/// in a way that may pass.
 pub const EXIT_DATABASE: u8 = 5;
 /// `verify` found a breach of the books.
 pub const EXIT_BREACH: u8 = 6;
@@ -45,6 +46,18 @@ impl fmt::Display for InputError {
     }
 }
 impl std::error::Error for InputError {}
+
+/// A service billrun needs, other than the database, did not answer as it should (a
+/// Pushgateway): retry later.
+#[derive(Debug)]
+pub struct Unavailable(pub String);
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for Unavailable {}
 
 /// How many problems a rejected file lists; the rest are counted.
 pub const MAX_LISTED: usize = 1000;
@@ -240,6 +253,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         }
         if cause.is::<Busy>() || cause.is::<Stopped>() {
             return EXIT_BUSY;
+        }
+        if cause.is::<Unavailable>() {
+            return EXIT_DATABASE;
         }
         if let Some(db) = cause.downcast_ref::<sqlx::Error>() {
             return match db {

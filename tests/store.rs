@@ -10,6 +10,7 @@ use billrun::domain::catalog::Catalog;
 use billrun::domain::month::Month;
 use billrun::domain::packs::PackKind;
 use billrun::domain::shard::Shard;
+use billrun::domain::webhook::EventType;
 use billrun::input::accounts::NewAccount;
 use billrun::input::packs::NewPack;
 use billrun::input::usage::{Fingerprint, NewUsage};
@@ -17,6 +18,7 @@ use billrun::input::RowError;
 use billrun::store::postgres::PgStore;
 use billrun::store::sql::verify::BookCheck;
 use billrun::store::sqlite::SqliteStore;
+use billrun::store::webhooks::{self, EndpointRecord};
 use billrun::store::*;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Asia::Shanghai;
@@ -158,6 +160,26 @@ async fn story<S: Store>(store: &S) {
         "the first currency stays"
     );
     assert_eq!(store.currency().await.unwrap().as_deref(), Some("CNY"));
+
+    // Webhook endpoints, recorded before anything happens: every bill and event they want is
+    // queued for them from now on.
+    let endpoints = [
+        EndpointRecord {
+            name: "notifier".into(),
+            url: "https://notifier.internal/billrun".into(),
+            events: vec![EventType::BillIssued, EventType::AccountArrears],
+        },
+        EndpointRecord {
+            name: "gateway".into(),
+            url: "https://gateway.internal/hooks".into(),
+            events: vec![EventType::AccountSuspended, EventType::AccountRestored],
+        },
+    ];
+    store.register_endpoints(&endpoints, now).await.unwrap();
+    store
+        .register_endpoints(&endpoints, now)
+        .await
+        .expect("recording them again changes nothing");
 
     // Accounts: all or nothing, opened ones get the month's free packs.
     let rows = [
@@ -518,6 +540,153 @@ async fn story<S: Store>(store: &S) {
     assert_eq!((runs[1].outcome, runs[1].billed_fen), (RunOutcome::Ok, 2_949_050));
     assert_eq!((runs[0].ended_at, runs[0].outcome), (None, RunOutcome::Running));
     assert_eq!(store.runs(1).await.unwrap().len(), 1);
+
+    // Webhooks: a delivery of every bill and arrears notice for the notifier, of every
+    // suspension and restoration for the gateway.
+    let names = ["notifier".to_owned(), "gateway".to_owned()];
+    assert_eq!(store.next_delivery(&names).await.unwrap(), Some(settled_at));
+    let later = stop + Duration::hours(3);
+    let claimed = store
+        .claim_deliveries(&names, later, later + Duration::minutes(5), 100)
+        .await
+        .unwrap();
+    let announced = |d: &webhooks::DueDelivery| match &d.notice {
+        webhooks::Notice::Bill(b) => format!("{} {}", d.event_type.as_str(), b.bill_id),
+        webhooks::Notice::Event(e) => format!("{} {} {}", d.event_type.as_str(), d.account_id, e.kind.as_str()),
+    };
+    let mut got: Vec<String> = claimed
+        .iter()
+        .map(|d| format!("{} {}", d.endpoint, announced(d)))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "gateway account.restored acme restored",
+            "gateway account.suspended acme suspended",
+            "gateway account.suspended bolt suspended",
+            "notifier account.arrears acme arrears_notice",
+            "notifier account.arrears bolt arrears_notice",
+            "notifier account.arrears cove arrears_notice",
+            "notifier bill.issued 2026-10-acme-r1",
+            "notifier bill.issued 2026-10-bolt-r1",
+            "notifier bill.issued 2026-10-cove-r1",
+            "notifier bill.issued 2026-10-cove-r2",
+        ]
+    );
+    assert!(
+        store
+            .claim_deliveries(&names, later, later, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased to the first deliverer"
+    );
+    let adjustment = claimed
+        .iter()
+        .find(|d| matches!(&d.notice, webhooks::Notice::Bill(b) if b.revision == 2))
+        .unwrap();
+    match &adjustment.notice {
+        webhooks::Notice::Bill(b) => assert_eq!(
+            (b.debited_fen, b.total_fen, b.kind.as_str()),
+            (8_000, 8_000, "adjustment")
+        ),
+        other => panic!("{other:?}"),
+    }
+    let attempt =
+        |d: &webhooks::DueDelivery, status: Option<u16>, outcome: webhooks::AttemptOutcome| webhooks::AttemptRecord {
+            delivery_id: d.delivery_id,
+            endpoint: d.endpoint.clone(),
+            at: later,
+            status,
+            error: status.filter(|s| *s != 200).map(|s| format!("HTTP {s}")),
+            outcome,
+        };
+    let (notifier, gateway): (Vec<_>, Vec<_>) = claimed.iter().partition(|d| d.endpoint == "notifier");
+    let retry_at = later + Duration::seconds(5);
+    store
+        .record_attempt(&attempt(notifier[0], Some(200), webhooks::AttemptOutcome::Delivered))
+        .await
+        .unwrap();
+    store
+        .record_attempt(&attempt(
+            notifier[1],
+            Some(500),
+            webhooks::AttemptOutcome::RetryAt(retry_at),
+        ))
+        .await
+        .unwrap();
+    store
+        .record_attempt(&attempt(notifier[2], None, webhooks::AttemptOutcome::Failed))
+        .await
+        .unwrap();
+    store
+        .record_attempt(&attempt(gateway[0], Some(410), webhooks::AttemptOutcome::Gone))
+        .await
+        .unwrap();
+    let failed = store
+        .deliveries(&webhooks::DeliveryFilter {
+            endpoint: None,
+            status: Some(webhooks::DeliveryStatus::Failed),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    let retried = store
+        .deliveries(&webhooks::DeliveryFilter {
+            endpoint: Some("notifier".into()),
+            status: Some(webhooks::DeliveryStatus::Pending),
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    let retried = retried
+        .iter()
+        .find(|d| d.delivery_id == notifier[1].delivery_id)
+        .unwrap();
+    assert_eq!(
+        (retried.attempts, retried.last_status, retried.next_attempt_at),
+        (1, Some(500), Some(retry_at))
+    );
+    // The lease runs out: what was not recorded is claimable again; the gateway is disabled.
+    let after = later + Duration::minutes(6);
+    let again = store
+        .claim_deliveries(&names, after, after + Duration::minutes(5), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.len(),
+        notifier.len() - 2,
+        "the notifier's pending ones, none of the gateway's"
+    );
+    assert!(again.iter().all(|d| d.endpoint == "notifier"));
+    assert!(store.enable_endpoint("gateway").await.unwrap());
+    assert!(!store.enable_endpoint("nobody").await.unwrap());
+    assert_eq!(
+        store.claim_deliveries(&names, after, after, 100).await.unwrap().len(),
+        2
+    );
+    // A replay makes a delivered message due again; an unknown endpoint has nothing to replay.
+    let replayed = match &notifier[0].notice {
+        webhooks::Notice::Bill(b) => webhooks::NoticeRef::Bill(b.bill_id.clone()),
+        webhooks::Notice::Event(e) => webhooks::NoticeRef::Event(e.event_id),
+    };
+    let one = webhooks::Replay::One(replayed);
+    assert_eq!(store.replay("notifier", &one, after).await.unwrap(), Some(1));
+    assert_eq!(store.replay("nobody", &one, after).await.unwrap(), None);
+    let since = webhooks::Replay::Since(t("2026-10-01T00:00:00+08:00"));
+    assert_eq!(
+        store.replay("gateway", &since, after).await.unwrap(),
+        Some(3),
+        "every suspension and restoration since"
+    );
+    let webhook_health = store.health(after).await.unwrap().webhooks;
+    let counts: Vec<(&str, bool, u64, u64, u64)> = webhook_health
+        .iter()
+        .map(|h| (h.endpoint.as_str(), h.disabled, h.pending, h.failed, h.delivered))
+        .collect();
+    assert_eq!(counts, [("gateway", false, 3, 0, 0), ("notifier", false, 6, 1, 0)]);
 
     // What the metrics are made of.
     let health = store.health(stop + Duration::hours(2)).await.unwrap();

@@ -14,3 +14,4 @@ pub mod packs;
 pub mod pricing;
 pub mod settle;
 pub mod shard;
+pub mod webhook;

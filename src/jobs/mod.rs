@@ -10,6 +10,7 @@ pub mod settle;
 pub mod summary;
 pub mod usage;
 pub mod verify;
+pub mod webhooks;
 
 use crate::domain::catalog::Catalog;
 use crate::domain::month::Month;

@@ -137,6 +137,43 @@ pub fn render(m: &Metrics) -> String {
             &[(format!("month=\"{month}\""), totals.bills.to_string())],
         );
     }
+    let hooks = &m.health.webhooks;
+    if !hooks.is_empty() {
+        let by_endpoint = |value: &dyn Fn(&crate::store::webhooks::EndpointHealth) -> Option<String>| {
+            hooks
+                .iter()
+                .filter_map(|h| value(h).map(|v| (format!("endpoint=\"{}\"", label(&h.endpoint)), v)))
+                .collect::<Vec<_>>()
+        };
+        let mut deliveries = Vec::new();
+        for h in hooks {
+            for (status, n) in [("pending", h.pending), ("failed", h.failed), ("delivered", h.delivered)] {
+                deliveries.push((
+                    format!("endpoint=\"{}\",status=\"{status}\"", label(&h.endpoint)),
+                    n.to_string(),
+                ));
+            }
+        }
+        family(
+            &mut out,
+            "billrun_webhook_deliveries",
+            "Webhook deliveries by endpoint and status: pending (not yet answered 2xx, retries to come), failed \
+             (retries ran out, or the endpoint answered 410), delivered.",
+            &deliveries,
+        );
+        family(
+            &mut out,
+            "billrun_webhook_oldest_pending_timestamp_seconds",
+            "When the bill or event of the endpoint's oldest pending delivery was recorded.",
+            &by_endpoint(&|h| h.oldest_pending.map(seconds)),
+        );
+        family(
+            &mut out,
+            "billrun_webhook_endpoint_disabled",
+            "1 if the endpoint answered 410 Gone and is disabled (billrun webhooks enable NAME), else 0.",
+            &by_endpoint(&|h| Some(u8::from(h.disabled).to_string())),
+        );
+    }
     family(
         &mut out,
         "billrun_metrics_read_timestamp_seconds",

@@ -3,6 +3,7 @@
 //! microseconds and exact amounts as text, PostgreSQL as `timestamptz` and `NUMERIC`); every
 //! view is built here from those, with its kinds and statuses parsed into their enums.
 
+use super::webhooks::{DeliveryStatus, DeliveryView, DueDelivery, EndpointHealth, NoticeRef};
 use super::{
     AccountView, ArrearsBill, CommandRuns, EventView, ExportLine, MonthTotals, PackView, RunOutcome, RunView,
     StatusCounts, UsedReference,
@@ -10,6 +11,7 @@ use super::{
 use crate::domain::arrears::{EventKind, ServiceState};
 use crate::domain::packs::PackKind;
 use crate::domain::settle::RevisionKind;
+use crate::domain::webhook::EventType;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -193,4 +195,81 @@ pub(crate) fn status_counts(r: &impl Columns) -> anyhow::Result<StatusCounts> {
 /// An import's span, from the columns of `sql::IMPORT_SPANS_SQL`.
 pub(crate) fn import_span(r: &impl Columns) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
     Ok((r.time("first_ts")?, r.time("last_ts")?))
+}
+
+/// A claimed delivery and what it announces, from the columns of `sql::webhooks::claimed`.
+pub(crate) fn due_delivery(r: &impl Columns) -> anyhow::Result<DueDelivery> {
+    use super::webhooks::{BillNotice, EventNotice, Notice};
+    let notice = match r.opt_text("bill_id")? {
+        Some(bill_id) => Notice::Bill(BillNotice {
+            bill_id,
+            month: r.text("month")?,
+            revision: r.int32("revision")?,
+            kind: r.parsed("bill_kind", RevisionKind::parse)?,
+            total_fen: r.int("total_fen")?,
+            debited_fen: r.int("debited_fen")?,
+            balance_after_fen: r.int("balance_after_fen")?,
+            settled_at: r.time("settled_at")?,
+        }),
+        None => Notice::Event(EventNotice {
+            event_id: r
+                .opt_int("event_id")?
+                .context("a delivery's bill or event is missing")?,
+            kind: r.parsed("event_kind", EventKind::parse)?,
+            at: r.time("event_at")?,
+            bill_id: r.opt_text("event_bill_id")?,
+            suspend_at: r.opt_time("suspend_at")?,
+            balance_fen: r.int("balance_fen")?,
+        }),
+    };
+    Ok(DueDelivery {
+        delivery_id: r.int("delivery_id")?,
+        endpoint: r.text("endpoint")?,
+        event_type: r.parsed("event_type", EventType::parse)?,
+        account_id: r.text("account_id")?,
+        created_at: r.time("created_at")?,
+        attempts: r.int32("attempts")?.max(0) as u32,
+        notice,
+    })
+}
+
+/// A delivery's state, from the columns of `sql::webhooks::DELIVERIES_SQL`.
+pub(crate) fn delivery_view(r: &impl Columns) -> anyhow::Result<DeliveryView> {
+    let notice = match (r.opt_text("bill_id")?, r.opt_int("event_id")?) {
+        (Some(bill), _) => NoticeRef::Bill(bill),
+        (None, Some(event)) => NoticeRef::Event(event),
+        (None, None) => anyhow::bail!("a delivery names neither a bill nor an event"),
+    };
+    let status = r.parsed("status", DeliveryStatus::parse)?;
+    Ok(DeliveryView {
+        delivery_id: r.int("delivery_id")?,
+        endpoint: r.text("endpoint")?,
+        event_type: r.parsed("event_type", EventType::parse)?,
+        account_id: r.text("account_id")?,
+        notice,
+        created_at: r.time("created_at")?,
+        status,
+        attempts: r.int32("attempts")?.max(0) as u32,
+        next_attempt_at: if status == DeliveryStatus::Pending {
+            Some(r.time("next_attempt_at")?)
+        } else {
+            None
+        },
+        last_attempt_at: r.opt_time("last_attempt_at")?,
+        last_status: r.opt_int("last_status")?.and_then(|s| u16::try_from(s).ok()),
+        last_error: r.opt_text("last_error")?,
+        delivered_at: r.opt_time("delivered_at")?,
+    })
+}
+
+/// An endpoint's deliveries, from the columns of `sql::webhooks::WEBHOOK_HEALTH_SQL`.
+pub(crate) fn endpoint_health(r: &impl Columns) -> anyhow::Result<EndpointHealth> {
+    Ok(EndpointHealth {
+        endpoint: r.text("endpoint")?,
+        disabled: r.flag("disabled")?,
+        pending: r.count("pending")?,
+        failed: r.count("failed")?,
+        delivered: r.count("delivered")?,
+        oldest_pending: r.opt_time("oldest_pending")?,
+    })
 }

@@ -14,6 +14,7 @@ pub mod postgres;
 pub mod sql;
 pub mod sqlite;
 mod usage_stream;
+pub mod webhooks;
 
 pub use error::{StoreError, StoreResult};
 pub use usage_stream::{usage_channel, AccountUsage, UsageSender, UsageStream};
@@ -31,6 +32,7 @@ use crate::input::RowError;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sql::verify::BookCheck;
+use webhooks::{AttemptRecord, DeliveryFilter, DeliveryView, DueDelivery, EndpointHealth, EndpointRecord, Replay};
 
 /// The free packs of one month: which APIs, how many calls, for what window.
 #[derive(Clone, Debug)]
@@ -572,6 +574,40 @@ pub trait Store {
     /// `suspend_at` of the revision's own arrears notice, or else (a credit that left the
     /// balance still negative) that of the account's latest arrears notice recorded by then.
     async fn arrears_bills(&self, month: Month) -> StoreResult<Vec<ArrearsBill>>;
+
+    /// Records the endpoints of a webhooks file (never their secrets) and sets the event types
+    /// each wants. From then on every bill and event of those types gets a pending delivery
+    /// for it, in the transaction that records the bill or event. Endpoints not named are left
+    /// as they are.
+    async fn register_endpoints(&self, endpoints: &[EndpointRecord], now: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Claims up to `limit` deliveries of the enabled `endpoints` that are due at `now` and not
+    /// leased to another deliverer, leasing them until `lease_until`; the earliest due first.
+    async fn claim_deliveries(
+        &self,
+        endpoints: &[String],
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<DueDelivery>>;
+
+    /// Records how an attempt ended; a 410 also disables the endpoint.
+    async fn record_attempt(&self, attempt: &AttemptRecord) -> StoreResult<()>;
+
+    /// Deliveries, newest first.
+    async fn deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryView>>;
+
+    /// Makes deliveries to `endpoint` due again at `now`, each with a new schedule: of one bill
+    /// or event (whatever the endpoint's subscriptions), or of every bill and event of its
+    /// types recorded since a time. Creates those it lacks (recorded before it was
+    /// configured). Returns how many are due, or `None` if no endpoint has that name.
+    async fn replay(&self, endpoint: &str, which: &Replay, now: DateTime<Utc>) -> StoreResult<Option<u64>>;
+
+    /// Enables an endpoint disabled by a 410; false if there is no such endpoint.
+    async fn enable_endpoint(&self, endpoint: &str) -> StoreResult<bool>;
+
+    /// When the next pending delivery of the enabled `endpoints` is due.
+    async fn next_delivery(&self, endpoints: &[String]) -> StoreResult<Option<DateTime<Utc>>>;
 }
 
 /// The latest run of one command, and when it last succeeded.
@@ -609,6 +645,8 @@ pub struct Health {
     pub import_spans: Vec<(DateTime<Utc>, DateTime<Utc>)>,
     /// Settled months, oldest first.
     pub settled_months: Vec<Month>,
+    /// Webhook deliveries, per endpoint billrun was given.
+    pub webhooks: Vec<EndpointHealth>,
 }
 
 /// A bill revision that left its account in arrears (balance < 0 after its debit or credit).

@@ -59,7 +59,7 @@ fn the_crontab_schedules_parse() {
         .lines()
         .filter(|l| l.contains("/usr/local/bin/billrun"))
         .collect();
-    assert_eq!(lines.len(), 2);
+    assert_eq!(lines.len(), 3, "run, enforce and webhooks deliver");
     for line in lines {
         let fields: Vec<&str> = line.split_whitespace().take(5).collect();
         assert_eq!(

@@ -20,4 +20,5 @@ mod recharge;
 mod report;
 mod settle;
 mod shards;
+mod webhooks;
 mod worker;

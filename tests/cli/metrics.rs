@@ -148,3 +148,146 @@ fn metrics_follow_the_month_from_usage_to_settlement_and_suspension() {
     assert_eq!(m["billrun_last_run_failed{command=\"enforce\"}"], "0");
     assert!(m.contains_key("billrun_last_success_timestamp_seconds{command=\"enforce\"}"));
 }
+
+/// A free port on 127.0.0.1 (free when asked; the test binds it right after).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GETs `url`; the status and the body.
+fn get(url: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut r = agent.get(url).call().expect(url);
+    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+}
+
+/// Waits until `url` answers.
+fn wait_for(url: &str) {
+    for _ in 0..100 {
+        if ureq::get(url).call().is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{url} never answered");
+}
+
+/// A real Pushgateway (Debian's prometheus-pushgateway, installed by scripts/test), stopped
+/// when dropped.
+struct Pushgateway(std::process::Child, u16);
+
+impl Pushgateway {
+    fn start() -> Option<Pushgateway> {
+        let port = free_port();
+        let Ok(child) = std::process::Command::new("prometheus-pushgateway")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        else {
+            if std::env::var_os("CI").is_some() {
+                panic!("prometheus-pushgateway is missing and CI is set: pushes must reach a real Pushgateway");
+            }
+            eprintln!("WARNING: prometheus-pushgateway not found: the push test was NOT run");
+            return None;
+        };
+        let gw = Pushgateway(child, port);
+        wait_for(&format!("{}/-/ready", gw.url()));
+        Some(gw)
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.1)
+    }
+
+    /// The samples of job billrun, as the Pushgateway exposes them, without the labels it adds.
+    fn billrun(&self) -> BTreeMap<String, String> {
+        let (_, text) = get(&format!("{}/metrics", self.url()));
+        samples(&text)
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("billrun_"))
+            .map(|(k, v)| {
+                (
+                    k.replace("instance=\"\",job=\"billrun\",", "")
+                        .replace(",instance=\"\",job=\"billrun\"", "")
+                        .replace("{instance=\"\",job=\"billrun\"}", ""),
+                    v,
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Pushgateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn metrics_pushed_to_a_real_pushgateway_read_back_the_same_and_a_run_pushes_when_it_ends() {
+    let env = Env::new();
+    let Some(gw) = Pushgateway::start() else {
+        return;
+    };
+    env.import_accounts(NOV_1, &["poor,Poor,2026-01-01T00:00:00Z,10.00"]);
+    env.import_usage(&["poor,EnhanceImage,2026-10-05T00:00:00+08:00,4000"]);
+    let out = env.ok(&["--push", &gw.url(), "--now", NOV_1, "metrics"]);
+    assert!(out.contains("pushed billrun's metrics to"), "{out}");
+    // Every sample reads back from the Pushgateway with the value billrun printed (which
+    // writes numbers its own way: 1793469600 comes back as 1.7934696e+09).
+    let printed = samples(&env.ok(&["--now", NOV_1, "metrics"]));
+    let read_back = gw.billrun();
+    assert_eq!(printed.keys().collect::<Vec<_>>(), read_back.keys().collect::<Vec<_>>());
+    for (name, value) in &printed {
+        let number = |v: &str| v.parse::<f64>().unwrap();
+        assert_eq!(number(value), number(&read_back[name]), "{name}");
+    }
+    assert_eq!(read_back["billrun_months_unsettled"], "1", "{read_back:?}");
+    // `run` pushes when it ends: October settled, the run's success pushed.
+    env.ok(&["--push", &gw.url(), "--now", "2026-11-01T02:00:00+08:00", "run"]);
+    let after = gw.billrun();
+    assert_eq!(after["billrun_months_unsettled"], "0", "{after:?}");
+    assert!(
+        after.contains_key("billrun_last_success_timestamp_seconds{command=\"run\"}"),
+        "{after:?}"
+    );
+    // A Pushgateway that is not there: `metrics --push` fails with 5; `run` still succeeds.
+    let gone = format!("http://127.0.0.1:{}", free_port());
+    let err = env.fails(5, &["--push", &gone, "metrics"]);
+    assert!(err.contains("cannot push the metrics"), "{err}");
+    env.ok(&["--push", &gone, "--now", "2026-11-01T03:00:00+08:00", "run"]);
+}
+
+#[test]
+fn the_daemon_serves_its_metrics_on_the_address_it_is_given() {
+    let env = Env::new();
+    env.import_accounts(NOV_1, &["poor,Poor,2026-01-01T00:00:00Z,10.00"]);
+    let port = free_port();
+    let mut daemon = env
+        .command(&[
+            "--now",
+            "2026-11-15T00:00:00+08:00",
+            "daemon",
+            "--metrics-address",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    wait_for(&format!("{url}/metrics"));
+    let (status, text) = get(&format!("{url}/metrics"));
+    assert_eq!(status, 200);
+    promtool_accepts(&text);
+    assert_eq!(samples(&text)["billrun_accounts{status=\"active\"}"], "1", "{text}");
+    assert_eq!(get(&format!("{url}/")).0, 404);
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+}

@@ -13,6 +13,7 @@
 
 mod copy_binary;
 mod decode;
+mod webhooks;
 
 use crate::domain::arrears::{self, ServiceState};
 use crate::domain::packs::PackKind;
@@ -510,12 +511,13 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         if after.restored {
-            sqlx::query(RESTORED_EVENT_SQL)
+            let event: i64 = sqlx::query_scalar(RESTORED_EVENT_SQL)
                 .bind(account_id)
                 .bind(when)
                 .bind(after.state.balance_fen)
-                .execute(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await?;
+            webhooks::queue_events(&mut tx, &[event], when).await?;
         }
         tx.commit().await?;
         Ok(RechargeOutcome::Credited {
@@ -875,17 +877,19 @@ impl Store for PgStore {
     async fn enforce(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
         let mut tx = self.pool.begin().await?;
         // The set-based form of `arrears::due_for_suspension`.
-        let mut ids: Vec<String> = sqlx::query_scalar(&format!(
+        let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
             "WITH due AS (
                 UPDATE accounts SET suspended = true WHERE {DUE_FOR_SUSPENSION}
                 RETURNING account_id, balance_fen, suspend_at)
              INSERT INTO events (account_id, kind, at, suspend_at, balance_fen)
              SELECT account_id, 'suspended', $1, suspend_at, balance_fen FROM due ORDER BY account_id
-             RETURNING account_id"
+             RETURNING account_id, event_id"
         ))
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;
+        let (mut ids, events): (Vec<String>, Vec<i64>) = rows.into_iter().unzip();
+        webhooks::queue_events(&mut tx, &events, now).await?;
         tx.commit().await?;
         ids.sort();
         Ok(ids)
@@ -999,6 +1003,7 @@ impl Store for PgStore {
                 .iter()
                 .map(|m| m.parse().map_err(anyhow::Error::msg))
                 .collect::<anyhow::Result<_>>()?,
+            webhooks: webhooks::health(&self.pool).await?,
         })
     }
 
@@ -1008,6 +1013,40 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(arrears_bill).collect::<anyhow::Result<_>>()?)
+    }
+
+    async fn register_endpoints(&self, endpoints: &[EndpointRecord], now: DateTime<Utc>) -> StoreResult<()> {
+        webhooks::register(&self.pool, endpoints, now).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        endpoints: &[String],
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<DueDelivery>> {
+        webhooks::claim(&self.pool, endpoints, now, lease_until, limit).await
+    }
+
+    async fn record_attempt(&self, attempt: &AttemptRecord) -> StoreResult<()> {
+        webhooks::record(&self.pool, attempt).await
+    }
+
+    async fn deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryView>> {
+        webhooks::list(&self.pool, filter).await
+    }
+
+    async fn replay(&self, endpoint: &str, which: &Replay, now: DateTime<Utc>) -> StoreResult<Option<u64>> {
+        webhooks::replay(&self.pool, endpoint, which, now).await
+    }
+
+    async fn enable_endpoint(&self, endpoint: &str) -> StoreResult<bool> {
+        webhooks::enable(&self.pool, endpoint).await
+    }
+
+    async fn next_delivery(&self, endpoints: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
+        webhooks::next(&self.pool, endpoints).await
     }
 }
 
@@ -1183,5 +1222,8 @@ async fn write_page(tx: &mut PgConnection, page: &SettlePage, month: &str, w: &P
         .await
         .context("writing events")?;
     }
+    webhooks::queue_page(tx, &w.bill_id, page.now)
+        .await
+        .context("queueing webhook deliveries")?;
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! `$N` parameter by where it first appears and PostgreSQL by N: that way both read them alike.
 
 pub mod verify;
+pub mod webhooks;
 
 /// The columns an [`AccountView`] is read from, the same on every backend; callers add the
 /// `WHERE` or `ORDER BY`.
@@ -124,9 +125,9 @@ pub(crate) const RECHARGE_ENTRY_SQL: &str =
 pub(crate) const ACCOUNT_SERVICE_SQL: &str =
     "UPDATE accounts SET balance_fen = $1, suspend_at = $2, suspended = $3 WHERE account_id = $4";
 
-/// A restoration: account $1's service back at $2, with balance $3.
+/// A restoration: account $1's service back at $2, with balance $3; returns the event's id.
 pub(crate) const RESTORED_EVENT_SQL: &str =
-    "INSERT INTO events (account_id, kind, at, balance_fen) VALUES ($1, 'restored', $2, $3)";
+    "INSERT INTO events (account_id, kind, at, balance_fen) VALUES ($1, 'restored', $2, $3) RETURNING event_id";
 
 /// Month $1 so far: its bills (originals), what its revisions moved, its accounts sent an
 /// arrears notice, and when it was settled. Every revision at once, with no lookup of the

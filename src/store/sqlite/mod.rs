@@ -16,6 +16,7 @@ mod settle;
 #[cfg(test)]
 mod settle_tests;
 mod sql;
+mod webhooks;
 
 use crate::domain::arrears;
 use crate::domain::shard::Shard;
@@ -350,12 +351,13 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         if after.restored {
-            sqlx::query(RESTORED_EVENT_SQL)
+            let event: i64 = sqlx::query_scalar(RESTORED_EVENT_SQL)
                 .bind(account_id)
                 .bind(us(when))
                 .bind(after.state.balance_fen)
-                .execute(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await?;
+            webhooks::queue_events(&mut tx, &[event], when).await?;
         }
         tx.commit().await?;
         Ok(RechargeOutcome::Credited {
@@ -571,6 +573,7 @@ impl Store for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         let mut suspended = Vec::new();
+        let mut events = Vec::new();
         for row in candidates {
             let state = service_state(&row)?;
             if !arrears::due_for_suspension(state, now) {
@@ -581,17 +584,20 @@ impl Store for SqliteStore {
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(
-                "INSERT INTO events (account_id, kind, at, suspend_at, balance_fen) VALUES (?, 'suspended', ?, ?, ?)",
+            let event: i64 = sqlx::query_scalar(
+                "INSERT INTO events (account_id, kind, at, suspend_at, balance_fen) VALUES (?, 'suspended', ?, ?, ?)
+                 RETURNING event_id",
             )
             .bind(&id)
             .bind(us(now))
             .bind(state.suspend_at.map(us))
             .bind(state.balance_fen)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
+            events.push(event);
             suspended.push(id);
         }
+        webhooks::queue_events(&mut tx, &events, now).await?;
         tx.commit().await?;
         Ok(suspended)
     }
@@ -716,6 +722,7 @@ impl Store for SqliteStore {
                 .iter()
                 .map(|m| m.parse().map_err(anyhow::Error::msg))
                 .collect::<anyhow::Result<_>>()?,
+            webhooks: webhooks::health(&self.pool).await?,
         })
     }
 
@@ -725,5 +732,39 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(arrears_bill).collect::<anyhow::Result<_>>()?)
+    }
+
+    async fn register_endpoints(&self, endpoints: &[EndpointRecord], now: DateTime<Utc>) -> StoreResult<()> {
+        webhooks::register(&self.pool, endpoints, now).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        endpoints: &[String],
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<DueDelivery>> {
+        webhooks::claim(&self.pool, endpoints, now, lease_until, limit).await
+    }
+
+    async fn record_attempt(&self, attempt: &AttemptRecord) -> StoreResult<()> {
+        webhooks::record(&self.pool, attempt).await
+    }
+
+    async fn deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryView>> {
+        webhooks::list(&self.pool, filter).await
+    }
+
+    async fn replay(&self, endpoint: &str, which: &Replay, now: DateTime<Utc>) -> StoreResult<Option<u64>> {
+        webhooks::replay(&self.pool, endpoint, which, now).await
+    }
+
+    async fn enable_endpoint(&self, endpoint: &str) -> StoreResult<bool> {
+        webhooks::enable(&self.pool, endpoint).await
+    }
+
+    async fn next_delivery(&self, endpoints: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
+        webhooks::next(&self.pool, endpoints).await
     }
 }

@@ -323,6 +323,7 @@ impl Writes {
                     w.event_balance[i])
             })
             .context("inserting events")?;
+        super::webhooks::queue_page(conn, &w.bill_id, p.now).context("queueing webhook deliveries")?;
         Ok(())
     }
 }
