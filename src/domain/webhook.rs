@@ -7,6 +7,7 @@
 //! delivery is failed and stays listed. A receiver answering 410 Gone asks not to be called
 //! again: its endpoint is disabled. Nothing here reads a clock or the network.
 
+use super::arrears::EventKind;
 use chrono::{DateTime, Duration, Utc};
 
 /// What a receiver can be told about. New types may come; the payload of an existing one only
@@ -43,6 +44,15 @@ impl EventType {
 
     pub fn parse(name: &str) -> Option<EventType> {
         EventType::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// The type that announces an event of `kind`.
+    pub fn announcing(kind: EventKind) -> EventType {
+        match kind {
+            EventKind::ArrearsNotice => EventType::AccountArrears,
+            EventKind::Suspended => EventType::AccountSuspended,
+            EventKind::Restored => EventType::AccountRestored,
+        }
     }
 }
 

@@ -570,3 +570,41 @@ fn the_webhooks_files_in_the_documentation_are_accepted() {
         assert_eq!(endpoints, 4, "{doc}: two endpoints of two event types each");
     }
 }
+
+#[test]
+fn a_restoration_by_a_settle_credit_is_queued_for_the_gateway_like_one_by_a_recharge() {
+    let env = Env::new();
+    // No receiver is called: the endpoints point nowhere, and only the queue is read.
+    let hooks = hooks_file(&env, "http://127.0.0.1:9/n", "http://127.0.0.1:9/g", 1);
+    env.ok(&["--webhooks", &hooks, "migrate"]);
+    env.import_accounts(NOV_1, &["d,Down,2026-01-01T00:00:00Z,2497.50"]);
+    env.import_usage(&["d,AssessQuality,2026-10-05T00:00:00+08:00,999999"]);
+    env.settle("2026-10", NOV_1);
+    env.ok(&["--now", "2026-11-03T00:00:00+08:00", "enforce"]);
+    // One more call moves the bill to the next tier's lower price: the adjustment credits the
+    // difference, the balance comes back to 0, and the service with it.
+    env.import_usage(&["d,AssessQuality,2026-10-31T00:00:00+08:00,1"]);
+    env.settle("2026-10", "2026-11-05T09:00:00+08:00");
+    let mut queued: Vec<(String, String, String)> = deliveries(&env, &hooks)
+        .into_iter()
+        .map(|r| (r["endpoint"].clone(), r["type"].clone(), r["webhook_id"].clone()))
+        .collect();
+    queued.sort();
+    let events = env.events();
+    let id = |kind: &str| {
+        format!(
+            "event_{}",
+            events.iter().find(|e| e["kind"] == kind).unwrap()["event_id"]
+        )
+    };
+    assert_eq!(
+        queued,
+        [
+            ("gateway".into(), "account.restored".into(), id("restored")),
+            ("gateway".into(), "account.suspended".into(), id("suspended")),
+            ("notifier".into(), "account.arrears".into(), id("arrears_notice")),
+            ("notifier".into(), "bill.issued".into(), "bill_2026-10-d-r1".into()),
+            ("notifier".into(), "bill.issued".into(), "bill_2026-10-d-r2".into()),
+        ]
+    );
+}

@@ -1204,13 +1204,15 @@ async fn write_page(tx: &mut PgConnection, page: &SettlePage, month: &str, w: &P
     .execute(&mut *tx)
     .await
     .context("updating balances")?;
+    let mut events = Vec::new();
     if !w.event_account.is_empty() {
-        sqlx::query(
+        events = sqlx::query_as(
             "INSERT INTO events (account_id, kind, at, bill_id, suspend_at, balance_fen)
              SELECT acct, kind, $1, bill, suspend_at, balance
              FROM UNNEST($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[])
                   WITH ORDINALITY AS u(acct, kind, bill, suspend_at, balance, n)
-             ORDER BY n",
+             ORDER BY n
+             RETURNING event_id, account_id, kind",
         )
         .bind(page.now)
         .bind(&w.event_account)
@@ -1218,11 +1220,11 @@ async fn write_page(tx: &mut PgConnection, page: &SettlePage, month: &str, w: &P
         .bind(&w.event_bill)
         .bind(&w.event_suspend_at)
         .bind(&w.event_balance)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await
         .context("writing events")?;
     }
-    webhooks::queue_page(tx, &w.bill_id, page.now)
+    webhooks::queue_page(tx, &w.bill_id, &w.bill_account, &events, page.now)
         .await
         .context("queueing webhook deliveries")?;
     Ok(())

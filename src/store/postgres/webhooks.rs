@@ -3,10 +3,13 @@
 //! once take different rows instead of waiting for each other or sending the same ones. Lists
 //! of ids are arrays.
 
+use crate::domain::arrears::EventKind;
+use crate::domain::webhook::EventType;
 use crate::store::decode::{delivery_view, due_delivery, endpoint_health};
 use crate::store::sql::webhooks::*;
 use crate::store::webhooks::*;
 use crate::store::StoreResult;
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
@@ -25,19 +28,52 @@ pub(crate) async fn queue_events(tx: &mut PgConnection, ids: &[i64], now: DateTi
     Ok(())
 }
 
-/// Deliveries of a settle page's bills and of their arrears notices, in the page's transaction.
-pub(crate) async fn queue_page(tx: &mut PgConnection, bill_ids: &[String], now: DateTime<Utc>) -> anyhow::Result<()> {
+/// Deliveries, for the endpoints subscribed to them, of a settle page's bills (ids and
+/// accounts, in step) and of the events it recorded (id, account, kind), recorded at `now`:
+/// written from what the page holds, so nothing is looked up, and nothing is read at all when
+/// no endpoint is subscribed.
+pub(crate) async fn queue_page(
+    tx: &mut PgConnection,
+    bill_ids: &[String],
+    accounts: &[String],
+    events: &[(i64, String, String)],
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     if !bill_ids.is_empty() {
-        sqlx::query(&enqueue_bills(LIST))
-            .bind(now)
-            .bind(bill_ids)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(&enqueue_arrears_of_bills(LIST))
-            .bind(now)
-            .bind(bill_ids)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (endpoint, event_type, account_id, bill_id, created_at, next_attempt_at)
+             SELECT s.endpoint, s.event_type, u.acct, u.bill, $1, $1
+             FROM webhook_subscriptions s CROSS JOIN UNNEST($2::text[], $3::text[]) AS u(bill, acct)
+             WHERE s.event_type = 'bill.issued'",
+        )
+        .bind(now)
+        .bind(bill_ids)
+        .bind(accounts)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !events.is_empty() {
+        let mut ids = Vec::with_capacity(events.len());
+        let mut accounts = Vec::with_capacity(events.len());
+        let mut types = Vec::with_capacity(events.len());
+        for (id, account, kind) in events {
+            let kind = EventKind::parse(kind).with_context(|| format!("an event of kind '{kind}'"))?;
+            ids.push(*id);
+            accounts.push(account.as_str());
+            types.push(EventType::announcing(kind).as_str());
+        }
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (endpoint, event_type, account_id, event_id, created_at, next_attempt_at)
+             SELECT s.endpoint, s.event_type, u.acct, u.event, $1, $1
+             FROM webhook_subscriptions s
+             JOIN UNNEST($2::bigint[], $3::text[], $4::text[]) AS u(event, acct, type) ON s.event_type = u.type",
+        )
+        .bind(now)
+        .bind(&ids)
+        .bind(&accounts)
+        .bind(&types)
+        .execute(&mut *tx)
+        .await?;
     }
     Ok(())
 }

@@ -49,14 +49,14 @@ pub(crate) fn enqueue_events(list: List) -> String {
     )
 }
 
-/// A delivery for every endpoint subscribed to `account.arrears`, recorded at $1, of the
-/// arrears notices of the bills whose ids are in $2.
-pub(crate) fn enqueue_arrears_of_bills(list: List) -> String {
+/// A delivery for every endpoint subscribed to its type, recorded at $1, of the arrears
+/// notices and restorations of the bills whose ids are in $2 (what a settle page records).
+pub(crate) fn enqueue_events_of_bills(list: List) -> String {
     format!(
         "INSERT INTO webhook_deliveries (endpoint, event_type, account_id, event_id, created_at, next_attempt_at)
          SELECT s.endpoint, s.event_type, e.account_id, e.event_id, $1, $1
          FROM webhook_subscriptions s CROSS JOIN events e
-         WHERE s.event_type = 'account.arrears' AND e.kind = 'arrears_notice' AND e.bill_id {}",
+         WHERE s.event_type = {EVENT_TYPE_OF_KIND} AND e.kind IN ('arrears_notice', 'restored') AND e.bill_id {}",
         list.test(2)
     )
 }

@@ -29,8 +29,9 @@ pub(crate) async fn queue_events(tx: &mut SqliteConnection, ids: &[i64], now: Da
     Ok(())
 }
 
-/// `enqueue_bills` and `enqueue_arrears_of_bills` for a settle page's bills, through the settle
-/// writer's own connection.
+/// `enqueue_bills` and `enqueue_events_of_bills` for a settle page's bills, through the settle
+/// writer's own connection. The subscriptions are the outer loop: with none, nothing else is
+/// read.
 pub(crate) fn queue_page(conn: &rusqlite::Connection, bill_ids: &[String], now: i64) -> anyhow::Result<()> {
     if bill_ids.is_empty() {
         return Ok(());
@@ -38,7 +39,7 @@ pub(crate) fn queue_page(conn: &rusqlite::Connection, bill_ids: &[String], now: 
     let ids = json(bill_ids)?;
     conn.prepare_cached(&enqueue_bills(LIST))?
         .execute(rusqlite::params![now, ids])?;
-    conn.prepare_cached(&enqueue_arrears_of_bills(LIST))?
+    conn.prepare_cached(&enqueue_events_of_bills(LIST))?
         .execute(rusqlite::params![now, ids])?;
     Ok(())
 }
