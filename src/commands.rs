@@ -623,6 +623,9 @@ pub async fn webhooks_deliver<S: Store>(
     for name in &s.disabled {
         println!("endpoint {name} answered 410 Gone and is disabled (billrun webhooks enable {name})");
     }
+    for name in &s.resting {
+        println!("endpoint {name} failed too many attempts in a row: its other deliveries wait for the next run");
+    }
     if let Some(t) = s.next_due {
         println!("next delivery due at {}", ctx.local(t));
     }

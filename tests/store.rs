@@ -605,23 +605,12 @@ async fn story<S: Store>(store: &S) {
     let (notifier, gateway): (Vec<_>, Vec<_>) = claimed.iter().partition(|d| d.endpoint == "notifier");
     let retry_at = later + Duration::seconds(5);
     store
-        .record_attempt(&attempt(notifier[0], Some(200), webhooks::AttemptOutcome::Delivered))
-        .await
-        .unwrap();
-    store
-        .record_attempt(&attempt(
-            notifier[1],
-            Some(500),
-            webhooks::AttemptOutcome::RetryAt(retry_at),
-        ))
-        .await
-        .unwrap();
-    store
-        .record_attempt(&attempt(notifier[2], None, webhooks::AttemptOutcome::Failed))
-        .await
-        .unwrap();
-    store
-        .record_attempt(&attempt(gateway[0], Some(410), webhooks::AttemptOutcome::Gone))
+        .record_attempts(&[
+            attempt(notifier[0], Some(200), webhooks::AttemptOutcome::Delivered),
+            attempt(notifier[1], Some(500), webhooks::AttemptOutcome::RetryAt(retry_at)),
+            attempt(notifier[2], None, webhooks::AttemptOutcome::Failed),
+            attempt(gateway[0], Some(410), webhooks::AttemptOutcome::Gone),
+        ])
         .await
         .unwrap();
     let failed = store
@@ -771,6 +760,10 @@ fn postgres_keeps_the_store_contract() {
             .await
             .expect("open PostgreSQL");
         story(&store).await;
-        admin.execute(format!("DROP DATABASE {name}").as_str()).await.unwrap();
+        // FORCE: a backend of the closed pool may not have exited yet.
+        admin
+            .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+            .await
+            .unwrap();
     });
 }

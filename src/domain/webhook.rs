@@ -5,7 +5,9 @@
 //! the event is recorded, then 5 seconds, 5 minutes, 30 minutes, 2, 5, 10 and 10 hours after
 //! each failure, eight attempts over 27 hours and 35 minutes. After the eighth failure the
 //! delivery is failed and stays listed. A receiver answering 410 Gone asks not to be called
-//! again: its endpoint is disabled. Nothing here reads a clock or the network.
+//! again: its endpoint is disabled. An endpoint that fails [`FAILURES_IN_A_ROW`] attempts in a
+//! row is left alone for the rest of a deliverer's run. Nothing here reads a clock or the
+//! network.
 
 use super::arrears::EventKind;
 use chrono::{DateTime, Duration, Utc};
@@ -61,6 +63,12 @@ pub const RETRY_AFTER_SECONDS: [i64; 7] = [5, 5 * 60, 30 * 60, 2 * 3600, 5 * 360
 
 /// Attempts in all before a delivery is given up: the first and every retry.
 pub const MAX_ATTEMPTS: u32 = RETRY_AFTER_SECONDS.len() as u32 + 1;
+
+/// Attempts in a row that may fail at one endpoint before a deliverer stops calling it for
+/// the rest of its run: its other deliveries stay due, untouched, for the next run, so a
+/// receiver that is down or hanging costs a run a few timeouts, not one per delivery, and
+/// does not hold up the other endpoints' deliveries behind its own.
+pub const FAILURES_IN_A_ROW: u32 = 5;
 
 /// What came back from one attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,14 +2,15 @@
 //! file, signed.
 //!
 //! A deliverer claims a batch of due deliveries (leased, so another deliverer running at the
-//! same time takes other rows), sends them a few at a time, and records each attempt as soon
-//! as it ends. A deliverer killed mid-batch loses nothing: what it had claimed is due again
+//! same time takes other rows), sends them a few at a time, and records the batch's attempts
+//! in one transaction when the last one ends. A deliverer killed mid-batch loses nothing: what it had claimed is due again
 //! when the lease runs out, and is sent again with the same `webhook-id` (at least once, never
-//! lost; receivers de-duplicate by the id). A run ends when nothing more is due at its clock;
-//! what failed is retried by a later run, on the schedule of `domain::webhook`.
+//! lost; receivers de-duplicate by the id). A run ends when nothing more is due at its clock,
+//! or is left only at endpoints that failed too often in a row; what failed is retried by a
+//! later run, on the schedule of `domain::webhook`.
 
 use crate::clock::Clock;
-use crate::domain::webhook::{after_attempt, Answer, Next};
+use crate::domain::webhook::{after_attempt, Answer, Next, FAILURES_IN_A_ROW};
 use crate::store::webhooks::{AttemptOutcome, AttemptRecord, DueDelivery, EndpointRecord, Notice, NoticeRef};
 use crate::store::Store;
 use crate::webhooks::config::{display_url, Webhooks};
@@ -17,7 +18,7 @@ use crate::webhooks::payload;
 use crate::webhooks::send::{self, Signed};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// Deliveries claimed at once.
 const BATCH: u32 = 64;
@@ -34,6 +35,8 @@ pub struct DeliverSummary {
     pub failed: u64,
     /// Endpoints that answered 410 Gone and were disabled.
     pub disabled: BTreeSet<String>,
+    /// Endpoints that failed too many attempts in a row and were left for the next run.
+    pub resting: BTreeSet<String>,
     /// First attempts made, and the longest wait of one of them after its bill or event was
     /// recorded.
     pub first_attempts: u64,
@@ -75,7 +78,9 @@ pub async fn deliver<S: Store>(
     clock: &Clock,
     currency: &str,
 ) -> anyhow::Result<DeliverSummary> {
-    let names: Vec<String> = hooks.endpoints.iter().map(|e| e.name.clone()).collect();
+    let mut names: Vec<String> = hooks.endpoints.iter().map(|e| e.name.clone()).collect();
+    let all = names.clone();
+    let mut failed_in_a_row: HashMap<String, u32> = HashMap::new();
     let agent = send::agent(hooks.timeout);
     let mut summary = DeliverSummary::default();
     // A batch's attempts all end within this (each is cut off at the timeout), with room to
@@ -83,7 +88,7 @@ pub async fn deliver<S: Store>(
     let rounds = (BATCH as usize).div_ceil(PARALLEL) as u32;
     let lease = chrono::Duration::from_std(hooks.timeout * (rounds + 1)).unwrap_or(chrono::Duration::hours(1))
         + chrono::Duration::seconds(30);
-    loop {
+    while !names.is_empty() {
         let now = clock.now();
         let batch = store.claim_deliveries(&names, now, now + lease, BATCH).await?;
         if batch.is_empty() {
@@ -111,6 +116,7 @@ pub async fn deliver<S: Store>(
         }))
         .buffer_unordered(PARALLEL);
         tokio::pin!(sends);
+        let mut attempts = Vec::with_capacity(BATCH as usize);
         while let Some(sent) = sends.next().await {
             let (d, (answer, error)) = sent?;
             let at = clock.now();
@@ -125,6 +131,15 @@ pub async fn deliver<S: Store>(
                 Answer::Status(s) => Some(s),
                 Answer::NoAnswer => None,
             };
+            let in_a_row = failed_in_a_row.entry(d.endpoint.clone()).or_default();
+            *in_a_row = if next == Next::Delivered { 0 } else { *in_a_row + 1 };
+            if *in_a_row >= FAILURES_IN_A_ROW && summary.resting.insert(d.endpoint.clone()) {
+                tracing::warn!(
+                    endpoint = d.endpoint,
+                    failures = *in_a_row,
+                    "{FAILURES_IN_A_ROW} attempts in a row failed: the endpoint's other deliveries wait for the next run"
+                );
+            }
             let outcome = match next {
                 Next::Delivered => {
                     summary.delivered += 1;
@@ -166,19 +181,21 @@ pub async fn deliver<S: Store>(
                     AttemptOutcome::Gone
                 }
             };
-            store
-                .record_attempt(&AttemptRecord {
-                    delivery_id: d.delivery_id,
-                    endpoint: d.endpoint.clone(),
-                    at,
-                    status,
-                    error: error.filter(|_| next != Next::Delivered),
-                    outcome,
-                })
-                .await?;
+            attempts.push(AttemptRecord {
+                delivery_id: d.delivery_id,
+                endpoint: d.endpoint.clone(),
+                at,
+                status,
+                error: error.filter(|_| next != Next::Delivered),
+                outcome,
+            });
         }
+        // One transaction for the batch: a deliverer killed before it commits sends the batch
+        // again once the lease runs out (at least once, same webhook-id).
+        store.record_attempts(&attempts).await?;
+        names.retain(|n| !summary.resting.contains(n) && !summary.disabled.contains(n));
     }
-    summary.next_due = store.next_delivery(&names).await?;
+    summary.next_due = store.next_delivery(&all).await?;
     Ok(summary)
 }
 
@@ -206,6 +223,7 @@ pub fn log_summary(s: &DeliverSummary) {
         retrying = s.retrying,
         failed = s.failed,
         disabled = s.disabled.len(),
+        resting = s.resting.len(),
         longest_first_wait_seconds = s.longest_first_wait.map(|w| w.num_milliseconds() as f64 / 1000.0),
         next_due = s.next_due.map(|t| t.to_rfc3339()),
         "webhooks delivered"

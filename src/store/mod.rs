@@ -591,8 +591,8 @@ pub trait Store {
         limit: u32,
     ) -> StoreResult<Vec<DueDelivery>>;
 
-    /// Records how an attempt ended; a 410 also disables the endpoint.
-    async fn record_attempt(&self, attempt: &AttemptRecord) -> StoreResult<()>;
+    /// Records how attempts ended, all in one transaction; a 410 also disables the endpoint.
+    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> StoreResult<()>;
 
     /// Deliveries, newest first.
     async fn deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryView>>;

@@ -140,7 +140,16 @@ fn october(env: &Env) {
 
 /// `webhooks list --format csv` as rows.
 fn deliveries(env: &Env, hooks: &str) -> Vec<Row> {
-    parse_csv(&env.ok(&["--webhooks", hooks, "webhooks", "list", "--format", "csv"]))
+    parse_csv(&env.ok(&[
+        "--webhooks",
+        hooks,
+        "webhooks",
+        "list",
+        "--limit",
+        "100000",
+        "--format",
+        "csv",
+    ]))
 }
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -169,13 +178,13 @@ fn delivered_ids(got: &[Got]) -> BTreeSet<String> {
 #[test]
 fn every_decision_reaches_its_receiver_through_500s_hangs_and_dropped_connections() {
     let env = Env::new();
-    let Some(notifier) = Receiver::start(&env, "notifier", &["--plan", "500,hang,drop", "--hang", "3"]) else {
+    let Some(notifier) = Receiver::start(&env, "notifier", &["--plan", "500,hang,drop", "--hang", "6"]) else {
         return;
     };
     let Some(gateway) = Receiver::start(&env, "gateway", &[]) else {
         return;
     };
-    let hooks = hooks_file(&env, &notifier.url("billing"), &gateway.url("gw"), 1);
+    let hooks = hooks_file(&env, &notifier.url("billing"), &gateway.url("gw"), 3);
     october(&env);
     // The run settles October and sends at once; every notifier attempt 1 is a 500.
     let out = env.ok(&["--webhooks", &hooks, "--now", NOV_1, "run"]);
@@ -189,7 +198,7 @@ fn every_decision_reaches_its_receiver_through_500s_hangs_and_dropped_connection
     wanted.insert(format!("event_{}", arrears[0]["event_id"]));
     assert_eq!(notifier.got().len(), wanted.len(), "one first attempt each");
     assert!(delivered_ids(&notifier.got()).is_empty());
-    // Attempt 2, 5 s later, hangs past the 1 s timeout; attempt 3, 5 min after that, is
+    // Attempt 2, 5 s later, hangs past the 3 s timeout; attempt 3, 5 min after that, is
     // dropped; attempt 4, 30 min after that, is answered 204.
     let mut now = NOV_1.to_owned();
     for wait in [Duration::seconds(6), Duration::minutes(6), Duration::minutes(31)] {
@@ -606,5 +615,82 @@ fn a_restoration_by_a_settle_credit_is_queued_for_the_gateway_like_one_by_a_rech
             ("notifier".into(), "bill.issued".into(), "bill_2026-10-d-r1".into()),
             ("notifier".into(), "bill.issued".into(), "bill_2026-10-d-r2".into()),
         ]
+    );
+}
+
+#[test]
+fn a_receiver_that_hangs_costs_a_run_a_few_timeouts_and_does_not_hold_up_the_other_endpoint() {
+    let env = Env::new();
+    let Some(hanging) = Receiver::start(&env, "hanging", &["--always", "hang", "--hang", "5"]) else {
+        return;
+    };
+    let Some(gateway) = Receiver::start(&env, "gateway", &[]) else {
+        return;
+    };
+    let hooks = hooks_file(&env, &hanging.url("billing"), &gateway.url("gw"), 1);
+    env.ok(&["--webhooks", &hooks, "migrate"]);
+    let accounts: Vec<String> = (0..40)
+        .map(|i| format!("p{i:02},P {i},2026-09-01T00:00:00+08:00,0"))
+        .collect();
+    env.import_accounts(
+        "2026-09-01T00:00:00+08:00",
+        &accounts.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let usage: Vec<String> = (0..40)
+        .map(|i| format!("p{i:02},{CROP},2026-10-10T10:00:00+08:00,900000"))
+        .collect();
+    env.import_usage(&usage.iter().map(String::as_str).collect::<Vec<_>>());
+    env.settle("2026-10", NOV_1);
+    env.ok(&["--now", "2026-11-02T02:00:01+08:00", "enforce"]);
+    // 80 messages for the notifier (40 bills, 40 arrears notices), 40 suspensions for the gateway.
+    let started = std::time::Instant::now();
+    let out = env.ok(&[
+        "--webhooks",
+        &hooks,
+        "--now",
+        "2026-11-02T02:00:02+08:00",
+        "webhooks",
+        "deliver",
+    ]);
+    let took = started.elapsed().as_secs();
+    assert!(
+        out.contains("endpoint notifier failed too many attempts in a row"),
+        "{out}"
+    );
+    // Every suspension was attempted in this run, not held up behind the notifier (on a loaded
+    // machine the gateway itself may time out once: its retry comes 5 s later).
+    let rows = deliveries(&env, &hooks);
+    let untried: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r["endpoint"] == "gateway" && r["attempts"] == "0")
+        .collect();
+    assert!(untried.is_empty(), "suspensions held up: {untried:?}");
+    // One batch was tried at the notifier (its requests may time out before the receiver even
+    // reads them), not all 80; what was not tried keeps its schedule.
+    let tried = rows
+        .iter()
+        .filter(|r| r["endpoint"] == "notifier" && r["attempts"] != "0")
+        .count();
+    assert!((5..=64).contains(&tried), "one batch at most, not all 80: {tried}");
+    let got = hanging.got();
+    assert!(
+        got.len() <= tried,
+        "{tried} tried, {} received: {:?}",
+        got.len(),
+        got.iter().map(|g| (&g.id, g.attempt)).collect::<Vec<_>>()
+    );
+    assert!(took < 30, "the run took {took} s");
+    env.ok(&[
+        "--webhooks",
+        &hooks,
+        "--now",
+        "2026-11-02T02:01:00+08:00",
+        "webhooks",
+        "deliver",
+    ]);
+    assert_eq!(
+        delivered_ids(&gateway.got()).len(),
+        40,
+        "the gateway got every suspension"
     );
 }

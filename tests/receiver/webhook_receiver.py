@@ -8,7 +8,7 @@ Usage: webhook_receiver.py --secret whsec_... --log FILE [--plan 500,hang,drop] 
 It prints the port it listens on, then serves until killed. For each webhook-id, attempt n is
 answered by the n-th step of --plan (500: an HTTP 500; hang: no answer for --hang seconds, past
 billrun's timeout; drop: the connection closed without an answer) and, after the plan, by 204.
---always answers every request with that status. Every request is logged as one JSON line:
+--always answers every request the same way (a status, hang or drop). Every request is logged as one JSON line:
 the id, the attempt, whether the signature verified, the answer given and the parsed body.
 """
 
@@ -28,7 +28,7 @@ def main():
     parser.add_argument("--secret", required=True)
     parser.add_argument("--log", required=True)
     parser.add_argument("--plan", default="")
-    parser.add_argument("--always", type=int)
+    parser.add_argument("--always")
     parser.add_argument("--hang", type=float, default=3.0)
     args = parser.parse_args()
     plan = [step for step in args.plan.split(",") if step]
@@ -60,7 +60,7 @@ def main():
             if not verified:
                 answer = "400"
             elif args.always:
-                answer = str(args.always)
+                answer = args.always
             elif n <= len(plan):
                 answer = plan[n - 1]
             else:

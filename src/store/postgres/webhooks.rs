@@ -136,26 +136,28 @@ pub(crate) async fn claim(
     Ok(rows.iter().map(due_delivery).collect::<anyhow::Result<_>>()?)
 }
 
-pub(crate) async fn record(pool: &PgPool, a: &AttemptRecord) -> StoreResult<()> {
+pub(crate) async fn record(pool: &PgPool, attempts: &[AttemptRecord]) -> StoreResult<()> {
     let mut tx = pool.begin().await?;
-    let (status, next, delivered) = a.columns();
-    sqlx::query(RECORD_ATTEMPT_SQL)
-        .bind(a.at)
-        .bind(a.status.map(i32::from))
-        .bind(a.error.as_deref())
-        .bind(status)
-        .bind(next)
-        .bind(delivered)
-        .bind(a.delivery_id)
-        .execute(&mut *tx)
-        .await?;
-    if a.outcome == AttemptOutcome::Gone {
-        sqlx::query(DISABLE_ENDPOINT_SQL)
+    for a in attempts {
+        let (status, next, delivered) = a.columns();
+        sqlx::query(RECORD_ATTEMPT_SQL)
             .bind(a.at)
-            .bind("the receiver answered 410 Gone")
-            .bind(&a.endpoint)
+            .bind(a.status.map(i32::from))
+            .bind(a.error.as_deref())
+            .bind(status)
+            .bind(next)
+            .bind(delivered)
+            .bind(a.delivery_id)
             .execute(&mut *tx)
             .await?;
+        if a.outcome == AttemptOutcome::Gone {
+            sqlx::query(DISABLE_ENDPOINT_SQL)
+                .bind(a.at)
+                .bind("the receiver answered 410 Gone")
+                .bind(&a.endpoint)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     tx.commit().await?;
     Ok(())

@@ -748,8 +748,8 @@ impl Store for SqliteStore {
         webhooks::claim(&self.pool, endpoints, now, lease_until, limit).await
     }
 
-    async fn record_attempt(&self, attempt: &AttemptRecord) -> StoreResult<()> {
-        webhooks::record(&self.pool, attempt).await
+    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> StoreResult<()> {
+        webhooks::record(&self.pool, attempts).await
     }
 
     async fn deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryView>> {

@@ -106,27 +106,29 @@ pub(crate) async fn claim(
     Ok(rows.iter().map(due_delivery).collect::<anyhow::Result<_>>()?)
 }
 
-pub(crate) async fn record(pool: &SqlitePool, a: &AttemptRecord) -> StoreResult<()> {
+pub(crate) async fn record(pool: &SqlitePool, attempts: &[AttemptRecord]) -> StoreResult<()> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let (status, next, delivered) = a.columns();
-    sqlx::query(RECORD_ATTEMPT_SQL)
-        .bind(us(a.at))
-        .bind(a.status.map(i64::from))
-        .bind(a.error.as_deref())
-        .bind(status)
-        .bind(us(next))
-        .bind(delivered.map(us))
-        .bind(a.delivery_id)
-        .execute(&mut *tx)
-        .await?;
-    if a.outcome == AttemptOutcome::Gone {
-        sqlx::query(DISABLE_ENDPOINT_SQL)
+    for a in attempts {
+        let (status, next, delivered) = a.columns();
+        sqlx::query(RECORD_ATTEMPT_SQL)
             .bind(us(a.at))
-            .bind("the receiver answered 410 Gone")
-            .bind(&a.endpoint)
+            .bind(a.status.map(i64::from))
+            .bind(a.error.as_deref())
+            .bind(status)
+            .bind(us(next))
+            .bind(delivered.map(us))
+            .bind(a.delivery_id)
             .execute(&mut *tx)
             .await?;
+        if a.outcome == AttemptOutcome::Gone {
+            sqlx::query(DISABLE_ENDPOINT_SQL)
+                .bind(us(a.at))
+                .bind("the receiver answered 410 Gone")
+                .bind(&a.endpoint)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     tx.commit().await?;
     Ok(())
