@@ -337,6 +337,14 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
             commands::webhooks_replay(store, ctx, clock, hooks, &endpoint, which).await
         }
         Command::Webhooks(WebhooksCommand::Enable { endpoint }) => commands::webhooks_enable(store, &endpoint).await,
+        Command::Webhooks(WebhooksCommand::Remove { endpoint }) => {
+            if hooks.is_some_and(|h| h.endpoint(&endpoint).is_some()) {
+                return Err(input_error(format!(
+                    "endpoint '{endpoint}' is still in the webhooks file: take it out first, or it is recorded again"
+                )));
+            }
+            commands::webhooks_remove(store, &endpoint).await
+        }
         Command::Runs(RunsCommand::List { format, limit }) => commands::runs_list(store, ctx, format, limit).await,
         Command::Verify { month } => commands::verify(store, month).await,
         Command::Bills(BillsCommand::Show { id, month }) => commands::show_bill(store, ctx, &id, month).await,

@@ -369,6 +369,16 @@ pub enum WebhooksCommand {
         #[arg(value_name = "NAME")]
         endpoint: String,
     },
+    /// Forget an endpoint taken out of the webhooks file: nothing more is queued for it, and
+    /// its pending deliveries are dropped (those delivered or failed stay listed).
+    ///
+    /// Until then, an endpoint that is no longer in the file keeps being queued for, and its
+    /// deliveries wait (the metrics show them).
+    Remove {
+        /// The endpoint's name.
+        #[arg(value_name = "NAME")]
+        endpoint: String,
+    },
 }
 
 /// A delivery's status, for `webhooks list --status`.

@@ -710,3 +710,12 @@ pub async fn webhooks_enable<S: Store>(store: &S, endpoint: &str) -> anyhow::Res
     println!("endpoint {endpoint} enabled");
     Ok(())
 }
+
+/// `billrun webhooks remove`.
+pub async fn webhooks_remove<S: Store>(store: &S, endpoint: &str) -> anyhow::Result<()> {
+    let Some(dropped) = store.remove_endpoint(endpoint).await? else {
+        return Err(input_error(format!("no endpoint named '{endpoint}'")));
+    };
+    println!("endpoint {endpoint} removed; {dropped} pending deliveries dropped");
+    Ok(())
+}

@@ -606,6 +606,11 @@ pub trait Store {
     /// Enables an endpoint disabled by a 410; false if there is no such endpoint.
     async fn enable_endpoint(&self, endpoint: &str) -> StoreResult<bool>;
 
+    /// Forgets an endpoint taken out of the webhooks file: nothing more is queued for it, and
+    /// its pending deliveries are dropped. Returns how many were, or `None` if there is no
+    /// such endpoint.
+    async fn remove_endpoint(&self, endpoint: &str) -> StoreResult<Option<u64>>;
+
     /// When the next pending delivery of the enabled `endpoints` is due.
     async fn next_delivery(&self, endpoints: &[String]) -> StoreResult<Option<DateTime<Utc>>>;
 }

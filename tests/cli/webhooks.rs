@@ -694,3 +694,70 @@ fn a_receiver_that_hangs_costs_a_run_a_few_timeouts_and_does_not_hold_up_the_oth
         "the gateway got every suspension"
     );
 }
+
+#[test]
+fn the_daemon_wakes_for_a_webhook_retry_and_sends_it() {
+    let env = Env::new();
+    let Some(receiver) = Receiver::start(&env, "retry", &["--plan", "500"]) else {
+        return;
+    };
+    let hooks = hooks_file(&env, &receiver.url("billing"), &receiver.url("gw"), 2);
+    env.ok(&["--webhooks", &hooks, "migrate"]);
+    env.import_accounts(
+        "2026-09-01T00:00:00+08:00",
+        &["solo,Solo,2026-09-01T00:00:00+08:00,100.00"],
+    );
+    env.import_usage(&[&format!("solo,{AQ},2026-10-10T10:00:00+08:00,1000")]);
+    env.settle("2026-10", NOV_1);
+    // The daemon's schedule is days away; the bill's delivery is due now, and its retry 5 s
+    // after the first attempt fails.
+    let mut daemon = env
+        .command(&["--webhooks", &hooks, "--now", "2026-11-10T12:00:00+08:00", "daemon"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while delivered_ids(&receiver.got()).is_empty() && started.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let got = receiver.got();
+    let answers: Vec<&str> = got.iter().map(|g| g.answer.as_str()).collect();
+    assert_eq!(answers, ["500", "204"], "{got:?}");
+    let waited = started.elapsed().as_secs();
+    assert!((4..30).contains(&waited), "the retry came after {waited} s");
+}
+
+#[test]
+fn an_endpoint_taken_out_of_the_file_is_queued_for_until_it_is_removed() {
+    let env = Env::new();
+    let hooks = hooks_file(&env, "http://127.0.0.1:9/n", "http://127.0.0.1:9/g", 1);
+    env.ok(&["--webhooks", &hooks, "migrate"]);
+    october(&env);
+    env.settle("2026-10", NOV_1);
+    let only_gateway = env.file(
+        "gateway.toml",
+        &format!(
+            "[[endpoints]]\nname = \"gateway\"\nurl = \"http://127.0.0.1:9/g\"\nsecret = \"{SECRET}\"\n\
+             events = [\"account.suspended\", \"account.restored\"]\n"
+        ),
+    );
+    let err = env.fails(3, &["--webhooks", &hooks, "webhooks", "remove", "notifier"]);
+    assert!(err.contains("still in the webhooks file"), "{err}");
+    let out = env.ok(&["--webhooks", &only_gateway, "webhooks", "remove", "notifier"]);
+    assert!(
+        out.contains("endpoint notifier removed; 3 pending deliveries dropped"),
+        "{out}"
+    );
+    let metrics = env.ok(&["--now", NOV_1, "metrics"]);
+    assert!(!metrics.contains("endpoint=\"notifier\""), "{metrics}");
+    // Later bills are not queued for it.
+    env.import_usage(&[&format!("idle,{AQ},2026-10-31T10:00:00+08:00,10")]);
+    env.ok(&["--webhooks", &only_gateway, "--now", "2026-11-02T02:00:00+08:00", "run"]);
+    assert!(deliveries(&env, &only_gateway)
+        .iter()
+        .all(|r| r["endpoint"] == "gateway"));
+    env.fails(3, &["webhooks", "remove", "notifier"]);
+}

@@ -1045,6 +1045,10 @@ impl Store for PgStore {
         webhooks::enable(&self.pool, endpoint).await
     }
 
+    async fn remove_endpoint(&self, endpoint: &str) -> StoreResult<Option<u64>> {
+        webhooks::remove(&self.pool, endpoint).await
+    }
+
     async fn next_delivery(&self, endpoints: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
         webhooks::next(&self.pool, endpoints).await
     }

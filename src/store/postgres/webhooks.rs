@@ -234,6 +234,26 @@ pub(crate) async fn enable(pool: &PgPool, endpoint: &str) -> StoreResult<bool> {
     Ok(known > 0)
 }
 
+pub(crate) async fn remove(pool: &PgPool, endpoint: &str) -> StoreResult<Option<u64>> {
+    let mut tx = pool.begin().await?;
+    let known: i64 = sqlx::query_scalar(ENDPOINT_EXISTS_SQL)
+        .bind(endpoint)
+        .fetch_one(&mut *tx)
+        .await?;
+    if known == 0 {
+        return Ok(None);
+    }
+    let mut dropped = 0;
+    for (i, sql) in REMOVE_ENDPOINT_SQL.iter().enumerate() {
+        let n = sqlx::query(sql).bind(endpoint).execute(&mut *tx).await?.rows_affected();
+        if i == 1 {
+            dropped = n;
+        }
+    }
+    tx.commit().await?;
+    Ok(Some(dropped))
+}
+
 pub(crate) async fn next(pool: &PgPool, endpoints: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
     Ok(sqlx::query_scalar(&next_due(LIST))
         .bind(endpoints)

@@ -206,6 +206,27 @@ pub(crate) async fn enable(pool: &SqlitePool, endpoint: &str) -> StoreResult<boo
     Ok(known > 0)
 }
 
+pub(crate) async fn remove(pool: &SqlitePool, endpoint: &str) -> StoreResult<Option<u64>> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let known: i64 = sqlx::query_scalar(ENDPOINT_EXISTS_SQL)
+        .bind(endpoint)
+        .fetch_one(&mut *tx)
+        .await?;
+    if known == 0 {
+        return Ok(None);
+    }
+    let mut dropped = 0;
+    for (i, sql) in REMOVE_ENDPOINT_SQL.iter().enumerate() {
+        let n = sqlx::query(sql).bind(endpoint).execute(&mut *tx).await?.rows_affected();
+        if i == 1 {
+            dropped = n;
+        }
+    }
+    tx.commit().await?;
+    Ok(Some(dropped))
+}
+
 pub(crate) async fn next(pool: &SqlitePool, endpoints: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
     let t: Option<i64> = sqlx::query_scalar(&next_due(LIST))
         .bind(json(endpoints)?)
