@@ -137,8 +137,9 @@ pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
             month,
             seed,
             out,
+            layout,
         } => {
-            let s = crate::gen::generate(out, *accounts, *rows, *month, *seed, ctx.tz)
+            let s = crate::gen::generate(out, *accounts, *rows, *month, *seed, ctx.tz, *layout)
                 .map_err(|e| input_error(format!("{e:#}")))?;
             println!(
                 "wrote {} accounts and {} usage rows ({} calls) for {month} to {}",

@@ -275,7 +275,8 @@ pub enum Command {
     /// Write synthetic accounts.csv and usage.csv for a month, for benchmarks and load tests.
     ///
     /// Deterministic for a seed: most accounts small, a few in every higher tier, 5% opening
-    /// mid-month, timestamps across the month.
+    /// mid-month, timestamps across the month, rows in time order with accounts interleaved
+    /// unless --layout grouped.
     Gen {
         /// How many accounts.
         #[arg(long, value_name = "N")]
@@ -292,6 +293,10 @@ pub enum Command {
         /// Directory to write accounts.csv and usage.csv into (created if missing).
         #[arg(long, default_value = "gen", value_name = "DIR")]
         out: PathBuf,
+        /// The order of the usage rows: `interleaved` (time order, accounts mixed, as a meter
+        /// logs them) or `grouped` (each account's rows together).
+        #[arg(long, value_enum, default_value_t = crate::gen::Layout::Interleaved, value_name = "LAYOUT")]
+        layout: crate::gen::Layout,
     },
     /// Settle a demo month from the built-in fixtures and print its bills, CSV and report.
     ///

@@ -10,6 +10,10 @@
 //!
 //! Each usage row is a counter of calls. Timestamps spread across the month, including its
 //! first and last second, and are written with either a `+08:00` or a `Z` offset.
+//!
+//! By default the rows are in time order, every account's calls interleaved, as a meter's log
+//! is ([`Layout::Interleaved`]); [`Layout::Grouped`] writes each account's rows together, in
+//! account order. Both layouts hold the same rows.
 
 use crate::domain::month::Month;
 use anyhow::Context;
@@ -49,14 +53,40 @@ fn target_calls(rng: &mut Rng) -> (i64, u64) {
     }
 }
 
+/// The order of the usage rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Layout {
+    /// In time order, accounts interleaved: a meter's log.
+    Interleaved,
+    /// Each account's rows together, accounts in order.
+    Grouped,
+}
+
+/// One usage row, kept small so that a month of 30M rows can be sorted by time in memory:
+/// its second in the month, its account and its line.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Row {
+    offset: u32,
+    account: u32,
+    line: u32,
+}
+
 pub struct GenSummary {
     pub accounts: u64,
     pub rows: u64,
     pub calls: i64,
 }
 
-/// Writes `accounts.csv` and `usage.csv` into `dir`.
-pub fn generate(dir: &Path, accounts: u64, rows: u64, month: Month, seed: u64, tz: Tz) -> anyhow::Result<GenSummary> {
+/// Writes `accounts.csv` and `usage.csv` into `dir`, the rows in `layout`.
+pub fn generate(
+    dir: &Path,
+    accounts: u64,
+    rows: u64,
+    month: Month,
+    seed: u64,
+    tz: Tz,
+    layout: Layout,
+) -> anyhow::Result<GenSummary> {
     anyhow::ensure!(accounts > 0, "--accounts must be at least 1");
     anyhow::ensure!(
         rows >= accounts,
@@ -81,6 +111,12 @@ pub fn generate(dir: &Path, accounts: u64, rows: u64, month: Month, seed: u64, t
     writeln!(acc, "account_id,name,activated_at,balance")?;
     let mut usage = open("usage.csv")?;
     writeln!(usage, "account_id,api,timestamp,calls")?;
+    // Interleaved: every row is drawn as for the grouped layout, kept as a `Row`, then sorted
+    // by time and written; each account's calls per row and APIs are kept to rebuild it.
+    let interleaved = layout == Layout::Interleaved;
+    let mut pending: Vec<Row> = Vec::new();
+    let mut shapes: Vec<(i64, i64, u32, u8)> = Vec::new(); // (calls, per_row, rows, apis)
+    let mut zulu: Vec<u64> = Vec::new(); // one bit per row: written with a Z offset
     let mut written = 0u64;
     let mut calls_total = 0i64;
     let mut share_left = spare;
@@ -112,6 +148,9 @@ pub fn generate(dir: &Path, accounts: u64, rows: u64, month: Month, seed: u64, t
         let n_calls = (*target).max(n as i64);
         let per_row = n_calls / n as i64;
         let apis = 1 + (rng.next() % 3) as usize;
+        if interleaved {
+            shapes.push((n_calls, per_row, n as u32, apis as u8));
+        }
         for r in 0..n {
             let calls = if r + 1 == n {
                 n_calls - per_row * (n as i64 - 1)
@@ -123,16 +162,49 @@ pub fn generate(dir: &Path, accounts: u64, rows: u64, month: Month, seed: u64, t
                 (1, 0) => seconds - 1, // its last second
                 _ => rng.range(0, seconds),
             };
-            let ts = start + Duration::seconds(offset);
-            let stamp = if rng.next() % 4 == 0 {
-                ts.to_rfc3339_opts(SecondsFormat::Secs, true)
-            } else {
-                ts.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, true)
-            };
-            writeln!(usage, "{id},{},{stamp},{calls}", APIS[(r as usize + i) % apis])?;
+            let z = rng.next() % 4 == 0;
             calls_total += calls;
+            if interleaved {
+                let bit = written + r;
+                if bit / 64 >= zulu.len() as u64 {
+                    zulu.push(0);
+                }
+                zulu[(bit / 64) as usize] |= u64::from(z) << (bit % 64);
+                pending.push(Row {
+                    offset: offset as u32,
+                    account: i as u32,
+                    line: r as u32,
+                });
+                continue;
+            }
+            let api = APIS[(r as usize + i) % apis];
+            write_row(&mut usage, &id, api, start + Duration::seconds(offset), z, tz, calls)?;
         }
         written += n;
+    }
+    if interleaved {
+        // Where each account's rows begin in the bit set of Z offsets.
+        let mut first = Vec::with_capacity(shapes.len());
+        let mut at = 0u64;
+        for shape in &shapes {
+            first.push(at);
+            at += u64::from(shape.2);
+        }
+        pending.sort_unstable();
+        for row in pending {
+            let (n_calls, per_row, n, apis) = shapes[row.account as usize];
+            let calls = if row.line + 1 == n {
+                n_calls - per_row * (i64::from(n) - 1)
+            } else {
+                per_row
+            };
+            let bit = first[row.account as usize] + u64::from(row.line);
+            let z = zulu[(bit / 64) as usize] >> (bit % 64) & 1 == 1;
+            let api = APIS[(row.line as usize + row.account as usize) % apis as usize];
+            let id = format!("acct-{:08}", row.account);
+            let ts = start + Duration::seconds(i64::from(row.offset));
+            write_row(&mut usage, &id, api, ts, z, tz, calls)?;
+        }
     }
     acc.flush()?;
     usage.flush()?;
@@ -141,6 +213,24 @@ pub fn generate(dir: &Path, accounts: u64, rows: u64, month: Month, seed: u64, t
         rows: written,
         calls: calls_total,
     })
+}
+
+/// One usage line; `z`: the timestamp in UTC with `Z`, else in the billing zone's offset.
+fn write_row(
+    out: &mut impl Write,
+    id: &str,
+    api: &str,
+    ts: chrono::DateTime<chrono::Utc>,
+    z: bool,
+    tz: Tz,
+    calls: i64,
+) -> std::io::Result<()> {
+    let stamp = if z {
+        ts.to_rfc3339_opts(SecondsFormat::Secs, true)
+    } else {
+        ts.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, true)
+    };
+    writeln!(out, "{id},{api},{stamp},{calls}")
 }
 
 #[cfg(test)]
@@ -153,8 +243,8 @@ mod tests {
         let b = tempfile::tempdir().unwrap();
         let month: Month = "2026-10".parse().unwrap();
         let sh = chrono_tz::Asia::Shanghai;
-        let s = generate(a.path(), 3000, 9000, month, 42, sh).unwrap();
-        generate(b.path(), 3000, 9000, month, 42, sh).unwrap();
+        let s = generate(a.path(), 3000, 9000, month, 42, sh, Layout::Grouped).unwrap();
+        generate(b.path(), 3000, 9000, month, 42, sh, Layout::Grouped).unwrap();
         assert_eq!((s.accounts, s.rows), (3000, 9000));
         for f in ["accounts.csv", "usage.csv"] {
             assert_eq!(
@@ -177,5 +267,34 @@ mod tests {
         assert!(small > 2500, "most accounts are small: {small}");
         assert!(usage.contains("2026-10-01T00:00:00+08:00") || usage.contains("2026-09-30T16:00:00Z"));
         assert!(usage.contains("2026-10-31T23:59:59+08:00") || usage.contains("2026-10-31T15:59:59Z"));
+    }
+
+    #[test]
+    fn the_interleaved_layout_holds_the_grouped_rows_in_time_order() {
+        let g = tempfile::tempdir().unwrap();
+        let i = tempfile::tempdir().unwrap();
+        let month: Month = "2026-10".parse().unwrap();
+        let sh = chrono_tz::Asia::Shanghai;
+        generate(g.path(), 500, 4000, month, 7, sh, Layout::Grouped).unwrap();
+        generate(i.path(), 500, 4000, month, 7, sh, Layout::Interleaved).unwrap();
+        let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+        assert_eq!(read(g.path(), "accounts.csv"), read(i.path(), "accounts.csv"));
+        let (grouped, interleaved) = (read(g.path(), "usage.csv"), read(i.path(), "usage.csv"));
+        let mut a: Vec<&str> = grouped.lines().collect();
+        let mut b: Vec<&str> = interleaved.lines().collect();
+        // In time order, and accounts interleaved: far more changes of account than accounts.
+        let times: Vec<chrono::DateTime<chrono::Utc>> = b[1..]
+            .iter()
+            .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "not in time order");
+        let switches = b[1..]
+            .windows(2)
+            .filter(|w| w[0].split(',').next() != w[1].split(',').next())
+            .count();
+        assert!(switches > 3000, "accounts are not interleaved: {switches} switches");
+        a.sort_unstable();
+        b.sort_unstable();
+        assert_eq!(a, b, "the same rows in both layouts");
     }
 }

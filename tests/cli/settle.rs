@@ -488,3 +488,48 @@ fn export_to_a_file_and_the_demo() {
     assert!(stdout.status.success());
     assert_eq!(String::from_utf8(stdout.stdout).unwrap(), csv);
 }
+
+#[test]
+fn a_meters_log_in_time_order_bills_the_same_as_the_same_rows_grouped_by_account() {
+    let mut exports = Vec::new();
+    for layout in ["interleaved", "grouped"] {
+        let env = Env::new();
+        let dir = env.dir.path().join("gen");
+        let dir = dir.to_str().unwrap();
+        let args = [
+            "gen",
+            "--accounts",
+            "300",
+            "--rows",
+            "6000",
+            "--month",
+            "2026-10",
+            "--seed",
+            "3",
+        ];
+        env.ok(&[&args[..], &["--layout", layout, "--out", dir]].concat());
+        env.ok(&[
+            "--now",
+            "2026-10-01T00:00:00+08:00",
+            "accounts",
+            "import",
+            &format!("{dir}/accounts.csv"),
+        ]);
+        env.ok(&[
+            "--now",
+            "2026-11-01T01:00:00+08:00",
+            "usage",
+            "import",
+            &format!("{dir}/usage.csv"),
+        ]);
+        env.settle("2026-10", "2026-11-01T02:00:00+08:00");
+        env.ok(&["verify"]);
+        exports.push(env.bills_csv("2026-10"));
+    }
+    assert!(exports[0].lines().count() > 300);
+    assert_same(
+        &exports[0],
+        &exports[1],
+        "the interleaved file's bills against the grouped file's",
+    );
+}
