@@ -243,7 +243,7 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
         Command::Accounts(AccountsCommand::List { format }) => commands::list_accounts(store, ctx, format).await,
         Command::Recharge { id, amount, reference } => {
             commands::recharge(store, ctx, &id, &amount, reference.as_deref()).await?;
-            commands::deliver_after(store, ctx, clock, hooks).await;
+            jobs::webhooks::deliver_after(store, hooks, clock, ctx.currency()).await;
             Ok(())
         }
         Command::Usage(UsageCommand::Import { file }) => commands::usage_import(store, ctx, &file).await,
@@ -272,19 +272,19 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
             };
             let s = recorded(store, ctx, &command, Some(month), job, stop_signal()).await?;
             commands::print_settled(&s, ctx.currency());
-            commands::deliver_after(store, ctx, clock, hooks).await;
+            jobs::webhooks::deliver_after(store, hooks, clock, ctx.currency()).await;
             Ok(())
         }
         Command::Enforce => {
             let ids = recorded(store, ctx, "enforce", None, jobs::enforce(store, ctx), stop_signal()).await?;
             commands::print_suspended(&ids);
-            commands::deliver_after(store, ctx, clock, hooks).await;
+            jobs::webhooks::deliver_after(store, hooks, clock, ctx.currency()).await;
             Ok(())
         }
         Command::Run { .. } => {
             let r = recorded(store, ctx, "run", None, jobs::run::run_due(store, ctx), stop_signal()).await?;
             commands::print_run(&r, ctx);
-            commands::deliver_after(store, ctx, clock, hooks).await;
+            jobs::webhooks::deliver_after(store, hooks, clock, ctx.currency()).await;
             Ok(())
         }
         Command::Daemon {

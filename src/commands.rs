@@ -583,23 +583,6 @@ fn need_webhooks(hooks: Option<&Webhooks>) -> anyhow::Result<&Webhooks> {
     hooks.ok_or_else(|| input_error("no webhooks file: give --webhooks FILE (or set BILLRUN_WEBHOOKS)"))
 }
 
-/// The currency payloads state amounts in: the database's.
-async fn payload_currency<S: Store>(store: &S, ctx: &Ctx) -> anyhow::Result<String> {
-    Ok(store.currency().await?.unwrap_or_else(|| ctx.currency().to_owned()))
-}
-
-/// Delivers what is due after a command's work, if a webhooks file was given; never fails the
-/// command.
-pub async fn deliver_after<S: Store>(store: &S, ctx: &Ctx, clock: &Clock, hooks: Option<&Webhooks>) {
-    if hooks.is_none() {
-        return;
-    }
-    match payload_currency(store, ctx).await {
-        Ok(currency) => jobs::webhooks::deliver_after(store, hooks, clock, &currency).await,
-        Err(e) => tracing::error!(error = crate::error::describe(&e), "webhook delivery not started"),
-    }
-}
-
 /// What a deliverer's run did: logged, and said in one line.
 fn print_delivered(s: &jobs::webhooks::DeliverSummary) {
     jobs::webhooks::log_summary(s);
@@ -617,8 +600,7 @@ pub async fn webhooks_deliver<S: Store>(
     hooks: Option<&Webhooks>,
 ) -> anyhow::Result<()> {
     let hooks = need_webhooks(hooks)?;
-    let currency = payload_currency(store, ctx).await?;
-    let s = jobs::webhooks::deliver(store, hooks, clock, &currency).await?;
+    let s = jobs::webhooks::deliver(store, hooks, clock, ctx.currency()).await?;
     print_delivered(&s);
     for name in &s.disabled {
         println!("endpoint {name} answered 410 Gone and is disabled (billrun webhooks enable {name})");
@@ -696,8 +678,7 @@ pub async fn webhooks_replay<S: Store>(
         return Ok(());
     }
     if let Some(hooks) = hooks.filter(|h| h.endpoint(endpoint).is_some()) {
-        let currency = payload_currency(store, ctx).await?;
-        print_delivered(&jobs::webhooks::deliver(store, hooks, clock, &currency).await?);
+        print_delivered(&jobs::webhooks::deliver(store, hooks, clock, ctx.currency()).await?);
     }
     Ok(())
 }

@@ -107,7 +107,7 @@ async fn work<S: Store>(
             ..base.clone()
         };
         if why == "webhook delivery due" {
-            crate::commands::deliver_after(store, &ctx, clock, hooks).await;
+            crate::jobs::webhooks::deliver_after(store, hooks, clock, ctx.currency()).await;
             continue;
         }
         let result = recorded(store, &ctx, "run", None, run_due(store, &ctx), &mut stop).await;
@@ -120,7 +120,7 @@ async fn work<S: Store>(
             // at its next wake-up.
             tracing::error!(error = crate::error::describe(&e), "run failed");
         }
-        crate::commands::deliver_after(store, &ctx, clock, hooks).await;
+        crate::jobs::webhooks::deliver_after(store, hooks, clock, ctx.currency()).await;
         crate::commands::push_after(store, &ctx, clock, push).await;
     }
 }

@@ -37,9 +37,7 @@ pub struct DeliverSummary {
     pub disabled: BTreeSet<String>,
     /// Endpoints that failed too many attempts in a row and were left for the next run.
     pub resting: BTreeSet<String>,
-    /// First attempts made, and the longest wait of one of them after its bill or event was
-    /// recorded.
-    pub first_attempts: u64,
+    /// The longest a first attempt came after its bill or event was recorded.
     pub longest_first_wait: Option<chrono::Duration>,
     /// When the earliest delivery still pending is due.
     pub next_due: Option<DateTime<Utc>>,
@@ -123,7 +121,6 @@ pub async fn deliver<S: Store>(
             let attempt = d.attempts + 1;
             let next = after_attempt(attempt, &answer, at);
             if attempt == 1 {
-                summary.first_attempts += 1;
                 let waited = at - d.created_at;
                 summary.longest_first_wait = Some(summary.longest_first_wait.map_or(waited, |w| w.max(waited)));
             }
@@ -199,8 +196,9 @@ pub async fn deliver<S: Store>(
     Ok(summary)
 }
 
-/// Delivers after a command's work, when a webhooks file is given: a receiver that fails never
-/// fails the command (its deliveries wait for their retries, and the metrics show them); only
+/// Delivers after a command's work, when a webhooks file is given, with amounts in `currency`
+/// (the catalog's, which the store was checked to keep its balances in): a receiver that fails
+/// never fails the command (its deliveries wait for their retries, and the metrics show them); only
 /// a database failure is logged as an error.
 pub async fn deliver_after<S: Store>(store: &S, hooks: Option<&Webhooks>, clock: &Clock, currency: &str) {
     let Some(hooks) = hooks else { return };
@@ -224,7 +222,7 @@ pub fn log_summary(s: &DeliverSummary) {
         failed = s.failed,
         disabled = s.disabled.len(),
         resting = s.resting.len(),
-        longest_first_wait_seconds = s.longest_first_wait.map(|w| w.num_milliseconds() as f64 / 1000.0),
+        longest_first_wait_ms = s.longest_first_wait.map(|w| w.num_milliseconds()),
         next_due = s.next_due.map(|t| t.to_rfc3339()),
         "webhooks delivered"
     );

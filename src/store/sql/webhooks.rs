@@ -131,13 +131,11 @@ pub(crate) const DISABLE_ENDPOINT_SQL: &str =
 pub(crate) const ENABLE_ENDPOINT_SQL: &str =
     "UPDATE webhook_endpoints SET disabled_at = NULL, disabled_why = NULL WHERE endpoint = $1";
 
-/// Removing endpoint $1: its subscriptions, its pending deliveries, then the endpoint (its
-/// delivered and failed deliveries stay, as history).
-pub(crate) const REMOVE_ENDPOINT_SQL: [&str; 3] = [
-    "DELETE FROM webhook_subscriptions WHERE endpoint = $1",
-    "DELETE FROM webhook_deliveries WHERE endpoint = $1 AND status = 'pending'",
-    "DELETE FROM webhook_endpoints WHERE endpoint = $1",
-];
+/// Endpoint $1's pending deliveries, dropped when it is removed (delivered and failed ones stay,
+/// as history).
+pub(crate) const DROP_PENDING_SQL: &str = "DELETE FROM webhook_deliveries WHERE endpoint = $1 AND status = 'pending'";
+
+pub(crate) const REMOVE_ENDPOINT_SQL: &str = "DELETE FROM webhook_endpoints WHERE endpoint = $1";
 
 pub(crate) const ENDPOINT_EXISTS_SQL: &str = "SELECT COUNT(*) FROM webhook_endpoints WHERE endpoint = $1";
 
