@@ -246,7 +246,9 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
             jobs::webhooks::deliver_after(store, hooks, clock, ctx.currency()).await;
             Ok(())
         }
-        Command::Usage(UsageCommand::Import { file }) => commands::usage_import(store, ctx, &file).await,
+        Command::Usage(UsageCommand::Import { file, format }) => {
+            commands::usage_import(store, ctx, &file, format.chosen()).await
+        }
         Command::Packs(PacksCommand::Import { file }) => commands::packs_import(store, ctx, &file).await,
         Command::Packs(PacksCommand::List { format }) => commands::list_packs(store, ctx, format).await,
         Command::Grant { month } => commands::grant(store, ctx, month).await,

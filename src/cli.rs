@@ -459,12 +459,18 @@ pub enum AccountsCommand {
 pub enum UsageCommand {
     /// Import a usage file, all rows or none; the same rows twice are refused.
     ///
-    /// Columns: account_id,api,timestamp,calls. Rows of a month already settled are reported
-    /// as late, and `billrun run` bills them.
+    /// Columns (CSV) or fields (NDJSON): account_id,api,timestamp,calls, and optionally
+    /// event_id: a row whose event the account already has is skipped as a duplicate. The file
+    /// may be gzip-compressed (recognized by its content, whatever its name). Rows of a month
+    /// already settled are reported as late, and `billrun run` bills them.
     Import {
-        /// The CSV file.
+        /// The usage file, or - for standard input (./- for a file named -).
         #[arg(value_name = "FILE")]
         file: PathBuf,
+        /// How the rows are written: `auto` reads NDJSON if the content starts with `{`, CSV
+        /// otherwise.
+        #[arg(long, value_enum, default_value_t = UsageFormat::Auto, value_name = "FORMAT")]
+        format: UsageFormat,
     },
 }
 
@@ -550,6 +556,26 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log collectors.
     Json,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum UsageFormat {
+    /// NDJSON if the first character (after any byte-order mark and white space) is `{`.
+    Auto,
+    /// A header line naming the columns, then one row per line.
+    Csv,
+    /// One JSON object per line.
+    Ndjson,
+}
+
+impl UsageFormat {
+    pub fn chosen(self) -> Option<crate::input::stream::Format> {
+        match self {
+            UsageFormat::Auto => None,
+            UsageFormat::Csv => Some(crate::input::stream::Format::Csv),
+            UsageFormat::Ndjson => Some(crate::input::stream::Format::Ndjson),
+        }
+    }
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -213,16 +213,34 @@ pub async fn recharge<S: Store>(
     Ok(())
 }
 
-/// `billrun usage import`: the rows imported, and a warning for rows that are late.
-pub async fn usage_import<S: Store>(store: &S, ctx: &Ctx, file: &Path) -> anyhow::Result<()> {
-    let done = jobs::usage::import(store, ctx, file).await?;
+/// `billrun usage import`: the rows imported, the duplicates skipped, and a warning for rows
+/// that are late.
+pub async fn usage_import<S: Store>(
+    store: &S,
+    ctx: &Ctx,
+    file: &Path,
+    format: Option<crate::input::stream::Format>,
+) -> anyhow::Result<()> {
+    let done = jobs::usage::import(store, ctx, file, format).await?;
+    let name = if file.as_os_str() == "-" {
+        jobs::usage::STDIN_NAME.to_owned()
+    } else {
+        file.display().to_string()
+    };
     println!(
-        "imported {} usage rows ({} calls) from {} as import #{}",
-        done.rows,
-        done.calls,
-        file.display(),
-        done.import_id
+        "imported {} usage rows ({} calls) from {name} as import #{}",
+        done.rows, done.calls, done.import_id
     );
+    if done.duplicates > 0 {
+        tracing::info!(
+            duplicates = done.duplicates,
+            "rows skipped: their account already had their event_id"
+        );
+        println!(
+            "skipped {} duplicate rows: their account already had their event_id (from an earlier import or line); they are not billed again",
+            done.duplicates
+        );
+    }
     let late: u64 = done.late.iter().map(|(_, n)| n).sum();
     if late > 0 {
         let months: Vec<String> = done.late.iter().map(|(m, n)| format!("{m} ({n} rows)")).collect();

@@ -51,6 +51,7 @@ fn account(line: u64, id: &str, opened: Option<&str>, balance_fen: i64) -> NewAc
 struct Rows {
     rows: std::vec::IntoIter<NewUsage>,
     fingerprint: Fingerprint,
+    event_ids: bool,
 }
 
 impl Iterator for Rows {
@@ -64,19 +65,31 @@ impl UsageSource for Rows {
     fn fingerprint(&self) -> Option<Fingerprint> {
         Some(self.fingerprint.clone())
     }
+    fn may_have_event_ids(&self) -> bool {
+        self.event_ids
+    }
 }
 
 /// `(account, API, instant, calls)` rows, fingerprinted as a file named `name` would be.
 fn usage(name: &str, rows: &[(&str, &str, &str, i64)]) -> Rows {
+    let rows: Vec<(&str, &str, &str, i64, &str)> = rows.iter().map(|&(a, b, c, d)| (a, b, c, d, "")).collect();
+    events(name, &rows)
+}
+
+/// `(account, API, instant, calls, event id)` rows (an empty id: none), as a file with an
+/// `event_id` column.
+fn events(name: &str, rows: &[(&str, &str, &str, i64, &str)]) -> Rows {
+    let event_ids = rows.iter().any(|r| !r.4.is_empty());
     let rows: Vec<NewUsage> = rows
         .iter()
         .enumerate()
-        .map(|(i, (account, api, ts, calls))| NewUsage {
+        .map(|(i, (account, api, ts, calls, event))| NewUsage {
             line: i as u64 + 2,
             account_id: (*account).into(),
             api: (*api).into(),
             ts: t(ts),
             calls: *calls,
+            event_id: Some(event.to_string()).filter(|e| !e.is_empty()),
         })
         .collect();
     let mut digest = billrun::input::usage::RowsDigest::default();
@@ -89,6 +102,7 @@ fn usage(name: &str, rows: &[(&str, &str, &str, i64)]) -> Rows {
             sha256: format!("bytes of {name}"),
             rows: digest.hex(),
         },
+        event_ids,
     }
 }
 
@@ -716,6 +730,62 @@ async fn story<S: Store>(store: &S) {
             ("enforce", RunOutcome::Running, None),
             ("settle", RunOutcome::Ok, Some(settled_at + Duration::seconds(3)))
         ]
+    );
+
+    // Events: an account's event is added once, across files and within one; the same id
+    // under another account is another event; a file of nothing but known events adds nothing.
+    let nov = |day: u32| format!("2026-11-{day:02}T10:00:00+08:00");
+    let (d1, d2, d3) = (nov(1), nov(2), nov(3));
+    let first_events = store
+        .import_usage(
+            "events-1.csv",
+            &mut events(
+                "events-1.csv",
+                &[
+                    ("acme", "CropImage", &d1, 5, "e1"),
+                    ("acme", "CropImage", &d2, 7, "e2"),
+                    ("acme", "CropImage", &d2, 7, "e2"),
+                    ("bolt", "CropImage", &d1, 3, "e1"),
+                    ("acme", "CropImage", &d3, 1, ""),
+                ],
+            ),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (first_events.rows, first_events.calls, first_events.duplicates),
+        (4, 16, 1)
+    );
+    let second_events = store
+        .import_usage(
+            "events-2.csv",
+            &mut events(
+                "events-2.csv",
+                &[("acme", "CropImage", &d2, 9, "e2"), ("acme", "CropImage", &d3, 2, "e3")],
+            ),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (second_events.rows, second_events.calls, second_events.duplicates),
+        (1, 2, 1)
+    );
+    let known_only = store
+        .import_usage(
+            "events-3.csv",
+            &mut events("events-3.csv", &[("bolt", "CropImage", &d3, 4, "e1")]),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!((known_only.rows, known_only.duplicates), (0, 1));
+    let spans = store.health(stop + Duration::hours(2)).await.unwrap().import_spans;
+    assert_eq!(
+        spans[2..],
+        [(t(&d1), t(&d3)), (t(&d3), t(&d3))],
+        "an import's span is that of the rows it added; one that added none has none"
     );
 
     store.close().await;

@@ -7,9 +7,11 @@
 //! nothing.
 
 pub mod accounts;
+pub mod ndjson;
 pub mod packs;
 #[cfg(test)]
 mod props;
+pub mod stream;
 pub mod text;
 pub mod usage;
 
@@ -53,7 +55,8 @@ impl fmt::Display for RowError {
 pub struct Table<R: std::io::Read> {
     reader: csv::Reader<LineLimit<R>>,
     headers: Vec<String>,
-    columns: Vec<usize>,
+    /// Where each required, then each optional, column is; `None`: an optional one is absent.
+    columns: Vec<Option<usize>>,
 }
 
 impl<R: std::io::Read> Table<R> {
@@ -62,6 +65,13 @@ impl<R: std::io::Read> Table<R> {
     /// copy would count?), is reported as a problem on line 1. Lines longer than
     /// [`MAX_LINE_BYTES`] end the reading with a problem on that line.
     pub fn open(reader: R, required: &[&str]) -> Result<Table<R>, Vec<RowError>> {
+        Table::open_with(reader, required, &[])
+    }
+
+    /// As [`Table::open`], with columns of `optional` that the header may have (once at most).
+    /// [`Table::next_row`] gives their fields after the required ones, empty where the header
+    /// lacks the column.
+    pub fn open_with(reader: R, required: &[&str], optional: &[&str]) -> Result<Table<R>, Vec<RowError>> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(false)
@@ -78,10 +88,11 @@ impl<R: std::io::Read> Table<R> {
             .collect();
         let mut columns = Vec::new();
         let mut problems = Vec::new();
-        for want in required {
+        for (n, want) in required.iter().chain(optional).enumerate() {
             let at: Vec<usize> = (0..headers.len()).filter(|&i| headers[i] == *want).collect();
             match at.as_slice() {
-                [i] => columns.push(*i),
+                [i] => columns.push(Some(*i)),
+                [] if n >= required.len() => columns.push(None),
                 [] => problems.push(RowError::new(
                     1,
                     want,
@@ -118,6 +129,11 @@ impl<R: std::io::Read> Table<R> {
         &self.reader.get_ref().inner
     }
 
+    /// Whether the header has optional column `k` (0 for the first of `optional`).
+    pub fn has_optional(&self, required: usize, k: usize) -> bool {
+        self.columns.get(required + k).is_some_and(Option::is_some)
+    }
+
     /// The next row as its line number and the required fields in `required` order, trimmed;
     /// `Err` for a row the CSV reader cannot read. After a line too long to read, there is no
     /// next row: where the next one starts is unknown.
@@ -132,7 +148,7 @@ impl<R: std::io::Read> Table<R> {
                 let fields = self
                     .columns
                     .iter()
-                    .map(|&i| record.get(i).unwrap_or("").trim().to_owned())
+                    .map(|&i| i.and_then(|i| record.get(i)).unwrap_or("").trim().to_owned())
                     .collect();
                 Some(Ok((line, fields)))
             }

@@ -1,26 +1,38 @@
-//! The usage file: `account_id,api,timestamp,calls`.
+//! The usage file: `account_id,api,timestamp,calls`, and optionally `event_id`.
 //!
 //! One row may stand for one call or for a counter of many. Rows are read one at a time (a
-//! month can hold tens of millions of them) and handed to the store as they come.
+//! month can hold tens of millions of them) and handed to the store as they come. The file
+//! may be CSV or NDJSON, compressed with gzip or not (`input::stream`); the same checks apply
+//! to either.
 //!
 //! A timestamp must fall where it can be billed: not before the first month the catalog
 //! prices, and not after `--now` by more than [`CLOCK_AHEAD`] (a meter reports calls that have
 //! happened; a row from the future is a meter whose clock or zone is wrong, and a row in year
 //! 9999 could never be settled).
 //!
-//! While the rows are read, the file is fingerprinted twice: the SHA-256 of its bytes, and a
-//! digest of its rows as billrun reads them ([`RowsDigest`]). The second makes "the same file
-//! twice is refused" mean the same rows: a copy saved with other line endings, other quoting,
-//! a byte-order mark, its columns in another order or its rows in another order has the same
-//! rows digest.
+//! `event_id`, when a row has one, names the metered event the row reports: a row whose event
+//! was imported before for the same account is not billed again (the store's check). A CSV
+//! cell left empty, or a JSON field absent or null, means the row has none.
+//!
+//! While the rows are read, the file is fingerprinted twice: the SHA-256 of its content (after
+//! decompression), and a digest of its rows as billrun reads them ([`RowsDigest`]). The second
+//! makes "the same file twice is refused" mean the same rows: a copy saved with other line
+//! endings, other quoting, a byte-order mark, its columns in another order, its rows in another
+//! order, compressed, or written as NDJSON has the same rows digest.
 
-use super::{check_account_id, parse_calls, parse_instant, RowError, Table};
+use super::ndjson::{JsonLines, JsonRow};
+use super::stream::{Bytes, Format};
+use super::{check_account_id, check_id, parse_calls, parse_instant, RowError, Table};
 use crate::domain::limits::MAX_ROW_CALLS;
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
+use std::io::BufReader;
 
 pub const COLUMNS: [&str; 4] = ["account_id", "api", "timestamp", "calls"];
+
+/// Columns a usage file may have besides [`COLUMNS`].
+pub const OPTIONAL: [&str; 1] = ["event_id"];
 
 /// How far after `--now` a usage timestamp may be: clocks of meters and of the machine
 /// importing drift a little.
@@ -33,6 +45,8 @@ pub struct NewUsage {
     pub api: String,
     pub ts: DateTime<Utc>,
     pub calls: i64,
+    /// The metered event the row reports, if the meter names it.
+    pub event_id: Option<String>,
 }
 
 /// The instants a usage timestamp may take, `[earliest, latest]`.
@@ -75,8 +89,9 @@ pub struct Fingerprint {
 
 /// A digest of a multiset of usage rows: the same rows give the same digest whatever their
 /// order and whatever bytes wrote them. Each row is hashed (SHA-256 of its account, API,
-/// instant in microseconds and calls, separated by a byte no id may hold), the hashes are
-/// added as 256-bit numbers, and the sum and the number of rows are hashed once more.
+/// instant in microseconds and calls, and its event id if it has one, separated by a byte no id
+/// may hold), the hashes are added as 256-bit numbers, and the sum and the number of rows are
+/// hashed once more. A row without an event id hashes as it did before event ids existed.
 #[derive(Clone, Debug, Default)]
 pub struct RowsDigest {
     sum: [u64; 4],
@@ -93,6 +108,10 @@ impl RowsDigest {
         h.update(row.ts.timestamp_micros().to_le_bytes());
         h.update([0x1f]);
         h.update(row.calls.to_le_bytes());
+        if let Some(event) = &row.event_id {
+            h.update([0x1e]);
+            h.update(event.as_bytes());
+        }
         let hash = h.finalize();
         let mut carry = 0u64;
         for (i, limb) in self.sum.iter_mut().enumerate() {
@@ -148,85 +167,216 @@ impl<R: std::io::Read> std::io::Read for Hashing<R> {
     }
 }
 
-/// The rows of a usage file, each checked on its own (whether the account exists is the
-/// store's check).
-pub struct UsageRows<R: std::io::Read> {
-    table: Table<Hashing<R>>,
-    apis: BTreeSet<String>,
-    bounds: TimeBounds,
-    record: csv::StringRecord,
-    digest: RowsDigest,
-    ended: bool,
+/// The fields of one row as read, before they are checked; `None` where the row lacks a
+/// required field (already reported).
+struct RawRow {
+    account_id: Option<String>,
+    api: Option<String>,
+    timestamp: Option<String>,
+    calls: Option<String>,
+    event_id: Option<String>,
 }
 
-impl<R: std::io::Read> UsageRows<R> {
-    pub fn open(reader: R, known_apis: BTreeSet<String>, bounds: TimeBounds) -> Result<Self, Vec<RowError>> {
+/// A row's line and fields as read, with the problems found reading them; or the problem
+/// that kept the row from being read at all.
+type RawRead = Result<(u64, RawRow, Vec<RowError>), RowError>;
+
+/// The content, hashed as it is read, by the format's own reader.
+enum Lines {
+    Csv {
+        table: Table<Hashing<Bytes>>,
+        record: csv::StringRecord,
+    },
+    Ndjson(JsonLines<BufReader<Hashing<Bytes>>>),
+}
+
+/// The rows of a usage file, each checked on its own (whether the account exists, and whether
+/// its event was imported before, are the store's checks).
+pub struct UsageRows {
+    lines: Lines,
+    apis: BTreeSet<String>,
+    bounds: TimeBounds,
+    digest: RowsDigest,
+    ended: bool,
+    event_ids: bool,
+}
+
+impl UsageRows {
+    /// Reads `content` (already decompressed) as `format`. A CSV header missing a column is
+    /// refused here.
+    pub fn open(
+        content: Bytes,
+        format: Format,
+        known_apis: BTreeSet<String>,
+        bounds: TimeBounds,
+    ) -> Result<Self, Vec<RowError>> {
+        let hashing = Hashing::new(content);
+        let (lines, event_ids) = match format {
+            Format::Csv => {
+                let table = Table::open_with(hashing, &COLUMNS, &OPTIONAL)?;
+                let event_ids = table.has_optional(COLUMNS.len(), 0);
+                let record = csv::StringRecord::new();
+                (Lines::Csv { table, record }, event_ids)
+            }
+            Format::Ndjson => (
+                Lines::Ndjson(JsonLines::new(BufReader::with_capacity(1 << 16, hashing))),
+                true,
+            ),
+        };
         Ok(UsageRows {
-            table: Table::open(Hashing::new(reader), &COLUMNS)?,
+            lines,
             apis: known_apis,
             bounds,
-            record: csv::StringRecord::new(),
             digest: RowsDigest::default(),
             ended: false,
+            event_ids,
         })
+    }
+
+    /// Whether rows may carry event ids: a CSV file with an `event_id` column, or NDJSON.
+    pub fn may_have_event_ids(&self) -> bool {
+        self.event_ids
     }
 
     /// The file's fingerprints, once every row has been read.
     pub fn fingerprint(&self) -> Option<Fingerprint> {
+        let hashing = match &self.lines {
+            Lines::Csv { table, .. } => table.source(),
+            Lines::Ndjson(lines) => lines.source().get_ref(),
+        };
         self.ended.then(|| Fingerprint {
-            sha256: self.table.source().sha256(),
+            sha256: hashing.sha256(),
             rows: self.digest.hex(),
         })
     }
 
-    fn check(&self, line: u64, f: Vec<String>) -> Result<NewUsage, Vec<RowError>> {
-        let mut problems = Vec::new();
-        let [id, api, ts_text, calls]: [String; 4] = f.try_into().expect("four required columns");
-        if let Err(e) = check_account_id(&id) {
-            problems.push(RowError::new(line, "account_id", e));
+    /// The next row's line and fields as read, with the problems found reading them, or the
+    /// problem that kept the row from being read at all.
+    fn next_raw(&mut self) -> Option<RawRead> {
+        match &mut self.lines {
+            Lines::Csv { table, record } => {
+                let row = table.next_row(record)?;
+                Some(row.map(|(line, f)| {
+                    let [id, api, ts, calls, event]: [String; 5] = f.try_into().expect("five columns");
+                    let raw = RawRow {
+                        account_id: Some(id),
+                        api: Some(api),
+                        timestamp: Some(ts),
+                        calls: Some(calls),
+                        event_id: Some(event).filter(|e| !e.is_empty()),
+                    };
+                    (line, raw, Vec::new())
+                }))
+            }
+            Lines::Ndjson(lines) => Some(lines.next_row()?.map(json_fields)),
         }
-        if !self.apis.contains(&api) {
+    }
+
+    fn check(&self, line: u64, raw: RawRow, mut problems: Vec<RowError>) -> Result<NewUsage, Vec<RowError>> {
+        let id = raw.account_id.filter(|id| {
+            let problem = check_account_id(id).err();
+            problem
+                .map(|e| problems.push(RowError::new(line, "account_id", e)))
+                .is_none()
+        });
+        let api = raw.api.filter(|api| {
+            if self.apis.contains(api) {
+                return true;
+            }
             let known: Vec<&str> = self.apis.iter().map(String::as_str).collect();
             problems.push(RowError::new(
                 line,
                 "api",
                 format!(
                     "unknown API '{}' (known: {})",
-                    super::text::shown(&api),
+                    super::text::shown(api),
                     known.join(", ")
                 ),
             ));
-        }
-        let ts = parse_instant(&ts_text)
-            .and_then(|ts| self.bounds.problem(ts, &ts_text).map_or(Ok(ts), Err))
-            .map_err(|e| problems.push(RowError::new(line, "timestamp", e)));
-        let calls = parse_calls(&calls, MAX_ROW_CALLS).map_err(|e| problems.push(RowError::new(line, "calls", e)));
-        match (ts, calls) {
-            (Ok(ts), Ok(calls)) if problems.is_empty() => Ok(NewUsage {
+            false
+        });
+        let ts = raw.timestamp.and_then(|text| {
+            parse_instant(&text)
+                .and_then(|ts| self.bounds.problem(ts, &text).map_or(Ok(ts), Err))
+                .map_err(|e| problems.push(RowError::new(line, "timestamp", e)))
+                .ok()
+        });
+        let calls = raw.calls.and_then(|text| {
+            parse_calls(&text, MAX_ROW_CALLS)
+                .map_err(|e| problems.push(RowError::new(line, "calls", e)))
+                .ok()
+        });
+        let event_id = raw.event_id.filter(|event| {
+            let problem = check_id("event_id", event).err();
+            problem
+                .map(|e| problems.push(RowError::new(line, "event_id", e)))
+                .is_none()
+        });
+        match (id, api, ts, calls) {
+            (Some(account_id), Some(api), Some(ts), Some(calls)) if problems.is_empty() => Ok(NewUsage {
                 line,
-                account_id: id,
+                account_id,
                 api,
                 ts,
                 calls,
+                event_id,
             }),
             _ => Err(problems),
         }
     }
 }
 
-impl<R: std::io::Read> Iterator for UsageRows<R> {
+/// An NDJSON object's fields, with what is wrong with their presence or type: every required
+/// one must be there; `calls` may be a number or a string of digits, the others strings.
+fn json_fields(row: JsonRow) -> (u64, RawRow, Vec<RowError>) {
+    let line = row.line();
+    let mut problems = Vec::new();
+    let mut required = |name: &str, value: Result<Option<String>, RowError>| match value {
+        Ok(Some(v)) => Some(v),
+        Ok(None) => {
+            problems.push(RowError::new(line, name, "the field is missing (every row needs it)"));
+            None
+        }
+        Err(e) => {
+            problems.push(e);
+            None
+        }
+    };
+    let raw = RawRow {
+        account_id: required("account_id", row.string("account_id")),
+        api: required("api", row.string("api")),
+        timestamp: required("timestamp", row.string("timestamp")),
+        calls: required("calls", row.text("calls")),
+        event_id: match row.string("event_id") {
+            Ok(e) => e,
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        },
+    };
+    let mut raw = raw;
+    if raw.event_id.as_deref() == Some("") {
+        raw.event_id = None;
+        problems.push(RowError::new(
+            line,
+            "event_id",
+            "event_id is empty (leave the field out, or null, for a row without one)",
+        ));
+    }
+    (line, raw, problems)
+}
+
+impl Iterator for UsageRows {
     type Item = Result<NewUsage, Vec<RowError>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let mut record = std::mem::take(&mut self.record);
-        let row = self.table.next_row(&mut record);
-        self.record = record;
-        let Some(row) = row else {
+        let Some(row) = self.next_raw() else {
             self.ended = true;
             return None;
         };
         Some(match row {
-            Ok((line, fields)) => self.check(line, fields).inspect(|r| self.digest.add(r)),
+            Ok((line, raw, problems)) => self.check(line, raw, problems).inspect(|r| self.digest.add(r)),
             Err(e) => Err(vec![e]),
         })
     }
@@ -248,7 +398,12 @@ mod tests {
     }
 
     fn read(text: &str) -> (Vec<Result<NewUsage, Vec<RowError>>>, Option<Fingerprint>) {
-        let mut rows = UsageRows::open(text.as_bytes(), apis(), bounds()).unwrap();
+        read_as(text, Format::Csv)
+    }
+
+    fn read_as(text: &str, format: Format) -> (Vec<Result<NewUsage, Vec<RowError>>>, Option<Fingerprint>) {
+        let content = Box::new(std::io::Cursor::new(text.to_owned().into_bytes()));
+        let mut rows = UsageRows::open(content, format, apis(), bounds()).ok().unwrap();
         let read: Vec<_> = rows.by_ref().collect();
         (read, rows.fingerprint())
     }
@@ -318,5 +473,69 @@ mod tests {
         assert_ne!(more.unwrap().rows, original.rows, "a row twice is not the row once");
         let (_, other) = read(&plain.replace(",5\n", ",6\n"));
         assert_ne!(other.unwrap().rows, original.rows);
+    }
+
+    #[test]
+    fn ndjson_rows_are_the_csv_rows_with_the_same_digest() {
+        let csv = "account_id,api,timestamp,calls,event_id\n\
+                   a1,CropImage,2026-10-05T09:30:00+08:00,3,\n\
+                   a2,AssessQuality,2026-10-06T00:00:00Z,5,ev-9\n";
+        let json = "{\"account_id\":\"a1\",\"api\":\"CropImage\",\"timestamp\":\"2026-10-05T09:30:00+08:00\",\"calls\":3}\n\
+                    {\"calls\":\"5\",\"event_id\":\"ev-9\",\"api\":\"AssessQuality\",\"timestamp\":\"2026-10-06T00:00:00Z\",\"account_id\":\"a2\",\"meter\":{\"v\":2}}\n";
+        let (from_csv, f_csv) = read(csv);
+        let (from_json, f_json) = read_as(json, Format::Ndjson);
+        let ok = |rows: Vec<Result<NewUsage, Vec<RowError>>>| -> Vec<NewUsage> {
+            rows.into_iter()
+                .map(|r| {
+                    let mut r = r.unwrap();
+                    r.line = 0;
+                    r
+                })
+                .collect()
+        };
+        let (from_csv, from_json) = (ok(from_csv), ok(from_json));
+        assert_eq!(from_csv, from_json);
+        assert_eq!(from_csv[0].event_id, None, "an empty cell is no event id");
+        assert_eq!(from_csv[1].event_id.as_deref(), Some("ev-9"));
+        assert_eq!(f_csv.unwrap().rows, f_json.unwrap().rows);
+    }
+
+    #[test]
+    fn an_event_id_makes_another_row() {
+        let plain = "account_id,api,timestamp,calls\na1,CropImage,2026-10-05T09:30:00Z,3\n";
+        let (_, without) = read(plain);
+        let (_, empty) = read("account_id,api,timestamp,calls,event_id\na1,CropImage,2026-10-05T09:30:00Z,3,\n");
+        let (_, with) = read("account_id,api,timestamp,calls,event_id\na1,CropImage,2026-10-05T09:30:00Z,3,e1\n");
+        assert_eq!(without.as_ref().unwrap().rows, empty.unwrap().rows);
+        assert_ne!(without.unwrap().rows, with.unwrap().rows);
+    }
+
+    #[test]
+    fn bad_ndjson_fields_are_each_named() {
+        let json = "{\"account_id\":7,\"api\":\"Teleport\",\"calls\":1.5,\"event_id\":\"\"}\n\
+                    {\"account_id\":\"a1\",\"api\":\"CropImage\",\"timestamp\":\"2026-10-05T09:30:00Z\",\"calls\":[1]}\n\
+                    not json\n";
+        let (rows, _) = read_as(json, Format::Ndjson);
+        let fields = |i: usize| -> Vec<(u64, String)> {
+            let mut f: Vec<_> = rows[i]
+                .as_ref()
+                .unwrap_err()
+                .iter()
+                .map(|e| (e.line, e.field.clone()))
+                .collect();
+            f.sort();
+            f
+        };
+        let named = |line: u64, names: &[&str]| -> Vec<(u64, String)> {
+            let mut f: Vec<_> = names.iter().map(|n| (line, n.to_string())).collect();
+            f.sort();
+            f
+        };
+        assert_eq!(
+            fields(0),
+            named(1, &["account_id", "api", "calls", "event_id", "timestamp"])
+        );
+        assert_eq!(fields(1), named(2, &["calls"]));
+        assert_eq!(fields(2), named(3, &["(line)"]));
     }
 }

@@ -1,7 +1,11 @@
 //! Usage import: a whole file or nothing, never the same rows twice.
+//!
+//! The file may be standard input (`-`), gzip-compressed or not, CSV or NDJSON; it is read
+//! once, as it arrives.
 
 use super::{open_input, Ctx};
 use crate::error::{input_error, RejectedFile};
+use crate::input::stream::{self, Bytes, Format};
 use crate::input::usage::{Fingerprint, NewUsage, TimeBounds, UsageRows, CLOCK_AHEAD};
 use crate::input::RowError;
 use crate::progress::Progress;
@@ -31,6 +35,7 @@ struct ParsedAhead {
     batch: std::vec::IntoIter<Parsed>,
     ended: bool,
     fingerprint: Option<Fingerprint>,
+    event_ids: bool,
     /// Bytes of the file read so far, and where to show them.
     read: Option<(Arc<AtomicU64>, Progress)>,
 }
@@ -52,15 +57,20 @@ impl<R: std::io::Read> std::io::Read for Counted<R> {
 /// A source of rows the parsing thread reads: the rows, then the fingerprints.
 trait Source: Iterator<Item = Parsed> + Send + 'static {
     fn fingerprint(&self) -> Option<Fingerprint>;
+    fn may_have_event_ids(&self) -> bool;
 }
 
-impl<R: std::io::Read + Send + 'static> Source for UsageRows<R> {
+impl Source for UsageRows {
     fn fingerprint(&self) -> Option<Fingerprint> {
         UsageRows::fingerprint(self)
+    }
+    fn may_have_event_ids(&self) -> bool {
+        UsageRows::may_have_event_ids(self)
     }
 }
 
 fn parsed_ahead(mut rows: impl Source) -> ParsedAhead {
+    let event_ids = rows.may_have_event_ids();
     let (tx, rx) = std::sync::mpsc::sync_channel::<ParsedMsg>(8);
     std::thread::spawn(move || {
         loop {
@@ -81,6 +91,7 @@ fn parsed_ahead(mut rows: impl Source) -> ParsedAhead {
         batch: Vec::new().into_iter(),
         ended: false,
         fingerprint: None,
+        event_ids,
         read: None,
     }
 }
@@ -122,6 +133,9 @@ impl UsageSource for ParsedAhead {
     fn fingerprint(&self) -> Option<Fingerprint> {
         self.fingerprint.clone()
     }
+    fn may_have_event_ids(&self) -> bool {
+        self.event_ids
+    }
 }
 
 /// The instants a usage row may carry at `--now` (see `input::usage`).
@@ -136,18 +150,51 @@ pub fn time_bounds(ctx: &Ctx) -> anyhow::Result<TimeBounds> {
     })
 }
 
-pub async fn import<S: Store>(store: &S, ctx: &Ctx, path: &Path) -> anyhow::Result<UsageImported> {
-    let name = path.display().to_string();
+/// The name standard input goes by in messages and in the import's record.
+pub const STDIN_NAME: &str = "<stdin>";
+
+/// Imports the usage in `path` (`-`: standard input), as `format` or, if `None`, as its
+/// content says (`input::stream`).
+pub async fn import<S: Store>(
+    store: &S,
+    ctx: &Ctx,
+    path: &Path,
+    format: Option<Format>,
+) -> anyhow::Result<UsageImported> {
+    let stdin = path.as_os_str() == "-";
+    let name = if stdin {
+        STDIN_NAME.to_owned()
+    } else {
+        path.display().to_string()
+    };
     let rejected = |problems: Vec<RowError>, total: u64| anyhow::Error::new(RejectedFile::new(&name, problems, total));
-    let file = open_input(path)?;
-    let size = file.metadata().ok().map(|m| m.len()).filter(|n| *n > 0);
+    let (raw, size): (Bytes, Option<u64>) = if stdin {
+        (Box::new(std::io::stdin()), None)
+    } else {
+        let file = open_input(path)?;
+        let size = file.metadata().ok().map(|m| m.len()).filter(|n| *n > 0);
+        (Box::new(file), size)
+    };
     let read = Arc::new(AtomicU64::new(0));
     let counted = Counted {
-        inner: file,
+        inner: raw,
         read: read.clone(),
     };
-    let reader = std::io::BufReader::with_capacity(1 << 20, counted);
-    let rows = UsageRows::open(reader, ctx.catalog.known_apis(), time_bounds(ctx)?).map_err(|p| {
+    let raw = Box::new(std::io::BufReader::with_capacity(1 << 20, counted));
+    let opened = stream::open(raw, format).map_err(|e| rejected(vec![RowError::new(1, "(file)", e.to_string())], 1))?;
+    tracing::info!(
+        file = %name,
+        format = opened.format.name(),
+        gzip = opened.gzip,
+        "reading usage"
+    );
+    let rows = UsageRows::open(
+        opened.content,
+        opened.format,
+        ctx.catalog.known_apis(),
+        time_bounds(ctx)?,
+    )
+    .map_err(|p| {
         let n = p.len() as u64;
         rejected(p, n)
     })?;
@@ -184,6 +231,7 @@ mod tests {
             api: "CropImage".into(),
             ts: "2026-10-01T00:00:00Z".parse().unwrap(),
             calls: 1,
+            event_id: None,
         })
     }
 
@@ -200,6 +248,9 @@ mod tests {
     }
 
     impl<I: Iterator<Item = Parsed> + Send + 'static> Source for Rows<I> {
+        fn may_have_event_ids(&self) -> bool {
+            false
+        }
         fn fingerprint(&self) -> Option<Fingerprint> {
             self.1.then(|| Fingerprint {
                 sha256: "bytes".into(),

@@ -11,12 +11,13 @@ use crate::input::RowError;
 use chrono::{DateTime, Utc};
 
 /// What a usage import has read so far: its good rows, their calls and time range, the rows
-/// that fall in months already settled, and its problems. The same bookkeeping for every
-/// backend.
+/// that fall in months already settled, the duplicate events skipped, and its problems. The
+/// same bookkeeping for every backend.
 #[derive(Debug, Default)]
 pub(crate) struct ImportTally {
     pub rows: u64,
     pub calls: i64,
+    pub duplicates: u64,
     pub first: Option<DateTime<Utc>>,
     pub last: Option<DateTime<Utc>>,
     /// Settled months, `[start, end)`, with how many of the file's rows fall in each.
@@ -68,6 +69,23 @@ impl ImportTally {
         true
     }
 
+    /// Counts a row skipped before it was counted: its account already had its event.
+    pub(crate) fn duplicate(&mut self) {
+        self.duplicates += 1;
+    }
+
+    /// Takes back `rows` rows with `calls` calls, counted by [`ImportTally::row`], that turned
+    /// out to be duplicate events, falling in settled month `month` (`None`: in no settled
+    /// month). The time range is the caller's to set again from the rows kept.
+    pub(crate) fn skipped(&mut self, month: Option<&str>, rows: u64, calls: i64) {
+        self.rows -= rows;
+        self.calls -= calls;
+        self.duplicates += rows;
+        if let Some(late) = self.settled.iter_mut().find(|(m, ..)| Some(m.as_str()) == month) {
+            late.3 -= rows;
+        }
+    }
+
     /// Records problems; the first `MAX_LISTED` are kept to be listed.
     pub(crate) fn problems(&mut self, errs: Vec<RowError>) {
         self.problems_total += errs.len() as u64;
@@ -90,7 +108,7 @@ impl ImportTally {
                 total: self.problems_total,
             });
         }
-        (self.rows == 0).then(|| StoreError::Rejected {
+        (self.rows == 0 && self.duplicates == 0).then(|| StoreError::Rejected {
             problems: vec![RowError::new(1, "(file)", "the file has no usage rows")],
             total: 1,
         })

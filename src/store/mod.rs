@@ -181,11 +181,15 @@ pub struct UsedReference {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsageImported {
     pub import_id: i64,
+    /// Rows added (duplicates of events imported before are not).
     pub rows: u64,
     pub calls: i64,
     /// Rows falling in months already settled: not on any bill yet. By month, with how many
     /// rows each.
     pub late: Vec<(String, u64)>,
+    /// Rows not added because their account's event was imported before, by an earlier import
+    /// or an earlier line of this one.
+    pub duplicates: u64,
 }
 
 /// A usage file's rows as an import reads them, checked one by one, then its fingerprints.
@@ -193,6 +197,10 @@ pub trait UsageSource: Iterator<Item = Result<NewUsage, Vec<RowError>>> {
     /// Once every row has been read: the file's fingerprints (`None` if reading stopped early,
     /// which a bad row has already reported).
     fn fingerprint(&self) -> Option<Fingerprint>;
+
+    /// Whether rows may carry an `event_id` (known before the first row: a CSV header with the
+    /// column, or NDJSON). A store may take a faster path for files without.
+    fn may_have_event_ids(&self) -> bool;
 }
 
 #[derive(Clone, Debug)]
@@ -454,7 +462,8 @@ pub trait Store {
     /// Adds a usage file's rows, all or none. Rows that failed parsing arrive as `Err` and are
     /// reported together with unknown accounts. A file whose bytes or rows were imported
     /// before (its fingerprints, known once the rows are read) is refused
-    /// ([`StoreError::AlreadyImported`]).
+    /// ([`StoreError::AlreadyImported`]). A row whose `event_id` the same account already has
+    /// (from an earlier import or an earlier line) is skipped and counted as a duplicate.
     async fn import_usage(
         &self,
         file_name: &str,

@@ -20,5 +20,6 @@ mod recharge;
 mod report;
 mod settle;
 mod shards;
+mod usage_input;
 mod webhooks;
 mod worker;

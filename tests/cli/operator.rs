@@ -432,9 +432,13 @@ fn commands_that_only_read_never_migrate_and_work_with_a_role_that_may_only_read
         assert!(err.contains("billrun migrate"), "{err}");
     }
     let versions: i64 = env.query("SELECT COUNT(*) FROM _sqlx_migrations");
+    let known = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+        .unwrap()
+        .count() as i64;
     assert_eq!(
-        versions, 7,
-        "a command that reads applied nothing (8 migrations, the last one undone)"
+        versions,
+        known - 1,
+        "a command that reads applied nothing (every migration but the last one undone)"
     );
 }
 

@@ -39,6 +39,14 @@ impl Buffer {
         self.bytes.extend_from_slice(s.as_bytes());
     }
 
+    /// A text field, or NULL.
+    pub fn text_or_null(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => self.text(s),
+            None => self.bytes.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+
     pub fn int8(&mut self, v: i64) {
         self.bytes.extend_from_slice(&8i32.to_be_bytes());
         self.bytes.extend_from_slice(&v.to_be_bytes());

@@ -59,6 +59,36 @@ const MONTH_USAGE_SQL: &str = "
 /// How long connecting to the server may take before billrun gives up (exit 5, retry later).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The staging table of an import whose rows may name events: dropped at commit.
+const STAGE_USAGE_SQL: &str = "CREATE TEMP TABLE usage_in (
+    account_id text NOT NULL, ts timestamptz NOT NULL, api text NOT NULL, calls bigint NOT NULL,
+    source_line bigint NOT NULL, event_id text) ON COMMIT DROP";
+
+/// Takes out of the staging table every row whose account has its event already, in `usage`
+/// or on an earlier line of the file; says how many rows and calls went, by the settled month
+/// they fall in (NULL: none).
+const DROP_DUPLICATE_EVENTS_SQL: &str = "WITH gone AS (
+        DELETE FROM usage_in s USING (
+            SELECT x.source_line FROM (
+                SELECT source_line, account_id, event_id,
+                       row_number() OVER (PARTITION BY account_id, event_id ORDER BY source_line) AS nth
+                FROM usage_in WHERE event_id IS NOT NULL) x
+            WHERE x.nth > 1
+               OR EXISTS (SELECT 1 FROM usage u WHERE u.account_id = x.account_id AND u.event_id = x.event_id)
+        ) d
+        WHERE s.source_line = d.source_line
+        RETURNING s.ts, s.calls)
+    SELECT sm.month, COUNT(*)::bigint, SUM(gone.calls)::bigint
+    FROM gone LEFT JOIN settled_months sm ON gone.ts >= sm.period_start AND gone.ts < sm.period_end
+    GROUP BY sm.month";
+
+/// Moves the staged rows into `usage` as import $1; gives their time range.
+const UNSTAGE_USAGE_SQL: &str = "WITH moved AS (
+        INSERT INTO usage (account_id, ts, api, calls, import_id, source_line, event_id)
+        SELECT account_id, ts, api, calls, $1, source_line, event_id FROM usage_in
+        RETURNING ts)
+    SELECT MIN(ts), MAX(ts) FROM moved";
+
 /// Bytes of binary `COPY` data sent per message.
 const COPY_BUFFER: usize = 1 << 20;
 /// Rows per bulk insert of accounts or packs.
@@ -549,13 +579,19 @@ impl Store for PgStore {
         let settled: Vec<(String, DateTime<Utc>, DateTime<Utc>)> =
             sqlx::query_as(SETTLED_PERIODS_SQL).fetch_all(&mut *tx).await?;
         let mut tally = ImportTally::new(settled);
+        // A file whose rows may name events goes through a staging table, where the events
+        // its accounts already have are found before anything reaches `usage`.
+        let staged = rows.may_have_event_ids();
+        if staged {
+            sqlx::query(STAGE_USAGE_SQL).execute(&mut *tx).await?;
+        }
         {
-            let mut copy = tx
-                .copy_in_raw(
-                    "COPY usage (account_id, ts, api, calls, import_id, source_line) FROM STDIN WITH (FORMAT binary)",
-                )
-                .await
-                .context("starting COPY of usage")?;
+            let sql = if staged {
+                "COPY usage_in (account_id, ts, api, calls, source_line, event_id) FROM STDIN WITH (FORMAT binary)"
+            } else {
+                "COPY usage (account_id, ts, api, calls, import_id, source_line) FROM STDIN WITH (FORMAT binary)"
+            };
+            let mut copy = tx.copy_in_raw(sql).await.context("starting COPY of usage")?;
             let mut buf = copy_binary::Buffer::new(COPY_BUFFER);
             for row in &mut *rows {
                 match row {
@@ -567,8 +603,13 @@ impl Store for PgStore {
                         buf.timestamptz(r.ts);
                         buf.text(&r.api);
                         buf.int8(r.calls);
-                        buf.int8(import_id);
-                        buf.int8(r.line as i64);
+                        if staged {
+                            buf.int8(r.line as i64);
+                            buf.text_or_null(r.event_id.as_deref());
+                        } else {
+                            buf.int8(import_id);
+                            buf.int8(r.line as i64);
+                        }
                         if buf.is_full() {
                             copy.send(buf.take()).await.context("sending usage rows")?;
                         }
@@ -580,12 +621,20 @@ impl Store for PgStore {
             copy.send(buf.finish()).await.context("sending usage rows")?;
             copy.finish().await.context("finishing COPY of usage")?;
         }
-        let mut unknown = sqlx::query(
+        let unknown_sql = if staged {
+            "SELECT u.source_line, u.account_id FROM usage_in u
+             WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = u.account_id)
+             ORDER BY u.source_line"
+        } else {
             "SELECT u.source_line, u.account_id FROM usage u
              WHERE u.import_id = $1 AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = u.account_id)
-             ORDER BY u.source_line",
-        )
-        .bind(import_id)
+             ORDER BY u.source_line"
+        };
+        let mut unknown = if staged {
+            sqlx::query(unknown_sql)
+        } else {
+            sqlx::query(unknown_sql).bind(import_id)
+        }
         .fetch(&mut *tx);
         while let Some(row) = unknown.try_next().await? {
             let line: i64 = row.try_get("source_line")?;
@@ -597,6 +646,18 @@ impl Store for PgStore {
             )]);
         }
         drop(unknown);
+        if staged && !tally.is_bad() {
+            let skipped: Vec<(Option<String>, i64, i64)> =
+                sqlx::query_as(DROP_DUPLICATE_EVENTS_SQL).fetch_all(&mut *tx).await?;
+            for (month, n, calls) in skipped {
+                tally.skipped(month.as_deref(), n as u64, calls);
+            }
+            let (first, last): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = sqlx::query_as(UNSTAGE_USAGE_SQL)
+                .bind(import_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            (tally.first, tally.last) = (first, last);
+        }
         if let Some(rejected) = tally.rejection() {
             return Err(rejected);
         }
@@ -623,6 +684,7 @@ impl Store for PgStore {
             .bind(tally.calls)
             .bind(tally.first)
             .bind(tally.last)
+            .bind(tally.duplicates as i64)
             .bind(import_id)
             .execute(&mut *tx)
             .await?;
@@ -633,6 +695,7 @@ impl Store for PgStore {
             rows: tally.rows,
             calls: tally.calls,
             late: tally.late(),
+            duplicates: tally.duplicates,
         })
     }
 

@@ -80,10 +80,11 @@ pub(crate) const SETTLED_PERIODS_SQL: &str =
 pub(crate) const SAME_IMPORT_SQL: &str = "SELECT import_id, file_name, imported_at FROM usage_imports
              WHERE (sha256 = $1 OR rows_digest = $2) AND import_id <> $3 ORDER BY import_id LIMIT 1";
 
-/// An import's fingerprints, rows, calls and time range, once every row is read.
+/// An import's fingerprints, rows, calls, time range and duplicates skipped, once every row
+/// is read.
 pub(crate) const FINISH_IMPORT_SQL: &str =
-    "UPDATE usage_imports SET sha256 = $1, rows_digest = $2, rows = $3, calls = $4, first_ts = $5, last_ts = $6
-             WHERE import_id = $7";
+    "UPDATE usage_imports SET sha256 = $1, rows_digest = $2, rows = $3, calls = $4, first_ts = $5, last_ts = $6,
+             duplicates = $7 WHERE import_id = $8";
 
 /// Every bill line with its bill and account, in the order exports list them: of month $1 (or
 /// every month) and of account $2 (or every account).

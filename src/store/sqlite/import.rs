@@ -5,7 +5,9 @@
 //! worker thread, and at tens of millions of rows that hand-off is a large part of the import
 //! (see `store::sqlite::settle` for the same reason in settle). The rows arrive already parsed
 //! and checked (on a thread of their own, `jobs::usage`); if the file turns out to be bad, the
-//! transaction is rolled back and nothing of it is kept.
+//! transaction is rolled back and nothing of it is kept. A row whose account already has its
+//! `event_id` is skipped by the unique index `usage_event` (`ON CONFLICT DO NOTHING`), and
+//! counted as a duplicate.
 
 use super::conn::open;
 use super::rows::{at, us};
@@ -36,7 +38,9 @@ pub fn import_usage(
     let mut tally = ImportTally::new(settled);
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO usage (account_id, ts, api, calls, import_id, source_line) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO usage (account_id, ts, api, calls, import_id, source_line, event_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (account_id, event_id) WHERE event_id IS NOT NULL DO NOTHING",
         )?;
         let mut exists = tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM accounts WHERE account_id = ?1)")?;
         // Whether the account of the row before exists: a usage file mostly lists an account's
@@ -65,15 +69,25 @@ pub fn import_usage(
             }
             // Once the file is known to be bad, its rows are only checked: the transaction is
             // rolled back.
-            if tally.row(&r) && !tally.is_bad() {
-                insert.execute(params![
-                    r.account_id,
-                    r.ts.timestamp_micros(),
-                    r.api,
-                    r.calls,
-                    import_id,
-                    r.line as i64
-                ])?;
+            if tally.is_bad() {
+                tally.row(&r);
+                continue;
+            }
+            let added = insert.execute(params![
+                r.account_id,
+                r.ts.timestamp_micros(),
+                r.api,
+                r.calls,
+                import_id,
+                r.line as i64,
+                r.event_id
+            ])?;
+            if added == 0 {
+                tally.duplicate();
+            } else {
+                // A row that takes the calls past what can be counted makes the file bad:
+                // the transaction, this row's insert with it, is rolled back.
+                tally.row(&r);
             }
         }
     }
@@ -107,6 +121,7 @@ pub fn import_usage(
             tally.calls,
             first,
             last,
+            tally.duplicates as i64,
             import_id
         ],
     )?;
@@ -116,5 +131,6 @@ pub fn import_usage(
         rows: tally.rows,
         calls: tally.calls,
         late: tally.late(),
+        duplicates: tally.duplicates,
     })
 }

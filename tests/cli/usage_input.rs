@@ -1,0 +1,283 @@
+//! Usage as meters and log shippers send it: standard input, gzip, NDJSON, event ids, and a
+//! stream cut off by SIGKILL.
+
+use crate::harness::*;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const NOW: &str = "2026-11-01T01:00:00+08:00";
+
+/// A generated month: its accounts imported into `env`; the usage file's path.
+fn generated(env: &Env) -> String {
+    let dir = env.dir.path().join("gen");
+    let dir = dir.to_str().unwrap();
+    env.ok(&[
+        "gen",
+        "--accounts",
+        "200",
+        "--rows",
+        "5000",
+        "--month",
+        "2026-10",
+        "--seed",
+        "5",
+        "--out",
+        dir,
+    ]);
+    env.ok(&[
+        "--now",
+        "2026-10-01T00:00:00+08:00",
+        "accounts",
+        "import",
+        &format!("{dir}/accounts.csv"),
+    ]);
+    format!("{dir}/usage.csv")
+}
+
+/// `bytes` compressed by the system's own `gzip`, not by billrun's library.
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("gzip")
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("gzip must be installed");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = bytes.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+/// The CSV usage file's rows as NDJSON, one object per line, fields in another order and
+/// calls as numbers.
+fn as_ndjson(csv: &str) -> String {
+    parse_csv(csv)
+        .iter()
+        .map(|r| {
+            let calls: u64 = r["calls"].parse().unwrap();
+            let object = serde_json::json!({
+                "timestamp": r["timestamp"],
+                "calls": calls,
+                "api": r["api"],
+                "account_id": r["account_id"],
+            });
+            format!("{object}\n")
+        })
+        .collect()
+}
+
+/// Runs `billrun args` with `input` on standard input; returns its output.
+fn with_stdin(env: &Env, args: &[&str], input: &[u8]) -> std::process::Output {
+    let mut child = env
+        .command(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // A rejected stream may stop reading early: a broken pipe is not the test's failure.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+fn stdout_of(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+#[test]
+fn usage_through_stdin_gzip_or_ndjson_bills_the_same_as_the_plain_file() {
+    let mut exports = Vec::new();
+    let mut plain_csv = String::new();
+    for way in ["plain file", "gzip on stdin", "NDJSON gzip file", "NDJSON on stdin"] {
+        let env = Env::new();
+        let usage = generated(&env);
+        plain_csv = std::fs::read_to_string(&usage).unwrap();
+        let ndjson = as_ndjson(&plain_csv);
+        let import = ["--now", NOW, "usage", "import"];
+        let stdout = match way {
+            "plain file" => env.ok(&[&import[..], &[usage.as_str()]].concat()),
+            "gzip on stdin" => stdout_of(&with_stdin(
+                &env,
+                &[&import[..], &["-"]].concat(),
+                &gzip(plain_csv.as_bytes()),
+            )),
+            "NDJSON gzip file" => {
+                let path = env.dir.path().join("usage.ndjson.gz");
+                std::fs::write(&path, gzip(ndjson.as_bytes())).unwrap();
+                env.ok(&[&import[..], &[path.to_str().unwrap()]].concat())
+            }
+            _ => stdout_of(&with_stdin(&env, &[&import[..], &["-"]].concat(), ndjson.as_bytes())),
+        };
+        assert!(stdout.contains("imported 5000 usage rows"), "{way}: {stdout}");
+        if way.contains("stdin") {
+            assert!(stdout.contains("from <stdin>"), "{stdout}");
+        }
+        // The same rows, whatever carries them, are refused a second time.
+        let again = with_stdin(&env, &[&import[..], &["-"]].concat(), &gzip(ndjson.as_bytes()));
+        assert_eq!(
+            again.status.code(),
+            Some(3),
+            "{way}: the same rows again must be refused"
+        );
+        assert!(String::from_utf8_lossy(&again.stderr).contains("already imported"));
+        let again = env.fails(3, &[&import[..], &[usage.as_str()]].concat());
+        assert!(again.contains("already imported"), "{again}");
+        env.settle("2026-10", "2026-11-01T02:00:00+08:00");
+        env.ok(&["verify"]);
+        exports.push((way, env.bills_csv("2026-10")));
+    }
+    assert!(exports[0].1.lines().count() > 200, "{}", plain_csv.len());
+    for (way, export) in &exports[1..] {
+        assert_same(
+            export,
+            &exports[0].1,
+            &format!("bills from {way} against the plain file's"),
+        );
+    }
+}
+
+#[test]
+fn an_event_imported_before_is_not_billed_again_in_any_file_or_format() {
+    let env = Env::new();
+    env.import_accounts("2026-10-01T00:00:00+08:00", &["a1,A,,0", "a2,B,,0"]);
+    let first = env.file(
+        "first.csv",
+        "account_id,api,timestamp,calls,event_id\n\
+         a1,CropImage,2026-10-05T10:00:00+08:00,1500,e1\n\
+         a1,CropImage,2026-10-05T10:00:01+08:00,10,e2\n\
+         a2,CropImage,2026-10-05T10:00:02+08:00,7,e1\n\
+         a1,CropImage,2026-10-05T10:00:03+08:00,5,\n",
+    );
+    let out = env.ok(&["--now", NOW, "usage", "import", &first]);
+    assert!(out.contains("imported 4 usage rows (1522 calls)"), "{out}");
+    assert!(!out.contains("duplicate"), "{out}");
+    // A shipper's retry: e2 again, e3 twice, a2's e1 again; only e3's first line is new.
+    let second = env.file(
+        "second.ndjson",
+        "{\"account_id\":\"a1\",\"api\":\"CropImage\",\"timestamp\":\"2026-10-05T10:00:01+08:00\",\"calls\":10,\"event_id\":\"e2\"}\n\
+         {\"account_id\":\"a1\",\"api\":\"CropImage\",\"timestamp\":\"2026-10-06T10:00:00+08:00\",\"calls\":20,\"event_id\":\"e3\"}\n\
+         {\"account_id\":\"a1\",\"api\":\"CropImage\",\"timestamp\":\"2026-10-06T10:00:00+08:00\",\"calls\":20,\"event_id\":\"e3\"}\n\
+         {\"account_id\":\"a2\",\"api\":\"CropImage\",\"timestamp\":\"2026-10-05T10:00:02+08:00\",\"calls\":9,\"event_id\":\"e1\"}\n",
+    );
+    let out = env.ok(&["--now", NOW, "usage", "import", &second]);
+    assert!(out.contains("imported 1 usage rows (20 calls)"), "{out}");
+    assert!(out.contains("skipped 3 duplicate rows"), "{out}");
+    // A batch made only of events already imported is accepted and adds nothing.
+    let third = with_stdin(
+        &env,
+        &["--now", NOW, "usage", "import", "-"],
+        &gzip(b"account_id,api,event_id,timestamp,calls\na1,CropImage,e1,2026-10-07T00:00:00Z,99\n"),
+    );
+    let out = stdout_of(&third);
+    assert!(out.contains("imported 0 usage rows (0 calls)"), "{out}");
+    assert!(out.contains("skipped 1 duplicate rows"), "{out}");
+    let recorded: i64 = env.query("SELECT CAST(SUM(duplicates) AS BIGINT) FROM usage_imports");
+    assert_eq!(recorded, 4);
+
+    env.settle("2026-10", "2026-11-01T02:00:00+08:00");
+    env.ok(&["verify"]);
+    let bills = env.bills("2026-10");
+    assert_eq!(line(&bills, "a1", CROP)["total_calls"], "1535");
+    assert_eq!(line(&bills, "a2", CROP)["total_calls"], "7");
+
+    // After the settle: a resent event is no late usage; a new one is.
+    let late = env.file(
+        "late.csv",
+        "account_id,api,timestamp,calls,event_id
+         a1,CropImage,2026-10-06T10:00:00+08:00,20,e3
+         a1,CropImage,2026-10-30T10:00:00+08:00,4,e4
+",
+    );
+    let out = env.ok(&["--now", "2026-11-02T00:00:00+08:00", "usage", "import", &late]);
+    assert!(out.contains("imported 1 usage rows (4 calls)"), "{out}");
+    assert!(out.contains("warning: 1 rows are late"), "{out}");
+    assert!(out.contains("skipped 1 duplicate rows"), "{out}");
+}
+
+#[test]
+fn bad_ndjson_and_damaged_gzip_are_refused_with_their_lines_and_nothing_is_written() {
+    let env = Env::new();
+    env.import_accounts("2026-10-01T00:00:00+08:00", &["a1,A,,0"]);
+    let ndjson = "{\"account_id\":\"a1\",\"api\":\"CropImage\",\"timestamp\":\"2026-10-05T10:00:00Z\",\"calls\":3}\n\
+                  {\"account_id\":\"a1\",\"api\":\"CropImage\",\"timestamp\":\"2026-10-05T10:00:00Z\",\"calls\":-3}\n\
+                  \n\
+                  {\"account_id\":\"a1\",\"api\":\"CropImage\",\"calls\":3\n\
+                  {\"account_id\":\"nobody\",\"api\":\"CropImage\",\"timestamp\":\"2026-10-05T10:00:00Z\",\"calls\":1,\"event_id\":\"x\"}\n\
+                  {\"api\":\"CropImage\",\"timestamp\":\"2026-10-05T10:00:00Z\",\"calls\":1}\n";
+    let path = env.file("bad.ndjson", ndjson);
+    let err = env.fails(3, &["--now", NOW, "usage", "import", &path]);
+    for expected in [
+        "line 2: field 'calls'",
+        "line 4: field '(line)'",
+        "line 5: field 'account_id': unknown account 'nobody'",
+        "line 6: field 'account_id': the field is missing",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    let good = "account_id,api,timestamp,calls\n".to_owned() + &"a1,CropImage,2026-10-05T10:00:00Z,1\n".repeat(20_000);
+    let compressed = gzip(good.as_bytes());
+    let cut = &compressed[..compressed.len() - 10];
+    let out = with_stdin(&env, &["--now", NOW, "usage", "import", "-"], cut);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("gzip data is damaged or cut short"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: i64 = env.query("SELECT COUNT(*) FROM usage");
+    let imports: i64 = env.query("SELECT COUNT(*) FROM usage_imports");
+    assert_eq!((rows, imports), (0, 0));
+    // The whole archive imports.
+    let out = stdout_of(&with_stdin(&env, &["--now", NOW, "usage", "import", "-"], &compressed));
+    assert!(out.contains("imported 20000 usage rows"), "{out}");
+}
+
+#[test]
+fn a_streamed_import_killed_midway_leaves_nothing_and_the_stream_can_be_sent_again() {
+    let env = Env::new();
+    let usage = generated(&env);
+    let text = std::fs::read(&usage).unwrap();
+    let mut child = env
+        .command(&["--now", NOW, "usage", "import", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // All but the last rows: once written, billrun has read all of them but what a pipe
+    // holds, and is waiting inside its import for the rest.
+    let cut = text.len() - 2000;
+    stdin.write_all(&text[..cut]).unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "billrun must still be waiting for input"
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    drop(stdin);
+    let rows: i64 = env.query("SELECT COUNT(*) FROM usage");
+    let imports: i64 = env.query("SELECT COUNT(*) FROM usage_imports");
+    assert_eq!((rows, imports), (0, 0), "a killed import must leave nothing");
+    let out = stdout_of(&with_stdin(&env, &["--now", NOW, "usage", "import", "-"], &text));
+    assert!(out.contains("imported 5000 usage rows"), "{out}");
+    env.ok(&["verify"]);
+}
