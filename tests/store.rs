@@ -106,6 +106,20 @@ fn events(name: &str, rows: &[(&str, &str, &str, i64, &str)]) -> Rows {
     }
 }
 
+/// The month's calls per account and API, as settle reads them.
+async fn month_calls<S: Store>(store: &S, month: Month) -> Vec<(String, String, i64)> {
+    use futures_util::StreamExt;
+    let mut stream = store.month_usage(month, Shard::ALL).await.unwrap();
+    let mut calls = Vec::new();
+    while let Some(account) = stream.next().await {
+        let account = account.unwrap();
+        for u in &account.usage {
+            calls.push((account.account_id.clone(), u.api.clone(), u.calls));
+        }
+    }
+    calls
+}
+
 /// Settles `month` as `jobs::settle` does, `page_size` accounts a page; returns what the pages
 /// wrote, summed.
 async fn settle<S: Store>(store: &S, month: Month, now: DateTime<Utc>, page_size: usize) -> PageOutcome {
@@ -120,10 +134,11 @@ async fn settle<S: Store>(store: &S, month: Month, now: DateTime<Utc>, page_size
         version: catalog.for_month(month).expect("a version").clone(),
         dry_run: false,
     };
-    let stream = store
-        .month_usage(month, page.start, page.end, Shard::ALL)
-        .await
-        .expect("month usage");
+    assert!(
+        !store.ensure_usage_totals(Shanghai).await.unwrap(),
+        "imports keep the month's totals in their billing zone: nothing to build"
+    );
+    let stream = store.month_usage(month, Shard::ALL).await.expect("month usage");
     let mut written = PageOutcome::default();
     store
         .settle_pages(&page, stream, page_size, &mut |done| {
@@ -327,12 +342,12 @@ async fn story<S: Store>(store: &S) {
         ("cove", "CropImage", "2026-10-05T10:00:00+08:00", 500),
     ];
     let first = store
-        .import_usage("october.csv", &mut usage("october.csv", &october_rows), now)
+        .import_usage("october.csv", &mut usage("october.csv", &october_rows), now, Shanghai)
         .await
         .expect("the file is imported");
     assert_eq!((first.rows, first.calls, first.late.len()), (4, 5_505_500, 0));
     match store
-        .import_usage("copy.csv", &mut usage("copy.csv", &october_rows), now)
+        .import_usage("copy.csv", &mut usage("copy.csv", &october_rows), now, Shanghai)
         .await
     {
         Err(StoreError::AlreadyImported { import_id, .. }) => assert_eq!(import_id, first.import_id),
@@ -346,6 +361,7 @@ async fn story<S: Store>(store: &S) {
                 &[("nobody", "CropImage", "2026-10-05T10:00:00+08:00", 1)],
             ),
             now,
+            Shanghai,
         )
         .await;
     assert!(
@@ -494,6 +510,7 @@ async fn story<S: Store>(store: &S) {
                 &[("cove", "EnhanceImage", "2026-10-30T10:00:00+08:00", 11_000)],
             ),
             stop,
+            Shanghai,
         )
         .await
         .expect("late usage is taken");
@@ -750,6 +767,7 @@ async fn story<S: Store>(store: &S) {
                 ],
             ),
             now,
+            Shanghai,
         )
         .await
         .unwrap();
@@ -765,6 +783,7 @@ async fn story<S: Store>(store: &S) {
                 &[("acme", "CropImage", &d2, 9, "e2"), ("acme", "CropImage", &d3, 2, "e3")],
             ),
             now,
+            Shanghai,
         )
         .await
         .unwrap();
@@ -777,10 +796,29 @@ async fn story<S: Store>(store: &S) {
             "events-3.csv",
             &mut events("events-3.csv", &[("bolt", "CropImage", &d3, 4, "e1")]),
             now,
+            Shanghai,
         )
         .await
         .unwrap();
     assert_eq!((known_only.rows, known_only.duplicates), (0, 1));
+
+    // The month's totals are the raw rows' sums, in the zone they are kept for; another zone
+    // builds them again from the raw rows.
+    assert_eq!(store.usage_totals_breaches(None).await.unwrap(), Vec::<String>::new());
+    let in_shanghai = month_calls(store, oct).await;
+    assert!(store.ensure_usage_totals(chrono_tz::UTC).await.unwrap());
+    assert!(!store.ensure_usage_totals(chrono_tz::UTC).await.unwrap());
+    assert_eq!(store.usage_totals_breaches(None).await.unwrap(), Vec::<String>::new());
+    assert!(store.ensure_usage_totals(Shanghai).await.unwrap());
+    assert_eq!(
+        month_calls(store, oct).await,
+        in_shanghai,
+        "built again, the same totals"
+    );
+    assert_eq!(
+        store.usage_totals_breaches(Some(oct)).await.unwrap(),
+        Vec::<String>::new()
+    );
     let spans = store.health(stop + Duration::hours(2)).await.unwrap().import_spans;
     assert_eq!(
         spans[2..],

@@ -77,6 +77,77 @@ impl Month {
     }
 }
 
+/// A month with its bounds in a time zone, `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MonthSpan {
+    pub month: Month,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl Month {
+    /// The month with its bounds in `tz`.
+    pub fn span(self, tz: Tz) -> MonthSpan {
+        MonthSpan {
+            month: self,
+            start: self.start(tz),
+            end: self.end(tz),
+        }
+    }
+
+    /// Every month from the one containing `first` to the one containing `last`, in `tz`.
+    pub fn spanning(first: DateTime<Utc>, last: DateTime<Utc>, tz: Tz) -> Vec<MonthSpan> {
+        let (mut m, to) = (Month::containing(first, tz), Month::containing(last, tz));
+        let mut spans = Vec::new();
+        while m <= to {
+            spans.push(m.span(tz));
+            m = m.next();
+        }
+        spans
+    }
+}
+
+/// Tells which month instants fall in, in one time zone, remembering the months it has seen:
+/// a usage file mostly stays within one or two, so most instants are placed by comparing them
+/// with the bounds of the month of the instant before.
+#[derive(Clone, Debug)]
+pub struct MonthFinder {
+    tz: Tz,
+    spans: Vec<MonthSpan>,
+    last: usize,
+}
+
+impl MonthFinder {
+    pub fn new(tz: Tz) -> MonthFinder {
+        MonthFinder {
+            tz,
+            spans: Vec::new(),
+            last: 0,
+        }
+    }
+
+    /// The index, in [`MonthFinder::spans`], of the month containing `instant`.
+    pub fn index_of(&mut self, instant: DateTime<Utc>) -> usize {
+        let inside = |s: &MonthSpan| s.start <= instant && instant < s.end;
+        if self.spans.get(self.last).is_some_and(inside) {
+            return self.last;
+        }
+        self.last = match self.spans.iter().position(inside) {
+            Some(i) => i,
+            None => {
+                self.spans.push(Month::containing(instant, self.tz).span(self.tz));
+                self.spans.len() - 1
+            }
+        };
+        self.last
+    }
+
+    /// The months seen, in the order they were first seen.
+    pub fn spans(&self) -> &[MonthSpan] {
+        &self.spans
+    }
+}
+
 impl fmt::Display for Month {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:04}-{:02}", self.year, self.month)
@@ -101,6 +172,28 @@ mod tests {
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_finder_places_every_instant_in_the_month_that_contains_it() {
+        for tz in [chrono_tz::Asia::Shanghai, chrono_tz::America::New_York, chrono_tz::UTC] {
+            let mut finder = MonthFinder::new(tz);
+            let mut t = utc("2026-01-31T23:30:00Z");
+            // Back and forth across month ends and a daylight-saving change.
+            for step in 0..400i64 {
+                t += chrono::Duration::minutes(if step % 3 == 0 { -1_000 } else { 3_700 });
+                let i = finder.index_of(t);
+                let span = finder.spans()[i];
+                assert_eq!(span.month, Month::containing(t, tz), "{t} in {tz}");
+                assert!(span.start <= t && t < span.end);
+            }
+            let months: Vec<Month> = finder.spans().iter().map(|s| s.month).collect();
+            let spanning: Vec<Month> = Month::spanning(months[0].start(tz), t, tz)
+                .iter()
+                .map(|s| s.month)
+                .collect();
+            assert_eq!(months, spanning, "first seen in time order here");
+        }
     }
 
     #[test]

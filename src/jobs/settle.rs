@@ -91,6 +91,14 @@ pub async fn settle<S: Store>(
             "another billrun run is settling {what} right now; this one did nothing (retry later)"
         )))
     })?;
+    // The month's usage is read from its totals, which must be those of this billing zone.
+    // Building them changes no bill or balance, so a dry run builds them too.
+    if store.ensure_usage_totals(ctx.tz).await? {
+        tracing::warn!(
+            zone = ctx.tz.name(),
+            "usage totals built from the usage rows for this billing zone (they were kept for another zone, or not built yet)"
+        );
+    }
     let packs_granted = if dry_run { 0 } else { grant(store, ctx, month).await? };
     let mut summary = SettleSummary {
         month,
@@ -127,7 +135,7 @@ pub async fn settle<S: Store>(
     let mut moved: i128 = 0;
     for pass in 1.. {
         let through_import = store.import_watermark().await?;
-        let stream = store.month_usage(month, start, end, shard).await?;
+        let stream = store.month_usage(month, shard).await?;
         store
             .settle_pages(&page, stream, ctx.page_size, &mut |done: PageDone| {
                 summary.previews.extend(done.previews);

@@ -200,7 +200,7 @@ pub async fn import<S: Store>(
     })?;
     let mut rows = parsed_ahead(rows);
     rows.read = Some((read, ctx.progress(format!("importing {name}"), "bytes", size)));
-    let imported = store.import_usage(&name, &mut rows, ctx.now).await;
+    let imported = store.import_usage(&name, &mut rows, ctx.now, ctx.tz).await;
     if let Some((_, progress)) = rows.read.take() {
         progress.finish();
     }

@@ -9,6 +9,7 @@
 //! - each bill's total equals its exact lines, rounded with its strategy, and its rounding
 //!   adjustment is the difference;
 //! - every usage row of a settled month is counted by exactly one current bill revision;
+//! - each month's usage totals, which settle reads, are the sum of its usage rows;
 //! - each pack's remainder is its size minus what current bills took from it.
 //!
 //! The first four checks on money and keys, and the usage and pack checks, are SQL
@@ -16,7 +17,7 @@
 
 use crate::domain::money::{from_fen, Rounding};
 use crate::domain::month::Month;
-use crate::store::sql::verify::{BookCheck, MAX_PER_CHECK};
+use crate::store::sql::verify::{BookCheck, MAX_PER_CHECK, TOTALS_CHECK};
 use crate::store::{ExportLine, Store};
 use anyhow::Context;
 use rust_decimal::Decimal;
@@ -61,6 +62,22 @@ pub async fn verify<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result
             examples,
         });
     }
+    let started = std::time::Instant::now();
+    let found = store
+        .usage_totals_breaches(month)
+        .await
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("checking that {TOTALS_CHECK}"))?;
+    tracing::debug!(
+        check = TOTALS_CHECK,
+        millis = started.elapsed().as_millis() as u64,
+        "checked"
+    );
+    checks.push(Check {
+        what: TOTALS_CHECK,
+        breaches: found.len() as u64,
+        examples: found.into_iter().take(MAX_PER_CHECK).collect(),
+    });
     let mut arithmetic = Check {
         what: "each bill's total is its exact lines rounded to 0.01 with its strategy, plus its rounding adjustment",
         breaches: 0,

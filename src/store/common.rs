@@ -4,11 +4,14 @@
 
 use super::{AccountUsage, StoreError, UsageSender};
 use crate::domain::bill::ApiUsage;
+use crate::domain::month::MonthFinder;
 use crate::domain::shard::Shard;
 use crate::error::MAX_LISTED;
 use crate::input::usage::NewUsage;
 use crate::input::RowError;
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use std::collections::HashMap;
 
 /// What a usage import has read so far: its good rows, their calls and time range, the rows
 /// that fall in months already settled, the duplicate events skipped, and its problems. The
@@ -115,6 +118,104 @@ impl ImportTally {
     }
 }
 
+/// A usage import's calls per account, API and month of the billing zone, added up as its rows
+/// are read, to be added to the stored totals when the file is done (`usage_totals`).
+///
+/// Memory stays small at tens of millions of rows: each account id is kept once (the map
+/// also remembers whether the account exists, so the database is asked once per account, not
+/// once per row), and a total is one 64-bit key (account, API, month numbers) and one count.
+/// A million accounts with three APIs each take about 150 MB.
+pub(crate) struct UsageTotals {
+    months: MonthFinder,
+    /// Account id → its number, or `None` for an account that does not exist.
+    accounts: HashMap<Box<str>, Option<u32>>,
+    next_account: u32,
+    apis: Vec<String>,
+    sums: HashMap<u64, i64>,
+}
+
+impl UsageTotals {
+    pub(crate) fn new(zone: Tz) -> UsageTotals {
+        UsageTotals {
+            months: MonthFinder::new(zone),
+            accounts: HashMap::new(),
+            next_account: 0,
+            apis: Vec::new(),
+            sums: HashMap::new(),
+        }
+    }
+
+    /// The number of account `id`, if it exists; `exists` is asked the first time an id is seen.
+    pub(crate) fn account<E>(
+        &mut self,
+        id: &str,
+        exists: impl FnOnce(&str) -> Result<bool, E>,
+    ) -> Result<Option<u32>, E> {
+        if let Some(known) = self.accounts.get(id) {
+            return Ok(*known);
+        }
+        let number = exists(id)?.then(|| {
+            self.next_account += 1;
+            self.next_account - 1
+        });
+        self.accounts.insert(id.into(), number);
+        Ok(number)
+    }
+
+    /// Adds a row of account number `account` (from [`UsageTotals::account`]).
+    pub(crate) fn add(&mut self, account: u32, api: &str, ts: DateTime<Utc>, calls: i64) {
+        let api = match self.apis.iter().position(|a| a == api) {
+            Some(i) => i,
+            None => {
+                self.apis.push(api.to_owned());
+                self.apis.len() - 1
+            }
+        };
+        let month = self.months.index_of(ts);
+        let key = (u64::from(account) << 32) | ((api as u64) << 16) | month as u64;
+        // A file whose calls overflow is rejected by its tally; saturating keeps this quiet.
+        let sum = self.sums.entry(key).or_insert(0);
+        *sum = sum.saturating_add(calls);
+    }
+
+    /// Hands each total to `each` as (month, account, API, calls), sorted by month, account
+    /// and API: the order of the stored totals' key, so that adding them walks it once. The
+    /// totals are sorted as their 16-byte (key, calls) pairs, not as strings.
+    pub(crate) fn drain_sorted<E>(
+        &mut self,
+        mut each: impl FnMut(&str, &str, &str, i64) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut ids: Vec<&str> = vec![""; self.next_account as usize];
+        for (id, number) in &self.accounts {
+            if let Some(n) = number {
+                ids[*n as usize] = id;
+            }
+        }
+        let months: Vec<String> = self.months.spans().iter().map(|s| s.month.to_string()).collect();
+        let split = |key: u64| {
+            (
+                (key >> 32) as usize,
+                ((key >> 16) & 0xffff) as usize,
+                (key & 0xffff) as usize,
+            )
+        };
+        let mut totals: Vec<(u64, i64)> = std::mem::take(&mut self.sums).into_iter().collect();
+        totals.sort_unstable_by(|(a, _), (b, _)| {
+            let ((a_account, a_api, a_month), (b_account, b_api, b_month)) = (split(*a), split(*b));
+            (&months[a_month], ids[a_account], &self.apis[a_api]).cmp(&(
+                &months[b_month],
+                ids[b_account],
+                &self.apis[b_api],
+            ))
+        });
+        for (key, calls) in totals {
+            let (account, api, month) = split(key);
+            each(&months[month], ids[account], &self.apis[api], calls)?;
+        }
+        Ok(())
+    }
+}
+
 /// Groups `(account_id, api, calls, billed)` rows, read in account order, into one
 /// [`AccountUsage`] per account of `shard`. `billed` is what the current revision of the
 /// account's bill counted for that API (NULL: no bill, or no line for it): an account whose
@@ -173,6 +274,17 @@ pub(crate) fn calls_overflow(month: &str) -> anyhow::Error {
     crate::error::input_error(format!(
         "the usage of {month} adds up to more than {} calls for one account and API, more than billrun can \
          count and bill; nothing of {month} is billed from here on",
+        i64::MAX
+    ))
+}
+
+/// The error for month totals that would leave 64 bits: an import that would take one past
+/// it, or usage rows written past billrun's bounds by another writer, found when the totals
+/// are built.
+pub(crate) fn totals_overflow() -> anyhow::Error {
+    crate::error::input_error(format!(
+        "the usage of one account and API in a month adds up to more than {} calls, more than billrun \
+         can count and bill; nothing was written (`billrun verify` names the month's totals)",
         i64::MAX
     ))
 }

@@ -30,6 +30,7 @@ use crate::input::packs::NewPack;
 use crate::input::usage::{Fingerprint, NewUsage};
 use crate::input::RowError;
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use sql::verify::BookCheck;
 use webhooks::{AttemptRecord, DeliveryFilter, DeliveryView, DueDelivery, EndpointHealth, EndpointRecord, Replay};
@@ -464,12 +465,27 @@ pub trait Store {
     /// before (its fingerprints, known once the rows are read) is refused
     /// ([`StoreError::AlreadyImported`]). A row whose `event_id` the same account already has
     /// (from an earlier import or an earlier line) is skipped and counted as a duplicate.
+    ///
+    /// In the same transaction, the file's calls are added to the month's usage totals of
+    /// billing zone `zone` (built from the raw rows first, if they are kept for another zone or
+    /// not built yet).
     async fn import_usage(
         &self,
         file_name: &str,
         rows: &mut dyn UsageSource,
         now: DateTime<Utc>,
+        zone: Tz,
     ) -> StoreResult<UsageImported>;
+
+    /// Makes the month's usage totals, which [`Store::month_usage`] reads, those of billing
+    /// zone `zone`: if they are kept for another zone, or not built yet (a database from
+    /// before they existed), builds them from the raw usage rows, keeping imports out
+    /// meanwhile. Returns whether it built them.
+    async fn ensure_usage_totals(&self, zone: Tz) -> StoreResult<bool>;
+
+    /// The breaches of "each month's usage totals are the sum of its usage rows", in the zone
+    /// the totals are kept for: of `month`'s totals, or of every month's.
+    async fn usage_totals_breaches(&self, month: Option<Month>) -> StoreResult<Vec<String>>;
 
     /// The newest usage import committed: a settle that reads the month's usage after this
     /// has seen every import up to it.
@@ -502,13 +518,9 @@ pub trait Store {
     /// Streams the month's usage totals, in account order, of every account whose usage is not
     /// exactly what its current bill for the month counted: accounts with no bill yet, and
     /// accounts with late usage. One set-based query, read by a task of its own.
-    async fn month_usage(
-        &self,
-        month: Month,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        shard: Shard,
-    ) -> StoreResult<UsageStream>;
+    /// It reads the month's usage totals: [`Store::ensure_usage_totals`] must have made them
+    /// those of the billing zone first.
+    async fn month_usage(&self, month: Month, shard: Shard) -> StoreResult<UsageStream>;
 
     /// Settles the stream's accounts `page_size` at a time, in stream order, each page one
     /// transaction, and hands each page's result to `done` as it commits. Each page bills,

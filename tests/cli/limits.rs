@@ -116,19 +116,54 @@ fn a_month_whose_calls_cannot_be_counted_is_refused_clearly() {
     let env = Env::new();
     env.import_accounts(NOV_1, &["big,Big,2026-01-01T00:00:00Z,0"]);
     env.import_usage(&["big,CropImage,2026-10-05T00:00:00+08:00,1"]);
-    // Rows written past billrun's bounds by another writer: their sum leaves 64 bits.
     let ts = if env.is_postgres() {
         "'2026-10-06T00:00:00+08:00'::timestamptz"
     } else {
         "1791216000000000"
     };
-    env.exec(&format!(
-        "INSERT INTO usage (account_id, ts, api, calls, import_id, source_line)
-         SELECT 'big', {ts}, 'CropImage', 4611686018427387904, import_id, 3 FROM usage_imports;
-         INSERT INTO usage (account_id, ts, api, calls, import_id, source_line)
-         SELECT 'big', {ts}, 'CropImage', 4611686018427387904, import_id, 4 FROM usage_imports"
-    ));
-    let err = env.fails(3, &["--now", NOV_1, "settle", "--month", "2026-10"]);
+    let row = |calls: &str, line: u32| {
+        format!(
+            "INSERT INTO usage (account_id, ts, api, calls, import_id, source_line)
+             SELECT 'big', {ts}, 'CropImage', {calls}, import_id, {line} FROM usage_imports"
+        )
+    };
+    // A row written by another writer: the month's totals, which settle reads, no longer
+    // match the rows, and verify says so.
+    env.exec(&row("5", 3));
+    let out = env.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(6));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("account big, 2026-10, CropImage: 6 calls in its usage rows, 1 in the month's totals"),
+        "{report}"
+    );
+    // Rows written past billrun's bounds: their sum leaves 64 bits.
+    env.exec(&row("4611686018427387904", 4));
+    env.exec(&row("4611686018427387904", 5));
+    // Built again from the rows (another billing zone), they cannot be counted.
+    let err = env.fails(
+        3,
+        &[
+            "--tz",
+            "UTC",
+            "--now",
+            "2026-11-02T00:00:00Z",
+            "settle",
+            "--month",
+            "2026-10",
+        ],
+    );
     assert!(err.contains("adds up to more than 9223372036854775807 calls"), "{err}");
     assert_eq!(last_run(&env)["outcome"], "failed");
+    // An import that would take a month's total past 64 bits is refused, and writes nothing.
+    env.exec("DELETE FROM usage WHERE source_line > 2");
+    env.exec("UPDATE usage_totals SET calls = 9223372036854775800");
+    let f = env.file(
+        "more.csv",
+        "account_id,api,timestamp,calls\nbig,CropImage,2026-10-07T00:00:00+08:00,100\n",
+    );
+    let err = env.fails(3, &["--now", NOV_1, "usage", "import", &f]);
+    assert!(err.contains("adds up to more than 9223372036854775807 calls"), "{err}");
+    let imports: i64 = env.query("SELECT COUNT(*) FROM usage_imports");
+    assert_eq!(imports, 1);
 }

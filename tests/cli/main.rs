@@ -6,6 +6,7 @@ mod harness;
 mod accounts_and_packs;
 mod arrears;
 mod bad_input;
+mod billing_zone;
 mod corrections;
 mod crash;
 mod deploy;

@@ -13,6 +13,7 @@
 
 mod copy_binary;
 mod decode;
+mod totals;
 mod webhooks;
 
 use crate::domain::arrears::{self, ServiceState};
@@ -28,6 +29,7 @@ use crate::store::sql::verify::BookCheck;
 use crate::store::sql::*;
 use crate::store::*;
 use anyhow::{anyhow, Context};
+use chrono_tz::Tz;
 use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -38,15 +40,15 @@ use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// The month's usage per account and API, for the accounts whose usage differs from what the
+/// The month's usage per account and API, from the month's totals (kept up to date by each
+/// import, migrations/postgres/0010), for the accounts whose usage differs from what the
 /// current revision of their bill counted (or that have no bill yet).
 const MONTH_USAGE_SQL: &str = "
     WITH u AS (
-        SELECT account_id, api, SUM(calls)::bigint AS calls FROM usage
-        WHERE ts >= $1 AND ts < $2 GROUP BY account_id, api),
+        SELECT account_id, api, calls FROM usage_totals WHERE month = $1),
     current AS (
         SELECT DISTINCT ON (b.account_id) b.account_id, b.bill_id FROM bills b
-        WHERE b.month = $3 ORDER BY b.account_id, b.revision DESC),
+        WHERE b.month = $1 ORDER BY b.account_id, b.revision DESC),
     current_lines AS (
         SELECT c.account_id, l.api, l.total_calls FROM current c JOIN bill_lines l ON l.bill_id = c.bill_id),
     changed AS (
@@ -55,6 +57,9 @@ const MONTH_USAGE_SQL: &str = "
         WHERE c.total_calls IS NULL OR c.total_calls <> u.calls)
     SELECT u.account_id, u.api, u.calls, NULL::bigint AS billed FROM u JOIN changed USING (account_id)
     ORDER BY u.account_id, u.api";
+
+/// Keeps other imports (and a rebuild of the usage totals) out until commit.
+const LOCK_IMPORTS_SQL: &str = "LOCK TABLE usage_imports IN SHARE ROW EXCLUSIVE MODE";
 
 /// How long connecting to the server may take before billrun gives up (exit 5, retry later).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -561,14 +566,19 @@ impl Store for PgStore {
         file_name: &str,
         rows: &mut dyn UsageSource,
         now: DateTime<Utc>,
+        zone: Tz,
     ) -> StoreResult<UsageImported> {
         let mut tx = self.pool.begin().await?;
         // Imports run one at a time: two copies of one file started at once cannot both pass
         // the duplicate check below, and import ids are committed in the order they are
         // handed out, which settlements' watermarks rely on.
-        sqlx::query("LOCK TABLE usage_imports IN SHARE ROW EXCLUSIVE MODE")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(LOCK_IMPORTS_SQL).execute(&mut *tx).await?;
+        if totals::ensure_zone(&mut tx, zone).await? {
+            tracing::warn!(
+                zone = zone.name(),
+                "usage totals built from the usage rows for this billing zone"
+            );
+        }
         // The fingerprints are known once the file is read; a placeholder holds the unique key
         // until then.
         let import_id: i64 = sqlx::query_scalar(NEW_IMPORT_SQL)
@@ -677,6 +687,9 @@ impl Store for PgStore {
                 imported_at: row.try_get("imported_at")?,
             });
         }
+        if let (Some(first), Some(last)) = (tally.first, tally.last) {
+            totals::add_import(&mut tx, import_id, first, last, zone).await?;
+        }
         sqlx::query(FINISH_IMPORT_SQL)
             .bind(&fingerprint.sha256)
             .bind(&fingerprint.rows)
@@ -690,6 +703,7 @@ impl Store for PgStore {
             .await?;
         tx.commit().await?;
         self.analyze("usage").await;
+        self.analyze("usage_totals").await;
         Ok(UsageImported {
             import_id,
             rows: tally.rows,
@@ -697,6 +711,22 @@ impl Store for PgStore {
             late: tally.late(),
             duplicates: tally.duplicates,
         })
+    }
+
+    async fn ensure_usage_totals(&self, zone: Tz) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(LOCK_IMPORTS_SQL).execute(&mut *tx).await?;
+        let built = totals::ensure_zone(&mut tx, zone).await?;
+        tx.commit().await?;
+        if built {
+            self.analyze("usage_totals").await;
+        }
+        Ok(built)
+    }
+
+    async fn usage_totals_breaches(&self, month: Option<Month>) -> StoreResult<Vec<String>> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(totals::breaches(&mut conn, month).await?)
     }
 
     async fn import_watermark(&self) -> StoreResult<i64> {
@@ -814,20 +844,12 @@ impl Store for PgStore {
         Ok(n)
     }
 
-    async fn month_usage(
-        &self,
-        month: Month,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        shard: Shard,
-    ) -> StoreResult<UsageStream> {
+    async fn month_usage(&self, month: Month, shard: Shard) -> StoreResult<UsageStream> {
         let mut conn = self.pool.acquire().await?;
         let (out, stream) = super::usage_channel();
         let month = month.to_string();
         tokio::spawn(async move {
             let rows = sqlx::query_as::<_, (String, String, i64, Option<i64>)>(MONTH_USAGE_SQL)
-                .bind(start)
-                .bind(end)
                 .bind(&month)
                 .fetch(&mut *conn);
             forward_grouped(rows, &month, shard, out).await;

@@ -23,6 +23,13 @@ pub(crate) const LATE_MONTHS_SQL: &str = "SELECT sm.month FROM settled_months sm
                    AND i.first_ts < sm.period_end AND i.last_ts >= sm.period_start)
      ORDER BY sm.month";
 
+/// The billing time zone the stored usage totals are kept in (none: not built yet).
+pub(crate) const TOTALS_ZONE_SQL: &str = "SELECT value FROM settings WHERE name = 'usage_totals_zone'";
+
+/// Records the zone the usage totals are now kept in.
+pub(crate) const TOTALS_ZONE_UPSERT_SQL: &str = "INSERT INTO settings (name, value) VALUES ('usage_totals_zone', $1)
+     ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+
 /// The database's currency.
 pub(crate) const CURRENCY_SQL: &str = "SELECT value FROM settings WHERE name = 'currency'";
 

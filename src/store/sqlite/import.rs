@@ -1,5 +1,7 @@
 //! SQLite's usage import through `rusqlite`: the whole file in one `BEGIN IMMEDIATE`
-//! transaction, every row inserted by one cached prepared statement on the caller's thread.
+//! transaction, every row inserted by one cached prepared statement on the caller's thread,
+//! and the file's calls per account, API and month added to the month's totals at its end
+//! (`store::sqlite::totals`), in the same transaction.
 //!
 //! Why not sqlx here: its SQLite driver copies each statement's arguments and hands them to a
 //! worker thread, and at tens of millions of rows that hand-off is a large part of the import
@@ -11,10 +13,13 @@
 
 use super::conn::open;
 use super::rows::{at, us};
+use super::totals;
 use crate::store::common::ImportTally;
+use crate::store::common::UsageTotals;
 use crate::store::sql::{FINISH_IMPORT_SQL, NEW_IMPORT_SQL, SAME_IMPORT_SQL, SETTLED_PERIODS_SQL};
 use crate::store::{StoreError, StoreResult, UsageImported, UsageSource};
 use anyhow::anyhow;
+use chrono_tz::Tz;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 
@@ -24,9 +29,17 @@ pub fn import_usage(
     file_name: &str,
     rows: &mut dyn UsageSource,
     now_us: i64,
+    zone: Tz,
 ) -> StoreResult<UsageImported> {
     let mut conn = open(file, true)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if totals::ensure_zone(&tx, zone)? {
+        tracing::warn!(
+            zone = zone.name(),
+            "usage totals built from the usage rows for this billing zone"
+        );
+    }
+    let mut totals = UsageTotals::new(zone);
     // The fingerprints are known once the file is read; a placeholder holds the unique key
     // until then (imports run one at a time: this transaction holds the write lock).
     let import_id: i64 = tx.query_row(NEW_IMPORT_SQL, params![file_name, now_us], |r| r.get(0))?;
@@ -43,9 +56,6 @@ pub fn import_usage(
              ON CONFLICT (account_id, event_id) WHERE event_id IS NOT NULL DO NOTHING",
         )?;
         let mut exists = tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM accounts WHERE account_id = ?1)")?;
-        // Whether the account of the row before exists: a usage file mostly lists an account's
-        // rows together, so the accounts table is asked once per run of rows, not once a row.
-        let mut last: Option<(String, bool)> = None;
         for row in &mut *rows {
             let r = match row {
                 Ok(r) => r,
@@ -54,19 +64,13 @@ pub fn import_usage(
                     continue;
                 }
             };
-            let known = match &last {
-                Some((id, known)) if *id == r.account_id => *known,
-                _ => {
-                    let known: bool = exists.query_row([&r.account_id], |row| row.get(0))?;
-                    last = Some((r.account_id.clone(), known));
-                    known
-                }
-            };
-            if !known {
+            // The accounts table is asked once per account the file names, not once a row.
+            let known = totals.account(&r.account_id, |id| exists.query_row([id], |row| row.get(0)))?;
+            let Some(account) = known else {
                 let message = format!("unknown account '{}'", r.account_id);
                 tally.problems(vec![crate::input::RowError::new(r.line, "account_id", message)]);
                 continue;
-            }
+            };
             // Once the file is known to be bad, its rows are only checked: the transaction is
             // rolled back.
             if tally.is_bad() {
@@ -88,6 +92,7 @@ pub fn import_usage(
                 // A row that takes the calls past what can be counted makes the file bad:
                 // the transaction, this row's insert with it, is rolled back.
                 tally.row(&r);
+                totals.add(account, &r.api, r.ts, r.calls);
             }
         }
     }
@@ -111,6 +116,7 @@ pub fn import_usage(
             imported_at: at(imported_at),
         });
     }
+    totals::add(&tx, &mut totals)?;
     let (first, last) = (tally.first.map(us), tally.last.map(us));
     tx.execute(
         FINISH_IMPORT_SQL,

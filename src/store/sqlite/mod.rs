@@ -16,6 +16,7 @@ mod settle;
 #[cfg(test)]
 mod settle_tests;
 mod sql;
+mod totals;
 mod webhooks;
 
 use crate::domain::arrears;
@@ -372,8 +373,41 @@ impl Store for SqliteStore {
         file_name: &str,
         rows: &mut dyn UsageSource,
         now: DateTime<Utc>,
+        zone: Tz,
     ) -> StoreResult<UsageImported> {
-        import::import_usage(&self.file()?, file_name, rows, us(now))
+        import::import_usage(&self.file()?, file_name, rows, us(now), zone)
+    }
+
+    /// Through `rusqlite`, in one `BEGIN IMMEDIATE` transaction: see `store::sqlite::totals`.
+    async fn ensure_usage_totals(&self, zone: Tz) -> StoreResult<bool> {
+        let file = self.file()?;
+        let mut conn = conn::open(&file, true)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let built = totals::ensure_zone(&tx, zone)?;
+        tx.commit()?;
+        Ok(built)
+    }
+
+    async fn usage_totals_breaches(&self, month: Option<Month>) -> StoreResult<Vec<String>> {
+        let file = self.file()?;
+        let conn = conn::open(&file, false)?;
+        let Some(zone) = totals::zone(&conn)? else {
+            return Ok(Vec::new());
+        };
+        let spans = match month {
+            Some(m) => vec![m.span(zone)],
+            None => {
+                let (first, last): (Option<i64>, Option<i64>) =
+                    conn.query_row("SELECT MIN(first_ts), MAX(last_ts) FROM usage_imports", [], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?;
+                match (first, last) {
+                    (Some(first), Some(last)) => Month::spanning(at(first), at(last), zone),
+                    _ => Vec::new(),
+                }
+            }
+        };
+        Ok(totals::breaches(&conn, &spans, month.is_some())?)
     }
 
     async fn import_watermark(&self) -> StoreResult<i64> {
@@ -479,14 +513,8 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
-    async fn month_usage(
-        &self,
-        month: Month,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        shard: Shard,
-    ) -> StoreResult<UsageStream> {
-        Ok(settle::month_usage(self.file()?, month, us(start), us(end), shard)?)
+    async fn month_usage(&self, month: Month, shard: Shard) -> StoreResult<UsageStream> {
+        Ok(settle::month_usage(self.file()?, month, shard)?)
     }
 
     /// On threads of their own, pipelined: see `store::sqlite::settle`.

@@ -484,7 +484,7 @@ fn price(page: &SettlePage, accounts: &[AccountUsage], state: PageState) -> anyh
 /// Streams the month's usage per account from a thread of its own with a connection of its own,
 /// [`USAGE_STREAM_CHUNK`] rows per read, each read a short transaction of its own (see
 /// `MONTH_USAGE_SQL`).
-pub fn month_usage(file: PathBuf, month: Month, start: i64, end: i64, shard: Shard) -> anyhow::Result<UsageStream> {
+pub fn month_usage(file: PathBuf, month: Month, shard: Shard) -> anyhow::Result<UsageStream> {
     let conn = open(&file, false)?;
     let (mut out, stream) = crate::store::usage_channel();
     let month = month.to_string();
@@ -503,7 +503,7 @@ pub fn month_usage(file: PathBuf, month: Month, start: i64, end: i64, shard: Sha
         let mut grouper = Grouper::new(shard);
         let mut after = (String::new(), String::new());
         loop {
-            let chunk = match usage_chunk(&conn, sql, &month, start, end, &after) {
+            let chunk = match usage_chunk(&conn, sql, &month, &after) {
                 Ok(chunk) => chunk,
                 Err(e) if format!("{e:#}").contains("integer overflow") => {
                     return out.blocking_finish(Some(calls_overflow(&month)))
@@ -539,19 +539,11 @@ pub fn month_usage(file: PathBuf, month: Month, start: i64, end: i64, shard: Sha
 type UsageRow = (String, String, i64, Option<i64>);
 
 /// One read of the month's usage: the (account, API) rows after `after`.
-fn usage_chunk(
-    conn: &Connection,
-    sql: &str,
-    month: &str,
-    start: i64,
-    end: i64,
-    after: &(String, String),
-) -> anyhow::Result<Vec<UsageRow>> {
+fn usage_chunk(conn: &Connection, sql: &str, month: &str, after: &(String, String)) -> anyhow::Result<Vec<UsageRow>> {
     let mut stmt = conn.prepare_cached(sql)?;
-    let rows = stmt.query_map(
-        params![start, end, month, after.0, after.1, USAGE_STREAM_CHUNK as i64],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )?;
+    let rows = stmt.query_map(params![month, after.0, after.1, USAGE_STREAM_CHUNK as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

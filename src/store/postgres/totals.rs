@@ -1,0 +1,142 @@
+//! The month's usage totals on PostgreSQL (`usage_totals`, migrations/postgres/0010): built
+//! from the raw rows for a billing zone, added to by each import in its own transaction, and
+//! checked against the raw rows by `verify`. Months are bound as arrays of names and bounds
+//! computed in the zone by billrun, so the server's time zone database never decides a month.
+
+use crate::domain::month::{Month, MonthSpan};
+use crate::store::common::totals_overflow;
+use crate::store::sql::{TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use sqlx::PgConnection;
+
+/// The months `$1`, `$2`, `$3` bind, as a relation `m (month, period_start, period_end)`.
+const MONTHS: &str = "unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS m (month, period_start, period_end)";
+
+/// The zone the stored totals are kept for; `None` if they are not built yet, or if the zone
+/// recorded is one this build does not know.
+pub async fn zone(conn: &mut PgConnection) -> sqlx::Result<Option<Tz>> {
+    let name: Option<String> = sqlx::query_scalar(TOTALS_ZONE_SQL).fetch_optional(conn).await?;
+    Ok(name.and_then(|n| n.parse().ok()))
+}
+
+/// Makes the stored totals those of `zone`, building them from the raw rows if they are of
+/// another zone or not built yet. Returns whether they were built from any rows. The caller's transaction
+/// holds `usage_imports` in `SHARE ROW EXCLUSIVE` mode, so no import adds rows meanwhile.
+pub async fn ensure_zone(conn: &mut PgConnection, zone: Tz) -> anyhow::Result<bool> {
+    if self::zone(conn).await? == Some(zone) {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM usage_totals").execute(&mut *conn).await?;
+    let (first, last): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
+        sqlx::query_as("SELECT MIN(first_ts), MAX(last_ts) FROM usage_imports")
+            .fetch_one(&mut *conn)
+            .await?;
+    let built = first.is_some();
+    if let (Some(first), Some(last)) = (first, last) {
+        let spans = Month::spanning(first, last, zone);
+        let sql = format!(
+            "INSERT INTO usage_totals (month, account_id, api, calls)
+             SELECT m.month, u.account_id, u.api, SUM(u.calls)::bigint FROM usage u JOIN {MONTHS}
+               ON u.ts >= m.period_start AND u.ts < m.period_end
+             GROUP BY m.month, u.account_id, u.api"
+        );
+        let (names, starts, ends) = month_arrays(&spans);
+        sqlx::query(&sql)
+            .bind(names)
+            .bind(starts)
+            .bind(ends)
+            .execute(&mut *conn)
+            .await
+            .map_err(overflow_or)?;
+    }
+    sqlx::query(TOTALS_ZONE_UPSERT_SQL)
+        .bind(zone.name())
+        .execute(&mut *conn)
+        .await?;
+    Ok(built)
+}
+
+/// Adds the rows of import `import_id`, which fall within `[first, last]`, to the totals of
+/// `zone` (which the caller made the stored totals' zone).
+pub async fn add_import(
+    conn: &mut PgConnection,
+    import_id: i64,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+    zone: Tz,
+) -> anyhow::Result<()> {
+    let spans = Month::spanning(first, last, zone);
+    let sql = format!(
+        "INSERT INTO usage_totals (month, account_id, api, calls)
+         SELECT m.month, u.account_id, u.api, SUM(u.calls)::bigint FROM usage u JOIN {MONTHS}
+           ON u.ts >= m.period_start AND u.ts < m.period_end
+         WHERE u.import_id = $4
+         GROUP BY m.month, u.account_id, u.api
+         ORDER BY m.month, u.account_id, u.api
+         ON CONFLICT (month, account_id, api) DO UPDATE SET calls = usage_totals.calls + EXCLUDED.calls"
+    );
+    let (names, starts, ends) = month_arrays(&spans);
+    sqlx::query(&sql)
+        .bind(names)
+        .bind(starts)
+        .bind(ends)
+        .bind(import_id)
+        .execute(conn)
+        .await
+        .map_err(overflow_or)?;
+    Ok(())
+}
+
+/// A sum past 64 bits ("bigint out of range", SQLSTATE 22003) as [`totals_overflow`].
+fn overflow_or(e: sqlx::Error) -> anyhow::Error {
+    if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("22003") {
+        totals_overflow()
+    } else {
+        e.into()
+    }
+}
+
+/// The breaches of "each month's totals are the sum of its usage rows": of `month`'s totals,
+/// or of every month's.
+pub async fn breaches(conn: &mut PgConnection, month: Option<Month>) -> sqlx::Result<Vec<String>> {
+    let Some(zone) = zone(conn).await? else {
+        return Ok(Vec::new());
+    };
+    let spans = match month {
+        Some(m) => vec![m.span(zone)],
+        None => {
+            let (first, last): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
+                sqlx::query_as("SELECT MIN(first_ts), MAX(last_ts) FROM usage_imports")
+                    .fetch_one(&mut *conn)
+                    .await?;
+            match (first, last) {
+                (Some(first), Some(last)) => Month::spanning(first, last, zone),
+                _ => Vec::new(),
+            }
+        }
+    };
+    let sql = crate::store::sql::verify::totals_check(
+        &format!("usage u JOIN {MONTHS} ON true"),
+        "SELECT unnest($1::text[])",
+        month.is_some(),
+    );
+    let (names, starts, ends) = month_arrays(&spans);
+    sqlx::query_scalar(&sql)
+        .bind(names)
+        .bind(starts)
+        .bind(ends)
+        .fetch_all(conn)
+        .await
+}
+
+/// The arrays `$1`, `$2`, `$3` of [`MONTHS`] hold: names, starts, ends.
+type MonthArrays = (Vec<String>, Vec<DateTime<Utc>>, Vec<DateTime<Utc>>);
+
+fn month_arrays(spans: &[MonthSpan]) -> MonthArrays {
+    (
+        spans.iter().map(|s| s.month.to_string()).collect(),
+        spans.iter().map(|s| s.start).collect(),
+        spans.iter().map(|s| s.end).collect(),
+    )
+}

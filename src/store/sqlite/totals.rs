@@ -1,0 +1,111 @@
+//! The month's usage totals on SQLite (`usage_totals`, migrations/sqlite/0010): built from the
+//! raw rows for a billing zone, added to by each import in its own transaction, and checked
+//! against the raw rows by `verify`. Through `rusqlite`, inside the caller's transaction.
+
+use super::rows::{at, us};
+use crate::domain::month::{Month, MonthSpan};
+use crate::store::common::{totals_overflow, UsageTotals};
+use crate::store::sql::{TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL};
+use chrono_tz::Tz;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// The zone the stored totals are kept for; `None` if they are not built yet, or if the zone
+/// recorded is one this build does not know (they are built again then, for the zone asked).
+pub fn zone(conn: &Connection) -> anyhow::Result<Option<Tz>> {
+    let name: Option<String> = conn.query_row(TOTALS_ZONE_SQL, [], |r| r.get(0)).optional()?;
+    Ok(name.and_then(|n| n.parse().ok()))
+}
+
+/// Makes the stored totals those of `zone`, building them from the raw rows if they are of
+/// another zone or not built yet. Returns whether they were built from any rows. The caller holds the write
+/// lock (`BEGIN IMMEDIATE`), so no import adds rows meanwhile.
+pub fn ensure_zone(conn: &Connection, zone: Tz) -> anyhow::Result<bool> {
+    if self::zone(conn)? == Some(zone) {
+        return Ok(false);
+    }
+    // A month's rows are sorted to be grouped; on disk, not in memory, at tens of millions.
+    conn.pragma_update(None, "temp_store", "FILE")?;
+    conn.execute("DELETE FROM usage_totals", [])?;
+    let (first, last): (Option<i64>, Option<i64>) =
+        conn.query_row("SELECT MIN(first_ts), MAX(last_ts) FROM usage_imports", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let built = first.is_some();
+    if let (Some(first), Some(last)) = (first, last) {
+        let spans = Month::spanning(at(first), at(last), zone);
+        with_months(conn, &spans, |conn| {
+            // The usage rows on the outside, the few months inside: one pass over the rows.
+            conn.execute(
+                "INSERT INTO usage_totals (month, account_id, api, calls)
+                 SELECT m.month, u.account_id, u.api, SUM(u.calls) FROM usage u CROSS JOIN temp.usage_months m
+                 WHERE u.ts >= m.period_start AND u.ts < m.period_end
+                 GROUP BY m.month, u.account_id, u.api",
+                [],
+            )
+            .map_err(overflow_or)?;
+            Ok(())
+        })?;
+    }
+    conn.execute(TOTALS_ZONE_UPSERT_SQL, [zone.name()])?;
+    Ok(built)
+}
+
+/// Adds an import's totals to the stored ones.
+pub fn add(conn: &Connection, totals: &mut UsageTotals) -> anyhow::Result<()> {
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO usage_totals (month, account_id, api, calls) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (month, account_id, api) DO UPDATE SET calls = calls + excluded.calls",
+    )?;
+    totals
+        .drain_sorted(|month, account, api, calls| upsert.execute(params![month, account, api, calls]).map(|_| ()))
+        .map_err(overflow_or)
+}
+
+/// A sum past 64 bits as [`totals_overflow`]: SQLite's `SUM` fails with "integer overflow";
+/// an addition that overflows turns into a floating-point number, which the totals' check
+/// constraint refuses.
+fn overflow_or(e: rusqlite::Error) -> anyhow::Error {
+    let text = e.to_string();
+    if text.contains("integer overflow") || text.contains("CHECK constraint failed") {
+        totals_overflow()
+    } else {
+        e.into()
+    }
+}
+
+/// The breaches of "each month's totals are the sum of its usage rows", for the months in
+/// `spans` (with their bounds in the zone the totals were kept for); `only`: those months'
+/// totals alone (see `sql::verify::totals_check`).
+pub fn breaches(conn: &Connection, spans: &[MonthSpan], only: bool) -> anyhow::Result<Vec<String>> {
+    with_months(conn, spans, |conn| {
+        let mut stmt = conn.prepare(&crate::store::sql::verify::totals_check(
+            "usage u CROSS JOIN temp.usage_months m",
+            "SELECT month FROM temp.usage_months",
+            only,
+        ))?;
+        let found = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        Ok(found)
+    })
+}
+
+/// Runs `f` with `temp.usage_months` holding `spans` as (month, period_start, period_end).
+fn with_months<T>(
+    conn: &Connection,
+    spans: &[MonthSpan],
+    f: impl FnOnce(&Connection) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS usage_months (month TEXT PRIMARY KEY, period_start INTEGER, period_end INTEGER)",
+        [],
+    )?;
+    conn.execute("DELETE FROM temp.usage_months", [])?;
+    {
+        let mut insert = conn.prepare_cached("INSERT INTO temp.usage_months VALUES (?1, ?2, ?3)")?;
+        for s in spans {
+            insert.execute(params![s.month.to_string(), us(s.start), us(s.end)])?;
+        }
+    }
+    let out = f(conn);
+    conn.execute("DELETE FROM temp.usage_months", [])?;
+    out
+}
