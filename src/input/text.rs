@@ -44,6 +44,16 @@ pub fn check_id(what: &str, text: &str) -> Result<(), String> {
     if text.trim() != text {
         return Err(format!("{what} '{}' starts or ends with a space", shown(text)));
     }
+    // Printable ASCII (what meters mostly write) holds no control, formatting or odd space
+    // character and is NFC: the per-character checks below are for the rest.
+    if text.len() <= MAX_ID_CHARS && text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return Ok(());
+    }
+    check_id_chars(what, text)
+}
+
+/// [`check_id`]'s checks of length and of each character, for any text.
+fn check_id_chars(what: &str, text: &str) -> Result<(), String> {
     let chars = text.chars().count();
     if chars > MAX_ID_CHARS {
         return Err(format!(
@@ -129,6 +139,19 @@ pub fn shown(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_ascii_passes_the_checks_the_fast_path_skips() {
+        for c in ' '..='~' {
+            let id = format!("a{c}b");
+            assert_eq!(check_id_chars("id", &id), Ok(()), "{id:?}");
+            assert_eq!(check_id("id", &id), Ok(()), "{id:?}");
+        }
+        let longest = "x".repeat(MAX_ID_CHARS);
+        assert_eq!(check_id_chars("id", &longest), check_id("id", &longest));
+        assert!(check_id("id", &format!("{longest}x")).is_err());
+        assert!(check_id("id", " a").is_err() && check_id("id", "a ").is_err() && check_id("id", "").is_err());
+    }
 
     #[test]
     fn ids_that_would_look_like_another_are_refused() {

@@ -172,47 +172,77 @@ impl UsageTotals {
             }
         };
         let month = self.months.index_of(ts);
-        let key = (u64::from(account) << 32) | ((api as u64) << 16) | month as u64;
-        // A file whose calls overflow is rejected by its tally; saturating keeps this quiet.
+        let key = (u64::from(account) << 32) | ((api as u64) << 16) | month as u64; // see split_key
+                                                                                    // A file whose calls overflow is rejected by its tally; saturating keeps this quiet.
         let sum = self.sums.entry(key).or_insert(0);
         *sum = sum.saturating_add(calls);
     }
 
-    /// Hands each total to `each` as (month, account, API, calls), sorted by month, account
-    /// and API: the order of the stored totals' key, so that adding them walks it once. The
-    /// totals are sorted as their 16-byte (key, calls) pairs, not as strings.
-    pub(crate) fn drain_sorted<E>(
-        &mut self,
-        mut each: impl FnMut(&str, &str, &str, i64) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let mut ids: Vec<&str> = vec![""; self.next_account as usize];
-        for (id, number) in &self.accounts {
+    /// The number of account `id`, taken to exist (a backend that checks accounts in SQL).
+    pub(crate) fn intern(&mut self, id: &str) -> u32 {
+        let next = &mut self.next_account;
+        let number = self.accounts.entry(id.into()).or_insert_with(|| {
+            *next += 1;
+            Some(*next - 1)
+        });
+        number.expect("interned accounts exist")
+    }
+
+    /// The totals sorted by month, account and API: the order of the stored totals' key, so
+    /// that adding them walks it once. They are sorted as 16-byte (key, calls) pairs, not as
+    /// strings, and the account ids are moved, not copied.
+    pub(crate) fn into_sorted(self) -> SortedTotals {
+        let mut ids: Vec<Box<str>> = vec![Box::from(""); self.next_account as usize];
+        for (id, number) in self.accounts {
             if let Some(n) = number {
-                ids[*n as usize] = id;
+                ids[n as usize] = id;
             }
         }
         let months: Vec<String> = self.months.spans().iter().map(|s| s.month.to_string()).collect();
-        let split = |key: u64| {
-            (
-                (key >> 32) as usize,
-                ((key >> 16) & 0xffff) as usize,
-                (key & 0xffff) as usize,
-            )
-        };
-        let mut totals: Vec<(u64, i64)> = std::mem::take(&mut self.sums).into_iter().collect();
+        let mut totals: Vec<(u64, i64)> = self.sums.into_iter().collect();
+        let apis = self.apis;
         totals.sort_unstable_by(|(a, _), (b, _)| {
-            let ((a_account, a_api, a_month), (b_account, b_api, b_month)) = (split(*a), split(*b));
-            (&months[a_month], ids[a_account], &self.apis[a_api]).cmp(&(
-                &months[b_month],
-                ids[b_account],
-                &self.apis[b_api],
-            ))
+            let ((a_account, a_api, a_month), (b_account, b_api, b_month)) = (split_key(*a), split_key(*b));
+            (&months[a_month], &ids[a_account], &apis[a_api]).cmp(&(&months[b_month], &ids[b_account], &apis[b_api]))
         });
-        for (key, calls) in totals {
-            let (account, api, month) = split(key);
-            each(&months[month], ids[account], &self.apis[api], calls)?;
+        SortedTotals {
+            ids,
+            months,
+            apis,
+            totals,
         }
-        Ok(())
+    }
+}
+
+/// A total's key as (account, API, month) numbers.
+fn split_key(key: u64) -> (usize, usize, usize) {
+    (
+        (key >> 32) as usize,
+        ((key >> 16) & 0xffff) as usize,
+        (key & 0xffff) as usize,
+    )
+}
+
+/// An import's totals in key order (see [`UsageTotals::into_sorted`]).
+pub(crate) struct SortedTotals {
+    ids: Vec<Box<str>>,
+    months: Vec<String>,
+    apis: Vec<String>,
+    totals: Vec<(u64, i64)>,
+}
+
+impl SortedTotals {
+    /// (month, account, API, calls), in key order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str, &str, i64)> {
+        self.totals.iter().map(|(key, calls)| {
+            let (account, api, month) = split_key(*key);
+            (
+                self.months[month].as_str(),
+                &*self.ids[account],
+                self.apis[api].as_str(),
+                *calls,
+            )
+        })
     }
 }
 

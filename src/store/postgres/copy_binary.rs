@@ -1,6 +1,6 @@
-//! PostgreSQL's binary `COPY` format, for the usage import: no text to format on our side and
-//! none to parse on the server's (a timestamp in text costs the server more than the row's
-//! insert). Only the types the import sends are here.
+//! PostgreSQL's binary `COPY` format, for the usage import and its totals: no text to format
+//! on our side and none to parse on the server's (a timestamp in text costs the server more
+//! than the row's insert). Only the types the import sends are here.
 //!
 //! Format (PostgreSQL manual, "COPY", Binary Format): an 11-byte signature, a 4-byte flags
 //! field and a 4-byte header-extension length; then per tuple a 16-bit field count and, per
@@ -10,6 +10,9 @@
 use chrono::{DateTime, Utc};
 
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
+/// Bytes of binary `COPY` data sent per message.
+pub const COPY_BUFFER: usize = 1 << 20;
+
 /// Microseconds from the Unix epoch to PostgreSQL's epoch, 2000-01-01T00:00:00Z.
 const PG_EPOCH_US: i64 = 946_684_800_000_000;
 

@@ -94,8 +94,6 @@ const UNSTAGE_USAGE_SQL: &str = "WITH moved AS (
         RETURNING ts)
     SELECT MIN(ts), MAX(ts) FROM moved";
 
-/// Bytes of binary `COPY` data sent per message.
-const COPY_BUFFER: usize = 1 << 20;
 /// Rows per bulk insert of accounts or packs.
 const BULK_ROWS: usize = 10_000;
 
@@ -595,6 +593,9 @@ impl Store for PgStore {
         if staged {
             sqlx::query(STAGE_USAGE_SQL).execute(&mut *tx).await?;
         }
+        // Rows go straight to `usage` unless they may name events: then billrun sums them as
+        // it sends them, and the month's totals are added from those sums.
+        let mut sums = (!staged).then(|| UsageTotals::new(zone));
         {
             let sql = if staged {
                 "COPY usage_in (account_id, ts, api, calls, source_line, event_id) FROM STDIN WITH (FORMAT binary)"
@@ -602,7 +603,7 @@ impl Store for PgStore {
                 "COPY usage (account_id, ts, api, calls, import_id, source_line) FROM STDIN WITH (FORMAT binary)"
             };
             let mut copy = tx.copy_in_raw(sql).await.context("starting COPY of usage")?;
-            let mut buf = copy_binary::Buffer::new(COPY_BUFFER);
+            let mut buf = copy_binary::Buffer::new(copy_binary::COPY_BUFFER);
             for row in &mut *rows {
                 match row {
                     // Good rows are sent even once the file is known to be bad, so that
@@ -619,6 +620,10 @@ impl Store for PgStore {
                         } else {
                             buf.int8(import_id);
                             buf.int8(r.line as i64);
+                        }
+                        if let Some(sums) = &mut sums {
+                            let account = sums.intern(&r.account_id);
+                            sums.add(account, &r.api, r.ts, r.calls);
                         }
                         if buf.is_full() {
                             copy.send(buf.take()).await.context("sending usage rows")?;
@@ -640,22 +645,33 @@ impl Store for PgStore {
              WHERE u.import_id = $1 AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = u.account_id)
              ORDER BY u.source_line"
         };
-        let mut unknown = if staged {
-            sqlx::query(unknown_sql)
-        } else {
-            sqlx::query(unknown_sql).bind(import_id)
+        let summed = sums.is_some();
+        // With the file's sums staged, they say whether any account is unknown (one row per
+        // account and API); only then are the lines naming one looked for among the rows.
+        let look = match sums {
+            Some(sums) => {
+                totals::stage(&mut tx, sums).await?;
+                totals::stage_names_unknown_accounts(&mut tx).await?
+            }
+            None => true,
+        };
+        if look {
+            let mut unknown = if staged {
+                sqlx::query(unknown_sql)
+            } else {
+                sqlx::query(unknown_sql).bind(import_id)
+            }
+            .fetch(&mut *tx);
+            while let Some(row) = unknown.try_next().await? {
+                let line: i64 = row.try_get("source_line")?;
+                let id: String = row.try_get("account_id")?;
+                tally.problems(vec![RowError::new(
+                    line as u64,
+                    "account_id",
+                    format!("unknown account '{id}'"),
+                )]);
+            }
         }
-        .fetch(&mut *tx);
-        while let Some(row) = unknown.try_next().await? {
-            let line: i64 = row.try_get("source_line")?;
-            let id: String = row.try_get("account_id")?;
-            tally.problems(vec![RowError::new(
-                line as u64,
-                "account_id",
-                format!("unknown account '{id}'"),
-            )]);
-        }
-        drop(unknown);
         if staged && !tally.is_bad() {
             let skipped: Vec<(Option<String>, i64, i64)> =
                 sqlx::query_as(DROP_DUPLICATE_EVENTS_SQL).fetch_all(&mut *tx).await?;
@@ -687,7 +703,9 @@ impl Store for PgStore {
                 imported_at: row.try_get("imported_at")?,
             });
         }
-        if let (Some(first), Some(last)) = (tally.first, tally.last) {
+        if summed {
+            totals::add_staged(&mut tx).await?;
+        } else if let (Some(first), Some(last)) = (tally.first, tally.last) {
             totals::add_import(&mut tx, import_id, first, last, zone).await?;
         }
         sqlx::query(FINISH_IMPORT_SQL)

@@ -1,10 +1,12 @@
 //! The month's usage totals on PostgreSQL (`usage_totals`, migrations/postgres/0010): built
 //! from the raw rows for a billing zone, added to by each import in its own transaction, and
-//! checked against the raw rows by `verify`. Months are bound as arrays of names and bounds
+//! checked against the raw rows by `verify`. An import's own sums are staged with `COPY` and
+//! added with one upsert; months are bound as arrays of names and bounds
 //! computed in the zone by billrun, so the server's time zone database never decides a month.
 
+use super::copy_binary::{Buffer, COPY_BUFFER};
 use crate::domain::month::{Month, MonthSpan};
-use crate::store::common::totals_overflow;
+use crate::store::common::{totals_overflow, UsageTotals};
 use crate::store::sql::{TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -58,7 +60,9 @@ pub async fn ensure_zone(conn: &mut PgConnection, zone: Tz) -> anyhow::Result<bo
 }
 
 /// Adds the rows of import `import_id`, which fall within `[first, last]`, to the totals of
-/// `zone` (which the caller made the stored totals' zone).
+/// `zone` (which the caller made the stored totals' zone), summing them in SQL: for an import
+/// whose rows were taken out in SQL (duplicate events), so that billrun's own sums are not
+/// the rows kept.
 pub async fn add_import(
     conn: &mut PgConnection,
     import_id: i64,
@@ -95,6 +99,58 @@ fn overflow_or(e: sqlx::Error) -> anyhow::Error {
     } else {
         e.into()
     }
+}
+
+/// Copies an import's totals, summed by billrun as it sent the rows, into a temporary table
+/// `totals_in`, in key order. Cheaper than summing the rows again in SQL, which sorts them.
+pub async fn stage(conn: &mut PgConnection, totals: UsageTotals) -> anyhow::Result<()> {
+    sqlx::query(
+        "CREATE TEMP TABLE totals_in (month text NOT NULL, account_id text NOT NULL, api text NOT NULL,
+             calls bigint NOT NULL) ON COMMIT DROP",
+    )
+    .execute(&mut *conn)
+    .await?;
+    let mut copy = conn
+        .copy_in_raw("COPY totals_in (month, account_id, api, calls) FROM STDIN WITH (FORMAT binary)")
+        .await?;
+    let mut buf = Buffer::new(COPY_BUFFER);
+    for (month, account, api, calls) in totals.into_sorted().iter() {
+        buf.tuple(4);
+        buf.text(month);
+        buf.text(account);
+        buf.text(api);
+        buf.int8(calls);
+        if buf.is_full() {
+            copy.send(buf.take()).await?;
+        }
+    }
+    copy.send(buf.finish()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// Whether the staged totals name an account that does not exist: one row per account and
+/// API to look at, not one per usage row.
+pub async fn stage_names_unknown_accounts(conn: &mut PgConnection) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM totals_in t
+                        WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = t.account_id))",
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Adds the staged totals to the stored ones.
+pub async fn add_staged(conn: &mut PgConnection) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO usage_totals (month, account_id, api, calls)
+         SELECT month, account_id, api, calls FROM totals_in
+         ON CONFLICT (month, account_id, api) DO UPDATE SET calls = usage_totals.calls + EXCLUDED.calls",
+    )
+    .execute(conn)
+    .await
+    .map_err(overflow_or)?;
+    Ok(())
 }
 
 /// The breaches of "each month's totals are the sum of its usage rows": of `month`'s totals,

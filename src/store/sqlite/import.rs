@@ -14,6 +14,7 @@
 use super::conn::open;
 use super::rows::{at, us};
 use super::totals;
+use crate::input::usage::NewUsage;
 use crate::store::common::ImportTally;
 use crate::store::common::UsageTotals;
 use crate::store::sql::{FINISH_IMPORT_SQL, NEW_IMPORT_SQL, SAME_IMPORT_SQL, SETTLED_PERIODS_SQL};
@@ -22,6 +23,23 @@ use anyhow::anyhow;
 use chrono_tz::Tz;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use std::path::Path;
+
+/// Rows inserted by one statement when none of them can name an event.
+const INSERT_BATCH: usize = 64;
+
+/// `INSERT INTO usage … VALUES (…), (…), …` for [`INSERT_BATCH`] rows of six parameters.
+fn batch_insert_sql() -> String {
+    let rows: Vec<String> = (0..INSERT_BATCH)
+        .map(|i| {
+            let p: Vec<String> = (1..=6).map(|k| format!("?{}", i * 6 + k)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO usage (account_id, ts, api, calls, import_id, source_line) VALUES {}",
+        rows.join(", ")
+    )
+}
 
 /// Adds a usage file's rows to the database file `file`, all or none (see `Store::import_usage`).
 pub fn import_usage(
@@ -56,6 +74,12 @@ pub fn import_usage(
              ON CONFLICT (account_id, event_id) WHERE event_id IS NOT NULL DO NOTHING",
         )?;
         let mut exists = tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM accounts WHERE account_id = ?1)")?;
+        // Rows that cannot name an event cannot be duplicates: they are inserted
+        // [`INSERT_BATCH`] to a statement, which costs SQLite's statement machinery once for
+        // all of them.
+        let plain = !rows.may_have_event_ids();
+        let mut batch_insert = tx.prepare_cached(&batch_insert_sql())?;
+        let mut batch: Vec<NewUsage> = Vec::with_capacity(INSERT_BATCH);
         for row in &mut *rows {
             let r = match row {
                 Ok(r) => r,
@@ -77,6 +101,26 @@ pub fn import_usage(
                 tally.row(&r);
                 continue;
             }
+            if plain {
+                if tally.row(&r) {
+                    totals.add(account, &r.api, r.ts, r.calls);
+                }
+                batch.push(r);
+                if batch.len() == INSERT_BATCH {
+                    for (i, r) in batch.iter().enumerate() {
+                        let at = i * 6;
+                        batch_insert.raw_bind_parameter(at + 1, &r.account_id)?;
+                        batch_insert.raw_bind_parameter(at + 2, r.ts.timestamp_micros())?;
+                        batch_insert.raw_bind_parameter(at + 3, &r.api)?;
+                        batch_insert.raw_bind_parameter(at + 4, r.calls)?;
+                        batch_insert.raw_bind_parameter(at + 5, import_id)?;
+                        batch_insert.raw_bind_parameter(at + 6, r.line as i64)?;
+                    }
+                    batch_insert.raw_execute()?;
+                    batch.clear();
+                }
+                continue;
+            }
             let added = insert.execute(params![
                 r.account_id,
                 r.ts.timestamp_micros(),
@@ -93,6 +137,19 @@ pub fn import_usage(
                 // the transaction, this row's insert with it, is rolled back.
                 tally.row(&r);
                 totals.add(account, &r.api, r.ts, r.calls);
+            }
+        }
+        if !tally.is_bad() {
+            for r in batch {
+                insert.execute(params![
+                    r.account_id,
+                    r.ts.timestamp_micros(),
+                    r.api,
+                    r.calls,
+                    import_id,
+                    r.line as i64,
+                    r.event_id
+                ])?;
             }
         }
     }
@@ -116,7 +173,7 @@ pub fn import_usage(
             imported_at: at(imported_at),
         });
     }
-    totals::add(&tx, &mut totals)?;
+    totals::add(&tx, totals)?;
     let (first, last) = (tally.first.map(us), tally.last.map(us));
     tx.execute(
         FINISH_IMPORT_SQL,

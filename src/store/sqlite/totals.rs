@@ -51,14 +51,17 @@ pub fn ensure_zone(conn: &Connection, zone: Tz) -> anyhow::Result<bool> {
 }
 
 /// Adds an import's totals to the stored ones.
-pub fn add(conn: &Connection, totals: &mut UsageTotals) -> anyhow::Result<()> {
+pub fn add(conn: &Connection, totals: UsageTotals) -> anyhow::Result<()> {
     let mut upsert = conn.prepare_cached(
         "INSERT INTO usage_totals (month, account_id, api, calls) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (month, account_id, api) DO UPDATE SET calls = calls + excluded.calls",
     )?;
-    totals
-        .drain_sorted(|month, account, api, calls| upsert.execute(params![month, account, api, calls]).map(|_| ()))
-        .map_err(overflow_or)
+    for (month, account, api, calls) in totals.into_sorted().iter() {
+        upsert
+            .execute(params![month, account, api, calls])
+            .map_err(overflow_or)?;
+    }
+    Ok(())
 }
 
 /// A sum past 64 bits as [`totals_overflow`]: SQLite's `SUM` fails with "integer overflow";
