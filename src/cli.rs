@@ -169,7 +169,8 @@ pub enum Command {
         #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
         month: Month,
         /// Print the bills settling would write, their debits and who would go into arrears;
-        /// write nothing.
+        /// write no bill, debit or event (the month's usage totals are built for --tz if they
+        /// were kept for another zone: they are derived from the usage rows).
         #[arg(long)]
         dry_run: bool,
         /// Settle only shard K of N (K from 0, as JOB_COMPLETION_INDEX counts).

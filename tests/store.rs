@@ -107,9 +107,9 @@ fn events(name: &str, rows: &[(&str, &str, &str, i64, &str)]) -> Rows {
 }
 
 /// The month's calls per account and API, as settle reads them.
-async fn month_calls<S: Store>(store: &S, month: Month) -> Vec<(String, String, i64)> {
+async fn month_calls<S: Store>(store: &S, month: Month, zone: chrono_tz::Tz) -> Vec<(String, String, i64)> {
     use futures_util::StreamExt;
-    let mut stream = store.month_usage(month, Shard::ALL).await.unwrap();
+    let mut stream = store.month_usage(month, zone, Shard::ALL).await.unwrap();
     let mut calls = Vec::new();
     while let Some(account) = stream.next().await {
         let account = account.unwrap();
@@ -138,7 +138,10 @@ async fn settle<S: Store>(store: &S, month: Month, now: DateTime<Utc>, page_size
         !store.ensure_usage_totals(Shanghai).await.unwrap(),
         "imports keep the month's totals in their billing zone: nothing to build"
     );
-    let stream = store.month_usage(month, Shard::ALL).await.expect("month usage");
+    let stream = store
+        .month_usage(month, Shanghai, Shard::ALL)
+        .await
+        .expect("month usage");
     let mut written = PageOutcome::default();
     store
         .settle_pages(&page, stream, page_size, &mut |done| {
@@ -802,28 +805,51 @@ async fn story<S: Store>(store: &S) {
         .unwrap();
     assert_eq!((known_only.rows, known_only.duplicates), (0, 1));
 
-    // The month's totals are the raw rows' sums, in the zone they are kept for; another zone
-    // builds them again from the raw rows.
-    assert_eq!(store.usage_totals_breaches(None).await.unwrap(), Vec::<String>::new());
-    let in_shanghai = month_calls(store, oct).await;
-    assert!(store.ensure_usage_totals(chrono_tz::UTC).await.unwrap());
-    assert!(!store.ensure_usage_totals(chrono_tz::UTC).await.unwrap());
-    assert_eq!(store.usage_totals_breaches(None).await.unwrap(), Vec::<String>::new());
-    assert!(store.ensure_usage_totals(Shanghai).await.unwrap());
-    assert_eq!(
-        month_calls(store, oct).await,
-        in_shanghai,
-        "built again, the same totals"
-    );
-    assert_eq!(
-        store.usage_totals_breaches(Some(oct)).await.unwrap(),
-        Vec::<String>::new()
-    );
     let spans = store.health(stop + Duration::hours(2)).await.unwrap().import_spans;
     assert_eq!(
         spans[2..],
         [(t(&d1), t(&d3)), (t(&d3), t(&d3))],
         "an import's span is that of the rows it added; one that added none has none"
+    );
+
+    // The month's totals are the raw rows' sums, in the zone they are kept for. A row at
+    // 2026-11-30T18:00Z is December in Shanghai and November in UTC: another zone builds the
+    // totals again from the raw rows, and a stream for a zone they are no longer kept for ends
+    // with an error.
+    let boundary = [("acme", "CropImage", "2026-12-01T02:00:00+08:00", 50)];
+    store
+        .import_usage("boundary.csv", &mut usage("boundary.csv", &boundary), now, Shanghai)
+        .await
+        .unwrap();
+    assert_eq!(store.usage_totals_breaches(None).await.unwrap(), Vec::<String>::new());
+    let nov: Month = "2026-11".parse().unwrap();
+    let acme_crop = |calls: Vec<(String, String, i64)>| {
+        calls
+            .into_iter()
+            .find(|(a, api, _)| a == "acme" && api == "CropImage")
+            .map(|c| c.2)
+    };
+    assert_eq!(acme_crop(month_calls(store, nov, Shanghai).await), Some(5 + 7 + 1 + 2));
+    assert!(store.ensure_usage_totals(chrono_tz::UTC).await.unwrap());
+    assert!(!store.ensure_usage_totals(chrono_tz::UTC).await.unwrap());
+    assert_eq!(
+        acme_crop(month_calls(store, nov, chrono_tz::UTC).await),
+        Some(5 + 7 + 1 + 2 + 50)
+    );
+    assert_eq!(store.usage_totals_breaches(None).await.unwrap(), Vec::<String>::new());
+    {
+        use futures_util::StreamExt;
+        let mut stale = store.month_usage(nov, Shanghai, Shard::ALL).await.unwrap();
+        assert!(
+            matches!(stale.next().await, Some(Err(_))),
+            "totals of another zone must not be read as this zone's"
+        );
+    }
+    assert!(store.ensure_usage_totals(Shanghai).await.unwrap());
+    assert_eq!(acme_crop(month_calls(store, nov, Shanghai).await), Some(5 + 7 + 1 + 2));
+    assert_eq!(
+        store.usage_totals_breaches(Some(nov)).await.unwrap(),
+        Vec::<String>::new()
     );
 
     store.close().await;

@@ -7,11 +7,12 @@
 -- Until it is set (a database from before this migration, or a new one), the first import or
 -- settle builds the totals from the raw rows; an import or settle in another zone builds them
 -- again for its own. The key includes account_id, so it holds on a database distributed by
--- account.
+-- account. Text keys sort in byte order (COLLATE "C"), as in SQLite: settle reads them in that
+-- order.
 CREATE TABLE usage_totals (
-    month      text NOT NULL,
-    account_id text NOT NULL,
-    api        text NOT NULL,
+    month      text COLLATE "C" NOT NULL,
+    account_id text COLLATE "C" NOT NULL,
+    api        text COLLATE "C" NOT NULL,
     calls      bigint NOT NULL CHECK (calls > 0),
     PRIMARY KEY (month, account_id, api)
 );

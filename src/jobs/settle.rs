@@ -135,7 +135,7 @@ pub async fn settle<S: Store>(
     let mut moved: i128 = 0;
     for pass in 1.. {
         let through_import = store.import_watermark().await?;
-        let stream = store.month_usage(month, shard).await?;
+        let stream = store.month_usage(month, ctx.tz, shard).await?;
         store
             .settle_pages(&page, stream, ctx.page_size, &mut |done: PageDone| {
                 summary.previews.extend(done.previews);

@@ -308,6 +308,17 @@ pub(crate) fn calls_overflow(month: &str) -> anyhow::Error {
     ))
 }
 
+/// The error for a month's totals found kept for another zone than `zone` while a settle read
+/// them: a command under another `--tz` built them again meanwhile. Retry later (exit 4).
+pub(crate) fn totals_moved(zone: Tz) -> anyhow::Error {
+    anyhow::Error::new(crate::error::Busy(format!(
+        "the month's usage totals were built again for another billing zone while this settle read them \
+         for {}, by a command run with another --tz; the settle stopped (pages already written are whole) \
+         and a re-run finishes the month: keep --tz the same for every command",
+        zone.name()
+    )))
+}
+
 /// The error for month totals that would leave 64 bits: an import that would take one past
 /// it, or usage rows written past billrun's bounds by another writer, found when the totals
 /// are built.

@@ -519,8 +519,10 @@ pub trait Store {
     /// exactly what its current bill for the month counted: accounts with no bill yet, and
     /// accounts with late usage. One set-based query, read by a task of its own.
     /// It reads the month's usage totals: [`Store::ensure_usage_totals`] must have made them
-    /// those of the billing zone first.
-    async fn month_usage(&self, month: Month, shard: Shard) -> StoreResult<UsageStream>;
+    /// those of billing zone `zone` first. Each read checks, in its own snapshot, that they
+    /// still are; if a command under another zone built them again meanwhile, the stream ends
+    /// with an error (busy: retry).
+    async fn month_usage(&self, month: Month, zone: Tz, shard: Shard) -> StoreResult<UsageStream>;
 
     /// Settles the stream's accounts `page_size` at a time, in stream order, each page one
     /// transaction, and hands each page's result to `done` as it commits. Each page bills,

@@ -732,6 +732,10 @@ impl Store for PgStore {
     }
 
     async fn ensure_usage_totals(&self, zone: Tz) -> StoreResult<bool> {
+        // Most of the time they are of this zone already: known without the lock.
+        if totals::zone(&mut *self.pool.acquire().await?).await? == Some(zone) {
+            return Ok(false);
+        }
         let mut tx = self.pool.begin().await?;
         sqlx::query(LOCK_IMPORTS_SQL).execute(&mut *tx).await?;
         let built = totals::ensure_zone(&mut tx, zone).await?;
@@ -862,14 +866,32 @@ impl Store for PgStore {
         Ok(n)
     }
 
-    async fn month_usage(&self, month: Month, shard: Shard) -> StoreResult<UsageStream> {
+    async fn month_usage(&self, month: Month, zone: Tz, shard: Shard) -> StoreResult<UsageStream> {
         let mut conn = self.pool.acquire().await?;
         let (out, stream) = super::usage_channel();
         let month = month.to_string();
         tokio::spawn(async move {
+            use sqlx::Connection;
+            let failed = |e: sqlx::Error| anyhow::Error::new(e).context("reading the month's usage");
+            let mut tx = match conn.begin().await {
+                Ok(tx) => tx,
+                Err(e) => return out.finish(Some(failed(e))).await,
+            };
+            // One snapshot for the zone the totals are kept for and the totals themselves.
+            let set = sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await;
+            if let Err(e) = set {
+                return out.finish(Some(failed(e))).await;
+            }
+            match totals::zone(&mut tx).await {
+                Ok(kept) if kept == Some(zone) => {}
+                Ok(_) => return out.finish(Some(totals_moved(zone))).await,
+                Err(e) => return out.finish(Some(failed(e))).await,
+            }
             let rows = sqlx::query_as::<_, (String, String, i64, Option<i64>)>(MONTH_USAGE_SQL)
                 .bind(&month)
-                .fetch(&mut *conn);
+                .fetch(&mut *tx);
             forward_grouped(rows, &month, shard, out).await;
         });
         Ok(stream)

@@ -381,6 +381,10 @@ impl Store for SqliteStore {
     /// Through `rusqlite`, in one `BEGIN IMMEDIATE` transaction: see `store::sqlite::totals`.
     async fn ensure_usage_totals(&self, zone: Tz) -> StoreResult<bool> {
         let file = self.file()?;
+        // Most of the time they are of this zone already: known without the write lock.
+        if totals::zone(&conn::open(&file, false)?)? == Some(zone) {
+            return Ok(false);
+        }
         let mut conn = conn::open(&file, true)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let built = totals::ensure_zone(&tx, zone)?;
@@ -513,8 +517,8 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
-    async fn month_usage(&self, month: Month, shard: Shard) -> StoreResult<UsageStream> {
-        Ok(settle::month_usage(self.file()?, month, shard)?)
+    async fn month_usage(&self, month: Month, zone: Tz, shard: Shard) -> StoreResult<UsageStream> {
+        Ok(settle::month_usage(self.file()?, month, zone, shard)?)
     }
 
     /// On threads of their own, pipelined: see `store::sqlite::settle`.

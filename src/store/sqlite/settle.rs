@@ -32,10 +32,11 @@ use crate::domain::money::format_money;
 use crate::domain::month::Month;
 use crate::domain::packs::{PackBalance, PackKind};
 use crate::domain::shard::Shard;
-use crate::store::common::{calls_overflow, Grouper};
+use crate::store::common::{calls_overflow, totals_moved, Grouper};
 use crate::store::page::{self, CurrentBill, PageWrites, StoredLine};
 use crate::store::{AccountUsage, FreeGrant, PageDone, PageOutcome, SettlePage, UsageStream};
 use anyhow::{anyhow, Context};
+use chrono_tz::Tz;
 use rusqlite::{params, Connection};
 use rust_decimal::Decimal;
 use std::collections::HashMap;
@@ -484,7 +485,7 @@ fn price(page: &SettlePage, accounts: &[AccountUsage], state: PageState) -> anyh
 /// Streams the month's usage per account from a thread of its own with a connection of its own,
 /// [`USAGE_STREAM_CHUNK`] rows per read, each read a short transaction of its own (see
 /// `MONTH_USAGE_SQL`).
-pub fn month_usage(file: PathBuf, month: Month, shard: Shard) -> anyhow::Result<UsageStream> {
+pub fn month_usage(file: PathBuf, month: Month, zone: Tz, shard: Shard) -> anyhow::Result<UsageStream> {
     let conn = open(&file, false)?;
     let (mut out, stream) = crate::store::usage_channel();
     let month = month.to_string();
@@ -503,7 +504,7 @@ pub fn month_usage(file: PathBuf, month: Month, shard: Shard) -> anyhow::Result<
         let mut grouper = Grouper::new(shard);
         let mut after = (String::new(), String::new());
         loop {
-            let chunk = match usage_chunk(&conn, sql, &month, &after) {
+            let chunk = match usage_chunk(&conn, sql, &month, zone, &after) {
                 Ok(chunk) => chunk,
                 Err(e) if format!("{e:#}").contains("integer overflow") => {
                     return out.blocking_finish(Some(calls_overflow(&month)))
@@ -539,8 +540,20 @@ pub fn month_usage(file: PathBuf, month: Month, shard: Shard) -> anyhow::Result<
 type UsageRow = (String, String, i64, Option<i64>);
 
 /// One read of the month's usage: the (account, API) rows after `after`.
-fn usage_chunk(conn: &Connection, sql: &str, month: &str, after: &(String, String)) -> anyhow::Result<Vec<UsageRow>> {
-    let mut stmt = conn.prepare_cached(sql)?;
+/// The zone the totals are kept for is read in the same snapshot: totals built again for
+/// another zone by a command under another `--tz` end the stream with an error.
+fn usage_chunk(
+    conn: &Connection,
+    sql: &str,
+    month: &str,
+    zone: Tz,
+    after: &(String, String),
+) -> anyhow::Result<Vec<UsageRow>> {
+    let tx = conn.unchecked_transaction()?;
+    if super::totals::zone(&tx)? != Some(zone) {
+        return Err(totals_moved(zone));
+    }
+    let mut stmt = tx.prepare_cached(sql)?;
     let rows = stmt.query_map(params![month, after.0, after.1, USAGE_STREAM_CHUNK as i64], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
     })?;
