@@ -7,7 +7,7 @@
 use super::copy_binary::{Buffer, COPY_BUFFER};
 use crate::domain::month::{Month, MonthSpan};
 use crate::store::common::{totals_overflow, UsageTotals};
-use crate::store::sql::{TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL};
+use crate::store::sql::{TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL, USAGE_SPAN_SQL};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sqlx::PgConnection;
@@ -30,13 +30,9 @@ pub async fn ensure_zone(conn: &mut PgConnection, zone: Tz) -> anyhow::Result<bo
         return Ok(false);
     }
     sqlx::query("DELETE FROM usage_totals").execute(&mut *conn).await?;
-    let (first, last): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
-        sqlx::query_as("SELECT MIN(first_ts), MAX(last_ts) FROM usage_imports")
-            .fetch_one(&mut *conn)
-            .await?;
-    let built = first.is_some();
-    if let (Some(first), Some(last)) = (first, last) {
-        let spans = Month::spanning(first, last, zone);
+    let spans = months_with_usage(conn, zone).await?;
+    let built = !spans.is_empty();
+    if built {
         let sql = format!(
             "INSERT INTO usage_totals (month, account_id, api, calls)
              SELECT m.month, u.account_id, u.api, SUM(u.calls)::bigint FROM usage u JOIN {MONTHS}
@@ -161,16 +157,7 @@ pub async fn breaches(conn: &mut PgConnection, month: Option<Month>) -> sqlx::Re
     };
     let spans = match month {
         Some(m) => vec![m.span(zone)],
-        None => {
-            let (first, last): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
-                sqlx::query_as("SELECT MIN(first_ts), MAX(last_ts) FROM usage_imports")
-                    .fetch_one(&mut *conn)
-                    .await?;
-            match (first, last) {
-                (Some(first), Some(last)) => Month::spanning(first, last, zone),
-                _ => Vec::new(),
-            }
-        }
+        None => months_with_usage(conn, zone).await?,
     };
     let sql = crate::store::sql::verify::totals_check(
         &format!("usage u JOIN {MONTHS} ON true"),
@@ -184,6 +171,15 @@ pub async fn breaches(conn: &mut PgConnection, month: Option<Month>) -> sqlx::Re
         .bind(ends)
         .fetch_all(conn)
         .await
+}
+
+/// Every month in `zone` from the first usage row imported to the last.
+async fn months_with_usage(conn: &mut PgConnection, zone: Tz) -> sqlx::Result<Vec<MonthSpan>> {
+    let span: (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = sqlx::query_as(USAGE_SPAN_SQL).fetch_one(conn).await?;
+    Ok(match span {
+        (Some(first), Some(last)) => Month::spanning(first, last, zone),
+        _ => Vec::new(),
+    })
 }
 
 /// The arrays `$1`, `$2`, `$3` of [`MONTHS`] hold: names, starts, ends.

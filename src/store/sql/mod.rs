@@ -26,6 +26,9 @@ pub(crate) const LATE_MONTHS_SQL: &str = "SELECT sm.month FROM settled_months sm
 /// The billing time zone the stored usage totals are kept in (none: not built yet).
 pub(crate) const TOTALS_ZONE_SQL: &str = "SELECT value FROM settings WHERE name = 'usage_totals_zone'";
 
+/// The first and last instant of every usage row imported (NULLs: none).
+pub(crate) const USAGE_SPAN_SQL: &str = "SELECT MIN(first_ts), MAX(last_ts) FROM usage_imports";
+
 /// Records the zone the usage totals are now kept in.
 pub(crate) const TOTALS_ZONE_UPSERT_SQL: &str = "INSERT INTO settings (name, value) VALUES ('usage_totals_zone', $1)
      ON CONFLICT (name) DO UPDATE SET value = excluded.value";

@@ -24,6 +24,19 @@ use chrono_tz::Tz;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 
+/// Inserts one row with the single-row statement; returns 0 if its account had its event.
+fn insert_row(insert: &mut rusqlite::CachedStatement<'_>, r: &NewUsage, import_id: i64) -> rusqlite::Result<usize> {
+    insert.execute(params![
+        r.account_id,
+        r.ts.timestamp_micros(),
+        r.api,
+        r.calls,
+        import_id,
+        r.line as i64,
+        r.event_id
+    ])
+}
+
 /// Rows inserted by one statement when none of them can name an event.
 const INSERT_BATCH: usize = 64;
 
@@ -121,16 +134,7 @@ pub fn import_usage(
                 }
                 continue;
             }
-            let added = insert.execute(params![
-                r.account_id,
-                r.ts.timestamp_micros(),
-                r.api,
-                r.calls,
-                import_id,
-                r.line as i64,
-                r.event_id
-            ])?;
-            if added == 0 {
+            if insert_row(&mut insert, &r, import_id)? == 0 {
                 tally.duplicate();
             } else {
                 // A row that takes the calls past what can be counted makes the file bad:
@@ -140,16 +144,8 @@ pub fn import_usage(
             }
         }
         if !tally.is_bad() {
-            for r in batch {
-                insert.execute(params![
-                    r.account_id,
-                    r.ts.timestamp_micros(),
-                    r.api,
-                    r.calls,
-                    import_id,
-                    r.line as i64,
-                    r.event_id
-                ])?;
+            for r in &batch {
+                insert_row(&mut insert, r, import_id)?;
             }
         }
     }

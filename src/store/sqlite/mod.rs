@@ -394,24 +394,7 @@ impl Store for SqliteStore {
 
     async fn usage_totals_breaches(&self, month: Option<Month>) -> StoreResult<Vec<String>> {
         let file = self.file()?;
-        let conn = conn::open(&file, false)?;
-        let Some(zone) = totals::zone(&conn)? else {
-            return Ok(Vec::new());
-        };
-        let spans = match month {
-            Some(m) => vec![m.span(zone)],
-            None => {
-                let (first, last): (Option<i64>, Option<i64>) =
-                    conn.query_row("SELECT MIN(first_ts), MAX(last_ts) FROM usage_imports", [], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })?;
-                match (first, last) {
-                    (Some(first), Some(last)) => Month::spanning(at(first), at(last), zone),
-                    _ => Vec::new(),
-                }
-            }
-        };
-        Ok(totals::breaches(&conn, &spans, month.is_some())?)
+        Ok(totals::breaches(&conn::open(&file, false)?, month)?)
     }
 
     async fn import_watermark(&self) -> StoreResult<i64> {

@@ -5,7 +5,7 @@
 use super::rows::{at, us};
 use crate::domain::month::{Month, MonthSpan};
 use crate::store::common::{totals_overflow, UsageTotals};
-use crate::store::sql::{TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL};
+use crate::store::sql::{TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL, USAGE_SPAN_SQL};
 use chrono_tz::Tz;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -26,13 +26,9 @@ pub fn ensure_zone(conn: &Connection, zone: Tz) -> anyhow::Result<bool> {
     // A month's rows are sorted to be grouped; on disk, not in memory, at tens of millions.
     conn.pragma_update(None, "temp_store", "FILE")?;
     conn.execute("DELETE FROM usage_totals", [])?;
-    let (first, last): (Option<i64>, Option<i64>) =
-        conn.query_row("SELECT MIN(first_ts), MAX(last_ts) FROM usage_imports", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-    let built = first.is_some();
-    if let (Some(first), Some(last)) = (first, last) {
-        let spans = Month::spanning(at(first), at(last), zone);
+    let spans = months_with_usage(conn, zone)?;
+    let built = !spans.is_empty();
+    if built {
         with_months(conn, &spans, |conn| {
             // The usage rows on the outside, the few months inside: one pass over the rows.
             conn.execute(
@@ -76,11 +72,28 @@ fn overflow_or(e: rusqlite::Error) -> anyhow::Error {
     }
 }
 
-/// The breaches of "each month's totals are the sum of its usage rows", for the months in
-/// `spans` (with their bounds in the zone the totals were kept for); `only`: those months'
-/// totals alone (see `sql::verify::totals_check`).
-pub fn breaches(conn: &Connection, spans: &[MonthSpan], only: bool) -> anyhow::Result<Vec<String>> {
-    with_months(conn, spans, |conn| {
+/// Every month in `zone` from the first usage row imported to the last.
+fn months_with_usage(conn: &Connection, zone: Tz) -> anyhow::Result<Vec<MonthSpan>> {
+    let span: (Option<i64>, Option<i64>) = conn.query_row(USAGE_SPAN_SQL, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(match span {
+        (Some(first), Some(last)) => Month::spanning(at(first), at(last), zone),
+        _ => Vec::new(),
+    })
+}
+
+/// The breaches of "each month's totals are the sum of its usage rows", in the zone the
+/// totals are kept for: of `month`'s totals alone, or of every month's (see
+/// `sql::verify::totals_check`).
+pub fn breaches(conn: &Connection, month: Option<Month>) -> anyhow::Result<Vec<String>> {
+    let Some(zone) = zone(conn)? else {
+        return Ok(Vec::new());
+    };
+    let spans = match month {
+        Some(m) => vec![m.span(zone)],
+        None => months_with_usage(conn, zone)?,
+    };
+    let only = month.is_some();
+    with_months(conn, &spans, |conn| {
         let mut stmt = conn.prepare(&crate::store::sql::verify::totals_check(
             "usage u CROSS JOIN temp.usage_months m",
             "SELECT month FROM temp.usage_months",
