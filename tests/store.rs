@@ -47,11 +47,14 @@ fn account(line: u64, id: &str, opened: Option<&str>, balance_fen: i64) -> NewAc
     }
 }
 
-/// A usage file as the port reads it: rows already checked, then its fingerprints.
+/// A usage file as the port reads it: rows already checked, then its fingerprints and its
+/// sums, made like billrun's reader makes them (for Shanghai, the zone every import of the
+/// contract is made in).
 struct Rows {
     rows: std::vec::IntoIter<NewUsage>,
     fingerprint: Fingerprint,
     event_ids: bool,
+    totals: Option<UsageTotals>,
 }
 
 impl Iterator for Rows {
@@ -67,6 +70,9 @@ impl UsageSource for Rows {
     }
     fn may_have_event_ids(&self) -> bool {
         self.event_ids
+    }
+    fn totals(&mut self) -> Option<UsageTotals> {
+        self.totals.take()
     }
 }
 
@@ -93,8 +99,10 @@ fn events(name: &str, rows: &[(&str, &str, &str, i64, &str)]) -> Rows {
         })
         .collect();
     let mut digest = billrun::input::usage::RowsDigest::default();
+    let mut totals = UsageTotals::new(Shanghai);
     for r in &rows {
         digest.add(r);
+        totals.add(r);
     }
     Rows {
         rows: rows.into_iter(),
@@ -103,6 +111,7 @@ fn events(name: &str, rows: &[(&str, &str, &str, i64, &str)]) -> Rows {
             rows: digest.hex(),
         },
         event_ids,
+        totals: Some(totals),
     }
 }
 

@@ -9,7 +9,8 @@ use crate::input::stream::{self, Bytes, Format};
 use crate::input::usage::{Fingerprint, NewUsage, TimeBounds, UsageRows, CLOCK_AHEAD};
 use crate::input::RowError;
 use crate::progress::Progress;
-use crate::store::{Store, StoreError, UsageImported, UsageSource};
+use crate::store::{Store, StoreError, UsageImported, UsageSource, UsageTotals};
+use chrono_tz::Tz;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,22 +20,24 @@ type Parsed = Result<NewUsage, Vec<RowError>>;
 /// Rows parsed per message between the parsing thread and the import.
 const PARSED_BATCH: usize = 1024;
 
-/// What the parsing thread sends: rows, then `End` with the file's fingerprints once the file
-/// is read to its end.
+/// What the parsing thread sends: rows, then `End` with the file's fingerprints and its sums
+/// once the file is read to its end.
 enum ParsedMsg {
     Rows(Vec<Parsed>),
-    End(Option<Fingerprint>),
+    End(Option<Fingerprint>, UsageTotals),
 }
 
-/// The rows of a file parsed and checked on a thread of their own, a few batches ahead of the
-/// import, so that reading CSV and writing to the database use both cores. The import sees an
-/// ordinary iterator. Should the thread stop without reaching the end of the file (a panic),
+/// The rows of a file parsed, checked and summed per account, API and month
+/// ([`UsageTotals`]) on a thread of their own, a few batches ahead of the import, so that
+/// reading the file and writing to the database use both cores. The import sees an ordinary
+/// iterator. Should the thread stop without reaching the end of the file (a panic),
 /// the iterator ends with a bad row, so the file is rejected rather than imported in part.
 struct ParsedAhead {
     rx: std::sync::mpsc::Receiver<ParsedMsg>,
     batch: std::vec::IntoIter<Parsed>,
     ended: bool,
     fingerprint: Option<Fingerprint>,
+    totals: Option<UsageTotals>,
     event_ids: bool,
     /// Bytes of the file read so far, and where to show them.
     read: Option<(Arc<AtomicU64>, Progress)>,
@@ -69,12 +72,19 @@ impl Source for UsageRows {
     }
 }
 
-fn parsed_ahead(mut rows: impl Source) -> ParsedAhead {
+/// `rows` read on a thread of their own; their sums are of the months of `zone`.
+fn parsed_ahead(mut rows: impl Source, zone: Tz) -> ParsedAhead {
     let event_ids = rows.may_have_event_ids();
     let (tx, rx) = std::sync::mpsc::sync_channel::<ParsedMsg>(8);
-    std::thread::spawn(move || {
+    // Named so that `scripts/thread-stats` and `perf` tell it from the importing thread. A
+    // thread that could not be started drops `tx`: the rows end with the error below.
+    let _ = std::thread::Builder::new().name("usage-parse".into()).spawn(move || {
+        let mut totals = UsageTotals::new(zone);
         loop {
             let batch: Vec<Parsed> = rows.by_ref().take(PARSED_BATCH).collect();
+            for row in batch.iter().flatten() {
+                totals.add(row);
+            }
             let last = batch.len() < PARSED_BATCH;
             // A send fails only when the import stopped reading (a rejected file): stop too.
             if !batch.is_empty() && tx.send(ParsedMsg::Rows(batch)).is_err() {
@@ -84,13 +94,14 @@ fn parsed_ahead(mut rows: impl Source) -> ParsedAhead {
                 break;
             }
         }
-        let _ = tx.send(ParsedMsg::End(rows.fingerprint()));
+        let _ = tx.send(ParsedMsg::End(rows.fingerprint(), totals));
     });
     ParsedAhead {
         rx,
         batch: Vec::new().into_iter(),
         ended: false,
         fingerprint: None,
+        totals: None,
         event_ids,
         read: None,
     }
@@ -112,9 +123,10 @@ impl Iterator for ParsedAhead {
             }
             match self.rx.recv() {
                 Ok(ParsedMsg::Rows(rows)) => self.batch = rows.into_iter(),
-                Ok(ParsedMsg::End(fingerprint)) => {
+                Ok(ParsedMsg::End(fingerprint, totals)) => {
                     self.ended = true;
                     self.fingerprint = fingerprint;
+                    self.totals = Some(totals);
                 }
                 Err(_) => {
                     self.ended = true;
@@ -135,6 +147,9 @@ impl UsageSource for ParsedAhead {
     }
     fn may_have_event_ids(&self) -> bool {
         self.event_ids
+    }
+    fn totals(&mut self) -> Option<UsageTotals> {
+        self.totals.take()
     }
 }
 
@@ -198,7 +213,7 @@ pub async fn import<S: Store>(
         let n = p.len() as u64;
         rejected(p, n)
     })?;
-    let mut rows = parsed_ahead(rows);
+    let mut rows = parsed_ahead(rows, ctx.tz);
     rows.read = Some((read, ctx.progress(format!("importing {name}"), "bytes", size)));
     let imported = store.import_usage(&name, &mut rows, ctx.now, ctx.tz).await;
     if let Some((_, progress)) = rows.read.take() {
@@ -262,10 +277,18 @@ mod tests {
     #[test]
     fn rows_parsed_ahead_arrive_all_and_in_order_then_the_fingerprint() {
         for n in [0, 1, PARSED_BATCH as u64, 5000] {
-            let mut rows = parsed_ahead(Rows((2..2 + n).map(row), false));
+            let mut rows = parsed_ahead(Rows((2..2 + n).map(row), false), chrono_tz::UTC);
             let lines: Vec<u64> = rows.by_ref().map(|r| r.unwrap().line).collect();
             assert_eq!(lines, (2..2 + n).collect::<Vec<_>>());
             assert_eq!(UsageSource::fingerprint(&rows).unwrap().rows, "rows");
+            let totals = rows.totals().expect("the sums, once the rows are read");
+            let sums: Vec<(String, String, String, i64)> = totals
+                .into_sorted()
+                .iter()
+                .map(|(m, a, api, c)| (m.into(), a.into(), api.into(), c))
+                .collect();
+            let expected = (n > 0).then(|| ("2026-10".into(), "a".into(), "CropImage".into(), n as i64));
+            assert_eq!(sums, expected.into_iter().collect::<Vec<_>>());
         }
     }
 
@@ -277,9 +300,10 @@ mod tests {
             }
             row(line)
         });
-        let mut ahead = parsed_ahead(Rows(rows, false));
+        let mut ahead = parsed_ahead(Rows(rows, false), chrono_tz::UTC);
         let seen: Vec<Parsed> = ahead.by_ref().collect();
         assert!(UsageSource::fingerprint(&ahead).is_none());
+        assert!(ahead.totals().is_none(), "no sums of a file not read to its end");
         let last = seen.last().unwrap();
         assert!(last.is_err(), "the file must not look complete");
         assert!(seen.len() < 3000);

@@ -4,14 +4,12 @@
 
 use super::{AccountUsage, StoreError, UsageSender};
 use crate::domain::bill::ApiUsage;
-use crate::domain::month::MonthFinder;
 use crate::domain::shard::Shard;
 use crate::error::MAX_LISTED;
 use crate::input::usage::NewUsage;
 use crate::input::RowError;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use std::collections::HashMap;
 
 /// What a usage import has read so far: its good rows, their calls and time range, the rows
 /// that fall in months already settled, the duplicate events skipped, and its problems. The
@@ -114,134 +112,6 @@ impl ImportTally {
         (self.rows == 0 && self.duplicates == 0).then(|| StoreError::Rejected {
             problems: vec![RowError::new(1, "(file)", "the file has no usage rows")],
             total: 1,
-        })
-    }
-}
-
-/// A usage import's calls per account, API and month of the billing zone, added up as its rows
-/// are read, to be added to the stored totals when the file is done (`usage_totals`).
-///
-/// Memory stays small at tens of millions of rows: each account id is kept once (the map
-/// also remembers whether the account exists, so the database is asked once per account, not
-/// once per row), and a total is one 64-bit key (account, API, month numbers) and one count.
-/// A million accounts with three APIs each take about 150 MB.
-pub(crate) struct UsageTotals {
-    months: MonthFinder,
-    /// Account id → its number, or `None` for an account that does not exist.
-    accounts: HashMap<Box<str>, Option<u32>>,
-    next_account: u32,
-    apis: Vec<String>,
-    sums: HashMap<u64, i64>,
-}
-
-impl UsageTotals {
-    pub(crate) fn new(zone: Tz) -> UsageTotals {
-        UsageTotals {
-            months: MonthFinder::new(zone),
-            accounts: HashMap::new(),
-            next_account: 0,
-            apis: Vec::new(),
-            sums: HashMap::new(),
-        }
-    }
-
-    /// The number of account `id`, if it exists; `exists` is asked the first time an id is seen.
-    pub(crate) fn account<E>(
-        &mut self,
-        id: &str,
-        exists: impl FnOnce(&str) -> Result<bool, E>,
-    ) -> Result<Option<u32>, E> {
-        if let Some(known) = self.accounts.get(id) {
-            return Ok(*known);
-        }
-        let number = exists(id)?.then(|| {
-            self.next_account += 1;
-            self.next_account - 1
-        });
-        self.accounts.insert(id.into(), number);
-        Ok(number)
-    }
-
-    /// Adds a row of account number `account` (from [`UsageTotals::account`]).
-    pub(crate) fn add(&mut self, account: u32, api: &str, ts: DateTime<Utc>, calls: i64) {
-        let api = match self.apis.iter().position(|a| a == api) {
-            Some(i) => i,
-            None => {
-                self.apis.push(api.to_owned());
-                self.apis.len() - 1
-            }
-        };
-        let month = self.months.index_of(ts);
-        let key = (u64::from(account) << 32) | ((api as u64) << 16) | month as u64; // see split_key
-                                                                                    // A file whose calls overflow is rejected by its tally; saturating keeps this quiet.
-        let sum = self.sums.entry(key).or_insert(0);
-        *sum = sum.saturating_add(calls);
-    }
-
-    /// The number of account `id`, taken to exist (a backend that checks accounts in SQL).
-    pub(crate) fn intern(&mut self, id: &str) -> u32 {
-        let next = &mut self.next_account;
-        let number = self.accounts.entry(id.into()).or_insert_with(|| {
-            *next += 1;
-            Some(*next - 1)
-        });
-        number.expect("interned accounts exist")
-    }
-
-    /// The totals sorted by month, account and API: the order of the stored totals' key, so
-    /// that adding them walks it once. They are sorted as 16-byte (key, calls) pairs, not as
-    /// strings, and the account ids are moved, not copied.
-    pub(crate) fn into_sorted(self) -> SortedTotals {
-        let mut ids: Vec<Box<str>> = vec![Box::from(""); self.next_account as usize];
-        for (id, number) in self.accounts {
-            if let Some(n) = number {
-                ids[n as usize] = id;
-            }
-        }
-        let months: Vec<String> = self.months.spans().iter().map(|s| s.month.to_string()).collect();
-        let mut totals: Vec<(u64, i64)> = self.sums.into_iter().collect();
-        let apis = self.apis;
-        totals.sort_unstable_by(|(a, _), (b, _)| {
-            let ((a_account, a_api, a_month), (b_account, b_api, b_month)) = (split_key(*a), split_key(*b));
-            (&months[a_month], &ids[a_account], &apis[a_api]).cmp(&(&months[b_month], &ids[b_account], &apis[b_api]))
-        });
-        SortedTotals {
-            ids,
-            months,
-            apis,
-            totals,
-        }
-    }
-}
-
-/// A total's key as (account, API, month) numbers.
-fn split_key(key: u64) -> (usize, usize, usize) {
-    (
-        (key >> 32) as usize,
-        ((key >> 16) & 0xffff) as usize,
-        (key & 0xffff) as usize,
-    )
-}
-
-/// An import's totals in key order (see [`UsageTotals::into_sorted`]).
-pub(crate) struct SortedTotals {
-    ids: Vec<Box<str>>,
-    months: Vec<String>,
-    apis: Vec<String>,
-    totals: Vec<(u64, i64)>,
-}
-
-impl SortedTotals {
-    /// (month, account, API, calls), in key order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str, &str, i64)> {
-        self.totals.iter().map(|(key, calls)| {
-            let (account, api, month) = split_key(*key);
-            (
-                self.months[month].as_str(),
-                &*self.ids[account],
-                self.apis[api].as_str(),
-                *calls,
-            )
         })
     }
 }

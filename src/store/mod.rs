@@ -14,10 +14,12 @@ pub mod postgres;
 pub mod sql;
 pub mod sqlite;
 mod usage_stream;
+mod usage_totals;
 pub mod webhooks;
 
 pub use error::{StoreError, StoreResult};
 pub use usage_stream::{usage_channel, AccountUsage, UsageSender, UsageStream};
+pub use usage_totals::UsageTotals;
 
 use crate::domain::arrears::{EventKind, ServiceState};
 use crate::domain::catalog::CatalogVersion;
@@ -202,6 +204,10 @@ pub trait UsageSource: Iterator<Item = Result<NewUsage, Vec<RowError>>> {
     /// Whether rows may carry an `event_id` (known before the first row: a CSV header with the
     /// column, or NDJSON). A store may take a faster path for files without.
     fn may_have_event_ids(&self) -> bool;
+
+    /// Once every row has been read: every good row's calls per account, API and month of the
+    /// billing zone, summed by the reader (`None` if reading stopped early). Taken once.
+    fn totals(&mut self) -> Option<UsageTotals>;
 }
 
 #[derive(Clone, Debug)]
@@ -468,7 +474,8 @@ pub trait Store {
     ///
     /// In the same transaction, the file's calls are added to the month's usage totals of
     /// billing zone `zone` (built from the raw rows first, if they are kept for another zone or
-    /// not built yet).
+    /// not built yet), from the sums the source made while reading ([`UsageSource::totals`],
+    /// which must be of `zone`).
     async fn import_usage(
         &self,
         file_name: &str,

@@ -593,9 +593,6 @@ impl Store for PgStore {
         if staged {
             sqlx::query(STAGE_USAGE_SQL).execute(&mut *tx).await?;
         }
-        // Rows go straight to `usage` unless they may name events: then billrun sums them as
-        // it sends them, and the month's totals are added from those sums.
-        let mut sums = (!staged).then(|| UsageTotals::new(zone));
         {
             let sql = if staged {
                 "COPY usage_in (account_id, ts, api, calls, source_line, event_id) FROM STDIN WITH (FORMAT binary)"
@@ -621,10 +618,6 @@ impl Store for PgStore {
                             buf.int8(import_id);
                             buf.int8(r.line as i64);
                         }
-                        if let Some(sums) = &mut sums {
-                            let account = sums.intern(&r.account_id);
-                            sums.add(account, &r.api, r.ts, r.calls);
-                        }
                         if buf.is_full() {
                             copy.send(buf.take()).await.context("sending usage rows")?;
                         }
@@ -645,6 +638,13 @@ impl Store for PgStore {
              WHERE u.import_id = $1 AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = u.account_id)
              ORDER BY u.source_line"
         };
+        // Rows go straight to `usage` unless they may name events: then the month's totals
+        // are added from the reader's sums; staged rows are summed in SQL once their
+        // duplicates are dropped.
+        let sums = if staged { None } else { rows.totals() };
+        if let Some(sums) = &sums {
+            sums.check_zone(zone)?;
+        }
         let summed = sums.is_some();
         // With the file's sums staged, they say whether any account is unknown (one row per
         // account and API); only then are the lines naming one looked for among the rows.

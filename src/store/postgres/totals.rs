@@ -6,8 +6,9 @@
 
 use super::copy_binary::{Buffer, COPY_BUFFER};
 use crate::domain::month::{Month, MonthSpan};
-use crate::store::common::{totals_overflow, UsageTotals};
+use crate::store::common::totals_overflow;
 use crate::store::sql::{TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL, USAGE_SPAN_SQL};
+use crate::store::UsageTotals;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sqlx::PgConnection;

@@ -16,7 +16,6 @@ use super::rows::{at, us};
 use super::totals;
 use crate::input::usage::NewUsage;
 use crate::store::common::ImportTally;
-use crate::store::common::UsageTotals;
 use crate::store::sql::{FINISH_IMPORT_SQL, NEW_IMPORT_SQL, SAME_IMPORT_SQL, SETTLED_PERIODS_SQL};
 use crate::store::{StoreError, StoreResult, UsageImported, UsageSource};
 use anyhow::anyhow;
@@ -62,7 +61,10 @@ pub fn import_usage(
     now_us: i64,
     zone: Tz,
 ) -> StoreResult<UsageImported> {
-    let mut conn = open(file, true)?;
+    // Without foreign-key checks: the only reference an import writes is each row's
+    // `import_id`, to the import this transaction created (`verify` checks it too); checking
+    // it costs a lookup per row.
+    let mut conn = open(file, false)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if totals::ensure_zone(&tx, zone)? {
         tracing::warn!(
@@ -70,26 +72,31 @@ pub fn import_usage(
             "usage totals built from the usage rows for this billing zone"
         );
     }
-    let mut totals = UsageTotals::new(zone);
     // The fingerprints are known once the file is read; a placeholder holds the unique key
     // until then (imports run one at a time: this transaction holds the write lock).
     let import_id: i64 = tx.query_row(NEW_IMPORT_SQL, params![file_name, now_us], |r| r.get(0))?;
+    // The file's rows are those after the last row stored now: `usage` has no index on the
+    // import, its rowids do.
+    let after: i64 = tx.query_row("SELECT COALESCE(MAX(rowid), 0) FROM usage", [], |r| r.get(0))?;
 
     let settled = tx
         .prepare_cached(SETTLED_PERIODS_SQL)?
         .query_map([], |r| Ok((r.get::<_, String>(0)?, at(r.get(1)?), at(r.get(2)?))))?
         .collect::<Result<Vec<_>, _>>()?;
     let mut tally = ImportTally::new(settled);
+    // Rows skipped as duplicate events, to be taken back from the reader's sums.
+    let mut skipped: Vec<NewUsage> = Vec::new();
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO usage (account_id, ts, api, calls, import_id, source_line, event_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (account_id, event_id) WHERE event_id IS NOT NULL DO NOTHING",
         )?;
-        let mut exists = tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM accounts WHERE account_id = ?1)")?;
         // Rows that cannot name an event cannot be duplicates: they are inserted
         // [`INSERT_BATCH`] to a statement, which costs SQLite's statement machinery once for
-        // all of them.
+        // all of them. Every good row is inserted, even once the file is known to be bad, so
+        // that the rows naming unknown accounts can be listed; the transaction is rolled back
+        // then.
         let plain = !rows.may_have_event_ids();
         let mut batch_insert = tx.prepare_cached(&batch_insert_sql())?;
         let mut batch: Vec<NewUsage> = Vec::with_capacity(INSERT_BATCH);
@@ -101,23 +108,8 @@ pub fn import_usage(
                     continue;
                 }
             };
-            // The accounts table is asked once per account the file names, not once a row.
-            let known = totals.account(&r.account_id, |id| exists.query_row([id], |row| row.get(0)))?;
-            let Some(account) = known else {
-                let message = format!("unknown account '{}'", r.account_id);
-                tally.problems(vec![crate::input::RowError::new(r.line, "account_id", message)]);
-                continue;
-            };
-            // Once the file is known to be bad, its rows are only checked: the transaction is
-            // rolled back.
-            if tally.is_bad() {
-                tally.row(&r);
-                continue;
-            }
             if plain {
-                if tally.row(&r) {
-                    totals.add(account, &r.api, r.ts, r.calls);
-                }
+                tally.row(&r);
                 batch.push(r);
                 if batch.len() == INSERT_BATCH {
                     for (i, r) in batch.iter().enumerate() {
@@ -136,25 +128,27 @@ pub fn import_usage(
             }
             if insert_row(&mut insert, &r, import_id)? == 0 {
                 tally.duplicate();
+                skipped.push(r);
             } else {
                 // A row that takes the calls past what can be counted makes the file bad:
                 // the transaction, this row's insert with it, is rolled back.
                 tally.row(&r);
-                totals.add(account, &r.api, r.ts, r.calls);
             }
         }
-        if !tally.is_bad() {
-            for r in &batch {
-                insert_row(&mut insert, r, import_id)?;
-            }
+        for r in &batch {
+            insert_row(&mut insert, r, import_id)?;
         }
+    }
+    let totals = rows.totals();
+    if tally.is_bad() || totals.is_none() {
+        unknown_accounts(&tx, after, import_id, &mut tally)?;
     }
     if let Some(rejected) = tally.rejection() {
         return Err(rejected);
     }
-    let fingerprint = rows
-        .fingerprint()
-        .ok_or_else(|| anyhow!("the usage file was not read to its end"))?;
+    let (Some(fingerprint), Some(mut totals)) = (rows.fingerprint(), totals) else {
+        return Err(anyhow!("the usage file was not read to its end").into());
+    };
     let earlier = tx
         .query_row(
             SAME_IMPORT_SQL,
@@ -169,7 +163,18 @@ pub fn import_usage(
             imported_at: at(imported_at),
         });
     }
-    totals::add(&tx, totals)?;
+    totals.check_zone(zone)?;
+    for r in &skipped {
+        totals.take_back(r);
+    }
+    // A total of an account that does not exist is not added, and the file is refused with
+    // the lines that name it.
+    if !totals::add(&tx, totals)? {
+        unknown_accounts(&tx, after, import_id, &mut tally)?;
+        if let Some(rejected) = tally.rejection() {
+            return Err(rejected);
+        }
+    }
     let (first, last) = (tally.first.map(us), tally.last.map(us));
     tx.execute(
         FINISH_IMPORT_SQL,
@@ -192,4 +197,26 @@ pub fn import_usage(
         late: tally.late(),
         duplicates: tally.duplicates,
     })
+}
+
+/// Lists, as problems of the file, the lines of import `import_id` (its rows are those after
+/// rowid `after`) that name an account that does not exist.
+fn unknown_accounts(tx: &rusqlite::Connection, after: i64, import_id: i64, tally: &mut ImportTally) -> StoreResult<()> {
+    let mut stmt = tx.prepare(
+        "SELECT u.source_line, u.account_id FROM usage u
+         WHERE u.rowid > ?1 AND u.import_id = ?2
+           AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = u.account_id)
+         ORDER BY u.source_line",
+    )?;
+    let mut unknown = stmt.query(params![after, import_id])?;
+    while let Some(row) = unknown.next()? {
+        let line: i64 = row.get(0)?;
+        let id: String = row.get(1)?;
+        tally.problems(vec![crate::input::RowError::new(
+            line as u64,
+            "account_id",
+            format!("unknown account '{id}'"),
+        )]);
+    }
+    Ok(())
 }

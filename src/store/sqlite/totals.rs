@@ -4,8 +4,9 @@
 
 use super::rows::{at, us};
 use crate::domain::month::{Month, MonthSpan};
-use crate::store::common::{totals_overflow, UsageTotals};
+use crate::store::common::totals_overflow;
 use crate::store::sql::{TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL, USAGE_SPAN_SQL};
+use crate::store::UsageTotals;
 use chrono_tz::Tz;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -46,18 +47,23 @@ pub fn ensure_zone(conn: &Connection, zone: Tz) -> anyhow::Result<bool> {
     Ok(built)
 }
 
-/// Adds an import's totals to the stored ones.
-pub fn add(conn: &Connection, totals: UsageTotals) -> anyhow::Result<()> {
+/// Adds an import's totals to the stored ones; a total of an account that does not exist is
+/// left out. Returns whether every account exists (the caller refuses the file if not).
+pub fn add(conn: &Connection, totals: UsageTotals) -> anyhow::Result<bool> {
+    // `WHERE` also keeps SQLite from reading `ON CONFLICT` as a join's constraint.
     let mut upsert = conn.prepare_cached(
-        "INSERT INTO usage_totals (month, account_id, api, calls) VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO usage_totals (month, account_id, api, calls)
+         SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM accounts WHERE account_id = ?2)
          ON CONFLICT (month, account_id, api) DO UPDATE SET calls = calls + excluded.calls",
     )?;
+    let mut all_exist = true;
     for (month, account, api, calls) in totals.into_sorted().iter() {
-        upsert
+        all_exist &= upsert
             .execute(params![month, account, api, calls])
-            .map_err(overflow_or)?;
+            .map_err(overflow_or)?
+            == 1;
     }
-    Ok(())
+    Ok(all_exist)
 }
 
 /// A sum past 64 bits as [`totals_overflow`]: SQLite's `SUM` fails with "integer overflow";
