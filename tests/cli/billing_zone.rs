@@ -80,3 +80,45 @@ fn a_month_is_totalled_in_the_zone_it_is_settled_in_whatever_zone_imported_it() 
     assert_eq!(newest["total_calls"], "1105", "the adjustment counts the late row");
     env.ok(&["--tz", "UTC", "verify"]);
 }
+
+/// What `verify` prints about October's usage and its bill, stdout and stderr together.
+fn verify_october(env: &Env, zone: &str) -> String {
+    let out = env.run(&["--tz", zone, "verify", "--month", "2026-10"]);
+    assert_eq!(out.status.code(), Some(6), "a breach: exit 6");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn verify_compares_a_bill_with_the_usage_of_the_period_it_was_settled_for() {
+    let now = "2026-11-05T00:00:00Z";
+    let env = env_with_rows("UTC");
+    env.ok(&["--tz", "UTC", "--now", now, "settle", "--month", "2026-10"]);
+    env.ok(&["--tz", "UTC", "verify"]);
+
+    // A late row under the zone October was settled in: the totals, which match the rows,
+    // no longer match the bill.
+    let late = |name: &str, row: &str| env.file(name, &format!("account_id,api,timestamp,calls\n{row}\n"));
+    let first = late("late1.csv", "z,CropImage,2026-10-15T00:00:00Z,1");
+    env.ok(&["--tz", "UTC", "--now", now, "usage", "import", &first]);
+    let out = verify_october(&env, "UTC");
+    assert!(
+        out.contains("account z, 2026-10, CropImage: 1101 calls of usage, 1100 on the current bill"),
+        "{out}"
+    );
+
+    // Another under Shanghai: the totals are built again for Shanghai, where October holds
+    // 10 + 100 + 1 + 2 calls; the bill, settled for October in UTC, is still compared with
+    // the rows of that period: 100 + 1000 + 1 + 2.
+    let second = late("late2.csv", "z,CropImage,2026-10-16T00:00:00Z,2");
+    env.ok(&["--tz", "Asia/Shanghai", "--now", now, "usage", "import", &second]);
+    let out = verify_october(&env, "Asia/Shanghai");
+    assert!(
+        out.contains("account z, 2026-10, CropImage: 1103 calls of usage, 1100 on the current bill"),
+        "{out}"
+    );
+    assert!(!out.contains("113 calls"), "not Shanghai's October: {out}");
+}

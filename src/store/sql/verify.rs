@@ -78,14 +78,26 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
         ),
         (
             "every usage row of a settled month is counted by exactly one current bill revision",
-            // The month's usage totals and its current bills' lines, side by side in one list
-            // grouped by (month, account, API). Each side is totalled first, in the order its
-            // index keeps (usage by account, API and instant; bills by month and account), so
-            // only the totals are sorted together. (A FULL OUTER JOIN of the two made SQLite
-            // compare every group with every other, in time that grows with the square of the accounts.)
-            m("WITH sm AS (SELECT month, period_start, period_end FROM settled_months WHERE {m} IS NULL OR month = {m}),
-                    used AS (SELECT sm.month, u.account_id, u.api, SUM(u.calls) AS calls
+            // The month's usage and its current bills' lines, side by side in one list grouped
+            // by (month, account, API). Each side is totalled first, so only the totals are
+            // sorted together. (A FULL OUTER JOIN of the two made SQLite compare every group
+            // with every other, in time that grows with the square of the accounts.)
+            //
+            // A month settled in the zone the usage totals are kept for is compared with its
+            // totals, which the check of the totals (`TOTALS_CHECK`) compares with the raw rows:
+            // together they say the rows are what the bills count, with one pass over the raw
+            // rows instead of two. A month settled in another zone (or before the zone was
+            // recorded) is compared with its raw rows.
+            m("WITH sm AS (SELECT month, period_start, period_end,
+                           tz = (SELECT value FROM settings WHERE name = 'usage_totals_zone') AS on_totals
+                           FROM settled_months WHERE {m} IS NULL OR month = {m}),
+                    used AS (SELECT t.month, t.account_id, t.api, t.calls
+                             FROM sm JOIN usage_totals t ON t.month = sm.month
+                             WHERE sm.on_totals
+                             UNION ALL
+                             SELECT sm.month, u.account_id, u.api, SUM(u.calls) AS calls
                              FROM sm JOIN usage u ON u.ts >= sm.period_start AND u.ts < sm.period_end
+                             WHERE sm.on_totals IS NOT TRUE
                              GROUP BY sm.month, u.account_id, u.api),
                     billed AS (SELECT b.month, b.account_id, l.api, SUM(l.total_calls) AS calls
                                FROM bills b JOIN bill_lines l ON l.bill_id = b.bill_id
