@@ -24,7 +24,7 @@ const PARSED_BATCH: usize = 1024;
 /// once the file is read to its end.
 enum ParsedMsg {
     Rows(Vec<Parsed>),
-    End(Option<Fingerprint>, UsageTotals),
+    End(Option<Fingerprint>, Box<UsageTotals>),
 }
 
 /// The rows of a file parsed, checked and summed per account, API and month
@@ -94,7 +94,7 @@ fn parsed_ahead(mut rows: impl Source, zone: Tz) -> ParsedAhead {
                 break;
             }
         }
-        let _ = tx.send(ParsedMsg::End(rows.fingerprint(), totals));
+        let _ = tx.send(ParsedMsg::End(rows.fingerprint(), Box::new(totals)));
     });
     ParsedAhead {
         rx,
@@ -126,7 +126,7 @@ impl Iterator for ParsedAhead {
                 Ok(ParsedMsg::End(fingerprint, totals)) => {
                     self.ended = true;
                     self.fingerprint = fingerprint;
-                    self.totals = Some(totals);
+                    self.totals = Some(*totals);
                 }
                 Err(_) => {
                     self.ended = true;
