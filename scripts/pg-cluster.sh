@@ -2,6 +2,9 @@
 # Sourced by scripts/test and scripts/bench: starts and stops a throw-away PostgreSQL cluster
 # from the machine's own binaries (initdb/pg_ctl in a temporary directory, on a free port).
 # start_postgres exports BILLRUN_TEST_PG (a server URL) and PGBIN, and stops the cluster on exit.
+# With BILLRUN_PG_SSL=on the server also takes TLS, with a self-signed X.509 version 1
+# certificate for CN=localhost (what Citus makes when its extension is created), and
+# BILLRUN_TEST_PG_CA names that certificate, to be trusted as its own authority.
 
 find_pg_bin() {
     local d
@@ -40,9 +43,26 @@ start_postgres() {
         cat "$PGTMP/initdb.log" >&2
         return 1
     }
+    local ssl=""
+    if [ "${BILLRUN_PG_SSL:-off}" = on ]; then
+        # `openssl x509 -req` without extensions writes a version 1 certificate.
+        openssl req -new -newkey rsa:2048 -nodes -keyout "$PGTMP/data/server.key" -subj /CN=localhost \
+            -out "$PGTMP/server.csr" >/dev/null 2>&1 &&
+            openssl x509 -req -in "$PGTMP/server.csr" -signkey "$PGTMP/data/server.key" -days 3650 \
+                -out "$PGTMP/data/server.crt" >/dev/null 2>&1 || {
+            echo "could not make the test server's certificate with openssl" >&2
+            return 1
+        }
+        chmod 600 "$PGTMP/data/server.key"
+        [ "$(id -u)" = 0 ] && chown postgres "$PGTMP/data/server.key" "$PGTMP/data/server.crt"
+        cp "$PGTMP/data/server.crt" "$PGTMP/ca.crt"
+        chmod 644 "$PGTMP/ca.crt"
+        export BILLRUN_TEST_PG_CA="$PGTMP/ca.crt"
+        ssl="-c ssl=on"
+    fi
     # The server's TimeZone is deliberately not the billing zone: month bounds must not depend on it.
     "${RUN_AS[@]}" "$PGBIN/pg_ctl" -D "$PGTMP/data" -l "$PGTMP/server.log" -w -t 60 \
-        -o "-p $PGPORT -k $PGTMP -c listen_addresses=127.0.0.1 -c fsync=${BILLRUN_PG_FSYNC:-off} -c timezone=America/Los_Angeles -c max_connections=300" \
+        -o "-p $PGPORT -k $PGTMP -c listen_addresses=127.0.0.1 -c fsync=${BILLRUN_PG_FSYNC:-off} -c timezone=America/Los_Angeles -c max_connections=300 $ssl" \
         start >&2 || {
         cat "$PGTMP/server.log" >&2
         return 1

@@ -262,8 +262,20 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
                 sqlx::Error::Io(_)
                 | sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed
-                | sqlx::Error::Tls(_)
                 | sqlx::Error::WorkerCrashed => EXIT_DATABASE,
+                // A connection lost during the handshake is the network's; a certificate the
+                // URL's `sslmode` refuses, or a server without TLS under `require`, is the
+                // configuration's, and retrying cannot help.
+                sqlx::Error::Tls(e) => {
+                    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
+                    while let Some(s) = source {
+                        if s.is::<std::io::Error>() {
+                            return EXIT_DATABASE;
+                        }
+                        source = s.source();
+                    }
+                    EXIT_INPUT
+                }
                 sqlx::Error::Configuration(_) => EXIT_INPUT,
                 sqlx::Error::Database(e) => {
                     let code = e.code().map(|c| c.into_owned()).unwrap_or_default();

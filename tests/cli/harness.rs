@@ -71,6 +71,11 @@ impl Env {
 
     /// A `billrun` command with this env's database and a clean environment.
     pub fn command(&self, args: &[&str]) -> Command {
+        self.command_at(&self.database, args)
+    }
+
+    /// A `billrun` command with the database URL `database` and a clean environment.
+    pub fn command_at(&self, database: &str, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.env_remove("DATABASE_URL")
             .env_remove("BILLRUN_NOW")
@@ -79,7 +84,7 @@ impl Env {
             .env("BILLRUN_LOG", "warn")
             .current_dir(self.dir.path())
             .arg("--database")
-            .arg(&self.database)
+            .arg(database)
             .args(args);
         c
     }

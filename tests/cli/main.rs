@@ -21,6 +21,7 @@ mod recharge;
 mod report;
 mod settle;
 mod shards;
+mod tls;
 mod usage_input;
 mod webhooks;
 mod worker;
