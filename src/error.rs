@@ -267,14 +267,11 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
                 // URL's `sslmode` refuses, or a server without TLS under `require`, is the
                 // configuration's, and retrying cannot help.
                 sqlx::Error::Tls(e) => {
-                    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
-                    while let Some(s) = source {
-                        if s.is::<std::io::Error>() {
-                            return EXIT_DATABASE;
-                        }
-                        source = s.source();
+                    let first: &(dyn std::error::Error + 'static) = e.as_ref();
+                    match std::iter::successors(Some(first), |s| s.source()).any(|s| s.is::<std::io::Error>()) {
+                        true => EXIT_DATABASE,
+                        false => EXIT_INPUT,
                     }
-                    EXIT_INPUT
                 }
                 sqlx::Error::Configuration(_) => EXIT_INPUT,
                 sqlx::Error::Database(e) => {

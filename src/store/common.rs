@@ -87,6 +87,15 @@ impl ImportTally {
         }
     }
 
+    /// Records that line `line` names account `id`, which does not exist.
+    pub(crate) fn unknown_account(&mut self, line: u64, id: &str) {
+        self.problems(vec![RowError::new(
+            line,
+            "account_id",
+            format!("unknown account '{id}'"),
+        )]);
+    }
+
     /// Records problems; the first `MAX_LISTED` are kept to be listed.
     pub(crate) fn problems(&mut self, errs: Vec<RowError>) {
         self.problems_total += errs.len() as u64;

@@ -30,11 +30,16 @@ struct Ids {
     hasher: Fast,
 }
 
+/// Id number `n` of the ids in `bytes` that end at `ends`.
+fn id_at<'a>(bytes: &'a str, ends: &[usize], n: u32) -> &'a str {
+    let n = n as usize;
+    let start = if n == 0 { 0 } else { ends[n - 1] };
+    &bytes[start..ends[n]]
+}
+
 impl Ids {
     fn get(&self, n: u32) -> &str {
-        let n = n as usize;
-        let start = if n == 0 { 0 } else { self.ends[n - 1] };
-        &self.bytes[start..self.ends[n]]
+        id_at(&self.bytes, &self.ends, n)
     }
 
     /// The number of `id`, given one if it is new.
@@ -46,13 +51,13 @@ impl Ids {
         let n = self.ends.len() as u32;
         self.bytes.push_str(id);
         self.ends.push(self.bytes.len());
-        let Ids { table, hasher, .. } = self;
-        let (bytes, ends) = (&self.bytes, &self.ends);
-        table.insert_unique(hash, n, |&m| {
-            let m = m as usize;
-            let start = if m == 0 { 0 } else { ends[m - 1] };
-            hasher.hash_one(&bytes[start..ends[m]])
-        });
+        let Ids {
+            bytes,
+            ends,
+            table,
+            hasher,
+        } = self;
+        table.insert_unique(hash, n, |&m| hasher.hash_one(id_at(bytes, ends, m)));
         n
     }
 }

@@ -665,11 +665,7 @@ impl Store for PgStore {
             while let Some(row) = unknown.try_next().await? {
                 let line: i64 = row.try_get("source_line")?;
                 let id: String = row.try_get("account_id")?;
-                tally.problems(vec![RowError::new(
-                    line as u64,
-                    "account_id",
-                    format!("unknown account '{id}'"),
-                )]);
+                tally.unknown_account(line as u64, &id);
             }
         }
         if staged && !tally.is_bad() {

@@ -3,7 +3,7 @@
 //! total) is checked in Rust, by `jobs::verify`, since SQLite keeps exact amounts as text.
 //!
 //! `{m}` stands for the month parameter (NULL: every month); `{c}` is the current-revision test
-//! for a bill `b`.
+//! for a bill `b`; `{zone}` is the query of the zone the usage totals are kept for.
 
 /// One of the checks, as the port names it: the jobs say which, the backend runs its SQL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +30,11 @@ impl BookCheck {
 /// (what is checked, query) pairs.
 fn checks(param: &str) -> Vec<(&'static str, String)> {
     let current = "b.revision = (SELECT MAX(b2.revision) FROM bills b2 WHERE b2.account_id = b.account_id AND b2.month = b.month)";
-    let m = |sql: &str| sql.replace("{m}", param).replace("{c}", current);
+    let m = |sql: &str| {
+        sql.replace("{m}", param)
+            .replace("{c}", current)
+            .replace("{zone}", super::TOTALS_ZONE_SQL)
+    };
     vec![
         (
             "each account's balance equals the sum of its ledger entries",
@@ -89,7 +93,7 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
             // rows instead of two. A month settled in another zone (or before the zone was
             // recorded) is compared with its raw rows.
             m("WITH sm AS (SELECT month, period_start, period_end,
-                           tz = (SELECT value FROM settings WHERE name = 'usage_totals_zone') AS on_totals
+                           tz = ({zone}) AS on_totals
                            FROM settled_months WHERE {m} IS NULL OR month = {m}),
                     used AS (SELECT t.month, t.account_id, t.api, t.calls
                              FROM sm JOIN usage_totals t ON t.month = sm.month

@@ -212,11 +212,7 @@ fn unknown_accounts(tx: &rusqlite::Connection, after: i64, import_id: i64, tally
     while let Some(row) = unknown.next()? {
         let line: i64 = row.get(0)?;
         let id: String = row.get(1)?;
-        tally.problems(vec![crate::input::RowError::new(
-            line as u64,
-            "account_id",
-            format!("unknown account '{id}'"),
-        )]);
+        tally.unknown_account(line as u64, &id);
     }
     Ok(())
 }
