@@ -180,6 +180,7 @@ pub async fn deliver<S: Store>(
             };
             attempts.push(AttemptRecord {
                 delivery_id: d.delivery_id,
+                account_id: d.account_id.clone(),
                 endpoint: d.endpoint.clone(),
                 at,
                 status,

@@ -75,15 +75,15 @@ impl ImportTally {
         self.duplicates += 1;
     }
 
-    /// Takes back `rows` rows with `calls` calls, counted by [`ImportTally::row`], that turned
-    /// out to be duplicate events, falling in settled month `month` (`None`: in no settled
-    /// month). The time range is the caller's to set again from the rows kept.
-    pub(crate) fn skipped(&mut self, month: Option<&str>, rows: u64, calls: i64) {
-        self.rows -= rows;
+    /// Takes back a row of `calls` calls at `ts`, counted by [`ImportTally::row`], that turned
+    /// out to be a duplicate event. The time range is the caller's to set again from the rows
+    /// kept.
+    pub(crate) fn taken_back(&mut self, ts: DateTime<Utc>, calls: i64) {
+        self.rows -= 1;
         self.calls -= calls;
-        self.duplicates += rows;
-        if let Some(late) = self.settled.iter_mut().find(|(m, ..)| Some(m.as_str()) == month) {
-            late.3 -= rows;
+        self.duplicates += 1;
+        if let Some(late) = self.settled.iter_mut().find(|(_, s, e, _)| *s <= ts && ts < *e) {
+            late.3 -= 1;
         }
     }
 

@@ -38,6 +38,9 @@ pub struct PageWrites {
     pub after_fen: Vec<i64>,
     pub suspend_at: Vec<Option<DateTime<Utc>>>,
     pub suspended: Vec<bool>,
+    /// The account of each line, pack use and pack change: every table is keyed by account
+    /// first, so that a database distributed by account keeps each row with its account.
+    pub line_account: Vec<String>,
     pub line_bill: Vec<String>,
     pub line_api: Vec<String>,
     pub line_total: Vec<i64>,
@@ -54,11 +57,13 @@ pub struct PageWrites {
     pub line_basis: Vec<String>,
     pub line_slices: Vec<String>,
     /// What each new revision takes from packs (pack_consumption rows).
+    pub use_account: Vec<String>,
     pub use_bill: Vec<String>,
     pub use_pack: Vec<String>,
     pub use_calls: Vec<i64>,
     /// Net change of each pack's `remaining`: minus what new revisions take, plus what the
     /// revisions they replace had taken.
+    pub pack_account: Vec<String>,
     pub pack_id: Vec<String>,
     pub pack_delta: Vec<i64>,
     /// Events: `arrears_notice` or `restored`.
@@ -107,7 +112,7 @@ pub fn build(
     let month = page.month.to_string();
     let mut w = PageWrites::default();
     let mut out = PageOutcome::default();
-    let mut deltas: BTreeMap<String, i64> = BTreeMap::new();
+    let mut deltas: BTreeMap<(&str, String), i64> = BTreeMap::new();
     for a in accounts {
         let account_id = &a.account_id;
         let state = *states
@@ -139,6 +144,7 @@ pub fn build(
         let bill_id = bill_id(&month, account_id, plan.revision);
         let draft = &plan.draft;
         for line in &draft.lines {
+            w.line_account.push(account_id.clone());
             w.line_bill.push(bill_id.clone());
             w.line_api.push(line.api.clone());
             w.line_total.push(line.total_calls);
@@ -161,13 +167,14 @@ pub fn build(
                     .join(";"),
             );
             for c in &line.consumed {
+                w.use_account.push(account_id.clone());
                 w.use_bill.push(bill_id.clone());
                 w.use_pack.push(c.pack_id.clone());
                 w.use_calls.push(c.calls);
             }
         }
         for (pack_id, delta) in &plan.pack_deltas {
-            *deltas.entry(pack_id.clone()).or_default() += delta;
+            *deltas.entry((account_id.as_str(), pack_id.clone())).or_default() += delta;
         }
         if plan.notice {
             w.event_account.push(account_id.clone());
@@ -206,7 +213,8 @@ pub fn build(
         })?;
         out.arrears += plan.notice as u64;
     }
-    for (pack_id, delta) in deltas.into_iter().filter(|(_, d)| *d != 0) {
+    for ((account_id, pack_id), delta) in deltas.into_iter().filter(|(_, d)| *d != 0) {
+        w.pack_account.push(account_id.to_owned());
         w.pack_id.push(pack_id);
         w.pack_delta.push(delta);
     }

@@ -69,6 +69,8 @@ pub struct DueDelivery {
 #[derive(Clone, Debug)]
 pub struct AttemptRecord {
     pub delivery_id: i64,
+    /// The account the delivery is about (deliveries are kept with their account).
+    pub account_id: String,
     pub endpoint: String,
     pub at: DateTime<Utc>,
     /// The receiver's HTTP status, if it answered.

@@ -11,6 +11,7 @@
 //! entries stay the real guarantee. Month bounds are bound as instants computed in the billing
 //! time zone, so the server's `TimeZone` never matters.
 
+mod citus;
 mod copy_binary;
 mod decode;
 mod totals;
@@ -50,7 +51,8 @@ const MONTH_USAGE_SQL: &str = "
         SELECT DISTINCT ON (b.account_id) b.account_id, b.bill_id FROM bills b
         WHERE b.month = $1 ORDER BY b.account_id, b.revision DESC),
     current_lines AS (
-        SELECT c.account_id, l.api, l.total_calls FROM current c JOIN bill_lines l ON l.bill_id = c.bill_id),
+        SELECT c.account_id, l.api, l.total_calls FROM current c
+        JOIN bill_lines l ON l.account_id = c.account_id AND l.bill_id = c.bill_id),
     changed AS (
         SELECT DISTINCT u.account_id FROM u
         LEFT JOIN current_lines c ON c.account_id = u.account_id AND c.api = u.api
@@ -69,30 +71,22 @@ const STAGE_USAGE_SQL: &str = "CREATE TEMP TABLE usage_in (
     account_id text NOT NULL, ts timestamptz NOT NULL, api text NOT NULL, calls bigint NOT NULL,
     source_line bigint NOT NULL, event_id text) ON COMMIT DROP";
 
-/// Takes out of the staging table every row whose account has its event already, in `usage`
-/// or on an earlier line of the file; says how many rows and calls went, by the settled month
-/// they fall in (NULL: none).
-const DROP_DUPLICATE_EVENTS_SQL: &str = "WITH gone AS (
-        DELETE FROM usage_in s USING (
-            SELECT x.source_line FROM (
-                SELECT source_line, account_id, event_id,
-                       row_number() OVER (PARTITION BY account_id, event_id ORDER BY source_line) AS nth
-                FROM usage_in WHERE event_id IS NOT NULL) x
-            WHERE x.nth > 1
-               OR EXISTS (SELECT 1 FROM usage u WHERE u.account_id = x.account_id AND u.event_id = x.event_id)
-        ) d
-        WHERE s.source_line = d.source_line
-        RETURNING s.ts, s.calls)
-    SELECT sm.month, COUNT(*)::bigint, SUM(gone.calls)::bigint
-    FROM gone LEFT JOIN settled_months sm ON gone.ts >= sm.period_start AND gone.ts < sm.period_end
-    GROUP BY sm.month";
+/// The lines of the staging table whose account has their event already, in `usage` or on an
+/// earlier line of the file. A join, not a correlated subquery: Citus runs it by sending the
+/// staging table's rows to the shards of `usage`.
+const DUPLICATE_EVENTS_SQL: &str = "SELECT x.source_line FROM (
+        SELECT source_line, account_id, event_id,
+               row_number() OVER (PARTITION BY account_id, event_id ORDER BY source_line) AS nth
+        FROM usage_in WHERE event_id IS NOT NULL) x
+    LEFT JOIN usage u ON u.account_id = x.account_id AND u.event_id = x.event_id
+    WHERE x.nth > 1 OR u.account_id IS NOT NULL";
 
-/// Moves the staged rows into `usage` as import $1; gives their time range.
-const UNSTAGE_USAGE_SQL: &str = "WITH moved AS (
-        INSERT INTO usage (account_id, ts, api, calls, import_id, source_line, event_id)
-        SELECT account_id, ts, api, calls, $1, source_line, event_id FROM usage_in
-        RETURNING ts)
-    SELECT MIN(ts), MAX(ts) FROM moved";
+/// Takes lines $1 out of the staging table; gives the time and calls of each.
+const DROP_STAGED_LINES_SQL: &str = "DELETE FROM usage_in WHERE source_line = ANY($1) RETURNING ts, calls";
+
+/// Moves the staged rows into `usage` as import $1.
+const UNSTAGE_USAGE_SQL: &str = "INSERT INTO usage (account_id, ts, api, calls, import_id, source_line, event_id)
+    SELECT account_id, ts, api, calls, $1, source_line, event_id FROM usage_in";
 
 /// Rows per bulk insert of accounts or packs.
 const BULK_ROWS: usize = 10_000;
@@ -100,6 +94,8 @@ const BULK_ROWS: usize = 10_000;
 pub struct PgStore {
     pool: PgPool,
     options: PgConnectOptions,
+    /// The database has the `citus` extension: its tables are distributed (see [`citus`]).
+    citus: bool,
 }
 
 /// A session holding `pg_try_advisory_lock` for a month; closing it releases the lock, even if
@@ -134,6 +130,8 @@ impl PgStore {
                 ))
             })?
             .with_context(|| format!("cannot connect to PostgreSQL at {shown}"))?;
+        let mut probe = probe;
+        let citus = citus::installed(&mut probe).await?;
         let _ = sqlx::Connection::close(probe).await;
         // One connection streams the month's usage while another writes pages.
         let pool = PgPoolOptions::new()
@@ -144,10 +142,15 @@ impl PgStore {
             // estimate makes one look costly) took longer than running them. Set per session
             // after connecting, not as a startup option, which a pooler may refuse; a server
             // without the setting just keeps its default.
-            .after_connect(|conn, _| {
+            .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if let Err(e) = sqlx::query("SET jit = off").execute(&mut *conn).await {
                         tracing::debug!(error = %e, "could not turn JIT off for this session");
+                    }
+                    if citus {
+                        for sql in citus::SESSION_SQL {
+                            sqlx::query(sql).execute(&mut *conn).await?;
+                        }
                     }
                     Ok(())
                 })
@@ -155,7 +158,7 @@ impl PgStore {
             .connect_with(options.clone())
             .await
             .with_context(|| format!("cannot connect to PostgreSQL at {shown}"))?;
-        Ok(PgStore { pool, options })
+        Ok(PgStore { pool, options, citus })
     }
 
     /// Refreshes the planner's statistics after a bulk import, so that the next settle's plans
@@ -207,7 +210,13 @@ async fn adopt_reworded_migrations(pool: &PgPool) -> anyhow::Result<()> {
 
 /// A stable 64-bit advisory lock key for settling `shard` of `month`.
 fn month_key(month: Month, shard: Shard) -> i64 {
-    let digest = Sha256::digest(format!("billrun:settle:{month}:{shard}").as_bytes());
+    lock_key(&format!("billrun:settle:{month}:{shard}"))
+}
+
+/// A stable 64-bit advisory lock key for `name`. Advisory locks live on the server billrun
+/// connects to (on Citus, the coordinator), so every billrun sees the same ones.
+fn lock_key(name: &str) -> i64 {
+    let digest = Sha256::digest(name.as_bytes());
     i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
@@ -280,10 +289,18 @@ impl PgStore {
         // bills: what a concurrent run wrote since the stream read the usage is seen here.
         let mut states: HashMap<String, ServiceState> = HashMap::new();
         let mut opened: HashMap<String, Option<DateTime<Utc>>> = HashMap::new();
-        for r in sqlx::query(
+        if self.citus {
+            sqlx::query(citus::LOCK_ACCOUNTS_SQL)
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await
+                .context("locking a page of accounts")?;
+        }
+        let lock = if self.citus { "" } else { "FOR UPDATE" };
+        for r in sqlx::query(&format!(
             "SELECT account_id, balance_fen, suspend_at, suspended, activated_at FROM accounts
-             WHERE account_id = ANY($1) ORDER BY account_id FOR UPDATE",
-        )
+             WHERE account_id = ANY($1) ORDER BY account_id {lock}"
+        ))
         .bind(&ids)
         .fetch_all(&mut *tx)
         .await?
@@ -320,8 +337,9 @@ impl PgStore {
             let bill_ids: Vec<&String> = by_bill.keys().collect();
             for r in sqlx::query(
                 "SELECT bill_id, api, total_calls, free_calls, prepaid_calls, billable_calls, unit_price, amount
-                 FROM bill_lines WHERE bill_id = ANY($1) ORDER BY bill_id, api",
+                 FROM bill_lines WHERE account_id = ANY($1) AND bill_id = ANY($2) ORDER BY bill_id, api",
             )
+            .bind(&ids)
             .bind(&bill_ids)
             .fetch_all(&mut *tx)
             .await?
@@ -339,10 +357,13 @@ impl PgStore {
                     amount: r.try_get("amount")?,
                 });
             }
-            for r in sqlx::query("SELECT bill_id, pack_id, calls FROM pack_consumption WHERE bill_id = ANY($1)")
-                .bind(&bill_ids)
-                .fetch_all(&mut *tx)
-                .await?
+            for r in sqlx::query(
+                "SELECT bill_id, pack_id, calls FROM pack_consumption WHERE account_id = ANY($1) AND bill_id = ANY($2)",
+            )
+            .bind(&ids)
+            .bind(&bill_ids)
+            .fetch_all(&mut *tx)
+            .await?
             {
                 let bill = current
                     .get_mut(&by_bill[&r.try_get::<String, _>("bill_id")?])
@@ -351,12 +372,12 @@ impl PgStore {
             }
         }
 
-        let mut packs = page_packs(&mut tx, page, &ids).await?;
+        let mut packs = page_packs(&mut tx, self.citus, page, &ids).await?;
         let lacking = page::lacking_free_packs(&page.grant, &opened, &packs);
         if !lacking.is_empty() {
             let lacking: Vec<&str> = lacking.iter().map(String::as_str).collect();
             grant(&mut tx, &page.grant, Some(&lacking)).await?;
-            packs = page_packs(&mut tx, page, &ids).await?;
+            packs = page_packs(&mut tx, self.citus, page, &ids).await?;
         }
 
         let (w, out) = page::build(page, accounts, &current, &states, packs)?;
@@ -381,6 +402,9 @@ impl Store for PgStore {
             .run(&self.pool)
             .await
             .context("applying PostgreSQL migrations")?;
+        if self.citus {
+            citus::distribute(&self.pool).await?;
+        }
         Ok(())
     }
 
@@ -513,17 +537,33 @@ impl Store for PgStore {
         };
         let state = service_state(&row)?;
         // The reference first, as on every backend: a payment retried is "already applied"
-        // whatever its amount would do now. A reference recorded by a transaction still running
-        // makes this insert wait for it, then do nothing; the recharge it names is read in a
-        // new snapshot. An entry inserted here for a credit that then overflows is rolled back
-        // with the transaction.
-        let inserted = sqlx::query(&format!("{RECHARGE_ENTRY_SQL} ON CONFLICT (reference) DO NOTHING"))
-            .bind(account_id)
-            .bind(amount_fen)
-            .bind(reference)
-            .bind(when)
-            .execute(&mut *tx)
-            .await?;
+        // whatever its amount would do now. References are unique across accounts, which the
+        // key (per account, so that it holds on a database distributed by account) does not
+        // say: recharges with the same reference take turns, and each looks for it under every
+        // account, in a snapshot taken after the turn came. An entry inserted here for a credit
+        // that then overflows is rolled back with the transaction.
+        if let Some(reference) = reference {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(lock_key(&format!("billrun:recharge:{reference}")))
+                .execute(&mut *tx)
+                .await?;
+            if let Some(r) = sqlx::query(USED_REFERENCE_SQL)
+                .bind(reference)
+                .fetch_optional(&mut *tx)
+                .await?
+            {
+                return Ok(RechargeOutcome::ReferenceUsed(used_reference(&r)?));
+            }
+        }
+        let inserted = sqlx::query(&format!(
+            "{RECHARGE_ENTRY_SQL} ON CONFLICT (account_id, reference) DO NOTHING"
+        ))
+        .bind(account_id)
+        .bind(amount_fen)
+        .bind(reference)
+        .bind(when)
+        .execute(&mut *tx)
+        .await?;
         if inserted.rows_affected() == 0 {
             let r = sqlx::query(USED_REFERENCE_SQL)
                 .bind(reference)
@@ -630,9 +670,8 @@ impl Store for PgStore {
             copy.finish().await.context("finishing COPY of usage")?;
         }
         let unknown_sql = if staged {
-            "SELECT u.source_line, u.account_id FROM usage_in u
-             WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = u.account_id)
-             ORDER BY u.source_line"
+            "SELECT u.source_line, u.account_id FROM usage_in u LEFT JOIN accounts a ON a.account_id = u.account_id
+             WHERE a.account_id IS NULL ORDER BY u.source_line"
         } else {
             "SELECT u.source_line, u.account_id FROM usage u
              WHERE u.import_id = $1 AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = u.account_id)
@@ -669,15 +708,21 @@ impl Store for PgStore {
             }
         }
         if staged && !tally.is_bad() {
-            let skipped: Vec<(Option<String>, i64, i64)> =
-                sqlx::query_as(DROP_DUPLICATE_EVENTS_SQL).fetch_all(&mut *tx).await?;
-            for (month, n, calls) in skipped {
-                tally.skipped(month.as_deref(), n as u64, calls);
+            let duplicates: Vec<i64> = sqlx::query_scalar(DUPLICATE_EVENTS_SQL).fetch_all(&mut *tx).await?;
+            if !duplicates.is_empty() {
+                let skipped: Vec<(DateTime<Utc>, i64)> = sqlx::query_as(DROP_STAGED_LINES_SQL)
+                    .bind(&duplicates)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for (ts, calls) in skipped {
+                    tally.taken_back(ts, calls);
+                }
             }
-            let (first, last): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = sqlx::query_as(UNSTAGE_USAGE_SQL)
-                .bind(import_id)
-                .fetch_one(&mut *tx)
-                .await?;
+            sqlx::query(UNSTAGE_USAGE_SQL).bind(import_id).execute(&mut *tx).await?;
+            let (first, last): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
+                sqlx::query_as("SELECT MIN(ts), MAX(ts) FROM usage_in")
+                    .fetch_one(&mut *tx)
+                    .await?;
             (tally.first, tally.last) = (first, last);
         }
         if let Some(rejected) = tally.rejection() {
@@ -797,8 +842,31 @@ impl Store for PgStore {
 
     async fn import_packs(&self, rows: &[NewPack]) -> StoreResult<u64> {
         let mut tx = self.pool.begin().await?;
+        // Pack ids are unique across accounts, which the key (per account, so that it holds on
+        // a database distributed by account) does not say: imports take turns, and each looks
+        // for its ids under every account.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(lock_key("billrun:import-packs"))
+            .execute(&mut *tx)
+            .await?;
         let mut problems = Vec::new();
         for chunk in rows.chunks(BULK_ROWS) {
+            let ids: Vec<&str> = chunk.iter().map(|r| r.pack_id.as_str()).collect();
+            let taken: HashSet<String> = sqlx::query_scalar("SELECT pack_id FROM packs WHERE pack_id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+            let (chunk, exists): (Vec<&NewPack>, Vec<&NewPack>) =
+                chunk.iter().partition(|r| !taken.contains(&r.pack_id));
+            for r in exists {
+                problems.push(RowError::new(
+                    r.line,
+                    "pack_id",
+                    format!("pack '{}' already exists", r.pack_id),
+                ));
+            }
             let owners: Vec<&str> = chunk.iter().map(|r| r.account_id.as_str()).collect();
             let known: HashSet<String> =
                 sqlx::query_scalar("SELECT account_id FROM accounts WHERE account_id = ANY($1)")
@@ -808,7 +876,7 @@ impl Store for PgStore {
                     .into_iter()
                     .collect();
             let (good, unknown): (Vec<&NewPack>, Vec<&NewPack>) =
-                chunk.iter().partition(|r| known.contains(&r.account_id));
+                chunk.into_iter().partition(|r| known.contains(&r.account_id));
             for r in unknown {
                 problems.push(RowError::new(
                     r.line,
@@ -1147,7 +1215,7 @@ impl Store for PgStore {
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<DueDelivery>> {
-        webhooks::claim(&self.pool, endpoints, now, lease_until, limit).await
+        webhooks::claim(&self.pool, self.citus, endpoints, now, lease_until, limit).await
     }
 
     async fn record_attempts(&self, attempts: &[AttemptRecord]) -> StoreResult<()> {
@@ -1180,20 +1248,26 @@ impl Store for PgStore {
 /// and only while it holds the pack's account locked, so the account locks cover the packs.
 async fn page_packs(
     tx: &mut PgConnection,
+    citus: bool,
     page: &SettlePage,
     ids: &[&str],
 ) -> anyhow::Result<HashMap<String, Vec<PackBalance>>> {
     let mut packs: HashMap<String, Vec<PackBalance>> = HashMap::new();
     // Driven by the page's ids, one index probe each: `OFFSET 0` keeps the planner from
-    // turning this into a hash join over every pack when its statistics are stale.
-    for r in sqlx::query(
+    // turning this into a hash join over every pack when its statistics are stale. Citus cannot
+    // push that subquery down to the shards; there each shard's part of the page is one
+    // probe of the key.
+    let packs_of = if citus {
+        "packs p WHERE p.account_id = ANY($1)"
+    } else {
+        "UNNEST($1::text[]) AS i(account_id) CROSS JOIN LATERAL (
+             SELECT * FROM packs p WHERE p.account_id = i.account_id OFFSET 0) p WHERE true"
+    };
+    for r in sqlx::query(&format!(
         "SELECT p.pack_id, p.kind, p.account_id, p.api, p.remaining, p.valid_until, p.purchased_at
-         FROM UNNEST($1::text[]) AS i(account_id)
-         CROSS JOIN LATERAL (
-             SELECT * FROM packs p WHERE p.account_id = i.account_id
-               AND ((p.kind = 'free' AND p.month = $2) OR (p.kind = 'prepaid' AND p.valid_from < $4 AND p.valid_until > $3))
-             OFFSET 0) p",
-    )
+         FROM {packs_of}
+           AND ((p.kind = 'free' AND p.month = $2) OR (p.kind = 'prepaid' AND p.valid_from < $4 AND p.valid_until > $3))"
+    ))
     .bind(ids)
     .bind(page.month.to_string())
     .bind(page.start)
@@ -1252,10 +1326,10 @@ async fn write_page(tx: &mut PgConnection, page: &SettlePage, month: &str, w: &P
     .context("writing bills")?;
     sqlx::query(
         "INSERT INTO bill_lines (bill_id, api, total_calls, free_calls, prepaid_calls, billable_calls, tier, tier_from,
-                                 tier_to, catalog_version, unit_price, amount, pricing, tier_basis, slices)
+                                 tier_to, catalog_version, unit_price, amount, pricing, tier_basis, slices, account_id)
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
                               $7::int[], $8::bigint[], $9::bigint[], $10::text[], $11::numeric[], $12::numeric[],
-                              $13::text[], $14::text[], $15::text[])",
+                              $13::text[], $14::text[], $15::text[], $16::text[])",
     )
     .bind(&w.line_bill)
     .bind(&w.line_api)
@@ -1272,13 +1346,16 @@ async fn write_page(tx: &mut PgConnection, page: &SettlePage, month: &str, w: &P
     .bind(&w.line_pricing)
     .bind(&w.line_basis)
     .bind(&w.line_slices)
+    .bind(&w.line_account)
     .execute(&mut *tx)
     .await
     .context("writing bill lines")?;
     if !w.use_bill.is_empty() {
         sqlx::query(
-            "INSERT INTO pack_consumption (bill_id, pack_id, calls) SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[])",
+            "INSERT INTO pack_consumption (account_id, bill_id, pack_id, calls)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[])",
         )
+        .bind(&w.use_account)
         .bind(&w.use_bill)
         .bind(&w.use_pack)
         .bind(&w.use_calls)
@@ -1289,9 +1366,10 @@ async fn write_page(tx: &mut PgConnection, page: &SettlePage, month: &str, w: &P
     if !w.pack_id.is_empty() {
         sqlx::query(
             "UPDATE packs p SET remaining = p.remaining + u.delta
-             FROM UNNEST($1::text[], $2::bigint[]) AS u(pack_id, delta)
-             WHERE p.pack_id = u.pack_id AND p.pack_id = ANY($1)",
+             FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS u(account_id, pack_id, delta)
+             WHERE p.account_id = u.account_id AND p.pack_id = u.pack_id AND p.account_id = ANY($1)",
         )
+        .bind(&w.pack_account)
         .bind(&w.pack_id)
         .bind(&w.pack_delta)
         .execute(&mut *tx)

@@ -130,8 +130,8 @@ pub async fn stage(conn: &mut PgConnection, totals: UsageTotals) -> anyhow::Resu
 /// API to look at, not one per usage row.
 pub async fn stage_names_unknown_accounts(conn: &mut PgConnection) -> sqlx::Result<bool> {
     sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM totals_in t
-                        WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = t.account_id))",
+        "SELECT EXISTS (SELECT 1 FROM totals_in t LEFT JOIN accounts a ON a.account_id = t.account_id
+                        WHERE a.account_id IS NULL)",
     )
     .fetch_one(conn)
     .await

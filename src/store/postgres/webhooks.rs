@@ -108,26 +108,43 @@ pub(crate) async fn register(pool: &PgPool, endpoints: &[EndpointRecord], now: D
     Ok(())
 }
 
+/// Leases up to `limit` due deliveries to this deliverer. On one server the due rows are locked
+/// with `SKIP LOCKED`, so deliverers never wait on each other. On Citus, which refuses
+/// `FOR UPDATE` across shards, the due rows are picked without a lock and leased by an `UPDATE`
+/// that checks again, once it holds each row, that it is still due and unleased: a row another
+/// deliverer leased meanwhile is left to it.
 pub(crate) async fn claim(
     pool: &PgPool,
+    citus: bool,
     endpoints: &[String],
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit: u32,
 ) -> StoreResult<Vec<DueDelivery>> {
     let mut tx = pool.begin().await?;
-    let ids: Vec<i64> = sqlx::query_scalar(&format!(
-        "WITH picked AS ({} FOR UPDATE OF d SKIP LOCKED)
-         UPDATE webhook_deliveries w SET lease_until = $4 FROM picked
-         WHERE w.delivery_id = picked.delivery_id RETURNING w.delivery_id",
-        due(LIST)
-    ))
-    .bind(now)
-    .bind(endpoints)
-    .bind(i64::from(limit))
-    .bind(lease_until)
-    .fetch_all(&mut *tx)
-    .await?;
+    let sql = if citus {
+        format!(
+            "UPDATE webhook_deliveries w SET lease_until = $4
+             WHERE w.delivery_id IN ({})
+               AND w.status = 'pending' AND (w.lease_until IS NULL OR w.lease_until <= $1)
+             RETURNING w.delivery_id",
+            due(LIST)
+        )
+    } else {
+        format!(
+            "WITH picked AS ({} FOR UPDATE OF d SKIP LOCKED)
+             UPDATE webhook_deliveries w SET lease_until = $4 FROM picked
+             WHERE w.delivery_id = picked.delivery_id RETURNING w.delivery_id",
+            due(LIST)
+        )
+    };
+    let ids: Vec<i64> = sqlx::query_scalar(&sql)
+        .bind(now)
+        .bind(endpoints)
+        .bind(i64::from(limit))
+        .bind(lease_until)
+        .fetch_all(&mut *tx)
+        .await?;
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -148,6 +165,7 @@ pub(crate) async fn record(pool: &PgPool, attempts: &[AttemptRecord]) -> StoreRe
             .bind(next)
             .bind(delivered)
             .bind(a.delivery_id)
+            .bind(&a.account_id)
             .execute(&mut *tx)
             .await?;
         if a.outcome == AttemptOutcome::Gone {

@@ -48,7 +48,7 @@ pub(crate) const USED_REFERENCE_SQL: &str = "SELECT l.account_id, l.amount_fen, 
 /// such accounts there are: changes nothing, and so affects no row, when that is already the
 /// record, the grant then having nothing left to do.
 pub(crate) const RECORD_GRANT_SQL: &str = "INSERT INTO free_grants (month, period_end, apis, accounts)
-             VALUES ($1, $2, $3, (SELECT COUNT(*) FROM accounts WHERE activated_at IS NOT NULL AND activated_at < $2))
+             SELECT $1, $2, $3, COUNT(*) FROM accounts WHERE activated_at IS NOT NULL AND activated_at < $2
              ON CONFLICT (month) DO UPDATE SET period_end = excluded.period_end, apis = excluded.apis,
                accounts = excluded.accounts
              WHERE free_grants.period_end <> excluded.period_end OR free_grants.apis <> excluded.apis
@@ -69,7 +69,8 @@ pub(crate) const EVENTS_SQL: &str =
 /// The bill revisions of month $1 that left a balance negative, with the service stop they were under.
 pub(crate) const ARREARS_BILLS_SQL: &str = "SELECT b.bill_id, b.account_id, b.revision, b.balance_after_fen,
                     COALESCE(
-                      (SELECT e.suspend_at FROM events e WHERE e.kind = 'arrears_notice' AND e.bill_id = b.bill_id),
+                      (SELECT e.suspend_at FROM events e
+                        WHERE e.kind = 'arrears_notice' AND e.account_id = b.account_id AND e.bill_id = b.bill_id),
                       (SELECT e.suspend_at FROM events e
                         WHERE e.kind = 'arrears_notice' AND e.account_id = b.account_id AND e.suspend_at IS NOT NULL
                           AND e.at <= b.settled_at
@@ -103,7 +104,8 @@ pub(crate) const EXPORT_LINES_SQL: &str = "SELECT b.month, b.bill_id, b.revision
         l.tier_from, l.tier_to, l.unit_price, l.amount, l.pricing, l.tier_basis, l.catalog_version, b.exact_total,
         b.total_fen, b.rounding_adjustment, b.balance_before_fen, b.balance_after_fen, b.period_start,
         b.period_end, b.settled_at
-     FROM bills b JOIN bill_lines l ON l.bill_id = b.bill_id JOIN accounts a ON a.account_id = b.account_id
+     FROM bills b JOIN bill_lines l ON l.account_id = b.account_id AND l.bill_id = b.bill_id
+     JOIN accounts a ON a.account_id = b.account_id
      WHERE (CAST($1 AS TEXT) IS NULL OR b.month = $1) AND (CAST($2 AS TEXT) IS NULL OR b.account_id = $2)
      ORDER BY b.month, b.account_id, b.revision, l.api";
 
@@ -145,12 +147,14 @@ pub(crate) const RESTORED_EVENT_SQL: &str =
 /// latest: revision 1 is each account's original, and what the revisions moved adds up to the
 /// latest total (an adjustment moves the difference from the revision before). `verify`
 /// checks both.
-pub(crate) const MONTH_TOTALS_SQL: &str = "SELECT COUNT(*) FILTER (WHERE b.revision = 1) AS bills,
-        CAST(COALESCE(SUM(b.debited_fen), 0) AS BIGINT) AS total,
-        (SELECT COUNT(DISTINCT e.account_id) FROM events e JOIN bills b2 ON b2.bill_id = e.bill_id
-          WHERE e.kind = 'arrears_notice' AND b2.month = $1) AS arrears,
-        (SELECT settled_at FROM settled_months WHERE month = $1) AS settled_at
-     FROM bills b WHERE b.month = $1";
+pub(crate) const MONTH_TOTALS_SQL: &str = "SELECT t.bills, t.total, n.arrears, s.settled_at
+     FROM (SELECT COUNT(*) FILTER (WHERE revision = 1) AS bills,
+                  CAST(COALESCE(SUM(debited_fen), 0) AS BIGINT) AS total
+           FROM bills WHERE month = $1) t
+     CROSS JOIN (SELECT COUNT(DISTINCT e.account_id) AS arrears FROM events e
+                 JOIN bills b ON b.account_id = e.account_id AND b.bill_id = e.bill_id
+                 WHERE e.kind = 'arrears_notice' AND b.month = $1) n
+     LEFT JOIN settled_months s ON s.month = $1";
 
 /// How many shards of month $1 split $2 ways are done, and the oldest import they all saw.
 pub(crate) const SHARDS_DONE_SQL: &str = "SELECT COUNT(*), CAST(COALESCE(MIN(through_import), 0) AS BIGINT)

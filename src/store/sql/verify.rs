@@ -62,15 +62,15 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
             "every bill and adjustment is debited exactly once, by what it moved",
             m("SELECT 'bill ' || b.bill_id || ': ' || COUNT(l.entry_id) || ' ledger entries, '
                       || COALESCE(SUM(l.amount_fen), 0) || ' fen, for a bill that moved ' || b.debited_fen || ' fen'
-               FROM bills b LEFT JOIN ledger l ON l.bill_id = b.bill_id
+               FROM bills b LEFT JOIN ledger l ON l.account_id = b.account_id AND l.bill_id = b.bill_id
                WHERE ({m} IS NULL OR b.month = {m})
-               GROUP BY b.bill_id, b.debited_fen
+               GROUP BY b.account_id, b.bill_id, b.debited_fen
                HAVING COUNT(l.entry_id) <> 1 OR COALESCE(SUM(l.amount_fen), 0) <> -b.debited_fen"),
         ),
         (
             "ledger entries name only bills that exist",
             m("SELECT 'ledger entry ' || l.entry_id || ' names bill ' || l.bill_id || ', which does not exist'
-               FROM ledger l WHERE l.bill_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM bills b WHERE b.bill_id = l.bill_id)"),
+               FROM ledger l WHERE l.bill_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM bills b WHERE b.account_id = l.account_id AND b.bill_id = l.bill_id)"),
         ),
         (
             "an adjustment moves exactly the difference from the revision before it",
@@ -104,7 +104,7 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
                              WHERE sm.on_totals IS NOT TRUE
                              GROUP BY sm.month, u.account_id, u.api),
                     billed AS (SELECT b.month, b.account_id, l.api, SUM(l.total_calls) AS calls
-                               FROM bills b JOIN bill_lines l ON l.bill_id = b.bill_id
+                               FROM bills b JOIN bill_lines l ON l.account_id = b.account_id AND l.bill_id = b.bill_id
                                WHERE b.month IN (SELECT month FROM sm) AND {c}
                                GROUP BY b.month, b.account_id, l.api)
                SELECT 'account ' || account_id || ', ' || month || ', ' || api || ': ' || SUM(used)
@@ -117,32 +117,39 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
         ),
         (
             "every usage row belongs to an import that was recorded",
-            // Each import checked once, not each of its rows; the rows of a missing one are
-            // counted only then.
-            m("SELECT (SELECT COUNT(*) || ' usage rows (the first from line ' || MIN(u.source_line) || ')'
-                       FROM usage u WHERE u.import_id = d.import_id)
+            // Each import checked once, not each of its rows: the rows are counted per import
+            // in the same pass that finds the imports (a join, which Citus runs on the shards
+            // of `usage` against its copy of `usage_imports`).
+            m("SELECT d.n || ' usage rows (the first from line ' || d.first_line || ')'
                       || ' name import ' || d.import_id || ', which does not exist'
-               FROM (SELECT DISTINCT import_id FROM usage) d
-               WHERE NOT EXISTS (SELECT 1 FROM usage_imports i WHERE i.import_id = d.import_id)"),
+               FROM (SELECT import_id, COUNT(*) AS n, MIN(source_line) AS first_line FROM usage GROUP BY import_id) d
+               LEFT JOIN usage_imports i ON i.import_id = d.import_id
+               WHERE i.import_id IS NULL"),
         ),
         (
             "every bill line and pack use belongs to a bill that exists, and every pack use to a pack",
-            m("SELECT 'bill line ' || l.bill_id || ' ' || l.api || ': no such bill' FROM bill_lines l
-               WHERE NOT EXISTS (SELECT 1 FROM bills b WHERE b.bill_id = l.bill_id)
+            // A line or pack use names its bill's account (`account_id`): one of another
+            // account is reported as having no bill.
+            m("SELECT 'bill line ' || l.bill_id || ' ' || l.api || ': no such bill of account ' || l.account_id
+               FROM bill_lines l
+               WHERE NOT EXISTS (SELECT 1 FROM bills b WHERE b.account_id = l.account_id AND b.bill_id = l.bill_id)
                UNION ALL
-               SELECT 'pack use of bill ' || c.bill_id || ': no such bill' FROM pack_consumption c
-               WHERE NOT EXISTS (SELECT 1 FROM bills b WHERE b.bill_id = c.bill_id)
+               SELECT 'pack use of bill ' || c.bill_id || ': no such bill of account ' || c.account_id
+               FROM pack_consumption c
+               WHERE NOT EXISTS (SELECT 1 FROM bills b WHERE b.account_id = c.account_id AND b.bill_id = c.bill_id)
                UNION ALL
-               SELECT 'pack use of bill ' || c.bill_id || ': no pack ' || c.pack_id FROM pack_consumption c
-               WHERE NOT EXISTS (SELECT 1 FROM packs p WHERE p.pack_id = c.pack_id)"),
+               SELECT 'pack use of bill ' || c.bill_id || ': no pack ' || c.pack_id || ' of account ' || c.account_id
+               FROM pack_consumption c
+               WHERE NOT EXISTS (SELECT 1 FROM packs p WHERE p.account_id = c.account_id AND p.pack_id = c.pack_id)"),
         ),
         (
             "each pack's remainder is its size minus what current bills took from it",
             m("SELECT 'pack ' || p.pack_id || ': ' || p.remaining || ' remaining, but ' || p.calls || ' - '
                       || COALESCE(c.used, 0) || ' used by current bills'
                FROM packs p LEFT JOIN (
-                   SELECT pc.pack_id, SUM(pc.calls) AS used FROM pack_consumption pc
-                   JOIN bills b ON b.bill_id = pc.bill_id WHERE {c} GROUP BY pc.pack_id) c ON c.pack_id = p.pack_id
+                   SELECT pc.account_id, pc.pack_id, SUM(pc.calls) AS used FROM pack_consumption pc
+                   JOIN bills b ON b.account_id = pc.account_id AND b.bill_id = pc.bill_id
+                   WHERE {c} GROUP BY pc.account_id, pc.pack_id) c ON c.account_id = p.account_id AND c.pack_id = p.pack_id
                WHERE p.remaining <> p.calls - COALESCE(c.used, 0)"),
         ),
     ]

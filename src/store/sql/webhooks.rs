@@ -70,8 +70,8 @@ pub(crate) fn claimed(list: List) -> String {
                 e.event_id, e.kind AS event_kind, e.at AS event_at, e.bill_id AS event_bill_id, e.suspend_at,
                 e.balance_fen
          FROM webhook_deliveries d
-         LEFT JOIN bills b ON b.bill_id = d.bill_id
-         LEFT JOIN events e ON e.event_id = d.event_id
+         LEFT JOIN bills b ON b.account_id = d.account_id AND b.bill_id = d.bill_id
+         LEFT JOIN events e ON e.account_id = d.account_id AND e.event_id = d.event_id
          WHERE d.delivery_id {}
          ORDER BY d.next_attempt_at, d.delivery_id",
         list.test(1)
@@ -116,13 +116,13 @@ pub(crate) const UNSUBSCRIBE_SQL: &str = "DELETE FROM webhook_subscriptions WHER
 
 pub(crate) const SUBSCRIBE_SQL: &str = "INSERT INTO webhook_subscriptions (event_type, endpoint) VALUES ($1, $2)";
 
-/// An attempt at $1 of delivery $7: HTTP status $2 (or none), error $3, new status $4, next
+/// An attempt at $1 of delivery $7 (of account $8): HTTP status $2 (or none), error $3, new status $4, next
 /// attempt $5, delivered at $6. Only while the delivery is pending: a deliverer whose lease
 /// ran out and whose delivery another one finished records nothing.
 pub(crate) const RECORD_ATTEMPT_SQL: &str = "UPDATE webhook_deliveries
      SET attempts = attempts + 1, last_attempt_at = $1, last_status = $2, last_error = $3, status = $4,
          next_attempt_at = $5, delivered_at = $6, lease_until = NULL
-     WHERE delivery_id = $7 AND status = 'pending'";
+     WHERE account_id = $8 AND delivery_id = $7 AND status = 'pending'";
 
 /// Disabled at $1 because of $2: endpoint $3.
 pub(crate) const DISABLE_ENDPOINT_SQL: &str =
@@ -180,10 +180,15 @@ pub(crate) const REPLAY_RESET_SQL: &str = "UPDATE webhook_deliveries
 /// one was recorded.
 pub(crate) const WEBHOOK_HEALTH_SQL: &str = "SELECT w.endpoint,
         (w.disabled_at IS NOT NULL) AS disabled,
-        (SELECT COUNT(*) FROM webhook_deliveries d WHERE d.endpoint = w.endpoint AND d.status = 'pending') AS pending,
-        (SELECT COUNT(*) FROM webhook_deliveries d WHERE d.endpoint = w.endpoint AND d.status = 'failed') AS failed,
-        (SELECT COUNT(*) FROM webhook_deliveries d WHERE d.endpoint = w.endpoint AND d.status = 'delivered')
-          AS delivered,
-        (SELECT MIN(d.created_at) FROM webhook_deliveries d WHERE d.endpoint = w.endpoint AND d.status = 'pending')
-          AS oldest_pending
-     FROM webhook_endpoints w ORDER BY w.endpoint";
+        COALESCE(d.pending, 0) AS pending,
+        COALESCE(d.failed, 0) AS failed,
+        COALESCE(d.delivered, 0) AS delivered,
+        d.oldest_pending
+     FROM webhook_endpoints w
+     LEFT JOIN (SELECT endpoint,
+                       COUNT(*) FILTER (WHERE status = 'pending') AS pending,
+                       COUNT(*) FILTER (WHERE status = 'failed') AS failed,
+                       COUNT(*) FILTER (WHERE status = 'delivered') AS delivered,
+                       MIN(created_at) FILTER (WHERE status = 'pending') AS oldest_pending
+                FROM webhook_deliveries GROUP BY endpoint) d ON d.endpoint = w.endpoint
+     ORDER BY w.endpoint";

@@ -242,10 +242,13 @@ impl Writes {
             ),
             lines: Rows::insert(
                 "INSERT OR FAIL INTO bill_lines (bill_id, api, total_calls, free_calls, prepaid_calls, billable_calls, tier,
-                   tier_from, tier_to, catalog_version, unit_price, amount, pricing, tier_basis, slices) VALUES ",
+                   tier_from, tier_to, catalog_version, unit_price, amount, pricing, tier_basis, slices, account_id) VALUES ",
                 0,
             ),
-            uses: Rows::insert("INSERT OR FAIL INTO pack_consumption (bill_id, pack_id, calls) VALUES ", 0),
+            uses: Rows::insert(
+                "INSERT OR FAIL INTO pack_consumption (account_id, bill_id, pack_id, calls) VALUES ",
+                0,
+            ),
             packs: Rows::update_each("UPDATE OR FAIL packs SET remaining = remaining + ?2 WHERE pack_id = ?1", 2),
             ledger: Rows::insert(
                 "INSERT OR FAIL INTO ledger (created_at, account_id, kind, amount_fen, bill_id) VALUES ",
@@ -279,7 +282,7 @@ impl Writes {
                     &w.line_bill[i], &w.line_api[i], w.line_total[i], w.line_free[i], w.line_prepaid[i],
                     w.line_billable[i], w.line_tier[i], w.line_tier_from[i], w.line_tier_to[i], &w.line_version[i],
                     w.line_unit_price[i].to_string(), format_money(w.line_amount[i]), &w.line_pricing[i],
-                    &w.line_basis[i], &w.line_slices[i])
+                    &w.line_basis[i], &w.line_slices[i], &w.line_account[i])
             })
             .context("inserting bill lines")?;
         self.uses
@@ -287,7 +290,7 @@ impl Writes {
                 conn,
                 &[],
                 w.use_bill.len(),
-                |st, at, i| bind_row!(st, at; &w.use_bill[i], &w.use_pack[i], w.use_calls[i]),
+                |st, at, i| bind_row!(st, at; &w.use_account[i], &w.use_bill[i], &w.use_pack[i], w.use_calls[i]),
             )
             .context("recording pack use")?;
         let updated = self

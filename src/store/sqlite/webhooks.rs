@@ -119,6 +119,7 @@ pub(crate) async fn record(pool: &SqlitePool, attempts: &[AttemptRecord]) -> Sto
             .bind(us(next))
             .bind(delivered.map(us))
             .bind(a.delivery_id)
+            .bind(&a.account_id)
             .execute(&mut *tx)
             .await?;
         if a.outcome == AttemptOutcome::Gone {
