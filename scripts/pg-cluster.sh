@@ -17,6 +17,17 @@ find_pg_bin() {
     return 1
 }
 
+# Sets RUN_AS to what runs a server's commands: as root, the postgres user (made if missing),
+# which then owns directory $1, since initdb refuses to run as root; otherwise nothing.
+run_as_postgres() {
+    RUN_AS=()
+    if [ "$(id -u)" = 0 ]; then
+        id postgres >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin postgres
+        chown postgres "$1"
+        RUN_AS=(runuser -u postgres --)
+    fi
+}
+
 start_postgres() {
     PGBIN=$(find_pg_bin) || {
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -26,13 +37,7 @@ start_postgres() {
         PGBIN=$(find_pg_bin) || return 1
     }
     PGTMP=$(mktemp -d /tmp/billrun-pg.XXXXXX)
-    RUN_AS=()
-    if [ "$(id -u)" = 0 ]; then
-        # initdb refuses to run as root: run the cluster as the postgres user.
-        id postgres >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin postgres
-        chown postgres "$PGTMP"
-        RUN_AS=(runuser -u postgres --)
-    fi
+    run_as_postgres "$PGTMP"
     PGPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     # Over TCP a password is required and checked (SCRAM), as on a real server, so that the
     # tests can see a wrong one refused; the socket, which only this script uses, trusts.

@@ -6,6 +6,9 @@
 //! SQLite always runs (a file in a temporary directory); PostgreSQL runs when
 //! `BILLRUN_TEST_PG` names a server, as `scripts/test` sets it, in a new database of its own.
 
+#[path = "support/pg_database.rs"]
+mod pg_database;
+
 use billrun::domain::catalog::Catalog;
 use billrun::domain::month::Month;
 use billrun::domain::packs::PackKind;
@@ -467,7 +470,10 @@ async fn story<S: Store>(store: &S) {
         .unwrap();
     assert_eq!(acme_lines, 2);
     for check in BookCheck::all() {
-        let found = store.breaches(check, Some(oct)).await.unwrap();
+        let found = store
+            .breaches(check, Some(oct))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e:#}", check.what()));
         assert!(found.is_empty(), "{}: {found:?}", check.what());
         assert!(store.breaches(check, None).await.unwrap().is_empty());
     }
@@ -639,6 +645,7 @@ async fn story<S: Store>(store: &S) {
     let attempt =
         |d: &webhooks::DueDelivery, status: Option<u16>, outcome: webhooks::AttemptOutcome| webhooks::AttemptRecord {
             delivery_id: d.delivery_id,
+            account_id: d.account_id.clone(),
             endpoint: d.endpoint.clone(),
             at: later,
             status,
@@ -897,16 +904,10 @@ fn postgres_keeps_the_store_contract() {
             .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
             .await
             .unwrap();
-        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
-        let (base, _) = server.rsplit_once('/').expect("a server URL with a database");
-        let store = PgStore::connect(&format!("{base}/{name}"))
-            .await
-            .expect("open PostgreSQL");
+        let url = pg_database::create(&server, &name).await;
+        let store = PgStore::connect(&url).await.expect("open PostgreSQL");
         story(&store).await;
         // FORCE: a backend of the closed pool may not have exited yet.
-        admin
-            .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
-            .await
-            .unwrap();
+        pg_database::drop(&server, &name).await;
     });
 }

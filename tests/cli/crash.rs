@@ -52,7 +52,7 @@ pub fn check_books(env: &Env) {
     assert_eq!(off, 0, "balances differ from their ledgers");
     let unpaired: i64 = env.query(
         "SELECT (SELECT COUNT(*) FROM bills)
-              - (SELECT COUNT(*) FROM ledger l JOIN bills b ON b.bill_id = l.bill_id WHERE l.kind = 'debit')",
+              - (SELECT COUNT(*) FROM ledger l JOIN bills b ON b.account_id = l.account_id AND b.bill_id = l.bill_id WHERE l.kind = 'debit')",
     );
     assert_eq!(unpaired, 0, "a bill without exactly one debit");
 }

@@ -2,6 +2,9 @@
 //! directory, or, when `BILLRUN_TEST_PG` names a PostgreSQL server (as `scripts/test` sets it),
 //! a new database on that server. The same tests run on both backends.
 
+#[path = "../support/pg_database.rs"]
+pub mod pg_database;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -20,6 +23,21 @@ pub struct Env {
 
 /// A CSV row as column → value.
 pub type Row = BTreeMap<String, String>;
+
+/// A test's PostgreSQL database goes with it: on a Citus cluster each one keeps a background
+/// worker on every node.
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let (Some(server), Some((_, name))) = (
+            std::env::var("BILLRUN_TEST_PG")
+                .ok()
+                .filter(|s| !s.is_empty() && self.is_postgres()),
+            self.database.rsplit_once('/'),
+        ) {
+            block_on(pg_database::drop(&server, name));
+        }
+    }
+}
 
 impl Env {
     pub fn new() -> Env {
@@ -251,25 +269,23 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-/// Creates a fresh database on the PostgreSQL server at `server` and returns its URL.
+/// Creates a fresh database on the PostgreSQL server at `server` (on every node of a Citus
+/// cluster) and returns its URL.
 fn new_pg_database(server: &str) -> String {
     use sqlx::{Connection, Executor};
     let name = format!("billrun_test_{}_{}", std::process::id(), unique());
     block_on(async {
+        let url = pg_database::create(server, &name).await;
         let mut c = sqlx::PgConnection::connect(server)
             .await
             .expect("connect to the test PostgreSQL server");
-        c.execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .expect("create test database");
         // Neither the server's zone (scripts/test starts it in America/Los_Angeles) nor the
         // database's is the billing zone: month bounds must not depend on either.
         c.execute(format!("ALTER DATABASE {name} SET timezone TO 'Pacific/Kiritimati'").as_str())
             .await
             .expect("set the test database's time zone");
-    });
-    let (base, _) = server.rsplit_once('/').expect("server URL with a database");
-    format!("{base}/{name}")
+        url
+    })
 }
 
 fn unique() -> u64 {

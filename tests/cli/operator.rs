@@ -406,6 +406,13 @@ fn commands_that_only_read_never_migrate_and_work_with_a_role_that_may_only_read
              GRANT USAGE ON SCHEMA public TO {role};
              GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}"
         ));
+        if !pg_database::citus_workers().is_empty() {
+            // On Citus the coordinator reaches the nodes (itself among them) as the role: its
+            // password goes where Citus looks for it, as an operator would put it.
+            env.exec(&format!(
+                "INSERT INTO pg_dist_authinfo (nodeid, rolename, authinfo) VALUES (0, '{role}', 'password=read-only')"
+            ));
+        }
         let (head, tail) = env.database.split_once("@").unwrap();
         let (scheme, _) = head.split_once("//").unwrap();
         let reader = format!("{scheme}//{role}:read-only@{tail}");
