@@ -78,7 +78,7 @@ pub const SESSION_SQL: &[&str] = &[
 pub async fn distribute(pool: &PgPool) -> anyhow::Result<()> {
     let mut conn = pool.acquire().await?;
     sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(super::lock_key("billrun:distribute"))
+        .bind(super::advisory::lock_key("billrun:distribute"))
         .execute(&mut *conn)
         .await?;
     let result = async {
@@ -126,7 +126,7 @@ pub async fn distribute(pool: &PgPool) -> anyhow::Result<()> {
     }
     .await;
     let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(super::lock_key("billrun:distribute"))
+        .bind(super::advisory::lock_key("billrun:distribute"))
         .execute(&mut *conn)
         .await;
     result

@@ -11,6 +11,7 @@
 //! entries stay the real guarantee. Month bounds are bound as instants computed in the billing
 //! time zone, so the server's `TimeZone` never matters.
 
+mod advisory;
 mod citus;
 mod copy_binary;
 mod decode;
@@ -29,10 +30,10 @@ use crate::store::page::{self, CurrentBill, PageWrites, StoredLine};
 use crate::store::sql::verify::BookCheck;
 use crate::store::sql::*;
 use crate::store::*;
+use advisory::lock_key;
 use anyhow::{anyhow, Context};
 use chrono_tz::Tz;
 use futures_util::TryStreamExt;
-use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, PgConnection, Row};
 use std::collections::{HashMap, HashSet};
@@ -211,13 +212,6 @@ async fn adopt_reworded_migrations(pool: &PgPool) -> anyhow::Result<()> {
 /// A stable 64-bit advisory lock key for settling `shard` of `month`.
 fn month_key(month: Month, shard: Shard) -> i64 {
     lock_key(&format!("billrun:settle:{month}:{shard}"))
-}
-
-/// A stable 64-bit advisory lock key for `name`. Advisory locks live on the server billrun
-/// connects to (on Citus, the coordinator), so every billrun sees the same ones.
-fn lock_key(name: &str) -> i64 {
-    let digest = Sha256::digest(name.as_bytes());
-    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
 /// Grants a month's free packs to every account opened before the month ended (or only to the

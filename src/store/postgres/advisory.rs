@@ -1,0 +1,11 @@
+//! Keys of PostgreSQL advisory locks: which settle holds a month, and which turns recharges,
+//! pack imports and `migrate` take. Advisory locks live on the server billrun connects to (on
+//! Citus, the coordinator), so every billrun process sees the same ones.
+
+use sha2::{Digest, Sha256};
+
+/// A stable 64-bit advisory lock key for `name`.
+pub fn lock_key(name: &str) -> i64 {
+    let digest = Sha256::digest(name.as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
