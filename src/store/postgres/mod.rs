@@ -1251,16 +1251,18 @@ async fn page_packs(
     // turning this into a hash join over every pack when its statistics are stale. Citus cannot
     // push that subquery down to the shards; there each shard's part of the page is one
     // probe of the key.
+    let usable =
+        "((p.kind = 'free' AND p.month = $2) OR (p.kind = 'prepaid' AND p.valid_from < $4 AND p.valid_until > $3))";
     let packs_of = if citus {
-        "packs p WHERE p.account_id = ANY($1)"
+        format!("packs p WHERE p.account_id = ANY($1) AND {usable}")
     } else {
-        "UNNEST($1::text[]) AS i(account_id) CROSS JOIN LATERAL (
-             SELECT * FROM packs p WHERE p.account_id = i.account_id OFFSET 0) p WHERE true"
+        format!(
+            "UNNEST($1::text[]) AS i(account_id) CROSS JOIN LATERAL (
+                 SELECT * FROM packs p WHERE p.account_id = i.account_id AND {usable} OFFSET 0) p"
+        )
     };
     for r in sqlx::query(&format!(
-        "SELECT p.pack_id, p.kind, p.account_id, p.api, p.remaining, p.valid_until, p.purchased_at
-         FROM {packs_of}
-           AND ((p.kind = 'free' AND p.month = $2) OR (p.kind = 'prepaid' AND p.valid_from < $4 AND p.valid_until > $3))"
+        "SELECT p.pack_id, p.kind, p.account_id, p.api, p.remaining, p.valid_until, p.purchased_at FROM {packs_of}"
     ))
     .bind(ids)
     .bind(page.month.to_string())
