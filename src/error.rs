@@ -268,9 +268,10 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
                 // configuration's, and retrying cannot help.
                 sqlx::Error::Tls(e) => {
                     let first: &(dyn std::error::Error + 'static) = e.as_ref();
-                    match std::iter::successors(Some(first), |s| s.source()).any(|s| s.is::<std::io::Error>()) {
-                        true => EXIT_DATABASE,
-                        false => EXIT_INPUT,
+                    if std::iter::successors(Some(first), |s| s.source()).any(|s| s.is::<std::io::Error>()) {
+                        EXIT_DATABASE
+                    } else {
+                        EXIT_INPUT
                     }
                 }
                 sqlx::Error::Configuration(_) => EXIT_INPUT,

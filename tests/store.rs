@@ -895,19 +895,12 @@ fn postgres_keeps_the_store_contract() {
         return;
     };
     runtime().block_on(async {
-        use sqlx::{Connection, Executor};
         let name = format!("billrun_contract_{}", std::process::id());
-        let mut admin = sqlx::PgConnection::connect(&server)
-            .await
-            .expect("connect to the test server");
-        admin
-            .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
-            .await
-            .unwrap();
+        // One left by an earlier run that stopped half-way, on every node.
+        pg_database::drop(&server, &name).await;
         let url = pg_database::create(&server, &name).await;
         let store = PgStore::connect(&url).await.expect("open PostgreSQL");
         story(&store).await;
-        // FORCE: a backend of the closed pool may not have exited yet.
         pg_database::drop(&server, &name).await;
     });
 }

@@ -9,3 +9,12 @@ pub fn lock_key(name: &str) -> i64 {
     let digest = Sha256::digest(name.as_bytes());
     i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
 }
+
+/// Waits for the turn named `name`, held until the transaction `tx` ends.
+pub async fn take_turn(tx: &mut sqlx::PgConnection, name: &str) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(lock_key(name))
+        .execute(tx)
+        .await?;
+    Ok(())
+}

@@ -30,7 +30,7 @@ use crate::store::page::{self, CurrentBill, PageWrites, StoredLine};
 use crate::store::sql::verify::BookCheck;
 use crate::store::sql::*;
 use crate::store::*;
-use advisory::lock_key;
+use advisory::{lock_key, take_turn};
 use anyhow::{anyhow, Context};
 use chrono_tz::Tz;
 use futures_util::TryStreamExt;
@@ -207,6 +207,16 @@ async fn adopt_reworded_migrations(pool: &PgPool) -> anyhow::Result<()> {
             .await?;
     }
     Ok(())
+}
+
+/// Which of `ids` a query of one column, `… WHERE column = ANY($1)`, finds.
+async fn present(tx: &mut PgConnection, sql: &str, ids: &[&str]) -> sqlx::Result<HashSet<String>> {
+    Ok(sqlx::query_scalar(sql)
+        .bind(ids)
+        .fetch_all(tx)
+        .await?
+        .into_iter()
+        .collect())
 }
 
 /// A stable 64-bit advisory lock key for settling `shard` of `month`.
@@ -536,11 +546,9 @@ impl Store for PgStore {
         // say: recharges with the same reference take turns, and each looks for it under every
         // account, in a snapshot taken after the turn came. An entry inserted here for a credit
         // that then overflows is rolled back with the transaction.
+        // The key (account_id, reference) stays the database's own guarantee.
         if let Some(reference) = reference {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(lock_key(&format!("billrun:recharge:{reference}")))
-                .execute(&mut *tx)
-                .await?;
+            take_turn(&mut tx, &format!("billrun:recharge:{reference}")).await?;
             if let Some(r) = sqlx::query(USED_REFERENCE_SQL)
                 .bind(reference)
                 .fetch_optional(&mut *tx)
@@ -549,22 +557,13 @@ impl Store for PgStore {
                 return Ok(RechargeOutcome::ReferenceUsed(used_reference(&r)?));
             }
         }
-        let inserted = sqlx::query(&format!(
-            "{RECHARGE_ENTRY_SQL} ON CONFLICT (account_id, reference) DO NOTHING"
-        ))
-        .bind(account_id)
-        .bind(amount_fen)
-        .bind(reference)
-        .bind(when)
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            let r = sqlx::query(USED_REFERENCE_SQL)
-                .bind(reference)
-                .fetch_one(&mut *tx)
-                .await?;
-            return Ok(RechargeOutcome::ReferenceUsed(used_reference(&r)?));
-        }
+        sqlx::query(RECHARGE_ENTRY_SQL)
+            .bind(account_id)
+            .bind(amount_fen)
+            .bind(reference)
+            .bind(when)
+            .execute(&mut *tx)
+            .await?;
         let Some(after) = arrears::recharge(state, amount_fen) else {
             return Ok(RechargeOutcome::Overflow {
                 balance_fen: state.balance_fen,
@@ -711,13 +710,12 @@ impl Store for PgStore {
                 for (ts, calls) in skipped {
                     tally.taken_back(ts, calls);
                 }
-            }
-            sqlx::query(UNSTAGE_USAGE_SQL).bind(import_id).execute(&mut *tx).await?;
-            let (first, last): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
-                sqlx::query_as("SELECT MIN(ts), MAX(ts) FROM usage_in")
+                // The time range the tally saw may have lost its ends with the lines dropped.
+                (tally.first, tally.last) = sqlx::query_as("SELECT MIN(ts), MAX(ts) FROM usage_in")
                     .fetch_one(&mut *tx)
                     .await?;
-            (tally.first, tally.last) = (first, last);
+            }
+            sqlx::query(UNSTAGE_USAGE_SQL).bind(import_id).execute(&mut *tx).await?;
         }
         if let Some(rejected) = tally.rejection() {
             return Err(rejected);
@@ -839,19 +837,11 @@ impl Store for PgStore {
         // Pack ids are unique across accounts, which the key (per account, so that it holds on
         // a database distributed by account) does not say: imports take turns, and each looks
         // for its ids under every account.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(lock_key("billrun:import-packs"))
-            .execute(&mut *tx)
-            .await?;
+        take_turn(&mut tx, "billrun:import-packs").await?;
         let mut problems = Vec::new();
         for chunk in rows.chunks(BULK_ROWS) {
             let ids: Vec<&str> = chunk.iter().map(|r| r.pack_id.as_str()).collect();
-            let taken: HashSet<String> = sqlx::query_scalar("SELECT pack_id FROM packs WHERE pack_id = ANY($1)")
-                .bind(&ids)
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .collect();
+            let taken = present(&mut tx, "SELECT pack_id FROM packs WHERE pack_id = ANY($1)", &ids).await?;
             let (chunk, exists): (Vec<&NewPack>, Vec<&NewPack>) =
                 chunk.iter().partition(|r| !taken.contains(&r.pack_id));
             for r in exists {
@@ -862,13 +852,12 @@ impl Store for PgStore {
                 ));
             }
             let owners: Vec<&str> = chunk.iter().map(|r| r.account_id.as_str()).collect();
-            let known: HashSet<String> =
-                sqlx::query_scalar("SELECT account_id FROM accounts WHERE account_id = ANY($1)")
-                    .bind(&owners)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .into_iter()
-                    .collect();
+            let known = present(
+                &mut tx,
+                "SELECT account_id FROM accounts WHERE account_id = ANY($1)",
+                &owners,
+            )
+            .await?;
             let (good, unknown): (Vec<&NewPack>, Vec<&NewPack>) =
                 chunk.into_iter().partition(|r| known.contains(&r.account_id));
             for r in unknown {

@@ -116,9 +116,9 @@ pub(crate) const UNSUBSCRIBE_SQL: &str = "DELETE FROM webhook_subscriptions WHER
 
 pub(crate) const SUBSCRIBE_SQL: &str = "INSERT INTO webhook_subscriptions (event_type, endpoint) VALUES ($1, $2)";
 
-/// An attempt at $1 of delivery $7 (of account $8): HTTP status $2 (or none), error $3, new status $4, next
-/// attempt $5, delivered at $6. Only while the delivery is pending: a deliverer whose lease
-/// ran out and whose delivery another one finished records nothing.
+/// An attempt at $1 of delivery $7 (of account $8): HTTP status $2 (or none), error $3, new
+/// status $4, next attempt $5, delivered at $6. Only while the delivery is pending: a deliverer
+/// whose lease ran out and whose delivery another one finished records nothing.
 pub(crate) const RECORD_ATTEMPT_SQL: &str = "UPDATE webhook_deliveries
      SET attempts = attempts + 1, last_attempt_at = $1, last_status = $2, last_error = $3, status = $4,
          next_attempt_at = $5, delivered_at = $6, lease_until = NULL
