@@ -4,8 +4,9 @@
 # cluster, a coordinator and two workers, from the machine's own binaries.
 #
 # build_citus installs the Debian build dependencies when missing and the script runs as root,
-# builds once per machine (the build tree and a stamp are kept under target/citus, so a later
-# run only re-installs), and installs the extension into the PostgreSQL that pg_config names.
+# builds (under target/citus) and installs the extension into the PostgreSQL that pg_config
+# names, once per machine: the installed extension gets a stamp naming the sources it was built
+# from (citus.billrun-sources beside citus.so), and a later run, from any clone, finds it there.
 # start_citus exports BILLRUN_TEST_PG (the coordinator's URL), BILLRUN_TEST_CITUS (the workers'
 # host:port, comma-separated) and PGBIN,
 # and stops the three servers on exit. The coordinator takes TLS with the self-signed X.509
@@ -31,6 +32,14 @@ build_citus() {
         citus_say "$tarball does not have the expected sha256 $CITUS_SHA256"
         return 1
     }
+    # Built and installed from these very sources before (by any clone on this machine): the
+    # installed extension carries a stamp naming them, and nothing is built again.
+    local ident libdir
+    ident="$CITUS_SHA256 $(sha256sum <"$patchfile" | cut -d' ' -f1)"
+    libdir=$("$(find_pg_bin)/pg_config" --pkglibdir 2>/dev/null) || libdir=""
+    if [ -n "$libdir" ] && [ -f "$libdir/citus.so" ] && [ "$(cat "$libdir/citus.billrun-sources" 2>/dev/null)" = "$ident" ]; then
+        return 0
+    fi
     deps=(postgresql-server-dev-15 libkrb5-dev liblz4-dev libzstd-dev libcurl4-openssl-dev autoconf flex bison make gcc)
     missing=()
     for d in "${deps[@]}"; do
@@ -77,6 +86,7 @@ build_citus() {
             return 1
         }
     fi
+    echo "$ident" 2>/dev/null >"$("$pgconfig" --pkglibdir)/citus.billrun-sources" || true
 }
 
 # One Citus node: initdb as pg-cluster.sh does, with Citus preloaded, started on a free port.
@@ -131,6 +141,34 @@ SQL
     export BILLRUN_TEST_PG="postgres://billrun:not-a-secret@127.0.0.1:$coordinator/postgres"
     export BILLRUN_TEST_CITUS=127.0.0.1:$w1,127.0.0.1:$w2
     PGPORT=$coordinator
+}
+
+# citus_database NAME: makes database NAME a Citus database as its administrator would (what
+# tests/support/pg_database.rs does for each test): created on every node with the extension,
+# the coordinator told its own address and its workers'. Prints its URL on the coordinator.
+citus_database() {
+    local name=$1 port coordinator
+    for port in $CITUS_PORTS; do
+        "${RUN_AS[@]}" "$PSQL" -q -X -v ON_ERROR_STOP=1 -h "$CITUSTMP" -p "$port" -U billrun -d postgres \
+            -c "CREATE DATABASE $name" >&2 || return 1
+        "${RUN_AS[@]}" "$PSQL" -q -X -v ON_ERROR_STOP=1 -h "$CITUSTMP" -p "$port" -U billrun -d "$name" \
+            -c 'CREATE EXTENSION citus' >&2 || return 1
+    done
+    coordinator=${CITUS_PORTS%% *}
+    {
+        echo "SELECT citus_set_coordinator_host('127.0.0.1', $coordinator);"
+        for port in ${CITUS_PORTS#* }; do echo "SELECT citus_add_node('127.0.0.1', $port);"; done
+    } | "${RUN_AS[@]}" "$PSQL" -q -X -v ON_ERROR_STOP=1 -h "$CITUSTMP" -p "$coordinator" -U billrun -d "$name" >/dev/null ||
+        return 1
+    echo "${BILLRUN_TEST_PG%/*}/$name"
+}
+
+# citus_each_node DATABASE SQL: runs SQL in DATABASE on every node, the coordinator first.
+citus_each_node() {
+    local port
+    for port in $CITUS_PORTS; do
+        "${RUN_AS[@]}" "$PSQL" -q -X -v ON_ERROR_STOP=1 -h "$CITUSTMP" -p "$port" -U billrun -d "$1" -c "$2" >&2 || return 1
+    done
 }
 
 stop_citus() {
