@@ -36,8 +36,12 @@ build_citus() {
     # installed extension carries a stamp naming them, and nothing is built again.
     local ident libdir
     ident="$CITUS_SHA256 $(sha256sum <"$patchfile" | cut -d' ' -f1)"
-    libdir=$("$(find_pg_bin)/pg_config" --pkglibdir 2>/dev/null) || libdir=""
+    pgconfig=$(find_pg_bin)/pg_config
+    [ -x "$pgconfig" ] || pgconfig=$(command -v pg_config) || pgconfig=""
+    libdir=""
+    [ -z "$pgconfig" ] || libdir=$("$pgconfig" --pkglibdir 2>/dev/null) || libdir=""
     if [ -n "$libdir" ] && [ -f "$libdir/citus.so" ] && [ "$(cat "$libdir/citus.billrun-sources" 2>/dev/null)" = "$ident" ]; then
+        citus_say "Citus $CITUS_VERSION is installed from these sources (stamp in $libdir): not building it"
         return 0
     fi
     deps=(postgresql-server-dev-15 libkrb5-dev liblz4-dev libzstd-dev libcurl4-openssl-dev autoconf flex bison make gcc)
