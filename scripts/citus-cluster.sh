@@ -109,7 +109,7 @@ citus_node() {
     # The nodes reach each other over TCP with the password, from the servers' own pgpass file.
     "${RUN_AS[@]}" env PGPASSFILE="$CITUSTMP/pgpass" "$PGBIN/pg_ctl" -D "$CITUSTMP/$name" \
         -l "$CITUSTMP/$name.log" -w -t 60 \
-        -o "-p $port -k $CITUSTMP -c listen_addresses=127.0.0.1 -c shared_preload_libraries=citus -c fsync=${BILLRUN_PG_FSYNC:-off} -c timezone=America/Los_Angeles -c max_connections=300 -c max_worker_processes=64 -c citus.shard_count=${BILLRUN_CITUS_SHARDS:-8}" \
+        -o "-p $port -k $CITUSTMP -c listen_addresses=127.0.0.1 -c shared_preload_libraries=citus -c fsync=${BILLRUN_PG_FSYNC:-off} -c timezone=America/Los_Angeles -c max_connections=300 -c max_worker_processes=64 -c citus.shard_count=${BILLRUN_CITUS_SHARDS:-4}" \
         start >&2 || {
         cat "$CITUSTMP/$name.log" >&2
         return 1
