@@ -63,8 +63,8 @@ build_citus() {
             return 1
         fi
     fi
-    pgconfig=$(find_pg_bin)/pg_config
-    [ -x "$pgconfig" ] || pgconfig=$(command -v pg_config) || {
+    # pg_config comes with the build dependencies: look again when it was missing before them.
+    [ -n "$pgconfig" ] || pgconfig=$(command -v pg_config) || {
         citus_say "pg_config not found (postgresql-server-dev-15)"
         return 1
     }
@@ -134,11 +134,7 @@ start_citus() {
     local coordinator w1 w2
     coordinator=$(citus_node coordinator) && w1=$(citus_node worker1) && w2=$(citus_node worker2) || return 1
     CITUS_PORTS="$coordinator $w1 $w2"
-    "${RUN_AS[@]}" "$PSQL" -q -X -v ON_ERROR_STOP=1 -h "$CITUSTMP" -p "$coordinator" -U billrun -d postgres >&2 <<SQL || return 1
-SELECT citus_set_coordinator_host('127.0.0.1', $coordinator);
-SELECT citus_add_node('127.0.0.1', $w1);
-SELECT citus_add_node('127.0.0.1', $w2);
-SQL
+    citus_register_nodes postgres >&2 || return 1
     cp "$CITUSTMP/coordinator/server.crt" "$CITUSTMP/ca.crt"
     chmod 644 "$CITUSTMP/ca.crt"
     export BILLRUN_TEST_PG_CA="$CITUSTMP/ca.crt"
@@ -151,20 +147,19 @@ SQL
 # tests/support/pg_database.rs does for each test): created on every node with the extension,
 # the coordinator told its own address and its workers'. Prints its URL on the coordinator.
 citus_database() {
-    local name=$1 port coordinator
-    for port in $CITUS_PORTS; do
-        "${RUN_AS[@]}" "$PSQL" -q -X -v ON_ERROR_STOP=1 -h "$CITUSTMP" -p "$port" -U billrun -d postgres \
-            -c "CREATE DATABASE $name" >&2 || return 1
-        "${RUN_AS[@]}" "$PSQL" -q -X -v ON_ERROR_STOP=1 -h "$CITUSTMP" -p "$port" -U billrun -d "$name" \
-            -c 'CREATE EXTENSION citus' >&2 || return 1
-    done
-    coordinator=${CITUS_PORTS%% *}
+    citus_each_node postgres "CREATE DATABASE $1" && citus_each_node "$1" 'CREATE EXTENSION citus' &&
+        citus_register_nodes "$1" >/dev/null || return 1
+    echo "${BILLRUN_TEST_PG%/*}/$1"
+}
+
+# citus_register_nodes DATABASE: tells DATABASE on the coordinator its own address and its
+# workers' (CITUS_PORTS: the coordinator's port first).
+citus_register_nodes() {
+    local port coordinator=${CITUS_PORTS%% *}
     {
         echo "SELECT citus_set_coordinator_host('127.0.0.1', $coordinator);"
         for port in ${CITUS_PORTS#* }; do echo "SELECT citus_add_node('127.0.0.1', $port);"; done
-    } | "${RUN_AS[@]}" "$PSQL" -q -X -v ON_ERROR_STOP=1 -h "$CITUSTMP" -p "$coordinator" -U billrun -d "$name" >/dev/null ||
-        return 1
-    echo "${BILLRUN_TEST_PG%/*}/$name"
+    } | "${RUN_AS[@]}" "$PSQL" -q -X -v ON_ERROR_STOP=1 -h "$CITUSTMP" -p "$coordinator" -U billrun -d "$1"
 }
 
 # citus_each_node DATABASE SQL: runs SQL in DATABASE on every node, the coordinator first.
