@@ -67,9 +67,13 @@ pub async fn installed(conn: &mut sqlx::PgConnection) -> anyhow::Result<bool> {
 ///   wait on each other and deadlock when they take the shards in different orders (measured:
 ///   the balance updates of two pages). billrun's writers are kept apart by the accounts' row
 ///   locks, as on one server.
+/// - A transaction's `SET LOCAL`s are sent along to the workers' sessions it uses, which
+///   otherwise keep the workers' settings: so `verify`'s checks run without JIT on the shards
+///   too (`PgStore::check_transaction`).
 pub const SESSION_SQL: &[&str] = &[
     "SET citus.multi_shard_modify_mode TO 'sequential'",
     "SET citus.enable_deadlock_prevention TO off",
+    "SET citus.propagate_set_commands TO 'local'",
 ];
 
 /// Distributes every table of [`DISTRIBUTED`] and [`REFERENCE`] that is not yet, one at a time,

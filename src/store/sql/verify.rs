@@ -29,7 +29,12 @@ impl BookCheck {
 
 /// (what is checked, query) pairs.
 fn checks(param: &str) -> Vec<(&'static str, String)> {
-    let current = "b.revision = (SELECT MAX(b2.revision) FROM bills b2 WHERE b2.account_id = b.account_id AND b2.month = b.month)";
+    // A bill is current when no later revision of its account and month exists. Written as
+    // `NOT EXISTS`, which PostgreSQL plans as an anti-join, rather than as `revision = (SELECT
+    // MAX(…))`, a filter it guesses keeps one bill in two hundred: a guess that small made it
+    // join the other side of a check to the "few" current bills by a nested loop, comparing
+    // every pair (measured: 42 s at 100,000 accounts, hours at a million).
+    let current = "NOT EXISTS (SELECT 1 FROM bills b2 WHERE b2.account_id = b.account_id AND b2.month = b.month AND b2.revision > b.revision)";
     let m = |sql: &str| {
         sql.replace("{m}", param)
             .replace("{c}", current)
@@ -144,13 +149,19 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
         ),
         (
             "each pack's remainder is its size minus what current bills took from it",
-            m("SELECT 'pack ' || p.pack_id || ': ' || p.remaining || ' remaining, but ' || p.calls || ' - '
-                      || COALESCE(c.used, 0) || ' used by current bills'
-               FROM packs p LEFT JOIN (
-                   SELECT pc.account_id, pc.pack_id, SUM(pc.calls) AS used FROM pack_consumption pc
-                   JOIN bills b ON b.account_id = pc.account_id AND b.bill_id = pc.bill_id
-                   WHERE {c} GROUP BY pc.account_id, pc.pack_id) c ON c.account_id = p.account_id AND c.pack_id = p.pack_id
-               WHERE p.remaining <> p.calls - COALESCE(c.used, 0)"),
+            // The packs and their uses by current bills side by side, grouped by pack, as in
+            // the usage check: an outer join of the packs to the totalled uses was planned, once
+            // the tables had statistics, as a nested loop over every pair of the two.
+            // A use of a pack that does not exist is the check above's breach, not this one's.
+            m("SELECT 'pack ' || pack_id || ': ' || SUM(remaining) || ' remaining, but ' || SUM(calls) || ' - '
+                      || SUM(used) || ' used by current bills'
+               FROM (SELECT account_id, pack_id, 1 AS packs, remaining, calls, 0 AS used FROM packs
+                     UNION ALL
+                     SELECT c.account_id, c.pack_id, 0 AS packs, 0 AS remaining, 0 AS calls, c.calls AS used
+                     FROM pack_consumption c JOIN bills b ON b.account_id = c.account_id AND b.bill_id = c.bill_id
+                     WHERE {c}) AS side_by_side
+               GROUP BY account_id, pack_id
+               HAVING SUM(packs) = 1 AND SUM(remaining) <> SUM(calls) - SUM(used)"),
         ),
     ]
 }
