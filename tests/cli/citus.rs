@@ -135,3 +135,88 @@ fn migrate_distributes_the_tables_by_account_with_the_small_ones_on_every_node()
     env.ok(&["migrate"]);
     assert_eq!(placement(&env), placed);
 }
+
+/// A month's books, kept on plain PostgreSQL, then adjusted by late usage and a recharge.
+fn october_on(env: &Env) {
+    let accounts: Vec<String> = (0..8)
+        .map(|i| format!("acct-{i},Account {i},2026-09-01T00:00:00+08:00,{}", 20 * i))
+        .collect();
+    env.import_accounts(
+        "2026-10-01T00:00:00+08:00",
+        &accounts.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let usage: Vec<String> = (0..8)
+        .map(|i| {
+            format!(
+                "acct-{i},{CROP},2026-10-{:02}T10:00:00+08:00,{}",
+                10 + i,
+                1500 * (i + 1)
+            )
+        })
+        .collect();
+    env.import_usage(&usage.iter().map(String::as_str).collect::<Vec<_>>());
+    env.ok(&["--now", NOV_1, "run"]);
+    env.import_usage(&[&format!("acct-3,{CROP},2026-10-30T10:00:00+08:00,4000")]);
+    env.ok(&["--now", "2026-11-02T02:00:00+08:00", "run"]);
+    env.ok(&[
+        "--now",
+        "2026-11-05T10:00:00+08:00",
+        "recharge",
+        "acct-0",
+        "50.00",
+        "--reference",
+        "pay-1",
+    ]);
+}
+
+/// November on top, and everything a user sees of both months.
+fn november_and_books(env: &Env) -> String {
+    env.import_usage(&[
+        &format!("acct-0,{CROP},2026-11-10T10:00:00+08:00,9000"),
+        &format!("acct-5,{AQ},2026-11-11T10:00:00+08:00,7000"),
+    ]);
+    env.settle("2026-11", DEC_1);
+    env.ok(&["verify"]);
+    env.snapshot(&["2026-10", "2026-11"])
+}
+
+#[test]
+fn a_plain_postgresql_database_with_settled_months_is_distributed_by_migrate_rows_and_all() {
+    if pg_database::citus_workers().is_empty() {
+        return; // scripts/test runs this on its Citus cluster
+    }
+    // The books as they would be on a Citus database from the start.
+    let citus = Env::new();
+    october_on(&citus);
+    let october = citus.snapshot(&["2026-10"]);
+
+    // The same books kept on plain PostgreSQL, before the cluster existed.
+    let env = Env::plain();
+    october_on(&env);
+    env.ok(&["verify"]);
+    assert_same(&env.snapshot(&["2026-10"]), &october, "plain PostgreSQL against Citus");
+    let rows: i64 = env.query("SELECT COUNT(*) FROM ledger");
+
+    // The administrator installs Citus in it and adds the workers; migrate distributes the
+    // tables and moves their rows into the shards.
+    env.make_citus();
+    env.ok(&["migrate"]);
+    let placed = placement(&env);
+    assert_eq!(
+        placed,
+        placement(&citus),
+        "placed as on a database that was Citus' from the start"
+    );
+    let in_shards: i64 =
+        env.query("SELECT SUM(result::bigint)::bigint FROM run_command_on_shards('ledger', 'SELECT COUNT(*) FROM %s')");
+    assert_eq!(in_shards, rows, "the ledger's rows are in its shards");
+    let seen: i64 = env.query("SELECT COUNT(*) FROM ledger");
+    assert_eq!(seen, rows, "read through the coordinator, every row is there once");
+    let local: i64 = env.query("SELECT pg_relation_size('ledger')");
+    assert_eq!(local, 0, "the coordinator's own copy of the ledger is emptied");
+    env.ok(&["verify"]);
+    assert_same(&env.snapshot(&["2026-10"]), &october, "the converted books");
+
+    // And it goes on as any Citus database: the next month, verified, equal to the other's.
+    assert_same(&november_and_books(&env), &november_and_books(&citus), "November");
+}

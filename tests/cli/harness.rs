@@ -43,10 +43,28 @@ impl Env {
     pub fn new() -> Env {
         let dir = tempfile::tempdir().expect("temp dir");
         let database = match std::env::var("BILLRUN_TEST_PG") {
-            Ok(server) if !server.is_empty() => new_pg_database(&server),
+            Ok(server) if !server.is_empty() => new_pg_database(&server, true),
             _ => format!("sqlite://{}", dir.path().join("billrun.db").display()),
         };
         Env { dir, database }
+    }
+
+    /// As [`Env::new`], but on a Citus cluster the database is a plain PostgreSQL one, created
+    /// on every node without the extension, as a database made before there was a cluster:
+    /// [`Env::make_citus`] then turns it into a Citus database.
+    pub fn plain() -> Env {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = std::env::var("BILLRUN_TEST_PG").expect("a PostgreSQL server to test on");
+        let database = new_pg_database(&server, false);
+        Env { dir, database }
+    }
+
+    /// Installs Citus in the database of [`Env::plain`] and registers the cluster's nodes, as
+    /// an administrator converting it would.
+    pub fn make_citus(&self) {
+        let server = std::env::var("BILLRUN_TEST_PG").expect("a PostgreSQL server to test on");
+        let (_, name) = self.database.rsplit_once('/').expect("a database URL");
+        block_on(pg_database::make_citus(&server, name));
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -271,11 +289,16 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 /// Creates a fresh database on the PostgreSQL server at `server` (on every node of a Citus
 /// cluster) and returns its URL.
-fn new_pg_database(server: &str) -> String {
+/// A new database on the test server: on a Citus cluster, a Citus database if `citus`.
+fn new_pg_database(server: &str, citus: bool) -> String {
     use sqlx::{Connection, Executor};
     let name = format!("billrun_test_{}_{}", std::process::id(), unique());
     block_on(async {
-        let url = pg_database::create(server, &name).await;
+        let url = if citus {
+            pg_database::create(server, &name).await
+        } else {
+            pg_database::create_plain(server, &name).await
+        };
         let mut c = sqlx::PgConnection::connect(server)
             .await
             .expect("connect to the test PostgreSQL server");

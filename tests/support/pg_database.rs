@@ -8,66 +8,80 @@
 
 use sqlx::{Connection, Executor, PgConnection};
 
-/// Creates database `name` on `server` (a URL ending in `/database`), and on its Citus workers
-/// when there are any; returns the new database's URL.
+/// Creates database `name` on `server` (a URL ending in `/database`), a Citus database when
+/// the server is a Citus coordinator; returns the new database's URL.
 pub async fn create(server: &str, name: &str) -> String {
-    let (base, _) = server.rsplit_once('/').expect("a server URL with a database");
-    let workers = citus_workers();
-    // One new database at a time: on Citus, adding the nodes of two new databases at once
-    // failed now and then ("failure on connection marked as essential").
-    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let url = create_plain(server, name).await;
+    if !citus_workers().is_empty() {
+        make_citus(server, name).await;
+    }
+    url
+}
+
+/// One test's database change on the cluster at a time: on Citus, adding the nodes of two new
+/// databases at once failed now and then ("failure on connection marked as essential").
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Creates database `name` on `server` and on its Citus workers, if any, without the `citus`
+/// extension: a plain PostgreSQL database, as one made before there was a cluster.
+pub async fn create_plain(server: &str, name: &str) -> String {
     let _turn = ONE_AT_A_TIME.lock().await;
-    for node in std::iter::once(None).chain(workers.iter().map(Some)) {
-        let admin = match node {
-            None => server.to_owned(),
-            Some(w) => with_host(server, w),
-        };
+    for admin in node_urls(server) {
         let mut c = PgConnection::connect(&admin)
             .await
-            .unwrap_or_else(|e| panic!("connect to the test server {node:?}: {e}"));
+            .unwrap_or_else(|e| panic!("connect to the test server {admin}: {e}"));
         c.execute(format!("CREATE DATABASE {name}").as_str())
             .await
             .expect("create the test database");
-        if !workers.is_empty() {
-            let (node_base, _) = admin.rsplit_once('/').unwrap();
-            let mut db = PgConnection::connect(&format!("{node_base}/{name}")).await.unwrap();
-            db.execute("CREATE EXTENSION citus")
-                .await
-                .expect("CREATE EXTENSION citus");
-        }
     }
-    let url = format!("{base}/{name}");
-    if !workers.is_empty() {
-        let mut db = PgConnection::connect(&url).await.unwrap();
-        let (host, port) = host_port(server);
-        sqlx::query("SELECT citus_set_coordinator_host($1, $2)")
+    let (base, _) = server.rsplit_once('/').expect("a server URL with a database");
+    format!("{base}/{name}")
+}
+
+/// Makes database `name`, made by [`create_plain`] on every node, a Citus database as its
+/// administrator would: the extension in it on every node, the coordinator told its own
+/// address and its workers'.
+pub async fn make_citus(server: &str, name: &str) {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    for admin in node_urls(server) {
+        let (node_base, _) = admin.rsplit_once('/').unwrap();
+        let mut db = PgConnection::connect(&format!("{node_base}/{name}")).await.unwrap();
+        db.execute("CREATE EXTENSION citus")
+            .await
+            .expect("CREATE EXTENSION citus");
+    }
+    let (base, _) = server.rsplit_once('/').unwrap();
+    let mut db = PgConnection::connect(&format!("{base}/{name}")).await.unwrap();
+    let (host, port) = host_port(server);
+    sqlx::query("SELECT citus_set_coordinator_host($1, $2)")
+        .bind(host)
+        .bind(port)
+        .execute(&mut db)
+        .await
+        .expect("citus_set_coordinator_host");
+    for w in citus_workers() {
+        let (host, port) = w.rsplit_once(':').expect("a worker as host:port");
+        sqlx::query("SELECT citus_add_node($1, $2)")
             .bind(host)
-            .bind(port)
+            .bind(port.parse::<i32>().expect("a worker's port"))
             .execute(&mut db)
             .await
-            .expect("citus_set_coordinator_host");
-        for w in &workers {
-            let (host, port) = w.rsplit_once(':').expect("a worker as host:port");
-            sqlx::query("SELECT citus_add_node($1, $2)")
-                .bind(host)
-                .bind(port.parse::<i32>().expect("a worker's port"))
-                .execute(&mut db)
-                .await
-                .expect("citus_add_node");
-        }
+            .expect("citus_add_node");
     }
-    url
+}
+
+/// The administrator's URL (`server`'s database) on each node: the coordinator, then the
+/// Citus workers, if any.
+fn node_urls(server: &str) -> Vec<String> {
+    std::iter::once(server.to_owned())
+        .chain(citus_workers().iter().map(|w| with_host(server, w)))
+        .collect()
 }
 
 /// Drops database `name` from `server` and its Citus workers: each database with the `citus`
 /// extension keeps a background worker on every node while it exists.
 pub async fn drop(server: &str, name: &str) {
-    let workers = citus_workers();
-    for node in std::iter::once(None).chain(workers.iter().map(Some)) {
-        let admin = match node {
-            None => server.to_owned(),
-            Some(w) => with_host(server, w),
-        };
+    for admin in node_urls(server) {
         if let Ok(mut c) = PgConnection::connect(&admin).await {
             // FORCE: a billrun process may not have closed its connections yet.
             let _ = c
