@@ -41,21 +41,24 @@ impl Drop for Env {
 
 impl Env {
     pub fn new() -> Env {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let database = match std::env::var("BILLRUN_TEST_PG") {
-            Ok(server) if !server.is_empty() => new_pg_database(&server, true),
-            _ => format!("sqlite://{}", dir.path().join("billrun.db").display()),
-        };
-        Env { dir, database }
+        Env::with_citus(true)
     }
 
     /// As [`Env::new`], but on a Citus cluster the database is a plain PostgreSQL one, created
     /// on every node without the extension, as a database made before there was a cluster:
     /// [`Env::make_citus`] then turns it into a Citus database.
     pub fn plain() -> Env {
+        Env::with_citus(false)
+    }
+
+    /// A SQLite file, or a new database on the test PostgreSQL server: on a Citus cluster, a
+    /// Citus database if `citus`.
+    fn with_citus(citus: bool) -> Env {
         let dir = tempfile::tempdir().expect("temp dir");
-        let server = std::env::var("BILLRUN_TEST_PG").expect("a PostgreSQL server to test on");
-        let database = new_pg_database(&server, false);
+        let database = match std::env::var("BILLRUN_TEST_PG") {
+            Ok(server) if !server.is_empty() => new_pg_database(&server, citus),
+            _ => format!("sqlite://{}", dir.path().join("billrun.db").display()),
+        };
         Env { dir, database }
     }
 
@@ -288,8 +291,7 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 /// Creates a fresh database on the PostgreSQL server at `server` (on every node of a Citus
-/// cluster) and returns its URL.
-/// A new database on the test server: on a Citus cluster, a Citus database if `citus`.
+/// cluster, with the extension if `citus`) and returns its URL.
 fn new_pg_database(server: &str, citus: bool) -> String {
     use sqlx::{Connection, Executor};
     let name = format!("billrun_test_{}_{}", std::process::id(), unique());

@@ -29,13 +29,12 @@ pub async fn create_plain(server: &str, name: &str) -> String {
     for admin in node_urls(server) {
         let mut c = PgConnection::connect(&admin)
             .await
-            .unwrap_or_else(|e| panic!("connect to the test server {admin}: {e}"));
+            .unwrap_or_else(|e| panic!("connect to the test server {}: {e}", host_part(&admin)));
         c.execute(format!("CREATE DATABASE {name}").as_str())
             .await
             .expect("create the test database");
     }
-    let (base, _) = server.rsplit_once('/').expect("a server URL with a database");
-    format!("{base}/{name}")
+    with_database(server, name)
 }
 
 /// Makes database `name`, made by [`create_plain`] on every node, a Citus database as its
@@ -44,14 +43,12 @@ pub async fn create_plain(server: &str, name: &str) -> String {
 pub async fn make_citus(server: &str, name: &str) {
     let _turn = ONE_AT_A_TIME.lock().await;
     for admin in node_urls(server) {
-        let (node_base, _) = admin.rsplit_once('/').unwrap();
-        let mut db = PgConnection::connect(&format!("{node_base}/{name}")).await.unwrap();
+        let mut db = PgConnection::connect(&with_database(&admin, name)).await.unwrap();
         db.execute("CREATE EXTENSION citus")
             .await
             .expect("CREATE EXTENSION citus");
     }
-    let (base, _) = server.rsplit_once('/').unwrap();
-    let mut db = PgConnection::connect(&format!("{base}/{name}")).await.unwrap();
+    let mut db = PgConnection::connect(&with_database(server, name)).await.unwrap();
     let (host, port) = host_port(server);
     sqlx::query("SELECT citus_set_coordinator_host($1, $2)")
         .bind(host)
@@ -68,6 +65,17 @@ pub async fn make_citus(server: &str, name: &str) {
             .await
             .expect("citus_add_node");
     }
+}
+
+/// `url` naming database `name` instead of its own.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("a server URL with a database");
+    format!("{base}/{name}")
+}
+
+/// `url` without its user and password, for messages.
+fn host_part(url: &str) -> &str {
+    url.rsplit_once('@').map_or(url, |(_, host)| host)
 }
 
 /// The administrator's URL (`server`'s database) on each node: the coordinator, then the
