@@ -246,8 +246,17 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
             jobs::webhooks::deliver_after(store, hooks, clock, ctx.currency()).await;
             Ok(())
         }
-        Command::Usage(UsageCommand::Import { file, format }) => {
-            commands::usage_import(store, ctx, &file, format.chosen()).await
+        Command::Usage(UsageCommand::Import {
+            file,
+            format,
+            expect_rows,
+            expect_sha256,
+        }) => {
+            let expect = crate::jobs::usage::Expect {
+                rows: expect_rows,
+                sha256: expect_sha256,
+            };
+            commands::usage_import(store, ctx, &file, format.chosen(), expect).await
         }
         Command::Packs(PacksCommand::Import { file }) => commands::packs_import(store, ctx, &file).await,
         Command::Packs(PacksCommand::List { format }) => commands::list_packs(store, ctx, format).await,
@@ -349,7 +358,7 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
             commands::webhooks_remove(store, &endpoint).await
         }
         Command::Runs(RunsCommand::List { format, limit }) => commands::runs_list(store, ctx, format, limit).await,
-        Command::Verify { month } => commands::verify(store, month).await,
+        Command::Verify { month } => commands::verify(store, ctx, month).await,
         Command::Bills(BillsCommand::Show { id, month }) => commands::show_bill(store, ctx, &id, month).await,
         Command::Export(ExportCommand::Bills { month, out, excel }) => {
             commands::export_bills(store, ctx, month, out.as_deref(), excel).await

@@ -398,11 +398,12 @@ pub enum DeliveryState {
 /// When `run` and the daemon settle last month.
 #[derive(clap::Args, Debug, Clone, Copy)]
 pub struct Due {
-    /// How long after a month ends to wait before settling it, e.g. 6h or 1d (default 0).
+    /// How long after a month ends to wait before settling it, e.g. 2h, 6h or 1d (0: at once).
     ///
     /// Leaves the meters time to deliver the month's last usage, so that the month's first
-    /// settlement has it. Usage that arrives later is billed anyway, by a later run.
-    #[arg(long, env = "BILLRUN_SETTLE_AFTER", default_value = "0", value_name = "DURATION", value_parser = parse_duration)]
+    /// settlement has it: with an hourly schedule the month is first settled at 02:00 on the
+    /// 1st. Usage that arrives later is billed anyway, by the next run, as adjustments.
+    #[arg(long, env = "BILLRUN_SETTLE_AFTER", default_value = "2h", value_name = "DURATION", value_parser = parse_duration)]
     pub settle_after: chrono::Duration,
 }
 
@@ -456,14 +457,26 @@ pub enum AccountsCommand {
     },
 }
 
+/// A SHA-256 in hex (64 digits, either case), as lower case.
+fn parse_sha256(s: &str) -> Result<String, String> {
+    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err("a SHA-256 is 64 hexadecimal digits, as sha256sum prints it".into())
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum UsageCommand {
     /// Import a usage file, all rows or none; the same rows twice are refused.
     ///
     /// Columns (CSV) or fields (NDJSON): account_id,api,timestamp,calls, and optionally
-    /// event_id: a row whose event the account already has is skipped as a duplicate. The file
-    /// may be gzip-compressed (recognized by its content, whatever its name). Rows of a month
-    /// already settled are reported as late, and `billrun run` bills them.
+    /// event_id: a row whose event the account already has is skipped as a duplicate (the
+    /// same event with other calls, time or API is refused); a file made only of such rows
+    /// adds nothing and succeeds. The file may be gzip-compressed (recognized by its content,
+    /// whatever its name). Standard input must end with a newline: a stream cut mid-line is
+    /// refused whole. Rows of a month already settled are reported as late, and `billrun run`
+    /// bills them.
     Import {
         /// The usage file, or - for standard input (./- for a file named -).
         #[arg(value_name = "FILE")]
@@ -472,6 +485,14 @@ pub enum UsageCommand {
         /// otherwise.
         #[arg(long, value_enum, default_value_t = UsageFormat::Auto, value_name = "FORMAT")]
         format: UsageFormat,
+        /// Refuse the input unless it holds exactly N usage rows (CSV records after the
+        /// header, or NDJSON objects): what the sender says it sent.
+        #[arg(long, value_name = "N")]
+        expect_rows: Option<u64>,
+        /// Refuse the input unless the SHA-256 of its bytes, as received (compressed, for
+        /// gzip: what `sha256sum` prints for the file sent), is HEX.
+        #[arg(long, value_name = "HEX", value_parser = parse_sha256)]
+        expect_sha256: Option<String>,
     },
 }
 

@@ -220,16 +220,29 @@ pub async fn usage_import<S: Store>(
     ctx: &Ctx,
     file: &Path,
     format: Option<crate::input::stream::Format>,
+    expect: jobs::usage::Expect,
 ) -> anyhow::Result<()> {
-    let done = jobs::usage::import(store, ctx, file, format).await?;
+    let done = jobs::usage::import(store, ctx, file, format, expect).await?;
     let name = if file.as_os_str() == "-" {
         jobs::usage::STDIN_NAME.to_owned()
     } else {
         file.display().to_string()
     };
+    let Some(import_id) = done.import_id else {
+        tracing::info!(
+            file = %name,
+            duplicates = done.duplicates,
+            "nothing imported: every row is an event imported before"
+        );
+        println!(
+            "nothing imported from {name}: its {} rows are all events imported before (a re-send); nothing is billed again",
+            done.duplicates
+        );
+        return Ok(());
+    };
     println!(
-        "imported {} usage rows ({} calls) from {name} as import #{}",
-        done.rows, done.calls, done.import_id
+        "imported {} usage rows ({} calls) from {name} as import #{import_id}",
+        done.rows, done.calls
     );
     if done.duplicates > 0 {
         tracing::info!(
@@ -354,8 +367,9 @@ pub async fn runs_list<S: Store>(store: &S, ctx: &Ctx, format: Format, limit: u3
     w.finish()?.finish()
 }
 
-/// `billrun verify`: every check, the breaches with examples, and exit 6 if there are any.
-pub async fn verify<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result<()> {
+/// `billrun verify`: every check, the breaches with examples, the late usage pending, and exit
+/// 6 if there are breaches (pending usage is not one).
+pub async fn verify<S: Store>(store: &S, ctx: &Ctx, month: Option<Month>) -> anyhow::Result<()> {
     let report = jobs::verify::verify(store, month).await?;
     for c in &report.checks {
         if c.breaches == 0 {
@@ -366,6 +380,17 @@ pub async fn verify<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result
                 println!("          {e}");
             }
         }
+    }
+    for l in &report.pending {
+        println!(
+            "pending {}: late usage waiting for the next run to bill it: {} import{} ({} rows, {} calls), the oldest imported {}",
+            l.month,
+            l.imports,
+            if l.imports == 1 { "" } else { "s" },
+            l.rows,
+            l.calls,
+            ctx.local(l.oldest_imported_at),
+        );
     }
     let scope = month.map(|m| m.to_string()).unwrap_or_else(|| "all months".into());
     println!("{} bills checked ({scope})", report.bills_checked);

@@ -90,7 +90,7 @@ pub async fn run(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("demo packs: {e}"))?;
     println!("imported 1 prepaid pack");
-    let u = jobs::usage::import(&store, &ctx, &dir.join("demo-usage.csv"), None).await?;
+    let u = jobs::usage::import(&store, &ctx, &dir.join("demo-usage.csv"), None, Default::default()).await?;
     println!("imported {} usage rows ({} calls)\n", u.rows, u.calls);
 
     let s = jobs::settle::settle(&store, &ctx, month, crate::domain::shard::Shard::ALL, false).await?;

@@ -113,6 +113,24 @@ impl fmt::Display for RejectedFile {
 }
 impl std::error::Error for RejectedFile {}
 
+/// The command asked for what cannot be done, and did nothing: a month that has not ended, a
+/// month with no catalog version. An operator's typo, not a failure of the job: the run is
+/// recorded as `refused` (exit 3), which pages nobody.
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for Refused {}
+
+/// Whether `err` is a [`Refused`] request.
+pub fn is_refused(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| c.is::<Refused>())
+}
+
 /// Another run holds what this one needs.
 #[derive(Debug)]
 pub struct Busy(pub String);
@@ -245,7 +263,7 @@ pub fn report(err: &anyhow::Error, format: crate::cli::LogFormat) -> u8 {
 /// Maps an error to its exit code by looking for typed causes along the chain.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
-        if cause.is::<InputError>() || cause.is::<RejectedFile>() {
+        if cause.is::<InputError>() || cause.is::<RejectedFile>() || cause.is::<Refused>() {
             return EXIT_INPUT;
         }
         if cause.is::<BooksBreached>() {

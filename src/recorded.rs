@@ -1,7 +1,7 @@
 //! Records each job run in the database (`billrun runs list`) and logs one summary line for it.
 
 use crate::domain::month::Month;
-use crate::error::{exit_code, Stopped, EXIT_BUSY};
+use crate::error::{exit_code, is_refused, Stopped, EXIT_BUSY};
 use crate::jobs::run::RunSummary;
 use crate::jobs::settle::SettleSummary;
 use crate::jobs::Ctx;
@@ -106,7 +106,9 @@ pub async fn recorded<S: Store, T: Counted>(
             end.message = e.to_string();
         }
         Err(e) => {
-            end.outcome = if exit_code(e) == EXIT_BUSY {
+            end.outcome = if is_refused(e) {
+                RunOutcome::Refused
+            } else if exit_code(e) == EXIT_BUSY {
                 RunOutcome::Busy
             } else {
                 RunOutcome::Failed
@@ -132,8 +134,8 @@ pub async fn recorded<S: Store, T: Counted>(
             Err(e) => tracing::warn!(run_id, error = format!("{e:#}"), "could not record the end of the run"),
         }
     }
-    // Success at INFO, a run that must be retried at WARN, a failure at ERROR: a failure
-    // looks like one to whatever watches the log's levels.
+    // Success at INFO, a run that must be retried or was refused at WARN, a failure at ERROR: a
+    // failure looks like one to whatever watches the log's levels.
     let millis = started.elapsed().as_millis() as u64;
     let billed = crate::domain::money::format_money(crate::domain::money::from_fen(end.billed_fen));
     let month = end.month.as_deref().unwrap_or("");
@@ -155,7 +157,7 @@ pub async fn recorded<S: Store, T: Counted>(
     }
     match end.outcome {
         RunOutcome::Ok | RunOutcome::NothingToDo => finished!(info),
-        RunOutcome::Busy | RunOutcome::Stopped => finished!(warn),
+        RunOutcome::Busy | RunOutcome::Stopped | RunOutcome::Refused => finished!(warn),
         RunOutcome::Running | RunOutcome::Failed => finished!(error),
     }
     result

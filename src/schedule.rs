@@ -11,8 +11,9 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use std::str::FromStr;
 
-/// 02:00 on the 1st, 2nd and 3rd of every month: the settlement window.
-pub const DEFAULT: &str = "0 2 1-3 * *";
+/// Every hour on the hour: `run` does only what is due, so the month is settled at 02:00 on the
+/// 1st (with the default `--settle-after`) and late usage billed within the hour it arrives.
+pub const DEFAULT: &str = "0 * * * *";
 
 #[derive(Clone, Debug)]
 pub struct Schedule {
@@ -219,20 +220,22 @@ mod tests {
     }
 
     #[test]
-    fn the_default_wakes_at_two_on_the_first_three_days_in_the_billing_zone() {
+    fn the_default_wakes_every_hour_on_the_hour_in_the_billing_zone() {
         let s: Schedule = DEFAULT.parse().unwrap();
         let times: Vec<String> = s
-            .upcoming(t("2026-10-31T20:00:00+08:00"), chrono_tz::Asia::Shanghai, 4)
+            .upcoming(t("2026-10-31T22:30:00+08:00"), chrono_tz::Asia::Kolkata, 4)
             .iter()
-            .map(|t| t.with_timezone(&chrono_tz::Asia::Shanghai).to_rfc3339())
+            .map(|t| t.with_timezone(&chrono_tz::Asia::Kolkata).to_rfc3339())
             .collect();
+        // 22:30 in Shanghai is 20:00 in Kolkata, 5:30 ahead of UTC: the next hours are its own,
+        // not UTC's.
         assert_eq!(
             times,
             [
-                "2026-11-01T02:00:00+08:00",
-                "2026-11-02T02:00:00+08:00",
-                "2026-11-03T02:00:00+08:00",
-                "2026-12-01T02:00:00+08:00"
+                "2026-10-31T21:00:00+05:30",
+                "2026-10-31T22:00:00+05:30",
+                "2026-10-31T23:00:00+05:30",
+                "2026-11-01T00:00:00+05:30"
             ]
         );
     }

@@ -365,7 +365,7 @@ async fn story<S: Store>(store: &S) {
         .import_usage("copy.csv", &mut usage("copy.csv", &october_rows), now, Shanghai)
         .await
     {
-        Err(StoreError::AlreadyImported { import_id, .. }) => assert_eq!(import_id, first.import_id),
+        Err(StoreError::AlreadyImported { import_id, .. }) => assert_eq!(Some(import_id), first.import_id),
         other => panic!("the same rows twice must be refused: {other:?}"),
     }
     let unknown = store
@@ -383,8 +383,8 @@ async fn story<S: Store>(store: &S) {
         matches!(unknown, Err(StoreError::Rejected { total: 1, .. })),
         "{unknown:?}"
     );
-    assert_eq!(store.import_watermark().await.unwrap(), first.import_id);
-    assert!(store.months_with_late_usage().await.unwrap().is_empty());
+    assert_eq!(Some(store.import_watermark().await.unwrap()), first.import_id);
+    assert!(store.late_usage().await.unwrap().is_empty());
     assert!(store.billed_period(oct).await.unwrap().is_none());
 
     // The month settled in pages of two accounts.
@@ -533,7 +533,14 @@ async fn story<S: Store>(store: &S) {
         .await
         .expect("late usage is taken");
     assert_eq!(late.late, [("2026-10".to_owned(), 1)]);
-    assert_eq!(store.months_with_late_usage().await.unwrap(), [oct]);
+    let waiting = store.late_usage().await.unwrap();
+    assert_eq!(
+        waiting
+            .iter()
+            .map(|l| (l.month, l.imports, l.rows, l.calls, l.oldest_imported_at))
+            .collect::<Vec<_>>(),
+        [(oct, 1, 1, 11_000, stop)]
+    );
     let adjusted = settle(store, oct, stop + Duration::hours(2), 2).await;
     assert_eq!((adjusted.bills, adjusted.adjustments), (1, 1));
     assert_eq!(adjusted.total_fen, 10_000 * 8 / 10, "(11,000 − 1000) × 0.008");
@@ -553,7 +560,7 @@ async fn story<S: Store>(store: &S) {
             (2, "adjustment".into(), "EnhanceImage".into(), 8_000),
         ]
     );
-    assert!(store.months_with_late_usage().await.unwrap().is_empty());
+    assert!(store.late_usage().await.unwrap().is_empty());
     for check in BookCheck::all() {
         assert!(
             store.breaches(check, None).await.unwrap().is_empty(),
@@ -799,7 +806,7 @@ async fn story<S: Store>(store: &S) {
             "events-2.csv",
             &mut events(
                 "events-2.csv",
-                &[("acme", "CropImage", &d2, 9, "e2"), ("acme", "CropImage", &d3, 2, "e3")],
+                &[("acme", "CropImage", &d2, 7, "e2"), ("acme", "CropImage", &d3, 2, "e3")],
             ),
             now,
             Shanghai,
@@ -813,13 +820,34 @@ async fn story<S: Store>(store: &S) {
     let known_only = store
         .import_usage(
             "events-3.csv",
-            &mut events("events-3.csv", &[("bolt", "CropImage", &d3, 4, "e1")]),
+            &mut events("events-3.csv", &[("bolt", "CropImage", &d1, 3, "e1")]),
             now,
             Shanghai,
         )
         .await
         .unwrap();
-    assert_eq!((known_only.rows, known_only.duplicates), (0, 1));
+    assert_eq!(
+        (known_only.import_id, known_only.rows, known_only.duplicates),
+        (None, 0, 1),
+        "nothing added, no import recorded"
+    );
+    // A known event with other calls or another time is a conflict: the file is refused.
+    let changed = store
+        .import_usage(
+            "events-4.csv",
+            &mut events("events-4.csv", &[("bolt", "CropImage", &d3, 4, "e1")]),
+            now,
+            Shanghai,
+        )
+        .await;
+    match changed {
+        Err(StoreError::Rejected { problems, total: 1 }) => {
+            assert_eq!((problems[0].line, problems[0].field.as_str()), (2, "event_id"));
+            assert!(problems[0].message.contains("timestamp"), "{problems:?}");
+            assert!(problems[0].message.contains("calls 3"), "{problems:?}");
+        }
+        other => panic!("a changed event must be refused: {other:?}"),
+    }
 
     let spans = store.health(stop + Duration::hours(2)).await.unwrap().import_spans;
     assert_eq!(

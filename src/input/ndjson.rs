@@ -120,12 +120,12 @@ impl<R: BufRead> JsonLines<R> {
 }
 
 fn parse(line: u64, text: &[u8]) -> Result<JsonRow, RowError> {
-    match serde_json::from_slice::<Value>(text) {
-        Ok(Value::Object(fields)) => Ok(JsonRow { line, fields }),
-        Ok(other) => Err(RowError::new(
+    match serde_json::from_slice::<Line>(text) {
+        Ok(Line::Object(fields)) => Ok(JsonRow { line, fields }),
+        Ok(Line::Other(kind)) => Err(RowError::new(
             line,
             "(line)",
-            format!("each line must be one JSON object, not {}", kind(&other)),
+            format!("each line must be one JSON object, not {kind}"),
         )),
         Err(e) if std::str::from_utf8(text).is_err() => {
             Err(RowError::new(line, "(line)", format!("not valid UTF-8 text ({e})")))
@@ -134,12 +134,79 @@ fn parse(line: u64, text: &[u8]) -> Result<JsonRow, RowError> {
             // serde_json's message ends with where in the text it stopped; the line is ours.
             let message = e.to_string();
             let message = message.split(" at line ").next().unwrap_or(&message);
+            if let Some(name) = message.strip_prefix(GIVEN_TWICE) {
+                return Err(RowError::new(
+                    line,
+                    name,
+                    "is given twice in the object: which value counts is not clear, so the row is refused",
+                ));
+            }
             Err(RowError::new(
                 line,
                 "(line)",
                 format!("not a JSON object: {message} at column {}", e.column()),
             ))
         }
+    }
+}
+
+/// What a line holds: an object whose every key is given once, or another JSON value (its
+/// kind, for the message). serde_json's own `Map` keeps the last of a key given twice, which
+/// would bill whichever `calls` a shipper happened to write last.
+enum Line {
+    Object(Map<String, Value>),
+    Other(&'static str),
+}
+
+/// The start of the error for a key given twice; the key follows.
+const GIVEN_TWICE: &str = "key given twice: ";
+
+impl<'de> serde::Deserialize<'de> for Line {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Line, D::Error> {
+        d.deserialize_any(LineVisitor)
+    }
+}
+
+struct LineVisitor;
+
+impl<'de> serde::de::Visitor<'de> for LineVisitor {
+    type Value = Line;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Line, A::Error> {
+        let mut fields = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if fields.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("{GIVEN_TWICE}{key}")));
+            }
+            let value: Value = map.next_value()?;
+            fields.insert(key, value);
+        }
+        Ok(Line::Object(fields))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Line, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Line::Other("an array"))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Line, E> {
+        Ok(Line::Other("a boolean"))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Line, E> {
+        Ok(Line::Other("a number"))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Line, E> {
+        Ok(Line::Other("a number"))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Line, E> {
+        Ok(Line::Other("a number"))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Line, E> {
+        Ok(Line::Other("a string"))
+    }
+    fn visit_unit<E>(self) -> Result<Line, E> {
+        Ok(Line::Other("null"))
     }
 }
 
@@ -206,6 +273,10 @@ mod tests {
         let e = r[2].as_ref().err().unwrap();
         assert_eq!(e.line, 3);
         assert!(e.message.contains("column"), "{e}");
+        // A key given twice is refused, naming it: which value would count is not clear.
+        let e = r[3].as_ref().err().unwrap();
+        assert_eq!((e.line, e.field.as_str()), (4, "a"));
+        assert!(e.message.contains("given twice"), "{e}");
         let wrong = r[4].as_ref().unwrap().text("a").unwrap_err();
         assert_eq!((wrong.line, wrong.field.as_str()), (5, "a"));
         assert!(

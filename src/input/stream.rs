@@ -8,7 +8,11 @@
 //! A format given on the command line overrides the guess.
 //!
 //! Gzip's own check (a CRC and the length of every member) is verified at the end of each
-//! member, so a damaged or cut-short archive is an error, never a shorter file.
+//! member, so a damaged or cut-short archive is an error, never a shorter file. A plain stream
+//! has no such check: a stream whose sender died mid-row ends without a newline, and
+//! [`whole_lines`] makes that an error too. A stream cut exactly at a line's end cannot be told
+//! from a whole one by its bytes: the sender says what it sends ([`Sha256Tap`], a row count)
+//! or names its events.
 
 use flate2::read::MultiGzDecoder;
 use std::io::{Cursor, Read};
@@ -83,6 +87,76 @@ fn peek<R: Read>(mut r: R, n: usize) -> std::io::Result<(Vec<u8>, Peeked<R>)> {
     Ok((head.clone(), Cursor::new(head).chain(r)))
 }
 
+/// `content`, failing at its end if its last line has no newline: the sender was cut off
+/// mid-row, and the rows read so far must not be taken for the whole.
+pub fn whole_lines(content: Bytes) -> Bytes {
+    Box::new(WholeLines {
+        inner: content,
+        last: None,
+    })
+}
+
+struct WholeLines<R> {
+    inner: R,
+    /// The last byte read, if any was.
+    last: Option<u8>,
+}
+
+impl<R: Read> Read for WholeLines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.last = Some(buf[n - 1]);
+        } else if !buf.is_empty() && self.last.is_some_and(|b| b != b'\n') {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the input ends in the middle of a line (its last line has no newline): the sender was cut off \
+                 mid-row; nothing was imported, send it again whole",
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// Passes bytes through, computing their SHA-256; once the end is read, the digest (lower-case
+/// hex) is in the handle [`Sha256Tap::new`] gave.
+pub struct Sha256Tap<R> {
+    inner: R,
+    hasher: Option<sha2::Sha256>,
+    digest: std::sync::Arc<std::sync::OnceLock<String>>,
+}
+
+impl<R: Read> Sha256Tap<R> {
+    pub fn new(inner: R) -> (Sha256Tap<R>, std::sync::Arc<std::sync::OnceLock<String>>) {
+        use sha2::Digest;
+        let digest = std::sync::Arc::new(std::sync::OnceLock::new());
+        let tap = Sha256Tap {
+            inner,
+            hasher: Some(sha2::Sha256::new()),
+            digest: digest.clone(),
+        };
+        (tap, digest)
+    }
+}
+
+impl<R: Read> Read for Sha256Tap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            if let Some(h) = &mut self.hasher {
+                h.update(&buf[..n]);
+            }
+        } else if !buf.is_empty() {
+            if let Some(h) = self.hasher.take() {
+                let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+                let _ = self.digest.set(hex);
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// A gzip decoder whose errors say that the archive is at fault.
 struct Gunzip<R: Read>(MultiGzDecoder<R>);
 
@@ -149,6 +223,35 @@ mod tests {
         both.extend(gz(b.as_bytes()));
         let (text, format, gzip) = read_all(both, None).unwrap();
         assert_eq!((text, format, gzip), (format!("{a}{b}"), Format::Ndjson, true));
+    }
+
+    #[test]
+    fn a_stream_cut_mid_line_is_an_error_and_a_whole_one_passes() {
+        let read = |bytes: &[u8]| {
+            let mut text = String::new();
+            whole_lines(Box::new(Trickle(bytes.to_vec(), 0)))
+                .read_to_string(&mut text)
+                .map(|_| text)
+        };
+        assert_eq!(read(b"a,b\n1,2\n").unwrap(), "a,b\n1,2\n");
+        assert_eq!(read(b"").unwrap(), "");
+        let e = read(b"a,b\n1,2").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("ends in the middle of a line"), "{e}");
+    }
+
+    #[test]
+    fn the_tap_gives_the_sha256_of_what_passed_once_it_is_read_to_the_end() {
+        let (mut tap, digest) = Sha256Tap::new(Trickle(b"abc".to_vec(), 0));
+        let mut buf = [0u8; 2];
+        assert_eq!(tap.read(&mut buf).unwrap(), 1);
+        assert!(digest.get().is_none(), "not before the end");
+        std::io::copy(&mut tap, &mut std::io::sink()).unwrap();
+        // FIPS 180-2's example: SHA-256("abc").
+        assert_eq!(
+            digest.get().unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

@@ -63,6 +63,7 @@ mod tests {
             overdue_suspensions: 0,
             import_spans: spans.iter().map(|(a, b)| (t(a), t(b))).collect(),
             settled_months: settled.iter().map(|m| m.parse().unwrap()).collect(),
+            late_usage: Vec::new(),
             webhooks: Vec::new(),
         }
     }

@@ -73,7 +73,7 @@ pub async fn run_due<S: Store>(store: &S, ctx: &Ctx) -> anyhow::Result<RunSummar
         Some(settle::settle(store, ctx, previous, Shard::ALL, false).await?)
     };
     let mut late_usage = Vec::new();
-    for month in store.months_with_late_usage().await? {
+    for month in store.late_usage().await?.into_iter().map(|l| l.month) {
         tracing::warn!(month = %month, "usage for {month} was imported after it was settled: billing it now");
         late_usage.push(settle::settle(store, ctx, month, Shard::ALL, false).await?);
     }

@@ -10,7 +10,7 @@
 use super::Ctx;
 use crate::domain::month::Month;
 use crate::domain::shard::Shard;
-use crate::error::{input_error, Busy};
+use crate::error::{input_error, Busy, Refused};
 use crate::store::{BillPreview, BilledPeriod, MarkSettled, MonthTotals, PageDone, SettlePage, Settled, Store};
 
 /// What a settle run did, and where the month stands.
@@ -64,12 +64,12 @@ pub async fn settle<S: Store>(
 ) -> anyhow::Result<SettleSummary> {
     let (start, end) = (month.start(ctx.tz), month.end(ctx.tz));
     if ctx.now < end {
-        return Err(input_error(format!(
+        return Err(anyhow::Error::new(Refused(format!(
             "{month} has not ended yet in {}: it ends at {}, and --now is {}; a month can be settled only after it has ended",
             ctx.tz,
             ctx.local(end),
             ctx.local(ctx.now)
-        )));
+        ))));
     }
     let period = BilledPeriod {
         start,
@@ -80,7 +80,7 @@ pub async fn settle<S: Store>(
     let version = ctx
         .catalog
         .for_month(month)
-        .ok_or_else(|| input_error(format!("the catalog has no version in force for {month}")))?;
+        .ok_or_else(|| anyhow::Error::new(Refused(format!("the catalog has no version in force for {month}"))))?;
     let what = if shard.is_all() {
         month.to_string()
     } else {
@@ -200,7 +200,7 @@ async fn check_period<S: Store>(store: &S, ctx: &Ctx, month: Month, period: &Bil
         return Ok(());
     }
     let zone = billed.tz.as_deref().map(|tz| format!(" in {tz}")).unwrap_or_default();
-    Err(input_error(format!(
+    Err(anyhow::Error::new(Refused(format!(
         "{month} was billed{zone} for [{}, {}); in --tz {} it would be [{}, {}), another period. \
          The billing time zone of a month that has bills cannot change: run with --tz {}",
         billed.start.to_rfc3339(),
@@ -209,5 +209,5 @@ async fn check_period<S: Store>(store: &S, ctx: &Ctx, month: Month, period: &Bil
         period.start.to_rfc3339(),
         period.end.to_rfc3339(),
         billed.tz.as_deref().unwrap_or("the zone it was settled in")
-    )))
+    ))))
 }

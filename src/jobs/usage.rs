@@ -27,6 +27,42 @@ enum ParsedMsg {
     End(Option<Fingerprint>, Box<UsageTotals>),
 }
 
+/// What the sender says it sent (`--expect-rows`, `--expect-sha256`): the input is refused
+/// whole unless it holds that.
+#[derive(Clone, Debug, Default)]
+pub struct Expect {
+    pub rows: Option<u64>,
+    /// Lower-case hex, of the bytes as received.
+    pub sha256: Option<String>,
+}
+
+/// The expectations, with the digest of the bytes read once they are all read.
+struct Expected {
+    rows: Option<u64>,
+    sha256: Option<(String, Arc<std::sync::OnceLock<String>>)>,
+}
+
+impl Expected {
+    /// What the input that ended after `rows` rows fails to be, if anything.
+    fn problem(&self, rows: u64) -> Option<String> {
+        if let Some(n) = self.rows.filter(|&n| n != rows) {
+            return Some(format!(
+                "the input holds {rows} usage rows, and --expect-rows says {n}: it was cut short or is not what \
+                 was sent; nothing was imported"
+            ));
+        }
+        let (expected, seen) = self.sha256.as_ref()?;
+        match seen.get() {
+            Some(seen) if seen == expected => None,
+            Some(seen) => Some(format!(
+                "the input's SHA-256 is {seen}, and --expect-sha256 says {expected}: it was cut short or is not \
+                 what was sent; nothing was imported"
+            )),
+            None => Some("the input was not read to its end, so its SHA-256 is unknown".into()),
+        }
+    }
+}
+
 /// The rows of a file parsed, checked and summed per account, API and month
 /// ([`UsageTotals`]) on a thread of their own, a few batches ahead of the import, so that
 /// reading the file and writing to the database use both cores. The import sees an ordinary
@@ -41,6 +77,9 @@ struct ParsedAhead {
     event_ids: bool,
     /// Bytes of the file read so far, and where to show them.
     read: Option<(Arc<AtomicU64>, Progress)>,
+    /// Rows handed out so far (good or bad), and what the sender said it sent.
+    seen: u64,
+    expected: Option<Expected>,
 }
 
 /// Passes a file through, counting the bytes read (for the import's progress).
@@ -104,6 +143,8 @@ fn parsed_ahead(mut rows: impl Source, zone: Tz) -> ParsedAhead {
         totals: None,
         event_ids,
         read: None,
+        seen: 0,
+        expected: None,
     }
 }
 
@@ -113,6 +154,7 @@ impl Iterator for ParsedAhead {
     fn next(&mut self) -> Option<Parsed> {
         loop {
             if let Some(row) = self.batch.next() {
+                self.seen += 1;
                 return Some(row);
             }
             if self.ended {
@@ -127,6 +169,11 @@ impl Iterator for ParsedAhead {
                     self.ended = true;
                     self.fingerprint = fingerprint;
                     self.totals = Some(*totals);
+                    // An input that is not what its sender said it sent ends with a bad row:
+                    // refused whole.
+                    if let Some(problem) = self.expected.as_ref().and_then(|e| e.problem(self.seen)) {
+                        return Some(Err(vec![RowError::new(1, "(file)", problem)]));
+                    }
                 }
                 Err(_) => {
                     self.ended = true;
@@ -175,6 +222,7 @@ pub async fn import<S: Store>(
     ctx: &Ctx,
     path: &Path,
     format: Option<Format>,
+    expect: Expect,
 ) -> anyhow::Result<UsageImported> {
     let stdin = path.as_os_str() == "-";
     let name = if stdin {
@@ -195,8 +243,21 @@ pub async fn import<S: Store>(
         inner: raw,
         read: read.clone(),
     };
-    let raw = Box::new(std::io::BufReader::with_capacity(1 << 20, counted));
-    let opened = stream::open(raw, format).map_err(|e| rejected(vec![RowError::new(1, "(file)", e.to_string())], 1))?;
+    let (raw, sha256): (Bytes, _) = match expect.sha256 {
+        Some(hex) => {
+            let (tap, digest) = stream::Sha256Tap::new(counted);
+            (Box::new(tap), Some((hex, digest)))
+        }
+        None => (Box::new(counted), None),
+    };
+    let raw = Box::new(std::io::BufReader::with_capacity(1 << 20, raw));
+    let mut opened =
+        stream::open(raw, format).map_err(|e| rejected(vec![RowError::new(1, "(file)", e.to_string())], 1))?;
+    // A pipe's sender may die mid-row; a file on disk is whole as it is (an editor may leave
+    // its last line without a newline).
+    if stdin {
+        opened.content = stream::whole_lines(opened.content);
+    }
     tracing::info!(
         file = %name,
         format = opened.format.name(),
@@ -215,6 +276,10 @@ pub async fn import<S: Store>(
     })?;
     let mut rows = parsed_ahead(rows, ctx.tz);
     rows.read = Some((read, ctx.progress(format!("importing {name}"), "bytes", size)));
+    rows.expected = Some(Expected {
+        rows: expect.rows,
+        sha256,
+    });
     let imported = store.import_usage(&name, &mut rows, ctx.now, ctx.tz).await;
     if let Some((_, progress)) = rows.read.take() {
         progress.finish();

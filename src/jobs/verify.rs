@@ -8,7 +8,8 @@
 //! - every bill and adjustment is debited exactly once, by exactly what it moved;
 //! - each bill's total equals its exact lines, rounded with its strategy, and its rounding
 //!   adjustment is the difference;
-//! - every usage row of a settled month is counted by exactly one current bill revision;
+//! - every usage row of a settled month is counted by exactly one current bill revision, but
+//!   late usage, which waits for the next run and is listed as pending;
 //! - each month's usage totals, which settle reads, are the sum of its usage rows;
 //! - each pack's remainder is its size minus what current bills took from it.
 //!
@@ -18,7 +19,7 @@
 use crate::domain::money::{from_fen, Rounding};
 use crate::domain::month::Month;
 use crate::store::sql::verify::{BookCheck, MAX_PER_CHECK, TOTALS_CHECK};
-use crate::store::{ExportLine, Store};
+use crate::store::{ExportLine, LateUsage, Store};
 use anyhow::Context;
 use rust_decimal::Decimal;
 
@@ -35,6 +36,8 @@ pub struct Check {
 pub struct Report {
     pub checks: Vec<Check>,
     pub bills_checked: u64,
+    /// Late usage waiting for the next run to bill it: pending, not a breach.
+    pub pending: Vec<LateUsage>,
 }
 
 impl Report {
@@ -119,7 +122,17 @@ pub async fn verify<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result
         "checked"
     );
     checks.push(arithmetic);
-    Ok(Report { checks, bills_checked })
+    let pending = store
+        .late_usage()
+        .await?
+        .into_iter()
+        .filter(|l| month.map_or(true, |m| m == l.month))
+        .collect();
+    Ok(Report {
+        checks,
+        bills_checked,
+        pending,
+    })
 }
 
 /// What is wrong with a bill's arithmetic, if anything.

@@ -87,7 +87,7 @@ pub fn render(m: &Metrics) -> String {
     family(
         &mut out,
         "billrun_last_run_failed",
-        "1 if the command's latest run failed, else 0.",
+        "1 if the command's latest run failed, else 0. A refused run (a month not ended or in another zone: an operator's typo) is looked past.",
         &by_command(&|r| Some(u8::from(r.last_outcome == RunOutcome::Failed).to_string())),
     );
     family(
@@ -102,6 +102,38 @@ pub fn render(m: &Metrics) -> String {
             "billrun_oldest_unsettled_month_end_timestamp_seconds",
             "When the oldest month that has ended and is not settled ended, in the billing time zone.",
             &[(format!("month=\"{oldest}\""), seconds(*ended))],
+        );
+    }
+    let late = &m.health.late_usage;
+    if !late.is_empty() {
+        let by_month = |value: &dyn Fn(&crate::store::LateUsage) -> String| -> Vec<(String, String)> {
+            late.iter()
+                .map(|l| (format!("month=\"{}\"", l.month), value(l)))
+                .collect()
+        };
+        family(
+            &mut out,
+            "billrun_late_usage_oldest_import_timestamp_seconds",
+            "When the oldest import of usage waiting to be billed into the settled month was imported (the next run bills it).",
+            &by_month(&|l| seconds(l.oldest_imported_at)),
+        );
+        family(
+            &mut out,
+            "billrun_late_usage_imports",
+            "Imports of usage waiting to be billed into the settled month.",
+            &by_month(&|l| l.imports.to_string()),
+        );
+        family(
+            &mut out,
+            "billrun_late_usage_rows",
+            "Rows of the imports waiting to be billed into the settled month (whole imports: also their rows of other months).",
+            &by_month(&|l| l.rows.to_string()),
+        );
+        family(
+            &mut out,
+            "billrun_late_usage_calls",
+            "Calls of the imports waiting to be billed into the settled month (whole imports: also their calls of other months).",
+            &by_month(&|l| l.calls.to_string()),
         );
     }
     let a = &m.health.accounts;

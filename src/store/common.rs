@@ -87,6 +87,45 @@ impl ImportTally {
         }
     }
 
+    /// Records that line `line` repeats an event its account has already, with another
+    /// payload: an event is billed once, as first sent, so a changed one is a conflict (the
+    /// file is refused), never a silent drop. `first` says where it came first: an earlier
+    /// import (its id) or this file (`None`), and the line.
+    pub(crate) fn event_conflict(&mut self, r: &NewUsage, first: &FirstEvent) {
+        let event = r.event_id.as_deref().unwrap_or_default();
+        let (ts, api, calls) = (&first.ts, &first.api, first.calls);
+        let mut differs = Vec::new();
+        if *api != r.api {
+            differs.push(format!("api {api}"));
+        }
+        if *ts != r.ts {
+            differs.push(format!("timestamp {}", ts.to_rfc3339()));
+        }
+        if calls != r.calls {
+            differs.push(format!("calls {calls}"));
+        }
+        let place = match first.import_id {
+            Some(id) => format!("import #{id}, line {}", first.line),
+            None => format!("line {} of this file", first.line),
+        };
+        self.problems(vec![RowError::new(
+            r.line,
+            "event_id",
+            format!(
+                "event '{event}' of account '{}' came before ({place}) with {}: an event is billed once, as \
+                 first sent; a meter that reuses its event ids must make them unique (by month, say)",
+                r.account_id,
+                differs.join(", ")
+            ),
+        )]);
+    }
+
+    /// Whether every row of the file was an event imported before: the file adds nothing, and
+    /// is accepted as a harmless re-send.
+    pub(crate) fn only_known_events(&self) -> bool {
+        self.rows == 0 && self.duplicates > 0 && self.problems_total == 0
+    }
+
     /// Records that line `line` names account `id`, which does not exist.
     pub(crate) fn unknown_account(&mut self, line: u64, id: &str) {
         self.problems(vec![RowError::new(
@@ -122,6 +161,23 @@ impl ImportTally {
             problems: vec![RowError::new(1, "(file)", "the file has no usage rows")],
             total: 1,
         })
+    }
+}
+
+/// Where an event came first: its import (`None`: an earlier line of the same file), line and
+/// payload.
+pub(crate) struct FirstEvent {
+    pub import_id: Option<i64>,
+    pub line: u64,
+    pub ts: DateTime<Utc>,
+    pub api: String,
+    pub calls: i64,
+}
+
+impl FirstEvent {
+    /// Whether `r` says the same as the first: the same API, instant and calls.
+    pub(crate) fn same_as(&self, r: &NewUsage) -> bool {
+        self.api == r.api && self.ts == r.ts && self.calls == r.calls
     }
 }
 

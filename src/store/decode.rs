@@ -5,8 +5,8 @@
 
 use super::webhooks::{DeliveryStatus, DeliveryView, DueDelivery, EndpointHealth, NoticeRef};
 use super::{
-    AccountView, ArrearsBill, CommandRuns, EventView, ExportLine, MonthTotals, PackView, RunOutcome, RunView,
-    StatusCounts, UsedReference,
+    AccountView, ArrearsBill, CommandRuns, EventView, ExportLine, LateUsage, MonthTotals, PackView, RunOutcome,
+    RunView, StatusCounts, UsedReference,
 };
 use crate::domain::arrears::{EventKind, ServiceState};
 use crate::domain::packs::PackKind;
@@ -189,6 +189,18 @@ pub(crate) fn status_counts(r: &impl Columns) -> anyhow::Result<StatusCounts> {
         arrears: r.count("arrears")?,
         suspended: r.count("suspended")?,
         inactive: r.count("inactive")?,
+    })
+}
+
+/// Late usage waiting for one month, from the columns of `sql::LATE_USAGE_SQL`.
+pub(crate) fn late_usage(r: &impl Columns) -> anyhow::Result<LateUsage> {
+    let month = r.text("month")?;
+    Ok(LateUsage {
+        month: month.parse().map_err(anyhow::Error::msg)?,
+        imports: r.count("imports")?,
+        rows: r.count("rows")?,
+        calls: r.count("calls")?,
+        oldest_imported_at: r.time("oldest_imported_at")?,
     })
 }
 

@@ -183,7 +183,8 @@ pub struct UsedReference {
 /// What an accepted usage file added.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsageImported {
-    pub import_id: i64,
+    /// `None`: nothing was imported, every row being an event imported before (a re-send).
+    pub import_id: Option<i64>,
     /// Rows added (duplicates of events imported before are not).
     pub rows: u64,
     pub calls: i64,
@@ -293,6 +294,10 @@ pub enum RunOutcome {
     /// Another run held what it needed.
     Busy,
     Failed,
+    /// Refused before it did anything: it asked for what cannot be done (a month that has not
+    /// ended, a month in another billing zone; exit 3). An operator's typo, not a failure of
+    /// the job: it pages nobody.
+    Refused,
 }
 
 impl RunOutcome {
@@ -305,13 +310,14 @@ impl RunOutcome {
             RunOutcome::Stopped => "stopped",
             RunOutcome::Busy => "busy",
             RunOutcome::Failed => "failed",
+            RunOutcome::Refused => "refused",
         }
     }
 
     /// The outcome a stored name stands for.
     pub fn parse(name: &str) -> Option<RunOutcome> {
         use RunOutcome::*;
-        [Running, Ok, NothingToDo, Stopped, Busy, Failed]
+        [Running, Ok, NothingToDo, Stopped, Busy, Failed, Refused]
             .into_iter()
             .find(|o| o.as_str() == name)
     }
@@ -499,8 +505,9 @@ pub trait Store {
     async fn import_watermark(&self) -> StoreResult<i64>;
 
     /// Settled months with usage imported after the settlement read them (an import newer
-    /// than the month's watermark whose rows reach into the month), oldest first.
-    async fn months_with_late_usage(&self) -> StoreResult<Vec<Month>>;
+    /// than the month's watermark whose rows reach into the month), oldest first, with what
+    /// waits to be billed into each.
+    async fn late_usage(&self) -> StoreResult<Vec<LateUsage>>;
 
     /// The period `month` was billed for, if it has any bill or was settled.
     async fn billed_period(&self, month: Month) -> StoreResult<Option<BilledPeriod>>;
@@ -680,8 +687,25 @@ pub struct Health {
     pub import_spans: Vec<(DateTime<Utc>, DateTime<Utc>)>,
     /// Settled months, oldest first.
     pub settled_months: Vec<Month>,
+    /// Settled months with late usage waiting to be billed, oldest first.
+    pub late_usage: Vec<LateUsage>,
     /// Webhook deliveries, per endpoint billrun was given.
     pub webhooks: Vec<EndpointHealth>,
+}
+
+/// Usage imported for a settled month after its settlement read it, and not billed yet: the
+/// next `run` (or `settle --month`) bills it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LateUsage {
+    pub month: Month,
+    /// The imports waiting.
+    pub imports: u64,
+    /// Their rows and calls, whole: an import that also reaches into other months counts
+    /// whole for each.
+    pub rows: u64,
+    pub calls: u64,
+    /// When the oldest of them was imported.
+    pub oldest_imported_at: DateTime<Utc>,
 }
 
 /// A bill revision that left its account in arrears (balance < 0 after its debit or credit).

@@ -99,14 +99,20 @@ fn verify_compares_a_bill_with_the_usage_of_the_period_it_was_settled_for() {
     env.ok(&["--tz", "UTC", "--now", now, "settle", "--month", "2026-10"]);
     env.ok(&["--tz", "UTC", "verify"]);
 
-    // A late row under the zone October was settled in: the totals, which match the rows,
-    // no longer match the bill.
+    // A late row under the zone October was settled in: waiting for the next run, pending.
     let late = |name: &str, row: &str| env.file(name, &format!("account_id,api,timestamp,calls\n{row}\n"));
     let first = late("late1.csv", "z,CropImage,2026-10-15T00:00:00Z,1");
     env.ok(&["--tz", "UTC", "--now", now, "usage", "import", &first]);
+    let pending = env.ok(&["--tz", "UTC", "verify", "--month", "2026-10"]);
+    assert!(pending.contains("pending 2026-10: late usage waiting"), "{pending}");
+    // A bill that counts neither the month's usage nor all of it but the late row is a
+    // breach, named with the usage of the period: the totals, which match the rows.
+    env.exec("UPDATE bill_lines SET total_calls = total_calls + 7 WHERE account_id = 'z' AND api = 'CropImage'");
     let out = verify_october(&env, "UTC");
     assert!(
-        out.contains("account z, 2026-10, CropImage: 1101 calls of usage, 1100 on the current bill"),
+        out.contains(
+            "account z, 2026-10, CropImage: 1101 calls of usage (1 of them late, waiting), 1107 on the current bill"
+        ),
         "{out}"
     );
 
@@ -117,7 +123,9 @@ fn verify_compares_a_bill_with_the_usage_of_the_period_it_was_settled_for() {
     env.ok(&["--tz", "Asia/Shanghai", "--now", now, "usage", "import", &second]);
     let out = verify_october(&env, "Asia/Shanghai");
     assert!(
-        out.contains("account z, 2026-10, CropImage: 1103 calls of usage, 1100 on the current bill"),
+        out.contains(
+            "account z, 2026-10, CropImage: 1103 calls of usage (3 of them late, waiting), 1107 on the current bill"
+        ),
         "{out}"
     );
     assert!(!out.contains("113 calls"), "not Shanghai's October: {out}");

@@ -18,38 +18,90 @@ fn next_times(schedule: &str, now: &str, count: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn every_kubernetes_schedule_parses_and_fires_when_intended() {
-    let cronjobs = read("deploy/k8s/cronjob.yaml");
-    let schedules: Vec<&str> = cronjobs
+/// The schedule of the CronJob that calls `billrun run`, and of the one that calls `enforce`.
+fn kubernetes_schedules() -> Vec<String> {
+    read("deploy/k8s/cronjob.yaml")
         .lines()
         .filter_map(|l| l.trim().strip_prefix("schedule: "))
-        .map(|s| s.trim_matches('"'))
-        .collect();
-    assert_eq!(schedules, ["0 2 1-3 * *", "*/10 * * * *"]);
+        .map(|s| s.trim_matches('"').to_owned())
+        .collect()
+}
+
+/// A shipped setting of `run`'s environment: the value given for `name` in `text` (YAML
+/// `- name: X` then `value: Y`, or `X=Y` in a crontab or a unit's `Environment=`).
+fn shipped_env(text: &str, name: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut lines = text.lines().map(str::trim).peekable();
+    while let Some(line) = lines.next() {
+        if line == format!("- name: {name}") {
+            if let Some(v) = lines.peek().and_then(|l| l.strip_prefix("value: ")) {
+                found.push(v.to_owned());
+            }
+        } else if let Some(v) = line
+            .trim_start_matches("Environment=")
+            .strip_prefix(&format!("{name}="))
+        {
+            found.push(v.to_owned());
+        }
+    }
+    found
+}
+
+#[test]
+fn every_shipped_schedule_calls_run_every_hour() {
+    let schedules = kubernetes_schedules();
+    assert_eq!(schedules, ["0 * * * *", "*/10 * * * *"]);
+    let cronjobs = read("deploy/k8s/cronjob.yaml");
     assert_eq!(cronjobs.matches("timeZone: Asia/Shanghai").count(), 2);
     assert_eq!(cronjobs.matches("concurrencyPolicy: Forbid").count(), 2);
     assert_eq!(
-        next_times(schedules[0], "2026-10-31T12:00:00+08:00", "4"),
+        next_times(&schedules[0], "2026-10-31T23:30:00+08:00", "4"),
         [
+            "2026-11-01T00:00:00+08:00",
+            "2026-11-01T01:00:00+08:00",
             "2026-11-01T02:00:00+08:00",
-            "2026-11-02T02:00:00+08:00",
-            "2026-11-03T02:00:00+08:00",
-            "2026-12-01T02:00:00+08:00"
+            "2026-11-01T03:00:00+08:00"
         ]
     );
     assert_eq!(
-        next_times(schedules[1], "2026-11-02T02:03:00+08:00", "2"),
+        next_times(&schedules[1], "2026-11-02T02:03:00+08:00", "2"),
         ["2026-11-02T02:10:00+08:00", "2026-11-02T02:20:00+08:00"]
     );
-    // A missed 1st can still start before the 3rd: the deadline is at least 24 hours.
+    // A run that could not start on time may start late, but not into the next hour's run.
     let deadline: u64 = cronjobs
         .lines()
         .find_map(|l| l.trim().strip_prefix("startingDeadlineSeconds: "))
         .unwrap()
         .parse()
         .unwrap();
-    assert!((86_400..=172_800).contains(&deadline), "{deadline}");
+    assert!((600..3600).contains(&deadline), "{deadline}");
+    // cron and the daemon: the same hourly schedule in the same zone.
+    let crontab = read("deploy/cron/billrun.crontab");
+    let run_line = crontab
+        .lines()
+        .find(|l| l.contains("/usr/local/bin/billrun run "))
+        .expect("the crontab calls run");
+    assert!(run_line.starts_with(&format!("{} ", schedules[0])), "{run_line}");
+    let daemon_help = Env::new().ok(&["daemon", "--help"]);
+    assert!(
+        daemon_help.contains(&format!("[default: \"{}\"]", schedules[0])),
+        "{daemon_help}"
+    );
+    // systemd: every hour on the hour, in the billing zone.
+    assert!(read("deploy/systemd/billrun.timer").contains("\nOnCalendar=*-*-* *:00:00 Asia/Shanghai\n"));
+    // Every shipped `run` waits two hours after the month ends, as the default does.
+    for (file, text) in [
+        ("deploy/k8s/cronjob.yaml", cronjobs.as_str()),
+        ("deploy/cron/billrun.crontab", crontab.as_str()),
+        (
+            "deploy/systemd/billrun.service",
+            &read("deploy/systemd/billrun.service"),
+        ),
+    ] {
+        assert_eq!(shipped_env(text, "BILLRUN_SETTLE_AFTER"), ["2h"], "{file}");
+    }
+    let run_help = Env::new().ok(&["run", "--help"]);
+    assert!(run_help.contains("[default: 2h]"), "{run_help}");
 }
 
 #[test]
@@ -69,6 +121,105 @@ fn the_crontab_schedules_parse() {
         );
     }
     assert!(crontab.contains("CRON_TZ=Asia/Shanghai"));
+}
+
+/// November as the shipped schedule drives it: `billrun run` at every time the CronJob fires,
+/// with the CronJob's settings, from the end of October to the end of November. October is
+/// settled at 02:00 on the 1st, after its last file came in at 01:10; usage that arrives for
+/// October at 10:17 on the 10th is billed by the 11:00 run, and the runs in between and after
+/// have nothing to do.
+#[test]
+fn the_shipped_schedule_bills_late_usage_within_the_hour() {
+    let env = Env::new();
+    let schedule = &kubernetes_schedules()[0];
+    let cronjob = read("deploy/k8s/cronjob.yaml");
+    let cronjob_env: Vec<(&str, String)> = ["BILLRUN_TZ", "BILLRUN_SETTLE_AFTER"]
+        .into_iter()
+        .map(|name| (name, shipped_env(&cronjob, name)[0].clone()))
+        .collect();
+    env.import_accounts(
+        "2026-10-01T00:00:00+08:00",
+        &[
+            "early,Early,2026-09-01T00:00:00+08:00,100",
+            "late,Late,2026-09-01T00:00:00+08:00,100",
+        ],
+    );
+    // The schedule ran through October: its free packs are granted.
+    env.ok(&["--now", "2026-10-01T00:00:00+08:00", "run"]);
+    let usage = |name: &str, rows: &str| env.file(name, &format!("account_id,api,timestamp,calls\n{rows}"));
+    let imports = [
+        // October's meters, on time; the last file of the month arrives after midnight.
+        (
+            "2026-10-31T23:50:00+08:00",
+            usage("oct.csv", &format!("early,{CROP},2026-10-10T00:00:00+08:00,3000\n")),
+        ),
+        (
+            "2026-11-01T01:10:00+08:00",
+            usage("oct-last.csv", &format!("late,{CROP},2026-10-31T23:59:00+08:00,2000\n")),
+        ),
+        // A meter that was down for a week sends October's rest on the 10th.
+        (
+            "2026-11-10T10:17:00+08:00",
+            usage(
+                "oct-late.csv",
+                &format!("early,{CROP},2026-10-21T00:00:00+08:00,1000\n"),
+            ),
+        ),
+    ];
+    let times = next_times(schedule, "2026-10-31T23:00:00+08:00", "720");
+    assert_eq!(times.last().unwrap(), "2026-11-30T23:00:00+08:00");
+    let mut pending = imports.iter().peekable();
+    let mut did = Vec::new();
+    for t in &times {
+        // What the meters sent before this run.
+        while let Some((at, file)) = pending.next_if(|(at, _)| *at < t.as_str()) {
+            env.ok(&["--now", at, "usage", "import", file]);
+        }
+        // With the CronJob's environment.
+        let mut run = env.command(&["--now", t, "run"]);
+        for (name, value) in &cronjob_env {
+            run.env(name, value);
+        }
+        let out = run.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = String::from_utf8(out.stdout).unwrap();
+        if !out.contains("nothing to do") {
+            did.push((t.clone(), out));
+        }
+    }
+    let what: Vec<&str> = did.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        what,
+        [
+            "2026-11-01T00:00:00+08:00",
+            "2026-11-01T02:00:00+08:00",
+            "2026-11-10T11:00:00+08:00"
+        ],
+        "only the free packs, the month end and the late usage are work: {did:#?}"
+    );
+    assert!(did[0].1.contains("granted"), "{}", did[0].1);
+    assert!(did[1].1.contains("settled 2026-10"), "{}", did[1].1);
+    assert!(
+        did[2].1.contains("usage for 2026-10 arrived after it was settled"),
+        "{}",
+        did[2].1
+    );
+    let bills = env.bills("2026-10");
+    let early: Vec<&Row> = bills.iter().filter(|r| r["account_id"] == "early").collect();
+    // early: 3000 − 1000 free = 2000 × 0.002 = 4.00, then 4000 − 1000 = 3000 × 0.002 = 6.00.
+    assert_eq!(
+        early
+            .iter()
+            .map(|r| (r["kind"].as_str(), r["bill_total"].as_str(), r["settled_at"].as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("original", "4.00", "2026-11-01T02:00:00+08:00"),
+            ("adjustment", "6.00", "2026-11-10T11:00:00+08:00")
+        ]
+    );
+    // late's usage came in at 01:10 and is on its first bill.
+    assert_eq!(line(&bills, "late", CROP)["bill_total"], "2.00");
+    env.ok(&["verify"]);
 }
 
 #[test]

@@ -291,3 +291,63 @@ fn the_daemon_serves_its_metrics_on_the_address_it_is_given() {
     daemon.kill().unwrap();
     daemon.wait().unwrap();
 }
+
+/// What on-call sees between two runs: late usage waiting for the next run, and an operator's
+/// typo, which is recorded as refused and looks like no failure.
+#[test]
+fn late_usage_waiting_shows_in_the_metrics_and_a_refused_command_is_no_failure() {
+    let env = Env::new();
+    env.import_accounts(NOV_1, &["acct,Acct,2026-01-01T00:00:00Z,1000"]);
+    env.import_usage(&["acct,EnhanceImage,2026-10-05T00:00:00+08:00,4000"]);
+    env.ok(&["--now", NOV_1, "run"]);
+    let quiet = env.ok(&["--now", "2026-11-10T10:00:00+08:00", "metrics"]);
+    assert!(!quiet.contains("billrun_late_usage"), "{quiet}");
+
+    // October's late rows arrive on the 10th.
+    let late = env.file(
+        "late.csv",
+        "account_id,api,timestamp,calls\n\
+         acct,EnhanceImage,2026-10-20T00:00:00+08:00,300\n\
+         acct,CropImage,2026-10-21T00:00:00+08:00,200\n",
+    );
+    env.ok(&["--now", "2026-11-10T10:17:00+08:00", "usage", "import", &late]);
+    let waiting = env.ok(&["--now", "2026-11-10T10:20:00+08:00", "metrics"]);
+    promtool_accepts(&waiting);
+    let m = samples(&waiting);
+    // 2026-11-10T10:17:00+08:00 is 1794277020 seconds since the epoch.
+    assert_eq!(
+        m["billrun_late_usage_oldest_import_timestamp_seconds{month=\"2026-10\"}"], "1794277020",
+        "{waiting}"
+    );
+    assert_eq!(m["billrun_late_usage_imports{month=\"2026-10\"}"], "1");
+    assert_eq!(m["billrun_late_usage_rows{month=\"2026-10\"}"], "2");
+    assert_eq!(m["billrun_late_usage_calls{month=\"2026-10\"}"], "500");
+    // October has been settled: waiting late usage is not an unsettled month.
+    assert_eq!(m["billrun_months_unsettled"], "0");
+
+    // An operator's typo: November has not ended. Refused (exit 3), recorded as such, and
+    // no failure to page for; the run before it still says how `settle` stands.
+    env.ok(&["--now", "2026-11-10T10:30:00+08:00", "settle", "--month", "2026-10"]);
+    let err = env.fails(
+        3,
+        &["--now", "2026-11-10T10:40:00+08:00", "settle", "--month", "2026-11"],
+    );
+    assert!(err.contains("2026-11"), "{err}");
+    let runs = parse_csv(&env.ok(&["runs", "list", "--format", "csv"]));
+    assert_eq!(
+        (runs[0]["command"].as_str(), runs[0]["outcome"].as_str()),
+        ("settle", "refused"),
+        "{runs:#?}"
+    );
+    let after = samples(&env.ok(&["--now", "2026-11-10T10:45:00+08:00", "metrics"]));
+    assert_eq!(after["billrun_last_run_failed{command=\"settle\"}"], "0");
+    // 2026-11-10T10:30:00+08:00: the settle that billed the late usage, not the refusal.
+    assert_eq!(
+        after["billrun_last_run_timestamp_seconds{command=\"settle\"}"],
+        "1794277800"
+    );
+    assert!(
+        !after.keys().any(|k| k.starts_with("billrun_late_usage")),
+        "billed: nothing waits {after:#?}"
+    );
+}

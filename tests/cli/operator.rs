@@ -321,8 +321,9 @@ fn errors_follow_the_log_format() {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .find(|v| v["fields"]["message"] == "run finished")
         .expect("a run finished line");
-    assert_eq!(finished["level"], "ERROR", "{finished}");
-    assert_eq!(finished["fields"]["outcome"], "failed");
+    // A month that has not ended: an operator's typo, refused, at WARN (a failure is at ERROR).
+    assert_eq!(finished["level"], "WARN", "{finished}");
+    assert_eq!(finished["fields"]["outcome"], "refused");
 }
 
 #[test]

@@ -173,22 +173,42 @@ fn an_event_imported_before_is_not_billed_again_in_any_file_or_format() {
         "{\"account_id\":\"a1\",\"api\":\"CropImage\",\"timestamp\":\"2026-10-05T10:00:01+08:00\",\"calls\":10,\"event_id\":\"e2\"}\n\
          {\"account_id\":\"a1\",\"api\":\"CropImage\",\"timestamp\":\"2026-10-06T10:00:00+08:00\",\"calls\":20,\"event_id\":\"e3\"}\n\
          {\"account_id\":\"a1\",\"api\":\"CropImage\",\"timestamp\":\"2026-10-06T10:00:00+08:00\",\"calls\":20,\"event_id\":\"e3\"}\n\
-         {\"account_id\":\"a2\",\"api\":\"CropImage\",\"timestamp\":\"2026-10-05T10:00:02+08:00\",\"calls\":9,\"event_id\":\"e1\"}\n",
+         {\"account_id\":\"a2\",\"api\":\"CropImage\",\"timestamp\":\"2026-10-05T10:00:02+08:00\",\"calls\":7,\"event_id\":\"e1\"}\n",
     );
     let out = env.ok(&["--now", NOW, "usage", "import", &second]);
     assert!(out.contains("imported 1 usage rows (20 calls)"), "{out}");
     assert!(out.contains("skipped 3 duplicate rows"), "{out}");
-    // A batch made only of events already imported is accepted and adds nothing.
-    let third = with_stdin(
-        &env,
-        &["--now", NOW, "usage", "import", "-"],
-        &gzip(b"account_id,api,event_id,timestamp,calls\na1,CropImage,e1,2026-10-07T00:00:00Z,99\n"),
+    // A batch made only of events already imported is accepted and adds nothing, even sent
+    // byte for byte again; no import is recorded for it.
+    for resent in [
+        gzip(b"account_id,api,event_id,timestamp,calls\na1,CropImage,e1,2026-10-05T10:00:00+08:00,1500\n"),
+        std::fs::read(&second).unwrap(),
+    ] {
+        let out = stdout_of(&with_stdin(&env, &["--now", NOW, "usage", "import", "-"], &resent));
+        assert!(
+            out.contains("nothing imported from <stdin>: its") && out.contains("rows are all events imported before"),
+            "{out}"
+        );
+    }
+    let recorded: (i64, i64) = (
+        env.query("SELECT COUNT(*) FROM usage_imports"),
+        env.query("SELECT CAST(SUM(duplicates) AS BIGINT) FROM usage_imports"),
     );
-    let out = stdout_of(&third);
-    assert!(out.contains("imported 0 usage rows (0 calls)"), "{out}");
-    assert!(out.contains("skipped 1 duplicate rows"), "{out}");
-    let recorded: i64 = env.query("SELECT CAST(SUM(duplicates) AS BIGINT) FROM usage_imports");
-    assert_eq!(recorded, 4);
+    assert_eq!(recorded, (2, 3));
+    // A known event with other calls, time or API is a conflict, never a silent drop: refused,
+    // naming where it came first.
+    let changed = env.file(
+        "changed.csv",
+        "account_id,api,timestamp,calls,event_id\n\
+         a1,CropImage,2026-10-05T10:00:00+08:00,1501,e1\n",
+    );
+    let err = env.fails(3, &["--now", NOW, "usage", "import", &changed]);
+    assert!(
+        err.contains(
+            "line 2: field 'event_id': event 'e1' of account 'a1' came before (import #1, line 2) with calls 1500"
+        ),
+        "{err}"
+    );
 
     env.settle("2026-10", "2026-11-01T02:00:00+08:00");
     env.ok(&["verify"]);
@@ -280,4 +300,95 @@ fn a_streamed_import_killed_midway_leaves_nothing_and_the_stream_can_be_sent_aga
     let out = stdout_of(&with_stdin(&env, &["--now", NOW, "usage", "import", "-"], &text));
     assert!(out.contains("imported 5000 usage rows"), "{out}");
     env.ok(&["verify"]);
+}
+
+/// A sender that dies mid-stream never has its rows billed twice when it sends the stream
+/// again: a stream cut mid-row is refused whole, and a sender that says what it sends
+/// (`--expect-rows`, `--expect-sha256`) has a stream cut at a line's end refused too.
+#[test]
+fn a_stream_cut_short_is_refused_whole_and_sending_it_again_bills_it_once() {
+    let env = Env::new();
+    env.import_accounts("2026-10-01T00:00:00+08:00", &["a1,A,2026-09-01T00:00:00+08:00,0"]);
+    let mut text = String::from("account_id,api,timestamp,calls\n");
+    for day in 1..=20 {
+        text += &format!("a1,CropImage,2026-10-{day:02}T10:00:00+08:00,100000\n");
+    }
+    let import = ["--now", NOW, "usage", "import", "-"];
+    let nothing_written = |what: &str| {
+        let counts: (i64, i64) = (
+            env.query("SELECT COUNT(*) FROM usage"),
+            env.query("SELECT COUNT(*) FROM usage_imports"),
+        );
+        assert_eq!(counts, (0, 0), "{what} must write nothing");
+    };
+    // The sender dies in the middle of the last row's calls (100000 cut to 10).
+    let mid_field = text.len() - 5;
+    assert!(text[..mid_field].ends_with(",10"));
+    for input in [text.as_bytes()[..mid_field].to_vec(), {
+        // NDJSON cut mid-object, and gzip without its trailer.
+        let ndjson = as_ndjson(&text);
+        ndjson.as_bytes()[..ndjson.len() - 7].to_vec()
+    }] {
+        let out = with_stdin(&env, &import, &input);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert!(err.contains("ends in the middle of a line"), "{err}");
+        nothing_written("a stream cut mid-row");
+    }
+    let gz = gzip(text.as_bytes());
+    let out = with_stdin(&env, &import, &gz[..gz.len() - 8]);
+    assert_eq!(out.status.code(), Some(3));
+    nothing_written("a gzip stream without its trailer");
+
+    // Cut at a line's end, the bytes look whole: a sender that says how many rows it sends,
+    // or their SHA-256, has it refused.
+    let at_line = text[..text.len() - 1].rfind('\n').unwrap() + 1;
+    let sha256 = {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(gz.as_slice());
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let out = with_stdin(
+        &env,
+        &[&import[..], &["--expect-rows", "20"]].concat(),
+        &text.as_bytes()[..at_line],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("the input holds 19 usage rows, and --expect-rows says 20"),
+        "{err}"
+    );
+    let cut_gz = gzip(&text.as_bytes()[..at_line]);
+    let out = with_stdin(&env, &[&import[..], &["--expect-sha256", &sha256]].concat(), &cut_gz);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("--expect-sha256 says"), "{err}");
+    nothing_written("a stream cut at a line's end, with what was sent said");
+
+    // Sent again whole, with what it is: billed once.
+    let out = stdout_of(&with_stdin(
+        &env,
+        &[
+            &import[..],
+            &["--expect-rows", "20", "--expect-sha256", &sha256.to_uppercase()],
+        ]
+        .concat(),
+        &gz,
+    ));
+    assert!(out.contains("imported 20 usage rows (2000000 calls)"), "{out}");
+    env.settle("2026-10", "2026-11-01T02:00:00+08:00");
+    assert_eq!(line(&env.bills("2026-10"), "a1", CROP)["total_calls"], "2000000");
+}
+
+#[test]
+fn an_ndjson_field_given_twice_is_refused() {
+    let env = Env::new();
+    env.import_accounts("2026-10-01T00:00:00+08:00", &["a1,A,,0"]);
+    let path = env.file(
+        "twice.ndjson",
+        "{\"account_id\":\"a1\",\"api\":\"CropImage\",\"timestamp\":\"2026-10-05T10:00:00Z\",\"calls\":3,\"calls\":300}\n",
+    );
+    let err = env.fails(3, &["--now", NOW, "usage", "import", &path]);
+    assert!(err.contains("line 1: field 'calls': is given twice"), "{err}");
 }

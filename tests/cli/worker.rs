@@ -114,14 +114,15 @@ fn run_enforces_suspensions_whose_time_has_come() {
 #[test]
 fn schedule_prints_the_next_wake_ups_and_refuses_bad_expressions() {
     let env = Env::new();
-    let out = env.ok(&["--now", "2026-10-31T20:00:00+08:00", "schedule", "--count", "4"]);
+    // The default: every hour on the hour.
+    let out = env.ok(&["--now", "2026-10-31T22:30:00+08:00", "schedule", "--count", "4"]);
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
         [
-            "2026-11-01T02:00:00+08:00",
-            "2026-11-02T02:00:00+08:00",
-            "2026-11-03T02:00:00+08:00",
-            "2026-12-01T02:00:00+08:00"
+            "2026-10-31T23:00:00+08:00",
+            "2026-11-01T00:00:00+08:00",
+            "2026-11-01T01:00:00+08:00",
+            "2026-11-01T02:00:00+08:00"
         ]
     );
     let out = env.ok(&[

@@ -21,10 +21,11 @@ mod webhooks;
 use crate::domain::arrears::{self, ServiceState};
 use crate::domain::packs::PackKind;
 use crate::domain::shard::Shard;
+use crate::input::usage::NewUsage;
 use crate::store::common::*;
 use crate::store::decode::{
-    account_view, arrears_bill, command_runs, event_view, export_line, import_span, month_totals, pack_view, run_view,
-    service_state, status_counts, used_reference,
+    account_view, arrears_bill, command_runs, event_view, export_line, import_span, late_usage, month_totals,
+    pack_view, run_view, service_state, status_counts, used_reference,
 };
 use crate::store::page::{self, CurrentBill, PageWrites, StoredLine};
 use crate::store::sql::verify::BookCheck;
@@ -73,12 +74,19 @@ const STAGE_USAGE_SQL: &str = "CREATE TEMP TABLE usage_in (
     source_line bigint NOT NULL, event_id text) ON COMMIT DROP";
 
 /// The lines of the staging table whose account has their event already, in `usage` or on an
-/// earlier line of the file. A join, not a correlated subquery: Citus runs it by sending the
-/// staging table's rows to the shards of `usage`.
-const DUPLICATE_EVENTS_SQL: &str = "SELECT x.source_line FROM (
-        SELECT source_line, account_id, event_id,
-               row_number() OVER (PARTITION BY account_id, event_id ORDER BY source_line) AS nth
-        FROM usage_in WHERE event_id IS NOT NULL) x
+/// earlier line of the file, with their payload and where and with what payload the event came
+/// first (`first_import` NULL: on an earlier line of the file). A join, not a correlated
+/// subquery: Citus runs it by sending the staging table's rows to the shards of `usage`.
+const DUPLICATE_EVENTS_SQL: &str = "SELECT x.source_line, x.account_id, x.event_id, x.ts, x.api, x.calls,
+        u.import_id AS first_import, COALESCE(u.source_line, x.first_line) AS first_line,
+        COALESCE(u.ts, x.first_ts) AS first_ts, COALESCE(u.api, x.first_api) AS first_api,
+        COALESCE(u.calls, x.first_calls) AS first_calls
+    FROM (SELECT source_line, account_id, event_id, ts, api, calls,
+                 row_number() OVER w AS nth, first_value(source_line) OVER w AS first_line,
+                 first_value(ts) OVER w AS first_ts, first_value(api) OVER w AS first_api,
+                 first_value(calls) OVER w AS first_calls
+          FROM usage_in WHERE event_id IS NOT NULL
+          WINDOW w AS (PARTITION BY account_id, event_id ORDER BY source_line)) x
     LEFT JOIN usage u ON u.account_id = x.account_id AND u.event_id = x.event_id
     WHERE x.nth > 1 OR u.account_id IS NOT NULL";
 
@@ -714,8 +722,30 @@ impl Store for PgStore {
             }
         }
         if staged && !tally.is_bad() {
-            let duplicates: Vec<i64> = sqlx::query_scalar(DUPLICATE_EVENTS_SQL).fetch_all(&mut *tx).await?;
-            if !duplicates.is_empty() {
+            let mut duplicates: Vec<i64> = Vec::new();
+            for row in sqlx::query(DUPLICATE_EVENTS_SQL).fetch_all(&mut *tx).await? {
+                let again = NewUsage {
+                    line: row.try_get::<i64, _>("source_line")? as u64,
+                    account_id: row.try_get("account_id")?,
+                    api: row.try_get("api")?,
+                    ts: row.try_get("ts")?,
+                    calls: row.try_get("calls")?,
+                    event_id: row.try_get("event_id")?,
+                };
+                let first = FirstEvent {
+                    import_id: row.try_get("first_import")?,
+                    line: row.try_get::<i64, _>("first_line")? as u64,
+                    ts: row.try_get("first_ts")?,
+                    api: row.try_get("first_api")?,
+                    calls: row.try_get("first_calls")?,
+                };
+                if first.same_as(&again) {
+                    duplicates.push(again.line as i64);
+                } else {
+                    tally.event_conflict(&again, &first);
+                }
+            }
+            if !duplicates.is_empty() && !tally.is_bad() {
                 let skipped: Vec<(DateTime<Utc>, i64)> = sqlx::query_as(DROP_STAGED_LINES_SQL)
                     .bind(&duplicates)
                     .fetch_all(&mut *tx)
@@ -728,10 +758,23 @@ impl Store for PgStore {
                     .fetch_one(&mut *tx)
                     .await?;
             }
-            sqlx::query(UNSTAGE_USAGE_SQL).bind(import_id).execute(&mut *tx).await?;
+            if !tally.is_bad() {
+                sqlx::query(UNSTAGE_USAGE_SQL).bind(import_id).execute(&mut *tx).await?;
+            }
         }
         if let Some(rejected) = tally.rejection() {
             return Err(rejected);
+        }
+        if tally.only_known_events() {
+            // A re-send of events imported before: nothing to add, and nothing is recorded (the
+            // transaction is rolled back).
+            return Ok(UsageImported {
+                import_id: None,
+                rows: 0,
+                calls: 0,
+                late: Vec::new(),
+                duplicates: tally.duplicates,
+            });
         }
         let fingerprint = rows
             .fingerprint()
@@ -769,7 +812,7 @@ impl Store for PgStore {
         self.analyze("usage").await;
         self.analyze("usage_totals").await;
         Ok(UsageImported {
-            import_id,
+            import_id: Some(import_id),
             rows: tally.rows,
             calls: tally.calls,
             late: tally.late(),
@@ -807,12 +850,9 @@ impl Store for PgStore {
         )
     }
 
-    async fn months_with_late_usage(&self) -> StoreResult<Vec<Month>> {
-        let months: Vec<String> = sqlx::query_scalar(LATE_MONTHS_SQL).fetch_all(&self.pool).await?;
-        Ok(months
-            .iter()
-            .map(|m| m.parse().map_err(anyhow::Error::msg))
-            .collect::<anyhow::Result<_>>()?)
+    async fn late_usage(&self) -> StoreResult<Vec<LateUsage>> {
+        let rows = sqlx::query(LATE_USAGE_SQL).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(late_usage).collect::<anyhow::Result<_>>()?)
     }
 
     async fn billed_period(&self, month: Month) -> StoreResult<Option<BilledPeriod>> {
@@ -1188,6 +1228,7 @@ impl Store for PgStore {
                 .iter()
                 .map(|m| m.parse().map_err(anyhow::Error::msg))
                 .collect::<anyhow::Result<_>>()?,
+            late_usage: self.late_usage().await?,
             webhooks: webhooks::health(&self.pool).await?,
         })
     }

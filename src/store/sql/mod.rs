@@ -17,11 +17,14 @@ pub(crate) const ACCOUNT_VIEW_SQL: &str =
 pub(crate) const USAGE_ARRIVED_SQL: &str = "SELECT EXISTS (SELECT 1 FROM usage_imports
      WHERE import_id > $1 AND last_ts >= $2 AND first_ts < $3)";
 
-/// Settled months that an import newer than their watermark reaches into.
-pub(crate) const LATE_MONTHS_SQL: &str = "SELECT sm.month FROM settled_months sm
-     WHERE EXISTS (SELECT 1 FROM usage_imports i WHERE i.import_id > sm.through_import
-                   AND i.first_ts < sm.period_end AND i.last_ts >= sm.period_start)
-     ORDER BY sm.month";
+/// Per settled month, the imports waiting to be billed into it (late usage: committed after
+/// the settlement read the month, reaching into it): how many, their rows and calls (whole
+/// imports, also their rows of other months), and when the oldest was imported.
+pub(crate) const LATE_USAGE_SQL: &str = "SELECT sm.month, COUNT(*) AS imports, CAST(SUM(i.rows) AS BIGINT) AS rows,
+        CAST(SUM(i.calls) AS BIGINT) AS calls, MIN(i.imported_at) AS oldest_imported_at
+     FROM settled_months sm JOIN usage_imports i ON i.import_id > sm.through_import
+          AND i.first_ts < sm.period_end AND i.last_ts >= sm.period_start
+     GROUP BY sm.month ORDER BY sm.month";
 
 /// The billing time zone the stored usage totals are kept in (none: not built yet).
 pub(crate) const TOTALS_ZONE_SQL: &str = "SELECT value FROM settings WHERE name = 'usage_totals_zone'";
@@ -160,11 +163,14 @@ pub(crate) const MONTH_TOTALS_SQL: &str = "SELECT t.bills, t.total, n.arrears, s
 pub(crate) const SHARDS_DONE_SQL: &str = "SELECT COUNT(*), CAST(COALESCE(MIN(through_import), 0) AS BIGINT)
      FROM settled_shards WHERE month = $1 AND shard_count = $2";
 
-/// The latest run of each command, with when that command last succeeded.
+/// The latest run of each command that was not refused, with when that command last
+/// succeeded. A refused run (an operator's typo) neither fails nor succeeds: the run before it
+/// still says how the command stands. A command only ever refused has no row.
 pub(crate) const LATEST_RUNS_SQL: &str = "SELECT r.command, r.started_at, r.ended_at, r.outcome,
         (SELECT MAX(s.ended_at) FROM runs s
           WHERE s.command = r.command AND s.outcome IN ('ok', 'nothing-to-do')) AS last_success
-     FROM runs r WHERE r.run_id = (SELECT MAX(r2.run_id) FROM runs r2 WHERE r2.command = r.command)
+     FROM runs r WHERE r.run_id = (SELECT MAX(r2.run_id) FROM runs r2
+                                   WHERE r2.command = r.command AND r2.outcome <> 'refused')
      ORDER BY r.command";
 
 /// Accounts by status at $1: the set-based form of `store::AccountStatus::of`.

@@ -8,14 +8,16 @@
 //! (see `store::sqlite::settle` for the same reason in settle). The rows arrive already parsed
 //! and checked (on a thread of their own, `jobs::usage`); if the file turns out to be bad, the
 //! transaction is rolled back and nothing of it is kept. A row whose account already has its
-//! `event_id` is skipped by the unique index `usage_event` (`ON CONFLICT DO NOTHING`), and
-//! counted as a duplicate.
+//! `event_id` is skipped by the unique index `usage_event` (`ON CONFLICT DO NOTHING`) and
+//! counted as a duplicate if it says what the first said; with another API, instant or calls it
+//! is a conflict, and the file is refused. A file made only of such duplicates adds nothing and
+//! records no import.
 
 use super::conn::open;
 use super::rows::{at, us};
 use super::totals;
 use crate::input::usage::NewUsage;
-use crate::store::common::ImportTally;
+use crate::store::common::{FirstEvent, ImportTally};
 use crate::store::sql::{FINISH_IMPORT_SQL, NEW_IMPORT_SQL, SAME_IMPORT_SQL, SETTLED_PERIODS_SQL};
 use crate::store::{StoreError, StoreResult, UsageImported, UsageSource};
 use anyhow::anyhow;
@@ -34,6 +36,24 @@ fn insert_row(insert: &mut rusqlite::CachedStatement<'_>, r: &NewUsage, import_i
         r.line as i64,
         r.event_id
     ])
+}
+
+/// Where the event `r` repeats came first (the row holding it now, in `usage`).
+fn first_event(
+    first_of: &mut rusqlite::CachedStatement<'_>,
+    r: &NewUsage,
+    import_id: i64,
+) -> rusqlite::Result<FirstEvent> {
+    first_of.query_row(params![r.account_id, r.event_id], |row| {
+        let from: i64 = row.get(0)?;
+        Ok(FirstEvent {
+            import_id: (from != import_id).then_some(from),
+            line: row.get::<_, i64>(1)? as u64,
+            ts: at(row.get(2)?),
+            api: row.get(3)?,
+            calls: row.get(4)?,
+        })
+    })
 }
 
 /// Rows inserted by one statement when none of them can name an event.
@@ -99,6 +119,9 @@ pub fn import_usage(
         // then.
         let plain = !rows.may_have_event_ids();
         let mut batch_insert = tx.prepare_cached(&batch_insert_sql())?;
+        let mut first_of = tx.prepare_cached(
+            "SELECT import_id, source_line, ts, api, calls FROM usage WHERE account_id = ?1 AND event_id = ?2",
+        )?;
         let mut batch: Vec<NewUsage> = Vec::with_capacity(INSERT_BATCH);
         for row in &mut *rows {
             let r = match row {
@@ -127,8 +150,13 @@ pub fn import_usage(
                 continue;
             }
             if insert_row(&mut insert, &r, import_id)? == 0 {
-                tally.duplicate();
-                skipped.push(r);
+                let first = first_event(&mut first_of, &r, import_id)?;
+                if first.same_as(&r) {
+                    tally.duplicate();
+                    skipped.push(r);
+                } else {
+                    tally.event_conflict(&r, &first);
+                }
             } else {
                 // A row that takes the calls past what can be counted makes the file bad:
                 // the transaction, this row's insert with it, is rolled back.
@@ -145,6 +173,17 @@ pub fn import_usage(
     }
     if let Some(rejected) = tally.rejection() {
         return Err(rejected);
+    }
+    if tally.only_known_events() {
+        // A re-send of events imported before: nothing to add, and nothing is recorded (the
+        // transaction is rolled back).
+        return Ok(UsageImported {
+            import_id: None,
+            rows: 0,
+            calls: 0,
+            late: Vec::new(),
+            duplicates: tally.duplicates,
+        });
     }
     let (Some(fingerprint), Some(mut totals)) = (rows.fingerprint(), totals) else {
         return Err(anyhow!("the usage file was not read to its end").into());
@@ -191,7 +230,7 @@ pub fn import_usage(
     )?;
     tx.commit()?;
     Ok(UsageImported {
-        import_id,
+        import_id: Some(import_id),
         rows: tally.rows,
         calls: tally.calls,
         late: tally.late(),

@@ -22,8 +22,8 @@ mod webhooks;
 use crate::domain::arrears;
 use crate::domain::shard::Shard;
 use crate::store::decode::{
-    account_view, arrears_bill, command_runs, event_view, export_line, import_span, month_totals, pack_view, run_view,
-    service_state, status_counts, used_reference,
+    account_view, arrears_bill, command_runs, event_view, export_line, import_span, late_usage, month_totals,
+    pack_view, run_view, service_state, status_counts, used_reference,
 };
 use crate::store::sql::verify::BookCheck;
 use crate::store::sql::*;
@@ -405,12 +405,9 @@ impl Store for SqliteStore {
         )
     }
 
-    async fn months_with_late_usage(&self) -> StoreResult<Vec<Month>> {
-        let months: Vec<String> = sqlx::query_scalar(LATE_MONTHS_SQL).fetch_all(&self.pool).await?;
-        Ok(months
-            .iter()
-            .map(|m| m.parse().map_err(anyhow::Error::msg))
-            .collect::<anyhow::Result<_>>()?)
+    async fn late_usage(&self) -> StoreResult<Vec<LateUsage>> {
+        let rows = sqlx::query(LATE_USAGE_SQL).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(late_usage).collect::<anyhow::Result<_>>()?)
     }
 
     async fn billed_period(&self, month: Month) -> StoreResult<Option<BilledPeriod>> {
@@ -737,6 +734,7 @@ impl Store for SqliteStore {
                 .iter()
                 .map(|m| m.parse().map_err(anyhow::Error::msg))
                 .collect::<anyhow::Result<_>>()?,
+            late_usage: self.late_usage().await?,
             webhooks: webhooks::health(&self.pool).await?,
         })
     }
