@@ -3,8 +3,8 @@
 //! clock or the environment.
 
 use crate::cli::{
-    AccountsCommand, BillsCommand, Cli, Command, DeliveryState, ExportCommand, PacksCommand, RunsCommand, UsageCommand,
-    WebhooksCommand,
+    AccountsCommand, BillsCommand, CatalogCommand, Cli, Command, DeliveryState, ExportCommand, PacksCommand,
+    RunsCommand, UsageCommand, WebhooksCommand,
 };
 use crate::clock::Clock;
 use crate::commands;
@@ -107,6 +107,10 @@ struct Job<'a> {
     hooks: Option<&'a Webhooks>,
     /// The Pushgateway's URL, if the metrics are pushed.
     push: Option<&'a str>,
+    /// The command may write to the database.
+    writes: bool,
+    /// The catalog file given (`None`: the built-in catalog).
+    catalog_file: Option<&'a str>,
 }
 
 pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
@@ -166,11 +170,14 @@ pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
     };
     let url = cli.database.as_str();
     let writes = cli.command.writes();
+    let catalog_file = cli.catalog.as_ref().map(|p| p.display().to_string());
     let job = Job {
         ctx: &ctx,
         clock: &clock,
         hooks: hooks.as_ref(),
         push: cli.push.as_deref(),
+        writes,
+        catalog_file: catalog_file.as_deref(),
     };
     if url.starts_with("sqlite:") {
         let store = SqliteStore::connect(url, writes).await?;
@@ -194,7 +201,23 @@ pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
 
 /// Runs a command on an open store.
 async fn run_on<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, command: Command) -> anyhow::Result<()> {
-    let ctx = job.ctx;
+    // The prices are the database's once it keeps a catalog (jobs::catalog). `catalog import`
+    // brings its own, and stores nothing else first.
+    let importing = matches!(command, Command::Catalog(CatalogCommand::Import { .. }));
+    let ctx = &if importing {
+        job.ctx.clone()
+    } else {
+        let given = jobs::catalog::Given {
+            file: job.catalog_file,
+            catalog: &job.ctx.catalog,
+        };
+        let catalog = jobs::catalog::resolve(store, &given, job.writes, job.ctx.now).await?;
+        jobs::Ctx {
+            catalog,
+            ..job.ctx.clone()
+        }
+    };
+    let job = &Job { ctx, ..*job };
     let moves_money = matches!(
         command,
         Command::Accounts(AccountsCommand::Import { .. })
@@ -226,6 +249,7 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
         clock,
         hooks,
         push,
+        ..
     } = *job;
     let stop_signal = move || async move {
         match stop {
@@ -260,6 +284,9 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
         }
         Command::Packs(PacksCommand::Import { file }) => commands::packs_import(store, ctx, &file).await,
         Command::Packs(PacksCommand::List { format }) => commands::list_packs(store, ctx, format).await,
+        Command::Catalog(CatalogCommand::Import { file }) => commands::catalog_import(store, ctx, &file).await,
+        Command::Catalog(CatalogCommand::List { format }) => commands::catalog_list(store, ctx, format).await,
+        Command::Catalog(CatalogCommand::Show { version }) => commands::catalog_show(store, &version).await,
         Command::Grant { month } => commands::grant(store, ctx, month).await,
         Command::Settle {
             month,

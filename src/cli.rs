@@ -65,7 +65,9 @@ pub struct Cli {
           global = true, help_heading = "Global options")]
     pub tz: Tz,
 
-    /// Price catalog (TOML file); default: the built-in one, with the seed's prices.
+    /// Price catalog (TOML file); default: the built-in one, with the seed's prices. Once the
+    /// database keeps a catalog (the first command that writes stores the one it runs with),
+    /// commands price from it, and a file that disagrees with it is refused.
     ///
     /// A catalog has one currency, which must be the one the database keeps its balances in.
     #[arg(
@@ -152,6 +154,9 @@ pub enum Command {
     /// Import and list free and prepaid packs.
     #[command(subcommand)]
     Packs(PacksCommand),
+    /// The price catalog the database keeps: import a new version, list or show them.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// Grant a month's free packs to every open account that lacks them.
     Grant {
         /// The month, as YYYY-MM.
@@ -416,6 +421,7 @@ impl Command {
             self,
             Command::Accounts(AccountsCommand::List { .. })
                 | Command::Packs(PacksCommand::List { .. })
+                | Command::Catalog(CatalogCommand::List { .. } | CatalogCommand::Show { .. })
                 | Command::Runs(_)
                 | Command::Verify { .. }
                 | Command::Bills(_)
@@ -493,6 +499,33 @@ pub enum UsageCommand {
         /// gzip: what `sha256sum` prints for the file sent), is HEX.
         #[arg(long, value_name = "HEX", value_parser = parse_sha256)]
         expect_sha256: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CatalogCommand {
+    /// Store a catalog file's versions as the database's; every command then prices from them.
+    ///
+    /// Versions already stored with the same content are left as they are; a version stored
+    /// under the same name with other prices refuses the whole file (a stored version never
+    /// changes, since bills name it: new prices are a new version, with its own
+    /// effective_from). On a database without a catalog, the file becomes its catalog.
+    Import {
+        /// The catalog file (TOML, docs/formats.md).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// List the stored versions: name, first month, currency, where each came from and when.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table, value_name = "FORMAT")]
+        format: Format,
+    },
+    /// Print a stored version as a catalog file's [[versions]] block.
+    Show {
+        /// The version's name, as `catalog list` and the bills export show it.
+        #[arg(value_name = "VERSION")]
+        version: String,
     },
 }
 

@@ -483,6 +483,77 @@ pub async fn events<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyhow::R
     w.finish()?.finish()
 }
 
+/// `billrun catalog import FILE`.
+pub async fn catalog_import<S: Store>(store: &S, ctx: &Ctx, file: &Path) -> anyhow::Result<()> {
+    let name = file.display().to_string();
+    let catalog = load_catalog(Some(file))?;
+    let done = jobs::catalog::import(store, &name, &catalog, ctx.now).await?;
+    for (version, from) in &done.added {
+        tracing::info!(version, from, file = %name, "catalog version stored");
+        println!("stored catalog version {version}, in force from {from}");
+    }
+    if !done.unchanged.is_empty() {
+        println!("already stored, unchanged: {}", done.unchanged.join(", "));
+    }
+    if done.added.is_empty() {
+        println!("nothing new in {name}");
+    }
+    Ok(())
+}
+
+/// `billrun catalog list`.
+pub async fn catalog_list<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyhow::Result<()> {
+    let stored = store.catalog_versions().await?;
+    if stored.is_empty() {
+        tracing::warn!(
+            "this database keeps no catalog yet: the first command that writes to it stores the one it runs with"
+        );
+    }
+    let mut w = ListWriter::new(
+        format,
+        &["version", "effective_from", "currency", "source", "imported_at"],
+        &[],
+        Destination::stdout()?,
+    )?;
+    for v in stored {
+        w.row(vec![
+            v.version,
+            v.effective_from,
+            v.currency,
+            v.source,
+            ctx.local(v.imported_at),
+        ])?;
+    }
+    w.finish()?.finish()
+}
+
+/// `billrun catalog show VERSION`.
+pub async fn catalog_show<S: Store>(store: &S, version: &str) -> anyhow::Result<()> {
+    let stored = store.catalog_versions().await?;
+    let Some(v) = stored.iter().find(|v| v.version == version) else {
+        let names: Vec<&str> = stored.iter().map(|v| v.version.as_str()).collect();
+        return Err(input_error(format!(
+            "this database keeps no catalog version '{version}' (it keeps: {})",
+            if names.is_empty() {
+                "none yet".to_owned()
+            } else {
+                names.join(", ")
+            }
+        )));
+    };
+    let mut out = Destination::stdout()?;
+    use std::io::Write;
+    writeln!(
+        out,
+        "# catalog version {}, imported from {} at {}",
+        v.version,
+        v.source,
+        v.imported_at.to_rfc3339()
+    )?;
+    out.write_all(v.definition.as_bytes())?;
+    out.finish()
+}
+
 /// `billrun accounts list`.
 pub async fn list_accounts<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyhow::Result<()> {
     let mut w = ListWriter::new(

@@ -44,8 +44,10 @@ pub async fn daemon<S: Store>(
         tracing::info!(address = %addr, "serving the metrics on /metrics");
     }
     let render = || async {
+        // A catalog version imported while the daemon slept prices from now on.
         let ctx = Ctx {
             now: clock.now(),
+            catalog: crate::jobs::catalog::kept(store, &base.catalog).await?,
             ..base.clone()
         };
         Ok(crate::reporting::metrics::render(

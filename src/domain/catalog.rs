@@ -92,6 +92,43 @@ pub struct CatalogVersion {
     pub apis: BTreeMap<String, ApiPricing>,
 }
 
+impl CatalogVersion {
+    /// The version as a `[[versions]]` block of a catalog file, every field written out (the
+    /// product and display name on each API): how the database keeps it. Parsed back, it is
+    /// this version again.
+    pub fn to_toml(&self) -> String {
+        let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+        let mut out = format!(
+            "[[versions]]\nversion = {}\neffective_from = {}\ncurrency = {}\nrounding = {}\n",
+            q(&self.version),
+            q(&self.effective_from.to_string()),
+            q(&self.currency),
+            q(self.rounding.as_str())
+        );
+        for a in self.apis.values() {
+            out += &format!(
+                "\n[[versions.apis]]\napi = {}\ndisplay_name = {}\nproduct = {}\nfree_calls = {}\npricing = {}\n\
+                 tier_basis = {}\ntiers = [\n",
+                q(&a.api),
+                q(&a.display_name),
+                q(&a.product),
+                a.free_calls,
+                q(a.mode.as_str()),
+                q(a.tier_basis.as_str())
+            );
+            for t in &a.tiers {
+                out += &format!(
+                    "  {{ from = {}, unit_price = {} }},\n",
+                    t.from,
+                    q(&t.unit_price.to_string())
+                );
+            }
+            out += "]\n";
+        }
+        out
+    }
+}
+
 /// All versions, oldest first.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Catalog {
@@ -270,6 +307,11 @@ impl Catalog {
         self.versions.iter().find(|v| v.version == version)
     }
 
+    /// Every version, oldest first.
+    pub fn versions(&self) -> &[CatalogVersion] {
+        &self.versions
+    }
+
     /// Every API named by any version: what a usage or pack file may mention.
     pub fn known_apis(&self) -> BTreeSet<String> {
         self.versions.iter().flat_map(|v| v.apis.keys().cloned()).collect()
@@ -279,6 +321,19 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_written_as_toml_reads_back_the_same() {
+        let built_in = Catalog::built_in();
+        let text: String = built_in.versions().iter().map(CatalogVersion::to_toml).collect();
+        assert_eq!(Catalog::parse(&text, "written").unwrap(), built_in);
+        // Quotes, backslashes and non-ASCII names survive.
+        let mut odd = built_in.versions()[0].clone();
+        let name = "a \"quoted\" \\ name 图\t";
+        odd.apis.get_mut("AssessQuality").unwrap().display_name = name.into();
+        let again = Catalog::parse(&odd.to_toml(), "odd").unwrap();
+        assert_eq!(again.versions(), [odd]);
+    }
 
     #[test]
     fn the_built_in_catalog_has_the_seed_prices() {

@@ -6,7 +6,7 @@
 use super::webhooks::{DeliveryStatus, DeliveryView, DueDelivery, EndpointHealth, NoticeRef};
 use super::{
     AccountView, ArrearsBill, CommandRuns, EventView, ExportLine, LateUsage, MonthTotals, PackView, RunOutcome,
-    RunView, StatusCounts, UsedReference,
+    RunView, StatusCounts, StoredVersion, UsedReference,
 };
 use crate::domain::arrears::{EventKind, ServiceState};
 use crate::domain::packs::PackKind;
@@ -189,6 +189,18 @@ pub(crate) fn status_counts(r: &impl Columns) -> anyhow::Result<StatusCounts> {
         arrears: r.count("arrears")?,
         suspended: r.count("suspended")?,
         inactive: r.count("inactive")?,
+    })
+}
+
+/// A stored catalog version, from the columns of `sql::CATALOG_VERSIONS_SQL`.
+pub(crate) fn stored_version(r: &impl Columns) -> anyhow::Result<StoredVersion> {
+    Ok(StoredVersion {
+        version: r.text("version")?,
+        effective_from: r.text("effective_from")?,
+        currency: r.text("currency")?,
+        definition: r.text("definition")?,
+        source: r.text("source")?,
+        imported_at: r.time("imported_at")?,
     })
 }
 

@@ -518,6 +518,16 @@ pub trait Store {
     /// Records `currency` as the database's, unless one is recorded; returns the recorded one.
     async fn adopt_currency(&self, currency: &str) -> StoreResult<String>;
 
+    /// The catalog versions the database prices with, oldest first (none: not stored yet).
+    async fn catalog_versions(&self) -> StoreResult<Vec<StoredVersion>>;
+
+    /// Stores catalog versions, all in one transaction; a version already stored under the
+    /// same name is left as it is (the caller compares what it reads back).
+    async fn add_catalog_versions(&self, versions: &[StoredVersion]) -> StoreResult<()>;
+
+    /// The catalog versions the database's bill lines name.
+    async fn billed_catalog_versions(&self) -> StoreResult<Vec<String>>;
+
     /// Adds prepaid packs, all or none: a pack id already present, or an unknown account, is
     /// refused ([`StoreError::Rejected`]).
     async fn import_packs(&self, rows: &[NewPack]) -> StoreResult<u64>;
@@ -691,6 +701,20 @@ pub struct Health {
     pub late_usage: Vec<LateUsage>,
     /// Webhook deliveries, per endpoint billrun was given.
     pub webhooks: Vec<EndpointHealth>,
+}
+
+/// A catalog version as the database keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredVersion {
+    pub version: String,
+    pub effective_from: String,
+    pub currency: String,
+    /// The version as a `[[versions]]` block of a catalog file
+    /// (`domain::catalog::CatalogVersion::to_toml`).
+    pub definition: String,
+    /// The file it was imported from.
+    pub source: String,
+    pub imported_at: DateTime<Utc>,
 }
 
 /// Usage imported for a settled month after its settlement read it, and not billed yet: the

@@ -7,6 +7,7 @@ mod accounts_and_packs;
 mod arrears;
 mod bad_input;
 mod billing_zone;
+mod catalog;
 mod citus;
 mod corrections;
 mod crash;

@@ -92,11 +92,20 @@ fn a_catalog_in_another_currency_is_refused_where_money_is_kept_in_cny() {
         all.extend(args.iter().copied());
         let err = env.fails(3, &all);
         assert!(
-            err.contains("this database keeps its balances in CNY, but the catalog prices in USD"),
+            err.contains("disagrees with the one this database prices with: version 'seed-2023-12' says other prices"),
             "{args:?}: {err}"
         );
     }
     assert_eq!(env.snapshot(&["2026-10"]), before);
+    // A database from before the catalog was kept: the USD catalog is not stored as its own.
+    env.exec("DELETE FROM catalog_versions");
+    let err = env.fails(3, &["--catalog", usd.as_str(), "--now", NOV_1, "migrate"]);
+    assert!(
+        err.contains("this database keeps its balances in CNY, but the catalog"),
+        "{err}"
+    );
+    let kept: i64 = env.query("SELECT COUNT(*) FROM catalog_versions");
+    assert_eq!(kept, 0);
 }
 
 #[test]
@@ -117,12 +126,12 @@ fn a_database_started_with_a_usd_catalog_keeps_usd_throughout() {
     assert!(out.contains("1 accounts billed now, 10.00 USD"), "{out}");
     let bills = parse_csv(&env.ok(&["--catalog", &usd, "export", "bills", "--month", "2026-10"]));
     assert_eq!(bills[0]["currency"], "USD");
-    // The built-in catalog (CNY) is now the wrong one for this database.
-    let err = env.fails(3, &["--now", NOV_1, "recharge", "a", "1.00"]);
-    assert!(
-        err.contains("keeps its balances in USD, but the catalog prices in CNY"),
-        "{err}"
-    );
+    // The database keeps its USD catalog: a command without --catalog prices with it, and
+    // the built-in catalog (CNY) named as a file is refused.
+    env.ok(&["--now", NOV_1, "recharge", "a", "1.00"]);
+    let cny = env.file("cny.toml", &built_in());
+    let err = env.fails(3, &["--catalog", &cny, "--now", NOV_1, "recharge", "a", "1.00"]);
+    assert!(err.contains("version 'seed-2023-12' says other prices"), "{err}");
 }
 
 #[test]

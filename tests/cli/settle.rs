@@ -358,6 +358,8 @@ fn a_month_is_priced_by_the_catalog_version_in_force() {
          tiers = [{{ from = 0, unit_price = \"0.01\" }}, {{ from = 1000, unit_price = \"0.001\" }}]\n"
     );
     let cat = env.file("catalog.toml", &catalog);
+    // The database prices with this catalog: given before anything else, it is its catalog.
+    env.ok(&["catalog", "import", &cat]);
     env.import_accounts(OPENED, &["a,A,2026-01-01T00:00:00Z,100"]);
     env.import_usage(&[
         "a,CropImage,2026-10-10T00:00:00+08:00,3000",
@@ -399,6 +401,7 @@ fn a_month_is_priced_by_the_catalog_version_in_force() {
     );
     // Usage of an API the version in force does not price is a clear configuration error.
     let env2 = Env::new();
+    env2.ok(&["catalog", "import", &cat]);
     env2.import_accounts(OPENED, &["b,B,2026-01-01T00:00:00Z,100"]);
     env2.import_usage(&["b,AssessQuality,2026-11-10T00:00:00+08:00,1"]);
     let err = env2.fails(

@@ -45,6 +45,7 @@ pub const REFERENCE: &[&str] = &[
     "settings",
     "webhook_endpoints",
     "webhook_subscriptions",
+    "catalog_versions",
 ];
 
 /// Whether the database billrun is connected to has the `citus` extension.

@@ -25,7 +25,7 @@ use crate::input::usage::NewUsage;
 use crate::store::common::*;
 use crate::store::decode::{
     account_view, arrears_bill, command_runs, event_view, export_line, import_span, late_usage, month_totals,
-    pack_view, run_view, service_state, status_counts, used_reference,
+    pack_view, run_view, service_state, status_counts, stored_version, used_reference,
 };
 use crate::store::page::{self, CurrentBill, PageWrites, StoredLine};
 use crate::store::sql::verify::BookCheck;
@@ -885,6 +885,34 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(sqlx::query_scalar(CURRENCY_SQL).fetch_one(&self.pool).await?)
+    }
+
+    async fn catalog_versions(&self) -> StoreResult<Vec<StoredVersion>> {
+        let rows = sqlx::query(CATALOG_VERSIONS_SQL).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(stored_version).collect::<anyhow::Result<_>>()?)
+    }
+
+    async fn add_catalog_versions(&self, versions: &[StoredVersion]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for v in versions {
+            sqlx::query(ADD_CATALOG_VERSION_SQL)
+                .bind(&v.version)
+                .bind(&v.effective_from)
+                .bind(&v.currency)
+                .bind(&v.definition)
+                .bind(&v.source)
+                .bind(v.imported_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn billed_catalog_versions(&self) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(BILLED_CATALOG_VERSIONS_SQL)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn import_packs(&self, rows: &[NewPack]) -> StoreResult<u64> {

@@ -26,6 +26,20 @@ pub(crate) const LATE_USAGE_SQL: &str = "SELECT sm.month, COUNT(*) AS imports, C
           AND i.first_ts < sm.period_end AND i.last_ts >= sm.period_start
      GROUP BY sm.month ORDER BY sm.month";
 
+/// The catalog versions stored, oldest first.
+pub(crate) const CATALOG_VERSIONS_SQL: &str =
+    "SELECT version, effective_from, currency, definition, source, imported_at FROM catalog_versions
+     ORDER BY effective_from";
+
+/// Stores a catalog version, unless one of that name is stored.
+pub(crate) const ADD_CATALOG_VERSION_SQL: &str = "INSERT INTO catalog_versions
+     (version, effective_from, currency, definition, source, imported_at) VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (version) DO NOTHING";
+
+/// The catalog versions bill lines name.
+pub(crate) const BILLED_CATALOG_VERSIONS_SQL: &str =
+    "SELECT DISTINCT catalog_version FROM bill_lines ORDER BY catalog_version";
+
 /// The billing time zone the stored usage totals are kept in (none: not built yet).
 pub(crate) const TOTALS_ZONE_SQL: &str = "SELECT value FROM settings WHERE name = 'usage_totals_zone'";
 
