@@ -69,7 +69,14 @@ pub fn main() -> ExitCode {
 /// noise.
 fn init_logs(format: crate::cli::LogFormat) {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BILLRUN_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
+    let mut filter =
+        tracing_subscriber::EnvFilter::try_from_env("BILLRUN_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
+    // The HTTP client's own lines name whole URLs, query tokens included, at debug and trace:
+    // at any BILLRUN_LOG, only its warnings and errors are let through. billrun's own lines
+    // about webhooks and pushes leave the query out.
+    for quiet in ["ureq=warn", "ureq_proto=warn", "rustls=warn"] {
+        filter = filter.add_directive(quiet.parse().expect("a valid directive"));
+    }
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -129,9 +136,14 @@ pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
     match &cli.command {
         Command::Demo { dir } => return crate::demo::run(&ctx, dir).await,
         Command::Completions { shell } => {
+            // Written whole, then through the standard output every command writes through: a
+            // reader that stops early (`| head`) ends it quietly, as for every other command.
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut command, "billrun", &mut Destination::stdout()?);
-            return Ok(());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut command, "billrun", &mut script);
+            let mut out = Destination::stdout()?;
+            std::io::Write::write_all(&mut out, &script)?;
+            return out.finish();
         }
         Command::Man { out } => return commands::write_man_pages(out.as_deref()),
         Command::Schedule { schedule, count } => return commands::print_schedule(&ctx, schedule, *count),
@@ -242,6 +254,12 @@ async fn run_on<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, co
     done
 }
 
+/// The file an `--out` names: none for standard output, which `-` names too, as it does for
+/// most command-line tools.
+fn to_file(out: &Option<std::path::PathBuf>) -> Option<&std::path::Path> {
+    out.as_deref().filter(|p| p.as_os_str() != "-")
+}
+
 /// Hands the command to its function.
 async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, command: Command) -> anyhow::Result<()> {
     let Job {
@@ -275,10 +293,12 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
             format,
             expect_rows,
             expect_sha256,
+            allow_unopened,
         }) => {
             let expect = crate::jobs::usage::Expect {
                 rows: expect_rows,
                 sha256: expect_sha256,
+                allow_unopened,
             };
             commands::usage_import(store, ctx, &file, format.chosen(), expect).await
         }
@@ -388,14 +408,14 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
         Command::Verify { month } => commands::verify(store, ctx, month).await,
         Command::Bills(BillsCommand::Show { id, month }) => commands::show_bill(store, ctx, &id, month).await,
         Command::Export(ExportCommand::Bills { month, out, excel }) => {
-            commands::export_bills(store, ctx, month, out.as_deref(), excel).await
+            commands::export_bills(store, ctx, month, to_file(&out), excel).await
         }
         Command::Export(ExportCommand::Summary { month, out, excel }) => {
-            commands::export_summary(store, ctx, month, out.as_deref(), excel).await
+            commands::export_summary(store, ctx, month, to_file(&out), excel).await
         }
-        Command::Report { month, out } => commands::report(store, ctx, month, out.as_deref()).await,
+        Command::Report { month, out } => commands::report(store, ctx, month, to_file(&out)).await,
         Command::Events { format } => commands::events(store, ctx, format).await,
-        Command::Metrics { out } => commands::metrics(store, ctx, out.as_deref(), push).await,
+        Command::Metrics { out } => commands::metrics(store, ctx, to_file(&out), push).await,
         Command::Schedule { .. }
         | Command::Gen { .. }
         | Command::Completions { .. }

@@ -53,7 +53,7 @@ pub struct Cli {
     ///
     /// Nothing else in billrun reads the clock, so any month can be re-run or tested as of any
     /// moment, e.g. --now 2026-11-01T02:00:00+08:00.
-    #[arg(long, env = "BILLRUN_NOW", value_name = "RFC3339", value_parser = parse_now, global = true,
+    #[arg(long, env = "BILLRUN_NOW", hide_env_values = true, value_name = "RFC3339", value_parser = parse_now, global = true,
           help_heading = "Global options")]
     pub now: Option<DateTime<Utc>>,
 
@@ -61,7 +61,7 @@ pub struct Cli {
     ///
     /// A month that has bills keeps the zone it was billed in: settling it in another is
     /// refused.
-    #[arg(long, env = "BILLRUN_TZ", default_value = "Asia/Shanghai", value_name = "ZONE", value_parser = parse_tz,
+    #[arg(long, env = "BILLRUN_TZ", hide_env_values = true, default_value = "Asia/Shanghai", value_name = "ZONE", value_parser = parse_tz,
           global = true, help_heading = "Global options")]
     pub tz: Tz,
 
@@ -73,6 +73,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "BILLRUN_CATALOG",
+        hide_env_values = true,
         value_name = "FILE",
         global = true,
         help_heading = "Global options"
@@ -80,14 +81,14 @@ pub struct Cli {
     pub catalog: Option<PathBuf>,
 
     /// Accounts settled per transaction (1 to 100000); the result does not depend on it.
-    #[arg(long, env = "BILLRUN_PAGE_SIZE", default_value_t = 1000, value_name = "N",
+    #[arg(long, env = "BILLRUN_PAGE_SIZE", hide_env_values = true, default_value_t = 1000, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=100_000), global = true, help_heading = "Global options")]
     pub page_size: u32,
 
     /// Log format on standard error: `text` (coloured on a terminal) or `json`.
     ///
     /// The level comes from BILLRUN_LOG (default `info`); NO_COLOR turns colours off.
-    #[arg(long, env = "BILLRUN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT",
+    #[arg(long, env = "BILLRUN_LOG_FORMAT", hide_env_values = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT",
           global = true, help_heading = "Global options")]
     pub log_format: LogFormat,
 
@@ -100,6 +101,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "BILLRUN_WEBHOOKS",
+        hide_env_values = true,
         value_name = "FILE",
         global = true,
         help_heading = "Global options"
@@ -112,6 +114,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "BILLRUN_PUSHGATEWAY",
+        hide_env_values = true,
         value_name = "URL",
         global = true,
         help_heading = "Global options"
@@ -204,10 +207,10 @@ pub enum Command {
     Daemon {
         /// Cron expression in the billing time zone: 5 fields (minute hour day-of-month month
         /// day-of-week) or 6 with seconds first, or @daily, @monthly….
-        #[arg(long, env = "BILLRUN_SCHEDULE", value_name = "EXPR", default_value = crate::schedule::DEFAULT)]
+        #[arg(long, env = "BILLRUN_SCHEDULE", hide_env_values = true, value_name = "EXPR", default_value = crate::schedule::DEFAULT)]
         schedule: String,
         /// Serve the metrics on http://ADDR/metrics for Prometheus to scrape, e.g. 0.0.0.0:9464.
-        #[arg(long, env = "BILLRUN_METRICS_ADDRESS", value_name = "ADDR")]
+        #[arg(long, env = "BILLRUN_METRICS_ADDRESS", hide_env_values = true, value_name = "ADDR")]
         metrics_address: Option<std::net::SocketAddr>,
         #[command(flatten)]
         due: Due,
@@ -217,7 +220,7 @@ pub enum Command {
     /// A field out of range, or a schedule that never fires (February 30th), is refused.
     Schedule {
         /// Cron expression, as for `daemon --schedule`.
-        #[arg(long, env = "BILLRUN_SCHEDULE", value_name = "EXPR", default_value = crate::schedule::DEFAULT)]
+        #[arg(long, env = "BILLRUN_SCHEDULE", hide_env_values = true, value_name = "EXPR", default_value = crate::schedule::DEFAULT)]
         schedule: String,
         /// How many wake-up times to print.
         #[arg(long, default_value_t = 5, value_name = "N")]
@@ -408,7 +411,7 @@ pub struct Due {
     /// Leaves the meters time to deliver the month's last usage, so that the month's first
     /// settlement has it: with an hourly schedule the month is first settled at 02:00 on the
     /// 1st. Usage that arrives later is billed anyway, by the next run, as adjustments.
-    #[arg(long, env = "BILLRUN_SETTLE_AFTER", default_value = "2h", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, env = "BILLRUN_SETTLE_AFTER", hide_env_values = true, default_value = "2h", value_name = "DURATION", value_parser = parse_duration)]
     pub settle_after: chrono::Duration,
 }
 
@@ -499,6 +502,11 @@ pub enum UsageCommand {
         /// gzip: what `sha256sum` prints for the file sent), is HEX.
         #[arg(long, value_name = "HEX", value_parser = parse_sha256)]
         expect_sha256: Option<String>,
+        /// Take usage of an account never opened (no activated_at), or dated in a month before
+        /// the one it opened in, as it is (it is refused otherwise): billed with no free pack
+        /// for those months.
+        #[arg(long)]
+        allow_unopened: bool,
     },
 }
 

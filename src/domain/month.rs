@@ -16,6 +16,14 @@ pub struct Month {
     month: u32,
 }
 
+/// The first instant an account opened at `opened` may have usage: the start of its opening
+/// month in `tz` (usage earlier on the opening day, or earlier in the opening month, is billed:
+/// that month is the account's first). An account never opened (`None`) may have none. An
+/// import refuses other usage unless told to take it as it is.
+pub fn usage_allowed_from(opened: Option<DateTime<Utc>>, tz: Tz) -> Option<DateTime<Utc>> {
+    opened.map(|t| Month::containing(t, tz).start(tz))
+}
+
 impl Month {
     pub fn new(year: i32, month: u32) -> Option<Month> {
         ((1..=12).contains(&month) && (1..=9999).contains(&year)).then_some(Month { year, month })

@@ -27,13 +27,15 @@ enum ParsedMsg {
     End(Option<Fingerprint>, Box<UsageTotals>),
 }
 
-/// What the sender says it sent (`--expect-rows`, `--expect-sha256`): the input is refused
-/// whole unless it holds that.
+/// How an import takes its input: what the sender says it sent (`--expect-rows`,
+/// `--expect-sha256`; the input is refused whole unless it holds that), and whether usage of
+/// accounts not open yet is taken as it is (`--allow-unopened`).
 #[derive(Clone, Debug, Default)]
 pub struct Expect {
     pub rows: Option<u64>,
     /// Lower-case hex, of the bytes as received.
     pub sha256: Option<String>,
+    pub allow_unopened: bool,
 }
 
 /// The expectations, with the digest of the bytes read once they are all read.
@@ -80,6 +82,7 @@ struct ParsedAhead {
     /// Rows handed out so far (good or bad), and what the sender said it sent.
     seen: u64,
     expected: Option<Expected>,
+    allow_unopened: bool,
 }
 
 /// Passes a file through, counting the bytes read (for the import's progress).
@@ -145,6 +148,7 @@ fn parsed_ahead(mut rows: impl Source, zone: Tz) -> ParsedAhead {
         read: None,
         seen: 0,
         expected: None,
+        allow_unopened: false,
     }
 }
 
@@ -197,6 +201,9 @@ impl UsageSource for ParsedAhead {
     }
     fn totals(&mut self) -> Option<UsageTotals> {
         self.totals.take()
+    }
+    fn accepts_unopened(&self) -> bool {
+        self.allow_unopened
     }
 }
 
@@ -276,6 +283,7 @@ pub async fn import<S: Store>(
     })?;
     let mut rows = parsed_ahead(rows, ctx.tz);
     rows.read = Some((read, ctx.progress(format!("importing {name}"), "bytes", size)));
+    rows.allow_unopened = expect.allow_unopened;
     rows.expected = Some(Expected {
         rows: expect.rows,
         sha256,

@@ -126,6 +126,26 @@ impl ImportTally {
         self.rows == 0 && self.duplicates > 0 && self.problems_total == 0
     }
 
+    /// Records that line `line` (at `ts`) is usage of account `id`, which was never opened
+    /// (`opened` is `None`) or opened in a later month.
+    pub(crate) fn unopened_account(&mut self, line: u64, id: &str, opened: Option<DateTime<Utc>>, ts: DateTime<Utc>) {
+        let why = match opened {
+            None => format!(
+                "account '{id}' was never opened (it has no activated_at): its usage would be billed with no free pack"
+            ),
+            Some(opened) => format!(
+                "account '{id}' opened at {}, and this row is dated {}, in a month before the one it opened in",
+                opened.to_rfc3339(),
+                ts.to_rfc3339()
+            ),
+        };
+        self.problems(vec![RowError::new(
+            line,
+            "account_id",
+            format!("{why}; import with --allow-unopened to bill it as it is"),
+        )]);
+    }
+
     /// Records that line `line` names account `id`, which does not exist.
     pub(crate) fn unknown_account(&mut self, line: u64, id: &str) {
         self.problems(vec![RowError::new(

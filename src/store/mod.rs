@@ -209,6 +209,12 @@ pub trait UsageSource: Iterator<Item = Result<NewUsage, Vec<RowError>>> {
     /// Once every row has been read: every good row's calls per account, API and month of the
     /// billing zone, summed by the reader (`None` if reading stopped early). Taken once.
     fn totals(&mut self) -> Option<UsageTotals>;
+
+    /// Whether usage of an account never opened, or dated in a month before the one it opened
+    /// in, is taken as it is (`--allow-unopened`) rather than refused.
+    fn accepts_unopened(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Clone, Debug)]

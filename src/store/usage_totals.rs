@@ -154,6 +154,11 @@ impl UsageTotals {
 
     /// The totals sorted by month, account and API: the order of the stored totals' key, so
     /// that adding them walks it once. They are sorted in place as 16-byte (key, calls) pairs.
+    /// The billing zone whose months the totals are of.
+    pub(crate) fn zone(&self) -> Tz {
+        self.zone
+    }
+
     pub(crate) fn into_sorted(self) -> SortedTotals {
         let UsageTotals {
             months,

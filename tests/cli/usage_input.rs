@@ -155,7 +155,10 @@ fn usage_through_stdin_gzip_or_ndjson_bills_the_same_as_the_plain_file() {
 #[test]
 fn an_event_imported_before_is_not_billed_again_in_any_file_or_format() {
     let env = Env::new();
-    env.import_accounts("2026-10-01T00:00:00+08:00", &["a1,A,,0", "a2,B,,0"]);
+    env.import_accounts(
+        "2026-10-01T00:00:00+08:00",
+        &["a1,A,2026-09-01T00:00:00+08:00,0", "a2,B,2026-09-01T00:00:00+08:00,0"],
+    );
     let first = env.file(
         "first.csv",
         "account_id,api,timestamp,calls,event_id\n\
@@ -233,7 +236,7 @@ fn an_event_imported_before_is_not_billed_again_in_any_file_or_format() {
 #[test]
 fn bad_ndjson_and_damaged_gzip_are_refused_with_their_lines_and_nothing_is_written() {
     let env = Env::new();
-    env.import_accounts("2026-10-01T00:00:00+08:00", &["a1,A,,0"]);
+    env.import_accounts("2026-10-01T00:00:00+08:00", &["a1,A,2026-09-01T00:00:00+08:00,0"]);
     let ndjson = "{\"account_id\":\"a1\",\"api\":\"CropImage\",\"timestamp\":\"2026-10-05T10:00:00Z\",\"calls\":3}\n\
                   {\"account_id\":\"a1\",\"api\":\"CropImage\",\"timestamp\":\"2026-10-05T10:00:00Z\",\"calls\":-3}\n\
                   \n\
@@ -384,11 +387,71 @@ fn a_stream_cut_short_is_refused_whole_and_sending_it_again_bills_it_once() {
 #[test]
 fn an_ndjson_field_given_twice_is_refused() {
     let env = Env::new();
-    env.import_accounts("2026-10-01T00:00:00+08:00", &["a1,A,,0"]);
+    env.import_accounts("2026-10-01T00:00:00+08:00", &["a1,A,2026-09-01T00:00:00+08:00,0"]);
     let path = env.file(
         "twice.ndjson",
         "{\"account_id\":\"a1\",\"api\":\"CropImage\",\"timestamp\":\"2026-10-05T10:00:00Z\",\"calls\":3,\"calls\":300}\n",
     );
     let err = env.fails(3, &["--now", NOW, "usage", "import", &path]);
     assert!(err.contains("line 1: field 'calls': is given twice"), "{err}");
+}
+
+/// Usage of an account never opened, or dated in a month before the one it opened in, would
+/// be billed with no free pack (and send an arrears notice): refused with its lines, unless
+/// the import says to take it as it is. Usage earlier in the opening month is billed, as the
+/// rules say. Both as plain CSV and with event ids (which PostgreSQL imports another way).
+#[test]
+fn usage_of_an_account_not_open_yet_is_refused_unless_accepted() {
+    for with_events in [false, true] {
+        let env = Env::new();
+        env.import_accounts(
+            "2026-10-01T00:00:00+08:00",
+            &[
+                "never,Never,,0",
+                "later,Later,2026-11-03T00:00:00+08:00,0",
+                "mid,Mid,2026-10-20T12:00:00+08:00,0",
+            ],
+        );
+        let mut rows = vec![
+            "never,CropImage,2026-10-05T10:00:00+08:00,10",
+            "later,CropImage,2026-10-20T10:00:00+08:00,20",
+            "later,CropImage,2026-11-01T00:10:00+08:00,30",
+            "mid,CropImage,2026-10-05T10:00:00+08:00,40",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+        let mut header = "account_id,api,timestamp,calls".to_owned();
+        if with_events {
+            header += ",event_id";
+            for (i, r) in rows.iter_mut().enumerate() {
+                *r += &format!(",ev-{i}");
+            }
+        }
+        let path = env.file("usage.csv", &format!("{header}\n{}\n", rows.join("\n")));
+        let err = env.fails(3, &["--now", NOW, "usage", "import", &path]);
+        assert!(
+            err.contains(
+                "line 2: field 'account_id': account 'never' was never opened (it has no activated_at): its usage \
+                 would be billed with no free pack; import with --allow-unopened to bill it as it is"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "line 3: field 'account_id': account 'later' opened at 2026-11-02T16:00:00+00:00, and this row is \
+                 dated 2026-10-20T02:00:00+00:00, in a month before the one it opened in"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("(2 problems)"),
+            "lines 4 and 5 are of the opening month: {err}"
+        );
+        let rows_kept: i64 = env.query("SELECT COUNT(*) FROM usage");
+        assert_eq!(rows_kept, 0);
+        let out = env.ok(&["--now", NOW, "usage", "import", "--allow-unopened", &path]);
+        assert!(out.contains("imported 4 usage rows (100 calls)"), "{out}");
+        env.ok(&["verify"]);
+    }
 }

@@ -683,13 +683,22 @@ impl Store for PgStore {
             copy.send(buf.finish()).await.context("sending usage rows")?;
             copy.finish().await.context("finishing COPY of usage")?;
         }
+        // The lines naming an account that does not exist, or (unless the import accepts them)
+        // one not open yet in the row's month (`domain::month::usage_allowed_from`, written in
+        // SQL: before the start of the account's opening month in the billing zone).
+        let refused_sql = |rows: &str, this_import: &str| {
+            format!(
+                "SELECT u.source_line, u.account_id, u.ts, a.account_id IS NULL AS unknown, a.activated_at
+                 FROM {rows} u LEFT JOIN accounts a ON a.account_id = u.account_id
+                 WHERE {this_import} (a.account_id IS NULL OR (NOT $2 AND (a.activated_at IS NULL
+                    OR u.ts < date_trunc('month', a.activated_at AT TIME ZONE $1) AT TIME ZONE $1)))
+                 ORDER BY u.source_line"
+            )
+        };
         let unknown_sql = if staged {
-            "SELECT u.source_line, u.account_id FROM usage_in u LEFT JOIN accounts a ON a.account_id = u.account_id
-             WHERE a.account_id IS NULL ORDER BY u.source_line"
+            refused_sql("usage_in", "")
         } else {
-            "SELECT u.source_line, u.account_id FROM usage u
-             WHERE u.import_id = $1 AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = u.account_id)
-             ORDER BY u.source_line"
+            refused_sql("usage", "u.import_id = $3 AND")
         };
         // Rows go straight to `usage` unless they may name events: then the month's totals
         // are added from the reader's sums; staged rows are summed in SQL once their
@@ -704,21 +713,23 @@ impl Store for PgStore {
         let look = match sums {
             Some(sums) => {
                 totals::stage(&mut tx, sums).await?;
-                totals::stage_names_unknown_accounts(&mut tx).await?
+                totals::stage_names_refused_accounts(&mut tx, zone, rows.accepts_unopened()).await?
             }
             None => true,
         };
         if look {
-            let mut unknown = if staged {
-                sqlx::query(unknown_sql)
-            } else {
-                sqlx::query(unknown_sql).bind(import_id)
-            }
-            .fetch(&mut *tx);
-            while let Some(row) = unknown.try_next().await? {
-                let line: i64 = row.try_get("source_line")?;
+            let query = sqlx::query(&unknown_sql)
+                .bind(zone.name())
+                .bind(rows.accepts_unopened());
+            let mut refused = if staged { query } else { query.bind(import_id) }.fetch(&mut *tx);
+            while let Some(row) = refused.try_next().await? {
+                let line = row.try_get::<i64, _>("source_line")? as u64;
                 let id: String = row.try_get("account_id")?;
-                tally.unknown_account(line as u64, &id);
+                if row.try_get("unknown")? {
+                    tally.unknown_account(line, &id);
+                } else {
+                    tally.unopened_account(line, &id, row.try_get("activated_at")?, row.try_get("ts")?);
+                }
             }
         }
         if staged && !tally.is_bad() {

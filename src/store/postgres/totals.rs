@@ -126,13 +126,21 @@ pub async fn stage(conn: &mut PgConnection, totals: UsageTotals) -> anyhow::Resu
     Ok(())
 }
 
-/// Whether the staged totals name an account that does not exist: one row per account and
-/// API to look at, not one per usage row.
-pub async fn stage_names_unknown_accounts(conn: &mut PgConnection) -> sqlx::Result<bool> {
+/// Whether the staged totals name an account that does not exist or (unless `accept_unopened`)
+/// one not open yet in the total's month: one row per account and API to look at, not one per
+/// usage row.
+pub async fn stage_names_refused_accounts(
+    conn: &mut PgConnection,
+    zone: Tz,
+    accept_unopened: bool,
+) -> sqlx::Result<bool> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM totals_in t LEFT JOIN accounts a ON a.account_id = t.account_id
-                        WHERE a.account_id IS NULL)",
+                        WHERE a.account_id IS NULL OR (NOT $2 AND (a.activated_at IS NULL
+                           OR t.month < to_char(a.activated_at AT TIME ZONE $1, 'YYYY-MM'))))",
     )
+    .bind(zone.name())
+    .bind(accept_unopened)
     .fetch_one(conn)
     .await
 }

@@ -206,10 +206,14 @@ pub fn import_usage(
     for r in &skipped {
         totals.take_back(r);
     }
-    // A total of an account that does not exist is not added, and the file is refused with
-    // the lines that name it.
-    if !totals::add(&tx, totals)? {
-        unknown_accounts(&tx, after, import_id, &mut tally)?;
+    // A total of an account that does not exist, or not open yet in its month, is not added,
+    // and the file is refused with the lines that name it.
+    let refused = totals::add(&tx, totals, rows.accepts_unopened())?;
+    if refused.any() {
+        if refused.unknown {
+            unknown_accounts(&tx, after, import_id, &mut tally)?;
+        }
+        unopened_accounts(&tx, after, import_id, &refused.unopened, &mut tally)?;
         if let Some(rejected) = tally.rejection() {
             return Err(rejected);
         }
@@ -240,6 +244,44 @@ pub fn import_usage(
 
 /// Lists, as problems of the file, the lines of import `import_id` (its rows are those after
 /// rowid `after`) that name an account that does not exist.
+/// Lists the lines of import `import_id` (rows after rowid `after`) that are usage of
+/// `accounts` (id, opening µs, first instant of usage allowed µs) before they may have any.
+fn unopened_accounts(
+    tx: &rusqlite::Connection,
+    after: i64,
+    import_id: i64,
+    accounts: &[(String, Option<i64>, Option<i64>)],
+    tally: &mut ImportTally,
+) -> StoreResult<()> {
+    if accounts.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "CREATE TEMP TABLE unopened_in (account_id TEXT PRIMARY KEY, opened INTEGER, allowed_from INTEGER)",
+        [],
+    )?;
+    {
+        let mut insert = tx.prepare("INSERT INTO unopened_in VALUES (?1, ?2, ?3)")?;
+        for (id, opened, from) in accounts {
+            insert.execute(params![id, opened, from])?;
+        }
+        let mut stmt = tx.prepare(
+            "SELECT u.source_line, u.account_id, x.opened, u.ts FROM usage u JOIN unopened_in x ON x.account_id = u.account_id
+             WHERE u.rowid > ?1 AND u.import_id = ?2 AND (x.allowed_from IS NULL OR u.ts < x.allowed_from)
+             ORDER BY u.source_line",
+        )?;
+        let mut found = stmt.query(params![after, import_id])?;
+        while let Some(row) = found.next()? {
+            let line: i64 = row.get(0)?;
+            let id: String = row.get(1)?;
+            let opened: Option<i64> = row.get(2)?;
+            tally.unopened_account(line as u64, &id, opened.map(at), at(row.get(3)?));
+        }
+    }
+    tx.execute("DROP TABLE unopened_in", [])?;
+    Ok(())
+}
+
 fn unknown_accounts(tx: &rusqlite::Connection, after: i64, import_id: i64, tally: &mut ImportTally) -> StoreResult<()> {
     let mut stmt = tx.prepare(
         "SELECT u.source_line, u.account_id FROM usage u

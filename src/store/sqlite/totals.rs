@@ -3,7 +3,7 @@
 //! against the raw rows by `verify`. Through `rusqlite`, inside the caller's transaction.
 
 use super::rows::{at, us};
-use crate::domain::month::{Month, MonthSpan};
+use crate::domain::month::{usage_allowed_from, Month, MonthSpan};
 use crate::store::common::totals_overflow;
 use crate::store::sql::{TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL, USAGE_SPAN_SQL};
 use crate::store::UsageTotals;
@@ -47,23 +47,61 @@ pub fn ensure_zone(conn: &Connection, zone: Tz) -> anyhow::Result<bool> {
     Ok(built)
 }
 
-/// Adds an import's totals to the stored ones; a total of an account that does not exist is
-/// left out. Returns whether every account exists (the caller refuses the file if not).
-pub fn add(conn: &Connection, totals: UsageTotals) -> anyhow::Result<bool> {
-    // `WHERE` also keeps SQLite from reading `ON CONFLICT` as a join's constraint.
+/// What adding an import's totals found wrong with their accounts.
+#[derive(Debug, Default)]
+pub struct Refused {
+    /// Some total's account does not exist.
+    pub unknown: bool,
+    /// Accounts with usage before they may have any (`domain::month::usage_allowed_from`): each
+    /// with its opening instant (µs; `None`: never opened) and the first instant it may have
+    /// usage from.
+    pub unopened: Vec<(String, Option<i64>, Option<i64>)>,
+}
+
+impl Refused {
+    pub fn any(&self) -> bool {
+        self.unknown || !self.unopened.is_empty()
+    }
+}
+
+/// Adds an import's totals to the stored ones. A total of an account that does not exist, or
+/// (unless `accept_unopened`) of a month before the account may have usage, is left out and
+/// reported: the caller refuses the file then.
+pub fn add(conn: &Connection, totals: UsageTotals, accept_unopened: bool) -> anyhow::Result<Refused> {
+    let zone = totals.zone();
+    let mut opened = conn.prepare_cached("SELECT activated_at FROM accounts WHERE account_id = ?1")?;
     let mut upsert = conn.prepare_cached(
-        "INSERT INTO usage_totals (month, account_id, api, calls)
-         SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM accounts WHERE account_id = ?2)
+        "INSERT INTO usage_totals (month, account_id, api, calls) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (month, account_id, api) DO UPDATE SET calls = calls + excluded.calls",
     )?;
-    let mut all_exist = true;
+    let mut refused = Refused::default();
+    // The totals come sorted by month and account: one look-up per account and month.
+    let mut last: Option<(String, Option<Option<i64>>)> = None;
     for (month, account, api, calls) in totals.into_sorted().iter() {
-        all_exist &= upsert
+        if last.as_ref().map_or(true, |(a, _)| a != account) {
+            let found = opened.query_row([account], |r| r.get::<_, Option<i64>>(0)).optional()?;
+            last = Some((account.to_owned(), found));
+        }
+        let Some((_, found)) = &last else { unreachable!() };
+        let Some(activated_at) = *found else {
+            refused.unknown = true;
+            continue;
+        };
+        if !accept_unopened {
+            let from = usage_allowed_from(activated_at.map(at), zone);
+            let month: Month = month.parse().map_err(anyhow::Error::msg)?;
+            if from.map_or(true, |from| month.start(zone) < from) {
+                refused.unopened.push((account.to_owned(), activated_at, from.map(us)));
+                continue;
+            }
+        }
+        upsert
             .execute(params![month, account, api, calls])
-            .map_err(overflow_or)?
-            == 1;
+            .map_err(overflow_or)?;
     }
-    Ok(all_exist)
+    refused.unopened.sort();
+    refused.unopened.dedup();
+    Ok(refused)
 }
 
 /// A sum past 64 bits as [`totals_overflow`]: SQLite's `SUM` fails with "integer overflow";
