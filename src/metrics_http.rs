@@ -14,13 +14,22 @@ use tokio::net::TcpListener;
 pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Where the metrics of job `billrun` go on a Pushgateway whose address is `url`: its
-/// `/metrics/job/billrun` group, unless `url` names a group itself.
+/// `/metrics/job/billrun` group, unless `url` names a group itself. A query (a token a proxy
+/// in front of the Pushgateway asks for) stays at the end.
 pub fn push_target(url: &str) -> String {
-    if url.contains("/metrics/job/") {
-        url.to_owned()
+    let (path, query) = match url.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (url, None),
+    };
+    let mut target = if path.contains("/metrics/job/") {
+        path.to_owned()
     } else {
-        format!("{}/metrics/job/billrun", url.trim_end_matches('/'))
+        format!("{}/metrics/job/billrun", path.trim_end_matches('/'))
+    };
+    if let Some(query) = query {
+        target = format!("{target}?{query}");
     }
+    target
 }
 
 /// Replaces the group's metrics on the Pushgateway with `text` (HTTP PUT, as the Pushgateway
@@ -127,6 +136,14 @@ mod tests {
         assert_eq!(
             push_target("http://gw:9091/metrics/job/billrun/instance/eu"),
             "http://gw:9091/metrics/job/billrun/instance/eu"
+        );
+        assert_eq!(
+            push_target("http://gw:9091/?token=a/b"),
+            "http://gw:9091/metrics/job/billrun?token=a/b"
+        );
+        assert_eq!(
+            push_target("http://gw:9091/metrics/job/x?token=t"),
+            "http://gw:9091/metrics/job/x?token=t"
         );
     }
 }

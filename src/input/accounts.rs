@@ -59,7 +59,7 @@ pub fn read(reader: impl std::io::Read) -> Result<Vec<NewAccount>, Vec<RowError>
         };
         let balance_fen = match parse_cny(balance) {
             Ok(d) => match to_fen(d) {
-                Some(fen) if fen.abs() <= MAX_AMOUNT_FEN => fen,
+                Some(fen) if fen.unsigned_abs() <= MAX_AMOUNT_FEN.unsigned_abs() => fen,
                 _ => {
                     problems.push(RowError::new(
                         line,
@@ -120,7 +120,9 @@ mod tests {
                     ,D,,0\n\
                     a6,E\u{1b}]0;pwned\u{7},,0\n\
                     a7,F,,-10000000000000.01\n\
-                    a8\u{200b},G,,0\n";
+                    a8\u{200b},G,,0\n\
+                    a9,H,,-92233720368547758.08\n\
+                    a10,I,,92233720368547758.08\n";
         let problems = read(text.as_bytes()).unwrap_err();
         let got: Vec<(u64, &str)> = problems.iter().map(|p| (p.line, p.field.as_str())).collect();
         assert_eq!(
@@ -132,7 +134,9 @@ mod tests {
                 (5, "account_id"),
                 (6, "name"),
                 (7, "balance"),
-                (8, "account_id")
+                (8, "account_id"),
+                (9, "balance"),
+                (10, "balance")
             ]
         );
         assert!(problems[2]

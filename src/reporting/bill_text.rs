@@ -159,7 +159,7 @@ pub fn explain(c: &BillContext<'_>, lines: &[ExportLine], api_name: &dyn Fn(&Exp
         let _ = writeln!(
             out,
             "  {moved} {} {cur} ({what}); balance {} -> {} {cur}",
-            format_money(from_fen(head.debited_fen.abs())),
+            format_money(from_fen(head.debited_fen).abs()),
             format_money(from_fen(head.balance_before_fen)),
             format_money(from_fen(head.balance_after_fen)),
         );

@@ -249,8 +249,18 @@ fn metrics_pushed_to_a_real_pushgateway_read_back_the_same_and_a_run_pushes_when
         assert_eq!(number(value), number(&read_back[name]), "{name}");
     }
     assert_eq!(read_back["billrun_months_unsettled"], "1", "{read_back:?}");
-    // `run` pushes when it ends: October settled, the run's success pushed.
-    env.ok(&["--push", &gw.url(), "--now", "2026-11-01T02:00:00+08:00", "run"]);
+    // `run` pushes when it ends: October settled, the run's success pushed. The URL's query (a
+    // token a proxy asks for) stays a query, and no log line shows it, at any level.
+    let with_token = format!("{}/?token=SEKRET", gw.url());
+    let out = env
+        .command(&["--push", &with_token, "--now", "2026-11-01T02:00:00+08:00", "run"])
+        .env("BILLRUN_LOG", "trace")
+        .output()
+        .unwrap();
+    let logged = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{logged}");
+    assert!(logged.contains("billrun"), "a trace was written: {logged}");
+    assert!(!logged.contains("SEKRET"), "{logged}");
     let after = gw.billrun();
     assert_eq!(after["billrun_months_unsettled"], "0", "{after:?}");
     assert!(

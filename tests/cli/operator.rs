@@ -520,6 +520,54 @@ fn output_a_reader_stops_reading_ends_quietly() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Every command that prints, with its reader gone before it writes a byte: success, and
+    // not a word on standard error. `--out -` is standard output too.
+    let env = Env::new();
+    settled(&env);
+    for args in [
+        "completions zsh",
+        "man",
+        "accounts list",
+        "packs list",
+        "events",
+        "runs list",
+        "catalog list",
+        "catalog show seed-2023-12",
+        "bills show a --month 2026-10",
+        "export bills --month 2026-10",
+        "export bills --month 2026-10 --out -",
+        "export summary --month 2026-10 --out -",
+        "report --month 2026-10 --out -",
+        "metrics --out -",
+        "webhooks list",
+    ] {
+        let mut child = env
+            .command(&args.split(' ').collect::<Vec<_>>())
+            .env("BILLRUN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args}: {stderr}");
+        assert!(stderr.is_empty(), "{args}: {stderr}");
+    }
+    // `--out -` writes what standard output gets without it.
+    for (with_dash, without) in [
+        ("export bills --month 2026-10 --out -", "export bills --month 2026-10"),
+        (
+            "--now 2026-11-02T00:00:00+08:00 report --month 2026-10 --out -",
+            "--now 2026-11-02T00:00:00+08:00 report --month 2026-10",
+        ),
+    ] {
+        let a = env.ok(&with_dash.split(' ').collect::<Vec<_>>());
+        let b = env.ok(&without.split(' ').collect::<Vec<_>>());
+        assert!(a == b, "{with_dash}: not what standard output gets without it");
+        assert!(!env.dir.path().join("-").exists(), "no file named -");
+    }
 }
 
 #[test]
