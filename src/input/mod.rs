@@ -183,13 +183,18 @@ fn csv_problem(e: &csv::Error, headers: &[String]) -> RowError {
                 format!("the row has {len} fields, the header has {expected}"),
             )
         }
-        csv::ErrorKind::Utf8 { err, .. } => RowError::new(line, &column(err.field()), "not valid UTF-8 text"),
+        csv::ErrorKind::Utf8 { err, .. } => RowError::new(line, &column(err.field()), NOT_UTF8),
         csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
             RowError::new(line_of(io).unwrap_or(line), "(line)", io.to_string())
         }
         _ => RowError::new(line, "(line)", format!("unreadable CSV: {e}")),
     }
 }
+
+/// What a file that is not UTF-8 is told: most such files were saved by Excel or a Chinese
+/// system in GBK.
+pub const NOT_UTF8: &str = "not valid UTF-8 text: the file is in another encoding (GBK, as Excel saves \"CSV\" on a \
+                            Chinese system?); save it as \"CSV UTF-8\", or convert it (iconv -f GBK -t UTF-8)";
 
 /// The line number [`LineLimit`] put in its error, if this is one of its errors.
 fn line_of(e: &std::io::Error) -> Option<u64> {
@@ -211,6 +216,10 @@ impl std::error::Error for LineTooLong {}
 
 /// Passes a file through, failing once a line grows past [`MAX_LINE_BYTES`]: the CSV reader
 /// would otherwise hold a whole gigabyte-long field in memory before anything could refuse it.
+///
+/// It also turns CRLF line ends (as Excel saves) into LF: the CSV reader ends a record at the
+/// CR and counts the line at the LF, so every record of a CRLF file was placed on the line
+/// before its own.
 pub struct LineLimit<R> {
     inner: R,
     /// Lines seen so far, counting the one being read (1-based).
@@ -218,6 +227,8 @@ pub struct LineLimit<R> {
     /// Bytes of the current line read so far.
     run: usize,
     failed: bool,
+    /// A CR ended the last read: whether an LF follows is known at the next.
+    held_cr: bool,
 }
 
 impl<R> LineLimit<R> {
@@ -227,6 +238,7 @@ impl<R> LineLimit<R> {
             line: 1,
             run: 0,
             failed: false,
+            held_cr: false,
         }
     }
 }
@@ -238,7 +250,36 @@ impl<R: std::io::Read> std::io::Read for LineLimit<R> {
         }
         // Reads of at most the limit, so that no line can hide inside one read.
         let cap = buf.len().min(MAX_LINE_BYTES);
-        let n = self.inner.read(&mut buf[..cap])?;
+        if cap < 2 {
+            return self.inner.read(&mut buf[..cap]);
+        }
+        let n = loop {
+            let start = usize::from(self.held_cr);
+            if self.held_cr {
+                buf[0] = b'\r';
+                self.held_cr = false;
+            }
+            let read = self.inner.read(&mut buf[start..cap])?;
+            let end = start + read;
+            // CR LF becomes LF; a CR at the end of a read waits for the next (unless the input
+            // ended).
+            let mut kept = 0;
+            for i in 0..end {
+                let b = buf[i];
+                if b == b'\r' && i + 1 < end && buf[i + 1] == b'\n' {
+                    continue;
+                }
+                if b == b'\r' && i + 1 == end && read > 0 {
+                    self.held_cr = true;
+                    continue;
+                }
+                buf[kept] = b;
+                kept += 1;
+            }
+            if kept > 0 || read == 0 {
+                break kept;
+            }
+        };
         let chunk = &buf[..n];
         let first = chunk.iter().position(|&b| b == b'\n');
         let too_long = match first {
@@ -296,6 +337,27 @@ pub fn parse_calls(text: &str, max: i64) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hands out `step` bytes per read, as a slow pipe may.
+    struct Chunks(Vec<u8>, usize, usize);
+    impl std::io::Read for Chunks {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.2.min(buf.len()).min(self.0.len() - self.1);
+            buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+            self.1 += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn crlf_becomes_lf_wherever_the_reads_split_it() {
+        let text = b"a,b\r\n1,2\r\r\n\"x\r\ny\"\r\nlast\r".to_vec();
+        for step in 1..=text.len() {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut LineLimit::new(Chunks(text.clone(), 0, step)), &mut out).unwrap();
+            assert_eq!(out, b"a,b\n1,2\r\n\"x\ny\"\nlast\r", "{step} bytes a read");
+        }
+    }
 
     #[test]
     fn timestamps_need_an_offset() {

@@ -127,9 +127,7 @@ fn parse(line: u64, text: &[u8]) -> Result<JsonRow, RowError> {
             "(line)",
             format!("each line must be one JSON object, not {kind}"),
         )),
-        Err(e) if std::str::from_utf8(text).is_err() => {
-            Err(RowError::new(line, "(line)", format!("not valid UTF-8 text ({e})")))
-        }
+        Err(_) if std::str::from_utf8(text).is_err() => Err(RowError::new(line, "(line)", super::NOT_UTF8)),
         Err(e) => {
             // serde_json's message ends with where in the text it stopped; the line is ours.
             let message = e.to_string();

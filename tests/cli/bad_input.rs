@@ -388,3 +388,31 @@ fn a_line_too_long_to_be_a_row_is_refused_before_it_fills_the_memory() {
         &err[..200.min(err.len())]
     );
 }
+
+/// Excel saves "CSV UTF-8" with a byte-order mark and CRLF line ends: its problems are named
+/// on their own lines. A file saved in GBK is told how to save it instead.
+#[test]
+fn an_excel_saved_file_names_its_lines_right_and_a_gbk_one_says_how_to_save_it() {
+    let env = env_with_accounts();
+    usage_rejected(
+        &env,
+        "excel.csv",
+        "\u{feff}account_id,api,timestamp,calls\r\n\
+         a1,CropImage,2026-10-05T00:00:00+08:00,5\r\n\
+         a1,CropImage,2026-10-05T00:00:00+08:00,-5\r\n\
+         a2,Nope,2026-10-05T00:00:00+08:00,5\r\n",
+        &[(3, "calls", "-5"), (4, "api", "Nope")],
+    );
+    // 测试 in GBK, in an account's name.
+    let path = env.dir.path().join("gbk.csv");
+    let mut gbk = b"account_id,name,activated_at,balance\r\nz1,".to_vec();
+    gbk.extend([0xB2, 0xE2, 0xCA, 0xD4]);
+    gbk.extend(b",,0\r\n");
+    std::fs::write(&path, gbk).unwrap();
+    let err = env.fails(3, &["--now", NOW, "accounts", "import", path.to_str().unwrap()]);
+    assert!(
+        err.contains("gbk.csv:line 2: field 'name': not valid UTF-8 text"),
+        "{err}"
+    );
+    assert!(err.contains("save it as \"CSV UTF-8\""), "{err}");
+}
