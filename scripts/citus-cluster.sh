@@ -15,6 +15,9 @@
 
 CITUS_VERSION=13.2.2
 CITUS_SHA256=dd2453caec20a830e5e63f1def5c5a98cb6f57ae510407cdcd800916fcdab430
+# Where the release's sources are published (the tag's archive), when they are not beside the
+# clone in ../shared/vendor.
+CITUS_URL=https://github.com/citusdata/citus/archive/refs/tags/v$CITUS_VERSION.tar.gz
 
 citus_say() { printf '%s\n' "$*" >&2; }
 
@@ -23,11 +26,22 @@ build_citus() {
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
     sources=${BILLRUN_CITUS_SOURCES:-$root/../shared/vendor}
     tarball=$sources/citus-$CITUS_VERSION.tar.gz
-    patchfile=$sources/citus-$CITUS_VERSION-pg15-minor.patch
-    [ -f "$tarball" ] || {
-        citus_say "Citus sources not found: $tarball (set BILLRUN_CITUS_SOURCES to their directory)"
-        return 1
-    }
+    # PostgreSQL 15's recent minor releases declare have_createdb_privilege, which Citus 13.2.2
+    # also defines: the patch renames Citus' own.
+    patchfile=$root/scripts/citus/citus-$CITUS_VERSION-pg15-minor.patch
+    if [ ! -f "$tarball" ]; then
+        # A clone without the sources beside it: the release's archive, checked below.
+        tarball=$root/target/citus/citus-$CITUS_VERSION.tar.gz
+        if [ ! -f "$tarball" ]; then
+            citus_say "Citus sources not found in $sources: downloading $CITUS_URL"
+            mkdir -p "$root/target/citus"
+            curl -fsSL --retry 3 -o "$tarball.part" "$CITUS_URL" && mv "$tarball.part" "$tarball" || {
+                rm -f "$tarball.part"
+                citus_say "could not download $CITUS_URL (set BILLRUN_CITUS_SOURCES to a directory holding citus-$CITUS_VERSION.tar.gz)"
+                return 1
+            }
+        fi
+    fi
     echo "$CITUS_SHA256  $tarball" | sha256sum -c --quiet - >&2 || {
         citus_say "$tarball does not have the expected sha256 $CITUS_SHA256"
         return 1

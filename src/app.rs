@@ -17,14 +17,19 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::webhooks::{DeliveryFilter, DeliveryStatus, Replay};
 use crate::store::{redact_url, Store};
 use crate::webhooks::config::Webhooks;
-use clap::Parser;
 use std::process::ExitCode;
 
 /// The whole program: parses the command line, starts the logs and the clock, runs the job,
 /// and returns the exit code its outcome maps to (see `error`).
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = <Cli as clap::CommandFactory>::command()
+        .try_get_matches()
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) if e.use_stderr() && json_logs_asked() => {
+            return ExitCode::from(crate::error::report_usage(&e));
+        }
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() {
@@ -34,6 +39,9 @@ pub fn main() -> ExitCode {
             });
         }
     };
+    // `metrics` pushes when --push is on its command line; BILLRUN_PUSHGATEWAY alone only says
+    // where the jobs push, and `metrics` then prints.
+    let push_asked = matches.value_source("push") == Some(clap::parser::ValueSource::CommandLine);
     let format = cli.log_format;
     init_logs(format);
     // A panic is a bug: it is logged (in the log format, with where it happened) from
@@ -56,12 +64,28 @@ pub fn main() -> ExitCode {
             return ExitCode::from(crate::error::report(&e, format));
         }
     };
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(run(cli, clock))))
-        .unwrap_or_else(|payload| Err(crate::error::panicked(payload.as_ref())));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(run(cli, clock, push_asked))
+    }))
+    .unwrap_or_else(|payload| Err(crate::error::panicked(payload.as_ref())));
     match outcome {
         Ok(()) => ExitCode::from(crate::error::EXIT_OK),
         Err(e) => ExitCode::from(crate::error::report(&e, format)),
     }
+}
+
+/// Whether the logs are to be JSON, read from the raw command line and the environment: for a
+/// command line that could not be parsed.
+fn json_logs_asked() -> bool {
+    let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    let on_line = args.iter().enumerate().rev().find_map(|(i, a)| {
+        if a == "--log-format" {
+            args.get(i + 1).cloned()
+        } else {
+            a.strip_prefix("--log-format=").map(str::to_owned)
+        }
+    });
+    on_line.or_else(|| std::env::var("BILLRUN_LOG_FORMAT").ok()).as_deref() == Some("json")
 }
 
 /// Logs go to standard error, as text or JSON. Colours only on a terminal, and never when
@@ -100,7 +124,18 @@ async fn prepare<S: Store>(
     if !writes {
         return Ok(store.check_schema().await?);
     }
-    store.migrate().await?;
+    store.migrate().await.map_err(|e| {
+        let e = anyhow::Error::from(e);
+        if crate::error::is_permission_denied(&e) {
+            e.context(
+                "this command writes, and the database role it connects as may not: commands that write apply \
+                 billrun's migrations and change its tables, so they need a role that may (the one `billrun migrate` \
+                 runs as); lists, exports, reports and verify work with a role that may only read",
+            )
+        } else {
+            e
+        }
+    })?;
     if let Some(hooks) = hooks {
         store.register_endpoints(&jobs::webhooks::records(hooks), now).await?;
     }
@@ -114,13 +149,15 @@ struct Job<'a> {
     hooks: Option<&'a Webhooks>,
     /// The Pushgateway's URL, if the metrics are pushed.
     push: Option<&'a str>,
+    /// `--push` was on the command line (not only in the environment).
+    push_asked: bool,
     /// The command may write to the database.
     writes: bool,
     /// The catalog file given (`None`: the built-in catalog).
     catalog_file: Option<&'a str>,
 }
 
-pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
+pub async fn run(cli: Cli, clock: Clock, push_asked: bool) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     let ctx = Ctx {
         now: clock.start(),
@@ -188,6 +225,7 @@ pub async fn run(cli: Cli, clock: Clock) -> anyhow::Result<()> {
         clock: &clock,
         hooks: hooks.as_ref(),
         push: cli.push.as_deref(),
+        push_asked,
         writes,
         catalog_file: catalog_file.as_deref(),
     };
@@ -294,11 +332,13 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
             expect_rows,
             expect_sha256,
             allow_unopened,
+            allow_repeats,
         }) => {
             let expect = crate::jobs::usage::Expect {
                 rows: expect_rows,
                 sha256: expect_sha256,
                 allow_unopened,
+                allow_repeats,
             };
             commands::usage_import(store, ctx, &file, format.chosen(), expect).await
         }
@@ -415,7 +455,10 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
         }
         Command::Report { month, out } => commands::report(store, ctx, month, to_file(&out)).await,
         Command::Events { format } => commands::events(store, ctx, format).await,
-        Command::Metrics { out } => commands::metrics(store, ctx, to_file(&out), push).await,
+        Command::Metrics { out } => {
+            let push = push.filter(|_| job.push_asked);
+            commands::metrics(store, ctx, to_file(&out), push).await
+        }
         Command::Schedule { .. }
         | Command::Gen { .. }
         | Command::Completions { .. }

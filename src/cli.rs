@@ -507,6 +507,11 @@ pub enum UsageCommand {
         /// for those months.
         #[arg(long)]
         allow_unopened: bool,
+        /// Take a file whose rows without an event_id repeat, in more than 5% of them, rows of
+        /// earlier imports (same account, API, time and calls) as it is (it is refused
+        /// otherwise, as a file sent twice in part would bill those rows twice).
+        #[arg(long)]
+        allow_repeats: bool,
     },
 }
 

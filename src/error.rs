@@ -200,6 +200,14 @@ pub fn panicked(payload: &(dyn std::any::Any + Send)) -> anyhow::Error {
     }
 }
 
+/// Whether the database refused for want of a privilege (PostgreSQL's 42501).
+pub fn is_permission_denied(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| match c.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(db)) => db.code().as_deref() == Some("42501"),
+        _ => false,
+    })
+}
+
 /// Whether a panic is `println!` meeting a closed pipe: not worth a log line.
 pub fn is_closed_pipe_panic(message: &str) -> bool {
     message.starts_with("failed printing to stdout: ") && message.contains("Broken pipe")
@@ -218,6 +226,31 @@ pub fn is_closed_pipe(err: &anyhow::Error) -> bool {
                 });
         io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// Prints a command line that could not be parsed as one JSON line like the log lines (exit 2).
+pub fn report_usage(err: &clap::Error) -> u8 {
+    let text = err.to_string();
+    // The first paragraph, on one line: "the following required arguments were not provided:
+    // --month <YYYY-MM>".
+    let message = text
+        .trim_start()
+        .split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_start_matches("error: ")
+        .to_owned();
+    let line = serde_json::json!({
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "level": "ERROR",
+        "fields": {"message": message, "exit_code": EXIT_USAGE, "usage": text.trim_end()},
+        "target": "billrun",
+    });
+    eprintln!("{line}");
+    EXIT_USAGE
 }
 
 /// Prints the error that ends the process on standard error, in the log format, and returns

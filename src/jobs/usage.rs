@@ -9,6 +9,7 @@ use crate::input::stream::{self, Bytes, Format};
 use crate::input::usage::{Fingerprint, NewUsage, TimeBounds, UsageRows, CLOCK_AHEAD};
 use crate::input::RowError;
 use crate::progress::Progress;
+use crate::store::repeats::{row_hash, RowHashes};
 use crate::store::{Store, StoreError, UsageImported, UsageSource, UsageTotals};
 use chrono_tz::Tz;
 use std::path::Path;
@@ -24,18 +25,20 @@ const PARSED_BATCH: usize = 1024;
 /// once the file is read to its end.
 enum ParsedMsg {
     Rows(Vec<Parsed>),
-    End(Option<Fingerprint>, Box<UsageTotals>),
+    End(Option<Fingerprint>, Box<UsageTotals>, Box<RowHashes>),
 }
 
 /// How an import takes its input: what the sender says it sent (`--expect-rows`,
 /// `--expect-sha256`; the input is refused whole unless it holds that), and whether usage of
-/// accounts not open yet is taken as it is (`--allow-unopened`).
+/// accounts not open yet (`--allow-unopened`) or of rows that repeat earlier imports'
+/// (`--allow-repeats`) is taken as it is.
 #[derive(Clone, Debug, Default)]
 pub struct Expect {
     pub rows: Option<u64>,
     /// Lower-case hex, of the bytes as received.
     pub sha256: Option<String>,
     pub allow_unopened: bool,
+    pub allow_repeats: bool,
 }
 
 /// The expectations, with the digest of the bytes read once they are all read.
@@ -76,6 +79,8 @@ struct ParsedAhead {
     ended: bool,
     fingerprint: Option<Fingerprint>,
     totals: Option<UsageTotals>,
+    /// The hashes of the rows without an event id, once the file is read.
+    hashes: Option<RowHashes>,
     event_ids: bool,
     /// Bytes of the file read so far, and where to show them.
     read: Option<(Arc<AtomicU64>, Progress)>,
@@ -83,6 +88,7 @@ struct ParsedAhead {
     seen: u64,
     expected: Option<Expected>,
     allow_unopened: bool,
+    allow_repeats: bool,
 }
 
 /// Passes a file through, counting the bytes read (for the import's progress).
@@ -122,10 +128,19 @@ fn parsed_ahead(mut rows: impl Source, zone: Tz) -> ParsedAhead {
     // thread that could not be started drops `tx`: the rows end with the error below.
     let _ = std::thread::Builder::new().name("usage-parse".into()).spawn(move || {
         let mut totals = UsageTotals::new(zone);
+        let mut hashes = RowHashes::default();
         loop {
             let batch: Vec<Parsed> = rows.by_ref().take(PARSED_BATCH).collect();
             for row in batch.iter().flatten() {
                 totals.add(row);
+                if row.event_id.is_none() {
+                    hashes.add(row_hash(
+                        &row.account_id,
+                        &row.api,
+                        row.ts.timestamp_micros(),
+                        row.calls,
+                    ));
+                }
             }
             let last = batch.len() < PARSED_BATCH;
             // A send fails only when the import stopped reading (a rejected file): stop too.
@@ -136,7 +151,7 @@ fn parsed_ahead(mut rows: impl Source, zone: Tz) -> ParsedAhead {
                 break;
             }
         }
-        let _ = tx.send(ParsedMsg::End(rows.fingerprint(), Box::new(totals)));
+        let _ = tx.send(ParsedMsg::End(rows.fingerprint(), Box::new(totals), Box::new(hashes)));
     });
     ParsedAhead {
         rx,
@@ -144,11 +159,13 @@ fn parsed_ahead(mut rows: impl Source, zone: Tz) -> ParsedAhead {
         ended: false,
         fingerprint: None,
         totals: None,
+        hashes: None,
         event_ids,
         read: None,
         seen: 0,
         expected: None,
         allow_unopened: false,
+        allow_repeats: false,
     }
 }
 
@@ -169,10 +186,11 @@ impl Iterator for ParsedAhead {
             }
             match self.rx.recv() {
                 Ok(ParsedMsg::Rows(rows)) => self.batch = rows.into_iter(),
-                Ok(ParsedMsg::End(fingerprint, totals)) => {
+                Ok(ParsedMsg::End(fingerprint, totals, hashes)) => {
                     self.ended = true;
                     self.fingerprint = fingerprint;
                     self.totals = Some(*totals);
+                    self.hashes = Some(*hashes);
                     // An input that is not what its sender said it sent ends with a bad row:
                     // refused whole.
                     if let Some(problem) = self.expected.as_ref().and_then(|e| e.problem(self.seen)) {
@@ -205,6 +223,12 @@ impl UsageSource for ParsedAhead {
     fn accepts_unopened(&self) -> bool {
         self.allow_unopened
     }
+    fn row_hashes(&mut self) -> Option<RowHashes> {
+        self.hashes.take()
+    }
+    fn accepts_repeats(&self) -> bool {
+        self.allow_repeats
+    }
 }
 
 /// The instants a usage row may carry at `--now` (see `input::usage`).
@@ -217,6 +241,31 @@ pub fn time_bounds(ctx: &Ctx) -> anyhow::Result<TimeBounds> {
         earliest: first.start(ctx.tz),
         latest: ctx.now + CLOCK_AHEAD,
     })
+}
+
+/// Standard input, read to its end into a temporary file (removed at once: it goes when the
+/// import closes it), before the import begins: the database's write lock (SQLite's) is never
+/// held while a sender pauses, so a recharge or a settle never waits on a slow pipe.
+fn spool_stdin() -> anyhow::Result<std::fs::File> {
+    use std::io::Seek;
+    let dir = std::env::temp_dir();
+    let path = dir.join(format!(".billrun-stdin-{}", std::process::id()));
+    let cannot = |e: std::io::Error| {
+        input_error(format!(
+            "cannot keep standard input in {} while it arrives: {e} (set TMPDIR to a directory billrun may write)",
+            dir.display()
+        ))
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(cannot)?;
+    let _ = std::fs::remove_file(&path);
+    std::io::copy(&mut std::io::stdin().lock(), &mut file).map_err(cannot)?;
+    file.rewind().map_err(cannot)?;
+    Ok(file)
 }
 
 /// The name standard input goes by in messages and in the import's record.
@@ -239,7 +288,9 @@ pub async fn import<S: Store>(
     };
     let rejected = |problems: Vec<RowError>, total: u64| anyhow::Error::new(RejectedFile::new(&name, problems, total));
     let (raw, size): (Bytes, Option<u64>) = if stdin {
-        (Box::new(std::io::stdin()), None)
+        let spooled = spool_stdin()?;
+        let size = spooled.metadata().ok().map(|m| m.len()).filter(|n| *n > 0);
+        (Box::new(spooled), size)
     } else {
         let file = open_input(path)?;
         let size = file.metadata().ok().map(|m| m.len()).filter(|n| *n > 0);
@@ -284,6 +335,7 @@ pub async fn import<S: Store>(
     let mut rows = parsed_ahead(rows, ctx.tz);
     rows.read = Some((read, ctx.progress(format!("importing {name}"), "bytes", size)));
     rows.allow_unopened = expect.allow_unopened;
+    rows.allow_repeats = expect.allow_repeats;
     rows.expected = Some(Expected {
         rows: expect.rows,
         sha256,

@@ -8,6 +8,7 @@ use crate::domain::shard::Shard;
 use crate::error::MAX_LISTED;
 use crate::input::usage::NewUsage;
 use crate::input::RowError;
+use crate::store::repeats::{too_many, RowHashes, Sketch};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
@@ -182,6 +183,53 @@ impl ImportTally {
             total: 1,
         })
     }
+}
+
+/// An earlier import whose rows span some of a new file's, with its sketch.
+pub(crate) struct EarlierImport {
+    pub import_id: i64,
+    pub file_name: String,
+    pub imported_at: DateTime<Utc>,
+    pub sketch: Sketch,
+}
+
+/// The problem with a file whose rows without an event id repeat, in more than the share
+/// `repeats` allows, rows of the `earlier` imports: how many, and of which imports (the most
+/// first, three at most named).
+pub(crate) fn repeated_rows(hashes: &RowHashes, earlier: &[EarlierImport]) -> Option<RowError> {
+    let mut found: Vec<(u64, &EarlierImport)> = earlier
+        .iter()
+        .map(|e| (hashes.repeats_of(&e.sketch), e))
+        .filter(|(n, _)| *n > 0)
+        .collect();
+    let total = found.iter().map(|(n, _)| n).sum::<u64>().min(hashes.rows());
+    if !too_many(total, hashes.rows()) {
+        return None;
+    }
+    found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.import_id.cmp(&b.1.import_id)));
+    let named: Vec<String> = found
+        .iter()
+        .take(3)
+        .map(|(n, e)| {
+            format!(
+                "about {n} of import #{} ({}, imported {})",
+                e.import_id,
+                e.file_name,
+                e.imported_at.to_rfc3339()
+            )
+        })
+        .collect();
+    Some(RowError::new(
+        1,
+        "(file)",
+        format!(
+            "about {total} of its {} rows without an event_id repeat rows of earlier imports (same account, API, \
+             time and calls): {}. Importing them would bill those calls twice: import only the new rows, give \
+             the rows event ids, or, if they are new calls, import with --allow-repeats",
+            hashes.rows(),
+            named.join("; ")
+        ),
+    ))
 }
 
 /// Where an event came first: its import (`None`: an earlier line of the same file), line and

@@ -11,6 +11,7 @@ mod decode;
 mod error;
 pub mod page;
 pub mod postgres;
+pub mod repeats;
 pub mod sql;
 pub mod sqlite;
 mod usage_stream;
@@ -213,6 +214,18 @@ pub trait UsageSource: Iterator<Item = Result<NewUsage, Vec<RowError>>> {
     /// Whether usage of an account never opened, or dated in a month before the one it opened
     /// in, is taken as it is (`--allow-unopened`) rather than refused.
     fn accepts_unopened(&self) -> bool {
+        false
+    }
+
+    /// Once every row has been read: the hashes of the good rows without an event id
+    /// (`repeats`), to tell rows sent twice. Taken once; `None` if the reader keeps none.
+    fn row_hashes(&mut self) -> Option<repeats::RowHashes> {
+        None
+    }
+
+    /// Whether a file whose rows repeat those of earlier imports is taken as it is
+    /// (`--allow-repeats`) rather than refused.
+    fn accepts_repeats(&self) -> bool {
         false
     }
 }

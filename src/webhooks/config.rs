@@ -85,6 +85,10 @@ pub fn display_url(url: &str) -> String {
 impl Webhooks {
     /// Parses and checks a webhooks file; `source` names it in messages.
     pub fn parse(text: &str, source: &str) -> Result<Webhooks, String> {
+        Webhooks::parse_file(text, source).map_err(|e| hide_secrets(&e))
+    }
+
+    fn parse_file(text: &str, source: &str) -> Result<Webhooks, String> {
         let file: File = toml::from_str(text).map_err(|e| {
             let at = e
                 .span()
@@ -120,6 +124,15 @@ impl Webhooks {
                     e.name.span(),
                     "name",
                     format!("'{name}' must be 1 to {MAX_NAME} letters, digits, '-', '_' or '.'"),
+                ));
+            }
+            if name.starts_with("whsec_") {
+                return Err(at(
+                    e.name.span(),
+                    "name",
+                    "is a webhook secret (it starts as one does), which goes in `secret`; a name is what billrun \
+                     lists and labels the endpoint's metrics with"
+                        .into(),
                 ));
             }
             if endpoints.iter().any(|x| x.name == name) {
@@ -176,9 +189,48 @@ impl Webhooks {
     }
 }
 
+/// `text` with every Standard Webhooks secret in it (`whsec_` and its base64) hidden: a secret
+/// pasted into the wrong field must not be repeated in an error, which logs and CI keep.
+fn hide_secrets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("whsec_") {
+        out.push_str(&rest[..at]);
+        out.push_str("whsec_(hidden)");
+        let after = &rest[at + "whsec_".len()..];
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "+/=".contains(c)))
+            .unwrap_or(after.len());
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_in_the_wrong_field_is_not_repeated_in_the_error() {
+        let text = GOOD.replace(
+            "url = \"http://10.0.0.5:8080/hooks\"",
+            "url = \"whsec_yw8DxH3B2mJz6t8d8D0Mxa0k6YtN+2Qx\"",
+        );
+        let err = Webhooks::parse(&text, "w.toml").unwrap_err();
+        assert!(!err.contains("yw8DxH3B2mJz6t8d8D0Mxa0k6YtN"), "{err}");
+        let name = GOOD.replace(
+            "name = \"gateway\"",
+            "name = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"",
+        );
+        let err = Webhooks::parse(&name, "w.toml").unwrap_err();
+        assert!(!err.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "{err}");
+        assert!(err.contains("is a webhook secret"), "{err}");
+        assert_eq!(
+            hide_secrets("a whsec_ab+/= b whsec_"),
+            "a whsec_(hidden) b whsec_(hidden)"
+        );
+    }
 
     const GOOD: &str = r#"
 [[endpoints]]

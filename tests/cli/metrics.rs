@@ -267,6 +267,18 @@ fn metrics_pushed_to_a_real_pushgateway_read_back_the_same_and_a_run_pushes_when
         after.contains_key("billrun_last_success_timestamp_seconds{command=\"run\"}"),
         "{after:?}"
     );
+    // BILLRUN_PUSHGATEWAY only says where jobs push: `metrics` without --push prints.
+    let printed = env
+        .command(&["--now", NOV_1, "metrics"])
+        .env("BILLRUN_PUSHGATEWAY", gw.url())
+        .output()
+        .unwrap();
+    assert!(printed.status.success());
+    assert!(
+        String::from_utf8_lossy(&printed.stdout).contains("# TYPE billrun_months_unsettled gauge"),
+        "{}",
+        String::from_utf8_lossy(&printed.stderr)
+    );
     // A Pushgateway that is not there: `metrics --push` fails with 5; `run` still succeeds.
     let gone = format!("http://127.0.0.1:{}", free_port());
     let err = env.fails(5, &["--push", &gone, "metrics"]);

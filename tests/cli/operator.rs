@@ -196,8 +196,13 @@ fn sqlite_files_an_operator_must_fix_exit_3_once_said() {
     // A directory that does not exist.
     let (code, text) = bare(dir.path(), &["--database", &at("missing/billrun.db"), "migrate"]);
     assert_eq!(code, Some(3), "{text}");
+    // Named as what it is, not as SQLite's code 14 ("unable to open database file").
     assert_eq!(
-        text.matches("unable to open database file").count(),
+        text.matches(&format!(
+            "the directory {} does not exist",
+            dir.path().join("missing").display()
+        ))
+        .count(),
         1,
         "said once: {text}"
     );
@@ -304,6 +309,28 @@ fn errors_follow_the_log_format() {
     assert_eq!(problems.len(), 1000);
     assert_eq!(problems[0]["line"], 2);
     assert_eq!(problems[0]["field"], "calls");
+    // A command line that cannot be parsed (exit 2) too, whether the format is asked for on
+    // the line or in the environment.
+    for out in [
+        env.run(&["--log-format", "json", "settle"]),
+        env.command(&["settle", "--month", "2026-13"])
+            .env("BILLRUN_LOG_FORMAT", "json")
+            .output()
+            .unwrap(),
+    ] {
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let line: serde_json::Value =
+            serde_json::from_str(stderr.trim_end()).unwrap_or_else(|e| panic!("not one JSON line ({e}): {stderr}"));
+        assert_eq!(
+            (line["level"].as_str(), line["fields"]["exit_code"].as_i64()),
+            (Some("ERROR"), Some(2))
+        );
+        assert!(
+            line["fields"]["message"].as_str().unwrap().contains("--month"),
+            "{line}"
+        );
+    }
     // And a failed run's summary is logged as an error, not as information.
     let out = env.run(&[
         "--log-format",
@@ -431,6 +458,10 @@ fn commands_that_only_read_never_migrate_and_work_with_a_role_that_may_only_read
         );
         assert_eq!(code, Some(3), "{text}");
         assert!(text.contains("permission denied"), "{text}");
+        assert!(
+            text.contains("this command writes, and the database role it connects as may not"),
+            "{text}"
+        );
     }
     // A schema older than the binary: commands that read say so, and change nothing.
     env.exec("DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)");

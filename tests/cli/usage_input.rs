@@ -455,3 +455,77 @@ fn usage_of_an_account_not_open_yet_is_refused_unless_accepted() {
         env.ok(&["verify"]);
     }
 }
+
+/// A sender that pauses mid-stream holds up nothing: standard input is read before the import
+/// takes the database's write lock, so a payment's recharge goes through meanwhile.
+#[test]
+fn a_slow_sender_never_makes_a_recharge_wait() {
+    let env = Env::new();
+    env.import_accounts("2026-10-01T00:00:00+08:00", &["a1,A,2026-09-01T00:00:00+08:00,0"]);
+    let mut child = env
+        .command(&["--now", NOW, "usage", "import", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"account_id,api,timestamp,calls\na1,CropImage,2026-10-05T10:00:00+08:00,5\n")
+        .unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(child.try_wait().unwrap().is_none(), "the import waits for the rest");
+    let started = std::time::Instant::now();
+    env.ok(&["--now", NOW, "recharge", "a1", "1.00"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the recharge waited {:?} on the paused import",
+        started.elapsed()
+    );
+    stdin.write_all(b"a1,CropImage,2026-10-06T10:00:00+08:00,6\n").unwrap();
+    drop(stdin);
+    let out = stdout_of(&child.wait_with_output().unwrap());
+    assert!(out.contains("imported 2 usage rows (11 calls)"), "{out}");
+}
+
+/// A nightly "month so far" export without event ids, imported on top of the night before's,
+/// would bill the days it repeats twice: refused, naming the import it repeats and how many
+/// rows; the new rows alone go in; `--allow-repeats` takes it deliberately.
+#[test]
+fn a_file_that_repeats_an_earlier_import_is_refused_unless_accepted() {
+    let env = Env::new();
+    env.import_accounts(
+        "2026-10-01T00:00:00+08:00",
+        &["a1,A,2026-09-01T00:00:00+08:00,0", "a2,B,2026-09-01T00:00:00+08:00,0"],
+    );
+    let days = |name: &str, from: u32, to: u32| {
+        let mut body = String::from("account_id,api,timestamp,calls\n");
+        for day in from..=to {
+            for account in ["a1", "a2"] {
+                body += &format!("{account},CropImage,2026-10-{day:02}T10:00:00+08:00,{}\n", 100 + day);
+            }
+        }
+        env.file(name, &body)
+    };
+    let night_before = days("to-10th.csv", 1, 10);
+    env.ok(&["--now", NOW, "usage", "import", &night_before]);
+    let so_far = days("to-12th.csv", 1, 12);
+    let err = env.fails(3, &["--now", NOW, "usage", "import", &so_far]);
+    assert!(
+        err.contains("to-12th.csv:line 1: field '(file)': about 20 of its 24 rows without an event_id repeat rows of earlier imports"),
+        "{err}"
+    );
+    assert!(err.contains("about 20 of import #1 ("), "{err}");
+    assert!(err.contains("to-10th.csv, imported 2026-10-31T17:00:00+00:00"), "{err}");
+    let imports: i64 = env.query("SELECT COUNT(*) FROM usage_imports");
+    assert_eq!(imports, 1, "nothing of the refused file is kept");
+    // The new days alone are no repeat.
+    let new_days = days("11th-12th.csv", 11, 12);
+    let out = env.ok(&["--now", NOW, "usage", "import", &new_days]);
+    assert!(out.contains("imported 4 usage rows"), "{out}");
+    // Deliberately: taken as it is.
+    let out = env.ok(&["--now", NOW, "usage", "import", "--allow-repeats", &so_far]);
+    assert!(out.contains("imported 24 usage rows"), "{out}");
+    env.ok(&["verify"]);
+}

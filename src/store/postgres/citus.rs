@@ -46,6 +46,7 @@ pub const REFERENCE: &[&str] = &[
     "webhook_endpoints",
     "webhook_subscriptions",
     "catalog_versions",
+    "usage_import_sketches",
 ];
 
 /// Whether the database billrun is connected to has the `citus` extension.

@@ -803,6 +803,44 @@ impl Store for PgStore {
                 imported_at: row.try_get("imported_at")?,
             });
         }
+        // Rows without an event id that repeat rows of earlier imports: refused past a share.
+        if let (Some(hashes), Some(from), Some(to)) = (rows.row_hashes(), tally.first, tally.last) {
+            if hashes.rows() > 0 {
+                if !rows.accepts_repeats() {
+                    let mut earlier = Vec::new();
+                    for r in sqlx::query(EARLIER_SKETCHES_SQL)
+                        .bind(import_id)
+                        .bind(from)
+                        .bind(to)
+                        .fetch_all(&mut *tx)
+                        .await?
+                    {
+                        earlier.push(EarlierImport {
+                            import_id: r.try_get("import_id")?,
+                            file_name: r.try_get("file_name")?,
+                            imported_at: r.try_get("imported_at")?,
+                            sketch: crate::store::repeats::Sketch {
+                                full: r.try_get("whole")?,
+                                rows: r.try_get::<i64, _>("rows")? as u64,
+                                bits: r.try_get("bits")?,
+                            },
+                        });
+                    }
+                    if let Some(problem) = repeated_rows(&hashes, &earlier) {
+                        tally.problems(vec![problem]);
+                        return Err(tally.rejection().expect("a problem"));
+                    }
+                }
+                let sketch = hashes.sketch();
+                sqlx::query(ADD_SKETCH_SQL)
+                    .bind(import_id)
+                    .bind(sketch.full)
+                    .bind(sketch.rows as i64)
+                    .bind(sketch.bits)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
         if summed {
             totals::add_staged(&mut tx).await?;
         } else if let (Some(first), Some(last)) = (tally.first, tally.last) {

@@ -26,6 +26,15 @@ pub(crate) const LATE_USAGE_SQL: &str = "SELECT sm.month, COUNT(*) AS imports, C
           AND i.first_ts < sm.period_end AND i.last_ts >= sm.period_start
      GROUP BY sm.month ORDER BY sm.month";
 
+/// The sketches of the imports other than $1 whose rows span some of `[$2, $3]`, oldest first.
+pub(crate) const EARLIER_SKETCHES_SQL: &str = "SELECT i.import_id, i.file_name, i.imported_at, s.whole, s.rows, s.bits
+     FROM usage_imports i JOIN usage_import_sketches s ON s.import_id = i.import_id
+     WHERE i.import_id <> $1 AND i.last_ts >= $2 AND i.first_ts <= $3 ORDER BY i.import_id";
+
+/// Stores import $1's sketch.
+pub(crate) const ADD_SKETCH_SQL: &str =
+    "INSERT INTO usage_import_sketches (import_id, whole, rows, bits) VALUES ($1, $2, $3, $4)";
+
 /// The catalog versions stored, oldest first.
 pub(crate) const CATALOG_VERSIONS_SQL: &str =
     "SELECT version, effective_from, currency, definition, source, imported_at FROM catalog_versions

@@ -17,8 +17,11 @@ use super::conn::open;
 use super::rows::{at, us};
 use super::totals;
 use crate::input::usage::NewUsage;
-use crate::store::common::{FirstEvent, ImportTally};
-use crate::store::sql::{FINISH_IMPORT_SQL, NEW_IMPORT_SQL, SAME_IMPORT_SQL, SETTLED_PERIODS_SQL};
+use crate::store::common::{repeated_rows, EarlierImport, FirstEvent, ImportTally};
+use crate::store::repeats::Sketch;
+use crate::store::sql::{
+    ADD_SKETCH_SQL, EARLIER_SKETCHES_SQL, FINISH_IMPORT_SQL, NEW_IMPORT_SQL, SAME_IMPORT_SQL, SETTLED_PERIODS_SQL,
+};
 use crate::store::{StoreError, StoreResult, UsageImported, UsageSource};
 use anyhow::anyhow;
 use chrono_tz::Tz;
@@ -36,6 +39,27 @@ fn insert_row(insert: &mut rusqlite::CachedStatement<'_>, r: &NewUsage, import_i
         r.line as i64,
         r.event_id
     ])
+}
+
+/// The sketches of the imports other than `import_id` whose rows span some of `[from, to]`
+/// (µs).
+fn earlier_sketches(tx: &rusqlite::Connection, import_id: i64, from: i64, to: i64) -> StoreResult<Vec<EarlierImport>> {
+    let mut stmt = tx.prepare(EARLIER_SKETCHES_SQL)?;
+    let found = stmt
+        .query_map(params![import_id, from, to], |r| {
+            Ok(EarlierImport {
+                import_id: r.get(0)?,
+                file_name: r.get(1)?,
+                imported_at: at(r.get(2)?),
+                sketch: Sketch {
+                    full: r.get(3)?,
+                    rows: r.get::<_, i64>(4)? as u64,
+                    bits: r.get(5)?,
+                },
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(found)
 }
 
 /// Where the event `r` repeats came first (the row holding it now, in `usage`).
@@ -219,6 +243,23 @@ pub fn import_usage(
         }
     }
     let (first, last) = (tally.first.map(us), tally.last.map(us));
+    // Rows without an event id that repeat rows of earlier imports: refused past a share.
+    if let (Some(hashes), Some(from), Some(to)) = (rows.row_hashes(), first, last) {
+        if hashes.rows() > 0 {
+            if !rows.accepts_repeats() {
+                let earlier = earlier_sketches(&tx, import_id, from, to)?;
+                if let Some(problem) = repeated_rows(&hashes, &earlier) {
+                    tally.problems(vec![problem]);
+                    return Err(tally.rejection().expect("a problem"));
+                }
+            }
+            let sketch = hashes.sketch();
+            tx.execute(
+                ADD_SKETCH_SQL,
+                params![import_id, sketch.full, sketch.rows as i64, sketch.bits],
+            )?;
+        }
+    }
     tx.execute(
         FINISH_IMPORT_SQL,
         params![

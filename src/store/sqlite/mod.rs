@@ -80,6 +80,21 @@ impl SqliteStore {
                 options.get_filename().display()
             )));
         }
+        if create && !in_memory {
+            let file = options.get_filename();
+            let dir = match file.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => std::path::Path::new("."),
+            };
+            if !dir.is_dir() {
+                return Err(crate::error::input_error(format!(
+                    "cannot create the SQLite database {}: the directory {} does not exist (create it first, or \
+                     name a file in a directory that does)",
+                    file.display(),
+                    dir.display()
+                )));
+            }
+        }
         // Two connections, so that a read streaming on one does not hold up a write on the
         // other (WAL lets a reader and a writer proceed together). Settle and the usage import
         // open connections of their own (`store::sqlite::settle`, `store::sqlite::import`).
