@@ -318,7 +318,9 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
             println!("migrations applied");
             Ok(())
         }
-        Command::Accounts(AccountsCommand::Import { file }) => commands::accounts_import(store, ctx, &file).await,
+        Command::Accounts(AccountsCommand::Import { file, assume_tz }) => {
+            commands::accounts_import(store, ctx, &file, assume_tz).await
+        }
         Command::Accounts(AccountsCommand::Activate { id }) => commands::accounts_activate(store, ctx, &id).await,
         Command::Accounts(AccountsCommand::List { format }) => commands::list_accounts(store, ctx, format).await,
         Command::Recharge { id, amount, reference } => {
@@ -333,12 +335,14 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
             expect_sha256,
             allow_unopened,
             allow_repeats,
+            assume_tz,
         }) => {
             let expect = crate::jobs::usage::Expect {
                 rows: expect_rows,
                 sha256: expect_sha256,
                 allow_unopened,
                 allow_repeats,
+                assume_tz,
             };
             commands::usage_import(store, ctx, &file, format.chosen(), expect).await
         }

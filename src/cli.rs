@@ -447,6 +447,11 @@ pub enum AccountsCommand {
         /// The CSV file.
         #[arg(value_name = "FILE")]
         file: PathBuf,
+        /// Read activated_at values written without an offset (2026-10-05 09:30:00, as a CRM or
+        /// database export writes them) as wall-clock times of ZONE (an IANA name, such as
+        /// Asia/Shanghai); without it they are refused.
+        #[arg(long, value_name = "ZONE", value_parser = parse_tz)]
+        assume_tz: Option<Tz>,
     },
     /// Open an account's service at --now and grant the current month's free packs.
     Activate {
@@ -512,6 +517,11 @@ pub enum UsageCommand {
         /// otherwise, as a file sent twice in part would bill those rows twice).
         #[arg(long)]
         allow_repeats: bool,
+        /// Read timestamps written without an offset (2026-10-05 09:30:00, as a MySQL or
+        /// spreadsheet export writes them) as wall-clock times of ZONE (an IANA name, such as
+        /// Asia/Shanghai); without it they are refused.
+        #[arg(long, value_name = "ZONE", value_parser = parse_tz)]
+        assume_tz: Option<Tz>,
     },
 }
 

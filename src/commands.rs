@@ -161,8 +161,13 @@ pub fn print_dry_run(s: &crate::jobs::settle::SettleSummary, currency: &str) {
 const SUSPENDED_NAMED: usize = 10;
 
 /// `billrun accounts import`.
-pub async fn accounts_import<S: Store>(store: &S, ctx: &Ctx, file: &Path) -> anyhow::Result<()> {
-    let n = jobs::accounts::import(store, ctx, file).await?;
+pub async fn accounts_import<S: Store>(
+    store: &S,
+    ctx: &Ctx,
+    file: &Path,
+    assume: Option<chrono_tz::Tz>,
+) -> anyhow::Result<()> {
+    let n = jobs::accounts::import(store, ctx, file, assume).await?;
     println!("imported {n} accounts from {}", file.display());
     Ok(())
 }

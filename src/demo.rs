@@ -80,7 +80,7 @@ pub async fn run(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
     let store = open_sqlite(&format!("sqlite://{}", db.display())).await?;
 
     println!("billrun demo: settling {month} as of {} ({})\n", DEMO_NOW, ctx.tz);
-    let n = jobs::accounts::import(&store, &ctx, &dir.join("demo-accounts.csv")).await?;
+    let n = jobs::accounts::import(&store, &ctx, &dir.join("demo-accounts.csv"), None).await?;
     println!("imported {n} accounts");
     store
         .import_packs(

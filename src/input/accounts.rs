@@ -4,7 +4,7 @@
 //! opening balance with at most two decimals, and may be negative, up to
 //! [`MAX_AMOUNT_FEN`] either way. Ids and names follow `input::text`.
 
-use super::{check_account_id, check_name, parse_instant, RowError, Table};
+use super::{check_account_id, check_name, parse_instant_in, RowError, Table};
 use crate::domain::limits::MAX_AMOUNT_FEN;
 use crate::domain::money::{format_money, from_fen, parse_cny, to_fen};
 use chrono::{DateTime, Utc};
@@ -22,7 +22,7 @@ pub struct NewAccount {
 }
 
 /// Reads the whole file, or every problem in it.
-pub fn read(reader: impl std::io::Read) -> Result<Vec<NewAccount>, Vec<RowError>> {
+pub fn read(reader: impl std::io::Read, assume: Option<chrono_tz::Tz>) -> Result<Vec<NewAccount>, Vec<RowError>> {
     let mut table = Table::open(reader, &COLUMNS)?;
     let mut rows = Vec::new();
     let mut problems = Vec::new();
@@ -53,7 +53,7 @@ pub fn read(reader: impl std::io::Read) -> Result<Vec<NewAccount>, Vec<RowError>
         let activated_at = if activated.is_empty() {
             None
         } else {
-            parse_instant(activated)
+            parse_instant_in(activated, assume)
                 .map_err(|e| problems.push(RowError::new(line, "activated_at", e)))
                 .ok()
         };
@@ -102,6 +102,7 @@ mod tests {
     fn reads_good_rows() {
         let rows = read(
             "account_id,name,activated_at,balance\na1,Acme,2026-10-01T00:00:00+08:00,100.50\na2,Beta,,-3\n".as_bytes(),
+            None,
         )
         .unwrap();
         assert_eq!(rows.len(), 2);
@@ -123,7 +124,7 @@ mod tests {
                     a8\u{200b},G,,0\n\
                     a9,H,,-92233720368547758.08\n\
                     a10,I,,92233720368547758.08\n";
-        let problems = read(text.as_bytes()).unwrap_err();
+        let problems = read(text.as_bytes(), None).unwrap_err();
         let got: Vec<(u64, &str)> = problems.iter().map(|p| (p.line, p.field.as_str())).collect();
         assert_eq!(
             got,

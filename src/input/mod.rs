@@ -311,8 +311,52 @@ impl<R: std::io::Read> std::io::Read for LineLimit<R> {
 /// microsecond of its minute, `23:59:59.999999`: it belongs to the minute, and so to the day and
 /// month, its meter wrote it in, not to the first second of the next one.
 pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
-    let bad = || format!("'{text}' is not an RFC 3339 timestamp with an offset (like 2026-10-05T09:30:00+08:00)");
-    let t = DateTime::parse_from_rfc3339(text).map_err(|_| bad())?;
+    parse_instant_in(text, None)
+}
+
+/// As [`parse_instant`]; with `assume`, a timestamp written without an offset
+/// (`2026-10-05T09:30:00`, or `2026-10-05 09:30:00` as databases and spreadsheets write it) is
+/// read as the wall-clock time of that zone. A wall-clock time that a clock change skips, or
+/// passes twice, is refused: which instant it means is not clear.
+pub fn parse_instant_in(text: &str, assume: Option<chrono_tz::Tz>) -> Result<DateTime<Utc>, String> {
+    let bad = || match assume {
+        None => format!(
+            "'{text}' is not an RFC 3339 timestamp with an offset (like 2026-10-05T09:30:00+08:00; \
+             --assume-tz ZONE reads timestamps without one)"
+        ),
+        Some(zone) => format!(
+            "'{text}' is neither an RFC 3339 timestamp nor a date and time (like 2026-10-05 09:30:00, read in {zone})"
+        ),
+    };
+    let t = match (DateTime::parse_from_rfc3339(text), assume) {
+        (Ok(t), _) => t,
+        (Err(_), None) => return Err(bad()),
+        (Err(_), Some(zone)) => {
+            use chrono::TimeZone;
+            let naive = [
+                "%Y-%m-%dT%H:%M:%S%.f",
+                "%Y-%m-%d %H:%M:%S%.f",
+                "%Y-%m-%dT%H:%M",
+                "%Y-%m-%d %H:%M",
+            ]
+            .iter()
+            .find_map(|f| chrono::NaiveDateTime::parse_from_str(text, f).ok())
+            .ok_or_else(bad)?;
+            match zone.from_local_datetime(&naive) {
+                chrono::LocalResult::Single(t) => t.fixed_offset(),
+                chrono::LocalResult::Ambiguous(..) => {
+                    return Err(format!(
+                        "'{text}' happens twice in {zone} (the clocks went back): give it an offset"
+                    ))
+                }
+                chrono::LocalResult::None => {
+                    return Err(format!(
+                        "'{text}' does not happen in {zone} (the clocks went forward): give it an offset"
+                    ))
+                }
+            }
+        }
+    };
     let micros = t
         .timestamp()
         .checked_mul(1_000_000)
@@ -365,6 +409,32 @@ mod tests {
         assert!(parse_instant("2026-10-05T01:30:00Z").is_ok());
         assert!(parse_instant("2026-10-05T09:30:00").is_err());
         assert!(parse_instant("2026-10-05").is_err());
+        // A zone assumed for a time written without an offset.
+        let shanghai = Some(chrono_tz::Asia::Shanghai);
+        for text in ["2026-10-05T09:30:00", "2026-10-05 09:30:00", "2026-10-05 09:30"] {
+            assert_eq!(
+                parse_instant_in(text, shanghai).unwrap(),
+                parse_instant("2026-10-05T01:30:00Z").unwrap(),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            parse_instant_in("2026-10-05 09:30:00.25", shanghai).unwrap(),
+            parse_instant("2026-10-05T01:30:00.25Z").unwrap()
+        );
+        // An offset given still counts; a time a clock change skips or repeats is refused.
+        assert_eq!(
+            parse_instant_in("2026-10-05T09:30:00Z", shanghai).unwrap(),
+            parse_instant("2026-10-05T09:30:00Z").unwrap()
+        );
+        let berlin = Some(chrono_tz::Europe::Berlin);
+        assert!(parse_instant_in("2026-03-29 02:30:00", berlin)
+            .unwrap_err()
+            .contains("does not happen"));
+        assert!(parse_instant_in("2026-10-25 02:30:00", berlin)
+            .unwrap_err()
+            .contains("happens twice"));
+        assert!(parse_instant_in("2026-10-05", shanghai).is_err());
         // Sub-microsecond digits are cut, never rounded into the next month.
         let t = parse_instant("2026-09-30T15:59:59.9999999Z").unwrap();
         assert_eq!(t.to_rfc3339(), "2026-09-30T15:59:59.999999+00:00");

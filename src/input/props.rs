@@ -19,6 +19,7 @@ fn apis() -> BTreeSet<String> {
 
 fn bounds() -> TimeBounds {
     TimeBounds {
+        assume: None,
         earliest: "2023-11-30T16:00:00Z".parse().unwrap(),
         latest: "2026-11-01T00:05:00Z".parse().unwrap(),
     }
@@ -153,7 +154,7 @@ proptest! {
 
     #[test]
     fn accounts_files(bytes in prop_oneof![file(&accounts::COLUMNS), prop::collection::vec(any::<u8>(), 0..400)]) {
-        match accounts::read(bytes.as_slice()) {
+        match accounts::read(bytes.as_slice(), None) {
             Ok(rows) => {
                 let ids: BTreeSet<&str> = rows.iter().map(|r| r.account_id.as_str()).collect();
                 prop_assert_eq!(ids.len(), rows.len(), "ids are unique");

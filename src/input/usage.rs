@@ -22,7 +22,7 @@
 
 use super::ndjson::{JsonLines, JsonRow};
 use super::stream::{Bytes, Format};
-use super::{check_account_id, check_id, parse_calls, parse_instant, RowError, Table};
+use super::{check_account_id, check_id, parse_calls, parse_instant_in, RowError, Table};
 use crate::domain::limits::MAX_ROW_CALLS;
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
@@ -56,6 +56,8 @@ pub struct TimeBounds {
     pub earliest: DateTime<Utc>,
     /// `--now` plus [`CLOCK_AHEAD`].
     pub latest: DateTime<Utc>,
+    /// The zone a timestamp without an offset is read in (`--assume-tz`); `None`: refused.
+    pub assume: Option<chrono_tz::Tz>,
 }
 
 impl TimeBounds {
@@ -296,7 +298,7 @@ impl UsageRows {
             false
         });
         let ts = raw.timestamp.and_then(|text| {
-            parse_instant(&text)
+            parse_instant_in(&text, self.bounds.assume)
                 .and_then(|ts| self.bounds.problem(ts, &text).map_or(Ok(ts), Err))
                 .map_err(|e| problems.push(RowError::new(line, "timestamp", e)))
                 .ok()
@@ -392,6 +394,7 @@ mod tests {
 
     fn bounds() -> TimeBounds {
         TimeBounds {
+            assume: None,
             earliest: "2023-11-30T16:00:00Z".parse().unwrap(),
             latest: "2026-11-01T00:05:00Z".parse().unwrap(),
         }

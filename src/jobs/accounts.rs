@@ -11,12 +11,12 @@ use crate::store::{ActivateOutcome, RechargeOutcome, Store, StoreError};
 use std::path::Path;
 
 /// Imports an accounts file whole, or rejects it whole. Returns how many were added.
-pub async fn import<S: Store>(store: &S, ctx: &Ctx, path: &Path) -> anyhow::Result<u64> {
+pub async fn import<S: Store>(store: &S, ctx: &Ctx, path: &Path, assume: Option<chrono_tz::Tz>) -> anyhow::Result<u64> {
     let rejected = |problems: Vec<_>| {
         let total = problems.len() as u64;
         anyhow::Error::new(RejectedFile::new(&path.display().to_string(), problems, total))
     };
-    let rows = file::read(open_input(path)?).map_err(rejected)?;
+    let rows = file::read(open_input(path)?, assume).map_err(rejected)?;
     let grant = ctx.free_grant(ctx.current_month())?;
     match store.import_accounts(&rows, &grant, ctx.now).await {
         Err(StoreError::Rejected { problems, .. }) => Err(rejected(problems)),

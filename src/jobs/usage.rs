@@ -39,6 +39,8 @@ pub struct Expect {
     pub sha256: Option<String>,
     pub allow_unopened: bool,
     pub allow_repeats: bool,
+    /// The zone timestamps without an offset are read in (`--assume-tz`).
+    pub assume_tz: Option<Tz>,
 }
 
 /// The expectations, with the digest of the bytes read once they are all read.
@@ -232,7 +234,7 @@ impl UsageSource for ParsedAhead {
 }
 
 /// The instants a usage row may carry at `--now` (see `input::usage`).
-pub fn time_bounds(ctx: &Ctx) -> anyhow::Result<TimeBounds> {
+pub fn time_bounds(ctx: &Ctx, assume: Option<Tz>) -> anyhow::Result<TimeBounds> {
     let first = ctx
         .catalog
         .first_month()
@@ -240,6 +242,7 @@ pub fn time_bounds(ctx: &Ctx) -> anyhow::Result<TimeBounds> {
     Ok(TimeBounds {
         earliest: first.start(ctx.tz),
         latest: ctx.now + CLOCK_AHEAD,
+        assume,
     })
 }
 
@@ -326,7 +329,7 @@ pub async fn import<S: Store>(
         opened.content,
         opened.format,
         ctx.catalog.known_apis(),
-        time_bounds(ctx)?,
+        time_bounds(ctx, expect.assume_tz)?,
     )
     .map_err(|p| {
         let n = p.len() as u64;

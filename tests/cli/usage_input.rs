@@ -529,3 +529,39 @@ fn a_file_that_repeats_an_earlier_import_is_refused_unless_accepted() {
     assert!(out.contains("imported 24 usage rows"), "{out}");
     env.ok(&["verify"]);
 }
+
+/// A MySQL or CRM export writes times without an offset: refused, saying how to read them, and
+/// read in the zone `--assume-tz` names, the same instants as with the offset written out.
+#[test]
+fn timestamps_without_an_offset_are_read_in_the_zone_assumed() {
+    let env = Env::new();
+    let accounts = env.file(
+        "crm.csv",
+        "account_id,name,activated_at,balance\na1,A,2026-10-01 00:00:00,0\n",
+    );
+    let err = env.fails(3, &["--now", NOW, "accounts", "import", &accounts]);
+    assert!(err.contains("--assume-tz ZONE reads timestamps without one"), "{err}");
+    env.ok(&[
+        "--now",
+        NOW,
+        "accounts",
+        "import",
+        "--assume-tz",
+        "Asia/Shanghai",
+        &accounts,
+    ]);
+    let usage = env.file(
+        "mysql.csv",
+        "account_id,api,timestamp,calls\n\
+         a1,CropImage,2026-10-31 23:59:59,5\n\
+         a1,CropImage,2026-11-01 00:00:00.5,7\n",
+    );
+    let err = env.fails(3, &["--now", NOW, "usage", "import", &usage]);
+    assert!(err.contains("line 2: field 'timestamp'"), "{err}");
+    env.ok(&["--now", NOW, "usage", "import", "--assume-tz", "Asia/Shanghai", &usage]);
+    // The last second of October in Shanghai is October's; half a second into November is not.
+    env.settle("2026-10", "2026-11-01T02:00:00+08:00");
+    assert_eq!(line(&env.bills("2026-10"), "a1", CROP)["total_calls"], "5");
+    let opened = &env.accounts()["a1"];
+    assert_eq!(opened["status"], "active", "{opened:?}");
+}
