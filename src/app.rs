@@ -68,6 +68,9 @@ pub fn main() -> ExitCode {
         runtime.block_on(run(cli, clock, push_asked))
     }))
     .unwrap_or_else(|payload| Err(crate::error::panicked(payload.as_ref())));
+    // A webhook attempt abandoned by a stop signal may still be waiting on its receiver in a
+    // blocking thread: the process does not wait for it (its delivery stays pending).
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     match outcome {
         Ok(()) => ExitCode::from(crate::error::EXIT_OK),
         Err(e) => ExitCode::from(crate::error::report(&e, format)),
@@ -298,6 +301,27 @@ fn to_file(out: &Option<std::path::PathBuf>) -> Option<&std::path::Path> {
     out.as_deref().filter(|p| p.as_os_str() != "-")
 }
 
+/// Sends the webhooks due after a command's work, until a stop signal: SIGTERM or SIGINT then
+/// ends the command within moments, whatever a receiver does, and what was not sent stays
+/// pending (its claim runs out, and the next run sends it, with the same webhook-id).
+async fn deliver_until_stopped<S: Store>(store: &S, hooks: Option<&Webhooks>, clock: &Clock, currency: &str) {
+    if hooks.is_none() {
+        return;
+    }
+    let stop = StopSignal::install().ok();
+    tokio::select! {
+        () = jobs::webhooks::deliver_after(store, hooks, clock, currency) => {}
+        () = async move {
+            match stop {
+                Some(s) => s.wait().await,
+                None => std::future::pending().await,
+            }
+        } => {
+            tracing::warn!("stop signal: webhook delivery abandoned; what was not sent is sent by the next run");
+        }
+    }
+}
+
 /// Hands the command to its function.
 async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, command: Command) -> anyhow::Result<()> {
     let Job {
@@ -325,7 +349,7 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
         Command::Accounts(AccountsCommand::List { format }) => commands::list_accounts(store, ctx, format).await,
         Command::Recharge { id, amount, reference } => {
             commands::recharge(store, ctx, &id, &amount, reference.as_deref()).await?;
-            jobs::webhooks::deliver_after(store, hooks, clock, ctx.currency()).await;
+            deliver_until_stopped(store, hooks, clock, ctx.currency()).await;
             Ok(())
         }
         Command::Usage(UsageCommand::Import {
@@ -374,19 +398,19 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
             };
             let s = recorded(store, ctx, &command, Some(month), job, stop_signal()).await?;
             commands::print_settled(&s, ctx.currency());
-            jobs::webhooks::deliver_after(store, hooks, clock, ctx.currency()).await;
+            deliver_until_stopped(store, hooks, clock, ctx.currency()).await;
             Ok(())
         }
         Command::Enforce => {
             let ids = recorded(store, ctx, "enforce", None, jobs::enforce(store, ctx), stop_signal()).await?;
             commands::print_suspended(&ids);
-            jobs::webhooks::deliver_after(store, hooks, clock, ctx.currency()).await;
+            deliver_until_stopped(store, hooks, clock, ctx.currency()).await;
             Ok(())
         }
         Command::Run { .. } => {
             let r = recorded(store, ctx, "run", None, jobs::run::run_due(store, ctx), stop_signal()).await?;
             commands::print_run(&r, ctx);
-            jobs::webhooks::deliver_after(store, hooks, clock, ctx.currency()).await;
+            deliver_until_stopped(store, hooks, clock, ctx.currency()).await;
             Ok(())
         }
         Command::Daemon {

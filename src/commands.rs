@@ -792,6 +792,15 @@ pub async fn webhooks_replay<S: Store>(
             "no endpoint named '{endpoint}': an endpoint is known once a command that writes ran with it in --webhooks"
         )));
     };
+    if n == 0 {
+        if let Replay::One(id) = &which {
+            return Err(input_error(format!(
+                "nothing to send {endpoint} again for {}: no such bill or event, or {endpoint} is not subscribed to \
+                 its type (an endpoint is sent only the event types the webhooks file lists for it)",
+                crate::webhooks::payload::message_id(id)
+            )));
+        }
+    }
     println!("{n} deliveries to {endpoint} due again");
     if n == 0 {
         return Ok(());

@@ -190,7 +190,7 @@ pub fn render(m: &Metrics) -> String {
             &mut out,
             "billrun_webhook_deliveries",
             "Webhook deliveries by endpoint and status: pending (not yet answered 2xx, retries to come), failed \
-             (retries ran out, or the endpoint answered 410), delivered.",
+             (retries ran out), delivered. A 410 leaves the endpoint's deliveries pending until it is enabled.",
             &deliveries,
         );
         family(

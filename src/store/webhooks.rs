@@ -84,7 +84,8 @@ pub enum AttemptOutcome {
     Delivered,
     RetryAt(DateTime<Utc>),
     Failed,
-    /// 410 Gone: the delivery failed and its endpoint is disabled.
+    /// 410 Gone: the endpoint is disabled, and the delivery waits, pending, until it is
+    /// enabled again (then it is due at once).
     Gone,
 }
 
@@ -167,7 +168,10 @@ impl AttemptRecord {
         match &self.outcome {
             AttemptOutcome::Delivered => ("delivered", self.at, Some(self.at)),
             AttemptOutcome::RetryAt(t) => ("pending", *t, None),
-            AttemptOutcome::Failed | AttemptOutcome::Gone => ("failed", self.at, None),
+            AttemptOutcome::Failed => ("failed", self.at, None),
+            // Held with the endpoint: a suspension the gateway has not heard of must still
+            // reach it once the endpoint is enabled.
+            AttemptOutcome::Gone => ("pending", self.at, None),
         }
     }
 }

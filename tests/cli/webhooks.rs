@@ -349,6 +349,25 @@ fn a_delivery_that_never_succeeds_fails_after_more_than_a_day_and_a_replay_sends
     assert_eq!(up.got()[0].body, got[0].body, "a replay sends the same message");
     env.fails(3, &["webhooks", "replay", "--endpoint", "nobody", "--id", "event_1"]);
     env.fails(3, &["webhooks", "replay", "--endpoint", "notifier", "--id", "msg_1"]);
+    // The gateway wants suspensions and restorations only: a bill is never sent to it, even
+    // named by its id.
+    let err = env.fails(
+        3,
+        &[
+            "--webhooks",
+            &hooks,
+            "--now",
+            "2026-11-03T00:00:00+08:00",
+            "webhooks",
+            "replay",
+            "--endpoint",
+            "gateway",
+            "--id",
+            "bill_2026-10-solo-r1",
+        ],
+    );
+    assert!(err.contains("gateway is not subscribed to its type"), "{err}");
+    assert_eq!(up.got().len(), 1, "nothing more was sent");
 }
 
 #[test]
@@ -364,8 +383,15 @@ fn a_410_disables_the_endpoint_and_its_deliveries_wait_until_it_is_enabled() {
     // at once was sent.
     let sent = gone.got().len();
     assert!((1..=3).contains(&sent), "{sent}");
+    // A 410 fails no delivery: they all wait with the endpoint, those it answered too.
     let rows = deliveries(&env, &hooks);
-    assert_eq!(rows.iter().filter(|r| r["status"] == "failed").count(), sent);
+    assert_eq!(rows.iter().filter(|r| r["status"] == "failed").count(), 0);
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r["endpoint"] == "notifier" && r["status"] == "pending")
+            .count(),
+        3
+    );
     let metrics = env.ok(&["--now", NOV_1, "metrics"]);
     assert!(
         metrics.contains("billrun_webhook_endpoint_disabled{endpoint=\"notifier\"} 1"),
@@ -394,8 +420,50 @@ fn a_410_disables_the_endpoint_and_its_deliveries_wait_until_it_is_enabled() {
         "webhooks",
         "deliver",
     ]);
-    assert_eq!(back.got().len(), 3 - sent, "the waiting ones go out once enabled");
+    assert_eq!(
+        back.got().len(),
+        3,
+        "once enabled, every waiting one goes out, those answered 410 too"
+    );
     env.fails(3, &["webhooks", "enable", "nobody"]);
+}
+
+/// SIGTERM while `run` delivers to a receiver that hangs: the process ends within seconds, not
+/// after every attempt's timeout, and what was not sent stays pending for the next run.
+#[test]
+fn a_stop_signal_ends_delivery_within_seconds_and_nothing_is_lost() {
+    let env = Env::new();
+    let Some(slow) = Receiver::start(&env, "slow", &["--plan", "hang", "--hang", "30"]) else {
+        return;
+    };
+    let hooks = hooks_file(&env, &slow.url("billing"), &slow.url("gw"), 20);
+    october(&env);
+    let mut run = env
+        .command(&["--webhooks", &hooks, "--now", NOV_1, "run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while slow.got().is_empty() {
+        assert!(started.elapsed().as_secs() < 30, "run never delivered");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let signalled = std::time::Instant::now();
+    std::process::Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .unwrap();
+    let out = run.wait_with_output().unwrap();
+    let waited = signalled.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(waited.as_secs() < 5, "the run took {waited:?} to stop: {stderr}");
+    assert!(stderr.contains("webhook delivery abandoned"), "{stderr}");
+    // The month is settled; its notices wait, none failed, none lost.
+    assert_eq!(env.bills("2026-10").len(), 2);
+    let rows = deliveries(&env, &hooks);
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| r["status"] == "pending"), "{rows:?}");
 }
 
 #[test]

@@ -149,23 +149,23 @@ pub(crate) const DELIVERIES_SQL: &str = "SELECT delivery_id, endpoint, event_typ
      ORDER BY delivery_id DESC LIMIT $3";
 
 /// Replay to endpoint $1, due at $2, of bill $3 (or of every bill settled from $4 on when $3 is
-/// NULL, if the endpoint is subscribed to `bill.issued`): the deliveries it lacks.
+/// NULL), if the endpoint is subscribed to `bill.issued`: the deliveries it lacks.
 pub(crate) const REPLAY_ADD_BILLS_SQL: &str =
     "INSERT INTO webhook_deliveries (endpoint, event_type, account_id, bill_id, created_at, next_attempt_at)
      SELECT $1, 'bill.issued', b.account_id, b.bill_id, b.settled_at, $2 FROM bills b
-     WHERE (b.bill_id = $3 OR ($3 IS NULL AND b.settled_at >= $4
-            AND EXISTS (SELECT 1 FROM webhook_subscriptions s WHERE s.endpoint = $1 AND s.event_type = 'bill.issued')))
+     WHERE (b.bill_id = $3 OR ($3 IS NULL AND b.settled_at >= $4))
+       AND EXISTS (SELECT 1 FROM webhook_subscriptions s WHERE s.endpoint = $1 AND s.event_type = 'bill.issued')
      ON CONFLICT DO NOTHING";
 
-/// Replay to endpoint $1, due at $2, of event $3 (or of every event from $4 on of a type the
-/// endpoint is subscribed to, when $3 is NULL): the deliveries it lacks.
+/// Replay to endpoint $1, due at $2, of event $3 (or of every event from $4 on, when $3 is
+/// NULL), of a type the endpoint is subscribed to: the deliveries it lacks.
 pub(crate) fn replay_add_events() -> String {
     format!(
         "INSERT INTO webhook_deliveries (endpoint, event_type, account_id, event_id, created_at, next_attempt_at)
          SELECT $1, {EVENT_TYPE_OF_KIND}, e.account_id, e.event_id, e.at, $2 FROM events e
-         WHERE (e.event_id = $3 OR ($3 IS NULL AND e.at >= $4
-                AND EXISTS (SELECT 1 FROM webhook_subscriptions s WHERE s.endpoint = $1
-                            AND s.event_type = {EVENT_TYPE_OF_KIND})))
+         WHERE (e.event_id = $3 OR ($3 IS NULL AND e.at >= $4))
+           AND EXISTS (SELECT 1 FROM webhook_subscriptions s WHERE s.endpoint = $1
+                       AND s.event_type = {EVENT_TYPE_OF_KIND})
          ON CONFLICT DO NOTHING"
     )
 }
