@@ -438,7 +438,7 @@ fn a_stop_signal_ends_delivery_within_seconds_and_nothing_is_lost() {
     };
     let hooks = hooks_file(&env, &slow.url("billing"), &slow.url("gw"), 20);
     october(&env);
-    let mut run = env
+    let run = env
         .command(&["--webhooks", &hooks, "--now", NOV_1, "run"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
