@@ -109,4 +109,10 @@ fn sslmode_behaves_as_libpq_documents_it_with_a_self_signed_version_1_certificat
         &with(&on_localhost, &format!("sslmode=verify-full&sslrootcert={other}")),
         "certificate",
     );
+    // A root certificate file that is not there: a configuration to fix, naming the file.
+    let missing = env.dir.path().join("no-such-ca.pem");
+    refused(
+        &with(db, &format!("sslmode=verify-ca&sslrootcert={}", missing.display())),
+        "no-such-ca.pem",
+    );
 }
