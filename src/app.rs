@@ -361,14 +361,14 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
             allow_repeats,
             assume_tz,
         }) => {
-            let expect = crate::jobs::usage::Expect {
-                rows: expect_rows,
-                sha256: expect_sha256,
+            let options = crate::jobs::usage::ImportOptions {
+                expect_rows,
+                expect_sha256,
                 allow_unopened,
                 allow_repeats,
                 assume_tz,
             };
-            commands::usage_import(store, ctx, &file, format.chosen(), expect).await
+            commands::usage_import(store, ctx, &file, format.chosen(), options).await
         }
         Command::Packs(PacksCommand::Import { file }) => commands::packs_import(store, ctx, &file).await,
         Command::Packs(PacksCommand::List { format }) => commands::list_packs(store, ctx, format).await,

@@ -225,9 +225,9 @@ pub async fn usage_import<S: Store>(
     ctx: &Ctx,
     file: &Path,
     format: Option<crate::input::stream::Format>,
-    expect: jobs::usage::Expect,
+    options: jobs::usage::ImportOptions,
 ) -> anyhow::Result<()> {
-    let done = jobs::usage::import(store, ctx, file, format, expect).await?;
+    let done = jobs::usage::import(store, ctx, file, format, options).await?;
     let name = if file.as_os_str() == "-" {
         jobs::usage::STDIN_NAME.to_owned()
     } else {

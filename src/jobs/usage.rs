@@ -33,10 +33,10 @@ enum ParsedMsg {
 /// accounts not open yet (`--allow-unopened`) or of rows that repeat earlier imports'
 /// (`--allow-repeats`) is taken as it is.
 #[derive(Clone, Debug, Default)]
-pub struct Expect {
-    pub rows: Option<u64>,
+pub struct ImportOptions {
+    pub expect_rows: Option<u64>,
     /// Lower-case hex, of the bytes as received.
-    pub sha256: Option<String>,
+    pub expect_sha256: Option<String>,
     pub allow_unopened: bool,
     pub allow_repeats: bool,
     /// The zone timestamps without an offset are read in (`--assume-tz`).
@@ -281,7 +281,7 @@ pub async fn import<S: Store>(
     ctx: &Ctx,
     path: &Path,
     format: Option<Format>,
-    expect: Expect,
+    options: ImportOptions,
 ) -> anyhow::Result<UsageImported> {
     let stdin = path.as_os_str() == "-";
     let name = if stdin {
@@ -304,7 +304,7 @@ pub async fn import<S: Store>(
         inner: raw,
         read: read.clone(),
     };
-    let (raw, sha256): (Bytes, _) = match expect.sha256 {
+    let (raw, sha256): (Bytes, _) = match options.expect_sha256 {
         Some(hex) => {
             let (tap, digest) = stream::Sha256Tap::new(counted);
             (Box::new(tap), Some((hex, digest)))
@@ -329,7 +329,7 @@ pub async fn import<S: Store>(
         opened.content,
         opened.format,
         ctx.catalog.known_apis(),
-        time_bounds(ctx, expect.assume_tz)?,
+        time_bounds(ctx, options.assume_tz)?,
     )
     .map_err(|p| {
         let n = p.len() as u64;
@@ -337,10 +337,10 @@ pub async fn import<S: Store>(
     })?;
     let mut rows = parsed_ahead(rows, ctx.tz);
     rows.read = Some((read, ctx.progress(format!("importing {name}"), "bytes", size)));
-    rows.allow_unopened = expect.allow_unopened;
-    rows.allow_repeats = expect.allow_repeats;
+    rows.allow_unopened = options.allow_unopened;
+    rows.allow_repeats = options.allow_repeats;
     rows.expected = Some(Expected {
-        rows: expect.rows,
+        rows: options.expect_rows,
         sha256,
     });
     let imported = store.import_usage(&name, &mut rows, ctx.now, ctx.tz).await;
