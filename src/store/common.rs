@@ -2,7 +2,7 @@
 //! arrive, grouping the month's usage rows into accounts for the settle, checking a schema's
 //! migrations. Kept out of the port (`store`), which only says what a store does.
 
-use super::{AccountUsage, StoreError, UsageSender};
+use super::{AccountUsage, StoreError, UsageImported, UsageSender};
 use crate::domain::bill::ApiUsage;
 use crate::domain::shard::Shard;
 use crate::error::MAX_LISTED;
@@ -121,10 +121,16 @@ impl ImportTally {
         )]);
     }
 
-    /// Whether every row of the file was an event imported before: the file adds nothing, and
-    /// is accepted as a harmless re-send.
-    pub(crate) fn only_known_events(&self) -> bool {
-        self.rows == 0 && self.duplicates > 0 && self.problems_total == 0
+    /// What an import of a file whose every row is an event imported before did: nothing, and it
+    /// is accepted as a harmless re-send (`None` for any other file).
+    pub(crate) fn nothing_new(&self) -> Option<UsageImported> {
+        (self.rows == 0 && self.duplicates > 0 && self.problems_total == 0).then(|| UsageImported {
+            import_id: None,
+            rows: 0,
+            calls: 0,
+            late: Vec::new(),
+            duplicates: self.duplicates,
+        })
     }
 
     /// Records that line `line` (at `ts`) is usage of account `id`, which was never opened

@@ -826,16 +826,10 @@ impl Store for PgStore {
         if let Some(rejected) = tally.rejection() {
             return Err(rejected);
         }
-        if tally.only_known_events() {
-            // A re-send of events imported before: nothing to add, and nothing is recorded (the
-            // transaction is rolled back).
-            return Ok(UsageImported {
-                import_id: None,
-                rows: 0,
-                calls: 0,
-                late: Vec::new(),
-                duplicates: tally.duplicates,
-            });
+        // A re-send of events imported before: nothing is recorded (the transaction is rolled
+        // back).
+        if let Some(nothing_new) = tally.nothing_new() {
+            return Ok(nothing_new);
         }
         let fingerprint = rows
             .fingerprint()
