@@ -283,6 +283,19 @@ mod tests {
         );
     }
 
+    /// The only floating point here classifies a line that is not an object: a number in a field
+    /// is handed on as the text JSON wrote, so `calls` written as a float (800.0, 1e3) is refused
+    /// by the whole-number reader, never rounded into a count that is billed.
+    #[test]
+    fn a_float_is_never_a_count() {
+        let r = rows("{\"calls\":800.0}\n{\"calls\":1e3}\n{\"calls\":800}\n3.5\n");
+        let calls = |i: usize| r[i].as_ref().unwrap().text("calls").unwrap().unwrap();
+        assert!(crate::input::parse_calls(&calls(0), i64::MAX).is_err(), "{}", calls(0));
+        assert!(crate::input::parse_calls(&calls(1), i64::MAX).is_err(), "{}", calls(1));
+        assert_eq!(crate::input::parse_calls(&calls(2), i64::MAX), Ok(800));
+        assert!(r[3].as_ref().err().unwrap().message.contains("not a number"));
+    }
+
     #[test]
     fn an_overlong_line_ends_the_reading() {
         let text = format!("{{}}\n{{\"a\":\"{}\"}}\n{{}}\n", "x".repeat(MAX_LINE_BYTES));

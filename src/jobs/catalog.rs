@@ -14,6 +14,7 @@
 use crate::domain::catalog::{Catalog, CatalogVersion};
 use crate::error::input_error;
 use crate::store::{Store, StoredVersion};
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 /// The source recorded for the built-in catalog.
@@ -51,15 +52,14 @@ pub async fn resolve<S: Store>(
     writes: bool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Catalog> {
-    let mut stored = store.catalog_versions().await?;
-    if stored.is_empty() {
-        if !writes {
-            return Ok(given.catalog.clone());
+    let kept = match catalog_of(&store.catalog_versions().await?)? {
+        Some(kept) => kept,
+        None if !writes => return Ok(given.catalog.clone()),
+        None => {
+            adopt(store, given, now).await?;
+            catalog_of(&store.catalog_versions().await?)?.context("the catalog just stored cannot be read back")?
         }
-        adopt(store, given, now).await?;
-        stored = store.catalog_versions().await?;
-    }
-    let kept = parse_stored(&stored)?;
+    };
     if given.file.is_some() {
         if let Some(difference) = differences(given.catalog, &kept).first() {
             return Err(input_error(format!(
@@ -76,12 +76,7 @@ pub async fn resolve<S: Store>(
 /// The catalog the database keeps now, or `current` if it keeps none: what a long-running
 /// command prices with after a `catalog import` made while it ran.
 pub async fn kept<S: Store>(store: &S, current: &Catalog) -> anyhow::Result<Catalog> {
-    let stored = store.catalog_versions().await?;
-    if stored.is_empty() {
-        Ok(current.clone())
-    } else {
-        parse_stored(&stored)
-    }
+    Ok(catalog_of(&store.catalog_versions().await?)?.unwrap_or_else(|| current.clone()))
 }
 
 /// Stores the catalog given as the database's first, once every version its bills name is in
@@ -136,10 +131,18 @@ fn to_stored(v: &CatalogVersion, source: &str, now: DateTime<Utc>) -> StoredVers
     }
 }
 
-/// The stored versions as a catalog.
-fn parse_stored(stored: &[StoredVersion]) -> anyhow::Result<Catalog> {
-    let text: String = stored.iter().map(|v| format!("{}\n", v.definition)).collect();
-    Catalog::parse(&text, "kept in the database")
+/// The stored versions as a catalog file's text.
+fn text_of(stored: &[StoredVersion]) -> String {
+    stored.iter().map(|v| format!("{}\n", v.definition)).collect()
+}
+
+/// The stored versions as a catalog (`None`: the database keeps none yet).
+fn catalog_of(stored: &[StoredVersion]) -> anyhow::Result<Option<Catalog>> {
+    if stored.is_empty() {
+        return Ok(None);
+    }
+    Catalog::parse(&text_of(stored), "kept in the database")
+        .map(Some)
         .map_err(|e| anyhow::anyhow!("the database's catalog cannot be read: {e}"))
 }
 
@@ -188,10 +191,7 @@ pub async fn import<S: Store>(
     now: DateTime<Utc>,
 ) -> anyhow::Result<Imported> {
     let stored = store.catalog_versions().await?;
-    let kept = match stored.is_empty() {
-        true => None,
-        false => Some(parse_stored(&stored)?),
-    };
+    let kept = catalog_of(&stored)?;
     let mut added = Vec::new();
     let mut unchanged = Vec::new();
     for v in catalog.versions() {
@@ -210,7 +210,7 @@ pub async fn import<S: Store>(
         }
     }
     // The stored versions and the new ones must make a catalog.
-    let mut text: String = stored.iter().map(|v| format!("{}\n", v.definition)).collect();
+    let mut text = text_of(&stored);
     for v in &added {
         text += &format!("{}\n", v.to_toml());
     }
@@ -223,9 +223,9 @@ pub async fn import<S: Store>(
     store.add_catalog_versions(&rows).await?;
     // Another import may have stored a version of the same name meanwhile: what is kept now
     // must be what this file says.
-    let now_kept = parse_stored(&store.catalog_versions().await?)?;
+    let now_kept = catalog_of(&store.catalog_versions().await?)?;
     for v in &added {
-        if now_kept.version(&v.version) != Some(*v) {
+        if now_kept.as_ref().and_then(|k| k.version(&v.version)) != Some(*v) {
             return Err(input_error(format!(
                 "{file}: version '{}' was stored with other prices by another command meanwhile",
                 v.version

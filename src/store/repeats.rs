@@ -135,22 +135,23 @@ impl Sketch {
         }
     }
 
-    /// The bit positions of `hash` (double hashing from its two halves).
-    fn positions(&self, hash: u64) -> impl Iterator<Item = usize> {
-        let m = self.bits.len() as u64 * 8;
-        let (a, b) = (hash & 0xffff_ffff, (hash >> 32) | 1);
-        (0..u64::from(HASHES)).map(move |i| (a.wrapping_add(i.wrapping_mul(b)) % m) as usize)
-    }
-
     fn insert(&mut self, hash: u64) {
-        for p in self.positions(hash).collect::<Vec<_>>() {
+        for p in positions(hash, self.bits.len()) {
             self.bits[p / 8] |= 1 << (p % 8);
         }
     }
 
     pub fn contains(&self, hash: u64) -> bool {
-        self.positions(hash).all(|p| self.bits[p / 8] & (1 << (p % 8)) != 0)
+        positions(hash, self.bits.len()).all(|p| self.bits[p / 8] & (1 << (p % 8)) != 0)
     }
+}
+
+/// The bit positions of `hash` in a filter of `bytes` bytes (double hashing from its two
+/// halves).
+fn positions(hash: u64, bytes: usize) -> impl Iterator<Item = usize> {
+    let m = bytes as u64 * 8;
+    let (a, b) = (hash & 0xffff_ffff, (hash >> 32) | 1);
+    (0..u64::from(HASHES)).map(move |i| (a.wrapping_add(i.wrapping_mul(b)) % m) as usize)
 }
 
 /// Whether `repeated` rows out of `rows` is more than the share that refuses a file.

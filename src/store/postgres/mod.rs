@@ -104,49 +104,20 @@ const BULK_ROWS: usize = 10_000;
 /// one that cannot is a configuration to fix (exit 3), said with its name, where the driver
 /// would report a bare I/O error when connecting, which reads as a database to retry.
 fn check_tls_files(url: &str) -> anyhow::Result<()> {
-    let Some((_, query)) = url.split_once('?') else {
-        return Ok(());
+    let Ok(parsed) = url::Url::parse(url) else {
+        return Ok(()); // the driver says what is wrong with the URL
     };
-    for pair in query.split('&') {
-        let Some((key, value)) = pair.split_once('=') else {
-            continue;
-        };
-        if !["sslrootcert", "sslcert", "sslkey"].contains(&key) || value.is_empty() {
+    for (key, path) in parsed.query_pairs() {
+        if !["sslrootcert", "sslcert", "sslkey"].contains(&key.as_ref()) || path.is_empty() {
             continue;
         }
-        let path = percent_decoded(value);
-        if let Err(e) = std::fs::File::open(&path) {
+        if let Err(e) = std::fs::File::open(path.as_ref()) {
             return Err(crate::error::input_error(format!(
                 "the database URL's {key} names {path}, which cannot be read: {e}"
             )));
         }
     }
     Ok(())
-}
-
-/// A URL query value with its `%XX` escapes decoded (others are kept as they are).
-fn percent_decoded(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, ..) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub struct PgStore {
@@ -871,8 +842,10 @@ impl Store for PgStore {
                         });
                     }
                     if let Some(problem) = repeated_rows(&hashes, &earlier) {
-                        tally.problems(vec![problem]);
-                        return Err(tally.rejection().expect("a problem"));
+                        return Err(StoreError::Rejected {
+                            problems: vec![problem],
+                            total: 1,
+                        });
                     }
                 }
                 let sketch = hashes.sketch();
@@ -1599,11 +1572,11 @@ mod tests {
 
     #[test]
     fn url_values_are_percent_decoded_and_tls_files_checked() {
-        assert_eq!(percent_decoded("%2Fetc%2Fca%20root.pem"), "/etc/ca root.pem");
-        assert_eq!(percent_decoded("100%"), "100%", "a lone % stays");
         assert!(check_tls_files("postgres://u@h/db?sslmode=require").is_ok());
         let err = check_tls_files("postgres://u@h/db?sslmode=verify-ca&sslrootcert=%2Fno%2Fsuch.pem").unwrap_err();
         assert!(err.to_string().contains("sslrootcert names /no/such.pem"), "{err}");
         assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_INPUT);
+        let spaced = check_tls_files("postgres://u@h/db?sslkey=%2Fetc%2Fca%20root.pem").unwrap_err();
+        assert!(spaced.to_string().contains("sslkey names /etc/ca root.pem"), "{spaced}");
     }
 }

@@ -242,8 +242,10 @@ pub fn import_usage(
             if !rows.accepts_repeats() {
                 let earlier = earlier_sketches(&tx, import_id, from, to)?;
                 if let Some(problem) = repeated_rows(&hashes, &earlier) {
-                    tally.problems(vec![problem]);
-                    return Err(tally.rejection().expect("a problem"));
+                    return Err(StoreError::Rejected {
+                        problems: vec![problem],
+                        total: 1,
+                    });
                 }
             }
             let sketch = hashes.sketch();
