@@ -9,6 +9,7 @@
 mod common;
 mod decode;
 mod error;
+mod migrations;
 pub mod page;
 pub mod postgres;
 pub mod repeats;

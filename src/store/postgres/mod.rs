@@ -27,6 +27,7 @@ use crate::store::decode::{
     account_view, arrears_bill, command_runs, event_view, export_line, import_span, late_usage, month_totals,
     pack_view, run_view, service_state, status_counts, stored_version, used_reference,
 };
+use crate::store::migrations::POSTGRES_MIGRATOR;
 use crate::store::page::{self, CurrentBill, PageWrites, StoredLine};
 use crate::store::sql::verify::BookCheck;
 use crate::store::sql::*;
@@ -40,8 +41,6 @@ use sqlx::{ConnectOptions, PgConnection, Row};
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The month's usage per account and API, from the month's totals (kept up to date by each
 /// import, migrations/postgres/0010), for the accounts whose usage differs from what the
@@ -233,7 +232,7 @@ async fn adopt_reworded_migrations(pool: &PgPool) -> anyhow::Result<()> {
         return Ok(());
     }
     for &(version, old) in REWORDED_MIGRATIONS {
-        let Some(new) = MIGRATOR.iter().find(|m| m.version == version) else {
+        let Some(new) = POSTGRES_MIGRATOR.iter().find(|m| m.version == version) else {
             continue;
         };
         let old = (0..old.len())
@@ -444,7 +443,7 @@ impl Store for PgStore {
 
     async fn migrate(&self) -> StoreResult<()> {
         adopt_reworded_migrations(&self.pool).await?;
-        MIGRATOR
+        POSTGRES_MIGRATOR
             .run(&self.pool)
             .await
             .context("applying PostgreSQL migrations")?;
@@ -460,7 +459,7 @@ impl Store for PgStore {
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => None,
             Err(e) => return Err(e.into()),
         };
-        match crate::store::common::schema_problem(applied, &MIGRATOR) {
+        match crate::store::common::schema_problem(applied, &POSTGRES_MIGRATOR) {
             Some(problem) => Err(crate::error::input_error(problem).into()),
             None => Ok(()),
         }

@@ -25,6 +25,7 @@ use crate::store::decode::{
     account_view, arrears_bill, command_runs, event_view, export_line, import_span, late_usage, month_totals,
     pack_view, run_view, service_state, status_counts, stored_version, used_reference,
 };
+use crate::store::migrations::SQLITE_MIGRATOR;
 use crate::store::sql::verify::BookCheck;
 use crate::store::sql::*;
 use crate::store::*;
@@ -37,8 +38,6 @@ use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqliteConnection};
 use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// The period a month was settled for, or else the period of one of its bills.
 const BILLED_PERIOD_SQL: &str = "SELECT period_start, period_end, tz FROM settled_months WHERE month = ?1
@@ -193,7 +192,10 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR.run(&self.pool).await.context("applying SQLite migrations")?;
+        SQLITE_MIGRATOR
+            .run(&self.pool)
+            .await
+            .context("applying SQLite migrations")?;
         Ok(())
     }
 
@@ -203,7 +205,7 @@ impl Store for SqliteStore {
             Err(sqlx::Error::Database(e)) if e.message().contains("no such table") => None,
             Err(e) => return Err(e.into()),
         };
-        match crate::store::common::schema_problem(applied, &MIGRATOR) {
+        match crate::store::common::schema_problem(applied, &SQLITE_MIGRATOR) {
             Some(problem) => Err(crate::error::input_error(problem).into()),
             None => Ok(()),
         }
