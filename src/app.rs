@@ -370,6 +370,9 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
             };
             commands::usage_import(store, ctx, &file, format.chosen(), options).await
         }
+        Command::Usage(UsageCommand::Imports { format, limit }) => {
+            commands::usage_imports(store, ctx, format, limit).await
+        }
         Command::Packs(PacksCommand::Import { file }) => commands::packs_import(store, ctx, &file).await,
         Command::Packs(PacksCommand::List { format }) => commands::list_packs(store, ctx, format).await,
         Command::Catalog(CatalogCommand::Import { file }) => commands::catalog_import(store, ctx, &file).await,
@@ -483,6 +486,9 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
         }
         Command::Report { month, out } => commands::report(store, ctx, month, to_file(&out)).await,
         Command::Events { format } => commands::events(store, ctx, format).await,
+        Command::Estimate { id, month, format, out } => {
+            commands::estimate(store, ctx, id.as_deref(), month, format, to_file(&out)).await
+        }
         Command::Metrics { out } => {
             let push = push.filter(|_| job.push_asked);
             commands::metrics(store, ctx, to_file(&out), push).await

@@ -151,7 +151,7 @@ pub enum Command {
         #[arg(long, value_name = "KEY")]
         reference: Option<String>,
     },
-    /// Import usage files.
+    /// Import usage files and list the imports.
     #[command(subcommand)]
     Usage(UsageCommand),
     /// Import and list free and prepaid packs.
@@ -195,7 +195,8 @@ pub enum Command {
     /// Grants this month's free packs; settles last month if it is not settled yet (once
     /// --settle-after has passed since it ended; with a warning after the 3rd); settles again
     /// every month usage was imported for after it was settled; enforces suspensions whose
-    /// time has come.
+    /// time has come; records this month's pack alerts once usage has been imported since the
+    /// last check.
     Run {
         #[command(flatten)]
         due: Due,
@@ -237,6 +238,29 @@ pub enum Command {
         #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
         month: Option<Month>,
     },
+    /// What accounts have used of a month not settled yet, and what it would bill.
+    ///
+    /// Per API: calls so far, free and prepaid calls used and left (per pack), billable calls,
+    /// the tier reached and where the next begins, the charge so far at the month's prices,
+    /// and the whole month at the pace so far (each API's calls scaled from the part of the
+    /// month elapsed to the whole month, priced the same way). Priced by the settle's own
+    /// rule: once the month has ended, the figure so far is the bill. Writes nothing.
+    Estimate {
+        /// One account, explained (or one JSON object, or its CSV rows); without it, every
+        /// account with usage so far, one row per account and API (or one JSON object each).
+        #[arg(value_name = "ACCOUNT")]
+        id: Option<String>,
+        /// The month, as YYYY-MM (default: the month containing --now in --tz). It must have
+        /// begun and have no bills yet.
+        #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
+        month: Option<Month>,
+        /// Output format: `table` explains one account, or lists every account's rows.
+        #[arg(long, value_enum, default_value_t = Format::Table, value_name = "FORMAT")]
+        format: Format,
+        /// Output file (default: standard output); a regular file is written whole or not at all.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Show bills, explained as support would.
     #[command(subcommand)]
     Bills(BillsCommand),
@@ -275,7 +299,7 @@ pub enum Command {
     /// Deliver, list and replay webhooks (needs --webhooks to send).
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
-    /// List arrears notices, suspensions and restorations, oldest first.
+    /// List arrears notices, suspensions, restorations and pack alerts, oldest first.
     Events {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table, value_name = "FORMAT")]
@@ -432,6 +456,8 @@ impl Command {
                 | Command::Report { .. }
                 | Command::Metrics { .. }
                 | Command::Events { .. }
+                | Command::Estimate { .. }
+                | Command::Usage(UsageCommand::Imports { .. })
                 | Command::Webhooks(WebhooksCommand::List { .. })
         )
     }
@@ -522,6 +548,16 @@ pub enum UsageCommand {
         /// Asia/Shanghai); without it they are refused.
         #[arg(long, value_name = "ZONE", value_parser = parse_tz)]
         assume_tz: Option<Tz>,
+    },
+    /// List the latest usage imports, newest first: id, file, SHA-256, rows, calls, the
+    /// duplicate events skipped, the months their rows fall in, when.
+    Imports {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table, value_name = "FORMAT")]
+        format: Format,
+        /// How many imports to show.
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        limit: u32,
     },
 }
 

@@ -331,6 +331,12 @@ pub fn print_run(r: &jobs::run::RunSummary, ctx: &Ctx) {
         print_settled(s, ctx.currency());
     }
     print_suspended(&r.suspended);
+    if let Some(n) = r.pack_alerts.filter(|n| *n > 0) {
+        println!(
+            "recorded {n} pack alerts for {} (`billrun events` lists them)",
+            r.current
+        );
+    }
     if !r.did_something() {
         println!("nothing to do at {}", ctx.local(ctx.now));
     }
@@ -367,6 +373,53 @@ pub async fn runs_list<S: Store>(store: &S, ctx: &Ctx, format: Format, limit: u3
             format_money(from_fen(r.billed_fen)),
             r.suspended.to_string(),
             r.message,
+        ])?;
+    }
+    w.finish()?.finish()
+}
+
+/// `billrun usage imports`: the latest imports, newest first, with the months their rows fall in.
+pub async fn usage_imports<S: Store>(store: &S, ctx: &Ctx, format: Format, limit: u32) -> anyhow::Result<()> {
+    let mut w = ListWriter::new(
+        format,
+        &[
+            "import_id",
+            "file_name",
+            "sha256",
+            "rows",
+            "calls",
+            "duplicates",
+            "months",
+            "first_usage",
+            "last_usage",
+            "imported_at",
+        ],
+        &["import_id", "rows", "calls", "duplicates"],
+        Destination::stdout()?,
+    )?;
+    for i in store.usage_imports(limit).await? {
+        let months = match (i.first, i.last) {
+            (Some(first), Some(last)) => {
+                let (first, last) = (Month::containing(first, ctx.tz), Month::containing(last, ctx.tz));
+                if first == last {
+                    first.to_string()
+                } else {
+                    format!("{first}..{last}")
+                }
+            }
+            _ => String::new(),
+        };
+        w.row(vec![
+            i.import_id.to_string(),
+            i.file_name,
+            i.sha256,
+            i.rows.to_string(),
+            i.calls.to_string(),
+            i.duplicates.to_string(),
+            months,
+            i.first.map(|t| ctx.local(t)).unwrap_or_default(),
+            i.last.map(|t| ctx.local(t)).unwrap_or_default(),
+            ctx.local(i.imported_at),
         ])?;
     }
     w.finish()?.finish()
@@ -470,11 +523,16 @@ pub async fn events<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyhow::R
             "bill_id",
             "suspend_at",
             "balance",
+            "pack_id",
+            "api",
+            "threshold",
+            "pack_left",
         ],
-        &["event_id", "balance"],
+        &["event_id", "balance", "pack_left"],
         Destination::stdout()?,
     )?;
     for e in store.events().await? {
+        let pack = e.pack.as_ref();
         w.row(vec![
             e.event_id.to_string(),
             e.account_id,
@@ -483,6 +541,10 @@ pub async fn events<S: Store>(store: &S, ctx: &Ctx, format: Format) -> anyhow::R
             e.bill_id.unwrap_or_default(),
             e.suspend_at.map(|t| ctx.local(t)).unwrap_or_default(),
             format_money(from_fen(e.balance_fen)),
+            pack.map(|p| p.pack_id.clone()).unwrap_or_default(),
+            pack.map(|p| p.api.clone()).unwrap_or_default(),
+            pack.map(|p| p.threshold.as_str().to_owned()).unwrap_or_default(),
+            pack.map(|p| p.left.to_string()).unwrap_or_default(),
         ])?;
     }
     w.finish()?.finish()
@@ -827,4 +889,64 @@ pub async fn webhooks_remove<S: Store>(store: &S, endpoint: &str) -> anyhow::Res
     };
     println!("endpoint {endpoint} removed; {dropped} pending deliveries dropped");
     Ok(())
+}
+
+/// `billrun estimate`: one account's month to date explained, or every account's as rows or
+/// JSON objects, to standard output or a file written whole.
+pub async fn estimate<S: Store>(
+    store: &S,
+    ctx: &Ctx,
+    id: Option<&str>,
+    month: Option<Month>,
+    format: Format,
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
+    use crate::reporting::estimate::{explain, json, rows, EstimateContext, HEADERS, NUMERIC};
+    use std::io::Write;
+    let month = month.unwrap_or_else(|| ctx.current_month());
+    let mut dest = Destination::open(out)?;
+    if let (Some(id), Format::Table | Format::Json) = (id, format) {
+        let (mtd, e) = jobs::estimate::one(store, ctx, month, id).await?;
+        let cx = EstimateContext { mtd: &mtd, tz: ctx.tz };
+        if format == Format::Json {
+            serde_json::to_writer_pretty(&mut dest, &json(&cx, id, &e))?;
+            dest.write_all(b"\n")?;
+        } else {
+            // Ids and names come from the database: shown, not obeyed, by the terminal.
+            for line in explain(&cx, id, &e).lines() {
+                writeln!(dest, "{}", terminal_safe(line))?;
+            }
+        }
+        return dest.finish();
+    }
+    if format == Format::Json {
+        dest.write_all(b"[")?;
+        let mut first = true;
+        jobs::estimate::everyone(store, ctx, month, &mut |mtd, account, e, _| {
+            dest.write_all(if first { b"\n  " } else { b",\n  " })?;
+            first = false;
+            serde_json::to_writer(&mut dest, &json(&EstimateContext { mtd, tz: ctx.tz }, account, e))?;
+            Ok(())
+        })
+        .await?;
+        dest.write_all(if first { b"]\n" } else { b"\n]\n" })?;
+        return dest.finish();
+    }
+    let mut w = ListWriter::new(format, HEADERS, NUMERIC, dest)?;
+    let mut each = |mtd: &crate::domain::estimate::MonthToDate, account: &str, e: &_| {
+        for row in rows(&EstimateContext { mtd, tz: ctx.tz }, account, e) {
+            w.row(row)?;
+        }
+        Ok(())
+    };
+    match id {
+        Some(id) => {
+            let (mtd, e) = jobs::estimate::one(store, ctx, month, id).await?;
+            each(&mtd, id, &e)?;
+        }
+        None => {
+            jobs::estimate::everyone(store, ctx, month, &mut |mtd, account, e, _| each(mtd, account, e)).await?;
+        }
+    }
+    w.finish()?.finish()
 }

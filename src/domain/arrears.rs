@@ -21,6 +21,8 @@ pub enum EventKind {
     Suspended,
     /// A recharge brought a suspended account back to a balance ≥ 0: the service is back.
     Restored,
+    /// A pack passed a threshold of its use (`domain::pack_alerts`).
+    PackAlert,
 }
 
 impl EventKind {
@@ -30,14 +32,20 @@ impl EventKind {
             EventKind::ArrearsNotice => "arrears_notice",
             EventKind::Suspended => "suspended",
             EventKind::Restored => "restored",
+            EventKind::PackAlert => "pack_alert",
         }
     }
 
     /// The kind a stored name stands for.
     pub fn parse(name: &str) -> Option<EventKind> {
-        [EventKind::ArrearsNotice, EventKind::Suspended, EventKind::Restored]
-            .into_iter()
-            .find(|k| k.as_str() == name)
+        [
+            EventKind::ArrearsNotice,
+            EventKind::Suspended,
+            EventKind::Restored,
+            EventKind::PackAlert,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
     }
 }
 

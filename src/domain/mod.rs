@@ -7,9 +7,11 @@
 pub mod arrears;
 pub mod bill;
 pub mod catalog;
+pub mod estimate;
 pub mod limits;
 pub mod money;
 pub mod month;
+pub mod pack_alerts;
 pub mod packs;
 pub mod pricing;
 pub mod settle;

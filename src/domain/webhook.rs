@@ -24,14 +24,18 @@ pub enum EventType {
     AccountSuspended,
     /// A recharge brought a suspended account back to a balance ≥ 0.
     AccountRestored,
+    /// A free pack passed 80% or 100% used, or an API's last prepaid pack fell under 20% left
+    /// or ran out.
+    PackAlert,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 4] = [
+    pub const ALL: [EventType; 5] = [
         EventType::BillIssued,
         EventType::AccountArrears,
         EventType::AccountSuspended,
         EventType::AccountRestored,
+        EventType::PackAlert,
     ];
 
     /// The name receivers see in the payload's `type` and subscribe to.
@@ -41,6 +45,7 @@ impl EventType {
             EventType::AccountArrears => "account.arrears",
             EventType::AccountSuspended => "account.suspended",
             EventType::AccountRestored => "account.restored",
+            EventType::PackAlert => "pack.alert",
         }
     }
 
@@ -54,6 +59,7 @@ impl EventType {
             EventKind::ArrearsNotice => EventType::AccountArrears,
             EventKind::Suspended => EventType::AccountSuspended,
             EventKind::Restored => EventType::AccountRestored,
+            EventKind::PackAlert => EventType::PackAlert,
         }
     }
 }

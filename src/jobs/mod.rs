@@ -3,8 +3,10 @@
 
 pub mod accounts;
 pub mod catalog;
+pub mod estimate;
 pub mod export;
 pub mod metrics;
+pub mod pack_alerts;
 pub mod report;
 pub mod run;
 pub mod settle;

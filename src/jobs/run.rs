@@ -6,6 +6,8 @@
 //! 3. Settles again every settled month that usage was imported for after its settlement read
 //!    it (late usage): its accounts get adjustments, or their first bill.
 //! 4. Enforces suspensions whose time has come.
+//! 5. Records the pack alerts the current month's usage calls for (`jobs::pack_alerts`), once
+//!    usage has been imported since the last check.
 //!
 //! Each step is idempotent, so running it twice in a row changes nothing the second time.
 //! This is what cron and the Kubernetes CronJob call.
@@ -31,11 +33,17 @@ pub struct RunSummary {
     /// The settlement happened after the 1st–3rd window.
     pub late: bool,
     pub suspended: Vec<String>,
+    /// Pack alerts recorded; `None`: nothing imported since the last check.
+    pub pack_alerts: Option<u64>,
 }
 
 impl RunSummary {
     pub fn did_something(&self) -> bool {
-        self.packs_granted > 0 || self.settled.is_some() || !self.late_usage.is_empty() || !self.suspended.is_empty()
+        self.packs_granted > 0
+            || self.settled.is_some()
+            || !self.late_usage.is_empty()
+            || !self.suspended.is_empty()
+            || self.pack_alerts.is_some_and(|n| n > 0)
     }
 }
 
@@ -78,6 +86,7 @@ pub async fn run_due<S: Store>(store: &S, ctx: &Ctx) -> anyhow::Result<RunSummar
         late_usage.push(settle::settle(store, ctx, month, Shard::ALL, false).await?);
     }
     let suspended = store.enforce(ctx.now).await?;
+    let pack_alerts = super::pack_alerts::check(store, ctx).await?;
     Ok(RunSummary {
         current,
         packs_granted,
@@ -85,5 +94,6 @@ pub async fn run_due<S: Store>(store: &S, ctx: &Ctx) -> anyhow::Result<RunSummar
         late_usage,
         late,
         suspended,
+        pack_alerts,
     })
 }

@@ -7,6 +7,7 @@
 //! piece is tested on its own.
 
 pub mod bill_text;
+pub mod estimate;
 pub mod html;
 pub mod metrics;
 pub mod summary;

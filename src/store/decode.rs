@@ -5,16 +5,19 @@
 
 use super::webhooks::{DeliveryStatus, DeliveryView, DueDelivery, EndpointHealth, NoticeRef};
 use super::{
-    AccountView, ArrearsBill, CommandRuns, EventView, ExportLine, LateUsage, MonthTotals, PackView, RunOutcome,
-    RunView, StatusCounts, StoredVersion, UsedReference,
+    AccountView, ArrearsBill, CommandRuns, EventView, ExportLine, Holding, ImportView, LateUsage, MonthTotals,
+    PackView, RunOutcome, RunView, StatusCounts, StoredVersion, UsedReference,
 };
 use crate::domain::arrears::{EventKind, ServiceState};
-use crate::domain::packs::PackKind;
+use crate::domain::bill::ApiUsage;
+use crate::domain::pack_alerts::Threshold;
+use crate::domain::packs::{PackBalance, PackKind};
 use crate::domain::settle::RevisionKind;
 use crate::domain::webhook::EventType;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use std::collections::HashMap;
 
 /// How a backend reads one column of a row, by name.
 pub(crate) trait Columns {
@@ -76,6 +79,65 @@ pub(crate) fn pack_view(r: &impl Columns) -> anyhow::Result<PackView> {
     })
 }
 
+/// What accounts hold for a month, from the rows of their accounts (`account_id`,
+/// `activated_at`), of `sql::holding_packs_sql`, of `sql::holding_usage_sql` and of
+/// `sql::holding_alerts_sql`.
+pub(crate) fn holdings<R: Columns>(
+    accounts: &[R],
+    packs: &[R],
+    usage: &[R],
+    alerts: &[R],
+) -> anyhow::Result<HashMap<String, Holding>> {
+    let mut out: HashMap<String, Holding> = HashMap::new();
+    for r in accounts {
+        let holding = Holding {
+            opened: r.opt_time("activated_at")?,
+            ..Holding::default()
+        };
+        out.insert(r.text("account_id")?, holding);
+    }
+    for r in packs {
+        let pack = PackBalance {
+            pack_id: r.text("pack_id")?,
+            kind: r.parsed("kind", PackKind::parse)?,
+            api: r.text("api")?,
+            remaining: r.int("remaining")?,
+            valid_until: r.time("valid_until")?,
+            purchased_at: r.time("purchased_at")?,
+        };
+        let holding = out.entry(r.text("account_id")?).or_default();
+        holding.sizes.insert(pack.pack_id.clone(), r.int("calls")?);
+        holding.packs.push(pack);
+    }
+    for r in usage {
+        let calls = ApiUsage {
+            api: r.text("api")?,
+            calls: r.int("calls")?,
+        };
+        out.entry(r.text("account_id")?).or_default().usage.push(calls);
+    }
+    for r in alerts {
+        let alert = (r.text("pack_id")?, r.parsed("threshold", Threshold::parse)?);
+        out.entry(r.text("account_id")?).or_default().alerted.insert(alert);
+    }
+    Ok(out)
+}
+
+/// A usage import, from the columns of `sql::USAGE_IMPORTS_SQL`.
+pub(crate) fn import_view(r: &impl Columns) -> anyhow::Result<ImportView> {
+    Ok(ImportView {
+        import_id: r.int("import_id")?,
+        file_name: r.text("file_name")?,
+        sha256: r.text("sha256")?,
+        rows: r.count("rows")?,
+        calls: r.int("calls")?,
+        duplicates: r.count("duplicates")?,
+        first: r.opt_time("first_ts")?,
+        last: r.opt_time("last_ts")?,
+        imported_at: r.time("imported_at")?,
+    })
+}
+
 /// An event, from the columns of `sql::EVENTS_SQL`.
 pub(crate) fn event_view(r: &impl Columns) -> anyhow::Result<EventView> {
     Ok(EventView {
@@ -86,6 +148,7 @@ pub(crate) fn event_view(r: &impl Columns) -> anyhow::Result<EventView> {
         bill_id: r.opt_text("bill_id")?,
         suspend_at: r.opt_time("suspend_at")?,
         balance_fen: r.int("balance_fen")?,
+        pack: pack_notice(r)?,
     })
 }
 
@@ -221,6 +284,21 @@ pub(crate) fn import_span(r: &impl Columns) -> anyhow::Result<(DateTime<Utc>, Da
     Ok((r.time("first_ts")?, r.time("last_ts")?))
 }
 
+/// The pack of a pack alert, from the columns `pack_id`, `api`, `threshold`, `pack_calls` and
+/// `pack_left` of `events`; none for another kind of event.
+pub(crate) fn pack_notice(r: &impl Columns) -> anyhow::Result<Option<super::webhooks::PackNotice>> {
+    let Some(pack_id) = r.opt_text("pack_id")? else {
+        return Ok(None);
+    };
+    Ok(Some(super::webhooks::PackNotice {
+        pack_id,
+        api: r.text("api")?,
+        threshold: r.parsed("threshold", Threshold::parse)?,
+        calls: r.int("pack_calls")?,
+        left: r.int("pack_left")?,
+    }))
+}
+
 /// A claimed delivery and what it announces, from the columns of `sql::webhooks::claimed`.
 pub(crate) fn due_delivery(r: &impl Columns) -> anyhow::Result<DueDelivery> {
     use super::webhooks::{BillNotice, EventNotice, Notice};
@@ -244,6 +322,7 @@ pub(crate) fn due_delivery(r: &impl Columns) -> anyhow::Result<DueDelivery> {
             bill_id: r.opt_text("event_bill_id")?,
             suspend_at: r.opt_time("suspend_at")?,
             balance_fen: r.int("balance_fen")?,
+            pack: pack_notice(r)?,
         }),
     };
     Ok(DueDelivery {

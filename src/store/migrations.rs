@@ -24,7 +24,7 @@ pub(crate) const SQLITE: &[File] = files!("sqlite":
     "0001_init.sql", "0002_runs.sql", "0003_revisions.sql", "0004_shards.sql",
     "0005_volume.sql", "0006_free_grants.sql", "0007_watermarks.sql", "0008_webhooks.sql",
     "0009_event_ids.sql", "0010_usage_totals.sql", "0011_account_keys.sql",
-    "0012_refused_runs.sql", "0013_catalog.sql", "0014_import_sketches.sql",
+    "0012_refused_runs.sql", "0013_catalog.sql", "0014_import_sketches.sql", "0015_pack_alerts.sql",
 );
 
 /// The PostgreSQL (and Citus) schema, oldest first.
@@ -32,7 +32,7 @@ pub(crate) const POSTGRES: &[File] = files!("postgres":
     "0001_init.sql", "0002_runs.sql", "0003_revisions.sql", "0004_shards.sql",
     "0005_volume.sql", "0006_free_grants.sql", "0007_watermarks.sql", "0008_webhooks.sql",
     "0009_event_ids.sql", "0010_usage_totals.sql", "0011_account_keys.sql",
-    "0012_refused_runs.sql", "0013_catalog.sql", "0014_import_sketches.sql",
+    "0012_refused_runs.sql", "0013_catalog.sql", "0014_import_sketches.sql", "0015_pack_alerts.sql",
 );
 
 pub(crate) static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| migrator(SQLITE));

@@ -24,8 +24,10 @@ pub use usage_stream::{usage_channel, AccountUsage, UsageSender, UsageStream};
 pub use usage_totals::UsageTotals;
 
 use crate::domain::arrears::{EventKind, ServiceState};
+use crate::domain::bill::ApiUsage;
 use crate::domain::catalog::CatalogVersion;
 use crate::domain::month::Month;
+use crate::domain::pack_alerts::{PackAlert, Threshold};
 use crate::domain::packs::{PackBalance, PackKind};
 use crate::domain::settle::RevisionKind;
 use crate::domain::shard::Shard;
@@ -37,7 +39,24 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use sql::verify::BookCheck;
+use std::collections::{HashMap, HashSet};
 use webhooks::{AttemptRecord, DeliveryFilter, DeliveryView, DueDelivery, EndpointHealth, EndpointRecord, Replay};
+
+/// What an account holds for a month, as an estimate of the month reads it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Holding {
+    /// When its service opens or opened; `None`: not opened.
+    pub opened: Option<DateTime<Utc>>,
+    /// Every pack that may cover the month (the month's free packs, prepaid packs valid in
+    /// it), as they stand now, used up or not.
+    pub packs: Vec<PackBalance>,
+    /// Each of `packs`' size in calls, by pack id.
+    pub sizes: HashMap<String, i64>,
+    /// Its usage totals for the month so far, by API.
+    pub usage: Vec<ApiUsage>,
+    /// The pack alerts recorded for it: (pack id, threshold).
+    pub alerted: HashSet<(String, Threshold)>,
+}
 
 /// The free packs of one month: which APIs, how many calls, for what window.
 #[derive(Clone, Debug)]
@@ -355,6 +374,22 @@ pub struct RunEnd {
     pub message: String,
 }
 
+/// A usage import, for `billrun usage imports`.
+#[derive(Clone, Debug)]
+pub struct ImportView {
+    pub import_id: i64,
+    pub file_name: String,
+    pub sha256: String,
+    pub rows: u64,
+    pub calls: i64,
+    /// Rows skipped as events already imported.
+    pub duplicates: u64,
+    /// The earliest and latest usage time among its rows (none for an import of no new rows).
+    pub first: Option<DateTime<Utc>>,
+    pub last: Option<DateTime<Utc>>,
+    pub imported_at: DateTime<Utc>,
+}
+
 /// A recorded run, for `billrun runs list`.
 #[derive(Clone, Debug)]
 pub struct RunView {
@@ -414,6 +449,8 @@ pub struct EventView {
     pub bill_id: Option<String>,
     pub suspend_at: Option<DateTime<Utc>>,
     pub balance_fen: i64,
+    /// A pack alert's pack and threshold.
+    pub pack: Option<webhooks::PackNotice>,
 }
 
 /// What `mark_settled` records.
@@ -516,6 +553,10 @@ pub trait Store {
     /// meanwhile. Returns whether it built them.
     async fn ensure_usage_totals(&self, zone: Tz) -> StoreResult<bool>;
 
+    /// The billing zone whose months the usage totals are kept for; `None` before they are
+    /// first built (by an import or a settle).
+    async fn usage_totals_zone(&self) -> StoreResult<Option<Tz>>;
+
     /// The breaches of "each month's usage totals are the sum of its usage rows", in the zone
     /// the totals are kept for: of `month`'s totals, or of every month's.
     async fn usage_totals_breaches(&self, month: Option<Month>) -> StoreResult<Vec<String>>;
@@ -554,6 +595,23 @@ pub trait Store {
 
     /// Every pack, sorted by account, API and id.
     async fn packs(&self) -> StoreResult<Vec<PackView>>;
+
+    /// Records each of `alerts` (account, alert) at `now` as a pack-alert event and queues its
+    /// webhooks, in one transaction; an alert already recorded for its pack and threshold is
+    /// left alone. Returns how many were new.
+    async fn record_pack_alerts(&self, alerts: &[(String, PackAlert)], now: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// How far pack alerts have been checked, as [`Store::set_pack_alerts_checked`] recorded it.
+    async fn pack_alerts_checked(&self) -> StoreResult<Option<String>>;
+
+    /// Records how far pack alerts have been checked.
+    async fn set_pack_alerts_checked(&self, through: &str) -> StoreResult<()>;
+
+    /// What each of `accounts` that exists holds for `grant`'s month, has used of it so far
+    /// (its usage totals, in the zone they are kept for) and was alerted of, read in one
+    /// transaction.
+    /// Accounts that do not exist are left out.
+    async fn holdings(&self, grant: &FreeGrant, accounts: &[String]) -> StoreResult<HashMap<String, Holding>>;
 
     /// Grants the month's free packs to every account opened before the month ended that
     /// lacks them. Returns how many packs were created.
@@ -624,6 +682,9 @@ pub trait Store {
 
     /// The latest `limit` runs, newest first.
     async fn runs(&self, limit: u32) -> StoreResult<Vec<RunView>>;
+
+    /// The latest `limit` usage imports, newest first.
+    async fn usage_imports(&self, limit: u32) -> StoreResult<Vec<ImportView>>;
 
     /// Runs one of `verify`'s checks for `month` (or every month): one text per breach.
     async fn breaches(&self, check: BookCheck, month: Option<Month>) -> StoreResult<Vec<String>>;

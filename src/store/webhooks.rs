@@ -2,6 +2,7 @@
 //! endpoint and bill or event, created in the transaction that recorded the bill or event.
 
 use crate::domain::arrears::EventKind;
+use crate::domain::pack_alerts::Threshold;
 use crate::domain::settle::RevisionKind;
 use crate::domain::webhook::EventType;
 use chrono::{DateTime, Utc};
@@ -28,7 +29,7 @@ pub struct BillNotice {
     pub settled_at: DateTime<Utc>,
 }
 
-/// An arrears notice, suspension or restoration, as `account.*` tells it.
+/// An arrears notice, suspension, restoration or pack alert, as `account.*` and `pack.alert` tell it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventNotice {
     pub event_id: i64,
@@ -37,6 +38,20 @@ pub struct EventNotice {
     pub bill_id: Option<String>,
     pub suspend_at: Option<DateTime<Utc>>,
     pub balance_fen: i64,
+    /// A pack alert's pack and threshold.
+    pub pack: Option<PackNotice>,
+}
+
+/// The pack a pack alert is about, as `pack.alert` tells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackNotice {
+    pub pack_id: String,
+    pub api: String,
+    pub threshold: Threshold,
+    /// The pack's size, in calls.
+    pub calls: i64,
+    /// What was left of it when the alert was recorded.
+    pub left: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -127,6 +127,22 @@ struct AccountRestored<'a> {
     restored_at: String,
 }
 
+#[derive(Serialize)]
+struct PackAlerted<'a> {
+    event_id: i64,
+    account_id: &'a str,
+    api: &'a str,
+    pack_id: &'a str,
+    /// `free` or `prepaid`.
+    pack_kind: &'a str,
+    threshold: &'a str,
+    /// The pack's size, and what was used and left of it when the alert was recorded.
+    calls: i64,
+    used: i64,
+    left: i64,
+    alerted_at: String,
+}
+
 /// The body of a message of `event_type` about `notice` of `account_id`, recorded at
 /// `created_at`.
 pub fn body(
@@ -187,6 +203,27 @@ pub fn body(
                     suspended_at: time(e.at),
                 },
             }),
+            EventKind::PackAlert => {
+                let pack = e.pack.as_ref().ok_or_else(|| {
+                    <serde_json::Error as serde::ser::Error>::custom(format!("pack alert {} names no pack", e.event_id))
+                })?;
+                serde_json::to_vec(&Message {
+                    kind,
+                    timestamp,
+                    data: PackAlerted {
+                        event_id: e.event_id,
+                        account_id,
+                        api: &pack.api,
+                        pack_id: &pack.pack_id,
+                        pack_kind: pack.threshold.pack_kind().as_str(),
+                        threshold: pack.threshold.as_str(),
+                        calls: pack.calls,
+                        used: pack.calls - pack.left,
+                        left: pack.left,
+                        alerted_at: time(e.at),
+                    },
+                })
+            }
             EventKind::Restored => serde_json::to_vec(&Message {
                 kind,
                 timestamp,
@@ -249,6 +286,7 @@ mod tests {
             bill_id: Some("2026-10-a-r1".into()),
             suspend_at: Some(at + chrono::Duration::hours(24)),
             balance_fen: -2_345,
+            pack: None,
         });
         let v: serde_json::Value =
             serde_json::from_slice(&body(EventType::AccountArrears, "a", at, &arrears, "CNY").unwrap()).unwrap();

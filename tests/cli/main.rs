@@ -12,6 +12,7 @@ mod citus;
 mod corrections;
 mod crash;
 mod deploy;
+mod estimate;
 mod finance;
 mod late_usage;
 mod limits;

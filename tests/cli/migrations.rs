@@ -1,7 +1,7 @@
 //! The two backends' migrations stay in step: same versions, same names, same tables.
 
 use crate::harness::*;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 fn migrations(backend: &str) -> Vec<String> {
@@ -43,22 +43,64 @@ fn tables_after_all(backend: &str) -> BTreeSet<String> {
     tables
 }
 
-/// Columns added by `ALTER TABLE … ADD COLUMN`, as (table, column), after all migrations.
-fn added_columns(backend: &str) -> BTreeSet<(String, String)> {
-    let mut added = BTreeSet::new();
+/// Each table's columns after all of a backend's migrations: those of its `CREATE TABLE` (one
+/// column per line, constraints left out), plus `ADD COLUMN`, minus `DROP COLUMN`, through
+/// renames and drops. A table built again under its own name (SQLite's way to change a
+/// constraint) has the columns of its new `CREATE TABLE`.
+fn columns_after_all(backend: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut tables: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for file in migrations(backend) {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("migrations")
             .join(backend)
             .join(&file);
+        let (mut creating, mut altering): (Option<String>, Option<String>) = (None, None);
         for line in std::fs::read_to_string(path).unwrap().lines() {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            if let ["ALTER", "TABLE", table, "ADD", "COLUMN", column, ..] = words.as_slice() {
-                added.insert((table.to_string(), column.to_string()));
+            let line = line.split("--").next().unwrap().trim();
+            let words: Vec<&str> = line.trim_end_matches(';').split_whitespace().collect();
+            if let Some(table) = &creating {
+                if line.starts_with(')') {
+                    creating = None;
+                } else if let Some(column) = words.first().filter(|w| {
+                    w.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                }) {
+                    tables.get_mut(table).unwrap().insert(column.to_string());
+                }
+                continue;
+            }
+            match words.as_slice() {
+                ["CREATE", "TABLE", name, ..] => {
+                    let name = name.trim_end_matches('(').to_string();
+                    tables.insert(name.clone(), BTreeSet::new());
+                    creating = Some(name);
+                }
+                ["DROP", "TABLE", name, ..] => {
+                    tables.remove(*name);
+                }
+                ["ALTER", "TABLE", from, "RENAME", "TO", to] => {
+                    let columns = tables.remove(*from).unwrap_or_default();
+                    tables.insert(to.to_string(), columns);
+                }
+                ["ALTER", "TABLE", name, ..] => altering = Some(name.to_string()),
+                _ => {}
+            }
+            // `ADD COLUMN` and `DROP COLUMN`, several to a statement, on the `ALTER TABLE`
+            // line or the lines after it.
+            for pair in words.windows(3) {
+                if let (Some(table), [verb, "COLUMN", column]) = (&altering, pair) {
+                    let columns = tables.entry(table.clone()).or_default();
+                    let column = column.trim_end_matches(',').to_string();
+                    match *verb {
+                        "ADD" => columns.insert(column),
+                        "DROP" => columns.remove(&column),
+                        _ => false,
+                    };
+                }
             }
         }
     }
-    added
+    tables
 }
 
 #[test]
@@ -76,11 +118,14 @@ fn sqlite_and_postgres_migrations_do_not_drift_apart() {
         "the backends end with different tables"
     );
     assert!(tables_after_all("sqlite").contains("ledger"));
+    let columns = columns_after_all("sqlite");
     assert_eq!(
-        added_columns("sqlite"),
-        added_columns("postgres"),
-        "the backends add different columns"
+        columns,
+        columns_after_all("postgres"),
+        "the backends end with different columns"
     );
+    assert!(columns["events"].contains("threshold"), "{columns:?}");
+    assert!(columns["bills"].contains("debited_fen"), "{columns:?}");
 }
 
 #[test]

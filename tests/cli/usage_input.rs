@@ -565,3 +565,43 @@ fn timestamps_without_an_offset_are_read_in_the_zone_assumed() {
     let opened = &env.accounts()["a1"];
     assert_eq!(opened["status"], "active", "{opened:?}");
 }
+
+#[test]
+fn usage_imports_lists_what_was_imported_newest_first() {
+    use sha2::Digest;
+    let env = Env::new();
+    env.import_accounts("2026-10-01T00:00:00+08:00", &["a1,A,2026-09-01T00:00:00+08:00,0"]);
+    let october = "account_id,api,timestamp,calls\na1,CropImage,2026-10-02T00:00:00+08:00,5\n";
+    let across = "account_id,api,timestamp,calls,event_id\n\
+                  a1,CropImage,2026-10-31T23:00:00+08:00,7,e1\n\
+                  a1,CropImage,2026-11-01T00:30:00+08:00,9,e2\n";
+    let first = env.file("october.csv", october);
+    let out = env.ok(&["--now", NOW, "usage", "import", &first]);
+    assert!(out.contains("as import #1"), "{out}");
+    let second = env.file("across.csv", across);
+    env.ok(&["--now", NOW, "usage", "import", &second]);
+    let listed = parse_csv(&env.ok(&["usage", "imports", "--format", "csv"]));
+    assert_eq!(listed.len(), 2, "{listed:#?}");
+    let (newest, oldest) = (&listed[0], &listed[1]);
+    assert_eq!(
+        (
+            newest["import_id"].as_str(),
+            newest["rows"].as_str(),
+            newest["calls"].as_str()
+        ),
+        ("2", "2", "16")
+    );
+    assert_eq!(newest["months"], "2026-10..2026-11");
+    assert_eq!(newest["first_usage"], "2026-10-31T23:00:00+08:00");
+    assert_eq!(newest["file_name"], second);
+    assert_eq!(oldest["months"], "2026-10");
+    // The SHA-256 of the bytes sent, as `sha256sum` prints it.
+    let digest: String = sha2::Sha256::digest(october.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(oldest["sha256"], digest);
+    let only = parse_csv(&env.ok(&["usage", "imports", "--format", "csv", "--limit", "1"]));
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0]["import_id"], "2");
+}

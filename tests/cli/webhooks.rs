@@ -829,3 +829,81 @@ fn an_endpoint_taken_out_of_the_file_is_queued_for_until_it_is_removed() {
         .all(|r| r["endpoint"] == "gateway"));
     env.fails(3, &["webhooks", "remove", "notifier"]);
 }
+
+#[test]
+fn pack_alerts_are_recorded_once_each_and_reach_the_endpoint_subscribed_to_them() {
+    let env = Env::new();
+    let Some(console) = Receiver::start(&env, "console", &[]) else {
+        return;
+    };
+    let hooks = env.file(
+        "webhooks.toml",
+        &format!(
+            "[[endpoints]]\nname = \"console\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\nevents = [\"pack.alert\"]\n",
+            console.url("alerts")
+        ),
+    );
+    env.import_accounts("2026-11-01T00:00:00+08:00", &["a,A,2026-09-01T00:00:00+08:00,0"]);
+    let packs = env.file(
+        "packs.csv",
+        "pack_id,account_id,api,calls,valid_from,valid_until,purchased_at\n\
+         PP-1,a,CropImage,1000,2026-09-01T00:00:00+08:00,2027-03-01T00:00:00+08:00,2026-08-28T00:00:00+08:00\n",
+    );
+    env.ok(&["--now", "2026-11-01T00:00:00+08:00", "packs", "import", &packs]);
+    let run = |now: &str| env.ok(&["--webhooks", &hooks, "--now", now, "run"]);
+    let usage = |name: &str, rows: &str| {
+        let f = env.file(name, &format!("account_id,api,timestamp,calls\n{rows}\n"));
+        env.ok(&["--now", "2026-11-20T00:00:00+08:00", "usage", "import", &f]);
+    };
+
+    // 850 of the 1000 free calls: past 80%.
+    usage("u1.csv", "a,CropImage,2026-11-02T00:00:00+08:00,850");
+    let out = run("2026-11-03T00:00:00+08:00");
+    assert!(out.contains("recorded 1 pack alerts for 2026-11"), "{out}");
+    // Nothing imported since: the month is not read again, and nothing is recorded twice.
+    let out = run("2026-11-03T01:00:00+08:00");
+    assert!(out.contains("nothing to do"), "{out}");
+
+    // 1000 more: the free pack used up, the prepaid pack (the last) down to 150 of 1000.
+    usage("u2.csv", "a,CropImage,2026-11-10T00:00:00+08:00,1000");
+    let out = run("2026-11-11T00:00:00+08:00");
+    assert!(out.contains("recorded 2 pack alerts for 2026-11"), "{out}");
+    let out = run("2026-11-11T01:00:00+08:00");
+    assert!(out.contains("nothing to do"), "{out}");
+
+    let alerts: Vec<(String, String, String)> = env
+        .events()
+        .into_iter()
+        .filter(|e| e["kind"] == "pack_alert")
+        .map(|e| (e["account_id"].clone(), e["pack_id"].clone(), e["threshold"].clone()))
+        .collect();
+    let free = "free:2026-11:CropImage:a".to_string();
+    assert_eq!(
+        alerts,
+        [
+            ("a".into(), free.clone(), "free_80_percent_used".into()),
+            ("a".into(), free.clone(), "free_used_up".into()),
+            ("a".into(), "PP-1".into(), "prepaid_under_20_percent_left".into()),
+        ]
+    );
+
+    // Each reached the receiver, signed as the reference library checks.
+    let got = console.got();
+    assert_eq!(delivered_ids(&got).len(), 3, "{got:#?}");
+    let prepaid = got
+        .iter()
+        .map(|g| &g.body)
+        .find(|b| b["data"]["pack_id"] == "PP-1")
+        .expect("the prepaid pack's alert");
+    assert_eq!(prepaid["type"], "pack.alert");
+    let data = &prepaid["data"];
+    assert_eq!(data["account_id"], "a");
+    assert_eq!(data["api"], "CropImage");
+    assert_eq!(data["pack_kind"], "prepaid");
+    assert_eq!(data["threshold"], "prepaid_under_20_percent_left");
+    assert_eq!(
+        (data["calls"].as_i64(), data["used"].as_i64(), data["left"].as_i64()),
+        (Some(1000), Some(850), Some(150))
+    );
+    assert_eq!(data["alerted_at"], "2026-11-10T16:00:00Z");
+}

@@ -24,8 +24,8 @@ use crate::domain::shard::Shard;
 use crate::input::usage::NewUsage;
 use crate::store::common::*;
 use crate::store::decode::{
-    account_view, arrears_bill, command_runs, event_view, export_line, import_span, late_usage, month_totals,
-    pack_view, run_view, service_state, status_counts, stored_version, used_reference,
+    account_view, arrears_bill, command_runs, event_view, export_line, import_span, import_view, late_usage,
+    month_totals, pack_view, run_view, service_state, status_counts, stored_version, used_reference,
 };
 use crate::store::migrations::POSTGRES_MIGRATOR;
 use crate::store::page::{self, CurrentBill, PageWrites, StoredLine};
@@ -907,6 +907,11 @@ impl Store for PgStore {
         Ok(found)
     }
 
+    async fn usage_totals_zone(&self) -> StoreResult<Option<Tz>> {
+        let name: Option<String> = sqlx::query_scalar(TOTALS_ZONE_SQL).fetch_optional(&self.pool).await?;
+        Ok(name.and_then(|n| n.parse().ok()))
+    }
+
     async fn import_watermark(&self) -> StoreResult<i64> {
         Ok(
             sqlx::query_scalar("SELECT COALESCE(MAX(import_id), 0)::bigint FROM usage_imports")
@@ -1052,6 +1057,68 @@ impl Store for PgStore {
     async fn packs(&self) -> StoreResult<Vec<PackView>> {
         let rows = sqlx::query(PACKS_SQL).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(pack_view).collect::<anyhow::Result<_>>()?)
+    }
+
+    async fn record_pack_alerts(&self, alerts: &[(String, PackAlert)], now: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut ids = Vec::new();
+        for (account, a) in alerts {
+            let id: Option<i64> = sqlx::query_scalar(PACK_ALERT_SQL)
+                .bind(account)
+                .bind(now)
+                .bind(&a.pack_id)
+                .bind(&a.api)
+                .bind(a.threshold.as_str())
+                .bind(a.calls)
+                .bind(a.left)
+                .fetch_optional(&mut *tx)
+                .await?;
+            ids.extend(id);
+        }
+        webhooks::queue_events(&mut tx, &ids, now).await?;
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+
+    async fn pack_alerts_checked(&self) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(PACK_ALERTS_CHECKED_SQL)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn set_pack_alerts_checked(&self, through: &str) -> StoreResult<()> {
+        sqlx::query(PACK_ALERTS_CHECKED_UPSERT_SQL)
+            .bind(through)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn holdings(&self, grant: &FreeGrant, accounts: &[String]) -> StoreResult<HashMap<String, Holding>> {
+        const IDS: &str = "account_id = ANY($1)";
+        let month = grant.month.to_string();
+        let mut tx = self.pool.begin().await?;
+        let opened = sqlx::query(&format!("SELECT account_id, activated_at FROM accounts WHERE {IDS}"))
+            .bind(accounts)
+            .fetch_all(&mut *tx)
+            .await?;
+        let packs = sqlx::query(&holding_packs_sql(IDS))
+            .bind(accounts)
+            .bind(&month)
+            .bind(grant.start)
+            .bind(grant.end)
+            .fetch_all(&mut *tx)
+            .await?;
+        let usage = sqlx::query(&holding_usage_sql(IDS))
+            .bind(accounts)
+            .bind(&month)
+            .fetch_all(&mut *tx)
+            .await?;
+        let alerts = sqlx::query(&holding_alerts_sql(IDS))
+            .bind(accounts)
+            .fetch_all(&mut *tx)
+            .await?;
+        Ok(crate::store::decode::holdings(&opened, &packs, &usage, &alerts)?)
     }
 
     async fn grant_free_packs(&self, g: &FreeGrant, _now: DateTime<Utc>) -> StoreResult<u64> {
@@ -1273,6 +1340,14 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn usage_imports(&self, limit: u32) -> StoreResult<Vec<ImportView>> {
+        let rows = sqlx::query(USAGE_IMPORTS_SQL)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(import_view).collect::<anyhow::Result<_>>()?)
     }
 
     async fn runs(&self, limit: u32) -> StoreResult<Vec<RunView>> {

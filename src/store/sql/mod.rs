@@ -59,6 +59,21 @@ pub(crate) const USAGE_SPAN_SQL: &str = "SELECT MIN(first_ts), MAX(last_ts) FROM
 pub(crate) const TOTALS_ZONE_UPSERT_SQL: &str = "INSERT INTO settings (name, value) VALUES ('usage_totals_zone', $1)
      ON CONFLICT (name) DO UPDATE SET value = excluded.value";
 
+/// How far pack alerts have been checked: `<month>:<newest import id>`.
+pub(crate) const PACK_ALERTS_CHECKED_SQL: &str = "SELECT value FROM settings WHERE name = 'pack_alerts_checked'";
+
+/// Records how far pack alerts have been checked ($1).
+pub(crate) const PACK_ALERTS_CHECKED_UPSERT_SQL: &str =
+    "INSERT INTO settings (name, value) VALUES ('pack_alerts_checked', $1)
+     ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+
+/// A pack alert of account $1 at $2 (pack $3, API $4, threshold $5, size $6, left $7), with the
+/// account's balance then; nothing if the pack's threshold was recorded before.
+pub(crate) const PACK_ALERT_SQL: &str =
+    "INSERT INTO events (account_id, kind, at, balance_fen, pack_id, api, threshold, pack_calls, pack_left)
+     SELECT $1, 'pack_alert', $2, a.balance_fen, $3, $4, $5, $6, $7 FROM accounts a WHERE a.account_id = $1
+     ON CONFLICT DO NOTHING RETURNING event_id";
+
 /// The database's currency.
 pub(crate) const CURRENCY_SQL: &str = "SELECT value FROM settings WHERE name = 'currency'";
 
@@ -88,9 +103,31 @@ pub(crate) const PACKS_SQL: &str =
     "SELECT pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month
              FROM packs ORDER BY account_id, api, valid_from, pack_id";
 
+/// The packs of accounts `$1` that may cover month `$2` (`[$3, $4)`): its free packs, prepaid
+/// packs valid in it. `accounts` is the backend's test of `account_id` against `$1`.
+pub(crate) fn holding_packs_sql(accounts: &str) -> String {
+    format!(
+        "SELECT pack_id, kind, account_id, api, calls, remaining, valid_until, purchased_at FROM packs
+         WHERE {accounts}
+           AND ((kind = 'free' AND month = $2) OR (kind = 'prepaid' AND valid_until > $3 AND valid_from < $4))"
+    )
+}
+
+/// The pack alerts recorded for accounts `$1`; `accounts` as for [`holding_packs_sql`].
+pub(crate) fn holding_alerts_sql(accounts: &str) -> String {
+    format!("SELECT account_id, pack_id, threshold FROM events WHERE {accounts} AND kind = 'pack_alert'")
+}
+
+/// The usage totals of accounts `$1` in month `$2`; `accounts` as for [`holding_packs_sql`].
+pub(crate) fn holding_usage_sql(accounts: &str) -> String {
+    format!("SELECT account_id, api, calls FROM usage_totals WHERE {accounts} AND month = $2 ORDER BY account_id, api")
+}
+
 /// Every event, oldest first.
 pub(crate) const EVENTS_SQL: &str =
-    "SELECT event_id, account_id, kind, at, bill_id, suspend_at, balance_fen FROM events ORDER BY event_id";
+    "SELECT event_id, account_id, kind, at, bill_id, suspend_at, balance_fen, pack_id, api, threshold, pack_calls,
+        pack_left
+     FROM events ORDER BY event_id";
 
 /// The bill revisions of month $1 that left a balance negative, with the service stop they were under.
 pub(crate) const ARREARS_BILLS_SQL: &str = "SELECT b.bill_id, b.account_id, b.revision, b.balance_after_fen,
@@ -134,6 +171,11 @@ pub(crate) const EXPORT_LINES_SQL: &str = "SELECT b.month, b.bill_id, b.revision
      JOIN accounts a ON a.account_id = b.account_id
      WHERE (CAST($1 AS TEXT) IS NULL OR b.month = $1) AND (CAST($2 AS TEXT) IS NULL OR b.account_id = $2)
      ORDER BY b.month, b.account_id, b.revision, l.api";
+
+/// The latest $1 usage imports, newest first.
+pub(crate) const USAGE_IMPORTS_SQL: &str = "SELECT import_id, file_name, sha256, rows, calls, duplicates, first_ts,
+        last_ts, imported_at
+     FROM usage_imports ORDER BY import_id DESC LIMIT $1";
 
 /// The latest $1 runs, newest first.
 pub(crate) const RUNS_SQL: &str = "SELECT run_id, command, month, started_at, ended_at, outcome, accounts_billed,

@@ -23,7 +23,8 @@ impl List {
 
 /// The event type announcing an event of kind `e.kind`.
 const EVENT_TYPE_OF_KIND: &str = "CASE e.kind WHEN 'arrears_notice' THEN 'account.arrears'
-     WHEN 'suspended' THEN 'account.suspended' ELSE 'account.restored' END";
+     WHEN 'suspended' THEN 'account.suspended' WHEN 'restored' THEN 'account.restored'
+     WHEN 'pack_alert' THEN 'pack.alert' END";
 
 /// A delivery for every endpoint subscribed to `bill.issued`, recorded at $1, of each bill
 /// whose id is in $2. The subscriptions are the outer loop: with none, nothing is read.
@@ -68,7 +69,7 @@ pub(crate) fn claimed(list: List) -> String {
                 b.bill_id, b.month, b.revision, b.kind AS bill_kind, b.total_fen, b.debited_fen,
                 b.balance_after_fen, b.settled_at,
                 e.event_id, e.kind AS event_kind, e.at AS event_at, e.bill_id AS event_bill_id, e.suspend_at,
-                e.balance_fen
+                e.balance_fen, e.pack_id, e.api, e.threshold, e.pack_calls, e.pack_left
          FROM webhook_deliveries d
          LEFT JOIN bills b ON b.account_id = d.account_id AND b.bill_id = d.bill_id
          LEFT JOIN events e ON e.account_id = d.account_id AND e.event_id = d.event_id
