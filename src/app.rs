@@ -96,22 +96,28 @@ fn json_logs_asked() -> bool {
 /// noise.
 fn init_logs(format: crate::cli::LogFormat) {
     use std::io::IsTerminal;
-    let mut filter =
-        tracing_subscriber::EnvFilter::try_from_env("BILLRUN_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
+    use tracing_subscriber::filter::{filter_fn, Targets};
+    use tracing_subscriber::prelude::*;
+    // `BILLRUN_LOG`: a level, and levels per target (`info,billrun=debug`); the default if unset
+    // or not understood.
+    let levels: Targets = std::env::var("BILLRUN_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| "info,sqlx=warn".parse().expect("valid levels"));
     // The HTTP client's own lines name whole URLs, query tokens included, at debug and trace:
     // at any BILLRUN_LOG, only its warnings and errors are let through. billrun's own lines
     // about webhooks and pushes leave the query out.
-    for quiet in ["ureq=warn", "ureq_proto=warn", "rustls=warn"] {
-        filter = filter.add_directive(quiet.parse().expect("a valid directive"));
-    }
+    let quiet = filter_fn(|meta| {
+        *meta.level() <= tracing::Level::WARN || !["ureq", "native_tls"].iter().any(|t| meta.target().starts_with(t))
+    });
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logs = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry();
     match format {
-        crate::cli::LogFormat::Text => logs.init(),
-        crate::cli::LogFormat::Json => logs.json().init(),
+        crate::cli::LogFormat::Text => registry.with(logs.with_filter(levels).with_filter(quiet)).init(),
+        crate::cli::LogFormat::Json => registry.with(logs.json().with_filter(levels).with_filter(quiet)).init(),
     }
 }
 

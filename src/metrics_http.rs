@@ -41,6 +41,7 @@ pub async fn push(url: &str, text: String) -> anyhow::Result<()> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(10)))
             .http_status_as_error(false)
+            .tls_config(crate::webhooks::send::tls())
             .build()
             .into();
         agent

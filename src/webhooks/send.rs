@@ -11,12 +11,21 @@ use crate::domain::webhook::Answer;
 use std::io::Read;
 use std::time::Duration;
 
+/// TLS for every HTTPS request billrun makes (webhooks, pushes): OpenSSL, as for the
+/// database, with Mozilla's root certificates built in.
+pub fn tls() -> ureq::tls::TlsConfig {
+    ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::NativeTls)
+        .build()
+}
+
 /// The HTTP client deliverers share: no redirects, statuses are answers (not errors), a
 /// deadline per attempt.
 pub fn agent(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
+        .tls_config(crate::webhooks::send::tls())
         .max_redirects(0)
         .user_agent(format!("billrun/{}", VERSION.split(' ').next().unwrap_or("")))
         .build()

@@ -907,3 +907,85 @@ fn pack_alerts_are_recorded_once_each_and_reach_the_endpoint_subscribed_to_them(
     );
     assert_eq!(data["alerted_at"], "2026-11-10T16:00:00Z");
 }
+
+/// An HTTPS receiver with a self-signed certificate for 127.0.0.1 (made here with `openssl`),
+/// answering 204 to every POST: its port, once it listens.
+fn https_receiver(env: &Env) -> (Child, u16) {
+    let (key, cert) = (env.dir.path().join("key.pem"), env.dir.path().join("cert.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(made.success(), "openssl req failed");
+    let server = r#"
+import http.server, ssl, sys
+class Answer(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+httpd = http.server.HTTPServer(("127.0.0.1", 0), Answer)
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+tls.load_cert_chain(sys.argv[1], sys.argv[2])
+httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
+print(httpd.server_address[1], flush=True)
+httpd.serve_forever()
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", server])
+        .arg(&cert)
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("the receiver's port");
+    (child, line.trim().parse().expect("a port"))
+}
+
+#[test]
+fn an_https_receiver_is_reached_over_tls_and_its_certificate_must_be_trusted() {
+    let env = Env::new();
+    let (mut server, port) = https_receiver(&env);
+    let hooks = env.file(
+        "webhooks.toml",
+        &format!(
+            "[[endpoints]]\nname = \"tls\"\nurl = \"https://127.0.0.1:{port}/hooks?token=s3cret\"\n\
+             secret = \"{SECRET}\"\nevents = [\"bill.issued\"]\n"
+        ),
+    );
+    env.import_accounts("2026-10-01T00:00:00+08:00", &["a,A,2026-09-01T00:00:00+08:00,100"]);
+    env.import_usage(&["a,CropImage,2026-10-10T00:00:00+08:00,5000"]);
+    env.ok(&["--webhooks", &hooks, "--now", NOV_1, "settle", "--month", "2026-10"]);
+    let listed = deliveries(&env, &hooks);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    // The handshake happened, and a certificate no trusted authority signed was refused: the
+    // bill waits for a retry, with the reason, and the URL's token is not in it.
+    let d = &listed[0];
+    assert_eq!(d["status"], "pending", "{d:?}");
+    assert_eq!(d["attempts"], "1", "{d:?}");
+    assert!(d["last_error"].to_lowercase().contains("certificate"), "{d:?}");
+    assert!(!d["last_error"].contains("s3cret"), "{d:?}");
+}
