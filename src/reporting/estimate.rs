@@ -220,23 +220,8 @@ pub const HEADERS: &[&str] = &[
     "projected_amount",
 ];
 
-/// The columns of [`HEADERS`] that hold numbers.
-pub const NUMERIC: &[&str] = &[
-    "calls",
-    "free_used",
-    "free_left",
-    "prepaid_used",
-    "prepaid_left",
-    "billable",
-    "tier",
-    "tier_from",
-    "next_tier_from",
-    "unit_price",
-    "amount",
-    "projected_calls",
-    "projected_billable",
-    "projected_amount",
-];
+/// The columns of [`HEADERS`] that hold numbers: all after the month, time, account and API.
+pub const NUMERIC: &[&str] = HEADERS.split_at(4).1;
 
 /// One row per API of an account's month to date; amounts exact, as bill lines keep them.
 pub fn rows(cx: &EstimateContext, account: &str, e: &AccountEstimate) -> Vec<Vec<String>> {
