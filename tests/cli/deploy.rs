@@ -308,6 +308,8 @@ fn the_container_build_copies_in_everything_the_build_reads() {
             let text = std::fs::read_to_string(&path).unwrap();
             for (mac, base) in [
                 ("include_str!(\"", dir.as_path()),
+                // A path put together from literals: its first, a directory.
+                ("include_str!(concat!(\"", dir.as_path()),
                 ("include_bytes!(\"", dir.as_path()),
                 ("migrate!(\"", root.as_path()),
             ] {
