@@ -197,6 +197,8 @@ impl<'de> serde::de::Visitor<'de> for LineVisitor {
     fn visit_u64<E>(self, _: u64) -> Result<Line, E> {
         Ok(Line::Other("a number"))
     }
+    // A line that is a bare number is refused as not an object; its value is never read (a
+    // `calls` field written as a float is refused where the fields are read, never rounded).
     fn visit_f64<E>(self, _: f64) -> Result<Line, E> {
         Ok(Line::Other("a number"))
     }

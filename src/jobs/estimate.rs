@@ -21,7 +21,8 @@ const PAGE: usize = 1_000;
 /// Checks that `month` can be estimated at `--now` and says how far into it that is: a month
 /// that has begun and has no bill yet (a settled month has bills to show instead), whose usage
 /// totals are kept for the billing zone.
-async fn month_to_date<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Result<(MonthToDate, FreeGrant)> {
+/// Also says whether usage totals are kept at all (none before the first import).
+async fn month_to_date<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Result<(MonthToDate, FreeGrant, bool)> {
     let (start, end) = (month.start(ctx.tz), month.end(ctx.tz));
     if ctx.now <= start {
         return Err(anyhow::Error::new(Refused(format!(
@@ -42,7 +43,8 @@ async fn month_to_date<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::
         .for_month(month)
         .ok_or_else(|| anyhow::Error::new(Refused(format!("the catalog has no version in force for {month}"))))?
         .clone();
-    match store.usage_totals_zone().await? {
+    let totals = store.usage_totals_zone().await?;
+    match totals {
         Some(zone) if zone == ctx.tz => {}
         Some(zone) => {
             return Err(anyhow::Error::new(Refused(format!(
@@ -71,7 +73,7 @@ async fn month_to_date<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::
         elapsed,
         version,
     };
-    Ok((mtd, grant))
+    Ok((mtd, grant, totals.is_some()))
 }
 
 /// Adds to `holding` the month's free packs the settle would grant it (opened before the month
@@ -117,7 +119,7 @@ pub async fn one<S: Store>(
     month: Month,
     account_id: &str,
 ) -> anyhow::Result<(MonthToDate, AccountEstimate)> {
-    let (mtd, grant) = month_to_date(store, ctx, month).await?;
+    let (mtd, grant, _) = month_to_date(store, ctx, month).await?;
     let ids = [account_id.to_owned()];
     let mut holding = store
         .holdings(&grant, &ids)
@@ -130,17 +132,16 @@ pub async fn one<S: Store>(
 
 /// Every account with usage in the month so far, in account order, handed to `each` with what
 /// it holds (its packs with their sizes, the month's free packs included, and the pack alerts
-/// recorded for it). The
-/// month's usage stream says which accounts and in what order; each page's usage and packs
-/// are then read together, in one transaction.
+/// recorded for it). The month's usage stream says which accounts and in what order; each
+/// page's usage and packs are then read together, in one transaction.
 pub async fn everyone<S: Store>(
     store: &S,
     ctx: &Ctx,
     month: Month,
     each: &mut dyn FnMut(&MonthToDate, &str, &AccountEstimate, &Holding) -> anyhow::Result<()>,
 ) -> anyhow::Result<MonthToDate> {
-    let (mtd, grant) = month_to_date(store, ctx, month).await?;
-    if store.usage_totals_zone().await?.is_none() {
+    let (mtd, grant, totals) = month_to_date(store, ctx, month).await?;
+    if !totals {
         return Ok(mtd); // nothing imported yet
     }
     let mut stream = store.month_usage(month, ctx.tz, Shard::ALL).await?;

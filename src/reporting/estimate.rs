@@ -4,13 +4,13 @@
 //! account, one CSV row per account and API. Pure: handed the estimate, returns values.
 
 use super::group_digits;
-use crate::domain::catalog::CatalogVersion;
+use crate::domain::catalog::{CatalogVersion, TierBasis};
 use crate::domain::estimate::{AccountEstimate, ApiEstimate, MonthToDate};
 use crate::domain::money::format_money;
 use crate::domain::packs::PackKind;
 use chrono::SecondsFormat;
 use chrono_tz::Tz;
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{json, Value};
 use std::fmt::Write;
 
@@ -32,14 +32,27 @@ impl EstimateContext<'_> {
         &self.mtd.version
     }
 
-    /// The part of the month elapsed, as "9.6 of 31 days".
+    /// The part of the month elapsed, as "9.6 of 31 days": a duration shown to a tenth of a
+    /// day, rounded half away from zero (not money).
     fn elapsed(&self) -> String {
-        let days = |seconds: i64| Decimal::new(seconds, 0) / Decimal::from(86_400);
+        let days = |seconds: i64| {
+            (Decimal::new(seconds, 0) / Decimal::from(86_400))
+                .round_dp_with_strategy(1, RoundingStrategy::MidpointAwayFromZero)
+                .normalize()
+        };
         format!(
             "{} of {} days",
-            days(self.mtd.elapsed.so_far).round_dp(1).normalize(),
-            days(self.mtd.elapsed.whole).round_dp(1).normalize()
+            days(self.mtd.elapsed.so_far),
+            days(self.mtd.elapsed.whole)
         )
+    }
+
+    /// An API as customers know it: its id, and its display name if the catalog gives another.
+    fn api_name(&self, api: &str) -> String {
+        match self.version().apis.get(api).map(|p| p.display_name.as_str()) {
+            Some(name) if name != api => format!("{api} ({name})"),
+            _ => api.to_owned(),
+        }
     }
 }
 
@@ -59,9 +72,9 @@ fn prepaid_left(a: &ApiEstimate) -> i64 {
 /// The tier a line reached and where the next begins, in the calls its basis counts.
 fn tier(a: &ApiEstimate) -> String {
     let l = &a.line;
-    let basis = match l.tier_basis.as_str() {
-        "billable" => "billable calls",
-        _ => "calls",
+    let basis = match l.tier_basis {
+        TierBasis::Billable => "billable calls",
+        TierBasis::Total => "calls",
     };
     match l.tier_to {
         Some(next) => format!(
@@ -73,6 +86,44 @@ fn tier(a: &ApiEstimate) -> String {
         ),
         None => format!("tier {} (from {} {basis}), the last", l.tier, calls(l.tier_from)),
     }
+}
+
+/// One API's month so far and at this pace, under its name.
+fn explain_api(out: &mut String, cx: &EstimateContext, a: &ApiEstimate) {
+    let currency = &cx.version().currency;
+    let l = &a.line;
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{}", cx.api_name(&l.api));
+    let _ = writeln!(out, "  calls so far      {}", calls(l.total_calls));
+    for p in &a.packs {
+        let kind = match p.kind {
+            PackKind::Free => "free pack   ",
+            PackKind::Prepaid => "prepaid pack",
+        };
+        let _ = writeln!(
+            out,
+            "  {kind}      {} used, {} left ({})",
+            calls(p.used),
+            calls(p.left),
+            p.pack_id
+        );
+    }
+    let _ = writeln!(out, "  billable          {}", calls(l.billable_calls));
+    let _ = writeln!(out, "  {}", tier(a));
+    let _ = writeln!(
+        out,
+        "  charge so far     {} × {} = {} {currency}",
+        calls(l.billable_calls),
+        l.unit_price.normalize(),
+        group_digits(&l.amount.normalize().to_string())
+    );
+    let _ = writeln!(
+        out,
+        "  at this pace      {} calls in the month, {} billable, {} {currency}",
+        calls(a.projected_calls),
+        calls(a.projected.billable_calls),
+        group_digits(&a.projected.amount.normalize().to_string())
+    );
 }
 
 /// One account's month to date, on screen.
@@ -88,49 +139,7 @@ pub fn explain(cx: &EstimateContext, account: &str, e: &AccountEstimate) -> Stri
         cx.version().version
     );
     for a in &e.apis {
-        let l = &a.line;
-        let name = cx
-            .version()
-            .apis
-            .get(&l.api)
-            .map(|p| p.display_name.as_str())
-            .filter(|n| *n != l.api);
-        let _ = writeln!(out);
-        match name {
-            Some(n) => writeln!(out, "{} ({n})", l.api),
-            None => writeln!(out, "{}", l.api),
-        }
-        .ok();
-        let _ = writeln!(out, "  calls so far      {}", calls(l.total_calls));
-        for p in &a.packs {
-            let kind = match p.kind {
-                PackKind::Free => "free pack   ",
-                PackKind::Prepaid => "prepaid pack",
-            };
-            let _ = writeln!(
-                out,
-                "  {kind}      {} used, {} left ({})",
-                calls(p.used),
-                calls(p.left),
-                p.pack_id
-            );
-        }
-        let _ = writeln!(out, "  billable          {}", calls(l.billable_calls));
-        let _ = writeln!(out, "  {}", tier(a));
-        let _ = writeln!(
-            out,
-            "  charge so far     {} × {} = {} {currency}",
-            calls(l.billable_calls),
-            l.unit_price.normalize(),
-            group_digits(&l.amount.normalize().to_string())
-        );
-        let _ = writeln!(
-            out,
-            "  at this pace      {} calls in the month, {} billable, {} {currency}",
-            calls(a.projected_calls),
-            calls(a.projected.billable_calls),
-            group_digits(&a.projected.amount.normalize().to_string())
-        );
+        explain_api(&mut out, cx, a);
     }
     let _ = writeln!(out);
     let _ = writeln!(

@@ -908,8 +908,7 @@ impl Store for PgStore {
     }
 
     async fn usage_totals_zone(&self) -> StoreResult<Option<Tz>> {
-        let name: Option<String> = sqlx::query_scalar(TOTALS_ZONE_SQL).fetch_optional(&self.pool).await?;
-        Ok(name.and_then(|n| n.parse().ok()))
+        Ok(totals::zone(&mut *self.pool.acquire().await?).await?)
     }
 
     async fn import_watermark(&self) -> StoreResult<i64> {

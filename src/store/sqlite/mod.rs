@@ -415,8 +415,7 @@ impl Store for SqliteStore {
     }
 
     async fn usage_totals_zone(&self) -> StoreResult<Option<Tz>> {
-        let name: Option<String> = sqlx::query_scalar(TOTALS_ZONE_SQL).fetch_optional(&self.pool).await?;
-        Ok(name.and_then(|n| n.parse().ok()))
+        Ok(totals::zone(&conn::open(&self.file()?, false)?)?)
     }
 
     async fn import_watermark(&self) -> StoreResult<i64> {
