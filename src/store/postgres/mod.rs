@@ -1059,21 +1059,27 @@ impl Store for PgStore {
     }
 
     async fn record_pack_alerts(&self, alerts: &[(String, PackAlert)], now: DateTime<Utc>) -> StoreResult<u64> {
+        // The rows as one array per column, UNNESTed: one statement in all.
+        let accounts: Vec<&str> = alerts.iter().map(|(account, _)| account.as_str()).collect();
+        let packs: Vec<&str> = alerts.iter().map(|(_, a)| a.pack_id.as_str()).collect();
+        let apis: Vec<&str> = alerts.iter().map(|(_, a)| a.api.as_str()).collect();
+        let thresholds: Vec<&str> = alerts.iter().map(|(_, a)| a.threshold.as_str()).collect();
+        let calls: Vec<i64> = alerts.iter().map(|(_, a)| a.calls).collect();
+        let left: Vec<i64> = alerts.iter().map(|(_, a)| a.left).collect();
         let mut tx = self.pool.begin().await?;
-        let mut ids = Vec::new();
-        for (account, a) in alerts {
-            let id: Option<i64> = sqlx::query_scalar(PACK_ALERT_SQL)
-                .bind(account)
-                .bind(now)
-                .bind(&a.pack_id)
-                .bind(&a.api)
-                .bind(a.threshold.as_str())
-                .bind(a.calls)
-                .bind(a.left)
-                .fetch_optional(&mut *tx)
-                .await?;
-            ids.extend(id);
-        }
+        let ids: Vec<i64> = sqlx::query_scalar(&pack_alerts_sql(
+            "UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
+                 AS u(account, pack_id, api, threshold, calls, left_)",
+        ))
+        .bind(now)
+        .bind(&accounts)
+        .bind(&packs)
+        .bind(&apis)
+        .bind(&thresholds)
+        .bind(&calls)
+        .bind(&left)
+        .fetch_all(&mut *tx)
+        .await?;
         webhooks::queue_events(&mut tx, &ids, now).await?;
         tx.commit().await?;
         Ok(ids.len() as u64)

@@ -67,12 +67,18 @@ pub(crate) const PACK_ALERTS_CHECKED_UPSERT_SQL: &str =
     "INSERT INTO settings (name, value) VALUES ('pack_alerts_checked', $1)
      ON CONFLICT (name) DO UPDATE SET value = excluded.value";
 
-/// A pack alert of account $1 at $2 (pack $3, API $4, threshold $5, size $6, left $7), with the
-/// account's balance then; nothing if the pack's threshold was recorded before.
-pub(crate) const PACK_ALERT_SQL: &str =
-    "INSERT INTO events (account_id, kind, at, balance_fen, pack_id, api, threshold, pack_calls, pack_left)
-     SELECT $1, 'pack_alert', $2, a.balance_fen, $3, $4, $5, $6, $7 FROM accounts a WHERE a.account_id = $1
-     ON CONFLICT DO NOTHING RETURNING event_id";
+/// Pack alerts recorded at $1, one per row of `rows` (the backend's spelling of a table `u` of
+/// columns `account`, `pack_id`, `api`, `threshold`, `calls` and `left_`, from $2 on), each
+/// with its account's balance then; nothing for a pack and threshold recorded before.
+pub(crate) fn pack_alerts_sql(rows: &str) -> String {
+    format!(
+        "INSERT INTO events (account_id, kind, at, balance_fen, pack_id, api, threshold, pack_calls, pack_left)
+         SELECT a.account_id, 'pack_alert', $1, a.balance_fen, u.pack_id, u.api, u.threshold, u.calls, u.left_
+         FROM {rows} JOIN accounts a ON a.account_id = u.account
+         WHERE true
+         ON CONFLICT DO NOTHING RETURNING event_id"
+    )
+}
 
 /// The database's currency.
 pub(crate) const CURRENCY_SQL: &str = "SELECT value FROM settings WHERE name = 'currency'";

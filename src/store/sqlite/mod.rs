@@ -540,22 +540,23 @@ impl Store for SqliteStore {
     }
 
     async fn record_pack_alerts(&self, alerts: &[(String, PackAlert)], now: DateTime<Utc>) -> StoreResult<u64> {
+        // The rows as one JSON array of arrays, read with json_each: one statement in all.
+        let rows: Vec<serde_json::Value> = alerts
+            .iter()
+            .map(|(account, a)| serde_json::json!([account, a.pack_id, a.api, a.threshold.as_str(), a.calls, a.left]))
+            .collect();
+        let rows = serde_json::to_string(&rows).map_err(anyhow::Error::from)?;
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let mut ids = Vec::new();
-        for (account, a) in alerts {
-            let id: Option<i64> = sqlx::query_scalar(PACK_ALERT_SQL)
-                .bind(account)
-                .bind(us(now))
-                .bind(&a.pack_id)
-                .bind(&a.api)
-                .bind(a.threshold.as_str())
-                .bind(a.calls)
-                .bind(a.left)
-                .fetch_optional(&mut *tx)
-                .await?;
-            ids.extend(id);
-        }
+        let ids: Vec<i64> = sqlx::query_scalar(&pack_alerts_sql(
+            "(SELECT j.value ->> 0 AS account, j.value ->> 1 AS pack_id, j.value ->> 2 AS api,
+                     j.value ->> 3 AS threshold, j.value ->> 4 AS calls, j.value ->> 5 AS left_
+              FROM json_each($2) j) AS u",
+        ))
+        .bind(us(now))
+        .bind(rows)
+        .fetch_all(&mut *tx)
+        .await?;
         webhooks::queue_events(&mut tx, &ids, now).await?;
         tx.commit().await?;
         Ok(ids.len() as u64)
