@@ -281,6 +281,7 @@ async fn run_on<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, co
         command,
         Command::Accounts(AccountsCommand::Import { .. })
             | Command::Recharge { .. }
+            | Command::Credit { .. }
             | Command::Settle { dry_run: false, .. }
             | Command::Run { .. }
             | Command::Daemon { .. }
@@ -355,6 +356,33 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
         Command::Accounts(AccountsCommand::List { format }) => commands::list_accounts(store, ctx, format).await,
         Command::Recharge { id, amount, reference } => {
             commands::recharge(store, ctx, &id, &amount, reference.as_deref()).await?;
+            deliver_until_stopped(store, hooks, clock, ctx.currency()).await;
+            Ok(())
+        }
+        Command::Credit {
+            id,
+            month,
+            amount,
+            api,
+            all,
+            reason,
+            reference,
+            by,
+        } => {
+            let amount = match (amount, api, all) {
+                (Some(amount), _, _) => jobs::credit::Ask::Amount(amount),
+                (None, Some(api), _) => jobs::credit::Ask::Line(api),
+                (None, None, _) => jobs::credit::Ask::Rest,
+            };
+            let ask = jobs::credit::CreditAsk {
+                account_id: id,
+                month,
+                amount,
+                reason,
+                reference,
+                by,
+            };
+            commands::credit(store, ctx, &ask).await?;
             deliver_until_stopped(store, hooks, clock, ctx.currency()).await;
             Ok(())
         }

@@ -151,6 +151,44 @@ pub enum Command {
         #[arg(long, value_name = "KEY")]
         reference: Option<String>,
     },
+    /// Credit a settled bill: an outage, a disputed charge, a goodwill waiver.
+    ///
+    /// Writes a new revision of the account's bill for --month, of kind `credit`: the same lines,
+    /// and the credit taken off what the bill asks for. The balance goes up by the amount (a
+    /// suspended service comes back once it is 0 or more), `bill.issued` announces the revision,
+    /// and exports, summaries and `bills show` list it. Later adjustments for late usage keep
+    /// the credit. A credit is never more than the bill still asks for. The --reference names
+    /// the credit: the same command again (a retry) credits once; the reference on another
+    /// account, month or amount is refused as a conflict (exit 3).
+    #[command(group(clap::ArgGroup::new("how_much").required(true).args(["amount", "api", "all"])))]
+    Credit {
+        /// Account id.
+        #[arg(value_name = "ACCOUNT")]
+        id: String,
+        /// The month of the bill, as YYYY-MM.
+        #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
+        month: Month,
+        /// Credit this amount, with at most two decimals (e.g. 10.00).
+        #[arg(long, value_name = "AMOUNT", allow_hyphen_values = true)]
+        amount: Option<String>,
+        /// Credit one line of the bill whole: its exact amount rounded to the fen as the bill's
+        /// total is (at most what the bill still asks for).
+        #[arg(long, value_name = "API")]
+        api: Option<String>,
+        /// Credit everything the bill still asks for (waive it).
+        #[arg(long)]
+        all: bool,
+        /// Why: shown on the bill, the exports and to support.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// The credit's own id (an idempotency key, e.g. the support ticket): 1 to 128 visible
+        /// characters, unique across accounts.
+        #[arg(long, value_name = "KEY")]
+        reference: String,
+        /// Who issued it (recorded with the credit).
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
     /// Import usage files and list the imports.
     #[command(subcommand)]
     Usage(UsageCommand),

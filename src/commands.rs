@@ -117,8 +117,16 @@ pub fn print_settled(s: &crate::jobs::settle::SettleSummary, currency: &str) {
         };
         println!("shard {} of {} done; {state}", s.shard, s.month);
     }
+    let credits = if t.credited_fen > 0 {
+        format!(
+            " after {} {currency} of credit notes",
+            format_money(from_fen(t.credited_fen))
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "{} in all: {} bills, {} {currency} billed, {} accounts in arrears",
+        "{} in all: {} bills, {} {currency} billed{credits}, {} accounts in arrears",
         s.month,
         t.bills,
         format_money(from_fen(t.total_fen)),
@@ -213,6 +221,38 @@ pub async fn recharge<S: Store>(
         Recharged::AlreadyApplied { balance_fen } => println!(
             "this payment (reference, account and amount) was already applied; nothing changed; balance {} {currency}",
             format_money(from_fen(balance_fen))
+        ),
+    }
+    Ok(())
+}
+
+/// `billrun credit`.
+pub async fn credit<S: Store>(store: &S, ctx: &Ctx, ask: &jobs::credit::CreditAsk) -> anyhow::Result<()> {
+    let currency = ctx.currency();
+    let money = |fen: i64| format_money(from_fen(fen));
+    match jobs::credit::credit(store, ctx, ask).await? {
+        jobs::credit::Credited::Issued(c) => {
+            println!(
+                "credited {} {currency} against {} (revision {}, kind credit) of '{}'; the bill now asks for {} {currency} \
+                 ({} {currency} credited in all); balance {} {currency}",
+                money(c.amount_fen),
+                c.bill_id,
+                c.revision,
+                shown(&c.account_id),
+                money(c.due_fen),
+                money(c.credited_fen),
+                money(c.balance_fen)
+            );
+            if c.restored {
+                println!("service of '{}' restored", shown(&c.account_id));
+            }
+        }
+        jobs::credit::Credited::AlreadyIssued(c) => println!(
+            "this credit (reference, account and month) was already issued as {}: {} {currency}; nothing changed; \
+             balance {} {currency}",
+            c.bill_id,
+            money(c.amount_fen),
+            money(c.balance_fen)
         ),
     }
     Ok(())

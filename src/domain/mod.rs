@@ -7,6 +7,7 @@
 pub mod arrears;
 pub mod bill;
 pub mod catalog;
+pub mod credit;
 pub mod estimate;
 pub mod limits;
 pub mod money;

@@ -10,6 +10,12 @@
 //!   revision being replaced took are handed back before the new one takes its share.
 //! - A bill that comes out the same: nothing.
 //!
+//! Credits an operator issued against the bill (`domain::credit`) are carried by every later
+//! revision (`credited_fen`) and come off what the bill asks for: an account owes a revision's
+//! total less its credits, never less than zero ([`amount_due`]). An adjustment moves the
+//! difference between what is due before and after it, so late usage never charges a credit
+//! back.
+//!
 //! A debit follows the arrears rule: a balance below zero after it sends a notice (except an
 //! adjustment of zero, which moves no money). A credit follows the recharge rule: it clears
 //! the countdown, or restores a suspended service, once the balance is zero or more. Every sum
@@ -44,6 +50,8 @@ pub struct StoredLine {
 pub struct CurrentBill {
     pub revision: i32,
     pub total_fen: i64,
+    /// What credits issued against the bill add up to, carried by every revision.
+    pub credited_fen: i64,
     pub lines: Vec<StoredLine>,
     /// (pack_id, calls) this revision took from packs.
     pub consumed: Vec<(String, i64)>,
@@ -59,11 +67,13 @@ pub struct AccountMonth<'a> {
     pub state: ServiceState,
 }
 
-/// Whether a revision is the month's first bill or a correction of it.
+/// Whether a revision is the month's first bill, a correction of its usage, or a credit an
+/// operator issued against it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RevisionKind {
     Original,
     Adjustment,
+    Credit,
 }
 
 impl RevisionKind {
@@ -72,12 +82,13 @@ impl RevisionKind {
         match self {
             RevisionKind::Original => "original",
             RevisionKind::Adjustment => "adjustment",
+            RevisionKind::Credit => "credit",
         }
     }
 
     /// The kind a stored name stands for.
     pub fn parse(name: &str) -> Option<RevisionKind> {
-        [RevisionKind::Original, RevisionKind::Adjustment]
+        [RevisionKind::Original, RevisionKind::Adjustment, RevisionKind::Credit]
             .into_iter()
             .find(|k| k.as_str() == name)
     }
@@ -92,8 +103,10 @@ pub struct Plan {
     pub draft: BillDraft,
     /// `draft.total` in fen.
     pub total_fen: i64,
-    /// What this revision moves: the whole total for an original, the difference for an
-    /// adjustment (negative: a credit). The ledger entry is its negation.
+    /// The credits issued against the bill, carried from the revision replaced.
+    pub credited_fen: i64,
+    /// What this revision moves: the whole total for an original, the difference in what is
+    /// due for an adjustment (negative: a credit). The ledger entry is its negation.
     pub debited_fen: i64,
     pub before: ServiceState,
     pub after: ServiceState,
@@ -113,6 +126,12 @@ pub enum PlanError {
     /// The bill, the difference or the balance after it would not fit in a 64-bit count of fen.
     #[error("the bill of {total} or the balance after it is beyond the largest amount billrun keeps")]
     OutOfRange { total: Decimal },
+}
+
+/// What a revision asks the account to pay: its total less the credits issued against the
+/// bill, never less than zero (a credit larger than a bill that later went down is spent).
+pub fn amount_due(total_fen: i64, credited_fen: i64) -> i64 {
+    total_fen.saturating_sub(credited_fen).max(0)
 }
 
 /// The id of revision `revision` of an account's bill for a month.
@@ -156,12 +175,15 @@ pub fn plan(month: AccountMonth<'_>, version: &CatalogVersion, now: DateTime<Utc
     }
     let out_of_range = || PlanError::OutOfRange { total: draft.total };
     let total_fen = to_fen(draft.total).ok_or_else(out_of_range)?;
-    let (revision, kind, debited_fen) = match current {
-        None => (1, RevisionKind::Original, total_fen),
+    let (revision, kind, credited_fen, debited_fen) = match current {
+        None => (1, RevisionKind::Original, 0, total_fen),
         Some(c) => (
             c.revision + 1,
             RevisionKind::Adjustment,
-            total_fen.checked_sub(c.total_fen).ok_or_else(out_of_range)?,
+            c.credited_fen,
+            amount_due(total_fen, c.credited_fen)
+                .checked_sub(amount_due(c.total_fen, c.credited_fen))
+                .ok_or_else(out_of_range)?,
         ),
     };
     let (after, notice, restored) = if debited_fen >= 0 {
@@ -185,6 +207,7 @@ pub fn plan(month: AccountMonth<'_>, version: &CatalogVersion, now: DateTime<Utc
         revision,
         kind,
         total_fen,
+        credited_fen,
         debited_fen,
         before: state,
         after,
@@ -244,6 +267,7 @@ mod tests {
         CurrentBill {
             revision: p.revision,
             total_fen: p.total_fen,
+            credited_fen: p.credited_fen,
             lines: p
                 .draft
                 .lines

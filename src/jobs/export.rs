@@ -6,16 +6,19 @@
 //! the bill's exact lines.
 //!
 //! Every revision of a bill is exported: `revision` 1 is the `original`, 2, 3… are
-//! `adjustment`s holding the recomputed lines, and `revision_debited` is what that revision
-//! debited (or, negative, credited). The month's money moved is the sum of `revision_debited`
-//! over bills; its current billing is the sum of `bill_total` over each account's latest
-//! revision.
+//! `adjustment`s holding the recomputed lines or `credit`s holding the same lines as the
+//! revision before, and `revision_debited` is what that revision debited (or, negative,
+//! credited). `bill_credited` is what credits took off the bill so far and `bill_due` what it
+//! asks for (`bill_total` − `bill_credited`, never below zero). The month's money moved is the
+//! sum of `revision_debited` over bills, which is the sum of `bill_due` over each account's
+//! latest revision.
 //!
 //! Spreadsheets: every text cell goes through [`text_cell`] (OWASP's rule against formula
 //! injection), numeric cells never do, so `-499.50` stays a number. `--excel` puts a UTF-8
 //! byte-order mark first, so that Excel reads Chinese names as UTF-8.
 
 use super::Ctx;
+use crate::domain::credit::amount_due;
 use crate::domain::money::{format_money, from_fen};
 use crate::domain::month::Month;
 pub use crate::output::text_cell;
@@ -26,7 +29,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
-pub const COLUMNS: [&str; 34] = [
+pub const COLUMNS: [&str; 38] = [
     "month",
     "account_id",
     "api",
@@ -61,6 +64,10 @@ pub const COLUMNS: [&str; 34] = [
     "billing_mode",
     "in_arrears",
     "suspend_at",
+    "bill_credited",
+    "bill_due",
+    "credit_reference",
+    "credit_reason",
 ];
 
 /// What every line billrun bills is: calls beyond the packs, billed after the month.
@@ -80,7 +87,7 @@ pub fn names(ctx: &Ctx, version: &str, api: &str) -> (String, String) {
 
 /// The CSV record of one bill line. `suspend_at` is the service stop the account was under
 /// after this revision, if it left the balance negative.
-fn record(ctx: &Ctx, l: ExportLine, currency: &str, suspend_at: Option<DateTime<Utc>>) -> [String; 34] {
+fn record(ctx: &Ctx, l: ExportLine, currency: &str, suspend_at: Option<DateTime<Utc>>) -> [String; 38] {
     let (product, api_name) = names(ctx, &l.catalog_version, &l.api);
     let in_arrears = l.balance_after_fen < 0;
     [
@@ -121,6 +128,10 @@ fn record(ctx: &Ctx, l: ExportLine, currency: &str, suspend_at: Option<DateTime<
             .filter(|_| in_arrears)
             .map(|t| ctx.local(t))
             .unwrap_or_default(),
+        format_money(from_fen(l.credited_fen)),
+        format_money(from_fen(amount_due(l.bill_total_fen, l.credited_fen))),
+        text_cell(l.credit.as_ref().map(|c| c.reference.as_str()).unwrap_or_default()),
+        text_cell(l.credit.as_ref().map(|c| c.reason.as_str()).unwrap_or_default()),
     ]
 }
 

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod catalog;
+pub mod credit;
 pub mod estimate;
 pub mod export;
 pub mod metrics;

@@ -9,7 +9,9 @@
 //! - `total`: `api` = `TOTAL`; the calls and tier columns are sums of the API rows,
 //!   `accounts` is the number of accounts billed, `revenue` the sum of every exact line,
 //!   `rounding` the sum of the bills' rounding adjustments and `billed` = `revenue` +
-//!   `rounding`, the sum of the rounded bill totals;
+//!   `rounding`, the sum of the rounded bill totals; `credited` the credit notes the bills
+//!   carry and `due` what they ask for after them (`billed` − `credited`, each bill never
+//!   below zero), the money the month moved;
 //! - `arrears`: one row per account whose latest revision left its balance negative, with
 //!   that bill, its total (`billed`), what the account owed after it (`owed`) and its
 //!   `suspend_at`;
@@ -84,6 +86,8 @@ pub fn header(tiers: usize) -> Vec<String> {
             "revision",
             "owed",
             "suspend_at",
+            "credited",
+            "due",
         ]
         .map(String::from),
     );
@@ -108,7 +112,7 @@ pub fn rows(ctx: &Ctx, s: &MonthSummary, currency: &str) -> Vec<Vec<String>> {
         ];
         r.extend(a.accounts_per_tier.iter().map(u64::to_string));
         r.extend([format_money(a.revenue), String::new(), String::new(), cur.clone()]);
-        r.extend(blank(6));
+        r.extend(blank(8));
         rows.push(r);
     }
     let sum = |f: fn(&crate::reporting::summary::ApiSummary) -> i64| s.apis.iter().map(f).sum::<i64>().to_string();
@@ -130,6 +134,10 @@ pub fn rows(ctx: &Ctx, s: &MonthSummary, currency: &str) -> Vec<Vec<String>> {
         cur.clone(),
     ]);
     total.extend(blank(6));
+    total.extend([
+        format_money(from_fen(s.credited_fen)),
+        format_money(from_fen(s.due_fen)),
+    ]);
     rows.push(total);
     for b in &s.arrears {
         let mut r = vec!["arrears".to_owned()];
@@ -143,6 +151,8 @@ pub fn rows(ctx: &Ctx, s: &MonthSummary, currency: &str) -> Vec<Vec<String>> {
             b.revision.to_string(),
             format_money(from_fen(b.owed_fen())),
             b.suspend_at.map(|t| ctx.local(t)).unwrap_or_default(),
+            format_money(from_fen(b.credited_fen)),
+            format_money(from_fen(b.due_fen)),
         ]);
         rows.push(r);
     }
@@ -156,6 +166,7 @@ pub fn rows(ctx: &Ctx, s: &MonthSummary, currency: &str) -> Vec<Vec<String>> {
     r.push(cur);
     r.extend(blank(4));
     r.extend([format_money(from_fen(s.owed_fen())), String::new()]);
+    r.extend(blank(2));
     rows.push(r);
     rows
 }
@@ -223,6 +234,8 @@ mod tests {
             exact_total: 1.into(),
             total_fen: 100,
             rounding_adjustment: 0.into(),
+            credited_fen: 0,
+            due_fen: 100,
             balance_after_fen: -5,
             suspend_at: None,
         });

@@ -4,7 +4,9 @@
 //! after. Pure: [`explain`] returns the text.
 
 use super::group_digits;
+use crate::domain::credit::amount_due;
 use crate::domain::money::{format_money, from_fen};
+use crate::domain::settle::RevisionKind;
 use crate::store::{AccountStatus, AccountView, ExportLine};
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
@@ -128,12 +130,17 @@ pub fn explain(c: &BillContext<'_>, lines: &[ExportLine], api_name: &dyn Fn(&Exp
         let head = &rev[0];
         let _ = writeln!(
             out,
-            "\nrevision {} ({}), settled {}, catalog {}",
+            "\nrevision {} ({}), {} {}, catalog {}",
             head.revision,
             head.kind.as_str(),
+            if head.credit.is_some() { "issued" } else { "settled" },
             local(head.settled_at, c.tz),
             head.catalog_version
         );
+        if let Some(note) = &head.credit {
+            let by = note.by.as_deref().map(|b| format!(" by {b}")).unwrap_or_default();
+            let _ = writeln!(out, "  credit note {}{by}: {}", note.reference, note.reason);
+        }
         for l in rev {
             explain_line(&mut out, l, &api_name(l), cur);
         }
@@ -150,10 +157,18 @@ pub fn explain(c: &BillContext<'_>, lines: &[ExportLine], api_name: &dyn Fn(&Exp
             head.rounding,
             format_money(from_fen(head.bill_total_fen)),
         );
-        let what = if head.revision == 1 {
-            "the total".to_owned()
-        } else {
-            "the difference from the previous revision".to_owned()
+        if head.credited_fen > 0 {
+            let _ = writeln!(
+                out,
+                "  credits      -{} {cur}\n  due          {} {cur}",
+                format_money(from_fen(head.credited_fen)),
+                format_money(from_fen(amount_due(head.bill_total_fen, head.credited_fen))),
+            );
+        }
+        let what = match head.kind {
+            RevisionKind::Original => "the total",
+            RevisionKind::Adjustment => "the difference from the previous revision",
+            RevisionKind::Credit => "a credit note; the lines are unchanged",
         };
         let moved = if head.debited_fen < 0 { "credited" } else { "debited" };
         let _ = writeln!(
@@ -177,7 +192,6 @@ pub fn explain(c: &BillContext<'_>, lines: &[ExportLine], api_name: &dyn Fn(&Exp
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::settle::RevisionKind;
     use rust_decimal::Decimal;
     use std::str::FromStr;
 
@@ -220,6 +234,8 @@ mod tests {
             period_start: t("2026-10-01T00:00:00+08:00"),
             period_end: t("2026-11-01T00:00:00+08:00"),
             settled_at: t("2026-11-01T02:00:00+08:00"),
+            credited_fen: 0,
+            credit: None,
         }
     }
 

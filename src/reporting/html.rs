@@ -153,7 +153,7 @@ fn kpis(h: &mut String, r: &ReportData, cur: &str) {
     let _ = write!(
         h,
         r#"<div class="kpis">
-<div class="kpi" id="total-billed"><span class="label">Billed in {month}</span><span class="value">{billed} {cur}</span><span class="note">sum of {bills} rounded bill totals</span></div>
+<div class="kpi" id="total-billed"><span class="label">Billed in {month}</span><span class="value">{billed} {cur}</span><span class="note">sum of {bills} rounded bill totals; credit notes {credited} {cur}, due {due} {cur}</span></div>
 <div class="kpi"><span class="label">Revenue (exact lines)</span><span class="value">{revenue} {cur}</span><span class="note">rounding {rounding} {cur}</span></div>
 <div class="kpi"><span class="label">Bills</span><span class="value">{bills}</span><span class="note">{billable} billable calls</span></div>
 <div class="kpi"><span class="label">Accounts in arrears</span><span class="value">{arrears}</span><span class="note">owing {owed} {cur}</span></div>
@@ -161,6 +161,8 @@ fn kpis(h: &mut String, r: &ReportData, cur: &str) {
 "#,
         month = esc(&r.month),
         billed = fen(s.billed_fen),
+        credited = fen(s.credited_fen),
+        due = fen(s.due_fen),
         bills = count(s.bills as i64),
         revenue = money(s.revenue),
         rounding = format_money(s.rounding),
@@ -208,7 +210,9 @@ fn revenue_section(h: &mut String, s: &MonthSummary, cur: &str) {
         "<tr class=\"total\"><td>TOTAL</td><td></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
          <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\
          <tr><td colspan=\"7\">rounding adjustments</td><td class=\"n\">{}</td></tr>\
-         <tr class=\"total\"><td colspan=\"7\">billed</td><td class=\"n\">{}</td></tr></table></section>",
+         <tr class=\"total\"><td colspan=\"7\">billed</td><td class=\"n\">{}</td></tr>\
+         <tr><td colspan=\"7\">credit notes</td><td class=\"n\">{}</td></tr>\
+         <tr class=\"total\"><td colspan=\"7\">due after credit notes</td><td class=\"n\">{}</td></tr></table></section>",
         count(s.bills as i64),
         sum(|a| a.calls),
         sum(|a| a.free_calls),
@@ -216,7 +220,9 @@ fn revenue_section(h: &mut String, s: &MonthSummary, cur: &str) {
         sum(|a| a.billable_calls),
         money(s.revenue),
         format_money(s.rounding),
-        fen(s.billed_fen)
+        fen(s.billed_fen),
+        fen(-s.credited_fen),
+        fen(s.due_fen)
     );
 }
 
@@ -387,6 +393,8 @@ mod tests {
             exact_total: Decimal::new(2205, 3),
             total_fen: 221,
             rounding_adjustment: Decimal::new(5, 3),
+            credited_fen: 0,
+            due_fen: 221,
             balance_after_fen: -121,
             suspend_at: DateTime::from_timestamp(1_793_500_000, 0),
         };

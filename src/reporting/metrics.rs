@@ -159,7 +159,7 @@ pub fn render(m: &Metrics) -> String {
         family(
             &mut out,
             "billrun_last_settled_month_billed",
-            "What the latest settled month's bills add up to, in the currency named.",
+            "What the latest settled month's bills add up to after credit notes, in the currency named.",
             &[(labels, format_money(from_fen(totals.total_fen)))],
         );
         family(

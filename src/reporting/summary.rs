@@ -9,9 +9,15 @@
 //!   `billed` (the sum of the rounded bill totals), exactly, because each bill's lines plus
 //!   its adjustment equal its total (docs/rules.md, rule 5). Nothing is rounded here.
 //!
+//! Credit notes take money off a bill without changing its lines: `credited` sums the credits
+//! the latest revisions carry, and `due` what those revisions ask for (each bill's total less
+//! its credits, never below zero; `domain::credit::amount_due`), which is the money the month
+//! moved.
+//!
 //! An account is "in arrears" for the month when its latest revision left its balance below
 //! zero (docs/rules.md, rule 7); what it owes is minus that balance.
 
+use crate::domain::credit::amount_due;
 use crate::store::{ArrearsBill, ExportLine};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -46,6 +52,9 @@ pub struct BillSummary {
     pub exact_total: Decimal,
     pub total_fen: i64,
     pub rounding_adjustment: Decimal,
+    /// Credit notes issued against the bill, and what it asks for after them.
+    pub credited_fen: i64,
+    pub due_fen: i64,
     pub balance_after_fen: i64,
     /// The service stop the account was under after this bill, if it left it in arrears.
     pub suspend_at: Option<DateTime<Utc>>,
@@ -72,6 +81,10 @@ pub struct MonthSummary {
     pub rounding: Decimal,
     /// Sum of the rounded bill totals, in fen.
     pub billed_fen: i64,
+    /// Sum of the credit notes the bills carry, in fen.
+    pub credited_fen: i64,
+    /// Sum of what the bills ask for after their credits, in fen.
+    pub due_fen: i64,
     /// The largest bills, largest first (then by account id).
     pub largest: Vec<BillSummary>,
     /// Accounts whose latest revision left them in arrears, by account id.
@@ -134,6 +147,8 @@ impl Summarizer {
                 revenue: Decimal::ZERO,
                 rounding: Decimal::ZERO,
                 billed_fen: 0,
+                credited_fen: 0,
+                due_fen: 0,
                 largest: Vec::new(),
                 arrears: Vec::new(),
             },
@@ -191,12 +206,16 @@ impl Summarizer {
             exact_total: head.bill_exact_total,
             total_fen: head.bill_total_fen,
             rounding_adjustment: head.rounding_adjustment,
+            credited_fen: head.credited_fen,
+            due_fen: amount_due(head.bill_total_fen, head.credited_fen),
             balance_after_fen: head.balance_after_fen,
             suspend_at: self.stops.get(&head.bill_id).copied().flatten(),
         };
         self.out.bills += 1;
         self.out.rounding += bill.rounding_adjustment;
         self.out.billed_fen += bill.total_fen;
+        self.out.credited_fen += bill.credited_fen;
+        self.out.due_fen += bill.due_fen;
         if bill.balance_after_fen < 0 {
             self.out.arrears.push(bill.clone());
         }
@@ -282,6 +301,8 @@ mod tests {
             period_start: t,
             period_end: t,
             settled_at: t,
+            credited_fen: 0,
+            credit: None,
         }
     }
 

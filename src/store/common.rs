@@ -2,8 +2,10 @@
 //! arrive, grouping the month's usage rows into accounts for the settle, checking a schema's
 //! migrations. Kept out of the port (`store`), which only says what a store does.
 
-use super::{AccountUsage, StoreError, UsageImported, UsageSender};
+use super::{AccountUsage, CreditIssued, CreditRequest, StoreError, UsageImported, UsageSender};
 use crate::domain::bill::ApiUsage;
+use crate::domain::credit::{amount_due, CreditPlan};
+use crate::domain::settle::{bill_id, CurrentBill};
 use crate::domain::shard::Shard;
 use crate::error::MAX_LISTED;
 use crate::input::usage::NewUsage;
@@ -409,4 +411,26 @@ pub(crate) fn schema_problem(applied: Option<Vec<i64>>, known: &sqlx::migrate::M
             missing.join(", ")
         )
     })
+}
+
+/// The credit revision `plan` writes against `current`, as the port reports it.
+pub(crate) fn credit_issued(
+    req: &CreditRequest,
+    current: &CurrentBill,
+    plan: &CreditPlan,
+    at: DateTime<Utc>,
+) -> CreditIssued {
+    let month = req.month.to_string();
+    CreditIssued {
+        bill_id: bill_id(&month, &req.account_id, plan.revision),
+        account_id: req.account_id.clone(),
+        month,
+        revision: plan.revision,
+        amount_fen: plan.amount_fen,
+        credited_fen: plan.credited_fen,
+        due_fen: amount_due(current.total_fen, plan.credited_fen),
+        balance_fen: plan.after.balance_fen,
+        restored: plan.restored,
+        at,
+    }
 }

@@ -5,14 +5,16 @@
 
 use super::webhooks::{DeliveryStatus, DeliveryView, DueDelivery, EndpointHealth, NoticeRef};
 use super::{
-    AccountView, ArrearsBill, CommandRuns, EventView, ExportLine, Holding, ImportView, LateUsage, MonthTotals,
-    PackView, RunOutcome, RunView, StatusCounts, StoredVersion, UsedReference,
+    AccountView, ArrearsBill, CommandRuns, CreditIssued, CreditNote, EventView, ExportLine, Holding, ImportView,
+    LateUsage, MonthTotals, PackView, RunOutcome, RunView, StatusCounts, StoredVersion, UsedReference,
 };
 use crate::domain::arrears::{EventKind, ServiceState};
 use crate::domain::bill::ApiUsage;
+use crate::domain::credit::amount_due;
+use crate::domain::money::Rounding;
 use crate::domain::pack_alerts::Threshold;
 use crate::domain::packs::{PackBalance, PackKind};
-use crate::domain::settle::RevisionKind;
+use crate::domain::settle::{CurrentBill, RevisionKind, StoredLine};
 use crate::domain::webhook::EventType;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -200,6 +202,15 @@ pub(crate) fn export_line(r: &impl Columns) -> anyhow::Result<ExportLine> {
         period_start: r.time("period_start")?,
         period_end: r.time("period_end")?,
         settled_at: r.time("settled_at")?,
+        credited_fen: r.int("credited_fen")?,
+        credit: match r.opt_text("credit_reference")? {
+            Some(reference) => Some(CreditNote {
+                reference,
+                reason: r.opt_text("credit_reason")?.unwrap_or_default(),
+                by: r.opt_text("credited_by")?,
+            }),
+            None => None,
+        },
     })
 }
 
@@ -224,11 +235,58 @@ pub(crate) fn used_reference(r: &impl Columns) -> anyhow::Result<UsedReference> 
     })
 }
 
+/// A credit found by its reference, from the columns of `sql::USED_CREDIT_SQL`.
+pub(crate) fn used_credit(r: &impl Columns) -> anyhow::Result<CreditIssued> {
+    let credited_fen = r.int("credited_fen")?;
+    Ok(CreditIssued {
+        account_id: r.text("account_id")?,
+        month: r.text("month")?,
+        bill_id: r.text("bill_id")?,
+        revision: r.int32("revision")?,
+        amount_fen: r.int("amount_fen")?,
+        credited_fen,
+        due_fen: amount_due(r.int("total_fen")?, credited_fen),
+        balance_fen: r.int("balance_fen")?,
+        restored: false,
+        at: r.time("settled_at")?,
+    })
+}
+
+/// The current revision of a bill as a credit needs it, from the columns of
+/// `sql::CREDIT_BILL_SQL`: its id, the revision, and the rounding it was totalled with.
+pub(crate) fn credit_bill(r: &impl Columns) -> anyhow::Result<(String, CurrentBill, Rounding)> {
+    let rounding = r.text("rounding")?;
+    Ok((
+        r.text("bill_id")?,
+        CurrentBill {
+            revision: r.int32("revision")?,
+            total_fen: r.int("total_fen")?,
+            credited_fen: r.int("credited_fen")?,
+            ..CurrentBill::default()
+        },
+        rounding.parse().map_err(anyhow::Error::msg)?,
+    ))
+}
+
+/// A stored bill line, from the columns of `sql::CREDIT_LINES_SQL`.
+pub(crate) fn stored_line(r: &impl Columns) -> anyhow::Result<StoredLine> {
+    Ok(StoredLine {
+        api: r.text("api")?,
+        total_calls: r.int("total_calls")?,
+        free_calls: r.int("free_calls")?,
+        prepaid_calls: r.int("prepaid_calls")?,
+        billable_calls: r.int("billable_calls")?,
+        unit_price: r.decimal("unit_price")?,
+        amount: r.decimal("amount")?,
+    })
+}
+
 /// A month's totals, from the columns of `sql::MONTH_TOTALS_SQL`.
 pub(crate) fn month_totals(r: &impl Columns) -> anyhow::Result<MonthTotals> {
     Ok(MonthTotals {
         bills: r.count("bills")?,
         total_fen: r.int("total")?,
+        credited_fen: r.int("credited")?,
         accounts_in_arrears: r.count("arrears")?,
         settled_at: r.opt_time("settled_at")?,
     })
@@ -310,6 +368,7 @@ pub(crate) fn due_delivery(r: &impl Columns) -> anyhow::Result<DueDelivery> {
             kind: r.parsed("bill_kind", RevisionKind::parse)?,
             total_fen: r.int("total_fen")?,
             debited_fen: r.int("debited_fen")?,
+            credited_fen: r.int("credited_fen")?,
             balance_after_fen: r.int("balance_after_fen")?,
             settled_at: r.time("settled_at")?,
         }),

@@ -26,6 +26,7 @@ pub use usage_totals::UsageTotals;
 use crate::domain::arrears::{EventKind, ServiceState};
 use crate::domain::bill::ApiUsage;
 use crate::domain::catalog::CatalogVersion;
+use crate::domain::credit::{CreditAmount, CreditError};
 use crate::domain::month::Month;
 use crate::domain::pack_alerts::{PackAlert, Threshold};
 use crate::domain::packs::{PackBalance, PackKind};
@@ -201,6 +202,50 @@ pub struct UsedReference {
     pub balance_fen: i64,
 }
 
+/// A credit an operator asks for (`billrun credit`).
+#[derive(Clone, Debug)]
+pub struct CreditRequest {
+    pub account_id: String,
+    pub month: Month,
+    pub amount: CreditAmount,
+    pub reason: String,
+    /// The operator's idempotency key, unique across accounts: a retried command credits once.
+    pub reference: String,
+    /// Who issued it.
+    pub by: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CreditOutcome {
+    /// The credit revision written.
+    Credited(CreditIssued),
+    /// The reference names a credit issued before: nothing was credited. Whether it is the
+    /// same credit (same account, month and amount) is the job's to judge.
+    ReferenceUsed(CreditIssued),
+    /// The account has no bill for the month.
+    NoBill,
+    /// The rules refuse it (more than is due, nothing due, no such line).
+    Refused(CreditError),
+}
+
+/// A credit revision, as written or found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreditIssued {
+    pub account_id: String,
+    pub month: String,
+    pub bill_id: String,
+    pub revision: i32,
+    pub amount_fen: i64,
+    /// Every credit the bill carries, this one included.
+    pub credited_fen: i64,
+    /// What the bill still asks for.
+    pub due_fen: i64,
+    /// The account's balance after the credit (as it stands now, for a reference used before).
+    pub balance_fen: i64,
+    pub restored: bool,
+    pub at: DateTime<Utc>,
+}
+
 /// What an accepted usage file added.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsageImported {
@@ -312,8 +357,11 @@ pub struct PageDone {
 pub struct MonthTotals {
     /// Accounts billed for the month.
     pub bills: u64,
-    /// Sum of the current revision of each bill.
+    /// What the month's revisions moved: the sum of what each bill asks for, after its credit
+    /// notes.
     pub total_fen: i64,
+    /// What the month's credit notes gave back.
+    pub credited_fen: i64,
     pub accounts_in_arrears: u64,
     pub settled_at: Option<DateTime<Utc>>,
 }
@@ -438,6 +486,18 @@ pub struct ExportLine {
     pub period_start: DateTime<Utc>,
     pub period_end: DateTime<Utc>,
     pub settled_at: DateTime<Utc>,
+    /// The credits the bill carries at this revision, in fen.
+    pub credited_fen: i64,
+    /// A credit revision's reference, reason and issuer.
+    pub credit: Option<CreditNote>,
+}
+
+/// Who issued a credit, why, and under which reference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreditNote {
+    pub reference: String,
+    pub reason: String,
+    pub by: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -528,6 +588,12 @@ pub trait Store {
         at: DateTime<Utc>,
         reference: Option<&str>,
     ) -> StoreResult<RechargeOutcome>;
+
+    /// Issues a credit against the account's bill for the month, as a revision of kind `credit`
+    /// planned by `domain::credit`, with its ledger entry, the service restored if the balance
+    /// reaches ≥ 0, and `bill.issued` queued: all in one transaction. A reference used before
+    /// credits nothing. [`StoreError::UnknownAccount`] if there is no such account.
+    async fn credit(&self, request: &CreditRequest, now: DateTime<Utc>) -> StoreResult<CreditOutcome>;
 
     /// Adds a usage file's rows, all or none. Rows that failed parsing arrive as `Err` and are
     /// reported together with unknown accounts. A file whose bytes or rows were imported

@@ -34,6 +34,8 @@ pub struct PageWrites {
     /// What this revision moves: the whole total for an original, the difference for an
     /// adjustment (negative: a credit). The ledger entry is its negation.
     pub debited_fen: Vec<i64>,
+    /// The credits the bill carries, from the revision replaced.
+    pub credited_fen: Vec<i64>,
     pub before_fen: Vec<i64>,
     pub after_fen: Vec<i64>,
     pub suspend_at: Vec<Option<DateTime<Utc>>>,
@@ -200,6 +202,7 @@ pub fn build(
         w.total_fen.push(plan.total_fen);
         w.adjustment.push(draft.rounding_adjustment);
         w.debited_fen.push(plan.debited_fen);
+        w.credited_fen.push(plan.credited_fen);
         w.before_fen.push(plan.before.balance_fen);
         w.after_fen.push(plan.after.balance_fen);
         w.suspend_at.push(plan.after.suspend_at);

@@ -25,6 +25,8 @@ pub struct BillNotice {
     pub kind: RevisionKind,
     pub total_fen: i64,
     pub debited_fen: i64,
+    /// The credit notes the bill carries.
+    pub credited_fen: i64,
     pub balance_after_fen: i64,
     pub settled_at: DateTime<Utc>,
 }

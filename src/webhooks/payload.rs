@@ -12,8 +12,8 @@
 //! be in any script; a header is ASCII), so the id can be read back: `webhooks replay --id`.
 
 use crate::domain::arrears::EventKind;
+use crate::domain::credit::amount_due;
 use crate::domain::money::{format_money, from_fen};
-use crate::domain::settle::RevisionKind;
 use crate::domain::webhook::EventType;
 use crate::store::webhooks::{Notice, NoticeRef};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -83,7 +83,7 @@ struct BillIssued<'a> {
     account_id: &'a str,
     month: &'a str,
     revision: i32,
-    /// `original` or `adjustment`.
+    /// `original`, `adjustment` or `credit`.
     kind: &'a str,
     /// The revision's total.
     total: String,
@@ -93,6 +93,9 @@ struct BillIssued<'a> {
     balance_after: String,
     currency: &'a str,
     settled_at: String,
+    /// The credit notes the bill carries, and what it asks for after them.
+    credited: String,
+    due: String,
 }
 
 #[derive(Serialize)]
@@ -164,15 +167,14 @@ pub fn body(
                 account_id,
                 month: &b.month,
                 revision: b.revision,
-                kind: match b.kind {
-                    RevisionKind::Original => "original",
-                    RevisionKind::Adjustment => "adjustment",
-                },
+                kind: b.kind.as_str(),
                 total: money(b.total_fen),
                 debited: money(b.debited_fen),
                 balance_after: money(b.balance_after_fen),
                 currency,
                 settled_at: time(b.settled_at),
+                credited: money(b.credited_fen),
+                due: money(amount_due(b.total_fen, b.credited_fen)),
             },
         }),
         Notice::Event(e) => match e.kind {
@@ -242,6 +244,7 @@ pub fn body(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::settle::RevisionKind;
     use crate::store::webhooks::{BillNotice, EventNotice};
 
     #[test]
@@ -271,13 +274,14 @@ mod tests {
             kind: RevisionKind::Adjustment,
             total_fen: 12_345,
             debited_fen: -50,
+            credited_fen: 45,
             balance_after_fen: -2_345,
             settled_at: at,
         });
         let text = String::from_utf8(body(EventType::BillIssued, "a", at, &bill, "CNY").unwrap()).unwrap();
         assert_eq!(
             text,
-            r#"{"type":"bill.issued","timestamp":"2026-10-31T18:00:00Z","data":{"bill_id":"2026-10-a-r2","account_id":"a","month":"2026-10","revision":2,"kind":"adjustment","total":"123.45","debited":"-0.50","balance_after":"-23.45","currency":"CNY","settled_at":"2026-10-31T18:00:00Z"}}"#
+            r#"{"type":"bill.issued","timestamp":"2026-10-31T18:00:00Z","data":{"bill_id":"2026-10-a-r2","account_id":"a","month":"2026-10","revision":2,"kind":"adjustment","total":"123.45","debited":"-0.50","balance_after":"-23.45","currency":"CNY","settled_at":"2026-10-31T18:00:00Z","credited":"0.45","due":"123.00"}}"#
         );
         let arrears = Notice::Event(EventNotice {
             event_id: 7,

@@ -78,7 +78,7 @@ fn the_bills_export_neutralises_text_formulas_but_never_numbers() {
     );
     assert_eq!(
         headers[29..].join(","),
-        "product,api_name,billing_mode,in_arrears,suspend_at"
+        "product,api_name,billing_mode,in_arrears,suspend_at,bill_credited,bill_due,credit_reference,credit_reason"
     );
     let by = |id: &str| {
         rows.iter()
@@ -218,6 +218,22 @@ fn the_summary_reconciles_exactly_with_the_bills_export() {
             first[0], first[1]
         ),
     );
+    // A credit note on the first account's bill, which the late usage then adjusts: the
+    // adjustment keeps the credit.
+    env.ok(&[
+        "--now",
+        "2026-11-03T09:00:00+08:00",
+        "credit",
+        &first[0],
+        "--month",
+        "2026-10",
+        "--amount",
+        "0.01",
+        "--reason",
+        "goodwill",
+        "--reference",
+        "G-1",
+    ]);
     env.ok(&["--now", NOV_5, "usage", "import", &late]);
     let resettled = env.settle("2026-10", NOV_5);
     assert!(
@@ -245,6 +261,7 @@ fn the_summary_reconciles_exactly_with_the_bills_export() {
     }
     let mut apis: BTreeMap<String, Api> = BTreeMap::new();
     let (mut rounding, mut billed, mut owed) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
+    let (mut credited, mut due) = (Decimal::ZERO, Decimal::ZERO);
     let mut in_arrears = BTreeMap::new();
     for lines in latest.values() {
         for l in lines {
@@ -259,6 +276,12 @@ fn the_summary_reconciles_exactly_with_the_bills_export() {
         }
         rounding += d(&lines[0]["rounding_adjustment"]);
         billed += d(&lines[0]["bill_total"]);
+        credited += d(&lines[0]["bill_credited"]);
+        due += d(&lines[0]["bill_due"]);
+        assert_eq!(
+            d(&lines[0]["bill_due"]),
+            (d(&lines[0]["bill_total"]) - d(&lines[0]["bill_credited"])).max(Decimal::ZERO)
+        );
         let after = d(&lines[0]["balance_after"]);
         if after < Decimal::ZERO {
             owed -= after;
@@ -303,11 +326,20 @@ fn the_summary_reconciles_exactly_with_the_bills_export() {
     assert_eq!(d(&total["rounding"]), rounding);
     assert_eq!(d(&total["billed"]), billed);
     assert_eq!(revenue + rounding, billed, "lines + rounding = billed, exactly");
-    // ... and the month's billing as settle reports it.
+    assert_eq!(d(&total["credited"]), credited);
+    assert_eq!(credited, d("0.01"), "the credit note is on the latest revision");
+    assert_eq!(d(&total["due"]), due);
+    // What every revision moved adds up to what the latest ones ask for ...
+    let mut moved = BTreeMap::new();
+    for l in &bills {
+        moved.insert(l["bill_id"].clone(), d(&l["revision_debited"]));
+    }
+    assert_eq!(moved.values().copied().sum::<Decimal>(), due, "money moved = due");
+    // ... which is the month's billing as settle reports it.
     assert!(
-        resettled.contains(&format!("{} CNY billed", total["billed"])),
+        resettled.contains(&format!("{} CNY billed after 0.01 CNY of credit notes", total["due"])),
         "{resettled} vs {}",
-        total["billed"]
+        total["due"]
     );
 
     let arrears: BTreeMap<String, (Decimal, String)> = section("arrears")

@@ -11,6 +11,7 @@ mod catalog;
 mod citus;
 mod corrections;
 mod crash;
+mod credits;
 mod deploy;
 mod estimate;
 mod finance;

@@ -19,13 +19,15 @@ mod totals;
 mod webhooks;
 
 use crate::domain::arrears::{self, ServiceState};
+use crate::domain::credit::plan_credit;
 use crate::domain::packs::PackKind;
 use crate::domain::shard::Shard;
 use crate::input::usage::NewUsage;
 use crate::store::common::*;
 use crate::store::decode::{
-    account_view, arrears_bill, command_runs, event_view, export_line, import_span, import_view, late_usage,
-    month_totals, pack_view, run_view, service_state, status_counts, stored_version, used_reference,
+    account_view, arrears_bill, command_runs, credit_bill, event_view, export_line, import_span, import_view,
+    late_usage, month_totals, pack_view, run_view, service_state, status_counts, stored_line, stored_version,
+    used_credit, used_reference,
 };
 use crate::store::migrations::POSTGRES_MIGRATOR;
 use crate::store::page::{self, CurrentBill, PageWrites, StoredLine};
@@ -358,7 +360,7 @@ impl PgStore {
         let mut current: HashMap<String, CurrentBill> = HashMap::new();
         let mut by_bill: HashMap<String, String> = HashMap::new();
         for r in sqlx::query(
-            "SELECT DISTINCT ON (account_id) account_id, bill_id, revision, total_fen FROM bills
+            "SELECT DISTINCT ON (account_id) account_id, bill_id, revision, total_fen, credited_fen FROM bills
              WHERE month = $1 AND account_id = ANY($2) ORDER BY account_id, revision DESC",
         )
         .bind(&month)
@@ -374,6 +376,7 @@ impl PgStore {
                 CurrentBill {
                     revision: r.try_get("revision")?,
                     total_fen: r.try_get("total_fen")?,
+                    credited_fen: r.try_get("credited_fen")?,
                     ..CurrentBill::default()
                 },
             );
@@ -631,6 +634,111 @@ impl Store for PgStore {
             balance_fen: after.state.balance_fen,
             restored: after.restored,
         })
+    }
+
+    async fn credit(&self, req: &CreditRequest, when: DateTime<Utc>) -> StoreResult<CreditOutcome> {
+        let account_id = req.account_id.as_str();
+        let mut tx = self.pool.begin().await?;
+        let Some(row) =
+            sqlx::query("SELECT balance_fen, suspend_at, suspended FROM accounts WHERE account_id = $1 FOR UPDATE")
+                .bind(account_id)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Err(StoreError::UnknownAccount(account_id.to_owned()));
+        };
+        let state = service_state(&row)?;
+        // References are unique across accounts, which the key (per account, so that it holds
+        // on a database distributed by account) does not say: credits with the same reference
+        // take turns, and each looks for it under every account, as recharges do.
+        take_turn(&mut tx, &format!("billrun:credit:{}", req.reference)).await?;
+        if let Some(r) = sqlx::query(USED_CREDIT_SQL)
+            .bind(&req.reference)
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            return Ok(CreditOutcome::ReferenceUsed(used_credit(&r)?));
+        }
+        let month = req.month.to_string();
+        let Some(r) = sqlx::query(CREDIT_BILL_SQL)
+            .bind(account_id)
+            .bind(&month)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(CreditOutcome::NoBill);
+        };
+        let (replaced, mut current, rounding) = credit_bill(&r)?;
+        for r in sqlx::query(CREDIT_LINES_SQL)
+            .bind(account_id)
+            .bind(&replaced)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            current.lines.push(stored_line(&r)?);
+        }
+        let plan = match plan_credit(&current, rounding, &req.amount, state) {
+            Ok(plan) => plan,
+            Err(refused) => return Ok(CreditOutcome::Refused(refused)),
+        };
+        let issued = credit_issued(req, &current, &plan, when);
+        sqlx::query(CREDIT_REVISION_SQL)
+            .bind(&issued.bill_id)
+            .bind(plan.revision)
+            .bind(plan.before.balance_fen)
+            .bind(plan.after.balance_fen)
+            .bind(when)
+            .bind(-plan.amount_fen)
+            .bind(plan.credited_fen)
+            .bind(&req.reference)
+            .bind(&req.reason)
+            .bind(&req.by)
+            .bind(account_id)
+            .bind(&replaced)
+            .execute(&mut *tx)
+            .await?;
+        for copy in [COPY_LINES_SQL, COPY_PACK_USE_SQL] {
+            sqlx::query(copy)
+                .bind(&issued.bill_id)
+                .bind(account_id)
+                .bind(&replaced)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(CREDIT_ENTRY_SQL)
+            .bind(account_id)
+            .bind(plan.amount_fen)
+            .bind(&issued.bill_id)
+            .bind(when)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(ACCOUNT_SERVICE_SQL)
+            .bind(plan.after.balance_fen)
+            .bind(plan.after.suspend_at)
+            .bind(plan.after.suspended)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+        let mut events = Vec::new();
+        if plan.restored {
+            let event: i64 = sqlx::query_scalar(RESTORED_EVENT_SQL)
+                .bind(account_id)
+                .bind(when)
+                .bind(plan.after.balance_fen)
+                .fetch_one(&mut *tx)
+                .await?;
+            events.push((event, account_id.to_owned(), "restored".to_owned()));
+        }
+        webhooks::queue_page(
+            &mut tx,
+            std::slice::from_ref(&issued.bill_id),
+            &[account_id.to_owned()],
+            &events,
+            when,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(CreditOutcome::Credited(issued))
     }
 
     async fn import_usage(
@@ -1511,11 +1619,11 @@ async fn write_page(tx: &mut PgConnection, page: &SettlePage, month: &str, w: &P
     sqlx::query(
         "INSERT INTO bills (bill_id, account_id, month, revision, kind, period_start, period_end, catalog_version,
                             rounding, exact_total, total_fen, rounding_adjustment, debited_fen, balance_before_fen,
-                            balance_after_fen, settled_at)
-         SELECT id, acct, $1, rev, kind, $2, $3, ver, rnd, exact, total, adj, debited, bef, aft, $4
+                            balance_after_fen, settled_at, credited_fen)
+         SELECT id, acct, $1, rev, kind, $2, $3, ver, rnd, exact, total, adj, debited, bef, aft, $4, credited
          FROM UNNEST($5::text[], $6::text[], $7::int[], $8::text[], $9::text[], $10::text[], $11::numeric[],
-                     $12::bigint[], $13::numeric[], $14::bigint[], $15::bigint[], $16::bigint[])
-              AS u(id, acct, rev, kind, ver, rnd, exact, total, adj, debited, bef, aft)",
+                     $12::bigint[], $13::numeric[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[])
+              AS u(id, acct, rev, kind, ver, rnd, exact, total, adj, debited, bef, aft, credited)",
     )
     .bind(month)
     .bind(page.start)
@@ -1533,6 +1641,7 @@ async fn write_page(tx: &mut PgConnection, page: &SettlePage, month: &str, w: &P
     .bind(&w.debited_fen)
     .bind(&w.before_fen)
     .bind(&w.after_fen)
+    .bind(&w.credited_fen)
     .execute(&mut *tx)
     .await
     .context("writing bills")?;

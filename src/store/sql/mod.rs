@@ -172,7 +172,7 @@ pub(crate) const EXPORT_LINES_SQL: &str = "SELECT b.month, b.bill_id, b.revision
         b.account_id, a.name, l.api, l.total_calls, l.free_calls, l.prepaid_calls, l.billable_calls, l.tier,
         l.tier_from, l.tier_to, l.unit_price, l.amount, l.pricing, l.tier_basis, l.catalog_version, b.exact_total,
         b.total_fen, b.rounding_adjustment, b.balance_before_fen, b.balance_after_fen, b.period_start,
-        b.period_end, b.settled_at
+        b.period_end, b.settled_at, b.credited_fen, b.credit_reference, b.credit_reason, b.credited_by
      FROM bills b JOIN bill_lines l ON l.account_id = b.account_id AND l.bill_id = b.bill_id
      JOIN accounts a ON a.account_id = b.account_id
      WHERE (CAST($1 AS TEXT) IS NULL OR b.month = $1) AND (CAST($2 AS TEXT) IS NULL OR b.account_id = $2)
@@ -216,14 +216,15 @@ pub(crate) const ACCOUNT_SERVICE_SQL: &str =
 pub(crate) const RESTORED_EVENT_SQL: &str =
     "INSERT INTO events (account_id, kind, at, balance_fen) VALUES ($1, 'restored', $2, $3) RETURNING event_id";
 
-/// Month $1 so far: its bills (originals), what its revisions moved, its accounts sent an
-/// arrears notice, and when it was settled. Every revision at once, with no lookup of the
-/// latest: revision 1 is each account's original, and what the revisions moved adds up to the
-/// latest total (an adjustment moves the difference from the revision before). `verify`
-/// checks both.
-pub(crate) const MONTH_TOTALS_SQL: &str = "SELECT t.bills, t.total, n.arrears, s.settled_at
+/// Month $1 so far: its bills (originals), what its revisions moved, what its credit notes
+/// gave back, its accounts sent an arrears notice, and when it was settled. Every revision at
+/// once, with no lookup of the latest: revision 1 is each account's original, and what the
+/// revisions moved adds up to what the latest revisions ask for (an adjustment moves the
+/// difference from the revision before, a credit note minus its amount). `verify` checks both.
+pub(crate) const MONTH_TOTALS_SQL: &str = "SELECT t.bills, t.total, t.credited, n.arrears, s.settled_at
      FROM (SELECT COUNT(*) FILTER (WHERE revision = 1) AS bills,
-                  CAST(COALESCE(SUM(debited_fen), 0) AS BIGINT) AS total
+                  CAST(COALESCE(SUM(debited_fen), 0) AS BIGINT) AS total,
+                  CAST(COALESCE(SUM(CASE WHEN kind = 'credit' THEN -debited_fen ELSE 0 END), 0) AS BIGINT) AS credited
            FROM bills WHERE month = $1) t
      CROSS JOIN (SELECT COUNT(DISTINCT e.account_id) AS arrears FROM events e
                  JOIN bills b ON b.account_id = e.account_id AND b.bill_id = e.bill_id
@@ -258,3 +259,43 @@ pub(crate) const IMPORT_SPANS_SQL: &str = "SELECT first_ts, last_ts FROM usage_i
 
 /// Every settled month, oldest first.
 pub(crate) const SETTLED_MONTHS_SQL: &str = "SELECT month FROM settled_months ORDER BY month";
+
+/// The current revision of account $1's bill for month $2, as a credit needs it.
+pub(crate) const CREDIT_BILL_SQL: &str = "SELECT bill_id, revision, total_fen, credited_fen, rounding FROM bills
+     WHERE account_id = $1 AND month = $2 ORDER BY revision DESC LIMIT 1";
+
+/// The lines of account $1's bill $2, as comparing or crediting them needs.
+pub(crate) const CREDIT_LINES_SQL: &str =
+    "SELECT api, total_calls, free_calls, prepaid_calls, billable_calls, unit_price, amount FROM bill_lines
+     WHERE account_id = $1 AND bill_id = $2 ORDER BY api";
+
+/// The credit a reference ($1) names, under any account, with that account's balance now.
+pub(crate) const USED_CREDIT_SQL: &str = "SELECT b.account_id, b.month, b.bill_id, b.revision,
+        -b.debited_fen AS amount_fen, b.credited_fen, b.total_fen, b.settled_at, a.balance_fen
+     FROM bills b JOIN accounts a ON a.account_id = b.account_id WHERE b.credit_reference = $1";
+
+/// A credit revision: bill $1, revision $2, balance before $3 and after $4, at $5, moving $6
+/// (minus the amount), the bill's credits now $7, reference $8, reason $9, by $10; everything
+/// else as account $11's bill $12, which it follows.
+pub(crate) const CREDIT_REVISION_SQL: &str = "INSERT INTO bills (bill_id, account_id, month, revision, period_start,
+        period_end, catalog_version, rounding, exact_total, total_fen, rounding_adjustment, balance_before_fen,
+        balance_after_fen, settled_at, kind, debited_fen, credited_fen, credit_reference, credit_reason, credited_by)
+     SELECT $1, account_id, month, $2, period_start, period_end, catalog_version, rounding, exact_total, total_fen,
+        rounding_adjustment, $3, $4, $5, 'credit', $6, $7, $8, $9, $10
+     FROM bills WHERE account_id = $11 AND bill_id = $12";
+
+/// Bill $1 gets the lines of account $2's bill $3.
+pub(crate) const COPY_LINES_SQL: &str = "INSERT INTO bill_lines (account_id, bill_id, api, total_calls, free_calls,
+        prepaid_calls, billable_calls, tier, tier_from, tier_to, catalog_version, unit_price, amount, pricing,
+        tier_basis, slices)
+     SELECT account_id, $1, api, total_calls, free_calls, prepaid_calls, billable_calls, tier, tier_from, tier_to,
+        catalog_version, unit_price, amount, pricing, tier_basis, slices
+     FROM bill_lines WHERE account_id = $2 AND bill_id = $3";
+
+/// Bill $1 takes over what account $2's bill $3 took from packs (so the packs do not change).
+pub(crate) const COPY_PACK_USE_SQL: &str = "INSERT INTO pack_consumption (account_id, bill_id, pack_id, calls)
+     SELECT account_id, $1, pack_id, calls FROM pack_consumption WHERE account_id = $2 AND bill_id = $3";
+
+/// A credit's ledger entry: account $1, amount $2, bill $3, at $4.
+pub(crate) const CREDIT_ENTRY_SQL: &str =
+    "INSERT INTO ledger (account_id, kind, amount_fen, bill_id, created_at) VALUES ($1, 'credit', $2, $3, $4)";

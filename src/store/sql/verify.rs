@@ -27,6 +27,11 @@ impl BookCheck {
     }
 }
 
+/// What bill `b` asks for: its total less its credits, never below zero.
+fn due(b: &str) -> String {
+    format!("(CASE WHEN {b}.total_fen > {b}.credited_fen THEN {b}.total_fen - {b}.credited_fen ELSE 0 END)")
+}
+
 /// (what is checked, query) pairs.
 fn checks(param: &str) -> Vec<(&'static str, String)> {
     // A bill is current when no later revision of its account and month exists. Written as
@@ -40,6 +45,8 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
         sql.replace("{m}", param)
             .replace("{c}", current)
             .replace("{zone}", super::TOTALS_ZONE_SQL)
+            .replace("{due_b}", &due("b"))
+            .replace("{due_p}", &due("p"))
     };
     vec![
         (
@@ -65,7 +72,7 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
                    OR SUM(CASE WHEN (revision = 1) <> (kind = 'original') THEN 1 ELSE 0 END) > 0"),
         ),
         (
-            "every bill and adjustment is debited exactly once, by what it moved",
+            "every revision is debited or credited exactly once, by what it moved",
             m("SELECT 'bill ' || b.bill_id || ': ' || COUNT(l.entry_id) || ' ledger entries, '
                       || COALESCE(SUM(l.amount_fen), 0) || ' fen, for a bill that moved ' || b.debited_fen || ' fen'
                FROM bills b LEFT JOIN ledger l ON l.account_id = b.account_id AND l.bill_id = b.bill_id
@@ -79,12 +86,20 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
                FROM ledger l WHERE l.bill_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM bills b WHERE b.account_id = l.account_id AND b.bill_id = l.bill_id)"),
         ),
         (
-            "an adjustment moves exactly the difference from the revision before it",
-            m("SELECT 'bill ' || b.bill_id || ': moved ' || b.debited_fen || ' fen, but its total changed by '
-                      || (b.total_fen - COALESCE(p.total_fen, 0)) || ' fen'
+            "each revision moves what it should: an original its total, an adjustment the difference in \
+             what is due, a credit no more than was due; only a credit changes a bill's credits",
+            // What a revision asks for is its total less the bill's credits, never below zero
+            // (`domain::settle::amount_due`).
+            m("SELECT 'bill ' || b.bill_id || ' (' || b.kind || '): moved ' || b.debited_fen || ' fen; total '
+                      || COALESCE(p.total_fen, 0) || ' -> ' || b.total_fen || ' fen, credits '
+                      || COALESCE(p.credited_fen, 0) || ' -> ' || b.credited_fen || ' fen'
                FROM bills b LEFT JOIN bills p
                  ON p.account_id = b.account_id AND p.month = b.month AND p.revision = b.revision - 1
-               WHERE ({m} IS NULL OR b.month = {m}) AND b.debited_fen <> b.total_fen - COALESCE(p.total_fen, 0)"),
+               WHERE ({m} IS NULL OR b.month = {m}) AND CASE WHEN b.kind = 'credit'
+                 THEN p.bill_id IS NULL OR b.debited_fen >= 0 OR b.total_fen <> p.total_fen
+                      OR b.credited_fen <> p.credited_fen - b.debited_fen OR -b.debited_fen > {due_p}
+                 ELSE b.credited_fen <> COALESCE(p.credited_fen, 0)
+                      OR b.debited_fen <> {due_b} - COALESCE({due_p}, 0) END"),
         ),
         (
             "every usage row of a settled month is counted by exactly one current bill revision",

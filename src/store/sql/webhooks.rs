@@ -66,7 +66,7 @@ pub(crate) fn enqueue_events_of_bills(list: List) -> String {
 pub(crate) fn claimed(list: List) -> String {
     format!(
         "SELECT d.delivery_id, d.endpoint, d.event_type, d.account_id, d.created_at, d.attempts,
-                b.bill_id, b.month, b.revision, b.kind AS bill_kind, b.total_fen, b.debited_fen,
+                b.bill_id, b.month, b.revision, b.kind AS bill_kind, b.total_fen, b.debited_fen, b.credited_fen,
                 b.balance_after_fen, b.settled_at,
                 e.event_id, e.kind AS event_kind, e.at AS event_at, e.bill_id AS event_bill_id, e.suspend_at,
                 e.balance_fen, e.pack_id, e.api, e.threshold, e.pack_calls, e.pack_left

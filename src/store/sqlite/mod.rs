@@ -20,10 +20,13 @@ mod totals;
 mod webhooks;
 
 use crate::domain::arrears;
+use crate::domain::credit::plan_credit;
 use crate::domain::shard::Shard;
+use crate::store::common::credit_issued;
 use crate::store::decode::{
-    account_view, arrears_bill, command_runs, event_view, export_line, import_span, import_view, late_usage,
-    month_totals, pack_view, run_view, service_state, status_counts, stored_version, used_reference,
+    account_view, arrears_bill, command_runs, credit_bill, event_view, export_line, import_span, import_view,
+    late_usage, month_totals, pack_view, run_view, service_state, status_counts, stored_line, stored_version,
+    used_credit, used_reference,
 };
 use crate::store::migrations::SQLITE_MIGRATOR;
 use crate::store::sql::verify::BookCheck;
@@ -382,6 +385,99 @@ impl Store for SqliteStore {
             balance_fen: after.state.balance_fen,
             restored: after.restored,
         })
+    }
+
+    async fn credit(&self, req: &CreditRequest, when: DateTime<Utc>) -> StoreResult<CreditOutcome> {
+        let account_id = req.account_id.as_str();
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let Some(row) = sqlx::query("SELECT balance_fen, suspend_at, suspended FROM accounts WHERE account_id = ?")
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Err(StoreError::UnknownAccount(account_id.to_owned()));
+        };
+        let state = service_state(&row)?;
+        if let Some(r) = sqlx::query(USED_CREDIT_SQL)
+            .bind(&req.reference)
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            return Ok(CreditOutcome::ReferenceUsed(used_credit(&r)?));
+        }
+        let month = req.month.to_string();
+        let Some(r) = sqlx::query(CREDIT_BILL_SQL)
+            .bind(account_id)
+            .bind(&month)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(CreditOutcome::NoBill);
+        };
+        let (replaced, mut current, rounding) = credit_bill(&r)?;
+        for r in sqlx::query(CREDIT_LINES_SQL)
+            .bind(account_id)
+            .bind(&replaced)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            current.lines.push(stored_line(&r)?);
+        }
+        let plan = match plan_credit(&current, rounding, &req.amount, state) {
+            Ok(plan) => plan,
+            Err(refused) => return Ok(CreditOutcome::Refused(refused)),
+        };
+        let issued = credit_issued(req, &current, &plan, when);
+        sqlx::query(CREDIT_REVISION_SQL)
+            .bind(&issued.bill_id)
+            .bind(plan.revision)
+            .bind(plan.before.balance_fen)
+            .bind(plan.after.balance_fen)
+            .bind(us(when))
+            .bind(-plan.amount_fen)
+            .bind(plan.credited_fen)
+            .bind(&req.reference)
+            .bind(&req.reason)
+            .bind(&req.by)
+            .bind(account_id)
+            .bind(&replaced)
+            .execute(&mut *tx)
+            .await?;
+        for copy in [COPY_LINES_SQL, COPY_PACK_USE_SQL] {
+            sqlx::query(copy)
+                .bind(&issued.bill_id)
+                .bind(account_id)
+                .bind(&replaced)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(CREDIT_ENTRY_SQL)
+            .bind(account_id)
+            .bind(plan.amount_fen)
+            .bind(&issued.bill_id)
+            .bind(us(when))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(ACCOUNT_SERVICE_SQL)
+            .bind(plan.after.balance_fen)
+            .bind(plan.after.suspend_at.map(us))
+            .bind(plan.after.suspended as i64)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+        if plan.restored {
+            let event: i64 = sqlx::query_scalar(RESTORED_EVENT_SQL)
+                .bind(account_id)
+                .bind(us(when))
+                .bind(plan.after.balance_fen)
+                .fetch_one(&mut *tx)
+                .await?;
+            webhooks::queue_events(&mut tx, &[event], when).await?;
+        }
+        webhooks::queue_bills(&mut tx, &[issued.bill_id.as_str()], when).await?;
+        tx.commit().await?;
+        Ok(CreditOutcome::Credited(issued))
     }
 
     /// Through `rusqlite` on this thread: see `store::sqlite::import`.

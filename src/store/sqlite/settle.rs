@@ -87,7 +87,7 @@ fn read_state(conn: &Connection, p: &Params, ids: &str) -> anyhow::Result<PageSt
     let mut current: HashMap<String, CurrentBill> = HashMap::new();
     let mut by_bill: HashMap<String, String> = HashMap::new();
     let mut bills = conn.prepare_cached(
-        "SELECT b.account_id, b.bill_id, b.revision, b.total_fen FROM bills b
+        "SELECT b.account_id, b.bill_id, b.revision, b.total_fen, b.credited_fen FROM bills b
          WHERE b.month = ?1 AND b.account_id IN (SELECT value FROM json_each(?2))
            AND b.revision = (SELECT MAX(b2.revision) FROM bills b2 WHERE b2.account_id = b.account_id AND b2.month = ?1)",
     )?;
@@ -100,6 +100,7 @@ fn read_state(conn: &Connection, p: &Params, ids: &str) -> anyhow::Result<PageSt
             CurrentBill {
                 revision: r.get(2)?,
                 total_fen: r.get(3)?,
+                credited_fen: r.get(4)?,
                 ..CurrentBill::default()
             },
         );
@@ -237,7 +238,7 @@ impl Writes {
             bills: Rows::insert(
                 "INSERT OR FAIL INTO bills (month, period_start, period_end, settled_at, bill_id, account_id, revision, kind,
                    catalog_version, rounding, exact_total, total_fen, rounding_adjustment, debited_fen,
-                   balance_before_fen, balance_after_fen) VALUES ",
+                   balance_before_fen, balance_after_fen, credited_fen) VALUES ",
                 4,
             ),
             lines: Rows::insert(
@@ -273,7 +274,7 @@ impl Writes {
                 bind_row!(st, at;
                     &w.bill_id[i], &w.bill_account[i], w.revision[i], w.kind[i], &w.catalog_version[i],
                     &w.rounding[i], format_money(w.exact_total[i]), w.total_fen[i], format_money(w.adjustment[i]),
-                    w.debited_fen[i], w.before_fen[i], w.after_fen[i])
+                    w.debited_fen[i], w.before_fen[i], w.after_fen[i], w.credited_fen[i])
             })
             .context("inserting bills")?;
         self.lines

@@ -29,6 +29,19 @@ pub(crate) async fn queue_events(tx: &mut SqliteConnection, ids: &[i64], now: Da
     Ok(())
 }
 
+/// Deliveries, for the endpoints subscribed to `bill.issued`, of the bills whose ids are given,
+/// recorded at `now`: run in the transaction that wrote the bills.
+pub(crate) async fn queue_bills(tx: &mut SqliteConnection, ids: &[&str], now: DateTime<Utc>) -> anyhow::Result<()> {
+    if !ids.is_empty() {
+        sqlx::query(&enqueue_bills(LIST))
+            .bind(us(now))
+            .bind(json(ids)?)
+            .execute(tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// `enqueue_bills` and `enqueue_events_of_bills` for a settle page's bills, through the settle
 /// writer's own connection. The subscriptions are the outer loop: with none, nothing else is
 /// read.
