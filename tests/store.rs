@@ -1,7 +1,7 @@
 //! The store's contract, as one story told to every backend: each method of the `Store` port
 //! is driven through a month's life (accounts, recharges, packs, usage, a settle in pages,
-//! the month recorded, arrears, suspension and restoration, late usage and its adjustment,
-//! runs and the books' checks), and each backend must answer the same.
+//! the month recorded, arrears, suspension and restoration, late usage and its adjustment, a
+//! credit note, runs and the books' checks), and each backend must answer the same.
 //!
 //! SQLite always runs (a file in a temporary directory); PostgreSQL runs when
 //! `BILLRUN_TEST_PG` names a server, as `scripts/test` sets it, in a new database of its own.
@@ -10,6 +10,7 @@
 mod pg_database;
 
 use billrun::domain::catalog::Catalog;
+use billrun::domain::credit::{CreditAmount, CreditError};
 use billrun::domain::month::Month;
 use billrun::domain::packs::PackKind;
 use billrun::domain::shard::Shard;
@@ -896,6 +897,106 @@ async fn story<S: Store>(store: &S) {
         store.usage_totals_breaches(Some(nov)).await.unwrap(),
         Vec::<String>::new()
     );
+
+    // A credit note on cove's October bill (8,000 fen, revision 2): revision 3, of kind credit.
+    let ask = |amount: CreditAmount, reference: &str| CreditRequest {
+        account_id: "cove".into(),
+        month: oct,
+        amount,
+        reason: "outage".into(),
+        reference: reference.into(),
+        by: Some("alice".into()),
+    };
+    let at = stop + Duration::hours(4);
+    let issued = match store.credit(&ask(CreditAmount::Fen(1_000), "T-1"), at).await.unwrap() {
+        CreditOutcome::Credited(c) => c,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        (
+            issued.bill_id.as_str(),
+            issued.revision,
+            issued.amount_fen,
+            issued.credited_fen,
+            issued.due_fen
+        ),
+        ("2026-10-cove-r3", 3, 1_000, 1_000, 7_000)
+    );
+    match store.credit(&ask(CreditAmount::Fen(1_000), "T-1"), at).await.unwrap() {
+        CreditOutcome::ReferenceUsed(used) => assert_eq!(
+            (used.bill_id.as_str(), used.amount_fen, used.balance_fen, used.at),
+            ("2026-10-cove-r3", 1_000, issued.balance_fen, at)
+        ),
+        other => panic!("a reference credits once: {other:?}"),
+    }
+    assert_eq!(
+        store.credit(&ask(CreditAmount::Fen(7_001), "T-2"), at).await.unwrap(),
+        CreditOutcome::Refused(CreditError::MoreThanDue {
+            asked_fen: 7_001,
+            due_fen: 7_000
+        })
+    );
+    assert_eq!(
+        store
+            .credit(
+                &CreditRequest {
+                    month: nov,
+                    ..ask(CreditAmount::Rest, "T-2")
+                },
+                at
+            )
+            .await
+            .unwrap(),
+        CreditOutcome::NoBill
+    );
+    assert!(matches!(
+        store
+            .credit(
+                &CreditRequest {
+                    account_id: "nobody".into(),
+                    ..ask(CreditAmount::Rest, "T-2")
+                },
+                at
+            )
+            .await,
+        Err(StoreError::UnknownAccount(_))
+    ));
+    let mut credit_lines = Vec::new();
+    store
+        .export_lines(Some(oct), Some("cove"), &mut |l| {
+            if l.revision == 3 {
+                credit_lines.push((
+                    l.kind.as_str().to_owned(),
+                    l.api.clone(),
+                    l.debited_fen,
+                    l.credited_fen,
+                    l.credit,
+                ));
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let note = Some(CreditNote {
+        reference: "T-1".into(),
+        reason: "outage".into(),
+        by: Some("alice".into()),
+    });
+    assert_eq!(
+        credit_lines,
+        [
+            ("credit".into(), "CropImage".into(), -1_000, 1_000, note.clone()),
+            ("credit".into(), "EnhanceImage".into(), -1_000, 1_000, note),
+        ],
+        "the same lines as the revision before"
+    );
+    for check in BookCheck::all() {
+        assert!(
+            store.breaches(check, None).await.unwrap().is_empty(),
+            "{} after a credit note",
+            check.what()
+        );
+    }
 
     store.close().await;
 }

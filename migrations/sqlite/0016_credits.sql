@@ -5,44 +5,21 @@
 -- operator's idempotency key, unique across accounts), its reason and who issued it. Its
 -- ledger entry is of kind 'credit'.
 --
--- SQLite cannot change a CHECK constraint, so `bills` and `ledger` are built again, keeping
--- every row and id. Bill lines and pack use refer to `bills`: their references are checked at
--- commit, once the new `bills` has its name.
-PRAGMA defer_foreign_keys = ON;
-
-CREATE TABLE bills_new (
-    bill_id             TEXT PRIMARY KEY NOT NULL,
-    account_id          TEXT NOT NULL REFERENCES accounts (account_id),
-    month               TEXT NOT NULL,
-    revision            INTEGER NOT NULL,
-    period_start        INTEGER NOT NULL,
-    period_end          INTEGER NOT NULL,
-    catalog_version     TEXT NOT NULL,
-    rounding            TEXT NOT NULL,
-    exact_total         TEXT NOT NULL,
-    total_fen           INTEGER NOT NULL,
-    rounding_adjustment TEXT NOT NULL,
-    balance_before_fen  INTEGER NOT NULL,
-    balance_after_fen   INTEGER NOT NULL,
-    settled_at          INTEGER NOT NULL,
-    kind                TEXT NOT NULL DEFAULT 'original' CHECK (kind IN ('original', 'adjustment', 'credit')),
-    debited_fen         INTEGER NOT NULL DEFAULT 0,
-    credited_fen        INTEGER NOT NULL DEFAULT 0 CHECK (credited_fen >= 0),
-    credit_reference    TEXT UNIQUE,
-    credit_reason       TEXT,
-    credited_by         TEXT,
-    UNIQUE (account_id, month, revision),       -- one bill per account and month
-    CHECK ((kind = 'credit') = (credit_reference IS NOT NULL AND credit_reason IS NOT NULL))
-) WITHOUT ROWID;
-INSERT INTO bills_new (bill_id, account_id, month, revision, period_start, period_end, catalog_version, rounding,
-                       exact_total, total_fen, rounding_adjustment, balance_before_fen, balance_after_fen,
-                       settled_at, kind, debited_fen)
-    SELECT bill_id, account_id, month, revision, period_start, period_end, catalog_version, rounding,
-           exact_total, total_fen, rounding_adjustment, balance_before_fen, balance_after_fen,
-           settled_at, kind, debited_fen FROM bills;
-DROP TABLE bills;
-ALTER TABLE bills_new RENAME TO bills;
-CREATE INDEX bills_month ON bills (month, account_id);
+-- SQLite cannot change a CHECK constraint. `bills.kind` is replaced by a column of the same
+-- name whose CHECK allows 'credit' (added, filled, the old one dropped, the new one renamed):
+-- the table is not dropped, which bill lines and pack use refer to. `ledger`, which nothing
+-- refers to, is built again, keeping every entry and its id.
+ALTER TABLE bills ADD COLUMN kind_new TEXT NOT NULL DEFAULT 'original'
+    CHECK (kind_new IN ('original', 'adjustment', 'credit'));
+UPDATE bills SET kind_new = kind;
+ALTER TABLE bills DROP COLUMN kind;
+ALTER TABLE bills RENAME COLUMN kind_new TO kind;
+ALTER TABLE bills ADD COLUMN credited_fen INTEGER NOT NULL DEFAULT 0 CHECK (credited_fen >= 0);
+ALTER TABLE bills ADD COLUMN credit_reference TEXT;
+ALTER TABLE bills ADD COLUMN credit_reason TEXT
+    CHECK ((kind = 'credit') = (credit_reference IS NOT NULL AND credit_reason IS NOT NULL));
+ALTER TABLE bills ADD COLUMN credited_by TEXT;
+CREATE UNIQUE INDEX bills_credit_reference ON bills (credit_reference) WHERE credit_reference IS NOT NULL;
 
 CREATE TABLE ledger_new (
     entry_id   INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -24,7 +24,7 @@ pub struct PageWrites {
     pub bill_id: Vec<String>,
     pub bill_account: Vec<String>,
     pub revision: Vec<i32>,
-    /// `original` or `adjustment`.
+    /// `original` or `adjustment` (a settle writes no credit notes).
     pub kind: Vec<&'static str>,
     pub catalog_version: Vec<String>,
     pub rounding: Vec<String>,

@@ -1,4 +1,5 @@
-//! The two backends' migrations stay in step: same versions, same names, same tables.
+//! The two backends' migrations stay in step (same versions, same names, same tables), and a
+//! database of the schema before the newest migration upgrades without any export changing.
 
 use crate::harness::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,7 +46,7 @@ fn tables_after_all(backend: &str) -> BTreeSet<String> {
 
 /// Each table's columns after all of a backend's migrations: those of its `CREATE TABLE` (one
 /// column per line, constraints left out), plus `ADD COLUMN`, minus `DROP COLUMN`, through
-/// renames and drops. A table built again under its own name (SQLite's way to change a
+/// renames and drops (of tables and columns). A table built again under its own name (SQLite's way to change a
 /// constraint) has the columns of its new `CREATE TABLE`.
 fn columns_after_all(backend: &str) -> BTreeMap<String, BTreeSet<String>> {
     let mut tables: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -86,7 +87,14 @@ fn columns_after_all(backend: &str) -> BTreeMap<String, BTreeSet<String>> {
                 _ => {}
             }
             // `ADD COLUMN` and `DROP COLUMN`, several to a statement, on the `ALTER TABLE`
-            // line or the lines after it.
+            // line or the lines after it, and `RENAME COLUMN a TO b`.
+            for rename in words.windows(5) {
+                if let (Some(table), ["RENAME", "COLUMN", from, "TO", to]) = (&altering, rename) {
+                    let columns = tables.entry(table.clone()).or_default();
+                    columns.remove(*from);
+                    columns.insert(to.to_string());
+                }
+            }
             for pair in words.windows(3) {
                 if let (Some(table), [verb, "COLUMN", column]) = (&altering, pair) {
                     let columns = tables.entry(table.clone()).or_default();
@@ -175,4 +183,140 @@ fn a_database_migrated_with_a_reworded_migration_keeps_working() {
     env.exec("UPDATE _sqlx_migrations SET checksum = decode('00', 'hex') WHERE version = 5");
     let refused = env.fails(1, &["migrate"]);
     assert!(refused.contains("migration 5"), "{refused}");
+}
+
+/// A settled SQLite database of the schema before the newest migration: the current books,
+/// copied column by column into a database migrated to the migration before the newest (every
+/// column the newest one adds then takes its default, as it does on a database written by the
+/// release before). `billrun migrate` upgrades it, and nothing a user sees changes.
+#[test]
+fn a_settled_database_of_the_previous_schema_upgrades_and_every_export_stays_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let out = std::process::Command::new(BIN)
+        .args(["demo", "--dir"])
+        .arg(&demo)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let current = demo.join("demo.db");
+    let seen = |db: &Path| -> String {
+        let url = format!("sqlite://{}", db.display());
+        let mut all = String::new();
+        for args in [
+            &["accounts", "list", "--format", "csv"][..],
+            &["packs", "list", "--format", "csv"],
+            &["events", "--format", "csv"],
+            &["usage", "imports", "--format", "csv"],
+            &["export", "bills", "--month", "2026-10"],
+            &["export", "summary", "--month", "2026-10"],
+            &["bills", "show", "seed-3", "--month", "2026-10"],
+            &["verify"],
+        ] {
+            let out = std::process::Command::new(BIN)
+                .args(["--database", &url, "--now", "2026-11-02T10:00:00+08:00"])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            all += &String::from_utf8(out.stdout).unwrap();
+        }
+        all
+    };
+    let before = seen(&current);
+
+    // The schema before the newest migration, by sqlx's own migrator, from the files.
+    let files = dir.path().join("previous");
+    std::fs::create_dir(&files).unwrap();
+    let all = migrations("sqlite");
+    let (newest, previous) = all.split_last().unwrap();
+    for name in previous {
+        let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations/sqlite")
+            .join(name);
+        std::fs::copy(from, files.join(name)).unwrap();
+    }
+    let old = dir.path().join("old.db");
+    block_on(async {
+        use sqlx::sqlite::SqliteConnectOptions;
+        use std::str::FromStr;
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", old.display()))
+            .unwrap()
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        sqlx::migrate::Migrator::new(files.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    // Every row of the current books, in the columns the previous schema has.
+    let conn = rusqlite::Connection::open(&old).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+    conn.execute("ATTACH DATABASE ?1 AS src", [current.display().to_string()])
+        .unwrap();
+    let columns = |schema: &str, table: &str| -> BTreeSet<String> {
+        let mut st = conn
+            .prepare(&format!("SELECT name FROM pragma_table_info('{table}', '{schema}')"))
+            .unwrap();
+        let names = st.query_map([], |r| r.get::<_, String>(0)).unwrap();
+        names.map(Result::unwrap).collect()
+    };
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM main.sqlite_schema WHERE type = 'table'
+             AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations'",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut copied = 0;
+    for table in &tables {
+        let shared: Vec<String> = columns("main", table)
+            .intersection(&columns("src", table))
+            .cloned()
+            .collect();
+        let list = shared.join(", ");
+        copied += conn
+            .execute(
+                &format!("INSERT INTO main.{table} ({list}) SELECT {list} FROM src.{table}"),
+                [],
+            )
+            .unwrap();
+    }
+    conn.execute_batch(
+        "DELETE FROM main.sqlite_sequence; INSERT INTO main.sqlite_sequence SELECT * FROM src.sqlite_sequence;
+         DETACH DATABASE src",
+    )
+    .unwrap();
+    drop(conn);
+    assert!(copied > 50, "the demo's books were copied ({copied} rows)");
+
+    let url = format!("sqlite://{}", old.display());
+    let refused = std::process::Command::new(BIN)
+        .args(["--database", &url, "verify"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("schema is older"),
+        "the copy is of the previous schema, without {newest}"
+    );
+    let out = std::process::Command::new(BIN)
+        .args(["--database", &url, "migrate"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{newest}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same(&seen(&old), &before, &format!("the books after {newest}"));
 }
