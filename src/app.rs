@@ -394,6 +394,9 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
             allow_unopened,
             allow_repeats,
             assume_tz,
+            replaces,
+            reason,
+            by,
         }) => {
             let options = crate::jobs::usage::ImportOptions {
                 expect_rows,
@@ -401,8 +404,17 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
                 allow_unopened,
                 allow_repeats,
                 assume_tz,
+                replaces: replaces.map(|import_id| crate::jobs::usage::RetractAsk {
+                    import_id,
+                    reason: reason.unwrap_or_else(|| format!("replaced by {}", file.display())),
+                    by,
+                }),
             };
             commands::usage_import(store, ctx, &file, format.chosen(), options).await
+        }
+        Command::Usage(UsageCommand::Retract { import_id, reason, by }) => {
+            let ask = crate::jobs::usage::RetractAsk { import_id, reason, by };
+            commands::usage_retract(store, ctx, &ask).await
         }
         Command::Usage(UsageCommand::Imports { format, limit }) => {
             commands::usage_imports(store, ctx, format, limit).await

@@ -586,9 +586,40 @@ pub enum UsageCommand {
         /// Asia/Shanghai); without it they are refused.
         #[arg(long, value_name = "ZONE", value_parser = parse_tz)]
         assume_tz: Option<Tz>,
+        /// Retract import ID and import this file in its place, in one transaction: a meter's
+        /// nightly "month so far" export replacing the night before's. Nothing changes if
+        /// this file is refused.
+        #[arg(long, value_name = "ID")]
+        replaces: Option<i64>,
+        /// Why the replaced import is retracted (default: "replaced by FILE").
+        #[arg(long, value_name = "TEXT", requires = "replaces")]
+        reason: Option<String>,
+        /// Who replaced it (recorded with the retraction).
+        #[arg(long, value_name = "NAME", requires = "replaces")]
+        by: Option<String>,
+    },
+    /// Take back a usage import that should not count: a meter that counted twice, usage sent
+    /// under the wrong account.
+    ///
+    /// Its calls come off the month's totals at once (an open month's estimate drops them),
+    /// its rows are kept aside, its event ids may be sent again, and the import stays listed,
+    /// marked with when, by whom and why. Bills of settled months it reached are corrected by
+    /// the next `billrun run` (or `settle --month M`): adjustments, crediting what the bills
+    /// go down by and handing pack calls back. Retracting it again changes nothing.
+    Retract {
+        /// The import's id, as `usage import` printed it and `usage imports` lists it.
+        #[arg(value_name = "ID")]
+        import_id: i64,
+        /// Why: kept with the import.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// Who retracted it.
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
     },
     /// List the latest usage imports, newest first: id, file, SHA-256, rows, calls, the
-    /// duplicate events skipped, the months their rows fall in, when.
+    /// duplicate events skipped, the months their rows fall in, when, and whether it was
+    /// retracted (and replaced by which import).
     Imports {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table, value_name = "FORMAT")]

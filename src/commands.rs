@@ -15,7 +15,7 @@ use crate::output::{terminal_safe, Destination, ListWriter};
 use crate::schedule::Schedule;
 use crate::store::sqlite::SqliteStore;
 use crate::store::webhooks::{DeliveryFilter, Replay};
-use crate::store::{ActivateOutcome, Store, StoreError};
+use crate::store::{ActivateOutcome, RetractOutcome, Store, StoreError};
 use crate::webhooks::config::Webhooks;
 use std::path::Path;
 
@@ -289,6 +289,9 @@ pub async fn usage_import<S: Store>(
         "imported {} usage rows ({} calls) from {name} as import #{import_id}",
         done.rows, done.calls
     );
+    if let Some(replaced) = &done.replaced {
+        print_retracted(replaced, &format!("replaced by import #{import_id}"));
+    }
     if done.duplicates > 0 {
         tracing::info!(
             duplicates = done.duplicates,
@@ -418,6 +421,46 @@ pub async fn runs_list<S: Store>(store: &S, ctx: &Ctx, format: Format, limit: u3
     w.finish()?.finish()
 }
 
+/// `billrun usage retract`.
+pub async fn usage_retract<S: Store>(store: &S, ctx: &Ctx, ask: &jobs::usage::RetractAsk) -> anyhow::Result<()> {
+    match jobs::usage::retract(store, ctx, ask).await? {
+        RetractOutcome::Retracted(r) => print_retracted(&r, "retracted"),
+        RetractOutcome::AlreadyRetracted(r) => println!(
+            "import #{} ({}) was retracted before, at {}{}: {}; nothing changed",
+            r.import_id,
+            r.file_name,
+            ctx.local(r.at),
+            r.by.as_deref().map(|b| format!(" by {b}")).unwrap_or_default(),
+            r.reason
+        ),
+    }
+    Ok(())
+}
+
+/// What a retraction did, and what is left for the next run.
+fn print_retracted(r: &crate::store::Retracted, how: &str) {
+    println!(
+        "import #{} ({}: {} rows, {} calls) {how}: its usage no longer counts; its event ids may be sent again",
+        r.import_id, r.file_name, r.rows, r.calls
+    );
+    tracing::info!(
+        import = r.import_id,
+        record = r.record_id,
+        how,
+        "usage import retracted"
+    );
+    if !r.settled_months.is_empty() {
+        let months = r.settled_months.join(", ");
+        tracing::warn!(
+            months = %months,
+            "bills of settled months count the retracted usage until the next run adjusts them"
+        );
+        println!(
+            "settled months it reached: {months}; `billrun run` (or `billrun settle --month M`) issues the adjustments"
+        );
+    }
+}
+
 /// `billrun usage imports`: the latest imports, newest first, with the months their rows fall in.
 pub async fn usage_imports<S: Store>(store: &S, ctx: &Ctx, format: Format, limit: u32) -> anyhow::Result<()> {
     let mut w = ListWriter::new(
@@ -433,6 +476,11 @@ pub async fn usage_imports<S: Store>(store: &S, ctx: &Ctx, format: Format, limit
             "first_usage",
             "last_usage",
             "imported_at",
+            "retracted_at",
+            "retracted_by",
+            "retraction_reason",
+            "replaced_by",
+            "retracts",
         ],
         &["import_id", "rows", "calls", "duplicates"],
         Destination::stdout()?,
@@ -460,6 +508,11 @@ pub async fn usage_imports<S: Store>(store: &S, ctx: &Ctx, format: Format, limit
             i.first.map(|t| ctx.local(t)).unwrap_or_default(),
             i.last.map(|t| ctx.local(t)).unwrap_or_default(),
             ctx.local(i.imported_at),
+            i.retracted_at.map(|t| ctx.local(t)).unwrap_or_default(),
+            i.retracted_by.unwrap_or_default(),
+            i.retraction_reason.unwrap_or_default(),
+            i.replaced_by.map(|n| n.to_string()).unwrap_or_default(),
+            i.retracts.map(|n| n.to_string()).unwrap_or_default(),
         ])?;
     }
     w.finish()?.finish()

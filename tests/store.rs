@@ -358,12 +358,18 @@ async fn story<S: Store>(store: &S) {
         ("cove", "CropImage", "2026-10-05T10:00:00+08:00", 500),
     ];
     let first = store
-        .import_usage("october.csv", &mut usage("october.csv", &october_rows), now, Shanghai)
+        .import_usage(
+            "october.csv",
+            &mut usage("october.csv", &october_rows),
+            now,
+            Shanghai,
+            None,
+        )
         .await
         .expect("the file is imported");
     assert_eq!((first.rows, first.calls, first.late.len()), (4, 5_505_500, 0));
     match store
-        .import_usage("copy.csv", &mut usage("copy.csv", &october_rows), now, Shanghai)
+        .import_usage("copy.csv", &mut usage("copy.csv", &october_rows), now, Shanghai, None)
         .await
     {
         Err(StoreError::AlreadyImported { import_id, .. }) => assert_eq!(Some(import_id), first.import_id),
@@ -378,6 +384,7 @@ async fn story<S: Store>(store: &S) {
             ),
             now,
             Shanghai,
+            None,
         )
         .await;
     assert!(
@@ -530,6 +537,7 @@ async fn story<S: Store>(store: &S) {
             ),
             stop,
             Shanghai,
+            None,
         )
         .await
         .expect("late usage is taken");
@@ -796,6 +804,7 @@ async fn story<S: Store>(store: &S) {
             ),
             now,
             Shanghai,
+            None,
         )
         .await
         .unwrap();
@@ -812,6 +821,7 @@ async fn story<S: Store>(store: &S) {
             ),
             now,
             Shanghai,
+            None,
         )
         .await
         .unwrap();
@@ -825,6 +835,7 @@ async fn story<S: Store>(store: &S) {
             &mut events("events-3.csv", &[("bolt", "CropImage", &d1, 3, "e1")]),
             now,
             Shanghai,
+            None,
         )
         .await
         .unwrap();
@@ -840,6 +851,7 @@ async fn story<S: Store>(store: &S) {
             &mut events("events-4.csv", &[("bolt", "CropImage", &d3, 4, "e1")]),
             now,
             Shanghai,
+            None,
         )
         .await;
     match changed {
@@ -864,7 +876,13 @@ async fn story<S: Store>(store: &S) {
     // with an error.
     let boundary = [("acme", "CropImage", "2026-12-01T02:00:00+08:00", 50)];
     store
-        .import_usage("boundary.csv", &mut usage("boundary.csv", &boundary), now, Shanghai)
+        .import_usage(
+            "boundary.csv",
+            &mut usage("boundary.csv", &boundary),
+            now,
+            Shanghai,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(store.usage_totals_breaches(None).await.unwrap(), Vec::<String>::new());

@@ -7,10 +7,10 @@ use super::{open_input, Ctx};
 use crate::error::{input_error, RejectedFile};
 use crate::input::stream::{self, Bytes, Format};
 use crate::input::usage::{Fingerprint, NewUsage, TimeBounds, UsageRows, CLOCK_AHEAD};
-use crate::input::RowError;
+use crate::input::{check_id, RowError};
 use crate::progress::Progress;
 use crate::store::repeats::{row_hash, RowHashes};
-use crate::store::{Store, StoreError, UsageImported, UsageSource, UsageTotals};
+use crate::store::{RetractOutcome, Retraction, Store, StoreError, UsageImported, UsageSource, UsageTotals};
 use chrono_tz::Tz;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +41,50 @@ pub struct ImportOptions {
     pub allow_repeats: bool,
     /// The zone timestamps without an offset are read in (`--assume-tz`).
     pub assume_tz: Option<Tz>,
+    /// The import this file replaces (`--replaces`), retracted in the same transaction.
+    pub replaces: Option<RetractAsk>,
+}
+
+/// An import an operator takes back, as asked.
+#[derive(Clone, Debug)]
+pub struct RetractAsk {
+    pub import_id: i64,
+    pub reason: String,
+    pub by: Option<String>,
+}
+
+/// The longest retraction reason kept.
+const MAX_REASON_CHARS: usize = 500;
+
+impl RetractAsk {
+    /// The retraction the store is asked for, once what the operator typed is checked.
+    fn checked(&self) -> anyhow::Result<Retraction> {
+        if self.import_id <= 0 {
+            return Err(input_error(format!(
+                "import id: {} is not one (ids start at 1)",
+                self.import_id
+            )));
+        }
+        if let Some(by) = &self.by {
+            check_id("by", by).map_err(input_error)?;
+        }
+        let reason = self.reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS || reason.chars().any(char::is_control) {
+            return Err(input_error(format!(
+                "reason: give why, in 1 to {MAX_REASON_CHARS} characters on one line"
+            )));
+        }
+        Ok(Retraction {
+            import_id: self.import_id,
+            reason: reason.to_owned(),
+            by: self.by.clone(),
+        })
+    }
+}
+
+/// Takes import `ask.import_id` back at `ctx.now` (see `Store::retract_import`).
+pub async fn retract<S: Store>(store: &S, ctx: &Ctx, ask: &RetractAsk) -> anyhow::Result<RetractOutcome> {
+    Ok(store.retract_import(&ask.checked()?, ctx.now).await?)
 }
 
 /// The expectations, with the digest of the bytes read once they are all read.
@@ -283,6 +327,7 @@ pub async fn import<S: Store>(
     format: Option<Format>,
     options: ImportOptions,
 ) -> anyhow::Result<UsageImported> {
+    let replaces = options.replaces.as_ref().map(RetractAsk::checked).transpose()?;
     let stdin = path.as_os_str() == "-";
     let name = if stdin {
         STDIN_NAME.to_owned()
@@ -343,7 +388,9 @@ pub async fn import<S: Store>(
         rows: options.expect_rows,
         sha256,
     });
-    let imported = store.import_usage(&name, &mut rows, ctx.now, ctx.tz).await;
+    let imported = store
+        .import_usage(&name, &mut rows, ctx.now, ctx.tz, replaces.as_ref())
+        .await;
     if let Some((_, progress)) = rows.read.take() {
         progress.finish();
     }

@@ -2,7 +2,7 @@
 //! arrive, grouping the month's usage rows into accounts for the settle, checking a schema's
 //! migrations. Kept out of the port (`store`), which only says what a store does.
 
-use super::{AccountUsage, CreditIssued, CreditRequest, StoreError, UsageImported, UsageSender};
+use super::{AccountUsage, CreditIssued, CreditRequest, Retracted, StoreError, UsageImported, UsageSender};
 use crate::domain::bill::ApiUsage;
 use crate::domain::credit::{amount_due, CreditPlan};
 use crate::domain::settle::{bill_id, CurrentBill};
@@ -132,6 +132,7 @@ impl ImportTally {
             calls: 0,
             late: Vec::new(),
             duplicates: self.duplicates,
+            replaced: None,
         })
     }
 
@@ -433,4 +434,33 @@ pub(crate) fn credit_issued(
         restored: plan.restored,
         at,
     }
+}
+
+/// The file name and fingerprint of the record of import `import_id`'s retraction.
+pub(crate) fn retraction_record(import_id: i64) -> (String, String) {
+    (
+        format!("retraction of import #{import_id}"),
+        format!("retraction-{import_id}"),
+    )
+}
+
+/// The settled months (of `settled`: month, start, end) that rows from `first` to `last` fall in.
+pub(crate) fn settled_months_within(
+    settled: &[(String, DateTime<Utc>, DateTime<Utc>)],
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+) -> Vec<String> {
+    settled
+        .iter()
+        .filter(|(_, start, end)| first < *end && last >= *start)
+        .map(|(m, _, _)| m.clone())
+        .collect()
+}
+
+/// The error for `usage import --replaces` of an import retracted before: nothing is imported.
+pub(crate) fn replaced_before(before: &Retracted) -> StoreError {
+    StoreError::Failed(crate::error::input_error(format!(
+        "import #{} ({}) was retracted before ({}): there is nothing to replace; import the file without --replaces",
+        before.import_id, before.file_name, before.reason
+    )))
 }

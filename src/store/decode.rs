@@ -137,6 +137,11 @@ pub(crate) fn import_view(r: &impl Columns) -> anyhow::Result<ImportView> {
         first: r.opt_time("first_ts")?,
         last: r.opt_time("last_ts")?,
         imported_at: r.time("imported_at")?,
+        retracts: r.opt_int("retracts")?,
+        retracted_at: r.opt_time("retracted_at")?,
+        retracted_by: r.opt_text("retracted_by")?,
+        retraction_reason: r.opt_text("retraction_reason")?,
+        replaced_by: r.opt_int("replaced_by")?,
     })
 }
 

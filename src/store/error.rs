@@ -22,6 +22,9 @@ pub enum StoreError {
         file_name: String,
         imported_at: DateTime<Utc>,
     },
+    /// No usage import has this id, or it is the record of a retraction, which cannot itself be
+    /// retracted.
+    UnknownImport(i64),
     /// Anything else: the database failed, or what it holds broke an invariant.
     Failed(anyhow::Error),
 }
@@ -34,6 +37,10 @@ impl std::fmt::Display for StoreError {
         match self {
             StoreError::Failed(e) => write!(f, "{e:#}"),
             StoreError::UnknownAccount(id) => write!(f, "unknown account '{}'", shown(id)),
+            StoreError::UnknownImport(id) => write!(
+                f,
+                "no usage import #{id} (`billrun usage imports` lists them; a retraction's own record cannot be retracted)"
+            ),
             StoreError::Rejected { total, .. } => write!(f, "{total} rows refused; nothing was written"),
             StoreError::AlreadyImported {
                 import_id, file_name, ..
@@ -85,6 +92,7 @@ impl From<StoreError> for anyhow::Error {
         match e {
             StoreError::Failed(e) => e,
             StoreError::UnknownAccount(id) => crate::error::input_error(format!("unknown account '{}'", shown(&id))),
+            e @ StoreError::UnknownImport(_) => crate::error::input_error(e.to_string()),
             StoreError::Rejected { problems, total } => {
                 anyhow::Error::new(crate::error::RejectedFile::new("(input)", problems, total))
             }

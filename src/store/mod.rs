@@ -246,6 +246,38 @@ pub struct CreditIssued {
     pub at: DateTime<Utc>,
 }
 
+/// An import an operator takes back (`billrun usage retract`, `usage import --replaces`).
+#[derive(Clone, Debug)]
+pub struct Retraction {
+    pub import_id: i64,
+    pub reason: String,
+    /// Who retracted it.
+    pub by: Option<String>,
+}
+
+/// A retracted import, as the retraction left it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retracted {
+    pub import_id: i64,
+    pub file_name: String,
+    pub rows: u64,
+    pub calls: i64,
+    pub at: DateTime<Utc>,
+    pub by: Option<String>,
+    pub reason: String,
+    /// The record of the retraction: an import of no rows, newer than what settled months read.
+    pub record_id: i64,
+    /// The settled months its rows fall in: the next settle of each issues the adjustments.
+    pub settled_months: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RetractOutcome {
+    Retracted(Retracted),
+    /// It was retracted before: nothing changed.
+    AlreadyRetracted(Retracted),
+}
+
 /// What an accepted usage file added.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsageImported {
@@ -260,6 +292,8 @@ pub struct UsageImported {
     /// Rows not added because their account's event was imported before, by an earlier import
     /// or an earlier line of this one.
     pub duplicates: u64,
+    /// The import this one replaced (`--replaces`), retracted in the same transaction.
+    pub replaced: Option<Retracted>,
 }
 
 /// A usage file's rows as an import reads them, checked one by one, then its fingerprints.
@@ -436,6 +470,13 @@ pub struct ImportView {
     pub first: Option<DateTime<Utc>>,
     pub last: Option<DateTime<Utc>>,
     pub imported_at: DateTime<Utc>,
+    /// The import this one is the record of the retraction of.
+    pub retracts: Option<i64>,
+    /// When it was retracted, by whom and why, and the import that replaced it.
+    pub retracted_at: Option<DateTime<Utc>>,
+    pub retracted_by: Option<String>,
+    pub retraction_reason: Option<String>,
+    pub replaced_by: Option<i64>,
 }
 
 /// A recorded run, for `billrun runs list`.
@@ -595,6 +636,13 @@ pub trait Store {
     /// credits nothing. [`StoreError::UnknownAccount`] if there is no such account.
     async fn credit(&self, request: &CreditRequest, now: DateTime<Utc>) -> StoreResult<CreditOutcome>;
 
+    /// Takes a usage import back, in one transaction: its calls come off the month's totals, its
+    /// rows move to `retracted_usage` (its event ids free again), it is marked with when, by
+    /// whom and why, and a record of no rows newer than any settlement tells `run` which
+    /// settled months to settle again. A retraction of a retracted import changes nothing.
+    /// [`StoreError::UnknownImport`] if there is no such import.
+    async fn retract_import(&self, retraction: &Retraction, now: DateTime<Utc>) -> StoreResult<RetractOutcome>;
+
     /// Adds a usage file's rows, all or none. Rows that failed parsing arrive as `Err` and are
     /// reported together with unknown accounts. A file whose bytes or rows were imported
     /// before (its fingerprints, known once the rows are read) is refused
@@ -611,6 +659,7 @@ pub trait Store {
         rows: &mut dyn UsageSource,
         now: DateTime<Utc>,
         zone: Tz,
+        replaces: Option<&Retraction>,
     ) -> StoreResult<UsageImported>;
 
     /// Makes the month's usage totals, which [`Store::month_usage`] reads, those of billing

@@ -25,6 +25,7 @@ pub const DISTRIBUTED: &[&str] = &[
     "accounts",
     "ledger",
     "usage",
+    "retracted_usage",
     "usage_totals",
     "packs",
     "bills",

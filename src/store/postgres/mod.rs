@@ -15,6 +15,7 @@ mod advisory;
 mod citus;
 mod copy_binary;
 mod decode;
+mod retract;
 mod totals;
 mod webhooks;
 
@@ -46,7 +47,8 @@ use std::time::Duration;
 
 /// The month's usage per account and API, from the month's totals (kept up to date by each
 /// import, migrations/postgres/0010), for the accounts whose usage differs from what the
-/// current revision of their bill counted (or that have no bill yet).
+/// current revision of their bill counted (or that have no bill yet). A total of no calls (its
+/// import retracted) is read only where the bill has a line for it, which then goes to zero.
 const MONTH_USAGE_SQL: &str = "
     WITH u AS (
         SELECT account_id, api, calls FROM usage_totals WHERE month = $1),
@@ -59,8 +61,10 @@ const MONTH_USAGE_SQL: &str = "
     changed AS (
         SELECT DISTINCT u.account_id FROM u
         LEFT JOIN current_lines c ON c.account_id = u.account_id AND c.api = u.api
-        WHERE c.total_calls IS NULL OR c.total_calls <> u.calls)
+        WHERE (c.total_calls IS NULL AND u.calls > 0) OR c.total_calls <> u.calls)
     SELECT u.account_id, u.api, u.calls, NULL::bigint AS billed FROM u JOIN changed USING (account_id)
+    LEFT JOIN current_lines c ON c.account_id = u.account_id AND c.api = u.api
+    WHERE u.calls > 0 OR c.total_calls IS NOT NULL
     ORDER BY u.account_id, u.api";
 
 /// Keeps other imports (and a rebuild of the usage totals) out until commit.
@@ -747,6 +751,7 @@ impl Store for PgStore {
         rows: &mut dyn UsageSource,
         now: DateTime<Utc>,
         zone: Tz,
+        replaces: Option<&Retraction>,
     ) -> StoreResult<UsageImported> {
         let mut tx = self.pool.begin().await?;
         // Imports run one at a time: two copies of one file started at once cannot both pass
@@ -759,6 +764,15 @@ impl Store for PgStore {
                 "usage totals built from the usage rows for this billing zone"
             );
         }
+        // The import this file replaces is taken back first, in this transaction: its rows no
+        // longer count, its events may come again, and its fingerprints refuse nothing.
+        let replaced = match replaces {
+            Some(r) => match retract::retract(&mut tx, r, now).await? {
+                RetractOutcome::AlreadyRetracted(before) => return Err(replaced_before(&before)),
+                RetractOutcome::Retracted(replaced) => Some(replaced),
+            },
+            None => None,
+        };
         // The fingerprints are known once the file is read; a placeholder holds the unique key
         // until then.
         let import_id: i64 = sqlx::query_scalar(NEW_IMPORT_SQL)
@@ -981,6 +995,13 @@ impl Store for PgStore {
             .bind(import_id)
             .execute(&mut *tx)
             .await?;
+        if let Some(replaced) = &replaced {
+            sqlx::query(REPLACED_BY_SQL)
+                .bind(import_id)
+                .bind(replaced.import_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         self.analyze("usage").await;
         self.analyze("usage_totals").await;
@@ -990,7 +1011,16 @@ impl Store for PgStore {
             calls: tally.calls,
             late: tally.late(),
             duplicates: tally.duplicates,
+            replaced,
         })
+    }
+
+    async fn retract_import(&self, retraction: &Retraction, now: DateTime<Utc>) -> StoreResult<RetractOutcome> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(LOCK_IMPORTS_SQL).execute(&mut *tx).await?;
+        let outcome = retract::retract(&mut tx, retraction, now).await?;
+        tx.commit().await?;
+        Ok(outcome)
     }
 
     async fn ensure_usage_totals(&self, zone: Tz) -> StoreResult<bool> {

@@ -7,7 +7,7 @@
 use super::copy_binary::{Buffer, COPY_BUFFER};
 use crate::domain::month::{Month, MonthSpan};
 use crate::store::common::totals_overflow;
-use crate::store::sql::{TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL, USAGE_SPAN_SQL};
+use crate::store::sql::{TAKE_BACK_SQL, TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL, USAGE_SPAN_SQL};
 use crate::store::UsageTotals;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -86,6 +86,31 @@ pub async fn add_import(
         .execute(conn)
         .await
         .map_err(overflow_or)?;
+    Ok(())
+}
+
+/// Takes the rows of import `import_id`, which fall within `[first, last]`, off the stored
+/// totals, if any are kept: what a retraction does before it moves the rows away. A total the
+/// import alone made stays, at zero, so that the next settle sees a bill line whose usage went.
+/// Month by month (an import spans one or two): an update of the totals the rows reach.
+pub async fn take_back(
+    conn: &mut PgConnection,
+    import_id: i64,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let Some(zone) = zone(conn).await? else {
+        return Ok(());
+    };
+    for span in Month::spanning(first, last, zone) {
+        sqlx::query(TAKE_BACK_SQL)
+            .bind(import_id)
+            .bind(span.start)
+            .bind(span.end)
+            .bind(span.month.to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 

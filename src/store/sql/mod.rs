@@ -26,10 +26,12 @@ pub(crate) const LATE_USAGE_SQL: &str = "SELECT sm.month, COUNT(*) AS imports, C
           AND i.first_ts < sm.period_end AND i.last_ts >= sm.period_start
      GROUP BY sm.month ORDER BY sm.month";
 
-/// The sketches of the imports other than $1 whose rows span some of `[$2, $3]`, oldest first.
+/// The sketches of the imports other than $1 whose rows span some of `[$2, $3]` and still count
+/// (not retracted), oldest first.
 pub(crate) const EARLIER_SKETCHES_SQL: &str = "SELECT i.import_id, i.file_name, i.imported_at, s.whole, s.rows, s.bits
      FROM usage_imports i JOIN usage_import_sketches s ON s.import_id = i.import_id
-     WHERE i.import_id <> $1 AND i.last_ts >= $2 AND i.first_ts <= $3 ORDER BY i.import_id";
+     WHERE i.import_id <> $1 AND i.last_ts >= $2 AND i.first_ts <= $3 AND i.retracted_at IS NULL
+     ORDER BY i.import_id";
 
 /// Stores import $1's sketch.
 pub(crate) const ADD_SKETCH_SQL: &str =
@@ -124,9 +126,13 @@ pub(crate) fn holding_alerts_sql(accounts: &str) -> String {
     format!("SELECT account_id, pack_id, threshold FROM events WHERE {accounts} AND kind = 'pack_alert'")
 }
 
-/// The usage totals of accounts `$1` in month `$2`; `accounts` as for [`holding_packs_sql`].
+/// The usage totals of accounts `$1` in month `$2` (not those a retraction took to zero);
+/// `accounts` as for [`holding_packs_sql`].
 pub(crate) fn holding_usage_sql(accounts: &str) -> String {
-    format!("SELECT account_id, api, calls FROM usage_totals WHERE {accounts} AND month = $2 ORDER BY account_id, api")
+    format!(
+        "SELECT account_id, api, calls FROM usage_totals WHERE {accounts} AND month = $2 AND calls > 0
+         ORDER BY account_id, api"
+    )
 }
 
 /// Every event, oldest first.
@@ -178,9 +184,10 @@ pub(crate) const EXPORT_LINES_SQL: &str = "SELECT b.month, b.bill_id, b.revision
      WHERE (CAST($1 AS TEXT) IS NULL OR b.month = $1) AND (CAST($2 AS TEXT) IS NULL OR b.account_id = $2)
      ORDER BY b.month, b.account_id, b.revision, l.api";
 
-/// The latest $1 usage imports, newest first.
-pub(crate) const USAGE_IMPORTS_SQL: &str = "SELECT import_id, file_name, sha256, rows, calls, duplicates, first_ts,
-        last_ts, imported_at
+/// The latest $1 usage imports, newest first (a retracted one with the SHA-256 it had).
+pub(crate) const USAGE_IMPORTS_SQL: &str = "SELECT import_id, file_name, COALESCE(retracted_sha256, sha256) AS sha256,
+        rows, calls, duplicates, first_ts, last_ts, imported_at, retracts, retracted_at, retracted_by,
+        retraction_reason, replaced_by
      FROM usage_imports ORDER BY import_id DESC LIMIT $1";
 
 /// The latest $1 runs, newest first.
@@ -299,3 +306,39 @@ pub(crate) const COPY_PACK_USE_SQL: &str = "INSERT INTO pack_consumption (accoun
 /// A credit's ledger entry: account $1, amount $2, bill $3, at $4.
 pub(crate) const CREDIT_ENTRY_SQL: &str =
     "INSERT INTO ledger (account_id, kind, amount_fen, bill_id, created_at) VALUES ($1, 'credit', $2, $3, $4)";
+
+/// Import $1 as a retraction needs it.
+pub(crate) const IMPORT_TO_RETRACT_SQL: &str = "SELECT import_id, file_name, rows, calls, first_ts, last_ts, retracts,
+        retracted_at, retracted_by, retraction_reason,
+        (SELECT r.import_id FROM usage_imports r WHERE r.retracts = i.import_id) AS record_id
+     FROM usage_imports i WHERE import_id = $1";
+
+/// Moves import $1's rows out of `usage`, kept as they were (then [`DROP_RETRACTED_ROWS_SQL`]).
+pub(crate) const MOVE_RETRACTED_ROWS_SQL: &str =
+    "INSERT INTO retracted_usage (account_id, ts, api, calls, import_id, source_line, event_id)
+     SELECT account_id, ts, api, calls, import_id, source_line, event_id FROM usage WHERE import_id = $1";
+
+pub(crate) const DROP_RETRACTED_ROWS_SQL: &str = "DELETE FROM usage WHERE import_id = $1";
+
+/// Marks import $5 retracted at $1 by $2 for reason $3 (replaced by import $4, if any); its
+/// fingerprints move aside, so that they no longer refuse a file with the same rows.
+pub(crate) const MARK_RETRACTED_SQL: &str = "UPDATE usage_imports SET retracted_at = $1, retracted_by = $2,
+        retraction_reason = $3, replaced_by = $4, retracted_sha256 = sha256, retracted_rows_digest = rows_digest,
+        sha256 = 'retracted-' || import_id, rows_digest = NULL
+     WHERE import_id = $5";
+
+/// The record of a retraction, named $1 (its fingerprint $2), at $3, spanning the retracted
+/// rows ($4 to $5), of import $6: an import of no rows, so that the settled months it reaches
+/// into are settled again, as after late usage. See `common::retraction_record`.
+pub(crate) const RETRACTION_RECORD_SQL: &str = "INSERT INTO usage_imports
+        (file_name, sha256, rows, calls, imported_at, first_ts, last_ts, duplicates, retracts)
+     VALUES ($1, $2, 0, 0, $3, $4, $5, 0, $6) RETURNING import_id";
+
+/// Records that import $1 replaced import $2.
+pub(crate) const REPLACED_BY_SQL: &str = "UPDATE usage_imports SET replaced_by = $1 WHERE import_id = $2";
+
+/// Takes import $1's rows of `[$2, $3)` off month $4's totals (a retraction).
+pub(crate) const TAKE_BACK_SQL: &str = "UPDATE usage_totals SET calls = usage_totals.calls - d.calls
+     FROM (SELECT account_id, api, SUM(calls) AS calls FROM usage
+           WHERE import_id = $1 AND ts >= $2 AND ts < $3 GROUP BY account_id, api) AS d
+     WHERE usage_totals.month = $4 AND usage_totals.account_id = d.account_id AND usage_totals.api = d.api";

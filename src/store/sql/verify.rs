@@ -114,8 +114,9 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
             // rows instead of two. A month settled in another zone (or before the zone was
             // recorded) is compared with its raw rows.
             //
-            // Late usage (rows of imports committed after the settlement read the month) waits
-            // for the next run, which bills it: until then a bill may count the month's usage
+            // Late usage (rows of imports committed after the settlement read the month, less
+            // the rows of imports retracted since, which count negative) waits for the next
+            // run, which bills it: until then a bill may count the month's usage
             // without those rows (`late`), or with them (a re-settle that has reached the
             // account and not yet finished). Anything else is a breach. `verify` lists what
             // waits as pending.
@@ -135,7 +136,14 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
                                   AND i.first_ts < sm.period_end AND i.last_ts >= sm.period_start
                              JOIN usage u ON u.import_id = i.import_id
                                   AND u.ts >= sm.period_start AND u.ts < sm.period_end
-                             GROUP BY sm.month, u.account_id, u.api),
+                             GROUP BY sm.month, u.account_id, u.api
+                             UNION ALL
+                             SELECT sm.month, r.account_id, r.api, -SUM(r.calls) AS calls
+                             FROM sm JOIN usage_imports i ON i.import_id > sm.through_import AND i.retracts IS NOT NULL
+                                  AND i.first_ts < sm.period_end AND i.last_ts >= sm.period_start
+                             JOIN retracted_usage r ON r.import_id = i.retracts
+                                  AND r.ts >= sm.period_start AND r.ts < sm.period_end
+                             GROUP BY sm.month, r.account_id, r.api),
                     billed AS (SELECT b.month, b.account_id, l.api, SUM(l.total_calls) AS calls
                                FROM bills b JOIN bill_lines l ON l.account_id = b.account_id AND l.bill_id = b.bill_id
                                WHERE b.month IN (SELECT month FROM sm) AND {c}
@@ -152,15 +160,17 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
                HAVING SUM(used) <> SUM(billed) AND SUM(used) - SUM(late) <> SUM(billed)"),
         ),
         (
-            "every usage row belongs to an import that was recorded",
+            "every usage row belongs to an import that was recorded and not retracted",
             // Each import checked once, not each of its rows: the rows are counted per import
             // in the same pass that finds the imports (a join, which Citus runs on the shards
             // of `usage` against its copy of `usage_imports`).
             m("SELECT d.n || ' usage rows (the first from line ' || d.first_line || ')'
-                      || ' name import ' || d.import_id || ', which does not exist'
+                      || ' name import ' || d.import_id
+                      || CASE WHEN i.import_id IS NULL THEN ', which does not exist'
+                              ELSE ', which was retracted' END
                FROM (SELECT import_id, COUNT(*) AS n, MIN(source_line) AS first_line FROM usage GROUP BY import_id) d
                LEFT JOIN usage_imports i ON i.import_id = d.import_id
-               WHERE i.import_id IS NULL"),
+               WHERE i.import_id IS NULL OR i.retracted_at IS NOT NULL OR i.retracts IS NOT NULL"),
         ),
         (
             "every bill line and pack use belongs to a bill that exists, and every pack use to a pack",

@@ -14,15 +14,18 @@
 //! records no import.
 
 use super::conn::open;
+use super::retract;
 use super::rows::{at, us};
 use super::totals;
 use crate::input::usage::NewUsage;
+use crate::store::common::replaced_before;
 use crate::store::common::{repeated_rows, EarlierImport, FirstEvent, ImportTally};
 use crate::store::repeats::Sketch;
 use crate::store::sql::{
-    ADD_SKETCH_SQL, EARLIER_SKETCHES_SQL, FINISH_IMPORT_SQL, NEW_IMPORT_SQL, SAME_IMPORT_SQL, SETTLED_PERIODS_SQL,
+    ADD_SKETCH_SQL, EARLIER_SKETCHES_SQL, FINISH_IMPORT_SQL, NEW_IMPORT_SQL, REPLACED_BY_SQL, SAME_IMPORT_SQL,
+    SETTLED_PERIODS_SQL,
 };
-use crate::store::{StoreError, StoreResult, UsageImported, UsageSource};
+use crate::store::{RetractOutcome, Retraction, StoreError, StoreResult, UsageImported, UsageSource};
 use anyhow::anyhow;
 use chrono_tz::Tz;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
@@ -104,6 +107,7 @@ pub fn import_usage(
     rows: &mut dyn UsageSource,
     now_us: i64,
     zone: Tz,
+    replaces: Option<&Retraction>,
 ) -> StoreResult<UsageImported> {
     // Without foreign-key checks: the only reference an import writes is each row's
     // `import_id`, to the import this transaction created (`verify` checks it too); checking
@@ -116,6 +120,13 @@ pub fn import_usage(
             "usage totals built from the usage rows for this billing zone"
         );
     }
+    // The import this file replaces is taken back first, in this transaction: its rows no
+    // longer count, its events may come again, and its fingerprints refuse nothing.
+    let replaced = match replaces.map(|r| retract::retract(&tx, r, now_us)).transpose()? {
+        Some(RetractOutcome::AlreadyRetracted(before)) => return Err(replaced_before(&before)),
+        Some(RetractOutcome::Retracted(replaced)) => Some(replaced),
+        None => None,
+    };
     // The fingerprints are known once the file is read; a placeholder holds the unique key
     // until then (imports run one at a time: this transaction holds the write lock).
     let import_id: i64 = tx.query_row(NEW_IMPORT_SQL, params![file_name, now_us], |r| r.get(0))?;
@@ -268,6 +279,9 @@ pub fn import_usage(
             import_id
         ],
     )?;
+    if let Some(replaced) = &replaced {
+        tx.execute(REPLACED_BY_SQL, params![import_id, replaced.import_id])?;
+    }
     tx.commit()?;
     Ok(UsageImported {
         import_id: Some(import_id),
@@ -275,6 +289,7 @@ pub fn import_usage(
         calls: tally.calls,
         late: tally.late(),
         duplicates: tally.duplicates,
+        replaced,
     })
 }
 

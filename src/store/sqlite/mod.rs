@@ -11,6 +11,7 @@
 mod conn;
 mod decode;
 mod import;
+mod retract;
 mod rows;
 mod settle;
 #[cfg(test)]
@@ -487,8 +488,18 @@ impl Store for SqliteStore {
         rows: &mut dyn UsageSource,
         now: DateTime<Utc>,
         zone: Tz,
+        replaces: Option<&Retraction>,
     ) -> StoreResult<UsageImported> {
-        import::import_usage(&self.file()?, file_name, rows, us(now), zone)
+        import::import_usage(&self.file()?, file_name, rows, us(now), zone, replaces)
+    }
+
+    /// Through `rusqlite`, in one `BEGIN IMMEDIATE` transaction: see `store::sqlite::retract`.
+    async fn retract_import(&self, retraction: &Retraction, now: DateTime<Utc>) -> StoreResult<RetractOutcome> {
+        let mut conn = conn::open(&self.file()?, true)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let outcome = retract::retract(&tx, retraction, us(now))?;
+        tx.commit()?;
+        Ok(outcome)
     }
 
     /// Through `rusqlite`, in one `BEGIN IMMEDIATE` transaction: see `store::sqlite::totals`.

@@ -5,7 +5,9 @@
 /// The month's usage per account and API, from the month's totals (kept up to date by each
 /// import, migrations/sqlite/0010), with what the current revision of the account's bill
 /// counted for that API (NULL: none); `forward_grouped` leaves out the accounts where all of
-/// it matches. Read in the order of the totals' key (month, account, API), it streams.
+/// it matches. A total of no calls (its import retracted) is read only where the bill has a
+/// line for it, which then goes to zero. Read in the order of the totals' key (month, account,
+/// API), it streams.
 ///
 /// It is read [`USAGE_STREAM_CHUNK`] rows at a time, each chunk its own short read transaction
 /// starting after the last (account, API) of the one before. One query held open for the whole
@@ -20,14 +22,14 @@ pub(crate) const MONTH_USAGE_SQL: &str = "
             WHERE l.api = t.api
               AND l.bill_id = (SELECT b.bill_id FROM bills b WHERE b.account_id = t.account_id AND b.month = ?1
                                ORDER BY b.revision DESC LIMIT 1)) AS billed
-    FROM usage_totals t WHERE t.month = ?1 AND (t.account_id, t.api) > (?2, ?3)
+    FROM usage_totals t WHERE t.month = ?1 AND (t.account_id, t.api) > (?2, ?3) AND (t.calls > 0 OR billed IS NOT NULL)
     ORDER BY t.account_id, t.api LIMIT ?4";
 
 /// [`MONTH_USAGE_SQL`] for a month without any bill yet: nothing billed to look up. It takes the
 /// same parameters.
 pub(crate) const FIRST_MONTH_USAGE_SQL: &str = "
     SELECT t.account_id, t.api, t.calls, NULL AS billed
-    FROM usage_totals t WHERE t.month = ?1 AND (t.account_id, t.api) > (?2, ?3)
+    FROM usage_totals t WHERE t.month = ?1 AND (t.account_id, t.api) > (?2, ?3) AND t.calls > 0
     ORDER BY t.account_id, t.api LIMIT ?4";
 
 /// (account, API) rows per read of the month's usage.

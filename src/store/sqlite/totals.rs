@@ -5,7 +5,7 @@
 use super::rows::{at, us};
 use crate::domain::month::{usage_allowed_from, Month, MonthSpan};
 use crate::store::common::totals_overflow;
-use crate::store::sql::{TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL, USAGE_SPAN_SQL};
+use crate::store::sql::{TAKE_BACK_SQL, TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL, USAGE_SPAN_SQL};
 use crate::store::UsageTotals;
 use chrono_tz::Tz;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -168,4 +168,19 @@ fn with_months<T>(
     let out = f(conn);
     conn.execute("DELETE FROM temp.usage_months", [])?;
     out
+}
+
+/// Takes the rows of import `import_id`, which fall within `[first, last]` (µs), off the stored
+/// totals, if any are kept: what a retraction does before it moves the rows away. A total the
+/// import alone made stays, at zero, so that the next settle sees a bill line whose usage went.
+/// Month by month (an import spans one or two): an update of the totals the rows reach.
+pub fn take_back(conn: &Connection, import_id: i64, first: i64, last: i64) -> anyhow::Result<()> {
+    let Some(zone) = zone(conn)? else {
+        return Ok(());
+    };
+    let mut update = conn.prepare_cached(TAKE_BACK_SQL)?;
+    for span in Month::spanning(at(first), at(last), zone) {
+        update.execute(params![import_id, us(span.start), us(span.end), span.month.to_string()])?;
+    }
+    Ok(())
 }
