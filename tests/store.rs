@@ -1,7 +1,8 @@
 //! The store's contract, as one story told to every backend: each method of the `Store` port
 //! is driven through a month's life (accounts, recharges, packs, usage, a settle in pages,
 //! the month recorded, arrears, suspension and restoration, late usage and its adjustment, a
-//! credit note, runs and the books' checks), and each backend must answer the same.
+//! credit note, a retracted import, runs and the books' checks), and each backend must answer
+//! the same.
 //!
 //! SQLite always runs (a file in a temporary directory); PostgreSQL runs when
 //! `BILLRUN_TEST_PG` names a server, as `scripts/test` sets it, in a new database of its own.
@@ -1012,6 +1013,74 @@ async fn story<S: Store>(store: &S) {
         assert!(
             store.breaches(check, None).await.unwrap().is_empty(),
             "{} after a credit note",
+            check.what()
+        );
+    }
+
+    // The late import retracted: cove's EnhanceImage line goes to zero at the next settle, which
+    // credits what the bill still asked for (its total went below its credits).
+    let late_id = late.import_id.expect("the late import");
+    let retraction = Retraction {
+        import_id: late_id,
+        reason: "wrong account".into(),
+        by: None,
+    };
+    let retracted = match store.retract_import(&retraction, at).await.unwrap() {
+        RetractOutcome::Retracted(r) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        (retracted.rows, retracted.calls, retracted.settled_months.clone()),
+        (1, 11_000, vec!["2026-10".to_owned()])
+    );
+    assert!(matches!(
+        store.retract_import(&retraction, at).await.unwrap(),
+        RetractOutcome::AlreadyRetracted(r) if r.record_id == retracted.record_id
+    ));
+    for id in [retracted.record_id, 1_000_000] {
+        let other = Retraction {
+            import_id: id,
+            ..retraction.clone()
+        };
+        assert!(matches!(
+            store.retract_import(&other, at).await,
+            Err(StoreError::UnknownImport(n)) if n == id
+        ));
+    }
+    assert_eq!(
+        store.late_usage().await.unwrap().len(),
+        1,
+        "the month waits for its adjustment"
+    );
+    let listed = store.usage_imports(100).await.unwrap();
+    let kept = listed.iter().find(|i| i.import_id == late_id).unwrap();
+    assert_eq!(
+        (kept.retraction_reason.as_deref(), kept.retracted_at),
+        (Some("wrong account"), Some(at))
+    );
+    let undone = settle(store, oct, at + Duration::hours(1), 2).await;
+    assert_eq!((undone.bills, undone.adjustments, undone.total_fen), (1, 1, -7_000));
+    let mut last = Vec::new();
+    store
+        .export_lines(Some(oct), Some("cove"), &mut |l| {
+            if l.revision == 4 {
+                last.push((l.api.clone(), l.total_calls, l.bill_total_fen, l.credited_fen));
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        last,
+        [
+            ("CropImage".into(), 500, 0, 1_000),
+            ("EnhanceImage".into(), 0, 0, 1_000)
+        ]
+    );
+    for check in BookCheck::all() {
+        assert!(
+            store.breaches(check, None).await.unwrap().is_empty(),
+            "{} after a retraction",
             check.what()
         );
     }

@@ -283,11 +283,12 @@ mod tests {
         }
     }
 
+    /// A month's usage, an API's calls possibly zero: a retraction takes a line to zero calls.
     fn usage() -> impl Strategy<Value = Vec<ApiUsage>> {
-        (0i64..3_000_000, 0i64..30_000).prop_map(|(crop, enhance)| {
+        (0i64..3_000_000, 0i64..30_000, any::<bool>()).prop_map(|(crop, enhance, keep_zero)| {
             [("CropImage", crop), ("EnhanceImage", enhance)]
                 .into_iter()
-                .filter(|(_, calls)| *calls > 0)
+                .filter(|(_, calls)| *calls > 0 || keep_zero)
                 .map(|(api, calls)| ApiUsage { api: api.into(), calls })
                 .collect()
         })
@@ -296,7 +297,7 @@ mod tests {
     /// One step of a month's life after its first bill.
     #[derive(Clone, Debug)]
     enum Step {
-        /// Late usage, or a correction: the month's usage is now this.
+        /// Late usage, a correction or a retraction: the month's usage is now this.
         Usage(Vec<ApiUsage>),
         /// An operator credits this share (in thousandths) of what is still due.
         Credit(u16),
@@ -307,7 +308,8 @@ mod tests {
     }
 
     proptest! {
-        /// Money is conserved through any mix of credits and adjustments: the balance is the
+        /// Money is conserved through any mix of credits and adjustments (for late usage or a
+        /// retraction, which may take a line to zero calls, or a bill to zero): the balance is the
         /// opening balance less everything the revisions moved, what they moved adds up to
         /// what the last revision says is due, nothing due is ever below zero, a credit never
         /// takes more than was due, and the credits the bill carries never shrink.

@@ -23,6 +23,7 @@ mod one_book;
 mod operator;
 mod recharge;
 mod report;
+mod retractions;
 mod settle;
 mod shards;
 mod tls;
