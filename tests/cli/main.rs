@@ -26,6 +26,7 @@ mod report;
 mod retractions;
 mod settle;
 mod shards;
+mod storage;
 mod tls;
 mod usage_input;
 mod webhooks;

@@ -75,6 +75,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30))
+            .pragma("journal_size_limit", conn::WAL_LIMIT_BYTES.to_string())
             .disable_statement_logging();
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         if !create && !in_memory && !options.get_filename().exists() {
@@ -216,6 +217,16 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        // The write-ahead log is copied back and cut to nothing before the connections end:
+        // SQLite only removes it when the last connection of any program closes, so a program
+        // that merely has the file open (a backup tool, the sqlite3 shell) would otherwise keep
+        // a log as large as the command's largest transaction on disk. A reader mid-transaction
+        // makes the checkpoint stop short; what it could not copy is copied by the next command.
+        if let Ok(mut conn) = self.pool.acquire().await {
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *conn).await {
+                tracing::warn!(error = %e, "could not fold the write-ahead log back into the database");
+            }
+        }
         self.pool.close().await;
     }
 
