@@ -127,7 +127,7 @@ fn refusal(e: &CreditError, account: &str, month: &str) -> String {
     match e {
         CreditError::NotPositive => format!("amount: a credit of {bill} must be more than 0.00; nothing changed"),
         CreditError::NothingDue { total_fen } => format!(
-            "{bill} ({}) is credited in full already; nothing changed",
+            "{bill} ({}) asks for nothing any more (credited, or adjusted to 0.00); nothing changed",
             format_money(from_fen(*total_fen))
         ),
         CreditError::MoreThanDue { asked_fen, due_fen } => format!(

@@ -2,7 +2,9 @@
 //! arrive, grouping the month's usage rows into accounts for the settle, checking a schema's
 //! migrations. Kept out of the port (`store`), which only says what a store does.
 
-use super::{AccountUsage, CreditIssued, CreditRequest, Retracted, StoreError, UsageImported, UsageSender};
+use super::{
+    AccountUsage, CreditIssued, CreditRequest, Retracted, StoreError, StoreResult, UsageImported, UsageSender,
+};
 use crate::domain::bill::ApiUsage;
 use crate::domain::credit::{amount_due, CreditPlan};
 use crate::domain::settle::{bill_id, CurrentBill};
@@ -124,15 +126,28 @@ impl ImportTally {
     }
 
     /// What an import of a file whose every row is an event imported before did: nothing, and it
-    /// is accepted as a harmless re-send (`None` for any other file).
-    pub(crate) fn nothing_new(&self) -> Option<UsageImported> {
-        (self.rows == 0 && self.duplicates > 0 && self.problems_total == 0).then(|| UsageImported {
-            import_id: None,
-            rows: 0,
-            calls: 0,
-            late: Vec::new(),
-            duplicates: self.duplicates,
-            replaced: None,
+    /// is accepted as a harmless re-send (`None` for any other file). A file that was to replace
+    /// an import (`replacing`) is refused instead: taking the import back with nothing in its
+    /// place is a retraction, which the operator asks for by name, never a side effect of a
+    /// re-send.
+    pub(crate) fn nothing_new(&self, replacing: Option<&Retracted>) -> Option<StoreResult<UsageImported>> {
+        if self.rows > 0 || self.duplicates == 0 || self.problems_total > 0 {
+            return None;
+        }
+        Some(match replacing {
+            Some(r) => Err(StoreError::Failed(crate::error::input_error(format!(
+                "every row of the file ({} rows) is an event that other imports already hold: it would replace \
+                 import #{} ({}) with nothing; nothing was changed (to take #{} back, use `billrun usage retract {}`)",
+                self.duplicates, r.import_id, r.file_name, r.import_id, r.import_id
+            )))),
+            None => Ok(UsageImported {
+                import_id: None,
+                rows: 0,
+                calls: 0,
+                late: Vec::new(),
+                duplicates: self.duplicates,
+                replaced: None,
+            }),
         })
     }
 

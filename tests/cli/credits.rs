@@ -201,7 +201,7 @@ fn a_credit_is_a_revision_that_later_adjustments_keep() {
         "{out}"
     );
     let err = refused(credit(&env, "a", &["--all"], "T-4"));
-    assert!(err.contains("credited in full already"), "{err}");
+    assert!(err.contains("asks for nothing any more"), "{err}");
     assert_eq!(balance(&env, "a"), "10.00");
     // A bill credited in full that later goes down credits nothing more.
     env.ok(&["verify"]);

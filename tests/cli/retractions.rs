@@ -395,3 +395,76 @@ fn a_replacement_killed_at_any_moment_then_run_again_ends_as_one_clean_run() {
     env.settle("2026-10", NOV_1);
     assert_eq!(env.bills_csv("2026-10"), expected, "the books of one clean replacement");
 }
+
+#[test]
+fn a_late_import_taken_back_and_sent_again_waits_for_the_run_and_a_resend_replaces_nothing() {
+    let env = Env::new();
+    env.import_accounts(NOV_1, &["a,A,2026-01-01T00:00:00Z,100"]);
+    env.import_usage(&["a,AssessQuality,2026-10-05T00:00:00+08:00,3000"]);
+    env.settle("2026-10", NOV_1);
+    // A late file, taken back by mistake before the hourly run and imported again: it was never
+    // on a bill, so verify must see it once, as late usage waiting for the run, not as a breach.
+    let late = env.file(
+        "late.csv",
+        "account_id,api,timestamp,calls\na,AssessQuality,2026-10-06T00:00:00+08:00,2000\n",
+    );
+    let at = "2026-11-02T09:00:00+08:00";
+    let id = import_id(&env.ok(&["--now", at, "usage", "import", &late]));
+    env.ok(&[
+        "--now",
+        at,
+        "usage",
+        "retract",
+        &id,
+        "--reason",
+        "wrong file, we thought",
+    ]);
+    env.ok(&["--now", at, "usage", "import", &late]);
+    let pending = env.ok(&["verify", "--month", "2026-10"]);
+    assert!(pending.contains("pending 2026-10"), "{pending}");
+    env.ok(&["--now", NOV_5, "run"]);
+    // 5000 calls: 4000 × 0.003 = 12.00, 6.00 more than the original.
+    assert_eq!(
+        revisions(&env, "a")[1],
+        s(["2", "adjustment", "AssessQuality", "5000", "12.00", "6.00"])
+    );
+    env.ok(&["verify"]);
+
+    // A meter's events, then a file whose every row another import holds: as a replacement of
+    // the first it would leave nothing in its place, and it is refused, changing nothing.
+    let events = |name: &str, ids: &[u32]| {
+        let mut text = String::from("account_id,api,timestamp,calls,event_id\n");
+        for i in ids {
+            text += &format!("a,CropImage,2026-11-0{i}T12:00:00+08:00,10,e{i}\n");
+        }
+        env.file(name, &text)
+    };
+    let now = "2026-11-05T10:00:00+08:00";
+    let first = import_id(&env.ok(&["--now", now, "usage", "import", &events("e12.csv", &[1, 2])]));
+    env.ok(&["--now", now, "usage", "import", &events("e34.csv", &[3, 4])]);
+    let books = env.snapshot(&[]) + &env.ok(&["usage", "imports", "--format", "csv"]);
+    let err = env.fails(
+        3,
+        &[
+            "--now",
+            now,
+            "usage",
+            "import",
+            &events("e3.csv", &[3]),
+            "--replaces",
+            &first,
+        ],
+    );
+    assert!(
+        err.contains(&format!("replace import #{first}")) && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_same(
+        &(env.snapshot(&[]) + &env.ok(&["usage", "imports", "--format", "csv"])),
+        &books,
+        "a replacement by events held elsewhere",
+    );
+    // Without --replaces the same file is a harmless re-send.
+    let resend = env.ok(&["--now", now, "usage", "import", &events("e3.csv", &[3])]);
+    assert!(resend.contains("all events imported before"), "{resend}");
+}

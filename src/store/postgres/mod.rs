@@ -920,8 +920,8 @@ impl Store for PgStore {
         }
         // A re-send of events imported before: nothing is recorded (the transaction is rolled
         // back).
-        if let Some(nothing_new) = tally.nothing_new() {
-            return Ok(nothing_new);
+        if let Some(nothing_new) = tally.nothing_new(replaced.as_ref()) {
+            return nothing_new;
         }
         let fingerprint = rows
             .fingerprint()

@@ -115,7 +115,8 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
             // recorded) is compared with its raw rows.
             //
             // Late usage (rows of imports committed after the settlement read the month, less
-            // the rows of imports retracted since, which count negative) waits for the next
+            // the rows of imports it read that were retracted since, which count negative: an
+            // import that came late and went again was never on a bill) waits for the next
             // run, which bills it: until then a bill may count the month's usage
             // without those rows (`late`), or with them (a re-settle that has reached the
             // account and not yet finished). Anything else is a breach. `verify` lists what
@@ -140,6 +141,7 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
                              UNION ALL
                              SELECT sm.month, r.account_id, r.api, -SUM(r.calls) AS calls
                              FROM sm JOIN usage_imports i ON i.import_id > sm.through_import AND i.retracts IS NOT NULL
+                                  AND i.retracts <= sm.through_import
                                   AND i.first_ts < sm.period_end AND i.last_ts >= sm.period_start
                              JOIN retracted_usage r ON r.import_id = i.retracts
                                   AND r.ts >= sm.period_start AND r.ts < sm.period_end

@@ -210,8 +210,8 @@ pub fn import_usage(
         return Err(rejected);
     }
     // A re-send of events imported before: nothing is recorded (the transaction is rolled back).
-    if let Some(nothing_new) = tally.nothing_new() {
-        return Ok(nothing_new);
+    if let Some(nothing_new) = tally.nothing_new(replaced.as_ref()) {
+        return nothing_new;
     }
     let (Some(fingerprint), Some(mut totals)) = (rows.fingerprint(), totals) else {
         return Err(anyhow!("the usage file was not read to its end").into());
