@@ -79,7 +79,12 @@ def main():
             self.send_header("content-length", "0")
             self.end_headers()
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        # A production receiver's backlog, not socketserver's 5: two deliverers opening
+        # connections at once on a loaded machine overflowed that, and were reset.
+        request_queue_size = 128
+
+    server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     print(server.server_address[1], flush=True)
     server.serve_forever()
