@@ -18,6 +18,7 @@ use billrun::domain::shard::Shard;
 use billrun::domain::webhook::EventType;
 use billrun::input::accounts::NewAccount;
 use billrun::input::packs::NewPack;
+use billrun::input::stored::{Content, KeepTap, StoredChunk};
 use billrun::input::usage::{Fingerprint, NewUsage};
 use billrun::input::RowError;
 use billrun::store::postgres::PgStore;
@@ -60,6 +61,9 @@ struct Rows {
     fingerprint: Fingerprint,
     event_ids: bool,
     totals: Option<UsageTotals>,
+    /// The file's content as billrun keeps it, and what it was.
+    chunks: Vec<StoredChunk>,
+    content: Content,
 }
 
 impl Iterator for Rows {
@@ -78,6 +82,12 @@ impl UsageSource for Rows {
     }
     fn totals(&mut self) -> Option<UsageTotals> {
         self.totals.take()
+    }
+    fn take_chunks(&mut self) -> Vec<StoredChunk> {
+        std::mem::take(&mut self.chunks)
+    }
+    fn content(&self) -> Option<Content> {
+        Some(self.content.clone())
     }
 }
 
@@ -109,6 +119,14 @@ fn events(name: &str, rows: &[(&str, &str, &str, i64, &str)]) -> Rows {
         digest.add(r);
         totals.add(r);
     }
+    // The rows written as the CSV file they stand for, kept as an import keeps its content.
+    let mut text = String::from("account_id,api,timestamp,calls,event_id\n");
+    for r in &rows {
+        let event = r.event_id.as_deref().unwrap_or("");
+        text += &format!("{},{},{},{},{event}\n", r.account_id, r.api, r.ts.to_rfc3339(), r.calls);
+    }
+    let (mut tap, kept) = KeepTap::new(text.as_bytes());
+    std::io::copy(&mut tap, &mut std::io::sink()).expect("read the content");
     Rows {
         rows: rows.into_iter(),
         fingerprint: Fingerprint {
@@ -117,6 +135,8 @@ fn events(name: &str, rows: &[(&str, &str, &str, i64, &str)]) -> Rows {
         },
         event_ids,
         totals: Some(totals),
+        chunks: kept.take(),
+        content: kept.content().expect("the whole content"),
     }
 }
 
@@ -393,6 +413,18 @@ async fn story<S: Store>(store: &S) {
         "{unknown:?}"
     );
     assert_eq!(Some(store.import_watermark().await.unwrap()), first.import_id);
+    // The file's content is kept with it, and reads back as it was; a refused file keeps none.
+    let kept = usage("october.csv", &october_rows);
+    let stored = store.stored_imports().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!((Some(stored[0].0), &stored[0].2), (first.import_id, &kept.content));
+    let chunk = store
+        .stored_chunk(stored[0].0, 0)
+        .await
+        .unwrap()
+        .expect("the first chunk");
+    assert_eq!(chunk, kept.chunks[0]);
+    assert!(store.stored_chunk(stored[0].0, 1).await.unwrap().is_none());
     assert!(store.late_usage().await.unwrap().is_empty());
     assert!(store.billed_period(oct).await.unwrap().is_none());
 

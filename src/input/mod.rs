@@ -11,6 +11,7 @@ pub mod ndjson;
 pub mod packs;
 #[cfg(test)]
 mod props;
+pub mod stored;
 pub mod stream;
 pub mod text;
 pub mod usage;

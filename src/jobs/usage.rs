@@ -5,6 +5,7 @@
 
 use super::{open_input, Ctx};
 use crate::error::{input_error, RejectedFile};
+use crate::input::stored::{Content, KeepTap, Kept, StoredChunk};
 use crate::input::stream::{self, Bytes, Format};
 use crate::input::usage::{Fingerprint, NewUsage, TimeBounds, UsageRows, CLOCK_AHEAD};
 use crate::input::{check_id, RowError};
@@ -135,6 +136,8 @@ struct ParsedAhead {
     expected: Option<Expected>,
     allow_unopened: bool,
     allow_repeats: bool,
+    /// The chunks of the content the parsing thread has read, kept as received.
+    kept: Option<Kept>,
 }
 
 /// Passes a file through, counting the bytes read (for the import's progress).
@@ -212,6 +215,7 @@ fn parsed_ahead(mut rows: impl Source, zone: Tz) -> ParsedAhead {
         expected: None,
         allow_unopened: false,
         allow_repeats: false,
+        kept: None,
     }
 }
 
@@ -274,6 +278,14 @@ impl UsageSource for ParsedAhead {
     }
     fn accepts_repeats(&self) -> bool {
         self.allow_repeats
+    }
+    fn take_chunks(&mut self) -> Vec<StoredChunk> {
+        self.kept.as_ref().map(Kept::take).unwrap_or_default()
+    }
+    fn content(&self) -> Option<Content> {
+        // Only once the parsing thread has read the content to its end and said so.
+        self.fingerprint.as_ref()?;
+        self.kept.as_ref().and_then(Kept::content)
     }
 }
 
@@ -364,6 +376,9 @@ pub async fn import<S: Store>(
     if stdin {
         opened.content = stream::whole_lines(opened.content);
     }
+    // What is parsed is kept, compressed, with the import (`input::stored`).
+    let (content, kept) = KeepTap::new(opened.content);
+    opened.content = Box::new(content);
     tracing::info!(
         file = %name,
         format = opened.format.name(),
@@ -384,6 +399,7 @@ pub async fn import<S: Store>(
     rows.read = Some((read, ctx.progress(format!("importing {name}"), "bytes", size)));
     rows.allow_unopened = options.allow_unopened;
     rows.allow_repeats = options.allow_repeats;
+    rows.kept = Some(kept);
     rows.expected = Some(Expected {
         rows: options.expect_rows,
         sha256,

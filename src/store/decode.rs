@@ -16,6 +16,7 @@ use crate::domain::pack_alerts::Threshold;
 use crate::domain::packs::{PackBalance, PackKind};
 use crate::domain::settle::{CurrentBill, RevisionKind, StoredLine};
 use crate::domain::webhook::EventType;
+use crate::input::stored::{Content, StoredChunk};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -33,6 +34,8 @@ pub(crate) trait Columns {
     fn decimal(&self, column: &str) -> anyhow::Result<Decimal>;
     /// A small integer column (a revision, a tier).
     fn int32(&self, column: &str) -> anyhow::Result<i32>;
+    /// A column of bytes (a stored chunk of usage).
+    fn bytes(&self, column: &str) -> anyhow::Result<Vec<u8>>;
 
     /// A count: an integer that is never negative.
     fn count(&self, column: &str) -> anyhow::Result<u64> {
@@ -438,5 +441,27 @@ pub(crate) fn endpoint_health(r: &impl Columns) -> anyhow::Result<EndpointHealth
         failed: r.count("failed")?,
         delivered: r.count("delivered")?,
         oldest_pending: r.opt_time("oldest_pending")?,
+    })
+}
+
+/// An import whose content is stored, from the columns of `sql::STORED_IMPORTS_SQL`.
+pub(crate) fn stored_import(r: &impl Columns) -> anyhow::Result<(i64, String, Content)> {
+    Ok((
+        r.int("import_id")?,
+        r.text("file_name")?,
+        Content {
+            sha256: r.text("content_sha256")?,
+            bytes: r.int("content_bytes")?,
+            chunks: r.int("content_chunks")?,
+        },
+    ))
+}
+
+/// A stored chunk, from the columns of `sql::STORED_CHUNK_SQL`.
+pub(crate) fn stored_chunk(r: &impl Columns) -> anyhow::Result<StoredChunk> {
+    Ok(StoredChunk {
+        seq: r.int("seq")?,
+        raw_bytes: r.int("raw_bytes")?,
+        data: r.bytes("data")?,
     })
 }

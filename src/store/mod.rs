@@ -34,6 +34,7 @@ use crate::domain::settle::RevisionKind;
 use crate::domain::shard::Shard;
 use crate::input::accounts::NewAccount;
 use crate::input::packs::NewPack;
+use crate::input::stored::{Content, StoredChunk};
 use crate::input::usage::{Fingerprint, NewUsage};
 use crate::input::RowError;
 use chrono::{DateTime, Utc};
@@ -327,6 +328,14 @@ pub trait UsageSource: Iterator<Item = Result<NewUsage, Vec<RowError>>> {
     fn accepts_repeats(&self) -> bool {
         false
     }
+
+    /// The chunks of the file's content (`input::stored`) finished since the last call, which
+    /// the store writes in the import's transaction as it goes.
+    fn take_chunks(&mut self) -> Vec<StoredChunk>;
+
+    /// Once every row has been read: what the whole content was (its SHA-256, length and
+    /// chunks), recorded with the import (`None` if reading stopped early).
+    fn content(&self) -> Option<Content>;
 }
 
 #[derive(Clone, Debug)]
@@ -800,6 +809,13 @@ pub trait Store {
 
     /// The latest `limit` usage imports, newest first.
     async fn usage_imports(&self, limit: u32) -> StoreResult<Vec<ImportView>>;
+
+    /// Every import whose content is stored, oldest first: its id, file name and what its
+    /// content was when imported.
+    async fn stored_imports(&self) -> StoreResult<Vec<(i64, String, Content)>>;
+
+    /// Chunk `seq` of the stored content of import `import_id`, if there is one.
+    async fn stored_chunk(&self, import_id: i64, seq: i64) -> StoreResult<Option<StoredChunk>>;
 
     /// Runs one of `verify`'s checks for `month` (or every month): one text per breach.
     async fn breaches(&self, check: BookCheck, month: Option<Month>) -> StoreResult<Vec<String>>;

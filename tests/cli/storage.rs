@@ -55,3 +55,92 @@ fn no_command_leaves_a_write_ahead_log_behind_even_while_another_program_has_the
     let bills: i64 = other.query_row("SELECT COUNT(*) FROM bills", [], |r| r.get(0)).unwrap();
     assert_eq!(bills, 2000);
 }
+
+#[test]
+fn an_import_keeps_its_content_compressed_and_verify_finds_a_byte_changed_in_it() {
+    let env = Env::new();
+    env.import_accounts(
+        "2026-10-01T00:00:00+08:00",
+        &["a,A,2026-10-01T00:00:00+08:00,100", "b,B,2026-10-01T00:00:00+08:00,100"],
+    );
+    // Large enough for several chunks (4 MiB of content each), sent gzip-compressed: what is
+    // kept is the content as parsed, after gzip decoding.
+    let mut text = String::from("account_id,api,timestamp,calls\n");
+    for i in 0..200_000u32 {
+        let account = if i % 3 == 0 { "a" } else { "b" };
+        text += &format!(
+            "{account},{CROP},2026-10-{:02}T{:02}:{:02}:{:02}+08:00,{}\n",
+            1 + i / 8000,
+            i / 400 % 24,
+            i / 60 % 60,
+            i % 60,
+            1 + i % 7
+        );
+    }
+    let gz = env.dir.path().join("usage.csv.gz");
+    {
+        use std::io::Write;
+        let mut w = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+        w.write_all(text.as_bytes()).unwrap();
+        w.finish().unwrap();
+    }
+    env.ok(&[
+        "--now",
+        "2026-11-01T00:00:00+08:00",
+        "usage",
+        "import",
+        gz.to_str().unwrap(),
+    ]);
+    let content: (i64, i64) = (
+        env.query("SELECT content_bytes FROM usage_imports"),
+        env.query("SELECT content_chunks FROM usage_imports"),
+    );
+    assert_eq!(content.0, text.len() as i64);
+    assert_eq!(content.1, text.len().div_ceil(4 << 20) as i64);
+    assert!(content.1 >= 2, "{content:?}");
+    let stored: i64 = env.query("SELECT CAST(SUM(LENGTH(data)) AS BIGINT) FROM usage_chunks");
+    assert!(
+        stored < text.len() as i64 / 5,
+        "{stored} bytes stored for {}",
+        text.len()
+    );
+    let sha: String = env.query("SELECT content_sha256 FROM usage_imports");
+    assert_eq!(sha, sha256_hex(text.as_bytes()));
+    env.settle("2026-10", "2026-11-01T02:00:00+08:00");
+    let ok = env.ok(&["verify"]);
+    assert!(ok.contains("stored content"), "{ok}");
+
+    // One byte of the second chunk's compressed data changed, as a bad disk or a hand would.
+    if env.is_postgres() {
+        env.exec("UPDATE usage_chunks SET data = set_byte(data, 100, get_byte(data, 100) # 1) WHERE seq = 1");
+    } else {
+        let db = rusqlite::Connection::open(env.dir.path().join("billrun.db")).unwrap();
+        let mut data: Vec<u8> = db
+            .query_row("SELECT data FROM usage_chunks WHERE seq = 1", [], |r| r.get(0))
+            .unwrap();
+        data[100] ^= 1;
+        db.execute("UPDATE usage_chunks SET data = ?1 WHERE seq = 1", [data])
+            .unwrap();
+    }
+    let found = breaches(&env);
+    assert!(found.contains("import #1 ("), "{found}");
+    // A chunk gone.
+    env.exec("DELETE FROM usage_chunks WHERE seq = 1");
+    let found = breaches(&env);
+    assert!(
+        found.contains("import #1 (") && found.contains("chunk 1 is missing"),
+        "{found}"
+    );
+}
+
+/// What `verify` prints when it finds breaches (it exits 6).
+fn breaches(env: &Env) -> String {
+    let out = env.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
+}

@@ -4,8 +4,8 @@
 //! On a database where the `citus` extension is installed, `migrate` distributes billrun's
 //! tables after applying the migrations: every table that grows with the accounts is
 //! distributed by `account_id` and co-located with `accounts` (an account's rows, of every
-//! table, live in the same shard), and the small tables are reference tables, copied to every
-//! node. Every unique key leads with `account_id` (migrations/postgres/0011), so each one is
+//! table, live in the same shard), the stored bytes of usage imports are distributed by import,
+//! and the small tables are reference tables, copied to every node. Every unique key leads with `account_id` (migrations/postgres/0011), so each one is
 //! checked inside one shard. Tables already distributed are left alone, so `migrate` stays
 //! idempotent; a database without the extension is not touched.
 //!
@@ -34,6 +34,10 @@ pub const DISTRIBUTED: &[&str] = &[
     "events",
     "webhook_deliveries",
 ];
+
+/// The tables that grow with the usage imported rather than with the accounts: distributed by
+/// `import_id` in a co-location group of their own (an import's stored chunks on one shard).
+pub const BY_IMPORT: &[&str] = &["usage_chunks"];
 
 /// The small tables, read by every page and written by few statements: a copy on every node.
 /// `webhook_endpoints` comes before `webhook_subscriptions`, which refers to it.
@@ -121,6 +125,17 @@ pub async fn distribute(pool: &PgPool) -> anyhow::Result<()> {
                     .execute(&mut *conn)
                     .await
                     .with_context(|| format!("distributing {table} by account_id with Citus"))?;
+                moved.push(table);
+            }
+        }
+        for &table in BY_IMPORT {
+            if !done.iter().any(|d| d == table) {
+                tracing::info!(table, "distributing by import_id");
+                sqlx::query("SELECT create_distributed_table($1, 'import_id', colocate_with => 'none')")
+                    .bind(table)
+                    .execute(&mut *conn)
+                    .await
+                    .with_context(|| format!("distributing {table} by import_id with Citus"))?;
                 moved.push(table);
             }
         }

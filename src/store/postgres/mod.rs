@@ -23,12 +23,13 @@ use crate::domain::arrears::{self, ServiceState};
 use crate::domain::credit::plan_credit;
 use crate::domain::packs::PackKind;
 use crate::domain::shard::Shard;
+use crate::input::stored::{Content, StoredChunk};
 use crate::input::usage::NewUsage;
 use crate::store::common::*;
 use crate::store::decode::{
     account_view, arrears_bill, command_runs, credit_bill, event_view, export_line, import_span, import_view,
-    late_usage, month_totals, pack_view, run_view, service_state, status_counts, stored_line, stored_version,
-    used_credit, used_reference,
+    late_usage, month_totals, pack_view, run_view, service_state, status_counts, stored_chunk, stored_import,
+    stored_line, stored_version, used_credit, used_reference,
 };
 use crate::store::migrations::POSTGRES_MIGRATOR;
 use crate::store::page::{self, CurrentBill, PageWrites, StoredLine};
@@ -789,15 +790,20 @@ impl Store for PgStore {
         if staged {
             sqlx::query(STAGE_USAGE_SQL).execute(&mut *tx).await?;
         }
-        {
-            let sql = if staged {
-                "COPY usage_in (account_id, ts, api, calls, source_line, event_id) FROM STDIN WITH (FORMAT binary)"
-            } else {
-                "COPY usage (account_id, ts, api, calls, import_id, source_line) FROM STDIN WITH (FORMAT binary)"
-            };
+        let sql = if staged {
+            "COPY usage_in (account_id, ts, api, calls, source_line, event_id) FROM STDIN WITH (FORMAT binary)"
+        } else {
+            "COPY usage (account_id, ts, api, calls, import_id, source_line) FROM STDIN WITH (FORMAT binary)"
+        };
+        // The rows go in by COPY, which takes the connection until it ends: each time chunks of
+        // the file's content are ready (one per 4 MiB read), the COPY ends, the chunks are
+        // written, and a new COPY takes the rows after.
+        let mut chunks = Vec::new();
+        loop {
             let mut copy = tx.copy_in_raw(sql).await.context("starting COPY of usage")?;
             let mut buf = copy_binary::Buffer::new(copy_binary::COPY_BUFFER);
-            for row in &mut *rows {
+            let mut ended = true;
+            while let Some(row) = rows.next() {
                 match row {
                     // Good rows are sent even once the file is known to be bad, so that
                     // unknown accounts are listed too; the transaction is rolled back then.
@@ -816,6 +822,11 @@ impl Store for PgStore {
                         }
                         if buf.is_full() {
                             copy.send(buf.take()).await.context("sending usage rows")?;
+                            chunks = rows.take_chunks();
+                            if !chunks.is_empty() {
+                                ended = false;
+                                break;
+                            }
                         }
                     }
                     Ok(_) => {}
@@ -824,6 +835,10 @@ impl Store for PgStore {
             }
             copy.send(buf.finish()).await.context("sending usage rows")?;
             copy.finish().await.context("finishing COPY of usage")?;
+            keep_chunks(&mut tx, import_id, std::mem::take(&mut chunks)).await?;
+            if ended {
+                break;
+            }
         }
         // The lines naming an account that does not exist, or (unless the import accepts them)
         // one not open yet in the row's month (`domain::month::usage_allowed_from`, written in
@@ -923,9 +938,17 @@ impl Store for PgStore {
         if let Some(nothing_new) = tally.nothing_new(replaced.as_ref()) {
             return nothing_new;
         }
-        let fingerprint = rows
-            .fingerprint()
-            .ok_or_else(|| anyhow!("the usage file was not read to its end"))?;
+        let (Some(fingerprint), Some(content)) = (rows.fingerprint(), rows.content()) else {
+            return Err(anyhow!("the usage file was not read to its end").into());
+        };
+        keep_chunks(&mut tx, import_id, rows.take_chunks()).await?;
+        sqlx::query(KEEP_CONTENT_SQL)
+            .bind(&content.sha256)
+            .bind(content.bytes)
+            .bind(content.chunks)
+            .bind(import_id)
+            .execute(&mut *tx)
+            .await?;
         if let Some(row) = sqlx::query(SAME_IMPORT_SQL)
             .bind(&fingerprint.sha256)
             .bind(&fingerprint.rows)
@@ -1493,6 +1516,20 @@ impl Store for PgStore {
         Ok(rows.iter().map(import_view).collect::<anyhow::Result<_>>()?)
     }
 
+    async fn stored_imports(&self) -> StoreResult<Vec<(i64, String, Content)>> {
+        let rows = sqlx::query(STORED_IMPORTS_SQL).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(stored_import).collect::<anyhow::Result<_>>()?)
+    }
+
+    async fn stored_chunk(&self, import_id: i64, seq: i64) -> StoreResult<Option<StoredChunk>> {
+        let row = sqlx::query(STORED_CHUNK_SQL)
+            .bind(import_id)
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(stored_chunk).transpose()?)
+    }
+
     async fn runs(&self, limit: u32) -> StoreResult<Vec<RunView>> {
         let rows = sqlx::query(RUNS_SQL)
             .bind(i64::from(limit))
@@ -1645,6 +1682,21 @@ async fn page_packs(
 
 /// Writes one page's bills, lines, pack use, ledger entries, balances and events, one
 /// statement per table.
+/// Writes chunks of an import's content (`input::stored`).
+async fn keep_chunks(tx: &mut PgConnection, import_id: i64, chunks: Vec<StoredChunk>) -> anyhow::Result<()> {
+    for c in chunks {
+        sqlx::query(KEEP_CHUNK_SQL)
+            .bind(import_id)
+            .bind(c.seq)
+            .bind(c.raw_bytes)
+            .bind(c.data)
+            .execute(&mut *tx)
+            .await
+            .context("writing the usage file's content")?;
+    }
+    Ok(())
+}
+
 async fn write_page(tx: &mut PgConnection, page: &SettlePage, month: &str, w: &PageWrites) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO bills (bill_id, account_id, month, revision, kind, period_start, period_end, catalog_version,

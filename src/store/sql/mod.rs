@@ -342,3 +342,19 @@ pub(crate) const TAKE_BACK_SQL: &str = "UPDATE usage_totals SET calls = usage_to
      FROM (SELECT account_id, api, SUM(calls) AS calls FROM usage
            WHERE import_id = $1 AND ts >= $2 AND ts < $3 GROUP BY account_id, api) AS d
      WHERE usage_totals.month = $4 AND usage_totals.account_id = d.account_id AND usage_totals.api = d.api";
+
+/// A chunk of an import's stored content (`input::stored`).
+pub(crate) const KEEP_CHUNK_SQL: &str =
+    "INSERT INTO usage_chunks (import_id, seq, raw_bytes, data) VALUES ($1, $2, $3, $4)";
+
+/// What import $4's whole content was.
+pub(crate) const KEEP_CONTENT_SQL: &str =
+    "UPDATE usage_imports SET content_sha256 = $1, content_bytes = $2, content_chunks = $3 WHERE import_id = $4";
+
+/// The imports whose content is stored, oldest first.
+pub(crate) const STORED_IMPORTS_SQL: &str = "SELECT import_id, file_name, content_sha256, content_bytes, content_chunks
+     FROM usage_imports WHERE content_sha256 IS NOT NULL ORDER BY import_id";
+
+/// Chunk $2 of import $1's stored content.
+pub(crate) const STORED_CHUNK_SQL: &str =
+    "SELECT seq, raw_bytes, data FROM usage_chunks WHERE import_id = $1 AND seq = $2";

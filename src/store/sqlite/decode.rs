@@ -22,6 +22,10 @@ impl Columns for SqliteRow {
         Ok(self.try_get(column)?)
     }
 
+    fn bytes(&self, column: &str) -> anyhow::Result<Vec<u8>> {
+        Ok(self.try_get(column)?)
+    }
+
     fn opt_int(&self, column: &str) -> anyhow::Result<Option<i64>> {
         Ok(self.try_get(column)?)
     }

@@ -22,8 +22,8 @@ use crate::store::common::replaced_before;
 use crate::store::common::{repeated_rows, EarlierImport, FirstEvent, ImportTally};
 use crate::store::repeats::Sketch;
 use crate::store::sql::{
-    ADD_SKETCH_SQL, EARLIER_SKETCHES_SQL, FINISH_IMPORT_SQL, NEW_IMPORT_SQL, REPLACED_BY_SQL, SAME_IMPORT_SQL,
-    SETTLED_PERIODS_SQL,
+    ADD_SKETCH_SQL, EARLIER_SKETCHES_SQL, FINISH_IMPORT_SQL, KEEP_CHUNK_SQL, KEEP_CONTENT_SQL, NEW_IMPORT_SQL,
+    REPLACED_BY_SQL, SAME_IMPORT_SQL, SETTLED_PERIODS_SQL,
 };
 use crate::store::{RetractOutcome, Retraction, StoreError, StoreResult, UsageImported, UsageSource};
 use anyhow::anyhow;
@@ -100,6 +100,22 @@ fn batch_insert_sql() -> String {
     )
 }
 
+/// Rows read between two looks for finished chunks of the file's content.
+const CHUNK_LOOK: u64 = 4096;
+
+/// Writes the chunks of the file's content finished so far.
+fn keep_chunks(tx: &rusqlite::Connection, import_id: i64, rows: &mut dyn UsageSource) -> rusqlite::Result<()> {
+    let chunks = rows.take_chunks();
+    if chunks.is_empty() {
+        return Ok(());
+    }
+    let mut keep = tx.prepare_cached(KEEP_CHUNK_SQL)?;
+    for c in chunks {
+        keep.execute(params![import_id, c.seq, c.raw_bytes, c.data])?;
+    }
+    Ok(())
+}
+
 /// Adds a usage file's rows to the database file `file`, all or none (see `Store::import_usage`).
 pub fn import_usage(
     file: &Path,
@@ -158,7 +174,12 @@ pub fn import_usage(
             "SELECT import_id, source_line, ts, api, calls FROM usage WHERE account_id = ?1 AND event_id = ?2",
         )?;
         let mut batch: Vec<NewUsage> = Vec::with_capacity(INSERT_BATCH);
-        for row in &mut *rows {
+        let mut read: u64 = 0;
+        while let Some(row) = rows.next() {
+            read += 1;
+            if read % CHUNK_LOOK == 0 {
+                keep_chunks(&tx, import_id, rows)?;
+            }
             let r = match row {
                 Ok(r) => r,
                 Err(errs) => {
@@ -213,9 +234,14 @@ pub fn import_usage(
     if let Some(nothing_new) = tally.nothing_new(replaced.as_ref()) {
         return nothing_new;
     }
-    let (Some(fingerprint), Some(mut totals)) = (rows.fingerprint(), totals) else {
+    let (Some(fingerprint), Some(mut totals), Some(content)) = (rows.fingerprint(), totals, rows.content()) else {
         return Err(anyhow!("the usage file was not read to its end").into());
     };
+    keep_chunks(&tx, import_id, rows)?;
+    tx.execute(
+        KEEP_CONTENT_SQL,
+        params![content.sha256, content.bytes, content.chunks, import_id],
+    )?;
     let earlier = tx
         .query_row(
             SAME_IMPORT_SQL,

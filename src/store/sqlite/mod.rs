@@ -23,11 +23,12 @@ mod webhooks;
 use crate::domain::arrears;
 use crate::domain::credit::plan_credit;
 use crate::domain::shard::Shard;
+use crate::input::stored::{Content, StoredChunk};
 use crate::store::common::credit_issued;
 use crate::store::decode::{
     account_view, arrears_bill, command_runs, credit_bill, event_view, export_line, import_span, import_view,
-    late_usage, month_totals, pack_view, run_view, service_state, status_counts, stored_line, stored_version,
-    used_credit, used_reference,
+    late_usage, month_totals, pack_view, run_view, service_state, status_counts, stored_chunk, stored_import,
+    stored_line, stored_version, used_credit, used_reference,
 };
 use crate::store::migrations::SQLITE_MIGRATOR;
 use crate::store::sql::verify::BookCheck;
@@ -927,6 +928,20 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(import_view).collect::<anyhow::Result<_>>()?)
+    }
+
+    async fn stored_imports(&self) -> StoreResult<Vec<(i64, String, Content)>> {
+        let rows = sqlx::query(STORED_IMPORTS_SQL).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(stored_import).collect::<anyhow::Result<_>>()?)
+    }
+
+    async fn stored_chunk(&self, import_id: i64, seq: i64) -> StoreResult<Option<StoredChunk>> {
+        let row = sqlx::query(STORED_CHUNK_SQL)
+            .bind(import_id)
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(stored_chunk).transpose()?)
     }
 
     async fn runs(&self, limit: u32) -> StoreResult<Vec<RunView>> {
