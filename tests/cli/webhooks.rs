@@ -278,7 +278,10 @@ fn a_delivery_that_never_succeeds_fails_after_more_than_a_day_and_a_replay_sends
     let Some(down) = Receiver::start(&env, "down", &["--always", "503"]) else {
         return;
     };
-    let hooks = hooks_file(&env, &down.url("billing"), &down.url("gw"), 2);
+    // A generous timeout: the receiver logs each attempt before it answers, and one that a
+    // loaded machine kept from answering within a short timeout would be logged after billrun
+    // had given up on it, in the next step's count.
+    let hooks = hooks_file(&env, &down.url("billing"), &down.url("gw"), 30);
     env.import_accounts(
         "2026-09-01T00:00:00+08:00",
         &["solo,Solo,2026-09-01T00:00:00+08:00,100.00"],
