@@ -580,15 +580,7 @@ impl Store for PgStore {
         reference: Option<&str>,
     ) -> StoreResult<RechargeOutcome> {
         let mut tx = self.pool.begin().await?;
-        let Some(row) =
-            sqlx::query("SELECT balance_fen, suspend_at, suspended FROM accounts WHERE account_id = $1 FOR UPDATE")
-                .bind(account_id)
-                .fetch_optional(&mut *tx)
-                .await?
-        else {
-            return Err(StoreError::UnknownAccount(account_id.to_owned()));
-        };
-        let state = service_state(&row)?;
+        let state = locked_service_state(&mut tx, account_id).await?;
         // The reference first, as on every backend: a payment retried is "already applied"
         // whatever its amount would do now. References are unique across accounts, which the
         // key (per account, so that it holds on a database distributed by account) does not
@@ -618,22 +610,7 @@ impl Store for PgStore {
                 balance_fen: state.balance_fen,
             });
         };
-        sqlx::query(ACCOUNT_SERVICE_SQL)
-            .bind(after.state.balance_fen)
-            .bind(after.state.suspend_at)
-            .bind(after.state.suspended)
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await?;
-        if after.restored {
-            let event: i64 = sqlx::query_scalar(RESTORED_EVENT_SQL)
-                .bind(account_id)
-                .bind(when)
-                .bind(after.state.balance_fen)
-                .fetch_one(&mut *tx)
-                .await?;
-            webhooks::queue_events(&mut tx, &[event], when).await?;
-        }
+        write_service(&mut tx, account_id, &after.state, after.restored, when).await?;
         tx.commit().await?;
         Ok(RechargeOutcome::Credited {
             balance_fen: after.state.balance_fen,
@@ -644,15 +621,7 @@ impl Store for PgStore {
     async fn credit(&self, req: &CreditRequest, when: DateTime<Utc>) -> StoreResult<CreditOutcome> {
         let account_id = req.account_id.as_str();
         let mut tx = self.pool.begin().await?;
-        let Some(row) =
-            sqlx::query("SELECT balance_fen, suspend_at, suspended FROM accounts WHERE account_id = $1 FOR UPDATE")
-                .bind(account_id)
-                .fetch_optional(&mut *tx)
-                .await?
-        else {
-            return Err(StoreError::UnknownAccount(account_id.to_owned()));
-        };
-        let state = service_state(&row)?;
+        let state = locked_service_state(&mut tx, account_id).await?;
         // References are unique across accounts, which the key (per account, so that it holds
         // on a database distributed by account) does not say: credits with the same reference
         // take turns, and each looks for it under every account, as recharges do.
@@ -717,28 +686,12 @@ impl Store for PgStore {
             .bind(when)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(ACCOUNT_SERVICE_SQL)
-            .bind(plan.after.balance_fen)
-            .bind(plan.after.suspend_at)
-            .bind(plan.after.suspended)
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await?;
-        let mut events = Vec::new();
-        if plan.restored {
-            let event: i64 = sqlx::query_scalar(RESTORED_EVENT_SQL)
-                .bind(account_id)
-                .bind(when)
-                .bind(plan.after.balance_fen)
-                .fetch_one(&mut *tx)
-                .await?;
-            events.push((event, account_id.to_owned(), "restored".to_owned()));
-        }
+        write_service(&mut tx, account_id, &plan.after, plan.restored, when).await?;
         webhooks::queue_page(
             &mut tx,
             std::slice::from_ref(&issued.bill_id),
             &[account_id.to_owned()],
-            &events,
+            &[],
             when,
         )
         .await?;
@@ -1682,6 +1635,47 @@ async fn page_packs(
 
 /// Writes one page's bills, lines, pack use, ledger entries, balances and events, one
 /// statement per table.
+/// An account's service state, its row locked until the transaction ends.
+async fn locked_service_state(tx: &mut PgConnection, account_id: &str) -> StoreResult<ServiceState> {
+    let Some(row) =
+        sqlx::query("SELECT balance_fen, suspend_at, suspended FROM accounts WHERE account_id = $1 FOR UPDATE")
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?
+    else {
+        return Err(StoreError::UnknownAccount(account_id.to_owned()));
+    };
+    Ok(service_state(&row)?)
+}
+
+/// Writes an account's service state after money came in, and records and queues its
+/// restoration if it `restored` the service (rule 7).
+async fn write_service(
+    tx: &mut PgConnection,
+    account_id: &str,
+    state: &ServiceState,
+    restored: bool,
+    when: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(ACCOUNT_SERVICE_SQL)
+        .bind(state.balance_fen)
+        .bind(state.suspend_at)
+        .bind(state.suspended)
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+    if restored {
+        let event: i64 = sqlx::query_scalar(RESTORED_EVENT_SQL)
+            .bind(account_id)
+            .bind(when)
+            .bind(state.balance_fen)
+            .fetch_one(&mut *tx)
+            .await?;
+        webhooks::queue_events(tx, &[event], when).await?;
+    }
+    Ok(())
+}
+
 /// Writes chunks of an import's content (`input::stored`).
 async fn keep_chunks(tx: &mut PgConnection, import_id: i64, chunks: Vec<StoredChunk>) -> anyhow::Result<()> {
     for c in chunks {

@@ -123,6 +123,34 @@ impl SqliteStore {
     }
 }
 
+/// Writes an account's service state after money came in, and records and queues its
+/// restoration if it `restored` the service (rule 7).
+async fn write_service(
+    tx: &mut SqliteConnection,
+    account_id: &str,
+    state: &ServiceState,
+    restored: bool,
+    when: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(ACCOUNT_SERVICE_SQL)
+        .bind(state.balance_fen)
+        .bind(state.suspend_at.map(us))
+        .bind(state.suspended as i64)
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+    if restored {
+        let event: i64 = sqlx::query_scalar(RESTORED_EVENT_SQL)
+            .bind(account_id)
+            .bind(us(when))
+            .bind(state.balance_fen)
+            .fetch_one(&mut *tx)
+            .await?;
+        webhooks::queue_events(tx, &[event], when).await?;
+    }
+    Ok(())
+}
+
 /// Grants a month's free packs to every account opened before the month ended (or only to the
 /// accounts in `only`, a JSON array of ids) that lacks them.
 async fn grant(tx: &mut SqliteConnection, g: &FreeGrant, only: Option<&str>) -> anyhow::Result<u64> {
@@ -377,22 +405,7 @@ impl Store for SqliteStore {
             .bind(us(when))
             .execute(&mut *tx)
             .await?;
-        sqlx::query(ACCOUNT_SERVICE_SQL)
-            .bind(after.state.balance_fen)
-            .bind(after.state.suspend_at.map(us))
-            .bind(after.state.suspended as i64)
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await?;
-        if after.restored {
-            let event: i64 = sqlx::query_scalar(RESTORED_EVENT_SQL)
-                .bind(account_id)
-                .bind(us(when))
-                .bind(after.state.balance_fen)
-                .fetch_one(&mut *tx)
-                .await?;
-            webhooks::queue_events(&mut tx, &[event], when).await?;
-        }
+        write_service(&mut tx, account_id, &after.state, after.restored, when).await?;
         tx.commit().await?;
         Ok(RechargeOutcome::Credited {
             balance_fen: after.state.balance_fen,
@@ -472,22 +485,7 @@ impl Store for SqliteStore {
             .bind(us(when))
             .execute(&mut *tx)
             .await?;
-        sqlx::query(ACCOUNT_SERVICE_SQL)
-            .bind(plan.after.balance_fen)
-            .bind(plan.after.suspend_at.map(us))
-            .bind(plan.after.suspended as i64)
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await?;
-        if plan.restored {
-            let event: i64 = sqlx::query_scalar(RESTORED_EVENT_SQL)
-                .bind(account_id)
-                .bind(us(when))
-                .bind(plan.after.balance_fen)
-                .fetch_one(&mut *tx)
-                .await?;
-            webhooks::queue_events(&mut tx, &[event], when).await?;
-        }
+        write_service(&mut tx, account_id, &plan.after, plan.restored, when).await?;
         webhooks::queue_bills(&mut tx, &[issued.bill_id.as_str()], when).await?;
         tx.commit().await?;
         Ok(CreditOutcome::Credited(issued))
