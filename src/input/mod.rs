@@ -11,6 +11,7 @@ pub mod ndjson;
 pub mod packs;
 #[cfg(test)]
 mod props;
+pub mod replay;
 pub mod stored;
 pub mod stream;
 pub mod text;
@@ -128,6 +129,10 @@ impl<R: std::io::Read> Table<R> {
     /// The reader the file is read from.
     pub fn source(&self) -> &R {
         &self.reader.get_ref().inner
+    }
+
+    pub fn source_mut(&mut self) -> &mut R {
+        &mut self.reader.get_mut().inner
     }
 
     /// Whether the header has optional column `k` (0 for the first of `optional`).

@@ -83,6 +83,10 @@ impl<R: BufRead> JsonLines<R> {
         &self.reader
     }
 
+    pub fn source_mut(&mut self) -> &mut R {
+        &mut self.reader
+    }
+
     /// The next object with its line number; `Err` for a line that is not one.
     pub fn next_row(&mut self) -> Option<Result<JsonRow, RowError>> {
         loop {

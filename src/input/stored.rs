@@ -12,6 +12,8 @@
 //! stream has ended, the handle also holds the content's SHA-256 and length, which `verify`
 //! checks the stored chunks against.
 
+use super::stream::Format;
+use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -33,6 +35,14 @@ pub struct StoredChunk {
     pub data: Vec<u8>,
 }
 
+/// How an import's content is read back: as what format, and in which zone a timestamp
+/// without an offset is (`--assume-tz`), as the import read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reading {
+    pub format: Format,
+    pub assume_tz: Option<Tz>,
+}
+
 /// What the whole content was, once read to its end.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Content {
@@ -40,6 +50,7 @@ pub struct Content {
     pub sha256: String,
     pub bytes: i64,
     pub chunks: i64,
+    pub reading: Reading,
 }
 
 #[derive(Default)]
@@ -69,34 +80,56 @@ impl Kept {
     }
 }
 
-/// Passes a stream through, keeping a compressed copy of it in chunks.
-pub struct KeepTap<R> {
-    inner: R,
+/// Cuts content into chunks and compresses them, as it arrives.
+pub struct Chunker {
+    reading: Reading,
     pending: Vec<u8>,
     seq: i64,
     bytes: i64,
     hasher: Sha256,
-    kept: Kept,
-    ended: bool,
 }
 
-impl<R: Read> KeepTap<R> {
-    pub fn new(inner: R) -> (KeepTap<R>, Kept) {
-        let kept = Kept::default();
-        let tap = KeepTap {
-            inner,
+impl Chunker {
+    /// Content that is read as `reading` says.
+    pub fn new(reading: Reading) -> Chunker {
+        Chunker {
+            reading,
             pending: Vec::with_capacity(CHUNK_BYTES),
             seq: 0,
             bytes: 0,
             hasher: Sha256::new(),
-            kept: kept.clone(),
-            ended: false,
+        }
+    }
+
+    /// Adds the next bytes; gives the chunks they finished.
+    pub fn push(&mut self, bytes: &[u8]) -> std::io::Result<Vec<StoredChunk>> {
+        self.hasher.update(bytes);
+        self.bytes += bytes.len() as i64;
+        self.pending.extend_from_slice(bytes);
+        let mut done = Vec::new();
+        while self.pending.len() >= CHUNK_BYTES {
+            done.push(self.seal(CHUNK_BYTES)?);
+        }
+        Ok(done)
+    }
+
+    /// The content has ended: its last chunk, if any bytes wait, and what the whole was.
+    pub fn finish(mut self) -> std::io::Result<(Option<StoredChunk>, Content)> {
+        let last = (!self.pending.is_empty())
+            .then(|| self.seal(self.pending.len()))
+            .transpose()?;
+        let sha256 = format!("{:x}", std::mem::take(&mut self.hasher).finalize());
+        let content = Content {
+            sha256,
+            bytes: self.bytes,
+            chunks: self.seq,
+            reading: self.reading,
         };
-        (tap, kept)
+        Ok((last, content))
     }
 
     /// Compresses the first `n` pending bytes into the next chunk.
-    fn seal(&mut self, n: usize) -> std::io::Result<()> {
+    fn seal(&mut self, n: usize) -> std::io::Result<StoredChunk> {
         let data = zstd::bulk::compress(&self.pending[..n], ZSTD_LEVEL)?;
         self.pending.drain(..n);
         let chunk = StoredChunk {
@@ -105,37 +138,109 @@ impl<R: Read> KeepTap<R> {
             data,
         };
         self.seq += 1;
-        self.kept.lock().ready.push(chunk);
-        Ok(())
+        Ok(chunk)
+    }
+}
+
+/// Passes a stream through, keeping a compressed copy of it in chunks.
+pub struct KeepTap<R> {
+    inner: R,
+    chunker: Option<Chunker>,
+    kept: Kept,
+}
+
+impl<R: Read> KeepTap<R> {
+    /// `inner` is read as `reading` says.
+    pub fn new(inner: R, reading: Reading) -> (KeepTap<R>, Kept) {
+        let kept = Kept::default();
+        let tap = KeepTap {
+            inner,
+            chunker: Some(Chunker::new(reading)),
+            kept: kept.clone(),
+        };
+        (tap, kept)
     }
 }
 
 impl<R: Read> Read for KeepTap<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        if self.ended {
-            return Ok(n);
-        }
-        if n == 0 {
-            self.ended = true;
-            if !self.pending.is_empty() {
-                self.seal(self.pending.len())?;
+        if n > 0 {
+            if let Some(chunker) = &mut self.chunker {
+                let done = chunker.push(&buf[..n])?;
+                self.kept.lock().ready.extend(done);
             }
-            let sha256 = format!("{:x}", std::mem::take(&mut self.hasher).finalize());
-            self.kept.lock().content = Some(Content {
-                sha256,
-                bytes: self.bytes,
-                chunks: self.seq,
-            });
-            return Ok(0);
-        }
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as i64;
-        self.pending.extend_from_slice(&buf[..n]);
-        while self.pending.len() >= CHUNK_BYTES {
-            self.seal(CHUNK_BYTES)?;
+        } else if let Some(chunker) = self.chunker.take() {
+            let (last, content) = chunker.finish()?;
+            let mut kept = self.kept.lock();
+            kept.ready.extend(last);
+            kept.content = Some(content);
         }
         Ok(n)
+    }
+}
+
+/// Content rebuilt from rows an import stored before its content was kept: a CSV file of
+/// them, in the order of their lines, that reads back as the same rows (`billrun migrate`).
+pub struct Rebuilt {
+    chunker: Chunker,
+    line: String,
+}
+
+impl Rebuilt {
+    /// The header; then [`Rebuilt::row`] for each row.
+    pub fn new() -> (Rebuilt, Vec<StoredChunk>) {
+        let reading = Reading {
+            format: Format::Csv,
+            assume_tz: None,
+        };
+        let mut chunker = Chunker::new(reading);
+        let header = chunker
+            .push(b"account_id,api,timestamp,calls,event_id\n")
+            .expect("a header fits a chunk");
+        (
+            Rebuilt {
+                chunker,
+                line: String::new(),
+            },
+            header,
+        )
+    }
+
+    /// The next row; the chunks it finished. An id with a comma or a quote is quoted (RFC
+    /// 4180); none holds a line break (`input::text::check_id`).
+    pub fn row(
+        &mut self,
+        account_id: &str,
+        api: &str,
+        ts: chrono::DateTime<chrono::Utc>,
+        calls: i64,
+        event_id: Option<&str>,
+    ) -> std::io::Result<Vec<StoredChunk>> {
+        use std::fmt::Write;
+        self.line.clear();
+        let ts = ts.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        let _ = writeln!(
+            self.line,
+            "{},{},{ts},{calls},{}",
+            csv_field(account_id),
+            csv_field(api),
+            csv_field(event_id.unwrap_or(""))
+        );
+        self.chunker.push(self.line.as_bytes())
+    }
+
+    pub fn finish(self) -> std::io::Result<(Option<StoredChunk>, Content)> {
+        self.chunker.finish()
+    }
+}
+
+/// `text` as a CSV field: quoted if it holds a comma or a quote.
+fn csv_field(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains([',', '"']) {
+        format!("\"{}\"", text.replace('"', "\"\"")).into()
+    } else {
+        text.into()
     }
 }
 
@@ -164,23 +269,32 @@ pub struct ContentCheck {
 }
 
 impl ContentCheck {
-    /// Adds the next chunk (in `seq` order).
-    pub fn add(&mut self, chunk: &StoredChunk) {
+    /// Adds the next chunk (in `seq` order); gives back its content, if it could be read.
+    pub fn add(&mut self, chunk: &StoredChunk) -> Option<Vec<u8>> {
         if self.problem.is_some() {
-            return;
+            return None;
         }
         if chunk.seq != self.next_seq {
             self.problem = Some(format!("chunk {} is missing", self.next_seq));
-            return;
+            return None;
         }
         self.next_seq += 1;
         match unpack(chunk) {
             Ok(raw) => {
                 self.hasher.update(&raw);
                 self.bytes += raw.len() as i64;
+                Some(raw)
             }
-            Err(e) => self.problem = Some(e),
+            Err(e) => {
+                self.problem = Some(e);
+                None
+            }
         }
+    }
+
+    /// Whether a problem was found in the chunks read so far.
+    pub fn failed(&self) -> bool {
+        self.problem.is_some()
     }
 
     /// Chunk `seq`, the next one, is not stored.
@@ -219,7 +333,11 @@ mod tests {
     }
 
     fn kept(bytes: &[u8], read_size: usize) -> (Vec<StoredChunk>, Content) {
-        let (mut tap, kept) = KeepTap::new(bytes);
+        let csv = Reading {
+            format: Format::Csv,
+            assume_tz: None,
+        };
+        let (mut tap, kept) = KeepTap::new(bytes, csv);
         let mut buf = vec![0; read_size];
         let mut chunks = Vec::new();
         let mut seen = Vec::new();
@@ -250,7 +368,9 @@ mod tests {
             assert_eq!(whole.bytes, n as i64);
             assert_eq!(whole.sha256, format!("{:x}", Sha256::digest(&bytes)));
             let mut check = ContentCheck::default();
-            chunks.iter().for_each(|c| check.add(c));
+            chunks.iter().for_each(|c| {
+                check.add(c);
+            });
             assert_eq!(check.problem(&whole), None);
             if n > 1000 {
                 assert!(chunks.iter().map(|c| c.data.len()).sum::<usize>() < n / 4, "compressed");
@@ -264,7 +384,9 @@ mod tests {
         let (chunks, whole) = kept(&bytes, 8 << 10);
         let check = |chunks: &[StoredChunk]| {
             let mut c = ContentCheck::default();
-            chunks.iter().for_each(|x| c.add(x));
+            chunks.iter().for_each(|x| {
+                c.add(x);
+            });
             c.problem(&whole)
         };
         // A byte of the compressed data: zstd's own checksum or the digest finds it.
@@ -286,7 +408,9 @@ mod tests {
             ..whole.clone()
         };
         let mut c = ContentCheck::default();
-        chunks.iter().for_each(|x| c.add(x));
+        chunks.iter().for_each(|x| {
+            c.add(x);
+        });
         assert!(c.problem(&other).unwrap().contains("is not what was imported"));
     }
 }

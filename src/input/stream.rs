@@ -36,6 +36,19 @@ impl Format {
             Format::Ndjson => "NDJSON",
         }
     }
+
+    /// As the database records it with an import.
+    pub fn key(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Ndjson => "ndjson",
+        }
+    }
+
+    /// What [`Format::key`] wrote.
+    pub fn from_key(key: &str) -> Option<Format> {
+        [Format::Csv, Format::Ndjson].into_iter().find(|f| f.key() == key)
+    }
 }
 
 /// The content of a usage stream, decompressed, with its format.

@@ -8,6 +8,7 @@ pub mod estimate;
 pub mod export;
 pub mod metrics;
 pub mod pack_alerts;
+pub mod recount;
 pub mod report;
 pub mod run;
 pub mod settle;

@@ -5,7 +5,7 @@
 
 use super::{open_input, Ctx};
 use crate::error::{input_error, RejectedFile};
-use crate::input::stored::{Content, KeepTap, Kept, StoredChunk};
+use crate::input::stored::{Content, KeepTap, Kept, Reading, StoredChunk};
 use crate::input::stream::{self, Bytes, Format};
 use crate::input::usage::{Fingerprint, NewUsage, TimeBounds, UsageRows, CLOCK_AHEAD};
 use crate::input::{check_id, RowError};
@@ -377,7 +377,11 @@ pub async fn import<S: Store>(
         opened.content = stream::whole_lines(opened.content);
     }
     // What is parsed is kept, compressed, with the import (`input::stored`).
-    let (content, kept) = KeepTap::new(opened.content);
+    let reading = Reading {
+        format: opened.format,
+        assume_tz: options.assume_tz,
+    };
+    let (content, kept) = KeepTap::new(opened.content, reading);
     opened.content = Box::new(content);
     tracing::info!(
         file = %name,

@@ -10,7 +10,8 @@
 //!   adjustment is the difference;
 //! - every usage row of a settled month is counted by exactly one current bill revision, but
 //!   late usage, which waits for the next run and is listed as pending;
-//! - each month's usage totals, which settle reads, are the sum of its usage rows;
+//! - each month's usage totals, which settle reads, are the sum of the rows the imports kept,
+//!   read back from their stored content (`jobs::recount`);
 //! - each usage import's stored content (`input::stored`) is what was imported;
 //! - each pack's remainder is its size minus what current bills took from it.
 //!
@@ -19,8 +20,7 @@
 
 use crate::domain::money::{from_fen, Rounding};
 use crate::domain::month::Month;
-use crate::input::stored::ContentCheck;
-use crate::store::sql::verify::{BookCheck, MAX_PER_CHECK, TOTALS_CHECK};
+use crate::store::sql::verify::{BookCheck, MAX_PER_CHECK};
 use crate::store::{ExportLine, LateUsage, Store};
 use anyhow::Context;
 use rust_decimal::Decimal;
@@ -67,23 +67,9 @@ pub async fn verify<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result
             examples,
         });
     }
-    let started = std::time::Instant::now();
-    let found = store
-        .usage_totals_breaches(month)
-        .await
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("checking that {TOTALS_CHECK}"))?;
-    tracing::debug!(
-        check = TOTALS_CHECK,
-        millis = started.elapsed().as_millis() as u64,
-        "checked"
-    );
-    checks.push(Check {
-        what: TOTALS_CHECK,
-        breaches: found.len() as u64,
-        examples: found.into_iter().take(MAX_PER_CHECK).collect(),
-    });
-    checks.push(stored_content(store).await?);
+    let (stored, totals) = super::recount::recount(store, month, super::recount::TOTALS_PER_PASS).await?;
+    checks.push(totals);
+    checks.push(stored);
     let mut arithmetic = Check {
         what: "each bill's total is its exact lines rounded to 0.01 with its strategy, plus its rounding adjustment",
         breaches: 0,
@@ -136,47 +122,6 @@ pub async fn verify<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result
         bills_checked,
         pending,
     })
-}
-
-/// What [`stored_content`] makes sure of.
-pub const STORED_CHECK: &str = "each usage import's stored content is, byte for byte, what was imported";
-
-/// Reads back the stored content of every import that has one, a chunk at a time, and
-/// compares it with the digest, length and chunk count recorded when it was imported (`--month`
-/// or not: a file's bytes are not a month's).
-async fn stored_content<S: Store>(store: &S) -> anyhow::Result<Check> {
-    let started = std::time::Instant::now();
-    let mut found = Check {
-        what: STORED_CHECK,
-        breaches: 0,
-        examples: Vec::new(),
-    };
-    for (import_id, file_name, recorded) in store.stored_imports().await? {
-        let mut content = ContentCheck::default();
-        for seq in 0..recorded.chunks {
-            match store.stored_chunk(import_id, seq).await? {
-                Some(chunk) => content.add(&chunk),
-                None => {
-                    content.missing(seq);
-                    break;
-                }
-            }
-        }
-        if let Some(problem) = content.problem(&recorded) {
-            found.breaches += 1;
-            if found.examples.len() < MAX_PER_CHECK {
-                found
-                    .examples
-                    .push(format!("import #{import_id} ({file_name}): {problem}"));
-            }
-        }
-    }
-    tracing::debug!(
-        check = STORED_CHECK,
-        millis = started.elapsed().as_millis() as u64,
-        "checked"
-    );
-    Ok(found)
 }
 
 /// What is wrong with a bill's arithmetic, if anything.

@@ -6,7 +6,8 @@
 use super::webhooks::{DeliveryStatus, DeliveryView, DueDelivery, EndpointHealth, NoticeRef};
 use super::{
     AccountView, ArrearsBill, CommandRuns, CreditIssued, CreditNote, EventView, ExportLine, Holding, ImportView,
-    LateUsage, MonthTotals, PackView, RunOutcome, RunView, StatusCounts, StoredVersion, UsedReference,
+    LateUsage, MonthTotals, PackView, RunOutcome, RunView, StatusCounts, StoredImport, StoredTotal, StoredVersion,
+    UsedReference,
 };
 use crate::domain::arrears::{EventKind, ServiceState};
 use crate::domain::bill::ApiUsage;
@@ -16,7 +17,8 @@ use crate::domain::pack_alerts::Threshold;
 use crate::domain::packs::{PackBalance, PackKind};
 use crate::domain::settle::{CurrentBill, RevisionKind, StoredLine};
 use crate::domain::webhook::EventType;
-use crate::input::stored::{Content, StoredChunk};
+use crate::input::stored::{Content, Reading, StoredChunk};
+use crate::input::stream::Format;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -36,6 +38,7 @@ pub(crate) trait Columns {
     fn int32(&self, column: &str) -> anyhow::Result<i32>;
     /// A column of bytes (a stored chunk of usage).
     fn bytes(&self, column: &str) -> anyhow::Result<Vec<u8>>;
+    fn opt_bytes(&self, column: &str) -> anyhow::Result<Option<Vec<u8>>>;
 
     /// A count: an integer that is never negative.
     fn count(&self, column: &str) -> anyhow::Result<u64> {
@@ -444,17 +447,47 @@ pub(crate) fn endpoint_health(r: &impl Columns) -> anyhow::Result<EndpointHealth
     })
 }
 
-/// An import whose content is stored, from the columns of `sql::STORED_IMPORTS_SQL`.
-pub(crate) fn stored_import(r: &impl Columns) -> anyhow::Result<(i64, String, Content)> {
-    Ok((
-        r.int("import_id")?,
-        r.text("file_name")?,
-        Content {
-            sha256: r.text("content_sha256")?,
+/// An import of rows, from the columns of `sql::STORED_IMPORTS_SQL`.
+pub(crate) fn stored_import(r: &impl Columns) -> anyhow::Result<StoredImport> {
+    let format = r.opt_text("content_format")?;
+    let content = match (r.opt_text("content_sha256")?, format) {
+        (Some(sha256), Some(format)) => Some(Content {
+            sha256,
             bytes: r.int("content_bytes")?,
             chunks: r.int("content_chunks")?,
-        },
-    ))
+            reading: Reading {
+                format: Format::from_key(&format)
+                    .ok_or_else(|| anyhow::anyhow!("unknown content format '{format}'"))?,
+                assume_tz: r
+                    .opt_text("assume_tz")?
+                    .map(|z| z.parse().map_err(|e| anyhow::anyhow!("assume_tz '{z}': {e}")))
+                    .transpose()?,
+            },
+        }),
+        _ => None,
+    };
+    let skipped_lines = match r.opt_text("content_format")? {
+        Some(_) => r.opt_bytes("skipped_lines")?,
+        None => None,
+    };
+    Ok(StoredImport {
+        import_id: r.int("import_id")?,
+        file_name: r.text("file_name")?,
+        content,
+        skipped_lines,
+        span: r.opt_time("first_ts")?.zip(r.opt_time("last_ts")?),
+        retracted: r.opt_time("retracted_at")?.is_some(),
+    })
+}
+
+/// A usage total, from the columns of `sql::TOTALS_SQL`.
+pub(crate) fn stored_total(r: &impl Columns) -> anyhow::Result<StoredTotal> {
+    Ok(StoredTotal {
+        month: r.text("month")?,
+        account_id: r.text("account_id")?,
+        api: r.text("api")?,
+        calls: r.int("calls")?,
+    })
 }
 
 /// A stored chunk, from the columns of `sql::STORED_CHUNK_SQL`.

@@ -25,7 +25,7 @@ pub(crate) const SQLITE: &[File] = files!("sqlite":
     "0005_volume.sql", "0006_free_grants.sql", "0007_watermarks.sql", "0008_webhooks.sql",
     "0009_event_ids.sql", "0010_usage_totals.sql", "0011_account_keys.sql",
     "0012_refused_runs.sql", "0013_catalog.sql", "0014_import_sketches.sql", "0015_pack_alerts.sql",
-    "0016_credits.sql", "0017_retractions.sql", "0018_stored_usage.sql",
+    "0016_credits.sql", "0017_retractions.sql", "0018_stored_usage.sql", "0019_reading_back.sql",
 );
 
 /// The PostgreSQL (and Citus) schema, oldest first.
@@ -34,7 +34,7 @@ pub(crate) const POSTGRES: &[File] = files!("postgres":
     "0005_volume.sql", "0006_free_grants.sql", "0007_watermarks.sql", "0008_webhooks.sql",
     "0009_event_ids.sql", "0010_usage_totals.sql", "0011_account_keys.sql",
     "0012_refused_runs.sql", "0013_catalog.sql", "0014_import_sketches.sql", "0015_pack_alerts.sql",
-    "0016_credits.sql", "0017_retractions.sql", "0018_stored_usage.sql",
+    "0016_credits.sql", "0017_retractions.sql", "0018_stored_usage.sql", "0019_reading_back.sql",
 );
 
 pub(crate) static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| migrator(SQLITE));

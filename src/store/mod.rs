@@ -338,6 +338,31 @@ pub trait UsageSource: Iterator<Item = Result<NewUsage, Vec<RowError>>> {
     fn content(&self) -> Option<Content>;
 }
 
+/// An import of rows, with what `verify` reads back of it.
+#[derive(Clone, Debug)]
+pub struct StoredImport {
+    pub import_id: i64,
+    pub file_name: String,
+    /// What its kept content was when imported, and how it reads back; `None` for an import
+    /// made before content was kept in a form that reads back (`billrun migrate` rebuilds it).
+    pub content: Option<Content>,
+    /// The lines it skipped, as stored (`input::replay::SkippedLines::encode`).
+    pub skipped_lines: Option<Vec<u8>>,
+    /// The instants of its first and last rows.
+    pub span: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Taken back: its rows count nowhere.
+    pub retracted: bool,
+}
+
+/// One stored usage total: an account's calls of an API in a month of the billing zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredTotal {
+    pub month: String,
+    pub account_id: String,
+    pub api: String,
+    pub calls: i64,
+}
+
 #[derive(Clone, Debug)]
 pub struct PackView {
     pub pack_id: String,
@@ -681,9 +706,11 @@ pub trait Store {
     /// first built (by an import or a settle).
     async fn usage_totals_zone(&self) -> StoreResult<Option<Tz>>;
 
-    /// The breaches of "each month's usage totals are the sum of its usage rows", in the zone
-    /// the totals are kept for: of `month`'s totals, or of every month's.
-    async fn usage_totals_breaches(&self, month: Option<Month>) -> StoreResult<Vec<String>>;
+    /// How many usage totals `month` has (`None`: every month).
+    async fn count_usage_totals(&self, month: Option<Month>) -> StoreResult<u64>;
+
+    /// Hands each usage total of `month` (`None`: every month) to `each`, in no order.
+    async fn usage_totals(&self, month: Option<Month>, each: &mut dyn FnMut(StoredTotal)) -> StoreResult<()>;
 
     /// The newest usage import committed: a settle that reads the month's usage after this
     /// has seen every import up to it.
@@ -810,9 +837,9 @@ pub trait Store {
     /// The latest `limit` usage imports, newest first.
     async fn usage_imports(&self, limit: u32) -> StoreResult<Vec<ImportView>>;
 
-    /// Every import whose content is stored, oldest first: its id, file name and what its
-    /// content was when imported.
-    async fn stored_imports(&self) -> StoreResult<Vec<(i64, String, Content)>>;
+    /// Every import of rows (not the record of a retraction), oldest first, with its kept
+    /// content.
+    async fn stored_imports(&self) -> StoreResult<Vec<StoredImport>>;
 
     /// Chunk `seq` of the stored content of import `import_id`, if there is one.
     async fn stored_chunk(&self, import_id: i64, seq: i64) -> StoreResult<Option<StoredChunk>>;

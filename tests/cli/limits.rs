@@ -127,16 +127,18 @@ fn a_month_whose_calls_cannot_be_counted_is_refused_clearly() {
              SELECT 'big', {ts}, 'CropImage', {calls}, import_id, {line} FROM usage_imports"
         )
     };
-    // A row written by another writer: the month's totals, which settle reads, no longer
-    // match the rows, and verify says so.
-    env.exec(&row("5", 3));
+    // A total written by another writer: it is no longer the sum of what the imports kept,
+    // and verify says so.
+    env.exec("UPDATE usage_totals SET calls = 6");
     let out = env.run(&["verify"]);
     assert_eq!(out.status.code(), Some(6));
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(
-        report.contains("account big, 2026-10, CropImage: 6 calls in its usage rows, 1 in the month's totals"),
+        report.contains("account big, 2026-10, CropImage: 1 calls in its imports' kept usage, 6 in the month's totals"),
         "{report}"
     );
+    env.exec("UPDATE usage_totals SET calls = 1");
+    env.exec(&row("5", 3));
     // Rows written past billrun's bounds: their sum leaves 64 bits.
     env.exec(&row("4611686018427387904", 4));
     env.exec(&row("4611686018427387904", 5));

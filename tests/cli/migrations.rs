@@ -318,5 +318,17 @@ fn a_settled_database_of_the_previous_schema_upgrades_and_every_export_stays_the
         "{newest}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Every import's content now reads back: rebuilt from its rows where the previous schema
+    // did not say how to read it, and verify (in `seen`) recounts the totals from it.
+    let conn = rusqlite::Connection::open(&old).unwrap();
+    let waiting: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM usage_imports WHERE retracts IS NULL AND content_format IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(waiting, 0, "every import's content reads back after {newest}");
+    drop(conn);
     assert_same(&seen(&old), &before, &format!("the books after {newest}"));
 }

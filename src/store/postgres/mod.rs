@@ -15,6 +15,7 @@ mod advisory;
 mod citus;
 mod copy_binary;
 mod decode;
+mod rebuild;
 mod retract;
 mod totals;
 mod webhooks;
@@ -23,13 +24,14 @@ use crate::domain::arrears::{self, ServiceState};
 use crate::domain::credit::plan_credit;
 use crate::domain::packs::PackKind;
 use crate::domain::shard::Shard;
-use crate::input::stored::{Content, StoredChunk};
+use crate::input::replay::SkippedLines;
+use crate::input::stored::StoredChunk;
 use crate::input::usage::NewUsage;
 use crate::store::common::*;
 use crate::store::decode::{
     account_view, arrears_bill, command_runs, credit_bill, event_view, export_line, import_span, import_view,
     late_usage, month_totals, pack_view, run_view, service_state, status_counts, stored_chunk, stored_import,
-    stored_line, stored_version, used_credit, used_reference,
+    stored_line, stored_total, stored_version, used_credit, used_reference,
 };
 use crate::store::migrations::POSTGRES_MIGRATOR;
 use crate::store::page::{self, CurrentBill, PageWrites, StoredLine};
@@ -69,7 +71,7 @@ const MONTH_USAGE_SQL: &str = "
     ORDER BY u.account_id, u.api";
 
 /// Keeps other imports (and a rebuild of the usage totals) out until commit.
-const LOCK_IMPORTS_SQL: &str = "LOCK TABLE usage_imports IN SHARE ROW EXCLUSIVE MODE";
+pub(crate) const LOCK_IMPORTS_SQL: &str = "LOCK TABLE usage_imports IN SHARE ROW EXCLUSIVE MODE";
 
 /// How long connecting to the server may take before billrun gives up (exit 5, retry later).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -458,6 +460,7 @@ impl Store for PgStore {
         if self.citus {
             citus::distribute(&self.pool).await?;
         }
+        rebuild::rebuild_content(&self.pool).await?;
         Ok(())
     }
 
@@ -842,8 +845,9 @@ impl Store for PgStore {
                 }
             }
         }
+        // The lines skipped as events an account had already, recorded with the import.
+        let mut duplicates: Vec<i64> = Vec::new();
         if staged && !tally.is_bad() {
-            let mut duplicates: Vec<i64> = Vec::new();
             for row in sqlx::query(DUPLICATE_EVENTS_SQL).fetch_all(&mut *tx).await? {
                 let again = NewUsage {
                     line: row.try_get::<i64, _>("source_line")? as u64,
@@ -899,6 +903,9 @@ impl Store for PgStore {
             .bind(&content.sha256)
             .bind(content.bytes)
             .bind(content.chunks)
+            .bind(content.reading.format.key())
+            .bind(content.reading.assume_tz.map(|z| z.name()))
+            .bind(SkippedLines::of(duplicates.iter().map(|&l| l as u64)).encode())
             .bind(import_id)
             .execute(&mut *tx)
             .await?;
@@ -1014,11 +1021,22 @@ impl Store for PgStore {
         Ok(built)
     }
 
-    async fn usage_totals_breaches(&self, month: Option<Month>) -> StoreResult<Vec<String>> {
-        let mut tx = self.check_transaction().await?;
-        let found = totals::breaches(&mut tx, month).await?;
-        tx.commit().await?;
-        Ok(found)
+    async fn count_usage_totals(&self, month: Option<Month>) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(COUNT_TOTALS_SQL)
+            .bind(month.map(|m| m.to_string()))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn usage_totals(&self, month: Option<Month>, each: &mut dyn FnMut(StoredTotal)) -> StoreResult<()> {
+        let mut rows = sqlx::query(TOTALS_SQL)
+            .bind(month.map(|m| m.to_string()))
+            .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            each(stored_total(&row)?);
+        }
+        Ok(())
     }
 
     async fn usage_totals_zone(&self) -> StoreResult<Option<Tz>> {
@@ -1469,7 +1487,7 @@ impl Store for PgStore {
         Ok(rows.iter().map(import_view).collect::<anyhow::Result<_>>()?)
     }
 
-    async fn stored_imports(&self) -> StoreResult<Vec<(i64, String, Content)>> {
+    async fn stored_imports(&self) -> StoreResult<Vec<StoredImport>> {
         let rows = sqlx::query(STORED_IMPORTS_SQL).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(stored_import).collect::<anyhow::Result<_>>()?)
     }

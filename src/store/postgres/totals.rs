@@ -183,30 +183,6 @@ pub async fn add_staged(conn: &mut PgConnection) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The breaches of "each month's totals are the sum of its usage rows": of `month`'s totals,
-/// or of every month's.
-pub async fn breaches(conn: &mut PgConnection, month: Option<Month>) -> sqlx::Result<Vec<String>> {
-    let Some(zone) = zone(conn).await? else {
-        return Ok(Vec::new());
-    };
-    let spans = match month {
-        Some(m) => vec![m.span(zone)],
-        None => months_with_usage(conn, zone).await?,
-    };
-    let sql = crate::store::sql::verify::totals_check(
-        &format!("usage u JOIN {MONTHS} ON true"),
-        "SELECT unnest($1::text[])",
-        month.is_some(),
-    );
-    let (names, starts, ends) = month_arrays(&spans);
-    sqlx::query_scalar(&sql)
-        .bind(names)
-        .bind(starts)
-        .bind(ends)
-        .fetch_all(conn)
-        .await
-}
-
 /// Every month in `zone` from the first usage row imported to the last.
 async fn months_with_usage(conn: &mut PgConnection, zone: Tz) -> sqlx::Result<Vec<MonthSpan>> {
     let span: (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = sqlx::query_as(USAGE_SPAN_SQL).fetch_one(conn).await?;

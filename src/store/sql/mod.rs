@@ -347,13 +347,32 @@ pub(crate) const TAKE_BACK_SQL: &str = "UPDATE usage_totals SET calls = usage_to
 pub(crate) const KEEP_CHUNK_SQL: &str =
     "INSERT INTO usage_chunks (import_id, seq, raw_bytes, data) VALUES ($1, $2, $3, $4)";
 
-/// What import $4's whole content was.
-pub(crate) const KEEP_CONTENT_SQL: &str =
-    "UPDATE usage_imports SET content_sha256 = $1, content_bytes = $2, content_chunks = $3 WHERE import_id = $4";
+/// What import $7's whole content was ($1 SHA-256, $2 bytes, $3 chunks), how it reads back
+/// ($4 format, $5 `--assume-tz`) and the lines it skipped ($6).
+pub(crate) const KEEP_CONTENT_SQL: &str = "UPDATE usage_imports SET content_sha256 = $1, content_bytes = $2,
+        content_chunks = $3, content_format = $4, assume_tz = $5, skipped_lines = $6
+     WHERE import_id = $7";
 
-/// The imports whose content is stored, oldest first.
-pub(crate) const STORED_IMPORTS_SQL: &str = "SELECT import_id, file_name, content_sha256, content_bytes, content_chunks
-     FROM usage_imports WHERE content_sha256 IS NOT NULL ORDER BY import_id";
+/// Every import of rows (not the record of a retraction), oldest first, with its kept content
+/// and how it reads back.
+pub(crate) const STORED_IMPORTS_SQL: &str = "SELECT import_id, file_name, content_sha256, content_bytes,
+        content_chunks, content_format, assume_tz, skipped_lines, first_ts, last_ts, retracted_at
+     FROM usage_imports WHERE retracts IS NULL ORDER BY import_id";
+
+/// How many usage totals month $1 has (NULL: every month).
+pub(crate) const COUNT_TOTALS_SQL: &str = "SELECT COUNT(*) FROM usage_totals WHERE $1 IS NULL OR month = $1";
+
+/// The usage totals of month $1 (NULL: every month).
+pub(crate) const TOTALS_SQL: &str =
+    "SELECT month, account_id, api, calls FROM usage_totals WHERE $1 IS NULL OR month = $1";
+
+/// The imports of rows whose content is not kept in a form that reads back (made before it
+/// was), oldest first: `billrun migrate` rebuilds it from their rows.
+pub(crate) const UNREADABLE_IMPORTS_SQL: &str =
+    "SELECT import_id FROM usage_imports WHERE retracts IS NULL AND content_format IS NULL ORDER BY import_id";
+
+/// Drops import $1's kept chunks (before they are written again).
+pub(crate) const DROP_CHUNKS_SQL: &str = "DELETE FROM usage_chunks WHERE import_id = $1";
 
 /// Chunk $2 of import $1's stored content.
 pub(crate) const STORED_CHUNK_SQL: &str =

@@ -109,10 +109,10 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
             // with every other, in time that grows with the square of the accounts.)
             //
             // A month settled in the zone the usage totals are kept for is compared with its
-            // totals, which the check of the totals (`TOTALS_CHECK`) compares with the raw rows:
-            // together they say the rows are what the bills count, with one pass over the raw
-            // rows instead of two. A month settled in another zone (or before the zone was
-            // recorded) is compared with its raw rows.
+            // totals, which the recount of the totals (`jobs::recount`) recomputes from the
+            // imports' kept content: together they say the usage received is what the bills
+            // count. A month settled in another zone (or before the zone was recorded) is
+            // compared with its raw rows.
             //
             // Late usage (rows of imports committed after the settlement read the month, less
             // the rows of imports it read that were retracted since, which count negative: an
@@ -207,35 +207,6 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
                HAVING SUM(packs) = 1 AND SUM(remaining) <> SUM(calls) - SUM(used)"),
         ),
     ]
-}
-
-/// What the usage totals check makes sure of (see [`totals_check`]).
-pub const TOTALS_CHECK: &str = "each month's usage totals, which settle reads, are the sum of its usage rows";
-
-/// The query of [`TOTALS_CHECK`]: one text row per (month, account, API) whose stored total is
-/// not the sum of its raw rows. `rows` joins the usage rows `u` with the months `m` (`month`,
-/// `period_start`, `period_end`, in the zone the totals are kept in); `months` is a subquery
-/// listing the months. With `only`, totals of other months are not looked at (`verify
-/// --month`); otherwise every stored total is, and one of a month without rows is a breach.
-pub fn totals_check(rows: &str, months: &str, only: bool) -> String {
-    let kept_where = if only {
-        format!("WHERE month IN ({months})")
-    } else {
-        String::new()
-    };
-    format!(
-        "WITH raw AS (SELECT m.month, u.account_id, u.api, SUM(u.calls) AS calls FROM {rows}
-                      WHERE u.ts >= m.period_start AND u.ts < m.period_end
-                      GROUP BY m.month, u.account_id, u.api),
-              kept AS (SELECT month, account_id, api, calls FROM usage_totals {kept_where})
-         SELECT 'account ' || account_id || ', ' || month || ', ' || api || ': ' || SUM(counted)
-                || ' calls in its usage rows, ' || SUM(stored) || ' in the month''s totals'
-         FROM (SELECT month, account_id, api, calls AS counted, 0 AS stored FROM raw
-               UNION ALL
-               SELECT month, account_id, api, 0 AS counted, calls AS stored FROM kept) AS side_by_side
-         GROUP BY month, account_id, api
-         HAVING SUM(counted) <> SUM(stored)"
-    )
 }
 
 /// Breaches listed per check at most; the rest are counted.

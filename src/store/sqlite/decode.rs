@@ -26,6 +26,10 @@ impl Columns for SqliteRow {
         Ok(self.try_get(column)?)
     }
 
+    fn opt_bytes(&self, column: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self.try_get(column)?)
+    }
+
     fn opt_int(&self, column: &str) -> anyhow::Result<Option<i64>> {
         Ok(self.try_get(column)?)
     }

@@ -17,6 +17,7 @@ use super::conn::open;
 use super::retract;
 use super::rows::{at, us};
 use super::totals;
+use crate::input::replay::SkippedLines;
 use crate::input::usage::NewUsage;
 use crate::store::common::replaced_before;
 use crate::store::common::{repeated_rows, EarlierImport, FirstEvent, ImportTally};
@@ -238,9 +239,18 @@ pub fn import_usage(
         return Err(anyhow!("the usage file was not read to its end").into());
     };
     keep_chunks(&tx, import_id, rows)?;
+    let skipped_lines = SkippedLines::of(skipped.iter().map(|r| r.line)).encode();
     tx.execute(
         KEEP_CONTENT_SQL,
-        params![content.sha256, content.bytes, content.chunks, import_id],
+        params![
+            content.sha256,
+            content.bytes,
+            content.chunks,
+            content.reading.format.key(),
+            content.reading.assume_tz.map(|z| z.name()),
+            skipped_lines,
+            import_id
+        ],
     )?;
     let earlier = tx
         .query_row(

@@ -11,6 +11,7 @@
 mod conn;
 mod decode;
 mod import;
+mod rebuild;
 mod retract;
 mod rows;
 mod settle;
@@ -23,12 +24,12 @@ mod webhooks;
 use crate::domain::arrears;
 use crate::domain::credit::plan_credit;
 use crate::domain::shard::Shard;
-use crate::input::stored::{Content, StoredChunk};
+use crate::input::stored::StoredChunk;
 use crate::store::common::credit_issued;
 use crate::store::decode::{
     account_view, arrears_bill, command_runs, credit_bill, event_view, export_line, import_span, import_view,
     late_usage, month_totals, pack_view, run_view, service_state, status_counts, stored_chunk, stored_import,
-    stored_line, stored_version, used_credit, used_reference,
+    stored_line, stored_total, stored_version, used_credit, used_reference,
 };
 use crate::store::migrations::SQLITE_MIGRATOR;
 use crate::store::sql::verify::BookCheck;
@@ -230,6 +231,17 @@ impl Store for SqliteStore {
             .run(&self.pool)
             .await
             .context("applying SQLite migrations")?;
+        // Imports whose content does not read back yet (made before it was kept so) get it
+        // rebuilt from their rows.
+        let waiting: Option<i64> = sqlx::query_scalar(UNREADABLE_IMPORTS_SQL)
+            .fetch_optional(&self.pool)
+            .await?;
+        if waiting.is_some() {
+            let file = self.file()?;
+            tokio::task::spawn_blocking(move || rebuild::rebuild_content(&file))
+                .await
+                .context("rebuilding kept usage content")??;
+        }
         Ok(())
     }
 
@@ -526,9 +538,22 @@ impl Store for SqliteStore {
         Ok(built)
     }
 
-    async fn usage_totals_breaches(&self, month: Option<Month>) -> StoreResult<Vec<String>> {
-        let file = self.file()?;
-        Ok(totals::breaches(&conn::open(&file, false)?, month)?)
+    async fn count_usage_totals(&self, month: Option<Month>) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(COUNT_TOTALS_SQL)
+            .bind(month.map(|m| m.to_string()))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn usage_totals(&self, month: Option<Month>, each: &mut dyn FnMut(StoredTotal)) -> StoreResult<()> {
+        let mut rows = sqlx::query(TOTALS_SQL)
+            .bind(month.map(|m| m.to_string()))
+            .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            each(stored_total(&row)?);
+        }
+        Ok(())
     }
 
     async fn usage_totals_zone(&self) -> StoreResult<Option<Tz>> {
@@ -928,7 +953,7 @@ impl Store for SqliteStore {
         Ok(rows.iter().map(import_view).collect::<anyhow::Result<_>>()?)
     }
 
-    async fn stored_imports(&self) -> StoreResult<Vec<(i64, String, Content)>> {
+    async fn stored_imports(&self) -> StoreResult<Vec<StoredImport>> {
         let rows = sqlx::query(STORED_IMPORTS_SQL).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(stored_import).collect::<anyhow::Result<_>>()?)
     }

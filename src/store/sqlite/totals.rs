@@ -1,6 +1,6 @@
 //! The month's usage totals on SQLite (`usage_totals`, migrations/sqlite/0010): built from the
 //! raw rows for a billing zone, added to by each import in its own transaction, and checked
-//! against the raw rows by `verify`. Through `rusqlite`, inside the caller's transaction.
+//! and recomputed from the imports' kept content by `verify`. Through `rusqlite`, inside the caller's transaction.
 
 use super::rows::{at, us};
 use crate::domain::month::{usage_allowed_from, Month, MonthSpan};
@@ -122,29 +122,6 @@ fn months_with_usage(conn: &Connection, zone: Tz) -> anyhow::Result<Vec<MonthSpa
     Ok(match span {
         (Some(first), Some(last)) => Month::spanning(at(first), at(last), zone),
         _ => Vec::new(),
-    })
-}
-
-/// The breaches of "each month's totals are the sum of its usage rows", in the zone the
-/// totals are kept for: of `month`'s totals alone, or of every month's (see
-/// `sql::verify::totals_check`).
-pub fn breaches(conn: &Connection, month: Option<Month>) -> anyhow::Result<Vec<String>> {
-    let Some(zone) = zone(conn)? else {
-        return Ok(Vec::new());
-    };
-    let spans = match month {
-        Some(m) => vec![m.span(zone)],
-        None => months_with_usage(conn, zone)?,
-    };
-    let only = month.is_some();
-    with_months(conn, &spans, |conn| {
-        let mut stmt = conn.prepare(&crate::store::sql::verify::totals_check(
-            "usage u CROSS JOIN temp.usage_months m",
-            "SELECT month FROM temp.usage_months",
-            only,
-        ))?;
-        let found = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
-        Ok(found)
     })
 }
 

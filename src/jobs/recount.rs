@@ -1,0 +1,314 @@
+//! `verify`'s two checks of the usage imports, from what they kept (`input::stored`):
+//!
+//! - each import's kept content is, byte for byte, what it received (its SHA-256, length and
+//!   chunk count as recorded when it was imported);
+//! - each month's usage totals, which settle reads, are the sum of the rows the imports that
+//!   count (not retracted) kept: their content read back as they read it, less the lines they
+//!   skipped (`input::replay`).
+//!
+//! Both read every chunk from the database, one at a time, and the rows are parsed on a thread
+//! of their own while the next chunk is fetched. The recomputed totals are held in memory, at
+//! most [`TOTALS_PER_PASS`] of them at a time: with more totals stored than that, the content
+//! is read in several passes, each for the accounts of one share of a hash of the account id,
+//! so that memory stays bounded whatever the month's size.
+
+use super::verify::Check;
+use crate::domain::month::{Month, MonthFinder};
+use crate::input::replay::{ChunkBytes, ReadBack, SkippedLines};
+use crate::input::stored::{unpack, Content, ContentCheck, StoredChunk};
+use crate::store::sql::verify::MAX_PER_CHECK;
+use crate::store::{Store, StoredImport, StoredTotal};
+use chrono_tz::Tz;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+/// What [`STORED_CHECK`]'s check makes sure of.
+pub const STORED_CHECK: &str = "each usage import's stored content is, byte for byte, what was imported";
+
+/// What the recount makes sure of.
+pub const TOTALS_CHECK: &str =
+    "each month's usage totals, which settle reads, are the sum of the rows its imports kept, read back";
+
+/// Recomputed totals held in memory at once (each about 60 bytes).
+pub const TOTALS_PER_PASS: u64 = 2_000_000;
+
+/// Recomputed totals: calls by (month index in the finder, API index, account).
+#[derive(Default)]
+struct Sums {
+    calls: HashMap<(u16, u16, String), i64>,
+    apis: Vec<String>,
+}
+
+impl Sums {
+    fn api(&mut self, api: &str) -> u16 {
+        match self.apis.iter().position(|a| a == api) {
+            Some(i) => i as u16,
+            None => {
+                self.apis.push(api.to_owned());
+                (self.apis.len() - 1) as u16
+            }
+        }
+    }
+}
+
+/// One pass's state, handed to the parsing thread for each import and back.
+struct Pass {
+    /// This pass counts accounts whose hash is `share` modulo `shares`.
+    share: u64,
+    shares: u64,
+    months: MonthFinder,
+    /// Only rows of this month count (`verify --month`).
+    only: Option<Month>,
+    zone: Tz,
+    sums: Sums,
+}
+
+impl Pass {
+    fn counts(&self, account: &str) -> bool {
+        self.shares == 1 || share_of(account, self.shares) == self.share
+    }
+}
+
+fn share_of(account: &str, shares: u64) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    account.hash(&mut h);
+    h.finish() % shares
+}
+
+/// Both checks, as [`STORED_CHECK`] and [`TOTALS_CHECK`]: of every import's content, and of
+/// `month`'s totals (`None`: every month's), holding at most `per_pass` recomputed totals at
+/// a time (`verify` holds [`TOTALS_PER_PASS`]).
+pub async fn recount<S: Store>(store: &S, month: Option<Month>, per_pass: u64) -> anyhow::Result<(Check, Check)> {
+    let started = std::time::Instant::now();
+    let mut stored = Found::new(STORED_CHECK);
+    let mut totals = Found::new(TOTALS_CHECK);
+    let imports = store.stored_imports().await?;
+    let zone = store.usage_totals_zone().await?;
+    let shares = store.count_usage_totals(month).await?.div_ceil(per_pass.max(1)).max(1);
+    for share in 0..shares {
+        let mut pass = zone.map(|zone| Pass {
+            share,
+            shares,
+            months: MonthFinder::new(zone),
+            only: month,
+            zone,
+            sums: Sums::default(),
+        });
+        for import in &imports {
+            let name = format!("import #{} ({})", import.import_id, import.file_name);
+            let Some(content) = &import.content else {
+                if share == 0 {
+                    stored.add(format!(
+                        "{name}: its content is not kept in a form that reads back (`billrun migrate` rebuilds it)"
+                    ));
+                }
+                continue;
+            };
+            let counted = pass.as_ref().is_some_and(|p| !import.retracted && reaches(import, p));
+            if share > 0 && !counted {
+                continue;
+            }
+            let skipped = match SkippedLines::decode(import.skipped_lines.as_deref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    totals.add(format!("{name}: {e}"));
+                    continue;
+                }
+            };
+            // The rows are parsed on a thread of their own, fed the chunks as they are read.
+            let (feed, bytes) = ChunkBytes::channel();
+            let parser = match pass.take_if(|_| counted) {
+                Some(mut p) => {
+                    let reading = content.reading;
+                    Some(tokio::task::spawn_blocking(move || {
+                        let problem = add_rows(&mut p, bytes, reading, skipped).err();
+                        (p, problem)
+                    }))
+                }
+                None => None,
+            };
+            let read = read_chunks(store, import, content, share == 0, feed).await;
+            if let Some(parser) = parser {
+                let (p, problem) = parser.await?;
+                pass = Some(p);
+                if let Some(problem) = problem {
+                    totals.add(format!(
+                        "{name}: its kept content does not read back as the rows it counted: {problem}"
+                    ));
+                }
+            }
+            if let Some(problem) = read? {
+                stored.add(format!("{name}: {problem}"));
+            }
+        }
+        if let Some(pass) = pass {
+            compare(store, month, pass, &mut totals).await?;
+        }
+    }
+    tracing::debug!(
+        check = TOTALS_CHECK,
+        passes = shares,
+        millis = started.elapsed().as_millis() as u64,
+        "checked"
+    );
+    Ok((stored.check, totals.check))
+}
+
+/// Whether `import`'s rows reach the month the pass counts.
+fn reaches(import: &StoredImport, pass: &Pass) -> bool {
+    match (pass.only, import.span) {
+        (Some(m), Some((first, last))) => first < m.end(pass.zone) && last >= m.start(pass.zone),
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
+/// Reads `import`'s chunks in order, handing each one's content to `feed` (a parser that went
+/// away is not fed more); with `check`, compares them with what the import recorded. Returns
+/// the problem found with the chunks, if any.
+async fn read_chunks<S: Store>(
+    store: &S,
+    import: &StoredImport,
+    content: &Content,
+    check: bool,
+    feed: std::sync::mpsc::SyncSender<Vec<u8>>,
+) -> anyhow::Result<Option<String>> {
+    let mut bytes_check = ContentCheck::default();
+    let mut feed = Some(feed);
+    for seq in 0..content.chunks {
+        let Some(chunk): Option<StoredChunk> = store.stored_chunk(import.import_id, seq).await? else {
+            bytes_check.missing(seq);
+            break;
+        };
+        let raw = if check {
+            bytes_check.add(&chunk)
+        } else {
+            unpack(&chunk).ok()
+        };
+        match (raw, &feed) {
+            (Some(raw), Some(tx)) => {
+                // A parser that stopped (content that no longer reads) takes no more.
+                let to = tx.clone();
+                if tokio::task::spawn_blocking(move || to.send(raw)).await?.is_err() {
+                    feed = None;
+                }
+            }
+            (None, _) => {
+                // What could not be read ends the content there; the parser says what that did.
+                if !check {
+                    bytes_check.missing(seq);
+                }
+                break;
+            }
+            _ => {}
+        }
+        if !check && bytes_check.failed() {
+            break;
+        }
+    }
+    drop(feed);
+    Ok(if check { bytes_check.problem(content) } else { None })
+}
+
+/// Adds the rows of one import's content, as the pass counts them.
+fn add_rows(
+    pass: &mut Pass,
+    bytes: ChunkBytes,
+    reading: crate::input::stored::Reading,
+    skipped: SkippedLines,
+) -> Result<(), String> {
+    for row in ReadBack::open(bytes, reading, skipped)? {
+        let row = row?;
+        if !pass.counts(&row.account_id) {
+            continue;
+        }
+        let m = pass.months.index_of(row.ts);
+        if pass.only.is_some_and(|only| pass.months.spans()[m].month != only) {
+            continue;
+        }
+        let api = pass.sums.api(&row.api);
+        let sum = pass.sums.calls.entry((m as u16, api, row.account_id)).or_insert(0);
+        *sum = sum
+            .checked_add(row.calls)
+            .ok_or_else(|| "a total passes what 64 bits can count".to_string())?;
+    }
+    Ok(())
+}
+
+/// Compares the pass's sums with the stored totals of its accounts.
+async fn compare<S: Store>(store: &S, month: Option<Month>, pass: Pass, found: &mut Found) -> anyhow::Result<()> {
+    let Pass {
+        share,
+        shares,
+        months,
+        mut sums,
+        ..
+    } = pass;
+    let month_index: HashMap<String, u16> = months
+        .spans()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.month.to_string(), i as u16))
+        .collect();
+    let api_index: HashMap<String, u16> = sums
+        .apis
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.clone(), i as u16))
+        .collect();
+    let mut breach = |account: &str, month: &str, api: &str, counted: i64, kept: i64| {
+        found.add(format!(
+            "account {account}, {month}, {api}: {counted} calls in its imports' kept usage, {kept} in the month's totals"
+        ));
+    };
+    store
+        .usage_totals(month, &mut |t: StoredTotal| {
+            if !(shares == 1 || share_of(&t.account_id, shares) == share) {
+                return;
+            }
+            let counted = match (month_index.get(&t.month), api_index.get(&t.api)) {
+                (Some(&m), Some(&a)) => sums.calls.remove(&(m, a, t.account_id.clone())).unwrap_or(0),
+                _ => 0,
+            };
+            if counted != t.calls {
+                breach(&t.account_id, &t.month, &t.api, counted, t.calls);
+            }
+        })
+        .await?;
+    let mut left: Vec<_> = sums.calls.into_iter().filter(|(_, calls)| *calls != 0).collect();
+    left.sort();
+    for ((m, a, account), calls) in left {
+        breach(
+            &account,
+            &months.spans()[m as usize].month.to_string(),
+            &sums.apis[a as usize],
+            calls,
+            0,
+        );
+    }
+    Ok(())
+}
+
+/// A check's breaches as they are found.
+struct Found {
+    check: Check,
+}
+
+impl Found {
+    fn new(what: &'static str) -> Found {
+        Found {
+            check: Check {
+                what,
+                breaches: 0,
+                examples: Vec::new(),
+            },
+        }
+    }
+
+    fn add(&mut self, breach: String) {
+        self.check.breaches += 1;
+        if self.check.examples.len() < MAX_PER_CHECK {
+            self.check.examples.push(breach);
+        }
+    }
+}

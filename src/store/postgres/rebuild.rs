@@ -1,0 +1,101 @@
+//! `billrun migrate` on PostgreSQL: the content of imports made before it was kept in a form
+//! that reads back (`input::replay`), rebuilt from their rows (`input::stored::Rebuilt`), an
+//! import per transaction (one that is done is not done again). The rows are read through a
+//! cursor, a batch at a time, so that the chunks are written between batches on the same
+//! connection and memory stays flat whatever the import's size.
+
+use crate::input::stored::{Rebuilt, StoredChunk};
+use crate::store::sql::{DROP_CHUNKS_SQL, KEEP_CHUNK_SQL, KEEP_CONTENT_SQL, UNREADABLE_IMPORTS_SQL};
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+
+/// A row as the cursor gives it: line, account, API, instant, calls, event id.
+type StoredRow = (i64, String, String, DateTime<Utc>, i64, Option<String>);
+
+/// Rows per fetch from the cursor.
+const BATCH: i64 = 10_000;
+
+/// Rebuilds the content of every import whose content does not read back; returns how many.
+pub async fn rebuild_content(pool: &PgPool) -> anyhow::Result<u64> {
+    let imports: Vec<i64> = sqlx::query_scalar(UNREADABLE_IMPORTS_SQL).fetch_all(pool).await?;
+    if !imports.is_empty() {
+        tracing::info!(
+            imports = imports.len(),
+            "keeping the content of earlier imports, rebuilt from their rows"
+        );
+    }
+    let mut done = 0;
+    for import_id in imports {
+        let mut tx = pool.begin().await?;
+        // Imports and retractions wait; one that rebuilt it meanwhile is not done again.
+        sqlx::query(super::LOCK_IMPORTS_SQL).execute(&mut *tx).await?;
+        let waiting: Option<i64> =
+            sqlx::query_scalar("SELECT import_id FROM usage_imports WHERE import_id = $1 AND content_format IS NULL")
+                .bind(import_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if waiting.is_none() {
+            continue;
+        }
+        rebuild(&mut tx, import_id).await?;
+        tx.commit().await?;
+        done += 1;
+    }
+    Ok(done)
+}
+
+async fn rebuild(tx: &mut PgConnection, import_id: i64) -> anyhow::Result<()> {
+    sqlx::query(DROP_CHUNKS_SQL).bind(import_id).execute(&mut *tx).await?;
+    sqlx::query(
+        "DECLARE import_rows NO SCROLL CURSOR FOR
+         SELECT source_line, account_id, api, ts, calls, event_id FROM usage WHERE import_id = $1
+         UNION ALL
+         SELECT source_line, account_id, api, ts, calls, event_id FROM retracted_usage WHERE import_id = $1
+         ORDER BY source_line",
+    )
+    .bind(import_id)
+    .execute(&mut *tx)
+    .await?;
+    let (mut rebuilt, header) = Rebuilt::new();
+    keep(tx, import_id, header).await?;
+    loop {
+        let rows: Vec<StoredRow> = sqlx::query_as(&format!("FETCH {BATCH} FROM import_rows"))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut chunks = Vec::new();
+        for (_, account_id, api, ts, calls, event_id) in &rows {
+            chunks.extend(rebuilt.row(account_id, api, *ts, *calls, event_id.as_deref())?);
+        }
+        keep(tx, import_id, chunks).await?;
+        if (rows.len() as i64) < BATCH {
+            break;
+        }
+    }
+    sqlx::query("CLOSE import_rows").execute(&mut *tx).await?;
+    let (last, content) = rebuilt.finish()?;
+    keep(tx, import_id, last.into_iter().collect()).await?;
+    sqlx::query(KEEP_CONTENT_SQL)
+        .bind(&content.sha256)
+        .bind(content.bytes)
+        .bind(content.chunks)
+        .bind(content.reading.format.key())
+        .bind(None::<String>)
+        .bind(None::<Vec<u8>>)
+        .bind(import_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+async fn keep(tx: &mut PgConnection, import_id: i64, chunks: Vec<StoredChunk>) -> sqlx::Result<()> {
+    for c in chunks {
+        sqlx::query(KEEP_CHUNK_SQL)
+            .bind(import_id)
+            .bind(c.seq)
+            .bind(c.raw_bytes)
+            .bind(c.data)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
