@@ -12,7 +12,6 @@
 //! is read in several passes, each for the accounts of one share of a hash of the account id,
 //! so that memory stays bounded whatever the month's size.
 
-use super::verify::Check;
 use crate::domain::month::{Month, MonthFinder};
 use crate::input::replay::{ChunkBytes, ReadBack, SkippedLines};
 use crate::input::stored::{unpack, Content, ContentCheck, StoredChunk};
@@ -78,7 +77,7 @@ fn share_of(account: &str, shares: u64) -> u64 {
 /// Both checks, as [`STORED_CHECK`] and [`TOTALS_CHECK`]: of every import's content, and of
 /// `month`'s totals (`None`: every month's), holding at most `per_pass` recomputed totals at
 /// a time (`verify` holds [`TOTALS_PER_PASS`]).
-pub async fn recount<S: Store>(store: &S, month: Option<Month>, per_pass: u64) -> anyhow::Result<(Check, Check)> {
+pub async fn recount<S: Store>(store: &S, month: Option<Month>, per_pass: u64) -> anyhow::Result<(Found, Found)> {
     let started = std::time::Instant::now();
     let mut stored = Found::new(STORED_CHECK);
     let mut totals = Found::new(TOTALS_CHECK);
@@ -151,7 +150,7 @@ pub async fn recount<S: Store>(store: &S, month: Option<Month>, per_pass: u64) -
         millis = started.elapsed().as_millis() as u64,
         "checked"
     );
-    Ok((stored.check, totals.check))
+    Ok((stored, totals))
 }
 
 /// Whether `import`'s rows reach the month the pass counts.
@@ -289,26 +288,27 @@ async fn compare<S: Store>(store: &S, month: Option<Month>, pass: Pass, found: &
     Ok(())
 }
 
-/// A check's breaches as they are found.
-struct Found {
-    check: Check,
+/// A check's breaches as they are found: how many, and the first [`MAX_PER_CHECK`] named.
+#[derive(Clone, Debug)]
+pub struct Found {
+    pub what: &'static str,
+    pub breaches: u64,
+    pub examples: Vec<String>,
 }
 
 impl Found {
     fn new(what: &'static str) -> Found {
         Found {
-            check: Check {
-                what,
-                breaches: 0,
-                examples: Vec::new(),
-            },
+            what,
+            breaches: 0,
+            examples: Vec::new(),
         }
     }
 
     fn add(&mut self, breach: String) {
-        self.check.breaches += 1;
-        if self.check.examples.len() < MAX_PER_CHECK {
-            self.check.examples.push(breach);
+        self.breaches += 1;
+        if self.examples.len() < MAX_PER_CHECK {
+            self.examples.push(breach);
         }
     }
 }

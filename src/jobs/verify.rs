@@ -68,8 +68,13 @@ pub async fn verify<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result
         });
     }
     let (stored, totals) = super::recount::recount(store, month, super::recount::TOTALS_PER_PASS).await?;
-    checks.push(totals);
-    checks.push(stored);
+    for found in [totals, stored] {
+        checks.push(Check {
+            what: found.what,
+            breaches: found.breaches,
+            examples: found.examples,
+        });
+    }
     let mut arithmetic = Check {
         what: "each bill's total is its exact lines rounded to 0.01 with its strategy, plus its rounding adjustment",
         breaches: 0,

@@ -38,7 +38,7 @@ use crate::store::page::{self, CurrentBill, PageWrites, StoredLine};
 use crate::store::sql::verify::BookCheck;
 use crate::store::sql::*;
 use crate::store::*;
-use advisory::{lock_key, take_turn};
+use advisory::{lock_key, take_turn, LOCK_IMPORTS_SQL};
 use anyhow::{anyhow, Context};
 use chrono_tz::Tz;
 use futures_util::TryStreamExt;
@@ -69,9 +69,6 @@ const MONTH_USAGE_SQL: &str = "
     LEFT JOIN current_lines c ON c.account_id = u.account_id AND c.api = u.api
     WHERE u.calls > 0 OR c.total_calls IS NOT NULL
     ORDER BY u.account_id, u.api";
-
-/// Keeps other imports (and a rebuild of the usage totals) out until commit.
-pub(crate) const LOCK_IMPORTS_SQL: &str = "LOCK TABLE usage_imports IN SHARE ROW EXCLUSIVE MODE";
 
 /// How long connecting to the server may take before billrun gives up (exit 5, retry later).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);

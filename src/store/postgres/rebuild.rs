@@ -4,6 +4,7 @@
 //! cursor, a batch at a time, so that the chunks are written between batches on the same
 //! connection and memory stays flat whatever the import's size.
 
+use super::advisory::LOCK_IMPORTS_SQL;
 use crate::input::stored::{Rebuilt, StoredChunk};
 use crate::store::sql::{DROP_CHUNKS_SQL, KEEP_CHUNK_SQL, KEEP_CONTENT_SQL, UNREADABLE_IMPORTS_SQL};
 use chrono::{DateTime, Utc};
@@ -28,7 +29,7 @@ pub async fn rebuild_content(pool: &PgPool) -> anyhow::Result<u64> {
     for import_id in imports {
         let mut tx = pool.begin().await?;
         // Imports and retractions wait; one that rebuilt it meanwhile is not done again.
-        sqlx::query(super::LOCK_IMPORTS_SQL).execute(&mut *tx).await?;
+        sqlx::query(LOCK_IMPORTS_SQL).execute(&mut *tx).await?;
         let waiting: Option<i64> =
             sqlx::query_scalar("SELECT import_id FROM usage_imports WHERE import_id = $1 AND content_format IS NULL")
                 .bind(import_id)
