@@ -13,6 +13,10 @@
 use super::stored::Reading;
 use super::usage::{NewUsage, UsageRows};
 use super::RowError;
+use crate::domain::month::{Month, MonthFinder};
+use chrono_tz::Tz;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::io::Read;
 
 /// The lines of a file an import skipped, as ranges, stored compactly with the import.
@@ -191,6 +195,159 @@ impl Iterator for ReadBack {
             }
         }
     }
+}
+
+/// Sums held in memory at once by one share of a [`MonthSums`] reading (each about 60 bytes):
+/// with more totals than this, content is read back in several shares.
+pub const SUMS_PER_SHARE: u64 = 2_000_000;
+
+/// How many shares `totals` sums take.
+pub fn shares_for(totals: u64, per_share: u64) -> u64 {
+    totals.div_ceil(per_share.max(1)).max(1)
+}
+
+/// Calls summed per month (of one zone), API and account, from rows read back, for the
+/// accounts of one share of the hashes of their ids: reading a large month in several shares
+/// holds only one share's sums in memory at a time.
+pub struct MonthSums {
+    calls: HashMap<(u16, u16, String), i64>,
+    apis: Vec<String>,
+    months: MonthFinder,
+    /// Only rows of this month count, if given.
+    only: Option<Month>,
+    share: u64,
+    shares: u64,
+}
+
+impl MonthSums {
+    /// Sums of the months of `zone`, for the accounts whose share (of `shares`) is `share`.
+    pub fn new(zone: Tz, only: Option<Month>, share: u64, shares: u64) -> MonthSums {
+        MonthSums {
+            calls: HashMap::new(),
+            apis: Vec::new(),
+            months: MonthFinder::new(zone),
+            only,
+            share,
+            shares: shares.max(1),
+        }
+    }
+
+    /// Whether `account`'s sums are these.
+    pub fn counts(&self, account: &str) -> bool {
+        self.shares == 1 || share_of(account, self.shares) == self.share
+    }
+
+    /// Adds a row, if its account and month are counted here; an error if a sum would pass
+    /// what 64 bits can count.
+    pub fn add(&mut self, row: NewUsage) -> Result<(), String> {
+        if !self.counts(&row.account_id) {
+            return Ok(());
+        }
+        let m = self.months.index_of(row.ts);
+        if self.only.is_some_and(|only| self.months.spans()[m].month != only) {
+            return Ok(());
+        }
+        let api = match self.apis.iter().position(|a| *a == row.api) {
+            Some(i) => i,
+            None => {
+                self.apis.push(row.api);
+                self.apis.len() - 1
+            }
+        };
+        let sum = self.calls.entry((m as u16, api as u16, row.account_id)).or_insert(0);
+        *sum = sum
+            .checked_add(row.calls)
+            .ok_or_else(|| "a total passes what 64 bits can count".to_string())?;
+        Ok(())
+    }
+
+    /// Adds every row `rows` reads back.
+    pub fn add_all(&mut self, rows: ReadBack) -> Result<(), String> {
+        for row in rows {
+            self.add(row?)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the sum of `account`'s calls of `api` in `month` out (0 if there is none).
+    pub fn take(&mut self, month: &str, account: &str, api: &str) -> i64 {
+        let Ok(month) = month.parse::<Month>() else {
+            return 0;
+        };
+        let Some(m) = self.months.spans().iter().position(|s| s.month == month) else {
+            return 0;
+        };
+        let Some(a) = self.apis.iter().position(|x| x == api) else {
+            return 0;
+        };
+        self.calls
+            .remove(&(m as u16, a as u16, account.to_owned()))
+            .unwrap_or(0)
+    }
+
+    /// The sums, as (month, account, API, calls), sorted.
+    pub fn into_sorted(self) -> Vec<(String, String, String, i64)> {
+        let months: Vec<String> = self.months.spans().iter().map(|s| s.month.to_string()).collect();
+        let mut out: Vec<_> = self
+            .calls
+            .into_iter()
+            .map(|((m, a, account), calls)| {
+                (
+                    months[m as usize].clone(),
+                    account,
+                    self.apis[a as usize].clone(),
+                    calls,
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// Which of `shares` shares `account` falls in.
+pub fn share_of(account: &str, shares: u64) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    account.hash(&mut h);
+    h.finish() % shares
+}
+
+/// Reads the content of one import back into `sums`: the chunks' content comes from `chunk`
+/// (0, 1, 2… until it gives `None`), on this thread, while a thread of its own parses it.
+/// Returns the sums, or what kept the content from reading back.
+pub fn sum_content(
+    sums: MonthSums,
+    reading: Reading,
+    skipped: SkippedLines,
+    mut chunk: impl FnMut(i64) -> anyhow::Result<Option<Vec<u8>>>,
+) -> anyhow::Result<Result<MonthSums, String>> {
+    let (feed, bytes) = ChunkBytes::channel();
+    let parser = std::thread::Builder::new()
+        .name("usage-read-back".into())
+        .spawn(move || {
+            let mut sums = sums;
+            let rows = ReadBack::open(bytes, reading, skipped)?;
+            sums.add_all(rows).map(|()| sums)
+        })?;
+    let mut seq = 0;
+    let fed = loop {
+        match chunk(seq) {
+            Ok(Some(raw)) => {
+                if feed.send(raw).is_err() {
+                    break Ok(()); // the parser stopped: it says why
+                }
+                seq += 1;
+            }
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    drop(feed);
+    let parsed = parser
+        .join()
+        .map_err(|_| anyhow::anyhow!("reading usage content back stopped (the parsing thread failed)"))?;
+    fed?;
+    Ok(parsed)
 }
 
 fn problems(p: &[RowError]) -> String {

@@ -12,14 +12,12 @@
 //! is read in several passes, each for the accounts of one share of a hash of the account id,
 //! so that memory stays bounded whatever the month's size.
 
-use crate::domain::month::{Month, MonthFinder};
-use crate::input::replay::{ChunkBytes, ReadBack, SkippedLines};
+use crate::domain::month::Month;
+use crate::input::replay::{shares_for, ChunkBytes, MonthSums, ReadBack, SkippedLines};
 use crate::input::stored::{unpack, Content, ContentCheck, StoredChunk};
 use crate::store::sql::verify::MAX_PER_CHECK;
 use crate::store::{Store, StoredImport, StoredTotal};
 use chrono_tz::Tz;
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 
 /// What [`STORED_CHECK`]'s check makes sure of.
 pub const STORED_CHECK: &str = "each usage import's stored content is, byte for byte, what was imported";
@@ -28,50 +26,15 @@ pub const STORED_CHECK: &str = "each usage import's stored content is, byte for 
 pub const TOTALS_CHECK: &str =
     "each month's usage totals, which settle reads, are the sum of the rows its imports kept, read back";
 
-/// Recomputed totals held in memory at once (each about 60 bytes).
-pub const TOTALS_PER_PASS: u64 = 2_000_000;
-
-/// Recomputed totals: calls by (month index in the finder, API index, account).
-#[derive(Default)]
-struct Sums {
-    calls: HashMap<(u16, u16, String), i64>,
-    apis: Vec<String>,
-}
-
-impl Sums {
-    fn api(&mut self, api: &str) -> u16 {
-        match self.apis.iter().position(|a| a == api) {
-            Some(i) => i as u16,
-            None => {
-                self.apis.push(api.to_owned());
-                (self.apis.len() - 1) as u16
-            }
-        }
-    }
-}
+/// Recomputed totals held in memory at once.
+pub const TOTALS_PER_PASS: u64 = crate::input::replay::SUMS_PER_SHARE;
 
 /// One pass's state, handed to the parsing thread for each import and back.
 struct Pass {
-    /// This pass counts accounts whose hash is `share` modulo `shares`.
-    share: u64,
-    shares: u64,
-    months: MonthFinder,
+    zone: Tz,
     /// Only rows of this month count (`verify --month`).
     only: Option<Month>,
-    zone: Tz,
-    sums: Sums,
-}
-
-impl Pass {
-    fn counts(&self, account: &str) -> bool {
-        self.shares == 1 || share_of(account, self.shares) == self.share
-    }
-}
-
-fn share_of(account: &str, shares: u64) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    account.hash(&mut h);
-    h.finish() % shares
+    sums: MonthSums,
 }
 
 /// Both checks, as [`STORED_CHECK`] and [`TOTALS_CHECK`]: of every import's content, and of
@@ -83,15 +46,12 @@ pub async fn recount<S: Store>(store: &S, month: Option<Month>, per_pass: u64) -
     let mut totals = Found::new(TOTALS_CHECK);
     let imports = store.stored_imports().await?;
     let zone = store.usage_totals_zone().await?;
-    let shares = store.count_usage_totals(month).await?.div_ceil(per_pass.max(1)).max(1);
+    let shares = shares_for(store.count_usage_totals(month).await?, per_pass);
     for share in 0..shares {
         let mut pass = zone.map(|zone| Pass {
-            share,
-            shares,
-            months: MonthFinder::new(zone),
-            only: month,
             zone,
-            sums: Sums::default(),
+            only: month,
+            sums: MonthSums::new(zone, month, share, shares),
         });
         for import in &imports {
             let name = format!("import #{} ({})", import.import_id, import.file_name);
@@ -120,7 +80,9 @@ pub async fn recount<S: Store>(store: &S, month: Option<Month>, per_pass: u64) -
                 Some(mut p) => {
                     let reading = content.reading;
                     Some(tokio::task::spawn_blocking(move || {
-                        let problem = add_rows(&mut p, bytes, reading, skipped).err();
+                        let problem = ReadBack::open(bytes, reading, skipped)
+                            .and_then(|rows| p.sums.add_all(rows))
+                            .err();
                         (p, problem)
                     }))
                 }
@@ -209,52 +171,9 @@ async fn read_chunks<S: Store>(
     Ok(if check { bytes_check.problem(content) } else { None })
 }
 
-/// Adds the rows of one import's content, as the pass counts them.
-fn add_rows(
-    pass: &mut Pass,
-    bytes: ChunkBytes,
-    reading: crate::input::stored::Reading,
-    skipped: SkippedLines,
-) -> Result<(), String> {
-    for row in ReadBack::open(bytes, reading, skipped)? {
-        let row = row?;
-        if !pass.counts(&row.account_id) {
-            continue;
-        }
-        let m = pass.months.index_of(row.ts);
-        if pass.only.is_some_and(|only| pass.months.spans()[m].month != only) {
-            continue;
-        }
-        let api = pass.sums.api(&row.api);
-        let sum = pass.sums.calls.entry((m as u16, api, row.account_id)).or_insert(0);
-        *sum = sum
-            .checked_add(row.calls)
-            .ok_or_else(|| "a total passes what 64 bits can count".to_string())?;
-    }
-    Ok(())
-}
-
 /// Compares the pass's sums with the stored totals of its accounts.
 async fn compare<S: Store>(store: &S, month: Option<Month>, pass: Pass, found: &mut Found) -> anyhow::Result<()> {
-    let Pass {
-        share,
-        shares,
-        months,
-        mut sums,
-        ..
-    } = pass;
-    let month_index: HashMap<String, u16> = months
-        .spans()
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.month.to_string(), i as u16))
-        .collect();
-    let api_index: HashMap<String, u16> = sums
-        .apis
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (a.clone(), i as u16))
-        .collect();
+    let mut sums = pass.sums;
     let mut breach = |account: &str, month: &str, api: &str, counted: i64, kept: i64| {
         found.add(format!(
             "account {account}, {month}, {api}: {counted} calls in its imports' kept usage, {kept} in the month's totals"
@@ -262,28 +181,19 @@ async fn compare<S: Store>(store: &S, month: Option<Month>, pass: Pass, found: &
     };
     store
         .usage_totals(month, &mut |t: StoredTotal| {
-            if !(shares == 1 || share_of(&t.account_id, shares) == share) {
+            if !sums.counts(&t.account_id) {
                 return;
             }
-            let counted = match (month_index.get(&t.month), api_index.get(&t.api)) {
-                (Some(&m), Some(&a)) => sums.calls.remove(&(m, a, t.account_id.clone())).unwrap_or(0),
-                _ => 0,
-            };
+            let counted = sums.take(&t.month, &t.account_id, &t.api);
             if counted != t.calls {
                 breach(&t.account_id, &t.month, &t.api, counted, t.calls);
             }
         })
         .await?;
-    let mut left: Vec<_> = sums.calls.into_iter().filter(|(_, calls)| *calls != 0).collect();
-    left.sort();
-    for ((m, a, account), calls) in left {
-        breach(
-            &account,
-            &months.spans()[m as usize].month.to_string(),
-            &sums.apis[a as usize],
-            calls,
-            0,
-        );
+    for (month, account, api, calls) in sums.into_sorted() {
+        if calls != 0 {
+            breach(&account, &month, &api, calls, 0);
+        }
     }
     Ok(())
 }

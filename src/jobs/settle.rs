@@ -96,7 +96,7 @@ pub async fn settle<S: Store>(
     if store.ensure_usage_totals(ctx.tz).await? {
         tracing::warn!(
             zone = ctx.tz.name(),
-            "usage totals built from the usage rows for this billing zone (they were kept for another zone, or not built yet)"
+            "usage totals built from the imports' kept usage for this billing zone (they were kept for another zone, or not built yet)"
         );
     }
     let packs_granted = if dry_run { 0 } else { grant(store, ctx, month).await? };

@@ -479,3 +479,53 @@ pub(crate) fn replaced_before(before: &Retracted) -> StoreError {
         before.import_id, before.file_name, before.reason
     )))
 }
+
+/// An import whose rows count, as the month's totals are built from it: its kept content and
+/// how it reads back (`sql::COUNTED_IMPORTS_SQL`).
+pub(crate) struct CountedImport {
+    pub import_id: i64,
+    pub chunks: i64,
+    pub reading: crate::input::stored::Reading,
+    pub skipped: crate::input::replay::SkippedLines,
+}
+
+impl CountedImport {
+    /// From the columns as stored; an import whose content does not read back is an error
+    /// that says what makes it read back.
+    pub fn new(
+        import_id: i64,
+        chunks: Option<i64>,
+        format: Option<String>,
+        assume_tz: Option<String>,
+        skipped: Option<Vec<u8>>,
+    ) -> anyhow::Result<CountedImport> {
+        let (Some(chunks), Some(format)) = (chunks, format) else {
+            anyhow::bail!(
+                "usage import #{import_id}'s content is not kept in a form that reads back: run `billrun migrate`"
+            );
+        };
+        let format = crate::input::stream::Format::from_key(&format)
+            .ok_or_else(|| anyhow::anyhow!("usage import #{import_id}: unknown content format '{format}'"))?;
+        let assume_tz = assume_tz
+            .map(|z| {
+                z.parse()
+                    .map_err(|e| anyhow::anyhow!("usage import #{import_id}: assume_tz '{z}': {e}"))
+            })
+            .transpose()?;
+        Ok(CountedImport {
+            import_id,
+            chunks,
+            reading: crate::input::stored::Reading { format, assume_tz },
+            skipped: crate::input::replay::SkippedLines::decode(skipped.as_deref())
+                .map_err(|e| anyhow::anyhow!("usage import #{import_id}: {e}"))?,
+        })
+    }
+
+    /// What reading it back found wrong, as an error.
+    pub fn unreadable(&self, problem: String) -> anyhow::Error {
+        anyhow::anyhow!(
+            "usage import #{}'s kept content does not read back as the rows it counted: {problem}",
+            self.import_id
+        )
+    }
+}

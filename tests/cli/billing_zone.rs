@@ -42,7 +42,7 @@ fn a_month_is_totalled_in_the_zone_it_is_settled_in_whatever_zone_imported_it() 
     let out = env.run(&["--tz", "UTC", "--now", now, "settle", "--month", "2026-10"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("usage totals built from the usage rows"),
+        String::from_utf8_lossy(&out.stderr).contains("usage totals built from the imports' kept usage"),
         "a rebuild is logged"
     );
     assert_eq!(october_calls(&env), "1100", "October in UTC: 100 + 1000");

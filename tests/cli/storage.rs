@@ -176,6 +176,26 @@ fn verify_recounts_the_month_from_what_the_imports_kept_as_they_read_it() {
     env.settle("2026-10", "2026-11-01T02:00:00+08:00");
     env.ok(&["verify"]);
     env.ok(&["verify", "--month", "2026-10"]);
+    // Totals built again for another billing zone come from the same kept content, read as it
+    // was read: the skipped lines stay skipped, the local times stay Shanghai's.
+    let totals = || -> String {
+        env.query("SELECT STRING_AGG(account_id || ' ' || calls, ', ' ORDER BY account_id) FROM usage_totals")
+    };
+    assert_eq!(totals(), "a 7, b 12");
+    env.ok(&[
+        "--tz",
+        "UTC",
+        "--now",
+        "2026-12-02T00:00:00Z",
+        "settle",
+        "--month",
+        "2026-11",
+        "--dry-run",
+    ]);
+    let zone: String = env.query("SELECT value FROM settings WHERE name = 'usage_totals_zone'");
+    assert_eq!(zone, "UTC");
+    assert_eq!(totals(), "a 7, b 12");
+    env.ok(&["verify"]);
 
     // A total that is not what the kept content sums to is named, with both figures.
     env.exec("UPDATE usage_totals SET calls = calls + 1 WHERE account_id = 'b'");

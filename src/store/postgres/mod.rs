@@ -715,7 +715,7 @@ impl Store for PgStore {
         if totals::ensure_zone(&mut tx, zone).await? {
             tracing::warn!(
                 zone = zone.name(),
-                "usage totals built from the usage rows for this billing zone"
+                "usage totals built from the imports' kept usage for this billing zone"
             );
         }
         // The import this file replaces is taken back first, in this transaction: its rows no

@@ -1,17 +1,23 @@
 //! The month's usage totals on PostgreSQL (`usage_totals`, migrations/postgres/0010): built
-//! from the raw rows for a billing zone, added to by each import in its own transaction, and
+//! from the imports' kept content for a billing zone, added to by each import in its own transaction, and
 //! checked against the raw rows by `verify`. An import's own sums are staged with `COPY` and
 //! added with one upsert; months are bound as arrays of names and bounds
 //! computed in the zone by billrun, so the server's time zone database never decides a month.
 
 use super::copy_binary::{Buffer, COPY_BUFFER};
 use crate::domain::month::{Month, MonthSpan};
-use crate::store::common::totals_overflow;
-use crate::store::sql::{TAKE_BACK_SQL, TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL, USAGE_SPAN_SQL};
+use crate::input::replay::{shares_for, ChunkBytes, MonthSums, ReadBack, SUMS_PER_SHARE};
+use crate::input::stored::unpack;
+use crate::store::common::{totals_overflow, CountedImport};
+use crate::store::decode::stored_chunk;
+use crate::store::sql::{
+    COUNTED_IMPORTS_SQL, STORED_CHUNK_SQL, TAKE_BACK_SQL, TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL,
+};
 use crate::store::UsageTotals;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sqlx::PgConnection;
+use sqlx::Row;
 
 /// The months `$1`, `$2`, `$3` bind, as a relation `m (month, period_start, period_end)`.
 const MONTHS: &str = "unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS m (month, period_start, period_end)";
@@ -23,37 +29,98 @@ pub async fn zone(conn: &mut PgConnection) -> sqlx::Result<Option<Tz>> {
     Ok(name.and_then(|n| n.parse().ok()))
 }
 
-/// Makes the stored totals those of `zone`, building them from the raw rows if they are of
-/// another zone or not built yet. Returns whether they were built from any rows. The caller's transaction
-/// holds `usage_imports` in `SHARE ROW EXCLUSIVE` mode, so no import adds rows meanwhile.
+/// Makes the stored totals those of `zone`, building them from the imports' kept content
+/// (`input::replay`) if they are of another zone or not built yet. Returns whether they were
+/// built from any import. The caller's transaction holds `usage_imports` in `SHARE ROW
+/// EXCLUSIVE` mode, so no import adds rows meanwhile.
 pub async fn ensure_zone(conn: &mut PgConnection, zone: Tz) -> anyhow::Result<bool> {
     if self::zone(conn).await? == Some(zone) {
         return Ok(false);
     }
+    let mut imports = Vec::new();
+    for row in sqlx::query(COUNTED_IMPORTS_SQL).fetch_all(&mut *conn).await? {
+        imports.push(CountedImport::new(
+            row.try_get("import_id")?,
+            row.try_get("content_chunks")?,
+            row.try_get("content_format")?,
+            row.try_get("assume_tz")?,
+            row.try_get("skipped_lines")?,
+        )?);
+    }
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_totals")
+        .fetch_one(&mut *conn)
+        .await?;
     sqlx::query("DELETE FROM usage_totals").execute(&mut *conn).await?;
-    let spans = months_with_usage(conn, zone).await?;
-    let built = !spans.is_empty();
-    if built {
-        let sql = format!(
-            "INSERT INTO usage_totals (month, account_id, api, calls)
-             SELECT m.month, u.account_id, u.api, SUM(u.calls)::bigint FROM usage u JOIN {MONTHS}
-               ON u.ts >= m.period_start AND u.ts < m.period_end
-             GROUP BY m.month, u.account_id, u.api"
-        );
-        let (names, starts, ends) = month_arrays(&spans);
-        sqlx::query(&sql)
-            .bind(names)
-            .bind(starts)
-            .bind(ends)
+    // As many shares as the totals of the zone they were kept for take.
+    let shares = shares_for(kept as u64, SUMS_PER_SHARE);
+    for share in 0..shares {
+        let mut sums = MonthSums::new(zone, None, share, shares);
+        for import in &imports {
+            sums = sum_import(conn, import, sums).await?;
+        }
+        for batch in sums.into_sorted().chunks(10_000) {
+            let mut columns: (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) = Default::default();
+            for (month, account, api, calls) in batch {
+                columns.0.push(month);
+                columns.1.push(account);
+                columns.2.push(api);
+                columns.3.push(*calls);
+            }
+            sqlx::query(
+                "INSERT INTO usage_totals (month, account_id, api, calls)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])",
+            )
+            .bind(columns.0)
+            .bind(columns.1)
+            .bind(columns.2)
+            .bind(columns.3)
             .execute(&mut *conn)
-            .await
-            .map_err(overflow_or)?;
+            .await?;
+        }
     }
     sqlx::query(TOTALS_ZONE_UPSERT_SQL)
         .bind(zone.name())
         .execute(&mut *conn)
         .await?;
-    Ok(built)
+    Ok(!imports.is_empty())
+}
+
+/// Adds `import`'s rows to `sums`: its chunks read in this transaction, one at a time, while a
+/// thread of its own parses them.
+async fn sum_import(conn: &mut PgConnection, import: &CountedImport, sums: MonthSums) -> anyhow::Result<MonthSums> {
+    let (feed, bytes) = ChunkBytes::channel();
+    let (reading, skipped) = (import.reading, import.skipped.clone());
+    let parser = tokio::task::spawn_blocking(move || {
+        let mut sums = sums;
+        ReadBack::open(bytes, reading, skipped)
+            .and_then(|rows| sums.add_all(rows))
+            .map(|()| sums)
+    });
+    for seq in 0..import.chunks {
+        let row = sqlx::query(STORED_CHUNK_SQL)
+            .bind(import.import_id)
+            .bind(seq)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "usage import #{}: chunk {seq} of its kept content is missing",
+                    import.import_id
+                )
+            })?;
+        let raw =
+            unpack(&stored_chunk(&row)?).map_err(|e| anyhow::anyhow!("usage import #{}: {e}", import.import_id))?;
+        let to = feed.clone();
+        if tokio::task::spawn_blocking(move || to.send(raw)).await?.is_err() {
+            break; // the parser stopped: it says why
+        }
+    }
+    drop(feed);
+    match parser.await? {
+        Ok(sums) => Ok(sums),
+        Err(problem) if problem.contains("64 bits") => Err(totals_overflow()),
+        Err(problem) => Err(import.unreadable(problem)),
+    }
 }
 
 /// Adds the rows of import `import_id`, which fall within `[first, last]`, to the totals of
@@ -181,15 +248,6 @@ pub async fn add_staged(conn: &mut PgConnection) -> anyhow::Result<()> {
     .await
     .map_err(overflow_or)?;
     Ok(())
-}
-
-/// Every month in `zone` from the first usage row imported to the last.
-async fn months_with_usage(conn: &mut PgConnection, zone: Tz) -> sqlx::Result<Vec<MonthSpan>> {
-    let span: (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = sqlx::query_as(USAGE_SPAN_SQL).fetch_one(conn).await?;
-    Ok(match span {
-        (Some(first), Some(last)) => Month::spanning(first, last, zone),
-        _ => Vec::new(),
-    })
 }
 
 /// The arrays `$1`, `$2`, `$3` of [`MONTHS`] hold: names, starts, ends.

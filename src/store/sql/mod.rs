@@ -54,9 +54,6 @@ pub(crate) const BILLED_CATALOG_VERSIONS_SQL: &str =
 /// The billing time zone the stored usage totals are kept in (none: not built yet).
 pub(crate) const TOTALS_ZONE_SQL: &str = "SELECT value FROM settings WHERE name = 'usage_totals_zone'";
 
-/// The first and last instant of every usage row imported (NULLs: none).
-pub(crate) const USAGE_SPAN_SQL: &str = "SELECT MIN(first_ts), MAX(last_ts) FROM usage_imports";
-
 /// Records the zone the usage totals are now kept in.
 pub(crate) const TOTALS_ZONE_UPSERT_SQL: &str = "INSERT INTO settings (name, value) VALUES ('usage_totals_zone', $1)
      ON CONFLICT (name) DO UPDATE SET value = excluded.value";
@@ -358,6 +355,12 @@ pub(crate) const KEEP_CONTENT_SQL: &str = "UPDATE usage_imports SET content_sha2
 pub(crate) const STORED_IMPORTS_SQL: &str = "SELECT import_id, file_name, content_sha256, content_bytes,
         content_chunks, content_format, assume_tz, skipped_lines, first_ts, last_ts, retracted_at
      FROM usage_imports WHERE retracts IS NULL ORDER BY import_id";
+
+/// The imports whose rows count (not retracted, not the record of a retraction), oldest
+/// first, with how their kept content reads back: what the month's totals are built from.
+pub(crate) const COUNTED_IMPORTS_SQL: &str =
+    "SELECT import_id, content_chunks, content_format, assume_tz, skipped_lines
+     FROM usage_imports WHERE retracts IS NULL AND retracted_at IS NULL ORDER BY import_id";
 
 /// How many usage totals month $1 has (NULL: every month).
 pub(crate) const COUNT_TOTALS_SQL: &str = "SELECT COUNT(*) FROM usage_totals WHERE $1 IS NULL OR month = $1";

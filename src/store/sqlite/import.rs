@@ -134,7 +134,7 @@ pub fn import_usage(
     if totals::ensure_zone(&tx, zone)? {
         tracing::warn!(
             zone = zone.name(),
-            "usage totals built from the usage rows for this billing zone"
+            "usage totals built from the imports' kept usage for this billing zone"
         );
     }
     // The import this file replaces is taken back first, in this transaction: its rows no

@@ -1,11 +1,15 @@
 //! The month's usage totals on SQLite (`usage_totals`, migrations/sqlite/0010): built from the
-//! raw rows for a billing zone, added to by each import in its own transaction, and checked
+//! imports' kept content for a billing zone, added to by each import in its own transaction, and checked
 //! and recomputed from the imports' kept content by `verify`. Through `rusqlite`, inside the caller's transaction.
 
 use super::rows::{at, us};
-use crate::domain::month::{usage_allowed_from, Month, MonthSpan};
-use crate::store::common::totals_overflow;
-use crate::store::sql::{TAKE_BACK_SQL, TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL, USAGE_SPAN_SQL};
+use crate::domain::month::{usage_allowed_from, Month};
+use crate::input::replay::{shares_for, sum_content, MonthSums, SUMS_PER_SHARE};
+use crate::input::stored::{unpack, StoredChunk};
+use crate::store::common::{totals_overflow, CountedImport};
+use crate::store::sql::{
+    COUNTED_IMPORTS_SQL, STORED_CHUNK_SQL, TAKE_BACK_SQL, TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL,
+};
 use crate::store::UsageTotals;
 use chrono_tz::Tz;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -17,34 +21,75 @@ pub fn zone(conn: &Connection) -> anyhow::Result<Option<Tz>> {
     Ok(name.and_then(|n| n.parse().ok()))
 }
 
-/// Makes the stored totals those of `zone`, building them from the raw rows if they are of
-/// another zone or not built yet. Returns whether they were built from any rows. The caller holds the write
-/// lock (`BEGIN IMMEDIATE`), so no import adds rows meanwhile.
+/// Makes the stored totals those of `zone`, building them from the imports' kept content
+/// (`input::replay`) if they are of another zone or not built yet. Returns whether they were
+/// built from any import. The caller holds the write lock (`BEGIN IMMEDIATE`), so no import
+/// adds rows meanwhile.
 pub fn ensure_zone(conn: &Connection, zone: Tz) -> anyhow::Result<bool> {
     if self::zone(conn)? == Some(zone) {
         return Ok(false);
     }
-    // A month's rows are sorted to be grouped; on disk, not in memory, at tens of millions.
-    conn.pragma_update(None, "temp_store", "FILE")?;
+    let imports = counted_imports(conn)?;
+    let kept: i64 = conn.query_row("SELECT COUNT(*) FROM usage_totals", [], |r| r.get(0))?;
     conn.execute("DELETE FROM usage_totals", [])?;
-    let spans = months_with_usage(conn, zone)?;
-    let built = !spans.is_empty();
-    if built {
-        with_months(conn, &spans, |conn| {
-            // The usage rows on the outside, the few months inside: one pass over the rows.
-            conn.execute(
-                "INSERT INTO usage_totals (month, account_id, api, calls)
-                 SELECT m.month, u.account_id, u.api, SUM(u.calls) FROM usage u CROSS JOIN temp.usage_months m
-                 WHERE u.ts >= m.period_start AND u.ts < m.period_end
-                 GROUP BY m.month, u.account_id, u.api",
-                [],
-            )
-            .map_err(overflow_or)?;
-            Ok(())
-        })?;
+    // As many shares as the totals of the zone they were kept for take.
+    let shares = shares_for(kept as u64, SUMS_PER_SHARE);
+    let mut insert =
+        conn.prepare_cached("INSERT INTO usage_totals (month, account_id, api, calls) VALUES (?1, ?2, ?3, ?4)")?;
+    for share in 0..shares {
+        let mut sums = MonthSums::new(zone, None, share, shares);
+        for import in &imports {
+            let chunk = |seq: i64| read_chunk(conn, import, seq);
+            sums = match sum_content(sums, import.reading, import.skipped.clone(), chunk)? {
+                Ok(sums) => sums,
+                Err(problem) if problem.contains("64 bits") => return Err(totals_overflow()),
+                Err(problem) => return Err(import.unreadable(problem)),
+            };
+        }
+        for (month, account, api, calls) in sums.into_sorted() {
+            insert.execute(params![month, account, api, calls])?;
+        }
     }
     conn.execute(TOTALS_ZONE_UPSERT_SQL, [zone.name()])?;
-    Ok(built)
+    Ok(!imports.is_empty())
+}
+
+/// The imports whose rows count, with how their content reads back.
+fn counted_imports(conn: &Connection) -> anyhow::Result<Vec<CountedImport>> {
+    let mut stmt = conn.prepare(COUNTED_IMPORTS_SQL)?;
+    let found = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    found
+        .into_iter()
+        .map(|(id, chunks, format, tz, skipped)| CountedImport::new(id, chunks, format, tz, skipped))
+        .collect()
+}
+
+/// The content of chunk `seq` of `import`, `None` past its last.
+fn read_chunk(conn: &Connection, import: &CountedImport, seq: i64) -> anyhow::Result<Option<Vec<u8>>> {
+    if seq >= import.chunks {
+        return Ok(None);
+    }
+    let chunk = conn
+        .prepare_cached(STORED_CHUNK_SQL)?
+        .query_row(params![import.import_id, seq], |r| {
+            Ok(StoredChunk {
+                seq: r.get(0)?,
+                raw_bytes: r.get(1)?,
+                data: r.get(2)?,
+            })
+        })
+        .optional()?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "usage import #{}: chunk {seq} of its kept content is missing",
+                import.import_id
+            )
+        })?;
+    Ok(Some(unpack(&chunk).map_err(|e| {
+        anyhow::anyhow!("usage import #{}: {e}", import.import_id)
+    })?))
 }
 
 /// What adding an import's totals found wrong with their accounts.
@@ -114,37 +159,6 @@ fn overflow_or(e: rusqlite::Error) -> anyhow::Error {
     } else {
         e.into()
     }
-}
-
-/// Every month in `zone` from the first usage row imported to the last.
-fn months_with_usage(conn: &Connection, zone: Tz) -> anyhow::Result<Vec<MonthSpan>> {
-    let span: (Option<i64>, Option<i64>) = conn.query_row(USAGE_SPAN_SQL, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(match span {
-        (Some(first), Some(last)) => Month::spanning(at(first), at(last), zone),
-        _ => Vec::new(),
-    })
-}
-
-/// Runs `f` with `temp.usage_months` holding `spans` as (month, period_start, period_end).
-fn with_months<T>(
-    conn: &Connection,
-    spans: &[MonthSpan],
-    f: impl FnOnce(&Connection) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS usage_months (month TEXT PRIMARY KEY, period_start INTEGER, period_end INTEGER)",
-        [],
-    )?;
-    conn.execute("DELETE FROM temp.usage_months", [])?;
-    {
-        let mut insert = conn.prepare_cached("INSERT INTO temp.usage_months VALUES (?1, ?2, ?3)")?;
-        for s in spans {
-            insert.execute(params![s.month.to_string(), us(s.start), us(s.end)])?;
-        }
-    }
-    let out = f(conn);
-    conn.execute("DELETE FROM temp.usage_months", [])?;
-    out
 }
 
 /// Takes the rows of import `import_id`, which fall within `[first, last]` (µs), off the stored
