@@ -54,9 +54,7 @@ pub(crate) async fn retract(tx: &mut PgConnection, r: &Retraction, now: DateTime
             found.try_get::<Option<i64>, _>("record_id")?.unwrap_or_default(),
         )));
     }
-    if let (Some(first), Some(last)) = (first, last) {
-        totals::take_back(&mut *tx, r.import_id, first, last).await?;
-    }
+    totals::take_back(&mut *tx, r.import_id).await?;
     for sql in [MOVE_RETRACTED_ROWS_SQL, DROP_RETRACTED_ROWS_SQL] {
         sqlx::query(sql).bind(r.import_id).execute(&mut *tx).await?;
     }

@@ -11,7 +11,7 @@ use crate::input::stored::unpack;
 use crate::store::common::{totals_overflow, CountedImport};
 use crate::store::decode::stored_chunk;
 use crate::store::sql::{
-    COUNTED_IMPORTS_SQL, STORED_CHUNK_SQL, TAKE_BACK_SQL, TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL,
+    COUNTED_IMPORTS_SQL, IMPORT_CONTENT_SQL, STORED_CHUNK_SQL, TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL,
 };
 use crate::store::UsageTotals;
 use chrono::{DateTime, Utc};
@@ -59,13 +59,7 @@ pub async fn ensure_zone(conn: &mut PgConnection, zone: Tz) -> anyhow::Result<bo
             sums = sum_import(conn, import, sums).await?;
         }
         for batch in sums.into_sorted().chunks(10_000) {
-            let mut columns: (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) = Default::default();
-            for (month, account, api, calls) in batch {
-                columns.0.push(month);
-                columns.1.push(account);
-                columns.2.push(api);
-                columns.3.push(*calls);
-            }
+            let columns = columns(batch);
             sqlx::query(
                 "INSERT INTO usage_totals (month, account_id, api, calls)
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])",
@@ -156,29 +150,57 @@ pub async fn add_import(
     Ok(())
 }
 
-/// Takes the rows of import `import_id`, which fall within `[first, last]`, off the stored
-/// totals, if any are kept: what a retraction does before it moves the rows away. A total the
-/// import alone made stays, at zero, so that the next settle sees a bill line whose usage went.
-/// Month by month (an import spans one or two): an update of the totals the rows reach.
-pub async fn take_back(
-    conn: &mut PgConnection,
-    import_id: i64,
-    first: DateTime<Utc>,
-    last: DateTime<Utc>,
-) -> anyhow::Result<()> {
+/// Takes the rows of import `import_id`, read back from its kept content, off the stored
+/// totals, if any are kept: what a retraction does. A total the import alone made stays, at
+/// zero, so that the next settle sees a bill line whose usage went. The sums go 10,000 to a
+/// statement.
+pub async fn take_back(conn: &mut PgConnection, import_id: i64) -> anyhow::Result<()> {
     let Some(zone) = zone(conn).await? else {
         return Ok(());
     };
-    for span in Month::spanning(first, last, zone) {
-        sqlx::query(TAKE_BACK_SQL)
-            .bind(import_id)
-            .bind(span.start)
-            .bind(span.end)
-            .bind(span.month.to_string())
+    let row = sqlx::query(IMPORT_CONTENT_SQL)
+        .bind(import_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let import = CountedImport::new(
+        row.try_get("import_id")?,
+        row.try_get("content_chunks")?,
+        row.try_get("content_format")?,
+        row.try_get("assume_tz")?,
+        row.try_get("skipped_lines")?,
+    )?;
+    let rows: i64 = row.try_get("rows")?;
+    let shares = shares_for(rows.max(0) as u64, SUMS_PER_SHARE);
+    for share in 0..shares {
+        let sums = sum_import(conn, &import, MonthSums::new(zone, None, share, shares)).await?;
+        for batch in sums.into_sorted().chunks(10_000) {
+            let (months, accounts, apis, calls) = columns(batch);
+            sqlx::query(
+                "UPDATE usage_totals t SET calls = t.calls - d.calls
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS d (month, account_id, api, calls)
+                 WHERE t.month = d.month AND t.account_id = d.account_id AND t.api = d.api",
+            )
+            .bind(months)
+            .bind(accounts)
+            .bind(apis)
+            .bind(calls)
             .execute(&mut *conn)
             .await?;
+        }
     }
     Ok(())
+}
+
+/// Sums as the arrays of an `unnest`: months, accounts, APIs, calls.
+fn columns(sums: &[(String, String, String, i64)]) -> (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) {
+    let mut out: (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) = Default::default();
+    for (month, account, api, calls) in sums {
+        out.0.push(month);
+        out.1.push(account);
+        out.2.push(api);
+        out.3.push(*calls);
+    }
+    out
 }
 
 /// A sum past 64 bits ("bigint out of range", SQLSTATE 22003) as [`totals_overflow`].

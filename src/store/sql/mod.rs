@@ -334,11 +334,14 @@ pub(crate) const RETRACTION_RECORD_SQL: &str = "INSERT INTO usage_imports
 /// Records that import $1 replaced import $2.
 pub(crate) const REPLACED_BY_SQL: &str = "UPDATE usage_imports SET replaced_by = $1 WHERE import_id = $2";
 
-/// Takes import $1's rows of `[$2, $3)` off month $4's totals (a retraction).
-pub(crate) const TAKE_BACK_SQL: &str = "UPDATE usage_totals SET calls = usage_totals.calls - d.calls
-     FROM (SELECT account_id, api, SUM(calls) AS calls FROM usage
-           WHERE import_id = $1 AND ts >= $2 AND ts < $3 GROUP BY account_id, api) AS d
-     WHERE usage_totals.month = $4 AND usage_totals.account_id = d.account_id AND usage_totals.api = d.api";
+/// Import $1's kept content and how it reads back, with its row count.
+pub(crate) const IMPORT_CONTENT_SQL: &str =
+    "SELECT import_id, content_chunks, content_format, assume_tz, skipped_lines, rows
+     FROM usage_imports WHERE import_id = $1";
+
+/// Takes $1 calls off account $3's total of API $4 in month $2 (a retraction).
+pub(crate) const TAKE_BACK_SQL: &str =
+    "UPDATE usage_totals SET calls = calls - $1 WHERE month = $2 AND account_id = $3 AND api = $4";
 
 /// A chunk of an import's stored content (`input::stored`).
 pub(crate) const KEEP_CHUNK_SQL: &str =

@@ -76,9 +76,7 @@ pub(crate) fn retract(tx: &Connection, r: &Retraction, now: i64) -> StoreResult<
             found.record_id.unwrap_or_default(),
         )));
     }
-    if let (Some(first), Some(last)) = (found.first, found.last) {
-        totals::take_back(tx, r.import_id, first, last)?;
-    }
+    totals::take_back(tx, r.import_id)?;
     tx.execute(MOVE_RETRACTED_ROWS_SQL, [r.import_id])?;
     tx.execute(DROP_RETRACTED_ROWS_SQL, [r.import_id])?;
     let (name, fingerprint) = retraction_record(r.import_id);

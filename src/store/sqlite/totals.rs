@@ -8,7 +8,7 @@ use crate::input::replay::{shares_for, sum_content, MonthSums, SUMS_PER_SHARE};
 use crate::input::stored::{unpack, StoredChunk};
 use crate::store::common::{totals_overflow, CountedImport};
 use crate::store::sql::{
-    COUNTED_IMPORTS_SQL, STORED_CHUNK_SQL, TAKE_BACK_SQL, TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL,
+    COUNTED_IMPORTS_SQL, IMPORT_CONTENT_SQL, STORED_CHUNK_SQL, TAKE_BACK_SQL, TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL,
 };
 use crate::store::UsageTotals;
 use chrono_tz::Tz;
@@ -161,17 +161,36 @@ fn overflow_or(e: rusqlite::Error) -> anyhow::Error {
     }
 }
 
-/// Takes the rows of import `import_id`, which fall within `[first, last]` (µs), off the stored
-/// totals, if any are kept: what a retraction does before it moves the rows away. A total the
-/// import alone made stays, at zero, so that the next settle sees a bill line whose usage went.
-/// Month by month (an import spans one or two): an update of the totals the rows reach.
-pub fn take_back(conn: &Connection, import_id: i64, first: i64, last: i64) -> anyhow::Result<()> {
+/// Takes the rows of import `import_id`, read back from its kept content, off the stored
+/// totals, if any are kept: what a retraction does. A total the import alone made stays, at
+/// zero, so that the next settle sees a bill line whose usage went.
+pub fn take_back(conn: &Connection, import_id: i64) -> anyhow::Result<()> {
     let Some(zone) = zone(conn)? else {
         return Ok(());
     };
+    let (import, rows) = conn.query_row(IMPORT_CONTENT_SQL, [import_id], |r| {
+        Ok((
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+            r.get::<_, i64>(5)?,
+        ))
+    })?;
+    let import = CountedImport::new(import.0, import.1, import.2, import.3, import.4)?;
+    let shares = shares_for(rows.max(0) as u64, SUMS_PER_SHARE);
     let mut update = conn.prepare_cached(TAKE_BACK_SQL)?;
-    for span in Month::spanning(at(first), at(last), zone) {
-        update.execute(params![import_id, us(span.start), us(span.end), span.month.to_string()])?;
+    for share in 0..shares {
+        let chunk = |seq: i64| read_chunk(conn, &import, seq);
+        let sums = match sum_content(
+            MonthSums::new(zone, None, share, shares),
+            import.reading,
+            import.skipped.clone(),
+            chunk,
+        )? {
+            Ok(sums) => sums,
+            Err(problem) => return Err(import.unreadable(problem)),
+        };
+        for (month, account, api, calls) in sums.into_sorted() {
+            update.execute(params![calls, month, account, api])?;
+        }
     }
     Ok(())
 }
