@@ -305,6 +305,51 @@ impl MonthSums {
     }
 }
 
+/// Calls summed per account and API over one period (`[start, end)`), from rows read back,
+/// for the accounts of one share of the hashes of their ids.
+pub struct PeriodSums {
+    pub calls: HashMap<(String, String), i64>,
+    start: chrono::DateTime<chrono::Utc>,
+    end: chrono::DateTime<chrono::Utc>,
+    share: u64,
+    shares: u64,
+}
+
+impl PeriodSums {
+    pub fn new(
+        start: chrono::DateTime<chrono::Utc>,
+        end: chrono::DateTime<chrono::Utc>,
+        share: u64,
+        shares: u64,
+    ) -> PeriodSums {
+        PeriodSums {
+            calls: HashMap::new(),
+            start,
+            end,
+            share,
+            shares: shares.max(1),
+        }
+    }
+
+    /// Adds every row `rows` reads back that falls in the period, of an account of the share.
+    pub fn add_all(&mut self, rows: ReadBack) -> Result<(), String> {
+        for row in rows {
+            let row = row?;
+            if row.ts < self.start || row.ts >= self.end {
+                continue;
+            }
+            if self.shares > 1 && share_of(&row.account_id, self.shares) != self.share {
+                continue;
+            }
+            let sum = self.calls.entry((row.account_id, row.api)).or_insert(0);
+            *sum = sum
+                .checked_add(row.calls)
+                .ok_or_else(|| "a total passes what 64 bits can count".to_string())?;
+        }
+        Ok(())
+    }
+}
+
 /// Which of `shares` shares `account` falls in.
 pub fn share_of(account: &str, shares: u64) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();

@@ -127,7 +127,7 @@ fn reaches(import: &StoredImport, pass: &Pass) -> bool {
 /// Reads `import`'s chunks in order, handing each one's content to `feed` (a parser that went
 /// away is not fed more); with `check`, compares them with what the import recorded. Returns
 /// the problem found with the chunks, if any.
-async fn read_chunks<S: Store>(
+pub(super) async fn read_chunks<S: Store>(
     store: &S,
     import: &StoredImport,
     content: &Content,
@@ -207,7 +207,7 @@ pub struct Found {
 }
 
 impl Found {
-    fn new(what: &'static str) -> Found {
+    pub fn new(what: &'static str) -> Found {
         Found {
             what,
             breaches: 0,
@@ -215,7 +215,7 @@ impl Found {
         }
     }
 
-    fn add(&mut self, breach: String) {
+    pub fn add(&mut self, breach: String) {
         self.breaches += 1;
         if self.examples.len() < MAX_PER_CHECK {
             self.examples.push(breach);

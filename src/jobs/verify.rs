@@ -9,14 +9,16 @@
 //! - each bill's total equals its exact lines, rounded with its strategy, and its rounding
 //!   adjustment is the difference;
 //! - every usage row of a settled month is counted by exactly one current bill revision, but
-//!   late usage, which waits for the next run and is listed as pending;
+//!   late usage, which waits for the next run and is listed as pending (`jobs::billed_usage`,
+//!   from the totals and the imports' kept content);
 //! - each month's usage totals, which settle reads, are the sum of the rows the imports kept,
 //!   read back from their stored content (`jobs::recount`);
 //! - each usage import's stored content (`input::stored`) is what was imported;
 //! - each pack's remainder is its size minus what current bills took from it.
 //!
-//! The first four checks on money and keys, and the usage and pack checks, are SQL
-//! (`store::sql::verify`). The arithmetic of each bill is checked here, with `rust_decimal`.
+//! The checks on money and keys and the pack checks are SQL (`store::sql::verify`); the usage
+//! checks read the imports' kept content back (`jobs::billed_usage`, `jobs::recount`). The
+//! arithmetic of each bill is checked here, with `rust_decimal`.
 
 use crate::domain::money::{from_fen, Rounding};
 use crate::domain::month::Month;
@@ -67,8 +69,15 @@ pub async fn verify<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result
             examples,
         });
     }
+    let started = std::time::Instant::now();
+    let billed = super::billed_usage::check(store, month).await?;
+    tracing::debug!(
+        check = billed.what,
+        millis = started.elapsed().as_millis() as u64,
+        "checked"
+    );
     let (stored, totals) = super::recount::recount(store, month, super::recount::TOTALS_PER_PASS).await?;
-    for found in [totals, stored] {
+    for found in [billed, totals, stored] {
         checks.push(Check {
             what: found.what,
             breaches: found.breaches,

@@ -5,9 +5,9 @@
 
 use super::webhooks::{DeliveryStatus, DeliveryView, DueDelivery, EndpointHealth, NoticeRef};
 use super::{
-    AccountView, ArrearsBill, CommandRuns, CreditIssued, CreditNote, EventView, ExportLine, Holding, ImportView,
-    LateUsage, MonthTotals, PackView, RunOutcome, RunView, StatusCounts, StoredImport, StoredTotal, StoredVersion,
-    UsedReference,
+    AccountView, ArrearsBill, BilledCalls, CommandRuns, CreditIssued, CreditNote, EventView, ExportLine, Holding,
+    ImportView, LateUsage, MonthTotals, PackView, RunOutcome, RunView, SettledMonth, StatusCounts, StoredImport,
+    StoredTotal, StoredVersion, UsedReference,
 };
 use crate::domain::arrears::{EventKind, ServiceState};
 use crate::domain::bill::ApiUsage;
@@ -477,6 +477,27 @@ pub(crate) fn stored_import(r: &impl Columns) -> anyhow::Result<StoredImport> {
         skipped_lines,
         span: r.opt_time("first_ts")?.zip(r.opt_time("last_ts")?),
         retracted: r.opt_time("retracted_at")?.is_some(),
+        record_id: r.opt_int("record_id")?,
+    })
+}
+
+/// A settled month, from the columns of `sql::SETTLED_MONTHS_SQL`.
+pub(crate) fn settled_month(r: &impl Columns) -> anyhow::Result<SettledMonth> {
+    Ok(SettledMonth {
+        month: r.text("month")?,
+        start: r.time("period_start")?,
+        end: r.time("period_end")?,
+        through_import: r.int("through_import")?,
+        tz: r.opt_text("tz")?,
+    })
+}
+
+/// Calls on a current bill, from the columns of `sql::BILLED_CALLS_SQL`.
+pub(crate) fn billed_calls(r: &impl Columns) -> anyhow::Result<BilledCalls> {
+    Ok(BilledCalls {
+        account_id: r.text("account_id")?,
+        api: r.text("api")?,
+        calls: r.int("calls")?,
     })
 }
 

@@ -352,6 +352,27 @@ pub struct StoredImport {
     pub span: Option<(DateTime<Utc>, DateTime<Utc>)>,
     /// Taken back: its rows count nowhere.
     pub retracted: bool,
+    /// The import that records its retraction, if it was taken back.
+    pub record_id: Option<i64>,
+}
+
+/// A settled month: its period, the newest import its settlement read, and the zone it was
+/// settled in (`None`: settled before the zone was recorded).
+#[derive(Clone, Debug)]
+pub struct SettledMonth {
+    pub month: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub through_import: i64,
+    pub tz: Option<String>,
+}
+
+/// An account's calls of an API on the current bill of a month.
+#[derive(Clone, Debug)]
+pub struct BilledCalls {
+    pub account_id: String,
+    pub api: String,
+    pub calls: i64,
 }
 
 /// One stored usage total: an account's calls of an API in a month of the billing zone.
@@ -705,6 +726,12 @@ pub trait Store {
     /// The billing zone whose months the usage totals are kept for; `None` before they are
     /// first built (by an import or a settle).
     async fn usage_totals_zone(&self) -> StoreResult<Option<Tz>>;
+
+    /// The settled months (`month` only, if given), in month order.
+    async fn settled_months(&self, month: Option<Month>) -> StoreResult<Vec<SettledMonth>>;
+
+    /// Hands the calls of each API on each current bill of `month` to `each`, in no order.
+    async fn billed_calls(&self, month: &str, each: &mut dyn FnMut(BilledCalls)) -> StoreResult<()>;
 
     /// How many usage totals `month` has (`None`: every month).
     async fn count_usage_totals(&self, month: Option<Month>) -> StoreResult<u64>;

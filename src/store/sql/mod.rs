@@ -356,14 +356,27 @@ pub(crate) const KEEP_CONTENT_SQL: &str = "UPDATE usage_imports SET content_sha2
 /// Every import of rows (not the record of a retraction), oldest first, with its kept content
 /// and how it reads back.
 pub(crate) const STORED_IMPORTS_SQL: &str = "SELECT import_id, file_name, content_sha256, content_bytes,
-        content_chunks, content_format, assume_tz, skipped_lines, first_ts, last_ts, retracted_at
-     FROM usage_imports WHERE retracts IS NULL ORDER BY import_id";
+        content_chunks, content_format, assume_tz, skipped_lines, first_ts, last_ts, retracted_at,
+        (SELECT r.import_id FROM usage_imports r WHERE r.retracts = i.import_id) AS record_id
+     FROM usage_imports i WHERE retracts IS NULL ORDER BY import_id";
 
 /// The imports whose rows count (not retracted, not the record of a retraction), oldest
 /// first, with how their kept content reads back: what the month's totals are built from.
 pub(crate) const COUNTED_IMPORTS_SQL: &str =
     "SELECT import_id, content_chunks, content_format, assume_tz, skipped_lines
      FROM usage_imports WHERE retracts IS NULL AND retracted_at IS NULL ORDER BY import_id";
+
+/// The settled months (of month $1 only, if not NULL): each with its period, the newest import
+/// its settlement read and the zone it was settled in.
+pub(crate) const SETTLED_WATERMARKS_SQL: &str = "SELECT month, period_start, period_end, through_import, tz
+     FROM settled_months WHERE $1 IS NULL OR month = $1 ORDER BY month";
+
+/// The calls of each API on the current bills of month $1, per account.
+pub(crate) const BILLED_CALLS_SQL: &str = "SELECT b.account_id, l.api, SUM(l.total_calls) AS calls
+     FROM bills b JOIN bill_lines l ON l.account_id = b.account_id AND l.bill_id = b.bill_id
+     WHERE b.month = $1 AND NOT EXISTS (SELECT 1 FROM bills b2 WHERE b2.account_id = b.account_id
+           AND b2.month = b.month AND b2.revision > b.revision)
+     GROUP BY b.account_id, l.api";
 
 /// How many usage totals month $1 has (NULL: every month).
 pub(crate) const COUNT_TOTALS_SQL: &str = "SELECT COUNT(*) FROM usage_totals WHERE $1 IS NULL OR month = $1";

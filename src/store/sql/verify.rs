@@ -3,7 +3,7 @@
 //! total) is checked in Rust, by `jobs::verify`, since SQLite keeps exact amounts as text.
 //!
 //! `{m}` stands for the month parameter (NULL: every month); `{c}` is the current-revision test
-//! for a bill `b`; `{zone}` is the query of the zone the usage totals are kept for.
+//! for a bill `b`.
 
 /// One of the checks, as the port names it: the jobs say which, the backend runs its SQL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +44,6 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
     let m = |sql: &str| {
         sql.replace("{m}", param)
             .replace("{c}", current)
-            .replace("{zone}", super::TOTALS_ZONE_SQL)
             .replace("{due_b}", &due("b"))
             .replace("{due_p}", &due("p"))
     };
@@ -100,66 +99,6 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
                       OR b.credited_fen <> p.credited_fen - b.debited_fen OR -b.debited_fen > {due_p}
                  ELSE b.credited_fen <> COALESCE(p.credited_fen, 0)
                       OR b.debited_fen <> {due_b} - COALESCE({due_p}, 0) END"),
-        ),
-        (
-            "every usage row of a settled month is counted by exactly one current bill revision",
-            // The month's usage and its current bills' lines, side by side in one list grouped
-            // by (month, account, API). Each side is totalled first, so only the totals are
-            // sorted together. (A FULL OUTER JOIN of the two made SQLite compare every group
-            // with every other, in time that grows with the square of the accounts.)
-            //
-            // A month settled in the zone the usage totals are kept for is compared with its
-            // totals, which the recount of the totals (`jobs::recount`) recomputes from the
-            // imports' kept content: together they say the usage received is what the bills
-            // count. A month settled in another zone (or before the zone was recorded) is
-            // compared with its raw rows.
-            //
-            // Late usage (rows of imports committed after the settlement read the month, less
-            // the rows of imports it read that were retracted since, which count negative: an
-            // import that came late and went again was never on a bill) waits for the next
-            // run, which bills it: until then a bill may count the month's usage
-            // without those rows (`late`), or with them (a re-settle that has reached the
-            // account and not yet finished). Anything else is a breach. `verify` lists what
-            // waits as pending.
-            m("WITH sm AS (SELECT month, period_start, period_end, through_import,
-                           tz = ({zone}) AS on_totals
-                           FROM settled_months WHERE {m} IS NULL OR month = {m}),
-                    used AS (SELECT t.month, t.account_id, t.api, t.calls
-                             FROM sm JOIN usage_totals t ON t.month = sm.month
-                             WHERE sm.on_totals
-                             UNION ALL
-                             SELECT sm.month, u.account_id, u.api, SUM(u.calls) AS calls
-                             FROM sm JOIN usage u ON u.ts >= sm.period_start AND u.ts < sm.period_end
-                             WHERE sm.on_totals IS NOT TRUE
-                             GROUP BY sm.month, u.account_id, u.api),
-                    late AS (SELECT sm.month, u.account_id, u.api, SUM(u.calls) AS calls
-                             FROM sm JOIN usage_imports i ON i.import_id > sm.through_import
-                                  AND i.first_ts < sm.period_end AND i.last_ts >= sm.period_start
-                             JOIN usage u ON u.import_id = i.import_id
-                                  AND u.ts >= sm.period_start AND u.ts < sm.period_end
-                             GROUP BY sm.month, u.account_id, u.api
-                             UNION ALL
-                             SELECT sm.month, r.account_id, r.api, -SUM(r.calls) AS calls
-                             FROM sm JOIN usage_imports i ON i.import_id > sm.through_import AND i.retracts IS NOT NULL
-                                  AND i.retracts <= sm.through_import
-                                  AND i.first_ts < sm.period_end AND i.last_ts >= sm.period_start
-                             JOIN retracted_usage r ON r.import_id = i.retracts
-                                  AND r.ts >= sm.period_start AND r.ts < sm.period_end
-                             GROUP BY sm.month, r.account_id, r.api),
-                    billed AS (SELECT b.month, b.account_id, l.api, SUM(l.total_calls) AS calls
-                               FROM bills b JOIN bill_lines l ON l.account_id = b.account_id AND l.bill_id = b.bill_id
-                               WHERE b.month IN (SELECT month FROM sm) AND {c}
-                               GROUP BY b.month, b.account_id, l.api)
-               SELECT 'account ' || account_id || ', ' || month || ', ' || api || ': ' || SUM(used)
-                      || ' calls of usage' || CASE WHEN SUM(late) > 0 THEN ' (' || SUM(late) || ' of them late, waiting)' ELSE '' END
-                      || ', ' || SUM(billed) || ' on the current bill'
-               FROM (SELECT month, account_id, api, calls AS used, 0 AS billed, 0 AS late FROM used
-                     UNION ALL
-                     SELECT month, account_id, api, 0 AS used, calls AS billed, 0 AS late FROM billed
-                     UNION ALL
-                     SELECT month, account_id, api, 0 AS used, 0 AS billed, calls AS late FROM late) AS side_by_side
-               GROUP BY month, account_id, api
-               HAVING SUM(used) <> SUM(billed) AND SUM(used) - SUM(late) <> SUM(billed)"),
         ),
         (
             "every usage row belongs to an import that was recorded and not retracted",

@@ -27,9 +27,9 @@ use crate::domain::shard::Shard;
 use crate::input::stored::StoredChunk;
 use crate::store::common::credit_issued;
 use crate::store::decode::{
-    account_view, arrears_bill, command_runs, credit_bill, event_view, export_line, import_span, import_view,
-    late_usage, month_totals, pack_view, run_view, service_state, status_counts, stored_chunk, stored_import,
-    stored_line, stored_total, stored_version, used_credit, used_reference,
+    account_view, arrears_bill, billed_calls, command_runs, credit_bill, event_view, export_line, import_span,
+    import_view, late_usage, month_totals, pack_view, run_view, service_state, settled_month, status_counts,
+    stored_chunk, stored_import, stored_line, stored_total, stored_version, used_credit, used_reference,
 };
 use crate::store::migrations::SQLITE_MIGRATOR;
 use crate::store::sql::verify::BookCheck;
@@ -536,6 +536,22 @@ impl Store for SqliteStore {
         let built = totals::ensure_zone(&tx, zone)?;
         tx.commit()?;
         Ok(built)
+    }
+
+    async fn settled_months(&self, month: Option<Month>) -> StoreResult<Vec<SettledMonth>> {
+        let rows = sqlx::query(SETTLED_WATERMARKS_SQL)
+            .bind(month.map(|m| m.to_string()))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(settled_month).collect::<anyhow::Result<_>>()?)
+    }
+
+    async fn billed_calls(&self, month: &str, each: &mut dyn FnMut(BilledCalls)) -> StoreResult<()> {
+        let mut rows = sqlx::query(BILLED_CALLS_SQL).bind(month).fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            each(billed_calls(&row)?);
+        }
+        Ok(())
     }
 
     async fn count_usage_totals(&self, month: Option<Month>) -> StoreResult<u64> {
