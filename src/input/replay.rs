@@ -357,23 +357,32 @@ pub fn share_of(account: &str, shares: u64) -> u64 {
     h.finish() % shares
 }
 
-/// Reads the content of one import back into `sums`: the chunks' content comes from `chunk`
-/// (0, 1, 2… until it gives `None`), on this thread, while a thread of its own parses it.
-/// Returns the sums, or what kept the content from reading back.
+/// Reads the content of one import back into `sums` (see [`read_back_with`]).
 pub fn sum_content(
     sums: MonthSums,
     reading: Reading,
     skipped: SkippedLines,
-    mut chunk: impl FnMut(i64) -> anyhow::Result<Option<Vec<u8>>>,
+    chunk: impl FnMut(i64) -> anyhow::Result<Option<Vec<u8>>>,
 ) -> anyhow::Result<Result<MonthSums, String>> {
+    read_back_with(reading, skipped, chunk, move |rows| {
+        let mut sums = sums;
+        sums.add_all(rows).map(|()| sums)
+    })
+}
+
+/// Reads the content of one import back: the chunks' content comes from `chunk` (0, 1, 2…
+/// until it gives `None`), on this thread, while `consume` reads the rows on a thread of its
+/// own. Returns what `consume` made of them, or what kept the content from reading back.
+pub fn read_back_with<T: Send + 'static>(
+    reading: Reading,
+    skipped: SkippedLines,
+    mut chunk: impl FnMut(i64) -> anyhow::Result<Option<Vec<u8>>>,
+    consume: impl FnOnce(ReadBack) -> Result<T, String> + Send + 'static,
+) -> anyhow::Result<Result<T, String>> {
     let (feed, bytes) = ChunkBytes::channel();
     let parser = std::thread::Builder::new()
         .name("usage-read-back".into())
-        .spawn(move || {
-            let mut sums = sums;
-            let rows = ReadBack::open(bytes, reading, skipped)?;
-            sums.add_all(rows).map(|()| sums)
-        })?;
+        .spawn(move || consume(ReadBack::open(bytes, reading, skipped)?))?;
     let mut seq = 0;
     let fed = loop {
         match chunk(seq) {

@@ -15,6 +15,7 @@ use crate::input::RowError;
 use crate::store::repeats::{too_many, RowHashes, Sketch};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use std::collections::HashMap;
 
 /// What a usage import has read so far: its good rows, their calls and time range, the rows
 /// that fall in months already settled, the duplicate events skipped, and its problems. The
@@ -178,6 +179,11 @@ impl ImportTally {
             "account_id",
             format!("unknown account '{id}'"),
         )]);
+    }
+
+    /// Counts `n` more problems, beyond those listed.
+    pub(crate) fn unlisted_problems(&mut self, n: u64) {
+        self.problems_total += n;
     }
 
     /// Records problems; the first `MAX_LISTED` are kept to be listed.
@@ -527,5 +533,67 @@ impl CountedImport {
             "usage import #{}'s kept content does not read back as the rows it counted: {problem}",
             self.import_id
         )
+    }
+}
+
+/// The accounts an import's totals named that it may not have usage of: accounts that do not
+/// exist, and (unless it accepts them) accounts not open yet in the month of some of their usage,
+/// each with its opening and the first instant it may have usage from.
+#[derive(Default)]
+pub(crate) struct RefusedAccounts {
+    pub unknown: std::collections::HashSet<String>,
+    pub unopened: HashMap<String, Unopened>,
+}
+
+/// An account not open yet: when it opened (`None`: never), and the first instant it may have
+/// usage from.
+pub(crate) type Unopened = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// A line naming an account not open yet in its month: line, account, opening, the row's instant.
+type UnopenedLine = (u64, String, Option<DateTime<Utc>>, DateTime<Utc>);
+
+/// The lines of an import naming refused accounts, found by reading its kept content back
+/// (`input::replay`): the first [`MAX_LISTED`] of each kind, and how many there are.
+#[derive(Default)]
+pub(crate) struct RefusedLines {
+    unknown: Vec<(u64, String)>,
+    unknown_total: u64,
+    unopened: Vec<UnopenedLine>,
+    unopened_total: u64,
+}
+
+impl RefusedLines {
+    /// Reads `rows` for the lines naming `accounts` (a row that does not read was reported
+    /// when it was imported).
+    pub(crate) fn find(rows: crate::input::replay::ReadBack, accounts: RefusedAccounts) -> RefusedLines {
+        let mut found = RefusedLines::default();
+        for row in rows.flatten() {
+            if accounts.unknown.contains(&row.account_id) {
+                found.unknown_total += 1;
+                if found.unknown.len() < MAX_LISTED {
+                    found.unknown.push((row.line, row.account_id));
+                }
+            } else if let Some(&(opened, from)) = accounts.unopened.get(&row.account_id) {
+                if from.map_or(true, |from| row.ts < from) {
+                    found.unopened_total += 1;
+                    if found.unopened.len() < MAX_LISTED {
+                        found.unopened.push((row.line, row.account_id, opened, row.ts));
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// Records the lines as the import's problems: those naming unknown accounts first.
+    pub(crate) fn report(self, tally: &mut ImportTally) {
+        let listed = (self.unknown.len() + self.unopened.len()) as u64;
+        for (line, id) in &self.unknown {
+            tally.unknown_account(*line, id);
+        }
+        for (line, id, opened, ts) in &self.unopened {
+            tally.unopened_account(*line, id, *opened, *ts);
+        }
+        tally.unlisted_problems(self.unknown_total + self.unopened_total - listed);
     }
 }

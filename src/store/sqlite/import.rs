@@ -17,10 +17,13 @@ use super::conn::open;
 use super::retract;
 use super::rows::{at, us};
 use super::totals;
-use crate::input::replay::SkippedLines;
+use crate::input::replay::{read_back_with, SkippedLines};
+use crate::input::stored::Content;
 use crate::input::usage::NewUsage;
 use crate::store::common::replaced_before;
-use crate::store::common::{repeated_rows, EarlierImport, FirstEvent, ImportTally};
+use crate::store::common::{
+    repeated_rows, CountedImport, EarlierImport, FirstEvent, ImportTally, RefusedAccounts, RefusedLines,
+};
 use crate::store::repeats::Sketch;
 use crate::store::sql::{
     ADD_SKETCH_SQL, EARLIER_SKETCHES_SQL, FINISH_IMPORT_SQL, KEEP_CHUNK_SQL, KEEP_CONTENT_SQL, NEW_IMPORT_SQL,
@@ -147,9 +150,6 @@ pub fn import_usage(
     // The fingerprints are known once the file is read; a placeholder holds the unique key
     // until then (imports run one at a time: this transaction holds the write lock).
     let import_id: i64 = tx.query_row(NEW_IMPORT_SQL, params![file_name, now_us], |r| r.get(0))?;
-    // The file's rows are those after the last row stored now: `usage` has no index on the
-    // import, its rowids do.
-    let after: i64 = tx.query_row("SELECT COALESCE(MAX(rowid), 0) FROM usage", [], |r| r.get(0))?;
 
     let settled = tx
         .prepare_cached(SETTLED_PERIODS_SQL)?
@@ -224,9 +224,15 @@ pub fn import_usage(
             insert_row(&mut insert, r, import_id)?;
         }
     }
-    let totals = rows.totals();
-    if tally.is_bad() || totals.is_none() {
-        unknown_accounts(&tx, after, import_id, &mut tally)?;
+    let mut totals = rows.totals();
+    if tally.is_bad() {
+        // The lines naming an account that does not exist are listed too, read back from the
+        // content (the transaction, the totals added here with it, is rolled back).
+        if let (Some(totals), Some(content)) = (totals.take(), rows.content()) {
+            keep_chunks(&tx, import_id, rows)?;
+            let refused = totals::add(&tx, totals, true)?;
+            refused_lines(&tx, import_id, &content, &skipped, refused.accounts(false), &mut tally)?;
+        }
     }
     if let Some(rejected) = tally.rejection() {
         return Err(rejected);
@@ -274,10 +280,7 @@ pub fn import_usage(
     // and the file is refused with the lines that name it.
     let refused = totals::add(&tx, totals, rows.accepts_unopened())?;
     if refused.any() {
-        if refused.unknown {
-            unknown_accounts(&tx, after, import_id, &mut tally)?;
-        }
-        unopened_accounts(&tx, after, import_id, &refused.unopened, &mut tally)?;
+        refused_lines(&tx, import_id, &content, &skipped, refused.accounts(true), &mut tally)?;
         if let Some(rejected) = tally.rejection() {
             return Err(rejected);
         }
@@ -329,58 +332,29 @@ pub fn import_usage(
     })
 }
 
-/// Lists, as problems of the file, the lines of import `import_id` (its rows are those after
-/// rowid `after`) that name an account that does not exist.
-/// Lists the lines of import `import_id` (rows after rowid `after`) that are usage of
-/// `accounts` (id, opening µs, first instant of usage allowed µs) before they may have any.
-fn unopened_accounts(
+/// Lists, as problems of the file, the lines of import `import_id` that name `accounts`, read
+/// back from its content as kept in this transaction (less the lines it skipped).
+fn refused_lines(
     tx: &rusqlite::Connection,
-    after: i64,
     import_id: i64,
-    accounts: &[(String, Option<i64>, Option<i64>)],
+    content: &Content,
+    skipped: &[NewUsage],
+    accounts: RefusedAccounts,
     tally: &mut ImportTally,
 ) -> StoreResult<()> {
-    if accounts.is_empty() {
-        return Ok(());
-    }
-    tx.execute(
-        "CREATE TEMP TABLE unopened_in (account_id TEXT PRIMARY KEY, opened INTEGER, allowed_from INTEGER)",
-        [],
-    )?;
-    {
-        let mut insert = tx.prepare("INSERT INTO unopened_in VALUES (?1, ?2, ?3)")?;
-        for (id, opened, from) in accounts {
-            insert.execute(params![id, opened, from])?;
-        }
-        let mut stmt = tx.prepare(
-            "SELECT u.source_line, u.account_id, x.opened, u.ts FROM usage u JOIN unopened_in x ON x.account_id = u.account_id
-             WHERE u.rowid > ?1 AND u.import_id = ?2 AND (x.allowed_from IS NULL OR u.ts < x.allowed_from)
-             ORDER BY u.source_line",
-        )?;
-        let mut found = stmt.query(params![after, import_id])?;
-        while let Some(row) = found.next()? {
-            let line: i64 = row.get(0)?;
-            let id: String = row.get(1)?;
-            let opened: Option<i64> = row.get(2)?;
-            tally.unopened_account(line as u64, &id, opened.map(at), at(row.get(3)?));
-        }
-    }
-    tx.execute("DROP TABLE unopened_in", [])?;
-    Ok(())
-}
-
-fn unknown_accounts(tx: &rusqlite::Connection, after: i64, import_id: i64, tally: &mut ImportTally) -> StoreResult<()> {
-    let mut stmt = tx.prepare(
-        "SELECT u.source_line, u.account_id FROM usage u
-         WHERE u.rowid > ?1 AND u.import_id = ?2
-           AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = u.account_id)
-         ORDER BY u.source_line",
-    )?;
-    let mut unknown = stmt.query(params![after, import_id])?;
-    while let Some(row) = unknown.next()? {
-        let line: i64 = row.get(0)?;
-        let id: String = row.get(1)?;
-        tally.unknown_account(line as u64, &id);
-    }
+    let import = CountedImport {
+        import_id,
+        chunks: content.chunks,
+        reading: content.reading,
+        skipped: SkippedLines::of(skipped.iter().map(|r| r.line)),
+    };
+    let found = read_back_with(
+        import.reading,
+        import.skipped.clone(),
+        |seq| totals::read_chunk(tx, &import, seq),
+        move |rows| Ok(RefusedLines::find(rows, accounts)),
+    )?
+    .map_err(|problem| import.unreadable(problem))?;
+    found.report(tally);
     Ok(())
 }

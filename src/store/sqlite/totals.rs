@@ -6,7 +6,7 @@ use super::rows::{at, us};
 use crate::domain::month::{usage_allowed_from, Month};
 use crate::input::replay::{shares_for, sum_content, MonthSums, SUMS_PER_SHARE};
 use crate::input::stored::{unpack, StoredChunk};
-use crate::store::common::{totals_overflow, CountedImport};
+use crate::store::common::{totals_overflow, CountedImport, RefusedAccounts};
 use crate::store::sql::{
     COUNTED_IMPORTS_SQL, IMPORT_CONTENT_SQL, STORED_CHUNK_SQL, TAKE_BACK_SQL, TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL,
 };
@@ -67,7 +67,7 @@ fn counted_imports(conn: &Connection) -> anyhow::Result<Vec<CountedImport>> {
 }
 
 /// The content of chunk `seq` of `import`, `None` past its last.
-fn read_chunk(conn: &Connection, import: &CountedImport, seq: i64) -> anyhow::Result<Option<Vec<u8>>> {
+pub(super) fn read_chunk(conn: &Connection, import: &CountedImport, seq: i64) -> anyhow::Result<Option<Vec<u8>>> {
     if seq >= import.chunks {
         return Ok(None);
     }
@@ -95,8 +95,8 @@ fn read_chunk(conn: &Connection, import: &CountedImport, seq: i64) -> anyhow::Re
 /// What adding an import's totals found wrong with their accounts.
 #[derive(Debug, Default)]
 pub struct Refused {
-    /// Some total's account does not exist.
-    pub unknown: bool,
+    /// The accounts of totals that do not exist.
+    pub unknown: Vec<String>,
     /// Accounts with usage before they may have any (`domain::month::usage_allowed_from`): each
     /// with its opening instant (µs; `None`: never opened) and the first instant it may have
     /// usage from.
@@ -104,8 +104,23 @@ pub struct Refused {
 }
 
 impl Refused {
+    /// As the accounts whose lines are listed (`unopened` too, or not).
+    pub fn accounts(&self, unopened: bool) -> RefusedAccounts {
+        RefusedAccounts {
+            unknown: self.unknown.iter().cloned().collect(),
+            unopened: if unopened {
+                self.unopened
+                    .iter()
+                    .map(|(id, opened, from)| (id.clone(), (opened.map(at), from.map(at))))
+                    .collect()
+            } else {
+                Default::default()
+            },
+        }
+    }
+
     pub fn any(&self) -> bool {
-        self.unknown || !self.unopened.is_empty()
+        !self.unknown.is_empty() || !self.unopened.is_empty()
     }
 }
 
@@ -129,7 +144,9 @@ pub fn add(conn: &Connection, totals: UsageTotals, accept_unopened: bool) -> any
         }
         let Some((_, found)) = &last else { unreachable!() };
         let Some(activated_at) = *found else {
-            refused.unknown = true;
+            if refused.unknown.last().map(String::as_str) != Some(account) {
+                refused.unknown.push(account.to_owned());
+            }
             continue;
         };
         if !accept_unopened {
@@ -146,6 +163,8 @@ pub fn add(conn: &Connection, totals: UsageTotals, accept_unopened: bool) -> any
     }
     refused.unopened.sort();
     refused.unopened.dedup();
+    refused.unknown.sort();
+    refused.unknown.dedup();
     Ok(refused)
 }
 
