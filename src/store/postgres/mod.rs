@@ -96,7 +96,8 @@ const DUPLICATE_EVENTS_SQL: &str = "SELECT x.source_line, x.account_id, x.event_
     WHERE x.nth > 1 OR u.account_id IS NOT NULL";
 
 /// Takes lines $1 out of the staging table; gives the time and calls of each.
-const DROP_STAGED_LINES_SQL: &str = "DELETE FROM usage_in WHERE source_line = ANY($1) RETURNING ts, calls";
+const DROP_STAGED_LINES_SQL: &str =
+    "DELETE FROM usage_in WHERE source_line = ANY($1) RETURNING account_id, api, ts, calls";
 
 /// Moves the staged rows into `usage` as import $1.
 const UNSTAGE_USAGE_SQL: &str = "INSERT INTO usage (account_id, ts, api, calls, import_id, source_line, event_id)
@@ -793,55 +794,9 @@ impl Store for PgStore {
                 break;
             }
         }
-        // The lines naming an account that does not exist, or (unless the import accepts them)
-        // one not open yet in the row's month (`domain::month::usage_allowed_from`, written in
-        // SQL: before the start of the account's opening month in the billing zone).
-        let refused_sql = |rows: &str, this_import: &str| {
-            format!(
-                "SELECT u.source_line, u.account_id, u.ts, a.account_id IS NULL AS unknown, a.activated_at
-                 FROM {rows} u LEFT JOIN accounts a ON a.account_id = u.account_id
-                 WHERE {this_import} (a.account_id IS NULL OR (NOT $2 AND (a.activated_at IS NULL
-                    OR u.ts < date_trunc('month', a.activated_at AT TIME ZONE $1) AT TIME ZONE $1)))
-                 ORDER BY u.source_line"
-            )
-        };
-        let unknown_sql = if staged {
-            refused_sql("usage_in", "")
-        } else {
-            refused_sql("usage", "u.import_id = $3 AND")
-        };
-        // Rows go straight to `usage` unless they may name events: then the month's totals
-        // are added from the reader's sums; staged rows are summed in SQL once their
-        // duplicates are dropped.
-        let sums = if staged { None } else { rows.totals() };
-        if let Some(sums) = &sums {
-            sums.check_zone(zone)?;
-        }
-        let summed = sums.is_some();
-        // With the file's sums staged, they say whether any account is unknown (one row per
-        // account and API); only then are the lines naming one looked for among the rows.
-        let look = match sums {
-            Some(sums) => {
-                totals::stage(&mut tx, sums).await?;
-                totals::stage_names_refused_accounts(&mut tx, zone, rows.accepts_unopened()).await?
-            }
-            None => true,
-        };
-        if look {
-            let query = sqlx::query(&unknown_sql)
-                .bind(zone.name())
-                .bind(rows.accepts_unopened());
-            let mut refused = if staged { query } else { query.bind(import_id) }.fetch(&mut *tx);
-            while let Some(row) = refused.try_next().await? {
-                let line = row.try_get::<i64, _>("source_line")? as u64;
-                let id: String = row.try_get("account_id")?;
-                if row.try_get("unknown")? {
-                    tally.unknown_account(line, &id);
-                } else {
-                    tally.unopened_account(line, &id, row.try_get("activated_at")?, row.try_get("ts")?);
-                }
-            }
-        }
+        // The month's totals are added from the reader's sums, less the rows skipped as events
+        // an account had already (found among the staged rows).
+        let mut sums = rows.totals();
         // The lines skipped as events an account had already, recorded with the import.
         let mut duplicates: Vec<i64> = Vec::new();
         if staged && !tally.is_bad() {
@@ -868,21 +823,60 @@ impl Store for PgStore {
                 }
             }
             if !duplicates.is_empty() && !tally.is_bad() {
-                let skipped: Vec<(DateTime<Utc>, i64)> = sqlx::query_as(DROP_STAGED_LINES_SQL)
+                let skipped: Vec<(String, String, DateTime<Utc>, i64)> = sqlx::query_as(DROP_STAGED_LINES_SQL)
                     .bind(&duplicates)
                     .fetch_all(&mut *tx)
                     .await?;
-                for (ts, calls) in skipped {
+                for (account_id, api, ts, calls) in skipped {
                     tally.taken_back(ts, calls);
+                    if let Some(sums) = &mut sums {
+                        sums.take_back(&NewUsage {
+                            line: 0,
+                            account_id,
+                            api,
+                            ts,
+                            calls,
+                            event_id: None,
+                        });
+                    }
                 }
                 // The time range the tally saw may have lost its ends with the lines dropped.
                 (tally.first, tally.last) = sqlx::query_as("SELECT MIN(ts), MAX(ts) FROM usage_in")
                     .fetch_one(&mut *tx)
                     .await?;
             }
-            if !tally.is_bad() {
-                sqlx::query(UNSTAGE_USAGE_SQL).bind(import_id).execute(&mut *tx).await?;
+        }
+        if let Some(sums) = &sums {
+            sums.check_zone(zone)?;
+        }
+        let summed = sums.is_some();
+        // With the file's sums staged, they say which accounts are refused (one row per account
+        // and API): an account that does not exist, or (unless the import accepts them) one not
+        // open yet in the month of its usage. Only then are the lines naming one looked for,
+        // reading the file's kept content back.
+        if let Some(sums) = sums {
+            totals::stage(&mut tx, sums).await?;
+            let accounts = totals::staged_refused_accounts(&mut tx, zone, rows.accepts_unopened()).await?;
+            if !accounts.unknown.is_empty() || !accounts.unopened.is_empty() {
+                keep_chunks(&mut tx, import_id, rows.take_chunks()).await?;
+                if let Some(content) = rows.content() {
+                    let import = CountedImport {
+                        import_id,
+                        chunks: content.chunks,
+                        reading: content.reading,
+                        skipped: SkippedLines::of(duplicates.iter().map(|&l| l as u64)),
+                    };
+                    let found = totals::read_import(&mut tx, &import, move |rows| {
+                        Ok(RefusedLines::find(rows, accounts))
+                    })
+                    .await?
+                    .map_err(|problem| import.unreadable(problem))?;
+                    found.report(&mut tally);
+                }
             }
+        }
+        if staged && !tally.is_bad() {
+            sqlx::query(UNSTAGE_USAGE_SQL).bind(import_id).execute(&mut *tx).await?;
         }
         if let Some(rejected) = tally.rejection() {
             return Err(rejected);
@@ -961,8 +955,6 @@ impl Store for PgStore {
         }
         if summed {
             totals::add_staged(&mut tx).await?;
-        } else if let (Some(first), Some(last)) = (tally.first, tally.last) {
-            totals::add_import(&mut tx, import_id, first, last, zone).await?;
         }
         sqlx::query(FINISH_IMPORT_SQL)
             .bind(&fingerprint.sha256)

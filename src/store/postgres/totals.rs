@@ -1,14 +1,14 @@
 //! The month's usage totals on PostgreSQL (`usage_totals`, migrations/postgres/0010): built
 //! from the imports' kept content for a billing zone, added to by each import in its own transaction, and
-//! checked against the raw rows by `verify`. An import's own sums are staged with `COPY` and
-//! added with one upsert; months are bound as arrays of names and bounds
-//! computed in the zone by billrun, so the server's time zone database never decides a month.
+//! recomputed from the imports' kept content by `verify`. An import's own sums are staged with
+//! `COPY` and added with one upsert; months are those billrun computes in the zone, so the
+//! server's time zone database never decides a month.
 
 use super::copy_binary::{Buffer, COPY_BUFFER};
-use crate::domain::month::{Month, MonthSpan};
+use crate::domain::month::usage_allowed_from;
 use crate::input::replay::{shares_for, ChunkBytes, MonthSums, ReadBack, SUMS_PER_SHARE};
 use crate::input::stored::unpack;
-use crate::store::common::{totals_overflow, CountedImport};
+use crate::store::common::{totals_overflow, CountedImport, RefusedAccounts};
 use crate::store::decode::stored_chunk;
 use crate::store::sql::{
     COUNTED_IMPORTS_SQL, IMPORT_CONTENT_SQL, STORED_CHUNK_SQL, TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL,
@@ -19,8 +19,6 @@ use chrono_tz::Tz;
 use sqlx::PgConnection;
 use sqlx::Row;
 
-/// The months `$1`, `$2`, `$3` bind, as a relation `m (month, period_start, period_end)`.
-const MONTHS: &str = "unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS m (month, period_start, period_end)";
 
 /// The zone the stored totals are kept for; `None` if they are not built yet, or if the zone
 /// recorded is one this build does not know.
@@ -79,75 +77,45 @@ pub async fn ensure_zone(conn: &mut PgConnection, zone: Tz) -> anyhow::Result<bo
     Ok(!imports.is_empty())
 }
 
-/// Adds `import`'s rows to `sums`: its chunks read in this transaction, one at a time, while a
-/// thread of its own parses them.
+/// Adds `import`'s rows to `sums` (see [`read_import`]).
 async fn sum_import(conn: &mut PgConnection, import: &CountedImport, sums: MonthSums) -> anyhow::Result<MonthSums> {
-    let (feed, bytes) = ChunkBytes::channel();
-    let (reading, skipped) = (import.reading, import.skipped.clone());
-    let parser = tokio::task::spawn_blocking(move || {
+    let read = read_import(conn, import, move |rows| {
         let mut sums = sums;
-        ReadBack::open(bytes, reading, skipped)
-            .and_then(|rows| sums.add_all(rows))
-            .map(|()| sums)
+        sums.add_all(rows).map(|()| sums)
     });
-    for seq in 0..import.chunks {
-        let row = sqlx::query(STORED_CHUNK_SQL)
-            .bind(import.import_id)
-            .bind(seq)
-            .fetch_optional(&mut *conn)
-            .await?
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "usage import #{}: chunk {seq} of its kept content is missing",
-                    import.import_id
-                )
-            })?;
-        let raw =
-            unpack(&stored_chunk(&row)?).map_err(|e| anyhow::anyhow!("usage import #{}: {e}", import.import_id))?;
-        let to = feed.clone();
-        if tokio::task::spawn_blocking(move || to.send(raw)).await?.is_err() {
-            break; // the parser stopped: it says why
-        }
-    }
-    drop(feed);
-    match parser.await? {
+    match read.await? {
         Ok(sums) => Ok(sums),
         Err(problem) if problem.contains("64 bits") => Err(totals_overflow()),
         Err(problem) => Err(import.unreadable(problem)),
     }
 }
 
-/// Adds the rows of import `import_id`, which fall within `[first, last]`, to the totals of
-/// `zone` (which the caller made the stored totals' zone), summing them in SQL: for an import
-/// whose rows were taken out in SQL (duplicate events), so that billrun's own sums are not
-/// the rows kept.
-pub async fn add_import(
+/// Reads `import`'s kept content back: its chunks read in this transaction, one at a time,
+/// while `consume` reads the rows on a thread of its own. Returns what `consume` made of them,
+/// or what kept the content from reading back.
+pub async fn read_import<T: Send + 'static>(
     conn: &mut PgConnection,
-    import_id: i64,
-    first: DateTime<Utc>,
-    last: DateTime<Utc>,
-    zone: Tz,
-) -> anyhow::Result<()> {
-    let spans = Month::spanning(first, last, zone);
-    let sql = format!(
-        "INSERT INTO usage_totals (month, account_id, api, calls)
-         SELECT m.month, u.account_id, u.api, SUM(u.calls)::bigint FROM usage u JOIN {MONTHS}
-           ON u.ts >= m.period_start AND u.ts < m.period_end
-         WHERE u.import_id = $4
-         GROUP BY m.month, u.account_id, u.api
-         ORDER BY m.month, u.account_id, u.api
-         ON CONFLICT (month, account_id, api) DO UPDATE SET calls = usage_totals.calls + EXCLUDED.calls"
-    );
-    let (names, starts, ends) = month_arrays(&spans);
-    sqlx::query(&sql)
-        .bind(names)
-        .bind(starts)
-        .bind(ends)
-        .bind(import_id)
-        .execute(conn)
-        .await
-        .map_err(overflow_or)?;
-    Ok(())
+    import: &CountedImport,
+    consume: impl FnOnce(ReadBack) -> Result<T, String> + Send + 'static,
+) -> anyhow::Result<Result<T, String>> {
+    let (feed, bytes) = ChunkBytes::channel();
+    let (reading, skipped) = (import.reading, import.skipped.clone());
+    let parser = tokio::task::spawn_blocking(move || consume(ReadBack::open(bytes, reading, skipped)?));
+    for seq in 0..import.chunks {
+        let row = sqlx::query(STORED_CHUNK_SQL)
+            .bind(import.import_id)
+            .bind(seq)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("usage import #{}: chunk {seq} of its kept content is missing", import.import_id))?;
+        let raw = unpack(&stored_chunk(&row)?).map_err(|e| anyhow::anyhow!("usage import #{}: {e}", import.import_id))?;
+        let to = feed.clone();
+        if tokio::task::spawn_blocking(move || to.send(raw)).await?.is_err() {
+            break; // the parser stopped: it says why
+        }
+    }
+    drop(feed);
+    Ok(parser.await?)
 }
 
 /// Takes the rows of import `import_id`, read back from its kept content, off the stored
@@ -240,23 +208,34 @@ pub async fn stage(conn: &mut PgConnection, totals: UsageTotals) -> anyhow::Resu
     Ok(())
 }
 
-/// Whether the staged totals name an account that does not exist or (unless `accept_unopened`)
-/// one not open yet in the total's month: one row per account and API to look at, not one per
-/// usage row.
-pub async fn stage_names_refused_accounts(
+/// The accounts the staged totals name that do not exist or (unless `accept_unopened`) are not
+/// open yet in the total's month: one row per account and API to look at, not one per usage
+/// row. An unopened account comes with its opening and the first instant it may have usage
+/// from (`domain::month::usage_allowed_from`).
+pub async fn staged_refused_accounts(
     conn: &mut PgConnection,
     zone: Tz,
     accept_unopened: bool,
-) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM totals_in t LEFT JOIN accounts a ON a.account_id = t.account_id
-                        WHERE a.account_id IS NULL OR (NOT $2 AND (a.activated_at IS NULL
-                           OR t.month < to_char(a.activated_at AT TIME ZONE $1, 'YYYY-MM'))))",
+) -> anyhow::Result<RefusedAccounts> {
+    let found: Vec<(String, bool, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT DISTINCT t.account_id, a.account_id IS NULL AS unknown, a.activated_at
+         FROM totals_in t LEFT JOIN accounts a ON a.account_id = t.account_id
+         WHERE a.account_id IS NULL OR (NOT $2 AND (a.activated_at IS NULL
+            OR t.month < to_char(a.activated_at AT TIME ZONE $1, 'YYYY-MM')))",
     )
     .bind(zone.name())
     .bind(accept_unopened)
-    .fetch_one(conn)
-    .await
+    .fetch_all(conn)
+    .await?;
+    let mut accounts = RefusedAccounts::default();
+    for (account, unknown, opened) in found {
+        if unknown {
+            accounts.unknown.insert(account);
+        } else {
+            accounts.unopened.insert(account, (opened, usage_allowed_from(opened, zone)));
+        }
+    }
+    Ok(accounts)
 }
 
 /// Adds the staged totals to the stored ones.
@@ -270,15 +249,4 @@ pub async fn add_staged(conn: &mut PgConnection) -> anyhow::Result<()> {
     .await
     .map_err(overflow_or)?;
     Ok(())
-}
-
-/// The arrays `$1`, `$2`, `$3` of [`MONTHS`] hold: names, starts, ends.
-type MonthArrays = (Vec<String>, Vec<DateTime<Utc>>, Vec<DateTime<Utc>>);
-
-fn month_arrays(spans: &[MonthSpan]) -> MonthArrays {
-    (
-        spans.iter().map(|s| s.month.to_string()).collect(),
-        spans.iter().map(|s| s.start).collect(),
-        spans.iter().map(|s| s.end).collect(),
-    )
 }
