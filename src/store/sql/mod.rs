@@ -372,7 +372,7 @@ pub(crate) const SETTLED_WATERMARKS_SQL: &str = "SELECT month, period_start, per
      FROM settled_months WHERE $1 IS NULL OR month = $1 ORDER BY month";
 
 /// The calls of each API on the current bills of month $1, per account.
-pub(crate) const BILLED_CALLS_SQL: &str = "SELECT b.account_id, l.api, SUM(l.total_calls) AS calls
+pub(crate) const BILLED_CALLS_SQL: &str = "SELECT b.account_id, l.api, CAST(SUM(l.total_calls) AS BIGINT) AS calls
      FROM bills b JOIN bill_lines l ON l.account_id = b.account_id AND l.bill_id = b.bill_id
      WHERE b.month = $1 AND NOT EXISTS (SELECT 1 FROM bills b2 WHERE b2.account_id = b.account_id
            AND b2.month = b.month AND b2.revision > b.revision)
