@@ -866,11 +866,10 @@ impl Store for PgStore {
                         reading: content.reading,
                         skipped: SkippedLines::of(duplicates.iter().map(|&l| l as u64)),
                     };
-                    let found = totals::read_import(&mut tx, &import, move |rows| {
-                        Ok(RefusedLines::find(rows, accounts))
-                    })
-                    .await?
-                    .map_err(|problem| import.unreadable(problem))?;
+                    let found =
+                        totals::read_import(&mut tx, &import, move |rows| Ok(RefusedLines::find(rows, accounts)))
+                            .await?
+                            .map_err(|problem| import.unreadable(problem))?;
                     found.report(&mut tally);
                 }
             }

@@ -19,7 +19,6 @@ use chrono_tz::Tz;
 use sqlx::PgConnection;
 use sqlx::Row;
 
-
 /// The zone the stored totals are kept for; `None` if they are not built yet, or if the zone
 /// recorded is one this build does not know.
 pub async fn zone(conn: &mut PgConnection) -> sqlx::Result<Option<Tz>> {
@@ -107,8 +106,14 @@ pub async fn read_import<T: Send + 'static>(
             .bind(seq)
             .fetch_optional(&mut *conn)
             .await?
-            .ok_or_else(|| anyhow::anyhow!("usage import #{}: chunk {seq} of its kept content is missing", import.import_id))?;
-        let raw = unpack(&stored_chunk(&row)?).map_err(|e| anyhow::anyhow!("usage import #{}: {e}", import.import_id))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "usage import #{}: chunk {seq} of its kept content is missing",
+                    import.import_id
+                )
+            })?;
+        let raw =
+            unpack(&stored_chunk(&row)?).map_err(|e| anyhow::anyhow!("usage import #{}: {e}", import.import_id))?;
         let to = feed.clone();
         if tokio::task::spawn_blocking(move || to.send(raw)).await?.is_err() {
             break; // the parser stopped: it says why
@@ -232,7 +237,9 @@ pub async fn staged_refused_accounts(
         if unknown {
             accounts.unknown.insert(account);
         } else {
-            accounts.unopened.insert(account, (opened, usage_allowed_from(opened, zone)));
+            accounts
+                .unopened
+                .insert(account, (opened, usage_allowed_from(opened, zone)));
         }
     }
     Ok(accounts)
