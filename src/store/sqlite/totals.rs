@@ -67,7 +67,7 @@ fn counted_imports(conn: &Connection) -> anyhow::Result<Vec<CountedImport>> {
 }
 
 /// The content of chunk `seq` of `import`, `None` past its last.
-pub(super) fn read_chunk(conn: &Connection, import: &CountedImport, seq: i64) -> anyhow::Result<Option<Vec<u8>>> {
+pub(crate) fn read_chunk(conn: &Connection, import: &CountedImport, seq: i64) -> anyhow::Result<Option<Vec<u8>>> {
     if seq >= import.chunks {
         return Ok(None);
     }
