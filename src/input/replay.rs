@@ -440,7 +440,7 @@ mod tests {
             }
         }
         // A whole file skipped but its last row: one range, a few bytes.
-        assert!(SkippedLines::of(2..30_000_002).encode().unwrap().len() < 32);
+        assert!(SkippedLines::of(2..3_000_002).encode().unwrap().len() < 32);
         assert!(SkippedLines::decode(Some(b"not zstd")).is_err());
     }
 
