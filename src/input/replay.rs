@@ -436,7 +436,11 @@ mod tests {
                 .into_iter()
                 .collect();
             for line in asked {
-                assert_eq!(back.skips(line, &mut at), want.contains(&line), "line {line}");
+                assert_eq!(
+                    back.skips(line, &mut at),
+                    want.binary_search(&line).is_ok(),
+                    "line {line}"
+                );
             }
         }
         // A whole file skipped but its last row: one range, a few bytes.
