@@ -43,6 +43,18 @@ pub struct Reading {
     pub assume_tz: Option<Tz>,
 }
 
+impl Reading {
+    /// As the database records it: the format's key (`Format::key`) and the zone's name.
+    pub fn from_stored(format: &str, assume_tz: Option<&str>) -> Result<Reading, String> {
+        Ok(Reading {
+            format: Format::from_key(format).ok_or_else(|| format!("unknown content format '{format}'"))?,
+            assume_tz: assume_tz
+                .map(|z| z.parse().map_err(|e| format!("assume_tz '{z}': {e}")))
+                .transpose()?,
+        })
+    }
+}
+
 /// What the whole content was, once read to its end.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Content {

@@ -13,9 +13,9 @@
 //! At most [`SUMS_PER_SHARE`] accounts' figures are held at a time: a larger month is checked
 //! in several shares of its accounts, each reading the totals and the bills again.
 
-use super::recount::{read_chunks, Found};
+use super::recount::{read_back, Found};
 use crate::domain::month::Month;
-use crate::input::replay::{share_of, shares_for, ChunkBytes, PeriodSums, ReadBack, SkippedLines, SUMS_PER_SHARE};
+use crate::input::replay::{share_of, shares_for, PeriodSums, SUMS_PER_SHARE};
 use crate::store::{BilledCalls, SettledMonth, Store, StoredImport, StoredTotal};
 use std::collections::BTreeMap;
 
@@ -32,6 +32,7 @@ struct Side {
 
 /// The check, of `month` (`None`: every settled month).
 pub async fn check<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result<Found> {
+    let started = std::time::Instant::now();
     let mut found = Found::new(BILLED_CHECK);
     let imports = store.stored_imports().await?;
     let zone = store.usage_totals_zone().await?.map(|z| z.name().to_owned());
@@ -90,6 +91,11 @@ pub async fn check<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result<
             }
         }
     }
+    tracing::debug!(
+        check = BILLED_CHECK,
+        millis = started.elapsed().as_millis() as u64,
+        "checked"
+    );
     Ok(found)
 }
 
@@ -111,27 +117,14 @@ async fn period_sums<'a, S: Store>(
         let Some(content) = import.content.as_ref().filter(|_| reaches) else {
             continue;
         };
-        let name = format!("import #{} ({})", import.import_id, import.file_name);
-        let skipped = match SkippedLines::decode(import.skipped_lines.as_deref()) {
-            Ok(s) => s,
-            Err(e) => {
-                found.add(format!("{name}: {e}"));
-                continue;
-            }
-        };
-        let (feed, bytes) = ChunkBytes::channel();
-        let reading = content.reading;
-        let parser = tokio::task::spawn_blocking(move || {
-            let problem = ReadBack::open(bytes, reading, skipped)
-                .and_then(|rows| sums.add_all(rows))
-                .err();
-            (sums, problem)
-        });
-        read_chunks(store, import, content, false, feed).await?;
-        let (back, problem) = parser.await?;
+        let add = |sums: &mut PeriodSums, rows| sums.add_all(rows);
+        let (back, unreadable, _) = read_back(store, import, content, false, sums, add).await?;
         sums = back;
-        if let Some(problem) = problem {
-            found.add(format!("{name}: its kept content does not read back: {problem}"));
+        if let Some(problem) = unreadable {
+            found.add(format!(
+                "import #{} ({}): its kept content does not read back: {problem}",
+                import.import_id, import.file_name
+            ));
         }
     }
     Ok(sums.calls)

@@ -63,42 +63,25 @@ pub async fn recount<S: Store>(store: &S, month: Option<Month>, per_pass: u64) -
                 }
                 continue;
             };
-            let counted = pass.as_ref().is_some_and(|p| !import.retracted && reaches(import, p));
-            if share > 0 && !counted {
-                continue;
-            }
-            let skipped = match SkippedLines::decode(import.skipped_lines.as_deref()) {
-                Ok(s) => s,
-                Err(e) => {
-                    totals.add(format!("{name}: {e}"));
-                    continue;
+            // Every import's chunks are checked once, in the first pass; those that count are
+            // read back in every pass.
+            let check = share == 0;
+            let (unreadable, chunks) = match pass.take_if(|p| !import.retracted && reaches(import, p)) {
+                Some(p) => {
+                    let add = |p: &mut Pass, rows| p.sums.add_all(rows);
+                    let (p, unreadable, chunks) = read_back(store, import, content, check, p, add).await?;
+                    pass = Some(p);
+                    (unreadable, chunks)
                 }
+                None if check => (None, read_chunks(store, import, content, true, None).await?),
+                None => (None, None),
             };
-            // The rows are parsed on a thread of their own, fed the chunks as they are read.
-            let (feed, bytes) = ChunkBytes::channel();
-            let parser = match pass.take_if(|_| counted) {
-                Some(mut p) => {
-                    let reading = content.reading;
-                    Some(tokio::task::spawn_blocking(move || {
-                        let problem = ReadBack::open(bytes, reading, skipped)
-                            .and_then(|rows| p.sums.add_all(rows))
-                            .err();
-                        (p, problem)
-                    }))
-                }
-                None => None,
-            };
-            let read = read_chunks(store, import, content, share == 0, feed).await;
-            if let Some(parser) = parser {
-                let (p, problem) = parser.await?;
-                pass = Some(p);
-                if let Some(problem) = problem {
-                    totals.add(format!(
-                        "{name}: its kept content does not read back as the rows it counted: {problem}"
-                    ));
-                }
+            if let Some(problem) = unreadable {
+                totals.add(format!(
+                    "{name}: its kept content does not read back as the rows it counted: {problem}"
+                ));
             }
-            if let Some(problem) = read? {
+            if let Some(problem) = chunks {
                 stored.add(format!("{name}: {problem}"));
             }
         }
@@ -124,18 +107,41 @@ fn reaches(import: &StoredImport, pass: &Pass) -> bool {
     }
 }
 
-/// Reads `import`'s chunks in order, handing each one's content to `feed` (a parser that went
-/// away is not fed more); with `check`, compares them with what the import recorded. Returns
-/// the problem found with the chunks, if any.
-pub(super) async fn read_chunks<S: Store>(
+/// Reads `import`'s kept content back into `state` with `add`, on a thread of its own fed the
+/// chunks as they are read (with `check`, compared with what the import recorded). Returns the
+/// state, what kept the rows from reading back, and what is wrong with the chunks.
+pub(super) async fn read_back<S: Store, T: Send + 'static>(
     store: &S,
     import: &StoredImport,
     content: &Content,
     check: bool,
-    feed: std::sync::mpsc::SyncSender<Vec<u8>>,
+    mut state: T,
+    add: impl FnOnce(&mut T, ReadBack) -> Result<(), String> + Send + 'static,
+) -> anyhow::Result<(T, Option<String>, Option<String>)> {
+    let (feed, bytes) = ChunkBytes::channel();
+    let (reading, skipped) = (content.reading, import.skipped_lines.clone());
+    let parser = tokio::task::spawn_blocking(move || {
+        let problem = SkippedLines::decode(skipped.as_deref())
+            .and_then(|skipped| ReadBack::open(bytes, reading, skipped))
+            .and_then(|rows| add(&mut state, rows))
+            .err();
+        (state, problem)
+    });
+    let chunks = read_chunks(store, import, content, check, Some(feed)).await;
+    let (state, unreadable) = parser.await?;
+    Ok((state, unreadable, chunks?))
+}
+
+/// Reads `import`'s chunks in order, handing each one's content to `feed` while it takes them;
+/// with `check`, compares them with what the import recorded, and returns what is wrong.
+async fn read_chunks<S: Store>(
+    store: &S,
+    import: &StoredImport,
+    content: &Content,
+    check: bool,
+    mut feed: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
 ) -> anyhow::Result<Option<String>> {
     let mut bytes_check = ContentCheck::default();
-    let mut feed = Some(feed);
     for seq in 0..content.chunks {
         let Some(chunk): Option<StoredChunk> = store.stored_chunk(import.import_id, seq).await? else {
             bytes_check.missing(seq);
@@ -146,28 +152,18 @@ pub(super) async fn read_chunks<S: Store>(
         } else {
             unpack(&chunk).ok()
         };
-        match (raw, &feed) {
-            (Some(raw), Some(tx)) => {
-                // A parser that stopped (content that no longer reads) takes no more.
-                let to = tx.clone();
-                if tokio::task::spawn_blocking(move || to.send(raw)).await?.is_err() {
-                    feed = None;
-                }
+        // What could not be read ends the content there; the parser says what that did.
+        let Some(raw) = raw else { break };
+        if let Some(tx) = feed.clone() {
+            // A parser that stopped (content that no longer reads) takes no more.
+            if tokio::task::spawn_blocking(move || tx.send(raw)).await?.is_err() {
+                feed = None;
             }
-            (None, _) => {
-                // What could not be read ends the content there; the parser says what that did.
-                if !check {
-                    bytes_check.missing(seq);
-                }
-                break;
-            }
-            _ => {}
         }
-        if !check && bytes_check.failed() {
+        if feed.is_none() && !check {
             break;
         }
     }
-    drop(feed);
     Ok(if check { bytes_check.problem(content) } else { None })
 }
 

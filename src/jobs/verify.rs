@@ -69,13 +69,7 @@ pub async fn verify<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result
             examples,
         });
     }
-    let started = std::time::Instant::now();
     let billed = super::billed_usage::check(store, month).await?;
-    tracing::debug!(
-        check = billed.what,
-        millis = started.elapsed().as_millis() as u64,
-        "checked"
-    );
     let (stored, totals) = super::recount::recount(store, month, super::recount::TOTALS_PER_PASS).await?;
     for found in [billed, totals, stored] {
         checks.push(Check {

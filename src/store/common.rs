@@ -510,18 +510,12 @@ impl CountedImport {
                 "usage import #{import_id}'s content is not kept in a form that reads back: run `billrun migrate`"
             );
         };
-        let format = crate::input::stream::Format::from_key(&format)
-            .ok_or_else(|| anyhow::anyhow!("usage import #{import_id}: unknown content format '{format}'"))?;
-        let assume_tz = assume_tz
-            .map(|z| {
-                z.parse()
-                    .map_err(|e| anyhow::anyhow!("usage import #{import_id}: assume_tz '{z}': {e}"))
-            })
-            .transpose()?;
+        let reading = crate::input::stored::Reading::from_stored(&format, assume_tz.as_deref())
+            .map_err(|e| anyhow::anyhow!("usage import #{import_id}: {e}"))?;
         Ok(CountedImport {
             import_id,
             chunks,
-            reading: crate::input::stored::Reading { format, assume_tz },
+            reading,
             skipped: crate::input::replay::SkippedLines::decode(skipped.as_deref())
                 .map_err(|e| anyhow::anyhow!("usage import #{import_id}: {e}"))?,
         })

@@ -18,7 +18,6 @@ use crate::domain::packs::{PackBalance, PackKind};
 use crate::domain::settle::{CurrentBill, RevisionKind, StoredLine};
 use crate::domain::webhook::EventType;
 use crate::input::stored::{Content, Reading, StoredChunk};
-use crate::input::stream::Format;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -449,26 +448,19 @@ pub(crate) fn endpoint_health(r: &impl Columns) -> anyhow::Result<EndpointHealth
 
 /// An import of rows, from the columns of `sql::STORED_IMPORTS_SQL`.
 pub(crate) fn stored_import(r: &impl Columns) -> anyhow::Result<StoredImport> {
-    let format = r.opt_text("content_format")?;
-    let content = match (r.opt_text("content_sha256")?, format) {
-        (Some(sha256), Some(format)) => Some(Content {
-            sha256,
-            bytes: r.int("content_bytes")?,
-            chunks: r.int("content_chunks")?,
-            reading: Reading {
-                format: Format::from_key(&format)
-                    .ok_or_else(|| anyhow::anyhow!("unknown content format '{format}'"))?,
-                assume_tz: r
-                    .opt_text("assume_tz")?
-                    .map(|z| z.parse().map_err(|e| anyhow::anyhow!("assume_tz '{z}': {e}")))
-                    .transpose()?,
-            },
-        }),
-        _ => None,
-    };
-    let skipped_lines = match r.opt_text("content_format")? {
-        Some(_) => r.opt_bytes("skipped_lines")?,
-        None => None,
+    // Content kept before it said how it reads back counts as not kept (`migrate` rebuilds it).
+    let (content, skipped_lines) = match (r.opt_text("content_sha256")?, r.opt_text("content_format")?) {
+        (Some(sha256), Some(format)) => {
+            let assume_tz = r.opt_text("assume_tz")?;
+            let content = Content {
+                sha256,
+                bytes: r.int("content_bytes")?,
+                chunks: r.int("content_chunks")?,
+                reading: Reading::from_stored(&format, assume_tz.as_deref()).map_err(anyhow::Error::msg)?,
+            };
+            (Some(content), r.opt_bytes("skipped_lines")?)
+        }
+        _ => (None, None),
     };
     Ok(StoredImport {
         import_id: r.int("import_id")?,

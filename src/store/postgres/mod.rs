@@ -13,9 +13,9 @@
 
 mod advisory;
 mod citus;
+mod content;
 mod copy_binary;
 mod decode;
-mod rebuild;
 mod retract;
 mod totals;
 mod webhooks;
@@ -41,6 +41,7 @@ use crate::store::*;
 use advisory::{lock_key, take_turn, LOCK_IMPORTS_SQL};
 use anyhow::{anyhow, Context};
 use chrono_tz::Tz;
+use content::keep_chunks;
 use futures_util::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, PgConnection, Row};
@@ -458,7 +459,7 @@ impl Store for PgStore {
         if self.citus {
             citus::distribute(&self.pool).await?;
         }
-        rebuild::rebuild_content(&self.pool).await?;
+        content::rebuild_content(&self.pool).await?;
         Ok(())
     }
 
@@ -798,54 +799,11 @@ impl Store for PgStore {
         // an account had already (found among the staged rows).
         let mut sums = rows.totals();
         // The lines skipped as events an account had already, recorded with the import.
-        let mut duplicates: Vec<i64> = Vec::new();
-        if staged && !tally.is_bad() {
-            for row in sqlx::query(DUPLICATE_EVENTS_SQL).fetch_all(&mut *tx).await? {
-                let again = NewUsage {
-                    line: row.try_get::<i64, _>("source_line")? as u64,
-                    account_id: row.try_get("account_id")?,
-                    api: row.try_get("api")?,
-                    ts: row.try_get("ts")?,
-                    calls: row.try_get("calls")?,
-                    event_id: row.try_get("event_id")?,
-                };
-                let first = FirstEvent {
-                    import_id: row.try_get("first_import")?,
-                    line: row.try_get::<i64, _>("first_line")? as u64,
-                    ts: row.try_get("first_ts")?,
-                    api: row.try_get("first_api")?,
-                    calls: row.try_get("first_calls")?,
-                };
-                if first.same_as(&again) {
-                    duplicates.push(again.line as i64);
-                } else {
-                    tally.event_conflict(&again, &first);
-                }
-            }
-            if !duplicates.is_empty() && !tally.is_bad() {
-                let skipped: Vec<(String, String, DateTime<Utc>, i64)> = sqlx::query_as(DROP_STAGED_LINES_SQL)
-                    .bind(&duplicates)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                for (account_id, api, ts, calls) in skipped {
-                    tally.taken_back(ts, calls);
-                    if let Some(sums) = &mut sums {
-                        sums.take_back(&NewUsage {
-                            line: 0,
-                            account_id,
-                            api,
-                            ts,
-                            calls,
-                            event_id: None,
-                        });
-                    }
-                }
-                // The time range the tally saw may have lost its ends with the lines dropped.
-                (tally.first, tally.last) = sqlx::query_as("SELECT MIN(ts), MAX(ts) FROM usage_in")
-                    .fetch_one(&mut *tx)
-                    .await?;
-            }
-        }
+        let duplicates = if staged && !tally.is_bad() {
+            skip_duplicate_events(&mut tx, &mut tally, sums.as_mut()).await?
+        } else {
+            Vec::new()
+        };
         if let Some(sums) = &sums {
             sums.check_zone(zone)?;
         }
@@ -867,7 +825,7 @@ impl Store for PgStore {
                         skipped: SkippedLines::of(duplicates.iter().map(|&l| l as u64)),
                     };
                     let found =
-                        totals::read_import(&mut tx, &import, move |rows| Ok(RefusedLines::find(rows, accounts)))
+                        content::read_import(&mut tx, &import, move |rows| Ok(RefusedLines::find(rows, accounts)))
                             .await?
                             .map_err(|problem| import.unreadable(problem))?;
                     found.report(&mut tally);
@@ -1698,19 +1656,63 @@ async fn write_service(
     Ok(())
 }
 
-/// Writes chunks of an import's content (`input::stored`).
-async fn keep_chunks(tx: &mut PgConnection, import_id: i64, chunks: Vec<StoredChunk>) -> anyhow::Result<()> {
-    for c in chunks {
-        sqlx::query(KEEP_CHUNK_SQL)
-            .bind(import_id)
-            .bind(c.seq)
-            .bind(c.raw_bytes)
-            .bind(c.data)
-            .execute(&mut *tx)
-            .await
-            .context("writing the usage file's content")?;
+/// Finds the staged rows whose event their account has already (in `usage`, or on an earlier
+/// line of the file): one that says what the first said is dropped from the staging table and
+/// taken back from the tally and from the file's sums; one that says otherwise is a conflict.
+/// Returns the lines dropped.
+async fn skip_duplicate_events(
+    tx: &mut PgConnection,
+    tally: &mut ImportTally,
+    mut sums: Option<&mut UsageTotals>,
+) -> StoreResult<Vec<i64>> {
+    let mut duplicates: Vec<i64> = Vec::new();
+    for row in sqlx::query(DUPLICATE_EVENTS_SQL).fetch_all(&mut *tx).await? {
+        let again = NewUsage {
+            line: row.try_get::<i64, _>("source_line")? as u64,
+            account_id: row.try_get("account_id")?,
+            api: row.try_get("api")?,
+            ts: row.try_get("ts")?,
+            calls: row.try_get("calls")?,
+            event_id: row.try_get("event_id")?,
+        };
+        let first = FirstEvent {
+            import_id: row.try_get("first_import")?,
+            line: row.try_get::<i64, _>("first_line")? as u64,
+            ts: row.try_get("first_ts")?,
+            api: row.try_get("first_api")?,
+            calls: row.try_get("first_calls")?,
+        };
+        if first.same_as(&again) {
+            duplicates.push(again.line as i64);
+        } else {
+            tally.event_conflict(&again, &first);
+        }
     }
-    Ok(())
+    if duplicates.is_empty() || tally.is_bad() {
+        return Ok(duplicates);
+    }
+    let skipped: Vec<(String, String, DateTime<Utc>, i64)> = sqlx::query_as(DROP_STAGED_LINES_SQL)
+        .bind(&duplicates)
+        .fetch_all(&mut *tx)
+        .await?;
+    for (account_id, api, ts, calls) in skipped {
+        tally.taken_back(ts, calls);
+        if let Some(sums) = sums.as_deref_mut() {
+            sums.take_back(&NewUsage {
+                line: 0,
+                account_id,
+                api,
+                ts,
+                calls,
+                event_id: None,
+            });
+        }
+    }
+    // The time range the tally saw may have lost its ends with the lines dropped.
+    (tally.first, tally.last) = sqlx::query_as("SELECT MIN(ts), MAX(ts) FROM usage_in")
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(duplicates)
 }
 
 async fn write_page(tx: &mut PgConnection, page: &SettlePage, month: &str, w: &PageWrites) -> anyhow::Result<()> {

@@ -4,15 +4,12 @@
 //! `COPY` and added with one upsert; months are those billrun computes in the zone, so the
 //! server's time zone database never decides a month.
 
+use super::content;
 use super::copy_binary::{Buffer, COPY_BUFFER};
 use crate::domain::month::usage_allowed_from;
-use crate::input::replay::{shares_for, ChunkBytes, MonthSums, ReadBack, SUMS_PER_SHARE};
-use crate::input::stored::unpack;
+use crate::input::replay::{shares_for, MonthSums, SUMS_PER_SHARE};
 use crate::store::common::{totals_overflow, CountedImport, RefusedAccounts};
-use crate::store::decode::stored_chunk;
-use crate::store::sql::{
-    COUNTED_IMPORTS_SQL, IMPORT_CONTENT_SQL, STORED_CHUNK_SQL, TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL,
-};
+use crate::store::sql::{COUNTED_IMPORTS_SQL, IMPORT_CONTENT_SQL, TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL};
 use crate::store::UsageTotals;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -78,7 +75,7 @@ pub async fn ensure_zone(conn: &mut PgConnection, zone: Tz) -> anyhow::Result<bo
 
 /// Adds `import`'s rows to `sums` (see [`read_import`]).
 async fn sum_import(conn: &mut PgConnection, import: &CountedImport, sums: MonthSums) -> anyhow::Result<MonthSums> {
-    let read = read_import(conn, import, move |rows| {
+    let read = content::read_import(conn, import, move |rows| {
         let mut sums = sums;
         sums.add_all(rows).map(|()| sums)
     });
@@ -87,40 +84,6 @@ async fn sum_import(conn: &mut PgConnection, import: &CountedImport, sums: Month
         Err(problem) if problem.contains("64 bits") => Err(totals_overflow()),
         Err(problem) => Err(import.unreadable(problem)),
     }
-}
-
-/// Reads `import`'s kept content back: its chunks read in this transaction, one at a time,
-/// while `consume` reads the rows on a thread of its own. Returns what `consume` made of them,
-/// or what kept the content from reading back.
-pub async fn read_import<T: Send + 'static>(
-    conn: &mut PgConnection,
-    import: &CountedImport,
-    consume: impl FnOnce(ReadBack) -> Result<T, String> + Send + 'static,
-) -> anyhow::Result<Result<T, String>> {
-    let (feed, bytes) = ChunkBytes::channel();
-    let (reading, skipped) = (import.reading, import.skipped.clone());
-    let parser = tokio::task::spawn_blocking(move || consume(ReadBack::open(bytes, reading, skipped)?));
-    for seq in 0..import.chunks {
-        let row = sqlx::query(STORED_CHUNK_SQL)
-            .bind(import.import_id)
-            .bind(seq)
-            .fetch_optional(&mut *conn)
-            .await?
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "usage import #{}: chunk {seq} of its kept content is missing",
-                    import.import_id
-                )
-            })?;
-        let raw =
-            unpack(&stored_chunk(&row)?).map_err(|e| anyhow::anyhow!("usage import #{}: {e}", import.import_id))?;
-        let to = feed.clone();
-        if tokio::task::spawn_blocking(move || to.send(raw)).await?.is_err() {
-            break; // the parser stopped: it says why
-        }
-    }
-    drop(feed);
-    Ok(parser.await?)
 }
 
 /// Takes the rows of import `import_id`, read back from its kept content, off the stored

@@ -14,6 +14,7 @@
 //! records no import.
 
 use super::conn::open;
+use super::content;
 use super::retract;
 use super::rows::{at, us};
 use super::totals;
@@ -26,8 +27,8 @@ use crate::store::common::{
 };
 use crate::store::repeats::Sketch;
 use crate::store::sql::{
-    ADD_SKETCH_SQL, EARLIER_SKETCHES_SQL, FINISH_IMPORT_SQL, KEEP_CHUNK_SQL, KEEP_CONTENT_SQL, NEW_IMPORT_SQL,
-    REPLACED_BY_SQL, SAME_IMPORT_SQL, SETTLED_PERIODS_SQL,
+    ADD_SKETCH_SQL, EARLIER_SKETCHES_SQL, FINISH_IMPORT_SQL, KEEP_CONTENT_SQL, NEW_IMPORT_SQL, REPLACED_BY_SQL,
+    SAME_IMPORT_SQL, SETTLED_PERIODS_SQL,
 };
 use crate::store::{RetractOutcome, Retraction, StoreError, StoreResult, UsageImported, UsageSource};
 use anyhow::anyhow;
@@ -109,15 +110,7 @@ const CHUNK_LOOK: u64 = 4096;
 
 /// Writes the chunks of the file's content finished so far.
 fn keep_chunks(tx: &rusqlite::Connection, import_id: i64, rows: &mut dyn UsageSource) -> rusqlite::Result<()> {
-    let chunks = rows.take_chunks();
-    if chunks.is_empty() {
-        return Ok(());
-    }
-    let mut keep = tx.prepare_cached(KEEP_CHUNK_SQL)?;
-    for c in chunks {
-        keep.execute(params![import_id, c.seq, c.raw_bytes, c.data])?;
-    }
-    Ok(())
+    content::keep(tx, import_id, rows.take_chunks())
 }
 
 /// Adds a usage file's rows to the database file `file`, all or none (see `Store::import_usage`).
@@ -351,7 +344,7 @@ fn refused_lines(
     let found = read_back_with(
         import.reading,
         import.skipped.clone(),
-        |seq| totals::read_chunk(tx, &import, seq),
+        |seq| content::read_chunk(tx, &import, seq),
         move |rows| Ok(RefusedLines::find(rows, accounts)),
     )?
     .map_err(|problem| import.unreadable(problem))?;

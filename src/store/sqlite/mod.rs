@@ -9,9 +9,9 @@
 //! `migrations/sqlite/`).
 
 mod conn;
+mod content;
 mod decode;
 mod import;
-mod rebuild;
 mod retract;
 mod rows;
 mod settle;
@@ -238,7 +238,7 @@ impl Store for SqliteStore {
             .await?;
         if waiting.is_some() {
             let file = self.file()?;
-            tokio::task::spawn_blocking(move || rebuild::rebuild_content(&file))
+            tokio::task::spawn_blocking(move || content::rebuild_content(&file))
                 .await
                 .context("rebuilding kept usage content")??;
         }

@@ -2,13 +2,13 @@
 //! imports' kept content for a billing zone, added to by each import in its own transaction, and checked
 //! and recomputed from the imports' kept content by `verify`. Through `rusqlite`, inside the caller's transaction.
 
+use super::content;
 use super::rows::{at, us};
 use crate::domain::month::{usage_allowed_from, Month};
 use crate::input::replay::{shares_for, sum_content, MonthSums, SUMS_PER_SHARE};
-use crate::input::stored::{unpack, StoredChunk};
 use crate::store::common::{totals_overflow, CountedImport, RefusedAccounts};
 use crate::store::sql::{
-    COUNTED_IMPORTS_SQL, IMPORT_CONTENT_SQL, STORED_CHUNK_SQL, TAKE_BACK_SQL, TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL,
+    COUNTED_IMPORTS_SQL, IMPORT_CONTENT_SQL, TAKE_BACK_SQL, TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL,
 };
 use crate::store::UsageTotals;
 use chrono_tz::Tz;
@@ -39,7 +39,7 @@ pub fn ensure_zone(conn: &Connection, zone: Tz) -> anyhow::Result<bool> {
     for share in 0..shares {
         let mut sums = MonthSums::new(zone, None, share, shares);
         for import in &imports {
-            let chunk = |seq: i64| read_chunk(conn, import, seq);
+            let chunk = |seq: i64| content::read_chunk(conn, import, seq);
             sums = match sum_content(sums, import.reading, import.skipped.clone(), chunk)? {
                 Ok(sums) => sums,
                 Err(problem) if problem.contains("64 bits") => return Err(totals_overflow()),
@@ -64,32 +64,6 @@ fn counted_imports(conn: &Connection) -> anyhow::Result<Vec<CountedImport>> {
         .into_iter()
         .map(|(id, chunks, format, tz, skipped)| CountedImport::new(id, chunks, format, tz, skipped))
         .collect()
-}
-
-/// The content of chunk `seq` of `import`, `None` past its last.
-pub(crate) fn read_chunk(conn: &Connection, import: &CountedImport, seq: i64) -> anyhow::Result<Option<Vec<u8>>> {
-    if seq >= import.chunks {
-        return Ok(None);
-    }
-    let chunk = conn
-        .prepare_cached(STORED_CHUNK_SQL)?
-        .query_row(params![import.import_id, seq], |r| {
-            Ok(StoredChunk {
-                seq: r.get(0)?,
-                raw_bytes: r.get(1)?,
-                data: r.get(2)?,
-            })
-        })
-        .optional()?
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "usage import #{}: chunk {seq} of its kept content is missing",
-                import.import_id
-            )
-        })?;
-    Ok(Some(unpack(&chunk).map_err(|e| {
-        anyhow::anyhow!("usage import #{}: {e}", import.import_id)
-    })?))
 }
 
 /// What adding an import's totals found wrong with their accounts.
@@ -197,7 +171,7 @@ pub fn take_back(conn: &Connection, import_id: i64) -> anyhow::Result<()> {
     let shares = shares_for(rows.max(0) as u64, SUMS_PER_SHARE);
     let mut update = conn.prepare_cached(TAKE_BACK_SQL)?;
     for share in 0..shares {
-        let chunk = |seq: i64| read_chunk(conn, &import, seq);
+        let chunk = |seq: i64| content::read_chunk(conn, &import, seq);
         let sums = match sum_content(
             MonthSums::new(zone, None, share, shares),
             import.reading,

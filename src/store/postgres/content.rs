@@ -1,12 +1,18 @@
-//! `billrun migrate` on PostgreSQL: the content of imports made before it was kept in a form
-//! that reads back (`input::replay`), rebuilt from their rows (`input::stored::Rebuilt`), an
-//! import per transaction (one that is done is not done again). The rows are read through a
-//! cursor, a batch at a time, so that the chunks are written between batches on the same
-//! connection and memory stays flat whatever the import's size.
+//! An import's kept content on PostgreSQL (`usage_chunks`, `input::stored`): its chunks written
+//! and read back in the caller's transaction, and, for `billrun migrate`, the content of
+//! imports made before it was kept in a form that reads back (`input::replay`) rebuilt from
+//! their rows (`input::stored::Rebuilt`), an import per transaction (one that is done is not
+//! done again). The rows are read through a cursor, a batch at a time, so that the chunks are
+//! written between batches on the same connection and memory stays flat whatever the import's
+//! size.
 
 use super::advisory::LOCK_IMPORTS_SQL;
-use crate::input::stored::{Rebuilt, StoredChunk};
-use crate::store::sql::{DROP_CHUNKS_SQL, KEEP_CHUNK_SQL, KEEP_CONTENT_SQL, UNREADABLE_IMPORTS_SQL};
+use crate::input::replay::{ChunkBytes, ReadBack};
+use crate::input::stored::{unpack, Rebuilt, StoredChunk};
+use crate::store::common::CountedImport;
+use crate::store::decode::stored_chunk;
+use crate::store::sql::{DROP_CHUNKS_SQL, KEEP_CHUNK_SQL, KEEP_CONTENT_SQL, STORED_CHUNK_SQL, UNREADABLE_IMPORTS_SQL};
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
@@ -58,7 +64,7 @@ async fn rebuild(tx: &mut PgConnection, import_id: i64) -> anyhow::Result<()> {
     .execute(&mut *tx)
     .await?;
     let (mut rebuilt, header) = Rebuilt::new();
-    keep(tx, import_id, header).await?;
+    keep_chunks(tx, import_id, header).await?;
     loop {
         let rows: Vec<StoredRow> = sqlx::query_as(&format!("FETCH {BATCH} FROM import_rows"))
             .fetch_all(&mut *tx)
@@ -67,14 +73,14 @@ async fn rebuild(tx: &mut PgConnection, import_id: i64) -> anyhow::Result<()> {
         for (_, account_id, api, ts, calls, event_id) in &rows {
             chunks.extend(rebuilt.row(account_id, api, *ts, *calls, event_id.as_deref())?);
         }
-        keep(tx, import_id, chunks).await?;
+        keep_chunks(tx, import_id, chunks).await?;
         if (rows.len() as i64) < BATCH {
             break;
         }
     }
     sqlx::query("CLOSE import_rows").execute(&mut *tx).await?;
     let (last, content) = rebuilt.finish()?;
-    keep(tx, import_id, last.into_iter().collect()).await?;
+    keep_chunks(tx, import_id, last.into_iter().collect()).await?;
     sqlx::query(KEEP_CONTENT_SQL)
         .bind(&content.sha256)
         .bind(content.bytes)
@@ -88,7 +94,8 @@ async fn rebuild(tx: &mut PgConnection, import_id: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn keep(tx: &mut PgConnection, import_id: i64, chunks: Vec<StoredChunk>) -> sqlx::Result<()> {
+/// Writes chunks of an import's content (`input::stored`).
+pub(crate) async fn keep_chunks(tx: &mut PgConnection, import_id: i64, chunks: Vec<StoredChunk>) -> anyhow::Result<()> {
     for c in chunks {
         sqlx::query(KEEP_CHUNK_SQL)
             .bind(import_id)
@@ -96,7 +103,42 @@ async fn keep(tx: &mut PgConnection, import_id: i64, chunks: Vec<StoredChunk>) -
             .bind(c.raw_bytes)
             .bind(c.data)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .context("writing the usage file's content")?;
     }
     Ok(())
+}
+
+/// Reads `import`'s kept content back: its chunks read in this transaction, one at a time,
+/// while `consume` reads the rows on a thread of its own. Returns what `consume` made of them,
+/// or what kept the content from reading back.
+pub async fn read_import<T: Send + 'static>(
+    conn: &mut PgConnection,
+    import: &CountedImport,
+    consume: impl FnOnce(ReadBack) -> Result<T, String> + Send + 'static,
+) -> anyhow::Result<Result<T, String>> {
+    let (feed, bytes) = ChunkBytes::channel();
+    let (reading, skipped) = (import.reading, import.skipped.clone());
+    let parser = tokio::task::spawn_blocking(move || consume(ReadBack::open(bytes, reading, skipped)?));
+    for seq in 0..import.chunks {
+        let row = sqlx::query(STORED_CHUNK_SQL)
+            .bind(import.import_id)
+            .bind(seq)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "usage import #{}: chunk {seq} of its kept content is missing",
+                    import.import_id
+                )
+            })?;
+        let raw =
+            unpack(&stored_chunk(&row)?).map_err(|e| anyhow::anyhow!("usage import #{}: {e}", import.import_id))?;
+        let to = feed.clone();
+        if tokio::task::spawn_blocking(move || to.send(raw)).await?.is_err() {
+            break; // the parser stopped: it says why
+        }
+    }
+    drop(feed);
+    Ok(parser.await?)
 }

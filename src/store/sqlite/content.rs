@@ -1,15 +1,17 @@
-//! `billrun migrate` on SQLite: the content of imports made before it was kept in a form that
-//! reads back (`input::replay`), rebuilt from their rows (`input::stored::Rebuilt`), in one
-//! transaction: every such import gets its content, or none does.
+//! An import's kept content on SQLite (`usage_chunks`, `input::stored`): its chunks written and
+//! read back, and, for `billrun migrate`, the content of imports made before it was kept in a
+//! form that reads back (`input::replay`) rebuilt from their rows (`input::stored::Rebuilt`), in
+//! one transaction: every such import gets its content, or none does.
 //!
 //! `usage` has no index on the import, so the rows of every such import are read in one pass,
 //! sorted by import and line (on disk: a month is tens of millions of rows).
 
 use super::conn::open;
 use super::rows::at;
-use crate::input::stored::{Rebuilt, StoredChunk};
-use crate::store::sql::{DROP_CHUNKS_SQL, KEEP_CHUNK_SQL, KEEP_CONTENT_SQL, UNREADABLE_IMPORTS_SQL};
-use rusqlite::{params, Connection, TransactionBehavior};
+use crate::input::stored::{unpack, Rebuilt, StoredChunk};
+use crate::store::common::CountedImport;
+use crate::store::sql::{DROP_CHUNKS_SQL, KEEP_CHUNK_SQL, KEEP_CONTENT_SQL, STORED_CHUNK_SQL, UNREADABLE_IMPORTS_SQL};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 
 /// Rebuilds the content of every import whose content does not read back; returns how many.
@@ -87,10 +89,37 @@ struct Row {
     event_id: Option<String>,
 }
 
-fn keep(conn: &Connection, import_id: i64, chunks: Vec<StoredChunk>) -> rusqlite::Result<()> {
+/// Writes chunks of import `import_id`'s content.
+pub(crate) fn keep(conn: &Connection, import_id: i64, chunks: Vec<StoredChunk>) -> rusqlite::Result<()> {
     let mut keep = conn.prepare_cached(KEEP_CHUNK_SQL)?;
     for c in chunks {
         keep.execute(params![import_id, c.seq, c.raw_bytes, c.data])?;
     }
     Ok(())
+}
+
+/// The content of chunk `seq` of `import`, `None` past its last.
+pub(crate) fn read_chunk(conn: &Connection, import: &CountedImport, seq: i64) -> anyhow::Result<Option<Vec<u8>>> {
+    if seq >= import.chunks {
+        return Ok(None);
+    }
+    let chunk = conn
+        .prepare_cached(STORED_CHUNK_SQL)?
+        .query_row(params![import.import_id, seq], |r| {
+            Ok(StoredChunk {
+                seq: r.get(0)?,
+                raw_bytes: r.get(1)?,
+                data: r.get(2)?,
+            })
+        })
+        .optional()?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "usage import #{}: chunk {seq} of its kept content is missing",
+                import.import_id
+            )
+        })?;
+    Ok(Some(unpack(&chunk).map_err(|e| {
+        anyhow::anyhow!("usage import #{}: {e}", import.import_id)
+    })?))
 }
