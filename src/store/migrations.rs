@@ -25,7 +25,7 @@ pub(crate) const SQLITE: &[File] = files!("sqlite":
     "0005_volume.sql", "0006_free_grants.sql", "0007_watermarks.sql", "0008_webhooks.sql",
     "0009_event_ids.sql", "0010_usage_totals.sql", "0011_account_keys.sql",
     "0012_refused_runs.sql", "0013_catalog.sql", "0014_import_sketches.sql", "0015_pack_alerts.sql",
-    "0016_credits.sql", "0017_retractions.sql", "0018_stored_usage.sql", "0019_reading_back.sql",
+    "0016_credits.sql", "0017_retractions.sql", "0018_stored_usage.sql", "0019_reading_back.sql", "0020_usage_events.sql",
 );
 
 /// The PostgreSQL (and Citus) schema, oldest first.
@@ -34,11 +34,27 @@ pub(crate) const POSTGRES: &[File] = files!("postgres":
     "0005_volume.sql", "0006_free_grants.sql", "0007_watermarks.sql", "0008_webhooks.sql",
     "0009_event_ids.sql", "0010_usage_totals.sql", "0011_account_keys.sql",
     "0012_refused_runs.sql", "0013_catalog.sql", "0014_import_sketches.sql", "0015_pack_alerts.sql",
-    "0016_credits.sql", "0017_retractions.sql", "0018_stored_usage.sql", "0019_reading_back.sql",
+    "0016_credits.sql", "0017_retractions.sql", "0018_stored_usage.sql", "0019_reading_back.sql", "0020_usage_events.sql",
 );
 
 pub(crate) static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| migrator(SQLITE));
 pub(crate) static POSTGRES_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| migrator(POSTGRES));
+
+/// The last migration after which the raw usage rows are still there: `billrun migrate` applies
+/// the migrations up to it, rebuilds the kept content of imports made before it was kept in a
+/// form that reads back (from their rows), and only then applies the rest, which drop the rows.
+pub(crate) const ROWS_KEPT_THROUGH: i64 = 19;
+
+/// The migrations of `migrator` up to version `last`, applied to a database that may have
+/// later ones already.
+pub(crate) fn through(migrator: &Migrator, last: i64) -> Migrator {
+    let mut head = Migrator {
+        migrations: Cow::Owned(migrator.iter().filter(|m| m.version <= last).cloned().collect()),
+        ..Migrator::DEFAULT
+    };
+    head.set_ignore_missing(true);
+    head
+}
 
 /// A migrator for `files`, as sqlx resolves a directory: `<version>_<description>.sql`, the
 /// description's underscores read as spaces, a file starting `-- no-transaction` run outside

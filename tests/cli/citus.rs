@@ -76,8 +76,7 @@ fn migrate_distributes_the_tables_by_account_with_the_small_ones_on_every_node()
         "ledger",
         "pack_consumption",
         "packs",
-        "retracted_usage",
-        "usage",
+        "usage_events",
         "usage_totals",
         "webhook_deliveries",
     ];

@@ -40,7 +40,7 @@ fn calls_and_timestamps_that_cannot_be_billed_are_refused_by_line_and_field() {
     assert!(err.contains("the most one row may count"), "{err}");
     assert!(err.contains("the start of the first month the catalog prices"), "{err}");
     assert!(err.contains("is in the future"), "{err}");
-    assert!(env.query::<i64>("SELECT COUNT(*) FROM usage") == 0);
+    assert!(env.query::<i64>("SELECT COUNT(*) FROM usage_chunks") == 0);
 }
 
 #[test]

@@ -191,6 +191,45 @@ fn a_database_migrated_with_a_reworded_migration_keeps_working() {
 /// release before). `billrun migrate` upgrades it, and nothing a user sees changes.
 #[test]
 fn a_settled_database_of_the_previous_schema_upgrades_and_every_export_stays_the_same() {
+    let all = migrations("sqlite");
+    upgrades_unchanged(all.len() - 1);
+}
+
+/// The same from the schema before the raw usage was kept as received: `billrun migrate`
+/// writes each import's content from its rows, then drops the rows, and verify recounts every
+/// total from the content it wrote.
+#[test]
+fn a_settled_database_from_before_kept_content_upgrades_and_every_export_stays_the_same() {
+    let all = migrations("sqlite");
+    let kept = all.iter().position(|m| m.contains("stored_usage")).unwrap();
+    upgrades_unchanged(kept);
+}
+
+/// The rows a usage CSV (`account_id,api,timestamp,calls[,event_id]`) was stored as before
+/// migration 0020: (line, account, API, time in µs, calls, event id), the header on line 1.
+fn usage_rows(path: &Path) -> Vec<(i64, String, String, i64, i64, Option<String>)> {
+    let mut file = csv::Reader::from_path(path).unwrap();
+    file.records()
+        .enumerate()
+        .map(|(i, r)| {
+            let r = r.unwrap();
+            let ts = chrono::DateTime::parse_from_rfc3339(&r[2]).unwrap().timestamp_micros();
+            let event = r.get(4).map(str::to_string);
+            (
+                i as i64 + 2,
+                r[0].to_string(),
+                r[1].to_string(),
+                ts,
+                r[3].parse().unwrap(),
+                event,
+            )
+        })
+        .collect()
+}
+
+/// Books settled by the current release, copied into a database of the first `applied`
+/// migrations, with the raw rows that schema kept; `billrun migrate` must change nothing seen.
+fn upgrades_unchanged(applied: usize) {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");
     let out = std::process::Command::new(BIN)
@@ -200,6 +239,23 @@ fn a_settled_database_of_the_previous_schema_upgrades_and_every_export_stays_the
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let current = demo.join("demo.db");
+    // November's first usage, with event ids: the rows an event file leaves behind differ.
+    let events_file = demo.join("events.csv");
+    std::fs::write(
+        &events_file,
+        "account_id,api,timestamp,calls,event_id\n\
+         seed-1,AssessQuality,2026-11-01T09:00:00+08:00,40,ev-1\n\
+         seed-2,AssessQuality,2026-11-01T09:05:00+08:00,7,ev-2\n\
+         seed-1,AssessQuality,2026-11-01T09:00:00+08:00,40,ev-1\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["--database", &format!("sqlite://{}", current.display())])
+        .args(["--now", "2026-11-02T10:00:00+08:00", "usage", "import"])
+        .arg(&events_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let seen = |db: &Path| -> String {
         let url = format!("sqlite://{}", db.display());
         let mut all = String::new();
@@ -233,7 +289,8 @@ fn a_settled_database_of_the_previous_schema_upgrades_and_every_export_stays_the
     let files = dir.path().join("previous");
     std::fs::create_dir(&files).unwrap();
     let all = migrations("sqlite");
-    let (newest, previous) = all.split_last().unwrap();
+    let (previous, later) = all.split_at(applied);
+    let newest = later.last().unwrap();
     for name in previous {
         let from = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("migrations/sqlite")
@@ -284,6 +341,9 @@ fn a_settled_database_of_the_previous_schema_upgrades_and_every_export_stays_the
             .intersection(&columns("src", table))
             .cloned()
             .collect();
+        if shared.is_empty() {
+            continue; // a table the newest migration drops
+        }
         let list = shared.join(", ");
         copied += conn
             .execute(
@@ -292,6 +352,40 @@ fn a_settled_database_of_the_previous_schema_upgrades_and_every_export_stays_the
             )
             .unwrap();
     }
+    // The previous schema kept the raw usage rows, one per line read: written here from the
+    // two files imported (the line that repeats an event was skipped, as the import did).
+    let events: i64 = conn
+        .query_row("SELECT COUNT(*) FROM src.usage_events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(events, 2, "the event file's two events");
+    let second: String = conn
+        .query_row("SELECT file_name FROM src.usage_imports WHERE import_id = 2", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(second.ends_with("events.csv"), "{second}");
+    let usage = columns("main", "usage");
+    assert!(usage.contains("event_id"), "{previous:?} keep the rows of usage");
+    let mut rows = 0;
+    for (file, import_id) in [(demo.join("demo-usage.csv"), 1), (events_file.clone(), 2)] {
+        let mut seen_events = BTreeSet::new();
+        for (line, account, api, ts, calls, event) in usage_rows(&file) {
+            if event
+                .as_ref()
+                .is_some_and(|e| !seen_events.insert((account.clone(), e.clone())))
+            {
+                continue;
+            }
+            rows += conn
+                .execute(
+                    "INSERT INTO main.usage (account_id, ts, api, calls, import_id, source_line, event_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    rusqlite::params![account, ts, api, calls, import_id, line, event],
+                )
+                .unwrap();
+        }
+    }
+    assert_eq!(rows, 19, "the demo's 17 rows and the two events");
     conn.execute_batch(
         "DELETE FROM main.sqlite_sequence; INSERT INTO main.sqlite_sequence SELECT * FROM src.sqlite_sequence;
          DETACH DATABASE src",
@@ -329,6 +423,10 @@ fn a_settled_database_of_the_previous_schema_upgrades_and_every_export_stays_the
         )
         .unwrap();
     assert_eq!(waiting, 0, "every import's content reads back after {newest}");
+    let kept: i64 = conn
+        .query_row("SELECT COUNT(*) FROM usage_events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, events, "every event comes through {newest}");
     drop(conn);
     assert_same(&seen(&old), &before, &format!("the books after {newest}"));
 }

@@ -263,7 +263,7 @@ fn bad_ndjson_and_damaged_gzip_are_refused_with_their_lines_and_nothing_is_writt
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows: i64 = env.query("SELECT COUNT(*) FROM usage");
+    let rows: i64 = env.query("SELECT COUNT(*) FROM usage_chunks");
     let imports: i64 = env.query("SELECT COUNT(*) FROM usage_imports");
     assert_eq!((rows, imports), (0, 0));
     // The whole archive imports.
@@ -297,7 +297,7 @@ fn a_streamed_import_killed_midway_leaves_nothing_and_the_stream_can_be_sent_aga
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     drop(stdin);
-    let rows: i64 = env.query("SELECT COUNT(*) FROM usage");
+    let rows: i64 = env.query("SELECT COUNT(*) FROM usage_chunks");
     let imports: i64 = env.query("SELECT COUNT(*) FROM usage_imports");
     assert_eq!((rows, imports), (0, 0), "a killed import must leave nothing");
     let out = stdout_of(&with_stdin(&env, &["--now", NOW, "usage", "import", "-"], &text));
@@ -319,7 +319,7 @@ fn a_stream_cut_short_is_refused_whole_and_sending_it_again_bills_it_once() {
     let import = ["--now", NOW, "usage", "import", "-"];
     let nothing_written = |what: &str| {
         let counts: (i64, i64) = (
-            env.query("SELECT COUNT(*) FROM usage"),
+            env.query("SELECT COUNT(*) FROM usage_chunks"),
             env.query("SELECT COUNT(*) FROM usage_imports"),
         );
         assert_eq!(counts, (0, 0), "{what} must write nothing");
@@ -448,7 +448,7 @@ fn usage_of_an_account_not_open_yet_is_refused_unless_accepted() {
             err.contains("(2 problems)"),
             "lines 4 and 5 are of the opening month: {err}"
         );
-        let rows_kept: i64 = env.query("SELECT COUNT(*) FROM usage");
+        let rows_kept: i64 = env.query("SELECT COUNT(*) FROM usage_chunks");
         assert_eq!(rows_kept, 0);
         let out = env.ok(&["--now", NOW, "usage", "import", "--allow-unopened", &path]);
         assert!(out.contains("imported 4 usage rows (100 calls)"), "{out}");

@@ -24,8 +24,7 @@ use sqlx::{PgPool, Row};
 pub const DISTRIBUTED: &[&str] = &[
     "accounts",
     "ledger",
-    "usage",
-    "retracted_usage",
+    "usage_events",
     "usage_totals",
     "packs",
     "bills",

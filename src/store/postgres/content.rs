@@ -24,6 +24,13 @@ const BATCH: i64 = 10_000;
 
 /// Rebuilds the content of every import whose content does not read back; returns how many.
 pub async fn rebuild_content(pool: &PgPool) -> anyhow::Result<u64> {
+    // Once the rows are gone (migration 0020), there is nothing to rebuild from.
+    let rows_kept: bool = sqlx::query_scalar("SELECT to_regclass('usage') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
+    if !rows_kept {
+        return Ok(0);
+    }
     let imports: Vec<i64> = sqlx::query_scalar(UNREADABLE_IMPORTS_SQL).fetch_all(pool).await?;
     if !imports.is_empty() {
         tracing::info!(

@@ -79,10 +79,10 @@ const STAGE_USAGE_SQL: &str = "CREATE TEMP TABLE usage_in (
     account_id text NOT NULL, ts timestamptz NOT NULL, api text NOT NULL, calls bigint NOT NULL,
     source_line bigint NOT NULL, event_id text) ON COMMIT DROP";
 
-/// The lines of the staging table whose account has their event already, in `usage` or on an
-/// earlier line of the file, with their payload and where and with what payload the event came
-/// first (`first_import` NULL: on an earlier line of the file). A join, not a correlated
-/// subquery: Citus runs it by sending the staging table's rows to the shards of `usage`.
+/// The lines of the staging table whose account has their event already, in `usage_events` or
+/// on an earlier line of the file, with their payload and where and with what payload the event
+/// came first (`first_import` NULL: on an earlier line of the file). A join, not a correlated
+/// subquery: Citus runs it by sending the staging table's rows to the shards of `usage_events`.
 const DUPLICATE_EVENTS_SQL: &str = "SELECT x.source_line, x.account_id, x.event_id, x.ts, x.api, x.calls,
         u.import_id AS first_import, COALESCE(u.source_line, x.first_line) AS first_line,
         COALESCE(u.ts, x.first_ts) AS first_ts, COALESCE(u.api, x.first_api) AS first_api,
@@ -93,16 +93,17 @@ const DUPLICATE_EVENTS_SQL: &str = "SELECT x.source_line, x.account_id, x.event_
                  first_value(calls) OVER w AS first_calls
           FROM usage_in WHERE event_id IS NOT NULL
           WINDOW w AS (PARTITION BY account_id, event_id ORDER BY source_line)) x
-    LEFT JOIN usage u ON u.account_id = x.account_id AND u.event_id = x.event_id
+    LEFT JOIN usage_events u ON u.account_id = x.account_id AND u.event_id = x.event_id
     WHERE x.nth > 1 OR u.account_id IS NOT NULL";
 
 /// Takes lines $1 out of the staging table; gives the time and calls of each.
 const DROP_STAGED_LINES_SQL: &str =
     "DELETE FROM usage_in WHERE source_line = ANY($1) RETURNING account_id, api, ts, calls";
 
-/// Moves the staged rows into `usage` as import $1.
-const UNSTAGE_USAGE_SQL: &str = "INSERT INTO usage (account_id, ts, api, calls, import_id, source_line, event_id)
-    SELECT account_id, ts, api, calls, $1, source_line, event_id FROM usage_in";
+/// Records the events of the staged rows as import $1's.
+const UNSTAGE_USAGE_SQL: &str =
+    "INSERT INTO usage_events (account_id, event_id, import_id, source_line, ts, api, calls)
+    SELECT account_id, event_id, $1, source_line, ts, api, calls FROM usage_in WHERE event_id IS NOT NULL";
 
 /// Rows per bulk insert of accounts or packs.
 const BULK_ROWS: usize = 10_000;
@@ -125,6 +126,56 @@ fn check_tls_files(url: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Rows read between two looks for finished chunks of the file's content.
+const CHUNK_LOOK: u64 = 4096;
+
+/// Copies the file's good rows into the staging table `usage_in`, tallying them. `COPY` takes
+/// the connection until it ends: each time chunks of the file's content are ready (one per 4 MiB
+/// read), the COPY ends, the chunks are written, and a new COPY takes the rows after.
+async fn stage_rows(
+    tx: &mut PgConnection,
+    import_id: i64,
+    rows: &mut dyn UsageSource,
+    tally: &mut ImportTally,
+) -> StoreResult<()> {
+    let sql = "COPY usage_in (account_id, ts, api, calls, source_line, event_id) FROM STDIN WITH (FORMAT binary)";
+    let mut chunks = Vec::new();
+    loop {
+        let mut copy = tx.copy_in_raw(sql).await.context("starting COPY of usage")?;
+        let mut buf = copy_binary::Buffer::new(copy_binary::COPY_BUFFER);
+        let mut ended = true;
+        while let Some(row) = rows.next() {
+            match row {
+                Ok(r) if tally.row(&r) => {
+                    buf.tuple(6);
+                    buf.text(&r.account_id);
+                    buf.timestamptz(r.ts);
+                    buf.text(&r.api);
+                    buf.int8(r.calls);
+                    buf.int8(r.line as i64);
+                    buf.text_or_null(r.event_id.as_deref());
+                    if buf.is_full() {
+                        copy.send(buf.take()).await.context("sending usage rows")?;
+                        chunks = rows.take_chunks();
+                        if !chunks.is_empty() {
+                            ended = false;
+                            break;
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(errs) => tally.problems(errs),
+            }
+        }
+        copy.send(buf.finish()).await.context("sending usage rows")?;
+        copy.finish().await.context("finishing COPY of usage")?;
+        keep_chunks(&mut *tx, import_id, std::mem::take(&mut chunks)).await?;
+        if ended {
+            return Ok(());
+        }
+    }
 }
 
 pub struct PgStore {
@@ -739,60 +790,28 @@ impl Store for PgStore {
         let settled: Vec<(String, DateTime<Utc>, DateTime<Utc>)> =
             sqlx::query_as(SETTLED_PERIODS_SQL).fetch_all(&mut *tx).await?;
         let mut tally = ImportTally::new(settled);
-        // A file whose rows may name events goes through a staging table, where the events
-        // its accounts already have are found before anything reaches `usage`.
+        // No row is written per usage line: the file's content is kept as it is read, and its
+        // sums are added to the month's totals. A file whose rows may name events is copied
+        // into a staging table, where the events its accounts already have are found; its
+        // events are then recorded, one row each, so that an event is billed once.
         let staged = rows.may_have_event_ids();
         if staged {
             sqlx::query(STAGE_USAGE_SQL).execute(&mut *tx).await?;
-        }
-        let sql = if staged {
-            "COPY usage_in (account_id, ts, api, calls, source_line, event_id) FROM STDIN WITH (FORMAT binary)"
+            stage_rows(&mut tx, import_id, rows, &mut tally).await?;
         } else {
-            "COPY usage (account_id, ts, api, calls, import_id, source_line) FROM STDIN WITH (FORMAT binary)"
-        };
-        // The rows go in by COPY, which takes the connection until it ends: each time chunks of
-        // the file's content are ready (one per 4 MiB read), the COPY ends, the chunks are
-        // written, and a new COPY takes the rows after.
-        let mut chunks = Vec::new();
-        loop {
-            let mut copy = tx.copy_in_raw(sql).await.context("starting COPY of usage")?;
-            let mut buf = copy_binary::Buffer::new(copy_binary::COPY_BUFFER);
-            let mut ended = true;
+            let mut read: u64 = 0;
             while let Some(row) = rows.next() {
                 match row {
-                    // Good rows are sent even once the file is known to be bad, so that
-                    // unknown accounts are listed too; the transaction is rolled back then.
-                    Ok(r) if tally.row(&r) => {
-                        buf.tuple(6);
-                        buf.text(&r.account_id);
-                        buf.timestamptz(r.ts);
-                        buf.text(&r.api);
-                        buf.int8(r.calls);
-                        if staged {
-                            buf.int8(r.line as i64);
-                            buf.text_or_null(r.event_id.as_deref());
-                        } else {
-                            buf.int8(import_id);
-                            buf.int8(r.line as i64);
-                        }
-                        if buf.is_full() {
-                            copy.send(buf.take()).await.context("sending usage rows")?;
-                            chunks = rows.take_chunks();
-                            if !chunks.is_empty() {
-                                ended = false;
-                                break;
-                            }
-                        }
+                    Ok(r) => {
+                        tally.row(&r);
                     }
-                    Ok(_) => {}
                     Err(errs) => tally.problems(errs),
                 }
-            }
-            copy.send(buf.finish()).await.context("sending usage rows")?;
-            copy.finish().await.context("finishing COPY of usage")?;
-            keep_chunks(&mut tx, import_id, std::mem::take(&mut chunks)).await?;
-            if ended {
-                break;
+                read += 1;
+                if read % CHUNK_LOOK == 0 {
+                    let chunks = rows.take_chunks();
+                    keep_chunks(&mut tx, import_id, chunks).await?;
+                }
             }
         }
         // The month's totals are added from the reader's sums, less the rows skipped as events
@@ -932,7 +951,7 @@ impl Store for PgStore {
                 .await?;
         }
         tx.commit().await?;
-        self.analyze("usage").await;
+        self.analyze("usage_events").await;
         self.analyze("usage_totals").await;
         Ok(UsageImported {
             import_id: Some(import_id),

@@ -6,8 +6,7 @@
 use super::totals;
 use crate::store::common::{retraction_record, settled_months_within};
 use crate::store::sql::{
-    DROP_RETRACTED_ROWS_SQL, IMPORT_TO_RETRACT_SQL, MARK_RETRACTED_SQL, MOVE_RETRACTED_ROWS_SQL, RETRACTION_RECORD_SQL,
-    SETTLED_PERIODS_SQL,
+    FREE_EVENTS_SQL, IMPORT_TO_RETRACT_SQL, MARK_RETRACTED_SQL, RETRACTION_RECORD_SQL, SETTLED_PERIODS_SQL,
 };
 use crate::store::{RetractOutcome, Retracted, Retraction, StoreError, StoreResult};
 use chrono::{DateTime, Utc};
@@ -55,9 +54,7 @@ pub(crate) async fn retract(tx: &mut PgConnection, r: &Retraction, now: DateTime
         )));
     }
     totals::take_back(&mut *tx, r.import_id).await?;
-    for sql in [MOVE_RETRACTED_ROWS_SQL, DROP_RETRACTED_ROWS_SQL] {
-        sqlx::query(sql).bind(r.import_id).execute(&mut *tx).await?;
-    }
+    sqlx::query(FREE_EVENTS_SQL).bind(r.import_id).execute(&mut *tx).await?;
     let (name, fingerprint) = retraction_record(r.import_id);
     let record_id: i64 = sqlx::query_scalar(RETRACTION_RECORD_SQL)
         .bind(name)

@@ -310,12 +310,9 @@ pub(crate) const IMPORT_TO_RETRACT_SQL: &str = "SELECT import_id, file_name, row
         (SELECT r.import_id FROM usage_imports r WHERE r.retracts = i.import_id) AS record_id
      FROM usage_imports i WHERE import_id = $1";
 
-/// Moves import $1's rows out of `usage`, kept as they were (then [`DROP_RETRACTED_ROWS_SQL`]).
-pub(crate) const MOVE_RETRACTED_ROWS_SQL: &str =
-    "INSERT INTO retracted_usage (account_id, ts, api, calls, import_id, source_line, event_id)
-     SELECT account_id, ts, api, calls, import_id, source_line, event_id FROM usage WHERE import_id = $1";
-
-pub(crate) const DROP_RETRACTED_ROWS_SQL: &str = "DELETE FROM usage WHERE import_id = $1";
+/// Frees import $1's events, so that they may be sent again (a retraction; its kept content
+/// stays, as the record of what it was).
+pub(crate) const FREE_EVENTS_SQL: &str = "DELETE FROM usage_events WHERE import_id = $1";
 
 /// Marks import $5 retracted at $1 by $2 for reason $3 (replaced by import $4, if any); its
 /// fingerprints move aside, so that they no longer refuse a file with the same rows.

@@ -101,15 +101,16 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
                       OR b.debited_fen <> {due_b} - COALESCE({due_p}, 0) END"),
         ),
         (
-            "every usage row belongs to an import that was recorded and not retracted",
-            // Each import checked once, not each of its rows: the rows are counted per import
-            // in the same pass that finds the imports (a join, which Citus runs on the shards
-            // of `usage` against its copy of `usage_imports`).
-            m("SELECT d.n || ' usage rows (the first from line ' || d.first_line || ')'
+            "every event an account has belongs to an import that was recorded and not retracted",
+            // Each import checked once, not each of its events: the events are counted per
+            // import in the same pass that finds the imports (a join, which Citus runs on the
+            // shards of `usage_events` against its copy of `usage_imports`).
+            m("SELECT d.n || ' events (the first from line ' || d.first_line || ')'
                       || ' name import ' || d.import_id
                       || CASE WHEN i.import_id IS NULL THEN ', which does not exist'
                               ELSE ', which was retracted' END
-               FROM (SELECT import_id, COUNT(*) AS n, MIN(source_line) AS first_line FROM usage GROUP BY import_id) d
+               FROM (SELECT import_id, COUNT(*) AS n, MIN(source_line) AS first_line FROM usage_events
+                     GROUP BY import_id) d
                LEFT JOIN usage_imports i ON i.import_id = d.import_id
                WHERE i.import_id IS NULL OR i.retracted_at IS NOT NULL OR i.retracts IS NOT NULL"),
         ),

@@ -19,6 +19,15 @@ pub fn rebuild_content(file: &Path) -> anyhow::Result<u64> {
     let mut conn = open(file, false)?;
     conn.pragma_update(None, "temp_store", "FILE")?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Once the rows are gone (migration 0020), there is nothing to rebuild from.
+    let rows_kept: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'usage')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !rows_kept {
+        return Ok(0);
+    }
     let imports: Vec<i64> = tx
         .prepare(UNREADABLE_IMPORTS_SQL)?
         .query_map([], |r| r.get(0))?

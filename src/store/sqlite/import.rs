@@ -1,16 +1,18 @@
 //! SQLite's usage import through `rusqlite`: the whole file in one `BEGIN IMMEDIATE`
-//! transaction, every row inserted by one cached prepared statement on the caller's thread,
-//! and the file's calls per account, API and month added to the month's totals at its end
-//! (`store::sqlite::totals`), in the same transaction.
+//! transaction. The file's content is kept as received, compressed in chunks
+//! (`input::stored`), as it is read; its calls per account, API and month are added to the
+//! month's totals at its end (`store::sqlite::totals`), in the same transaction. No row is
+//! written per usage line: only a row per metered event (`usage_events`), so that an event is
+//! billed once across every import.
 //!
 //! Why not sqlx here: its SQLite driver copies each statement's arguments and hands them to a
-//! worker thread, and at tens of millions of rows that hand-off is a large part of the import
+//! worker thread, and at tens of millions of events that hand-off is a large part of the import
 //! (see `store::sqlite::settle` for the same reason in settle). The rows arrive already parsed
 //! and checked (on a thread of their own, `jobs::usage`); if the file turns out to be bad, the
 //! transaction is rolled back and nothing of it is kept. A row whose account already has its
-//! `event_id` is skipped by the unique index `usage_event` (`ON CONFLICT DO NOTHING`) and
-//! counted as a duplicate if it says what the first said; with another API, instant or calls it
-//! is a conflict, and the file is refused. A file made only of such duplicates adds nothing and
+//! `event_id` is skipped by the key of `usage_events` (`ON CONFLICT DO NOTHING`) and counted as
+//! a duplicate if it says what the first said; with another API, instant or calls it is a
+//! conflict, and the file is refused. A file made only of such duplicates adds nothing and
 //! records no import.
 
 use super::conn::open;
@@ -36,16 +38,16 @@ use chrono_tz::Tz;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 
-/// Inserts one row with the single-row statement; returns 0 if its account had its event.
-fn insert_row(insert: &mut rusqlite::CachedStatement<'_>, r: &NewUsage, import_id: i64) -> rusqlite::Result<usize> {
+/// Records the event row `r` names; returns 0 if its account had that event already.
+fn insert_event(insert: &mut rusqlite::CachedStatement<'_>, r: &NewUsage, import_id: i64) -> rusqlite::Result<usize> {
     insert.execute(params![
         r.account_id,
-        r.ts.timestamp_micros(),
-        r.api,
-        r.calls,
+        r.event_id,
         import_id,
         r.line as i64,
-        r.event_id
+        r.ts.timestamp_micros(),
+        r.api,
+        r.calls
     ])
 }
 
@@ -70,7 +72,7 @@ fn earlier_sketches(tx: &rusqlite::Connection, import_id: i64, from: i64, to: i6
     Ok(found)
 }
 
-/// Where the event `r` repeats came first (the row holding it now, in `usage`).
+/// Where the event `r` repeats came first (its record in `usage_events`).
 fn first_event(
     first_of: &mut rusqlite::CachedStatement<'_>,
     r: &NewUsage,
@@ -86,23 +88,6 @@ fn first_event(
             calls: row.get(4)?,
         })
     })
-}
-
-/// Rows inserted by one statement when none of them can name an event.
-const INSERT_BATCH: usize = 64;
-
-/// `INSERT INTO usage … VALUES (…), (…), …` for [`INSERT_BATCH`] rows of six parameters.
-fn batch_insert_sql() -> String {
-    let rows: Vec<String> = (0..INSERT_BATCH)
-        .map(|i| {
-            let p: Vec<String> = (1..=6).map(|k| format!("?{}", i * 6 + k)).collect();
-            format!("({})", p.join(", "))
-        })
-        .collect();
-    format!(
-        "INSERT INTO usage (account_id, ts, api, calls, import_id, source_line) VALUES {}",
-        rows.join(", ")
-    )
 }
 
 /// Rows read between two looks for finished chunks of the file's content.
@@ -152,22 +137,15 @@ pub fn import_usage(
     // Rows skipped as duplicate events, to be taken back from the reader's sums.
     let mut skipped: Vec<NewUsage> = Vec::new();
     {
+        // Only rows that name an event are written, one per event (so that an event is billed
+        // once across every import); the file's kept content is the record of every row.
         let mut insert = tx.prepare_cached(
-            "INSERT INTO usage (account_id, ts, api, calls, import_id, source_line, event_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (account_id, event_id) WHERE event_id IS NOT NULL DO NOTHING",
+            "INSERT INTO usage_events (account_id, event_id, import_id, source_line, ts, api, calls)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (account_id, event_id) DO NOTHING",
         )?;
-        // Rows that cannot name an event cannot be duplicates: they are inserted
-        // [`INSERT_BATCH`] to a statement, which costs SQLite's statement machinery once for
-        // all of them. Every good row is inserted, even once the file is known to be bad, so
-        // that the rows naming unknown accounts can be listed; the transaction is rolled back
-        // then.
-        let plain = !rows.may_have_event_ids();
-        let mut batch_insert = tx.prepare_cached(&batch_insert_sql())?;
         let mut first_of = tx.prepare_cached(
-            "SELECT import_id, source_line, ts, api, calls FROM usage WHERE account_id = ?1 AND event_id = ?2",
+            "SELECT import_id, source_line, ts, api, calls FROM usage_events WHERE account_id = ?1 AND event_id = ?2",
         )?;
-        let mut batch: Vec<NewUsage> = Vec::with_capacity(INSERT_BATCH);
         let mut read: u64 = 0;
         while let Some(row) = rows.next() {
             read += 1;
@@ -181,40 +159,18 @@ pub fn import_usage(
                     continue;
                 }
             };
-            if plain {
+            // A row that takes the calls past what can be counted makes the file bad.
+            if r.event_id.is_none() || insert_event(&mut insert, &r, import_id)? > 0 {
                 tally.row(&r);
-                batch.push(r);
-                if batch.len() == INSERT_BATCH {
-                    for (i, r) in batch.iter().enumerate() {
-                        let at = i * 6;
-                        batch_insert.raw_bind_parameter(at + 1, &r.account_id)?;
-                        batch_insert.raw_bind_parameter(at + 2, r.ts.timestamp_micros())?;
-                        batch_insert.raw_bind_parameter(at + 3, &r.api)?;
-                        batch_insert.raw_bind_parameter(at + 4, r.calls)?;
-                        batch_insert.raw_bind_parameter(at + 5, import_id)?;
-                        batch_insert.raw_bind_parameter(at + 6, r.line as i64)?;
-                    }
-                    batch_insert.raw_execute()?;
-                    batch.clear();
-                }
                 continue;
             }
-            if insert_row(&mut insert, &r, import_id)? == 0 {
-                let first = first_event(&mut first_of, &r, import_id)?;
-                if first.same_as(&r) {
-                    tally.duplicate();
-                    skipped.push(r);
-                } else {
-                    tally.event_conflict(&r, &first);
-                }
+            let first = first_event(&mut first_of, &r, import_id)?;
+            if first.same_as(&r) {
+                tally.duplicate();
+                skipped.push(r);
             } else {
-                // A row that takes the calls past what can be counted makes the file bad:
-                // the transaction, this row's insert with it, is rolled back.
-                tally.row(&r);
+                tally.event_conflict(&r, &first);
             }
-        }
-        for r in &batch {
-            insert_row(&mut insert, r, import_id)?;
         }
     }
     let mut totals = rows.totals();

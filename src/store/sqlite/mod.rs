@@ -31,7 +31,7 @@ use crate::store::decode::{
     import_view, late_usage, month_totals, pack_view, run_view, service_state, settled_month, status_counts,
     stored_chunk, stored_import, stored_line, stored_total, stored_version, used_credit, used_reference,
 };
-use crate::store::migrations::SQLITE_MIGRATOR;
+use crate::store::migrations::{through, ROWS_KEPT_THROUGH, SQLITE_MIGRATOR};
 use crate::store::sql::verify::BookCheck;
 use crate::store::sql::*;
 use crate::store::*;
@@ -227,12 +227,12 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        SQLITE_MIGRATOR
+        // Imports whose content does not read back yet (made before it was kept so) get it
+        // rebuilt from their rows, before the migrations that drop the rows.
+        through(&SQLITE_MIGRATOR, ROWS_KEPT_THROUGH)
             .run(&self.pool)
             .await
             .context("applying SQLite migrations")?;
-        // Imports whose content does not read back yet (made before it was kept so) get it
-        // rebuilt from their rows.
         let waiting: Option<i64> = sqlx::query_scalar(UNREADABLE_IMPORTS_SQL)
             .fetch_optional(&self.pool)
             .await?;
@@ -242,6 +242,10 @@ impl Store for SqliteStore {
                 .await
                 .context("rebuilding kept usage content")??;
         }
+        SQLITE_MIGRATOR
+            .run(&self.pool)
+            .await
+            .context("applying SQLite migrations")?;
         Ok(())
     }
 

@@ -6,8 +6,7 @@ use super::rows::at;
 use super::totals;
 use crate::store::common::{retraction_record, settled_months_within};
 use crate::store::sql::{
-    DROP_RETRACTED_ROWS_SQL, IMPORT_TO_RETRACT_SQL, MARK_RETRACTED_SQL, MOVE_RETRACTED_ROWS_SQL, RETRACTION_RECORD_SQL,
-    SETTLED_PERIODS_SQL,
+    FREE_EVENTS_SQL, IMPORT_TO_RETRACT_SQL, MARK_RETRACTED_SQL, RETRACTION_RECORD_SQL, SETTLED_PERIODS_SQL,
 };
 use crate::store::{RetractOutcome, Retracted, Retraction, StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -77,8 +76,7 @@ pub(crate) fn retract(tx: &Connection, r: &Retraction, now: i64) -> StoreResult<
         )));
     }
     totals::take_back(tx, r.import_id)?;
-    tx.execute(MOVE_RETRACTED_ROWS_SQL, [r.import_id])?;
-    tx.execute(DROP_RETRACTED_ROWS_SQL, [r.import_id])?;
+    tx.execute(FREE_EVENTS_SQL, [r.import_id])?;
     let (name, fingerprint) = retraction_record(r.import_id);
     let record_id: i64 = tx.query_row(
         RETRACTION_RECORD_SQL,
