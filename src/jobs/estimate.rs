@@ -10,7 +10,6 @@
 use super::Ctx;
 use crate::domain::estimate::{estimate, AccountEstimate, Elapsed, MonthToDate};
 use crate::domain::month::Month;
-use crate::domain::packs::{PackBalance, PackKind};
 use crate::domain::shard::Shard;
 use crate::error::{input_error, Refused};
 use crate::store::{FreeGrant, Holding, Store, StoreError};
@@ -76,25 +75,12 @@ async fn month_to_date<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::
     Ok((mtd, grant, totals.is_some()))
 }
 
-/// Adds to `holding` the month's free packs the settle would grant it (opened before the month
-/// ends) where it lacks them, whole, with the id the grant gives them.
+/// Adds to `holding` the month's free packs that follow from the grant (opened before the
+/// month ends), whole: the month to date has no bill that took from them.
 fn with_free_packs(grant: &FreeGrant, account_id: &str, holding: &mut Holding) {
-    if !holding.opened.is_some_and(|at| at < grant.end) {
-        return;
-    }
-    for (api, calls) in &grant.apis {
-        if !holding.packs.iter().any(|p| p.kind == PackKind::Free && &p.api == api) {
-            let pack_id = format!("free:{}:{api}:{account_id}", grant.month);
-            holding.sizes.insert(pack_id.clone(), *calls);
-            holding.packs.push(PackBalance {
-                pack_id,
-                kind: PackKind::Free,
-                api: api.clone(),
-                remaining: *calls,
-                valid_until: grant.end,
-                purchased_at: grant.start,
-            });
-        }
+    for pack in grant.packs_due(account_id, holding.opened, &holding.packs, &|_| 0) {
+        holding.sizes.insert(pack.pack_id.clone(), pack.remaining);
+        holding.packs.push(pack);
     }
 }
 

@@ -87,8 +87,60 @@ impl FreeGrant {
         }
     }
 
-    /// The packs as a JSON object of API → calls, sorted by API: how SQLite's grant takes them,
-    /// and how `free_grants` records what a month was granted.
+    /// The id of `account_id`'s free pack of `api` for the month.
+    pub fn pack_id(&self, api: &str, account_id: &str) -> String {
+        format!("free:{}:{api}:{account_id}", self.month)
+    }
+
+    /// The month's free packs an account has that are not stored: one per API of the grant if
+    /// its service opened (`opened`) before the month ended, except where it `held` a stored
+    /// free pack of that API (one granted before free packs followed from the grant). What is
+    /// left of each is its size less what the current revision of the month's bill took from
+    /// it (`used`: pack id → calls). The stored packs and these are the account's packs.
+    pub fn packs_due(
+        &self,
+        account_id: &str,
+        opened: Option<DateTime<Utc>>,
+        held: &[PackBalance],
+        used: &dyn Fn(&str) -> i64,
+    ) -> Vec<PackBalance> {
+        if !opened.is_some_and(|at| at < self.end) {
+            return Vec::new();
+        }
+        self.apis
+            .iter()
+            .filter(|(api, _)| !held.iter().any(|p| p.kind == PackKind::Free && &p.api == api))
+            .map(|(api, calls)| {
+                let pack_id = self.pack_id(api, account_id);
+                PackBalance {
+                    remaining: calls - used(&pack_id),
+                    pack_id,
+                    kind: PackKind::Free,
+                    api: api.clone(),
+                    valid_until: self.end,
+                    purchased_at: self.start,
+                }
+            })
+            .collect()
+    }
+
+    /// How many free packs recording this grant made due: none when the record did not change
+    /// (`recorded`, the accounts now due, is `None`); otherwise the packs of the accounts now
+    /// due less those the `previous` record (accounts, APIs as recorded) already gave.
+    pub fn newly_due(&self, previous: Option<(i64, String)>, recorded: Option<i64>) -> anyhow::Result<u64> {
+        let Some(accounts) = recorded else {
+            return Ok(0);
+        };
+        let apis = self.apis.len() as i64;
+        let before = match previous {
+            Some((n, recorded_apis)) if recorded_apis == self.apis_json()? => n * apis,
+            _ => 0,
+        };
+        Ok((accounts * apis - before).max(0) as u64)
+    }
+
+    /// The packs as a JSON object of API → calls, sorted by API: how `free_grants` records
+    /// what a month was granted.
     pub fn apis_json(&self) -> anyhow::Result<String> {
         Ok(serde_json::to_string(
             &self

@@ -7,16 +7,16 @@
 //! one column array per field, so that a backend can write each table in one statement
 //! (`UNNEST` on PostgreSQL, multi-row `VALUES` on SQLite).
 
-use super::{AccountUsage, FreeGrant, PageOutcome, SettlePage};
+use super::{AccountUsage, PageOutcome, SettlePage};
 use crate::domain::arrears::{EventKind, ServiceState};
-use crate::domain::packs::{PackBalance, PackKind};
+use crate::domain::packs::PackBalance;
 use crate::domain::settle::{bill_id, plan, AccountMonth, PlanError};
 pub use crate::domain::settle::{CurrentBill, StoredLine};
 use crate::error::input_error;
 use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Column arrays of one page: bills, their lines, pack use, ledger entries, events.
 #[derive(Default)]
@@ -76,54 +76,45 @@ pub struct PageWrites {
     pub event_balance: Vec<i64>,
 }
 
-/// The page's accounts that lack one of the month's free packs although their service opened
-/// before the month ended (`opened`: account → `activated_at`). Settle grants the whole month
-/// before its first page, so this is normally empty and a page pays nothing for it; an account
-/// imported or opened meanwhile is granted its packs by the page, inside its transaction.
-/// `packs` holds the page's packs as loaded for the month: free packs are the month's own.
-pub fn lacking_free_packs(
-    grant: &FreeGrant,
-    opened: &HashMap<String, Option<DateTime<Utc>>>,
-    packs: &HashMap<String, Vec<PackBalance>>,
-) -> Vec<String> {
-    let mut lacking: Vec<String> = opened
-        .iter()
-        .filter(|(_, at)| at.is_some_and(|at| at < grant.end))
-        .filter(|(account, _)| {
-            let held = packs.get(*account).map(Vec::as_slice).unwrap_or_default();
-            grant
-                .apis
-                .iter()
-                .any(|(api, _)| !held.iter().any(|p| p.kind == PackKind::Free && &p.api == api))
-        })
-        .map(|(account, _)| account.clone())
-        .collect();
-    lacking.sort();
-    lacking
-}
-
 /// Plans every account of `accounts` against its current revision in `current` and lays out
-/// what to write. `states` and `packs` are as read in the page's transaction.
+/// what to write. `states`, `opened` (account → when its service opened) and `packs` (the
+/// stored packs that may cover the month) are as read in the page's transaction; the month's
+/// free packs that follow from the grant are added here, and only the stored packs' remainders
+/// are written.
 pub fn build(
     page: &SettlePage,
     accounts: &[AccountUsage],
     current: &HashMap<String, CurrentBill>,
     states: &HashMap<String, ServiceState>,
+    opened: &HashMap<String, Option<DateTime<Utc>>>,
     mut packs: HashMap<String, Vec<PackBalance>>,
 ) -> anyhow::Result<(PageWrites, PageOutcome)> {
     let month = page.month.to_string();
     let mut w = PageWrites::default();
     let mut out = PageOutcome::default();
     let mut deltas: BTreeMap<(&str, String), i64> = BTreeMap::new();
+    let mut granted: HashSet<String> = HashSet::new();
     for a in accounts {
         let account_id = &a.account_id;
         let state = *states
             .get(account_id)
             .ok_or_else(|| anyhow!("usage for account '{account_id}' which does not exist"))?;
+        let bill = current.get(account_id);
+        let used = |pack_id: &str| -> i64 {
+            bill.map_or(0, |b| {
+                b.consumed.iter().filter(|(p, _)| p == pack_id).map(|(_, c)| c).sum()
+            })
+        };
+        let mut held = packs.remove(account_id).unwrap_or_default();
+        let due = page
+            .grant
+            .packs_due(account_id, opened.get(account_id).copied().flatten(), &held, &used);
+        granted.extend(due.iter().map(|p| p.pack_id.clone()));
+        held.extend(due);
         let input = AccountMonth {
             usage: &a.usage,
-            packs: packs.remove(account_id).unwrap_or_default(),
-            current: current.get(account_id),
+            packs: held,
+            current: bill,
             state,
         };
         let plan = match plan(input, &page.version, page.now) {
@@ -216,7 +207,8 @@ pub fn build(
         })?;
         out.arrears += plan.notice as u64;
     }
-    for ((account_id, pack_id), delta) in deltas.into_iter().filter(|(_, d)| *d != 0) {
+    let stored = |(_, pack_id): &(&str, String)| !granted.contains(pack_id);
+    for ((account_id, pack_id), delta) in deltas.into_iter().filter(|(k, d)| *d != 0 && stored(k)) {
         w.pack_account.push(account_id.to_owned());
         w.pack_id.push(pack_id);
         w.pack_delta.push(delta);
@@ -240,55 +232,72 @@ pub fn previews(w: &PageWrites) -> Vec<super::BillPreview> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::domain::month::Month;
+    use crate::domain::packs::{PackBalance, PackKind};
+    use crate::store::FreeGrant;
+    use chrono::{DateTime, Utc};
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
     }
 
-    fn free(api: &str) -> PackBalance {
+    fn grant() -> FreeGrant {
+        FreeGrant {
+            month: "2026-10".parse::<Month>().unwrap(),
+            start: at("2026-10-01T00:00:00Z"),
+            end: at("2026-11-01T00:00:00Z"),
+            apis: vec![("A".into(), 1000), ("B".into(), 500)],
+        }
+    }
+
+    fn stored(api: &str, kind: PackKind, remaining: i64) -> PackBalance {
         PackBalance {
-            pack_id: format!("free:{api}"),
-            kind: PackKind::Free,
+            pack_id: format!("stored-{api}"),
+            kind,
             api: api.into(),
-            remaining: 1000,
+            remaining,
             valid_until: at("2026-11-01T00:00:00Z"),
             purchased_at: at("2026-10-01T00:00:00Z"),
         }
     }
 
+    /// (pack id, api, remaining) of what `packs_due` gives.
+    fn due(opened: Option<&str>, held: &[PackBalance], used: &dyn Fn(&str) -> i64) -> Vec<(String, String, i64)> {
+        grant()
+            .packs_due("acc", opened.map(at), held, used)
+            .into_iter()
+            .map(|p| {
+                assert_eq!(
+                    (p.kind, p.valid_until, p.purchased_at),
+                    (PackKind::Free, grant().end, grant().start)
+                );
+                (p.pack_id, p.api, p.remaining)
+            })
+            .collect()
+    }
+
     #[test]
-    fn only_accounts_opened_in_time_and_missing_a_free_pack_are_granted_by_the_page() {
-        let grant = FreeGrant {
-            month: "2026-10".parse::<Month>().unwrap(),
-            start: at("2026-10-01T00:00:00Z"),
-            end: at("2026-11-01T00:00:00Z"),
-            apis: vec![("A".into(), 1000), ("B".into(), 1000)],
-        };
-        let opened: HashMap<String, Option<DateTime<Utc>>> = [
-            ("has-both", Some(at("2026-09-01T00:00:00Z"))),
-            ("has-one", Some(at("2026-09-01T00:00:00Z"))),
-            ("prepaid-only", Some(at("2026-10-31T23:59:59Z"))),
-            ("never-opened", None),
-            ("opened-after", Some(at("2026-11-01T00:00:00Z"))),
-        ]
-        .into_iter()
-        .map(|(a, t)| (a.to_string(), t))
-        .collect();
-        let mut prepaid_b = free("B");
-        prepaid_b.kind = PackKind::Prepaid;
-        let packs: HashMap<String, Vec<PackBalance>> = [
-            ("has-both", vec![free("A"), free("B")]),
-            ("has-one", vec![free("A")]),
-            ("prepaid-only", vec![free("A"), prepaid_b]),
-        ]
-        .into_iter()
-        .map(|(a, p)| (a.to_string(), p))
-        .collect();
+    fn an_account_opened_before_the_month_ended_has_a_free_pack_per_api_less_its_use() {
+        let none = |_: &str| 0;
+        let all = vec![
+            ("free:2026-10:A:acc".to_string(), "A".to_string(), 1000),
+            ("free:2026-10:B:acc".to_string(), "B".to_string(), 500),
+        ];
+        assert_eq!(due(Some("2026-09-01T00:00:00Z"), &[], &none), all);
+        assert_eq!(due(Some("2026-10-31T23:59:59Z"), &[], &none), all);
+        assert!(
+            due(Some("2026-11-01T00:00:00Z"), &[], &none).is_empty(),
+            "opened as it ended"
+        );
+        assert!(due(None, &[], &none).is_empty(), "never opened");
+        // What the current bill took is not left.
+        let used = |id: &str| if id == "free:2026-10:B:acc" { 120 } else { 0 };
+        assert_eq!(due(Some("2026-09-01T00:00:00Z"), &[], &used)[1].2, 380);
+        // A stored free pack of an API stands in for the grant's; a prepaid one does not.
+        let held = [stored("A", PackKind::Free, 7), stored("B", PackKind::Prepaid, 9)];
         assert_eq!(
-            lacking_free_packs(&grant, &opened, &packs),
-            vec!["has-one", "prepaid-only"]
+            due(Some("2026-09-01T00:00:00Z"), &held, &none),
+            vec![("free:2026-10:B:acc".to_string(), "B".to_string(), 500)]
         );
     }
 }

@@ -283,7 +283,20 @@ fn upgrades_unchanged(applied: usize) {
         }
         all
     };
+    // One free pack stored as a row of another size, as a release before the grant's packs
+    // could have left: it stays stored through every upgrade, and stands in for the grant's.
+    let odd = rusqlite::Connection::open(&current)
+        .unwrap()
+        .execute(
+            "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
+             SELECT pack_id, kind, account_id, api, 800, 800, valid_from, valid_until, purchased_at, month
+             FROM free_packs WHERE remaining = calls ORDER BY month DESC, pack_id LIMIT 1",
+            [],
+        )
+        .unwrap();
+    assert_eq!(odd, 1);
     let before = seen(&current);
+    assert!(before.contains(",free,") && before.contains(",800,800,"), "{before}");
 
     // The schema before the newest migration, by sqlx's own migrator, from the files.
     let files = dir.path().join("previous");
@@ -352,8 +365,6 @@ fn upgrades_unchanged(applied: usize) {
             )
             .unwrap();
     }
-    // The previous schema kept the raw usage rows, one per line read: written here from the
-    // two files imported (the line that repeats an event was skipped, as the import did).
     let events: i64 = conn
         .query_row("SELECT COUNT(*) FROM src.usage_events", [], |r| r.get(0))
         .unwrap();
@@ -364,28 +375,48 @@ fn upgrades_unchanged(applied: usize) {
         })
         .unwrap();
     assert!(second.ends_with("events.csv"), "{second}");
-    let usage = columns("main", "usage");
-    assert!(usage.contains("event_id"), "{previous:?} keep the rows of usage");
-    let mut rows = 0;
-    for (file, import_id) in [(demo.join("demo-usage.csv"), 1), (events_file.clone(), 2)] {
-        let mut seen_events = BTreeSet::new();
-        for (line, account, api, ts, calls, event) in usage_rows(&file) {
-            if event
-                .as_ref()
-                .is_some_and(|e| !seen_events.insert((account.clone(), e.clone())))
-            {
-                continue;
+    // A schema before 0020 kept the raw usage rows, one per line read: written here from the
+    // two files imported (the line that repeats an event was skipped, as the import did).
+    if columns("main", "usage").contains("event_id") {
+        let mut rows = 0;
+        for (file, import_id) in [(demo.join("demo-usage.csv"), 1), (events_file.clone(), 2)] {
+            let mut seen_events = BTreeSet::new();
+            for (line, account, api, ts, calls, event) in usage_rows(&file) {
+                if event
+                    .as_ref()
+                    .is_some_and(|e| !seen_events.insert((account.clone(), e.clone())))
+                {
+                    continue;
+                }
+                rows += conn
+                    .execute(
+                        "INSERT INTO main.usage (account_id, ts, api, calls, import_id, source_line, event_id)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        rusqlite::params![account, ts, api, calls, import_id, line, event],
+                    )
+                    .unwrap();
             }
-            rows += conn
-                .execute(
-                    "INSERT INTO main.usage (account_id, ts, api, calls, import_id, source_line, event_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    rusqlite::params![account, ts, api, calls, import_id, line, event],
-                )
-                .unwrap();
         }
+        assert_eq!(rows, 19, "the demo's 17 rows and the two events");
     }
-    assert_eq!(rows, 19, "the demo's 17 rows and the two events");
+    // A schema before 0021 kept a row per free pack, which now follow from the month's grant.
+    let views: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM main.sqlite_schema WHERE type = 'view' AND name = 'free_packs'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    if views == 0 {
+        let list = "pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month";
+        let free = conn
+            .execute(
+                &format!("INSERT INTO main.packs ({list}) SELECT {list} FROM src.free_packs"),
+                [],
+            )
+            .unwrap();
+        assert!(free >= 30, "the demo's free packs ({free})");
+    }
     conn.execute_batch(
         "DELETE FROM main.sqlite_sequence; INSERT INTO main.sqlite_sequence SELECT * FROM src.sqlite_sequence;
          DETACH DATABASE src",
@@ -423,6 +454,13 @@ fn upgrades_unchanged(applied: usize) {
         )
         .unwrap();
     assert_eq!(waiting, 0, "every import's content reads back after {newest}");
+    let stored: i64 = conn
+        .query_row("SELECT COUNT(*) FROM packs WHERE kind = 'free'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        stored, 1,
+        "every free pack but the odd one follows from its grant after {newest}"
+    );
     let kept: i64 = conn
         .query_row("SELECT COUNT(*) FROM usage_events", [], |r| r.get(0))
         .unwrap();

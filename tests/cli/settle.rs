@@ -188,11 +188,11 @@ fn settling_grants_the_free_packs_where_missing() {
     assert!(out.contains("granted 3 free packs"), "{out}");
 }
 
-/// A month's grant, once done for every account, is skipped while the same accounts are due it
-/// (`free_grants`). An account imported later with an opening inside the month makes them more,
-/// and the next settle grants it the month's packs, usage or not.
+/// A month's free packs follow from its grant (`free_grants`) and each account's opening: an
+/// account imported after the grant, with an opening inside the month, has the month's packs
+/// at once, usage or not, and the grant has nothing left to do.
 #[test]
-fn a_done_grant_is_done_again_for_an_account_opened_in_the_month_and_imported_later() {
+fn an_account_opened_in_a_granted_month_and_imported_later_has_its_packs() {
     let env = Env::new();
     env.import_accounts("2026-10-05T00:00:00+08:00", &["a,A,2026-03-01T00:00:00+08:00,0"]);
     let out = env.ok(&["--now", "2026-10-06T00:00:00+08:00", "grant", "--month", "2026-10"]);
@@ -205,11 +205,17 @@ fn a_done_grant_is_done_again_for_an_account_opened_in_the_month_and_imported_la
             .filter(|p| p["account_id"] == id && p["month"] == "2026-10")
             .count()
     };
-    assert_eq!(october("b"), 0, "the November import grants November's packs only");
+    assert_eq!(october("b"), 3, "b was opened in October: it is due October's packs");
     env.import_usage(&["a,CropImage,2026-10-10T00:00:00+08:00,5"]);
     env.settle("2026-10", NOV_1);
     assert_eq!(october("a"), 3);
-    assert_eq!(october("b"), 3, "b was opened in October: it is due October's packs");
+    assert_eq!(october("b"), 3);
+    let whole = env
+        .packs()
+        .into_iter()
+        .filter(|p| p["account_id"] == "b")
+        .all(|p| p["remaining"] == p["calls"]);
+    assert!(whole, "b used none of its packs");
     let out = env.ok(&["--now", NOV_1, "grant", "--month", "2026-10"]);
     assert!(out.contains("granted 0 free packs"), "{out}");
     env.ok(&["verify"]);

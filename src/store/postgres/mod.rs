@@ -324,57 +324,36 @@ fn month_key(month: Month, shard: Shard) -> i64 {
     lock_key(&format!("billrun:settle:{month}:{shard}"))
 }
 
-/// Grants a month's free packs to every account opened before the month ended (or only to the
-/// accounts in `only`) that lacks them. One statement for every API: the packs the month
-/// already has are found by one anti-join (a hash join over the month's packs when it covers
-/// every account) instead of a conflicting insert per account and API, which took three times
-/// as long at a million accounts.
+/// Records the month's grant (`free_grants`): the free packs of every account opened before
+/// the month ended follow from it (migrations/postgres/0021). Returns how many packs it made
+/// due: to every account, or only to the accounts in `only`.
 async fn grant(tx: &mut PgConnection, g: &FreeGrant, only: Option<&[&str]>) -> anyhow::Result<u64> {
     if g.apis.is_empty() {
         return Ok(0);
     }
-    // Two statements rather than one with `$6 IS NULL OR …`, which would defeat the index and
-    // scan every account for each page.
-    let which = if only.is_some() {
-        "AND a.account_id = ANY($6)"
-    } else {
-        "AND $6::text[] IS NULL"
-    };
-    let sql = format!(
-        "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
-         SELECT 'free:' || $1 || ':' || f.api || ':' || a.account_id, 'free', a.account_id, f.api, f.calls, f.calls, $4, $5, $4, $1
-         FROM accounts a CROSS JOIN UNNEST($2::text[], $3::bigint[]) AS f (api, calls)
-         WHERE a.activated_at IS NOT NULL AND a.activated_at < $5 {which}
-           AND NOT EXISTS (SELECT 1 FROM packs p WHERE p.account_id = a.account_id AND p.api = f.api AND p.month = $1)
-         ON CONFLICT DO NOTHING"
-    );
-    let (apis, calls): (Vec<&str>, Vec<i64>) = g.apis.iter().map(|(api, calls)| (api.as_str(), *calls)).unzip();
-    if only.is_none() {
-        // Every account: recorded in `free_grants` with how many accounts are due the packs now
-        // (counted before the grant), and skipped when that record was already there, unchanged
-        // (see migrations/postgres/0006).
-        let recorded = sqlx::query(RECORD_GRANT_SQL)
-            .bind(g.month.to_string())
-            .bind(g.end)
-            .bind(g.apis_json()?)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if recorded == 0 {
-            return Ok(0);
-        }
-    }
-    let done = sqlx::query(&sql)
-        .bind(g.month.to_string())
-        .bind(&apis)
-        .bind(&calls)
+    let month = g.month.to_string();
+    let previous: Option<(i64, String)> = sqlx::query_as(GRANT_RECORD_SQL)
+        .bind(&month)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let recorded: Option<i64> = sqlx::query_scalar(RECORD_GRANT_SQL)
+        .bind(&month)
         .bind(g.start)
         .bind(g.end)
-        .bind(only)
-        .execute(&mut *tx)
+        .bind(g.apis_json()?)
+        .fetch_optional(&mut *tx)
         .await
         .context("granting free packs")?;
-    Ok(done.rows_affected())
+    let Some(only) = only else {
+        return g.newly_due(previous, recorded);
+    };
+    let opened: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE activated_at < $1 AND account_id = ANY($2)")
+            .bind(g.end)
+            .bind(only)
+            .fetch_one(&mut *tx)
+            .await?;
+    Ok((opened * g.apis.len() as i64) as u64)
 }
 
 impl PgStore {
@@ -477,15 +456,8 @@ impl PgStore {
             }
         }
 
-        let mut packs = page_packs(&mut tx, self.citus, page, &ids).await?;
-        let lacking = page::lacking_free_packs(&page.grant, &opened, &packs);
-        if !lacking.is_empty() {
-            let lacking: Vec<&str> = lacking.iter().map(String::as_str).collect();
-            grant(&mut tx, &page.grant, Some(&lacking)).await?;
-            packs = page_packs(&mut tx, self.citus, page, &ids).await?;
-        }
-
-        let (w, out) = page::build(page, accounts, &current, &states, packs)?;
+        let packs = page_packs(&mut tx, self.citus, page, &ids).await?;
+        let (w, out) = page::build(page, accounts, &current, &states, &opened, packs)?;
         if out.bills > 0 {
             write_page(&mut tx, page, &month, &w).await?;
         }

@@ -90,26 +90,33 @@ pub(crate) const ADOPT_CURRENCY_SQL: &str =
 pub(crate) const USED_REFERENCE_SQL: &str = "SELECT l.account_id, l.amount_fen, l.created_at, a.balance_fen
      FROM ledger l JOIN accounts a ON a.account_id = l.account_id WHERE l.reference = $1";
 
-/// Records that month $1's free packs ($3) go to every account opened before $2, with how many
-/// such accounts there are: changes nothing, and so affects no row, when that is already the
-/// record, the grant then having nothing left to do.
-pub(crate) const RECORD_GRANT_SQL: &str = "INSERT INTO free_grants (month, period_end, apis, accounts)
-             SELECT $1, $2, $3, COUNT(*) FROM accounts WHERE activated_at IS NOT NULL AND activated_at < $2
-             ON CONFLICT (month) DO UPDATE SET period_end = excluded.period_end, apis = excluded.apis,
-               accounts = excluded.accounts
-             WHERE free_grants.period_end <> excluded.period_end OR free_grants.apis <> excluded.apis
-                OR free_grants.accounts <> excluded.accounts";
+/// What month $1's grant was recorded as: (accounts, APIs).
+pub(crate) const GRANT_RECORD_SQL: &str = "SELECT accounts, apis FROM free_grants WHERE month = $1";
+
+/// Records that month $1's free packs ($4) go to every account opened before its end $3 (its
+/// start $2), with how many such accounts there are; returns that count if the record changed,
+/// nothing when it was already the record. The packs themselves follow from the record
+/// (migrations/*/0021).
+pub(crate) const RECORD_GRANT_SQL: &str = "INSERT INTO free_grants (month, period_start, period_end, apis, accounts)
+             SELECT $1, $2, $3, $4, COUNT(*) FROM accounts WHERE activated_at IS NOT NULL AND activated_at < $3
+             ON CONFLICT (month) DO UPDATE SET period_start = excluded.period_start,
+               period_end = excluded.period_end, apis = excluded.apis, accounts = excluded.accounts
+             WHERE free_grants.period_start IS DISTINCT FROM excluded.period_start
+                OR free_grants.period_end <> excluded.period_end OR free_grants.apis <> excluded.apis
+                OR free_grants.accounts <> excluded.accounts
+             RETURNING accounts";
 
 /// The migrations a database has applied, oldest first.
 pub(crate) const APPLIED_MIGRATIONS_SQL: &str = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
 
-/// Every pack, as `packs list` shows them.
+/// Every pack, stored or following from a month's grant, as `packs list` shows them.
 pub(crate) const PACKS_SQL: &str =
     "SELECT pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month
-             FROM packs ORDER BY account_id, api, valid_from, pack_id";
+             FROM all_packs ORDER BY account_id, api, valid_from, pack_id";
 
-/// The packs of accounts `$1` that may cover month `$2` (`[$3, $4)`): its free packs, prepaid
-/// packs valid in it. `accounts` is the backend's test of `account_id` against `$1`.
+/// The stored packs of accounts `$1` that may cover month `$2` (`[$3, $4)`): its free packs
+/// stored before they followed from the grant, prepaid packs valid in it (the grant's own are
+/// `FreeGrant::packs_due`). `accounts` is the backend's test of `account_id` against `$1`.
 pub(crate) fn holding_packs_sql(accounts: &str) -> String {
     format!(
         "SELECT pack_id, kind, account_id, api, calls, remaining, valid_until, purchased_at FROM packs

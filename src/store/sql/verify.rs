@@ -128,7 +128,7 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
                UNION ALL
                SELECT 'pack use of bill ' || c.bill_id || ': no pack ' || c.pack_id || ' of account ' || c.account_id
                FROM pack_consumption c
-               WHERE NOT EXISTS (SELECT 1 FROM packs p WHERE p.account_id = c.account_id AND p.pack_id = c.pack_id)"),
+               WHERE NOT EXISTS (SELECT 1 FROM all_packs p WHERE p.account_id = c.account_id AND p.pack_id = c.pack_id)"),
         ),
         (
             "each pack's remainder is its size minus what current bills took from it",
@@ -145,6 +145,19 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
                      WHERE {c}) AS side_by_side
                GROUP BY account_id, pack_id
                HAVING SUM(packs) = 1 AND SUM(remaining) <> SUM(calls) - SUM(used)"),
+        ),
+        (
+            "each bill's pack use adds up to the free and prepaid calls of its lines",
+            // A free pack that follows from the month's grant has no stored remainder to check:
+            // what is left of it is its size less this use, so the use must be what the bill says.
+            m("SELECT 'bill ' || bill_id || ': its lines took ' || SUM(taken) || ' calls from packs, its pack use '
+                      || SUM(used)
+               FROM (SELECT l.account_id, l.bill_id, l.free_calls + l.prepaid_calls AS taken, 0 AS used
+                     FROM bill_lines l
+                     UNION ALL
+                     SELECT c.account_id, c.bill_id, 0 AS taken, c.calls AS used FROM pack_consumption c) AS side_by_side
+               GROUP BY account_id, bill_id
+               HAVING SUM(taken) <> SUM(used)"),
         ),
     ]
 }

@@ -38,7 +38,6 @@ use crate::store::*;
 use anyhow::{anyhow, Context};
 use futures_util::TryStreamExt;
 use rows::{at, opt_at, us};
-use sql::{GRANT_PAGE_SQL, GRANT_SQL};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqliteConnection};
 use std::collections::HashSet;
@@ -152,36 +151,37 @@ async fn write_service(
     Ok(())
 }
 
-/// Grants a month's free packs to every account opened before the month ended (or only to the
-/// accounts in `only`, a JSON array of ids) that lacks them.
+/// Records the month's grant (`free_grants`): the free packs of every account opened before
+/// the month ended follow from it (migrations/sqlite/0021). Returns how many packs it made due:
+/// to every account, or only to the accounts in `only` (a JSON array of ids).
 async fn grant(tx: &mut SqliteConnection, g: &FreeGrant, only: Option<&str>) -> anyhow::Result<u64> {
-    let apis = g.apis_json()?;
-    if only.is_none() {
-        // Every account: recorded in `free_grants` with how many accounts are due the packs now
-        // (counted before the grant), and skipped when that record was already there, unchanged
-        // (see migrations/sqlite/0006).
-        let recorded = sqlx::query(RECORD_GRANT_SQL)
-            .bind(g.month.to_string())
-            .bind(us(g.end))
-            .bind(&apis)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if recorded == 0 {
-            return Ok(0);
-        }
+    if g.apis.is_empty() {
+        return Ok(0);
     }
-    let sql = if only.is_some() { GRANT_PAGE_SQL } else { GRANT_SQL };
-    let done = sqlx::query(sql)
-        .bind(g.month.to_string())
-        .bind(&apis)
+    let month = g.month.to_string();
+    let previous: Option<(i64, String)> = sqlx::query_as(GRANT_RECORD_SQL)
+        .bind(&month)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let recorded: Option<i64> = sqlx::query_scalar(RECORD_GRANT_SQL)
+        .bind(&month)
         .bind(us(g.start))
         .bind(us(g.end))
-        .bind(only)
-        .execute(&mut *tx)
+        .bind(g.apis_json()?)
+        .fetch_optional(&mut *tx)
         .await
         .context("granting free packs")?;
-    Ok(done.rows_affected())
+    let Some(only) = only else {
+        return g.newly_due(previous, recorded);
+    };
+    let opened: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM accounts WHERE activated_at < $1 AND account_id IN (SELECT value FROM json_each($2))",
+    )
+    .bind(us(g.end))
+    .bind(only)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok((opened * g.apis.len() as i64) as u64)
 }
 
 /// Accounts checked and inserted per round of the accounts import.

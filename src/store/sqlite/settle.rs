@@ -15,8 +15,8 @@
 //! taken for page N + 1 (`PRAGMA data_version`, which counts other connections' commits, is the
 //! same): the read came after the first, and the writer's own page N touched other accounts.
 //! The writer checks this itself, right after taking the lock, and writes and commits the page
-//! without waiting on the async task. Otherwise, and for a page that must grant free packs or a
-//! dry run, the page is read again inside its own transaction, before it is priced.
+//! without waiting on the async task. Otherwise, and for a dry run, the page is read again
+//! inside its own transaction, before it is priced.
 //!
 //! A checkpoint thread copies the write-ahead log back into the database after each commit, so
 //! that the copying, and the waits for the disk, happen beside the writer rather than in it.
@@ -26,7 +26,7 @@
 
 use super::conn::open;
 use super::rows::{at, bind_row, opt_at, us, Rows};
-use super::sql::{FIRST_MONTH_USAGE_SQL, GRANT_PAGE_SQL, MONTH_USAGE_SQL, USAGE_STREAM_CHUNK};
+use super::sql::{FIRST_MONTH_USAGE_SQL, MONTH_USAGE_SQL, USAGE_STREAM_CHUNK};
 use crate::domain::arrears::ServiceState;
 use crate::domain::money::format_money;
 use crate::domain::month::Month;
@@ -34,7 +34,7 @@ use crate::domain::packs::{PackBalance, PackKind};
 use crate::domain::shard::Shard;
 use crate::store::common::{calls_overflow, totals_moved, Grouper};
 use crate::store::page::{self, CurrentBill, PageWrites, StoredLine};
-use crate::store::{AccountUsage, FreeGrant, PageDone, PageOutcome, SettlePage, UsageStream};
+use crate::store::{AccountUsage, PageDone, PageOutcome, SettlePage, UsageStream};
 use anyhow::{anyhow, Context};
 use chrono_tz::Tz;
 use rusqlite::{params, Connection};
@@ -67,7 +67,6 @@ struct Params {
     start: i64,
     end: i64,
     now: i64,
-    grant: FreeGrant,
 }
 
 impl Params {
@@ -77,7 +76,6 @@ impl Params {
             start: us(page.start),
             end: us(page.end),
             now: us(page.now),
-            grant: page.grant.clone(),
         }
     }
 }
@@ -192,27 +190,6 @@ fn read_packs(conn: &Connection, p: &Params, ids: &str) -> anyhow::Result<HashMa
 
 fn decimal(text: String, column: &str) -> anyhow::Result<Decimal> {
     Decimal::from_str_exact(&text).with_context(|| format!("stored {column} '{text}' is not a decimal"))
-}
-
-/// Reads the page inside the writer's transaction, first granting the month's free packs to
-/// any of its accounts that lack them.
-fn read_in_tx(conn: &Connection, p: &Params, ids: &str) -> anyhow::Result<PageState> {
-    let mut state = read_state(conn, p, ids)?;
-    let lacking = page::lacking_free_packs(&p.grant, &state.opened, &state.packs);
-    if !lacking.is_empty() {
-        let lacking = serde_json::to_string(&lacking)?;
-        conn.prepare_cached(GRANT_PAGE_SQL)?
-            .execute(params![
-                p.month,
-                p.grant.apis_json()?,
-                us(p.grant.start),
-                us(p.grant.end),
-                lacking
-            ])
-            .context("granting free packs")?;
-        state.packs = read_packs(conn, p, ids)?;
-    }
-    Ok(state)
 }
 
 /// The writer's statements: inserts of many rows each, updates of one (see `store::sqlite::rows`).
@@ -417,7 +394,7 @@ fn writer(
                 let _ = reply.send(locked);
             }
             Command::Read(ids, reply) => {
-                let _ = reply.send(read_in_tx(&conn, &p, &ids));
+                let _ = reply.send(read_state(&conn, &p, &ids));
             }
             Command::Finish(writes, reply) => {
                 let _ = reply.send(finish(writes));
@@ -482,7 +459,14 @@ fn ids_of(accounts: &[AccountUsage]) -> anyhow::Result<String> {
 }
 
 fn price(page: &SettlePage, accounts: &[AccountUsage], state: PageState) -> anyhow::Result<Priced> {
-    let (writes, outcome) = page::build(page, accounts, &state.current, &state.states, state.packs)?;
+    let (writes, outcome) = page::build(
+        page,
+        accounts,
+        &state.current,
+        &state.states,
+        &state.opened,
+        state.packs,
+    )?;
     Ok(Priced { writes, outcome })
 }
 
@@ -623,13 +607,9 @@ pub async fn settle_pages(
         // While the writer writes, the next page is read and priced, and the one after it
         // gathered.
         let next_priced = match ahead_state {
-            Some(state) => answer(state).await.and_then(|(version, state)| {
-                if page::lacking_free_packs(&page.grant, &state.opened, &state.packs).is_empty() {
-                    price(page, &next, state).map(|priced| Some((version, priced)))
-                } else {
-                    Ok(None)
-                }
-            }),
+            Some(state) => answer(state)
+                .await
+                .and_then(|(version, state)| price(page, &next, state).map(|priced| Some((version, priced)))),
             None => Ok(None),
         };
         let after = next_page(&mut usage, page_size).await;

@@ -181,7 +181,7 @@ async fn a_page_that_fails_part_way_leaves_nothing_and_the_pages_before_it_stand
         )
         .unwrap();
     let count = |sql: &str| -> i64 { other.query_row(sql, [], |r| r.get(0)).unwrap() };
-    let remaining = count("SELECT SUM(remaining) FROM packs");
+    let remaining = count("SELECT SUM(remaining) FROM all_packs");
     let mut pages = 0;
     let result = settle_pages(f.file.clone(), &f.page, f.usage, 100, &mut |_| pages += 1).await;
 
@@ -213,5 +213,8 @@ async fn a_page_that_fails_part_way_leaves_nothing_and_the_pages_before_it_stand
     );
     let used_by_page_one = count("SELECT SUM(calls) FROM pack_consumption");
     assert!(used_by_page_one > 0);
-    assert_eq!(count("SELECT SUM(remaining) FROM packs"), remaining - used_by_page_one);
+    assert_eq!(
+        count("SELECT SUM(remaining) FROM all_packs"),
+        remaining - used_by_page_one
+    );
 }

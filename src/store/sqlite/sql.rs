@@ -34,22 +34,3 @@ pub(crate) const FIRST_MONTH_USAGE_SQL: &str = "
 
 /// (account, API) rows per read of the month's usage.
 pub(crate) const USAGE_STREAM_CHUNK: usize = 16_384;
-
-/// The month's free packs (?2: a JSON object of API → calls), granted to the accounts opened
-/// before the month ended that lack them: every such account, or only those in ?5 (a JSON array
-/// of ids). One statement for every API; a pack the month already has is found by a probe of
-/// its unique key rather than a conflicting insert. Two statements rather than one with `?5 IS
-/// NULL OR …`, which would scan every account for each page.
-pub(crate) const GRANT_SQL: &str = "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
-     SELECT 'free:' || ?1 || ':' || f.key || ':' || a.account_id, 'free', a.account_id, f.key, f.value, f.value, ?3, ?4, ?3, ?1
-     FROM accounts a, json_each(?2) f
-     WHERE a.activated_at IS NOT NULL AND a.activated_at < ?4 AND ?5 IS NULL
-       AND NOT EXISTS (SELECT 1 FROM packs p WHERE p.account_id = a.account_id AND p.api = f.key AND p.month = ?1)
-     ON CONFLICT DO NOTHING";
-
-pub(crate) const GRANT_PAGE_SQL: &str = "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
-     SELECT 'free:' || ?1 || ':' || f.key || ':' || a.account_id, 'free', a.account_id, f.key, f.value, f.value, ?3, ?4, ?3, ?1
-     FROM accounts a, json_each(?2) f
-     WHERE a.activated_at IS NOT NULL AND a.activated_at < ?4 AND a.account_id IN (SELECT value FROM json_each(?5))
-       AND NOT EXISTS (SELECT 1 FROM packs p WHERE p.account_id = a.account_id AND p.api = f.key AND p.month = ?1)
-     ON CONFLICT DO NOTHING";
