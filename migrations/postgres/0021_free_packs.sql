@@ -11,9 +11,14 @@
 -- where an account has a stored one of the same API and month. (Kept in step with
 -- migrations/sqlite/0021, which also drops the pack foreign key of pack use and an index
 -- PostgreSQL dropped in 0005.)
+-- A grant's start is its stored packs' start. (An upsert rather than an UPDATE: Citus updates
+-- a reference table only from reference tables, but inserts into one from any query.)
 ALTER TABLE free_grants ADD COLUMN period_start timestamptz;
-UPDATE free_grants g SET period_start =
-    (SELECT MIN(p.valid_from) FROM packs p WHERE p.kind = 'free' AND p.month = g.month);
+INSERT INTO free_grants (month, period_end, apis, accounts, period_start)
+    SELECT g.month, g.period_end, g.apis, g.accounts, s.start
+    FROM free_grants g
+    JOIN (SELECT month, MIN(valid_from) AS start FROM packs WHERE kind = 'free' GROUP BY month) s ON s.month = g.month
+    ON CONFLICT (month) DO UPDATE SET period_start = excluded.period_start;
 
 -- What the current revision of each account's bill of a month took from each pack.
 CREATE VIEW current_pack_use AS

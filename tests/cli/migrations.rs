@@ -468,3 +468,87 @@ fn upgrades_unchanged(applied: usize) {
     drop(conn);
     assert_same(&seen(&old), &before, &format!("the books after {newest}"));
 }
+
+/// A settled database from before free packs followed from the month's grant, on every
+/// backend: the free packs are put back as rows and migration 0021 undone by hand, as the
+/// release before it left them (one free pack of another size among them, as a catalog change
+/// could have left). `billrun migrate` takes every free pack that is what its grant gives out
+/// of `packs`, keeps the other, and nothing a user sees changes, revisions included.
+#[test]
+fn free_packs_stored_as_rows_become_the_grants_and_nothing_changes() {
+    let env = Env::new();
+    env.import_accounts(
+        "2026-10-01T00:00:00+08:00",
+        &[
+            "a,A,2026-01-01T00:00:00Z,100",
+            "b,B,2026-01-01T00:00:00Z,100",
+            "c,C,2026-10-20T00:00:00+08:00,5",
+        ],
+    );
+    let packs = env.file(
+        "packs.csv",
+        "pack_id,account_id,api,calls,valid_from,valid_until,purchased_at\n\
+         P1,b,CropImage,300,2026-10-01T00:00:00+08:00,2026-12-01T00:00:00+08:00,2026-09-01T00:00:00+08:00\n",
+    );
+    env.ok(&["packs", "import", &packs]);
+    env.import_usage(&[
+        "a,CropImage,2026-10-05T00:00:00+08:00,1500",
+        "b,CropImage,2026-10-05T00:00:00+08:00,1200",
+        "b,AssessQuality,2026-10-06T00:00:00+08:00,400",
+    ]);
+    env.settle("2026-10", "2026-11-01T02:00:00+08:00");
+    // Late usage: a's bill is revised, and its free pack's use is the revision's.
+    env.import_usage(&["a,AssessQuality,2026-10-30T00:00:00+08:00,50"]);
+    env.settle("2026-10", "2026-11-02T00:00:00+08:00");
+    env.ok(&["--now", "2026-11-02T00:00:00+08:00", "grant", "--month", "2026-11"]);
+    let odd: i64 =
+        env.query("SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 FROM packs WHERE kind = 'free') AS stored");
+    assert_eq!(odd, 0, "free packs follow from the grant");
+    env.exec(
+        "INSERT INTO packs (pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month)
+         SELECT pack_id, kind, account_id, api, 800, 800, valid_from, valid_until, purchased_at, month
+         FROM free_packs WHERE account_id = 'c' AND api = 'EnhanceImage' AND month = '2026-11'",
+    );
+    let before = env.snapshot(&["2026-10", "2026-11"]);
+    assert!(
+        before.contains("free:2026-11:EnhanceImage:c,free,c,EnhanceImage,800,800,"),
+        "{before}"
+    );
+    assert!(
+        before.contains("free:2026-10:CropImage:a,free,a,CropImage,1000,0,"),
+        "{before}"
+    );
+
+    // As the release before left it: every free pack a row, 0021 not applied.
+    let columns = "pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month";
+    env.exec(&format!(
+        "INSERT INTO packs ({columns}) SELECT {columns} FROM free_packs"
+    ));
+    env.exec("DROP VIEW all_packs");
+    env.exec("DROP VIEW free_packs");
+    env.exec("DROP VIEW current_pack_use");
+    env.exec("ALTER TABLE free_grants DROP COLUMN period_start");
+    if !env.is_postgres() {
+        env.exec("CREATE INDEX packs_account ON packs (account_id, api)");
+    }
+    env.exec("DELETE FROM _sqlx_migrations WHERE version = 21");
+    let rows: i64 = env.query("SELECT CAST(COUNT(*) AS BIGINT) FROM packs WHERE kind = 'free'");
+    assert_eq!(rows, 3 * 3 * 2, "three accounts' packs of two months, as rows");
+    let refused = env.run(&["verify"]);
+    assert!(!refused.status.success());
+    let refused = String::from_utf8_lossy(&refused.stderr);
+    assert!(refused.contains("schema is older"), "{refused}");
+
+    env.ok(&["migrate"]);
+    let stored: i64 = env.query("SELECT CAST(COUNT(*) AS BIGINT) FROM packs WHERE kind = 'free'");
+    assert_eq!(stored, 1, "only the pack of another size stays a row");
+    assert_same(&env.snapshot(&["2026-10", "2026-11"]), &before, "the books after 0021");
+    env.ok(&["verify"]);
+    // The next month settles from the grant as before.
+    env.import_usage(&["c,EnhanceImage,2026-11-10T00:00:00+08:00,900"]);
+    env.settle("2026-11", "2026-12-01T03:00:00+08:00");
+    let nov = env.bills("2026-11");
+    let l = line(&nov, "c", ENH);
+    assert_eq!((l["free_calls"].as_str(), l["billable_calls"].as_str()), ("800", "100"));
+    env.ok(&["verify"]);
+}
