@@ -340,7 +340,7 @@ pub async fn packs_import<S: Store>(store: &S, ctx: &Ctx, file: &Path) -> anyhow
 
 /// `billrun grant`.
 pub async fn grant<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Result<()> {
-    let n = jobs::settle::grant(store, ctx, month).await?;
+    let (n, _) = jobs::settle::grant(store, ctx, month).await?;
     println!("granted {n} free packs for {month}");
     Ok(())
 }

@@ -324,7 +324,7 @@ async fn story<S: Store>(store: &S) {
         Err(StoreError::UnknownAccount(_))
     ));
     assert_eq!(
-        store.grant_free_packs(&grant(oct), now).await.unwrap(),
+        store.grant_free_packs(&grant(oct), now).await.unwrap().0,
         0,
         "every open account has them"
     );

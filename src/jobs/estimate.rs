@@ -78,7 +78,7 @@ async fn month_to_date<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::
 /// Adds to `holding` the month's free packs that follow from the grant (opened before the
 /// month ends), whole: the month to date has no bill that took from them.
 fn with_free_packs(grant: &FreeGrant, account_id: &str, holding: &mut Holding) {
-    for pack in grant.packs_due(account_id, holding.opened, &holding.packs, &|_| 0) {
+    for pack in grant.packs_due(account_id, holding.opened, &holding.packs) {
         holding.sizes.insert(pack.pack_id.clone(), pack.remaining);
         holding.packs.push(pack);
     }

@@ -50,7 +50,7 @@ impl RunSummary {
 pub async fn run_due<S: Store>(store: &S, ctx: &Ctx) -> anyhow::Result<RunSummary> {
     let current = ctx.current_month();
     let packs_granted = match ctx.catalog.for_month(current) {
-        Some(_) => settle::grant(store, ctx, current).await?,
+        Some(_) => settle::grant(store, ctx, current).await?.0,
         None => {
             tracing::warn!(month = %current, "no catalog version in force: no free packs granted");
             0

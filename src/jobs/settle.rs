@@ -11,7 +11,9 @@ use super::Ctx;
 use crate::domain::month::Month;
 use crate::domain::shard::Shard;
 use crate::error::{input_error, Busy, Refused};
-use crate::store::{BillPreview, BilledPeriod, MarkSettled, MonthTotals, PageDone, SettlePage, Settled, Store};
+use crate::store::{
+    BillPreview, BilledPeriod, FreeGrant, MarkSettled, MonthTotals, PageDone, SettlePage, Settled, Store,
+};
 
 /// What a settle run did, and where the month stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,9 +38,18 @@ pub struct SettleSummary {
     pub month_settled: bool,
 }
 
-/// Grants a month's free packs to every account opened before it ended.
-pub async fn grant<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Result<u64> {
+/// Grants a month's free packs to every account opened before it ended: records the month's
+/// grant, from which they follow. Refuses a month billed for another period (another billing
+/// time zone), whose packs' window would move under its bills. Returns how many packs it made
+/// due, and the grant as recorded (what an earlier record of the month gave stays).
+pub async fn grant<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Result<(u64, FreeGrant)> {
     let grant = ctx.free_grant(month)?;
+    let period = BilledPeriod {
+        start: grant.start,
+        end: grant.end,
+        tz: Some(ctx.tz.name().to_owned()),
+    };
+    check_period(store, ctx, month, &period).await?;
     Ok(store.grant_free_packs(&grant, ctx.now).await?)
 }
 
@@ -99,7 +110,13 @@ pub async fn settle<S: Store>(
             "usage totals built from the imports' kept usage for this billing zone (they were kept for another zone, or not built yet)"
         );
     }
-    let packs_granted = if dry_run { 0 } else { grant(store, ctx, month).await? };
+    // The month's free packs follow from its grant as recorded; a dry run records nothing and
+    // prices with the catalog's.
+    let (packs_granted, free) = if dry_run {
+        (0, ctx.free_grant(month)?)
+    } else {
+        grant(store, ctx, month).await?
+    };
     let mut summary = SettleSummary {
         month,
         catalog_version: version.version.clone(),
@@ -119,7 +136,7 @@ pub async fn settle<S: Store>(
         start,
         end,
         now: ctx.now,
-        grant: ctx.free_grant(month)?,
+        grant: free,
         version: version.clone(),
         dry_run,
     };

@@ -92,18 +92,12 @@ impl FreeGrant {
         format!("free:{}:{api}:{account_id}", self.month)
     }
 
-    /// The month's free packs an account has that are not stored: one per API of the grant if
-    /// its service opened (`opened`) before the month ended, except where it `held` a stored
-    /// free pack of that API (one granted before free packs followed from the grant). What is
-    /// left of each is its size less what the current revision of the month's bill took from
-    /// it (`used`: pack id → calls). The stored packs and these are the account's packs.
-    pub fn packs_due(
-        &self,
-        account_id: &str,
-        opened: Option<DateTime<Utc>>,
-        held: &[PackBalance],
-        used: &dyn Fn(&str) -> i64,
-    ) -> Vec<PackBalance> {
+    /// The month's free packs an account has that are not stored, whole: one per API of the
+    /// grant if its service opened (`opened`) before the month ended, except where it `held` a
+    /// stored free pack of that API (one granted before free packs followed from the grant).
+    /// What the month's bill takes from one is not stored either: it is the free calls of the
+    /// bill's line for the API. The stored packs and these are the account's packs.
+    pub fn packs_due(&self, account_id: &str, opened: Option<DateTime<Utc>>, held: &[PackBalance]) -> Vec<PackBalance> {
         if !opened.is_some_and(|at| at < self.end) {
             return Vec::new();
         }
@@ -113,7 +107,7 @@ impl FreeGrant {
             .map(|(api, calls)| {
                 let pack_id = self.pack_id(api, account_id);
                 PackBalance {
-                    remaining: calls - used(&pack_id),
+                    remaining: *calls,
                     pack_id,
                     kind: PackKind::Free,
                     api: api.clone(),
@@ -122,6 +116,22 @@ impl FreeGrant {
                 }
             })
             .collect()
+    }
+
+    /// This grant, keeping what the month's grant as first recorded gives (`recorded`: its
+    /// JSON object of API → calls): a free pack once given keeps its size, so that a catalog
+    /// version imported later for the month changes no pack a bill took from; an API it adds
+    /// is given too.
+    pub fn keeping(&self, recorded: &str) -> anyhow::Result<FreeGrant> {
+        let mut apis: std::collections::BTreeMap<String, i64> = serde_json::from_str(recorded)
+            .map_err(|e| anyhow::anyhow!("the recorded free packs of {} are not readable: {e}", self.month))?;
+        for (api, calls) in &self.apis {
+            apis.entry(api.clone()).or_insert(*calls);
+        }
+        Ok(FreeGrant {
+            apis: apis.into_iter().collect(),
+            ..self.clone()
+        })
     }
 
     /// How many free packs recording this grant made due: none when the record did not change
@@ -843,9 +853,10 @@ pub trait Store {
     /// Accounts that do not exist are left out.
     async fn holdings(&self, grant: &FreeGrant, accounts: &[String]) -> StoreResult<HashMap<String, Holding>>;
 
-    /// Grants the month's free packs to every account opened before the month ended that
-    /// lacks them. Returns how many packs were created.
-    async fn grant_free_packs(&self, grant: &FreeGrant, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// Records the month's grant, from which every account opened before the month ended has
+    /// the month's free packs (what an earlier record of the month gave stays:
+    /// [`FreeGrant::keeping`]). Returns how many packs it made due, and the grant as recorded.
+    async fn grant_free_packs(&self, grant: &FreeGrant, now: DateTime<Utc>) -> StoreResult<(u64, FreeGrant)>;
 
     /// Streams the month's usage totals, in account order, of every account whose usage is not
     /// exactly what its current bill for the month counted: accounts with no bill yet, and

@@ -16,6 +16,7 @@ use crate::error::input_error;
 use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Column arrays of one page: bills, their lines, pack use, ledger entries, events.
@@ -78,9 +79,11 @@ pub struct PageWrites {
 
 /// Plans every account of `accounts` against its current revision in `current` and lays out
 /// what to write. `states`, `opened` (account → when its service opened) and `packs` (the
-/// stored packs that may cover the month) are as read in the page's transaction; the month's
-/// free packs that follow from the grant are added here, and only the stored packs' remainders
-/// are written.
+/// stored packs that may cover the month) are as read in the page's transaction. The month's
+/// free packs that follow from the grant are added here, whole: what the current revision took
+/// from them is in its lines, not its pack use (any such use recorded by an earlier release is
+/// left out, not handed back twice), and neither what a new revision takes from them nor a
+/// remainder is written. Only stored packs get pack use rows and remainders.
 pub fn build(
     page: &SettlePage,
     accounts: &[AccountUsage],
@@ -93,28 +96,32 @@ pub fn build(
     let mut w = PageWrites::default();
     let mut out = PageOutcome::default();
     let mut deltas: BTreeMap<(&str, String), i64> = BTreeMap::new();
+    // Only stored packs get a new remainder: not one that follows from the grant, nor one a
+    // replaced revision took from that is no longer there.
+    let stored: HashSet<String> = packs.values().flatten().map(|p| p.pack_id.clone()).collect();
     let mut granted: HashSet<String> = HashSet::new();
     for a in accounts {
         let account_id = &a.account_id;
         let state = *states
             .get(account_id)
             .ok_or_else(|| anyhow!("usage for account '{account_id}' which does not exist"))?;
-        let bill = current.get(account_id);
-        let used = |pack_id: &str| -> i64 {
-            bill.map_or(0, |b| {
-                b.consumed.iter().filter(|(p, _)| p == pack_id).map(|(_, c)| c).sum()
-            })
-        };
         let mut held = packs.remove(account_id).unwrap_or_default();
         let due = page
             .grant
-            .packs_due(account_id, opened.get(account_id).copied().flatten(), &held, &used);
+            .packs_due(account_id, opened.get(account_id).copied().flatten(), &held);
         granted.extend(due.iter().map(|p| p.pack_id.clone()));
         held.extend(due);
+        let mut bill = current.get(account_id).map(Cow::Borrowed);
+        if let Some(b) = bill
+            .as_mut()
+            .filter(|b| b.consumed.iter().any(|(p, _)| granted.contains(p)))
+        {
+            b.to_mut().consumed.retain(|(p, _)| !granted.contains(p));
+        }
         let input = AccountMonth {
             usage: &a.usage,
             packs: held,
-            current: bill,
+            current: bill.as_deref(),
             state,
         };
         let plan = match plan(input, &page.version, page.now) {
@@ -159,7 +166,7 @@ pub fn build(
                     .collect::<Vec<_>>()
                     .join(";"),
             );
-            for c in &line.consumed {
+            for c in line.consumed.iter().filter(|c| !granted.contains(&c.pack_id)) {
                 w.use_account.push(account_id.clone());
                 w.use_bill.push(bill_id.clone());
                 w.use_pack.push(c.pack_id.clone());
@@ -207,8 +214,7 @@ pub fn build(
         })?;
         out.arrears += plan.notice as u64;
     }
-    let stored = |(_, pack_id): &(&str, String)| !granted.contains(pack_id);
-    for ((account_id, pack_id), delta) in deltas.into_iter().filter(|(k, d)| *d != 0 && stored(k)) {
+    for ((account_id, pack_id), delta) in deltas.into_iter().filter(|((_, p), d)| *d != 0 && stored.contains(p)) {
         w.pack_account.push(account_id.to_owned());
         w.pack_id.push(pack_id);
         w.pack_delta.push(delta);
@@ -262,9 +268,9 @@ mod tests {
     }
 
     /// (pack id, api, remaining) of what `packs_due` gives.
-    fn due(opened: Option<&str>, held: &[PackBalance], used: &dyn Fn(&str) -> i64) -> Vec<(String, String, i64)> {
+    fn due(opened: Option<&str>, held: &[PackBalance]) -> Vec<(String, String, i64)> {
         grant()
-            .packs_due("acc", opened.map(at), held, used)
+            .packs_due("acc", opened.map(at), held)
             .into_iter()
             .map(|p| {
                 assert_eq!(
@@ -277,26 +283,19 @@ mod tests {
     }
 
     #[test]
-    fn an_account_opened_before_the_month_ended_has_a_free_pack_per_api_less_its_use() {
-        let none = |_: &str| 0;
+    fn an_account_opened_before_the_month_ended_has_a_whole_free_pack_per_api() {
         let all = vec![
             ("free:2026-10:A:acc".to_string(), "A".to_string(), 1000),
             ("free:2026-10:B:acc".to_string(), "B".to_string(), 500),
         ];
-        assert_eq!(due(Some("2026-09-01T00:00:00Z"), &[], &none), all);
-        assert_eq!(due(Some("2026-10-31T23:59:59Z"), &[], &none), all);
-        assert!(
-            due(Some("2026-11-01T00:00:00Z"), &[], &none).is_empty(),
-            "opened as it ended"
-        );
-        assert!(due(None, &[], &none).is_empty(), "never opened");
-        // What the current bill took is not left.
-        let used = |id: &str| if id == "free:2026-10:B:acc" { 120 } else { 0 };
-        assert_eq!(due(Some("2026-09-01T00:00:00Z"), &[], &used)[1].2, 380);
+        assert_eq!(due(Some("2026-09-01T00:00:00Z"), &[]), all);
+        assert_eq!(due(Some("2026-10-31T23:59:59Z"), &[]), all);
+        assert!(due(Some("2026-11-01T00:00:00Z"), &[]).is_empty(), "opened as it ended");
+        assert!(due(None, &[]).is_empty(), "never opened");
         // A stored free pack of an API stands in for the grant's; a prepaid one does not.
         let held = [stored("A", PackKind::Free, 7), stored("B", PackKind::Prepaid, 9)];
         assert_eq!(
-            due(Some("2026-09-01T00:00:00Z"), &held, &none),
+            due(Some("2026-09-01T00:00:00Z"), &held),
             vec![("free:2026-10:B:acc".to_string(), "B".to_string(), 500)]
         );
     }

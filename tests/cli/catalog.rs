@@ -161,3 +161,57 @@ fn a_database_settled_before_the_catalog_was_kept_gets_the_one_it_was_settled_wi
     assert_eq!(versions(&env), ["seed-2023-12"]);
     env.ok(&["verify"]);
 }
+
+/// A month's free packs keep the size they were granted with: a catalog version imported later
+/// for the month, with no free calls at all, changes no pack a bill took from, and late usage
+/// re-settles the month against the packs as granted.
+#[test]
+fn a_version_imported_for_a_granted_month_keeps_its_free_packs() {
+    let env = Env::new();
+    env.import_accounts("2026-10-01T00:00:00+08:00", &["a,A,2026-01-01T00:00:00Z,100"]);
+    env.import_usage(&["a,CropImage,2026-10-10T00:00:00+08:00,1500"]);
+    env.settle("2026-10", "2026-11-01T02:00:00+08:00");
+    let none_free = priced("later-2026-10", "2026-10", "0.002").replace("free_calls = 1000", "free_calls = 0");
+    assert!(!none_free.contains("free_calls = 1000"));
+    let file = env.file("later.toml", &none_free);
+    env.ok(&["--now", "2026-11-05T00:00:00+08:00", "catalog", "import", &file]);
+    let out = env.ok(&["--now", "2026-11-05T00:00:00+08:00", "grant", "--month", "2026-10"]);
+    assert!(out.contains("granted 0 free packs"), "{out}");
+    env.import_usage(&["a,CropImage,2026-10-30T00:00:00+08:00,10"]);
+    env.settle("2026-10", "2026-11-05T01:00:00+08:00");
+    let oct = env.bills("2026-10");
+    let crop = oct
+        .iter()
+        .find(|r| r["api"] == CROP && r["revision"] == "2")
+        .unwrap_or_else(|| panic!("no revision 2: {oct:#?}"));
+    assert_eq!(crop["catalog_version"], "later-2026-10");
+    assert_eq!(
+        (crop["free_calls"].as_str(), crop["billable_calls"].as_str()),
+        ("1000", "510")
+    );
+    let packs = env.packs();
+    let pack = packs
+        .iter()
+        .find(|p| p["pack_id"] == "free:2026-10:CropImage:a")
+        .unwrap();
+    assert_eq!((pack["calls"].as_str(), pack["remaining"].as_str()), ("1000", "0"));
+    env.ok(&["verify"]);
+    // Nor does the grant move the window of a month billed in another time zone.
+    let err = env.fails(
+        3,
+        &[
+            "--tz",
+            "UTC",
+            "--now",
+            "2026-11-06T00:00:00Z",
+            "grant",
+            "--month",
+            "2026-10",
+        ],
+    );
+    assert!(
+        err.contains("billing time zone of a month that has bills cannot change"),
+        "{err}"
+    );
+    assert_eq!(env.packs(), packs);
+}

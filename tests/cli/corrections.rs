@@ -226,11 +226,12 @@ fn verify_names_each_kind_of_breach() {
         "a,AssessQuality,2026-10-05T00:00:00+08:00,1735",
         "b,CropImage,2026-10-05T00:00:00+08:00,2000",
     ]);
-    // A prepaid pack b does not use: its stored remainder is checked against its size.
+    // Prepaid packs b and a do not use: their stored remainders are checked against their size.
     let f = env.file(
         "packs.csv",
         "pack_id,account_id,api,calls,valid_from,valid_until,purchased_at\n\
-         P1,b,EnhanceImage,100,2026-10-01T00:00:00+08:00,2026-12-01T00:00:00+08:00,2026-09-01T00:00:00+08:00\n",
+         P1,b,EnhanceImage,100,2026-10-01T00:00:00+08:00,2026-12-01T00:00:00+08:00,2026-09-01T00:00:00+08:00\n\
+         P2,a,EnhanceImage,100,2026-10-01T00:00:00+08:00,2026-12-01T00:00:00+08:00,2026-09-01T00:00:00+08:00\n",
     );
     env.ok(&["packs", "import", &f]);
     env.settle("2026-10", NOV_1);
@@ -243,8 +244,9 @@ fn verify_names_each_kind_of_breach() {
     tamper("UPDATE accounts SET balance_fen = balance_fen + 1 WHERE account_id = 'a'");
     tamper("UPDATE bill_lines SET amount = '2.215' WHERE api = 'AssessQuality'");
     tamper("UPDATE packs SET remaining = remaining - 5 WHERE pack_id = 'P1'");
-    tamper("UPDATE pack_consumption SET calls = calls - 5 WHERE pack_id = 'free:2026-10:CropImage:b'");
+    tamper("INSERT INTO pack_consumption (account_id, bill_id, pack_id, calls) VALUES ('a', '2026-10-a-r1', 'P2', 5)");
     tamper("DELETE FROM ledger WHERE bill_id = '2026-10-b-r1'");
+    tamper("UPDATE bill_lines SET free_calls = 1200 WHERE bill_id = '2026-10-b-r1' AND api = 'CropImage'");
     let out = env.run(&["verify"]);
     assert_eq!(out.status.code(), Some(6));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -252,7 +254,9 @@ fn verify_names_each_kind_of_breach() {
         "account a: balance 9780 fen, ledger sum 9779 fen",
         "bill 2026-10-a-r1: lines sum to 2.215, the bill says 2.205",
         "pack P1: 95 remaining, but 100 - 0 used by current bills",
-        "bill 2026-10-b-r1: its lines took 1000 calls from packs, its pack use 995",
+        "pack P2: 100 remaining, but 100 - 5 used by current bills",
+        "bill 2026-10-a-r1: its lines took 0 calls from stored packs, its pack use 5",
+        "pack free:2026-10:CropImage:b: 1000 calls, of which the current bill took 1200",
         "bill 2026-10-b-r1: 0 ledger entries, 0 fen, for a bill that moved 200 fen",
     ] {
         assert!(stdout.contains(named), "verify should name {named:?}:\n{stdout}");
@@ -296,9 +300,12 @@ fn verify_names_rows_whose_import_bill_or_pack_is_missing() {
         chunk_edit,
         "UPDATE bill_lines SET bill_id = 'no-such-bill' WHERE bill_id = '2026-10-a-r1'",
     ];
-    // Pack use names packs that follow from a grant and are no rows: verify is the check, on
-    // every backend.
-    tamper("UPDATE pack_consumption SET pack_id = 'no-such-pack' WHERE bill_id = '2026-10-a-r1'").unwrap();
+    // Pack use has no foreign key to the packs (a free pack that follows from its grant is no
+    // row): verify is the check, on every backend.
+    tamper(
+        "INSERT INTO pack_consumption (account_id, bill_id, pack_id, calls) VALUES ('a', '2026-10-a-r1', 'no-such-pack', 5)",
+    )
+    .unwrap();
     if env.is_postgres() {
         // PostgreSQL does not declare these foreign keys (a trigger per row): verify is the check.
         for sql in edits {

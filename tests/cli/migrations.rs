@@ -519,14 +519,27 @@ fn free_packs_stored_as_rows_become_the_grants_and_nothing_changes() {
         "{before}"
     );
 
-    // As the release before left it: every free pack a row, 0021 not applied.
+    // As the release before left it: every free pack a row, what each bill took from one a row
+    // of pack use, 0021 not applied.
+    env.exec(
+        "INSERT INTO pack_consumption (account_id, bill_id, pack_id, calls)
+         SELECT l.account_id, l.bill_id, 'free:' || b.month || ':' || l.api || ':' || l.account_id, l.free_calls
+         FROM bill_lines l JOIN bills b ON b.account_id = l.account_id AND b.bill_id = l.bill_id
+         WHERE l.free_calls > 0 AND NOT EXISTS (SELECT 1 FROM packs p
+             WHERE p.account_id = l.account_id AND p.kind = 'free' AND p.api = l.api AND p.month = b.month)",
+    );
+    let uses: i64 = env.query("SELECT CAST(COUNT(*) AS BIGINT) FROM pack_consumption WHERE pack_id LIKE 'free:%'");
+    assert!(
+        uses >= 4,
+        "a's two revisions and b's bill took from free packs ({uses})"
+    );
     let columns = "pack_id, kind, account_id, api, calls, remaining, valid_from, valid_until, purchased_at, month";
     env.exec(&format!(
         "INSERT INTO packs ({columns}) SELECT {columns} FROM free_packs"
     ));
     env.exec("DROP VIEW all_packs");
     env.exec("DROP VIEW free_packs");
-    env.exec("DROP VIEW current_pack_use");
+    env.exec("DROP VIEW current_free_use");
     env.exec("ALTER TABLE free_grants DROP COLUMN period_start");
     if !env.is_postgres() {
         env.exec("CREATE INDEX packs_account ON packs (account_id, api)");
@@ -542,6 +555,8 @@ fn free_packs_stored_as_rows_become_the_grants_and_nothing_changes() {
     env.ok(&["migrate"]);
     let stored: i64 = env.query("SELECT CAST(COUNT(*) AS BIGINT) FROM packs WHERE kind = 'free'");
     assert_eq!(stored, 1, "only the pack of another size stays a row");
+    let uses: i64 = env.query("SELECT CAST(COUNT(*) AS BIGINT) FROM pack_consumption WHERE pack_id LIKE 'free:%'");
+    assert_eq!(uses, 0, "what a bill took from a free pack is its lines' free calls");
     assert_same(&env.snapshot(&["2026-10", "2026-11"]), &before, "the books after 0021");
     env.ok(&["verify"]);
     // The next month settles from the grant as before.

@@ -147,17 +147,29 @@ fn checks(param: &str) -> Vec<(&'static str, String)> {
                HAVING SUM(packs) = 1 AND SUM(remaining) <> SUM(calls) - SUM(used)"),
         ),
         (
-            "each bill's pack use adds up to the free and prepaid calls of its lines",
-            // A free pack that follows from the month's grant has no stored remainder to check:
-            // what is left of it is its size less this use, so the use must be what the bill says.
-            m("SELECT 'bill ' || bill_id || ': its lines took ' || SUM(taken) || ' calls from packs, its pack use '
+            "each bill's pack use adds up to what its lines took from stored packs",
+            // The prepaid calls of its lines, and their free calls where the month's free pack
+            // is a stored one; what a bill takes from a free pack that follows from the grant is
+            // its line's free calls, with no pack use.
+            m("SELECT 'bill ' || bill_id || ': its lines took ' || SUM(taken) || ' calls from stored packs, its pack use '
                       || SUM(used)
-               FROM (SELECT l.account_id, l.bill_id, l.free_calls + l.prepaid_calls AS taken, 0 AS used
+               FROM (SELECT l.account_id, l.bill_id,
+                            l.prepaid_calls + CASE WHEN EXISTS (
+                                SELECT 1 FROM bills b JOIN packs p ON p.account_id = b.account_id AND p.month = b.month
+                                WHERE b.account_id = l.account_id AND b.bill_id = l.bill_id
+                                  AND p.kind = 'free' AND p.api = l.api) THEN l.free_calls ELSE 0 END AS taken,
+                            0 AS used
                      FROM bill_lines l
                      UNION ALL
                      SELECT c.account_id, c.bill_id, 0 AS taken, c.calls AS used FROM pack_consumption c) AS side_by_side
                GROUP BY account_id, bill_id
                HAVING SUM(taken) <> SUM(used)"),
+        ),
+        (
+            "no free pack that follows from a grant gave more than its size",
+            m("SELECT 'pack ' || pack_id || ': ' || calls || ' calls, of which the current bill took '
+                      || (calls - remaining)
+               FROM free_packs WHERE ({m} IS NULL OR month = {m}) AND remaining < 0"),
         ),
     ]
 }

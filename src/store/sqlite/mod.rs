@@ -154,15 +154,19 @@ async fn write_service(
 /// Records the month's grant (`free_grants`): the free packs of every account opened before
 /// the month ended follow from it (migrations/sqlite/0021). Returns how many packs it made due:
 /// to every account, or only to the accounts in `only` (a JSON array of ids).
-async fn grant(tx: &mut SqliteConnection, g: &FreeGrant, only: Option<&str>) -> anyhow::Result<u64> {
-    if g.apis.is_empty() {
-        return Ok(0);
-    }
+async fn grant(tx: &mut SqliteConnection, g: &FreeGrant, only: Option<&str>) -> anyhow::Result<(u64, FreeGrant)> {
     let month = g.month.to_string();
     let previous: Option<(i64, String)> = sqlx::query_as(GRANT_RECORD_SQL)
         .bind(&month)
         .fetch_optional(&mut *tx)
         .await?;
+    let g = match &previous {
+        Some((_, apis)) => g.keeping(apis)?,
+        None => g.clone(),
+    };
+    if g.apis.is_empty() {
+        return Ok((0, g));
+    }
     let recorded: Option<i64> = sqlx::query_scalar(RECORD_GRANT_SQL)
         .bind(&month)
         .bind(us(g.start))
@@ -172,7 +176,7 @@ async fn grant(tx: &mut SqliteConnection, g: &FreeGrant, only: Option<&str>) -> 
         .await
         .context("granting free packs")?;
     let Some(only) = only else {
-        return g.newly_due(previous, recorded);
+        return Ok((g.newly_due(previous, recorded)?, g));
     };
     let opened: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM accounts WHERE activated_at < $1 AND account_id IN (SELECT value FROM json_each($2))",
@@ -181,7 +185,7 @@ async fn grant(tx: &mut SqliteConnection, g: &FreeGrant, only: Option<&str>) -> 
     .bind(only)
     .fetch_one(&mut *tx)
     .await?;
-    Ok((opened * g.apis.len() as i64) as u64)
+    Ok(((opened * g.apis.len() as i64) as u64, g))
 }
 
 /// Accounts checked and inserted per round of the accounts import.
@@ -360,7 +364,7 @@ impl Store for SqliteStore {
                     .bind(account_id)
                     .execute(&mut *tx)
                     .await?;
-                let packs_granted = grant(&mut tx, g, Some(&serde_json::to_string(&[account_id])?)).await?;
+                let (packs_granted, _) = grant(&mut tx, g, Some(&serde_json::to_string(&[account_id])?)).await?;
                 tx.commit().await?;
                 Ok(ActivateOutcome::Activated { packs_granted })
             }
@@ -766,12 +770,12 @@ impl Store for SqliteStore {
         Ok(crate::store::decode::holdings(&opened, &packs, &usage, &alerts)?)
     }
 
-    async fn grant_free_packs(&self, g: &FreeGrant, _now: DateTime<Utc>) -> StoreResult<u64> {
+    async fn grant_free_packs(&self, g: &FreeGrant, _now: DateTime<Utc>) -> StoreResult<(u64, FreeGrant)> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let n = grant(&mut tx, g, None).await?;
+        let granted = grant(&mut tx, g, None).await?;
         tx.commit().await?;
-        Ok(n)
+        Ok(granted)
     }
 
     async fn month_usage(&self, month: Month, zone: Tz, shard: Shard) -> StoreResult<UsageStream> {

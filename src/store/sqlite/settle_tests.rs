@@ -211,7 +211,7 @@ async fn a_page_that_fails_part_way_leaves_nothing_and_the_pages_before_it_stand
         count("SELECT COUNT(*) FROM accounts WHERE balance_fen <> 100000 AND account_id > 'a099'"),
         0
     );
-    let used_by_page_one = count("SELECT SUM(calls) FROM pack_consumption");
+    let used_by_page_one = count("SELECT SUM(free_calls + prepaid_calls) FROM bill_lines");
     assert!(used_by_page_one > 0);
     assert_eq!(
         count("SELECT SUM(remaining) FROM all_packs"),
