@@ -50,6 +50,11 @@ pub async fn grant<S: Store>(store: &S, ctx: &Ctx, month: Month) -> anyhow::Resu
         tz: Some(ctx.tz.name().to_owned()),
     };
     check_period(store, ctx, month, &period).await?;
+    record_grant(store, ctx, grant).await
+}
+
+/// Records `grant` (its month's period already checked).
+async fn record_grant<S: Store>(store: &S, ctx: &Ctx, grant: FreeGrant) -> anyhow::Result<(u64, FreeGrant)> {
     Ok(store.grant_free_packs(&grant, ctx.now).await?)
 }
 
@@ -112,10 +117,11 @@ pub async fn settle<S: Store>(
     }
     // The month's free packs follow from its grant as recorded; a dry run records nothing and
     // prices with the catalog's.
+    let free = ctx.free_grant(month)?;
     let (packs_granted, free) = if dry_run {
-        (0, ctx.free_grant(month)?)
+        (0, free)
     } else {
-        grant(store, ctx, month).await?
+        record_grant(store, ctx, free).await?
     };
     let mut summary = SettleSummary {
         month,

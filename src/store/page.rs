@@ -16,7 +16,6 @@ use crate::error::input_error;
 use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Column arrays of one page: bills, their lines, pack use, ledger entries, events.
@@ -96,32 +95,23 @@ pub fn build(
     let mut w = PageWrites::default();
     let mut out = PageOutcome::default();
     let mut deltas: BTreeMap<(&str, String), i64> = BTreeMap::new();
-    // Only stored packs get a new remainder: not one that follows from the grant, nor one a
-    // replaced revision took from that is no longer there.
+    // Only stored packs get pack use and a new remainder: not one that follows from the grant,
+    // nor one a replaced revision took from that is no longer there.
     let stored: HashSet<String> = packs.values().flatten().map(|p| p.pack_id.clone()).collect();
-    let mut granted: HashSet<String> = HashSet::new();
     for a in accounts {
         let account_id = &a.account_id;
         let state = *states
             .get(account_id)
             .ok_or_else(|| anyhow!("usage for account '{account_id}' which does not exist"))?;
         let mut held = packs.remove(account_id).unwrap_or_default();
-        let due = page
-            .grant
-            .packs_due(account_id, opened.get(account_id).copied().flatten(), &held);
-        granted.extend(due.iter().map(|p| p.pack_id.clone()));
-        held.extend(due);
-        let mut bill = current.get(account_id).map(Cow::Borrowed);
-        if let Some(b) = bill
-            .as_mut()
-            .filter(|b| b.consumed.iter().any(|(p, _)| granted.contains(p)))
-        {
-            b.to_mut().consumed.retain(|(p, _)| !granted.contains(p));
-        }
+        held.extend(
+            page.grant
+                .packs_due(account_id, opened.get(account_id).copied().flatten(), &held),
+        );
         let input = AccountMonth {
             usage: &a.usage,
             packs: held,
-            current: bill.as_deref(),
+            current: current.get(account_id),
             state,
         };
         let plan = match plan(input, &page.version, page.now) {
@@ -166,7 +156,7 @@ pub fn build(
                     .collect::<Vec<_>>()
                     .join(";"),
             );
-            for c in line.consumed.iter().filter(|c| !granted.contains(&c.pack_id)) {
+            for c in line.consumed.iter().filter(|c| stored.contains(&c.pack_id)) {
                 w.use_account.push(account_id.clone());
                 w.use_bill.push(bill_id.clone());
                 w.use_pack.push(c.pack_id.clone());

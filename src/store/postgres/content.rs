@@ -8,7 +8,7 @@
 
 use super::advisory::LOCK_IMPORTS_SQL;
 use crate::input::replay::{ChunkBytes, ReadBack};
-use crate::input::stored::{unpack, Rebuilt, StoredChunk};
+use crate::input::stored::{unpack, Content, Rebuilt, StoredChunk};
 use crate::store::common::CountedImport;
 use crate::store::decode::stored_chunk;
 use crate::store::sql::{DROP_CHUNKS_SQL, KEEP_CHUNK_SQL, KEEP_CONTENT_SQL, STORED_CHUNK_SQL, UNREADABLE_IMPORTS_SQL};
@@ -88,13 +88,24 @@ async fn rebuild(tx: &mut PgConnection, import_id: i64) -> anyhow::Result<()> {
     sqlx::query("CLOSE import_rows").execute(&mut *tx).await?;
     let (last, content) = rebuilt.finish()?;
     keep_chunks(tx, import_id, last.into_iter().collect()).await?;
+    record(tx, import_id, &content, None).await
+}
+
+/// Records what import `import_id`'s whole content is and how it reads back, with the lines it
+/// skipped as duplicate events (`skipped`, encoded).
+pub(crate) async fn record(
+    tx: &mut PgConnection,
+    import_id: i64,
+    content: &Content,
+    skipped: Option<Vec<u8>>,
+) -> anyhow::Result<()> {
     sqlx::query(KEEP_CONTENT_SQL)
         .bind(&content.sha256)
         .bind(content.bytes)
         .bind(content.chunks)
         .bind(content.reading.format.key())
-        .bind(None::<String>)
-        .bind(None::<Vec<u8>>)
+        .bind(content.reading.assume_tz.map(|z| z.name()))
+        .bind(skipped)
         .bind(import_id)
         .execute(&mut *tx)
         .await?;

@@ -799,6 +799,7 @@ impl Store for PgStore {
         } else {
             Vec::new()
         };
+        let skipped = SkippedLines::of(duplicates.iter().map(|&l| l as u64));
         if let Some(sums) = &sums {
             sums.check_zone(zone)?;
         }
@@ -817,7 +818,7 @@ impl Store for PgStore {
                         import_id,
                         chunks: content.chunks,
                         reading: content.reading,
-                        skipped: SkippedLines::of(duplicates.iter().map(|&l| l as u64)),
+                        skipped: skipped.clone(),
                     };
                     let found =
                         content::read_import(&mut tx, &import, move |rows| Ok(RefusedLines::find(rows, accounts)))
@@ -842,16 +843,7 @@ impl Store for PgStore {
             return Err(anyhow!("the usage file was not read to its end").into());
         };
         keep_chunks(&mut tx, import_id, rows.take_chunks()).await?;
-        sqlx::query(KEEP_CONTENT_SQL)
-            .bind(&content.sha256)
-            .bind(content.bytes)
-            .bind(content.chunks)
-            .bind(content.reading.format.key())
-            .bind(content.reading.assume_tz.map(|z| z.name()))
-            .bind(SkippedLines::of(duplicates.iter().map(|&l| l as u64)).encode())
-            .bind(import_id)
-            .execute(&mut *tx)
-            .await?;
+        content::record(&mut tx, import_id, &content, skipped.encode()).await?;
         if let Some(row) = sqlx::query(SAME_IMPORT_SQL)
             .bind(&fingerprint.sha256)
             .bind(&fingerprint.rows)

@@ -8,7 +8,7 @@
 
 use super::conn::open;
 use super::rows::at;
-use crate::input::stored::{unpack, Rebuilt, StoredChunk};
+use crate::input::stored::{unpack, Content, Rebuilt, StoredChunk};
 use crate::store::common::CountedImport;
 use crate::store::sql::{DROP_CHUNKS_SQL, KEEP_CHUNK_SQL, KEEP_CONTENT_SQL, STORED_CHUNK_SQL, UNREADABLE_IMPORTS_SQL};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -69,18 +69,7 @@ pub fn rebuild_content(file: &Path) -> anyhow::Result<u64> {
         }
         let (last, content) = rebuilt.finish()?;
         keep(&tx, import_id, last.into_iter().collect())?;
-        tx.execute(
-            KEEP_CONTENT_SQL,
-            params![
-                content.sha256,
-                content.bytes,
-                content.chunks,
-                content.reading.format.key(),
-                None::<String>,
-                None::<Vec<u8>>,
-                import_id
-            ],
-        )?;
+        record(&tx, import_id, &content, None)?;
     }
     drop(found);
     drop(rows);
@@ -96,6 +85,29 @@ struct Row {
     ts: i64,
     calls: i64,
     event_id: Option<String>,
+}
+
+/// Records what import `import_id`'s whole content is and how it reads back, with the lines it
+/// skipped as duplicate events (`skipped`, encoded).
+pub(crate) fn record(
+    conn: &Connection,
+    import_id: i64,
+    content: &Content,
+    skipped: Option<Vec<u8>>,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        KEEP_CONTENT_SQL,
+        params![
+            content.sha256,
+            content.bytes,
+            content.chunks,
+            content.reading.format.key(),
+            content.reading.assume_tz.map(|z| z.name()),
+            skipped,
+            import_id
+        ],
+    )?;
+    Ok(())
 }
 
 /// Writes chunks of import `import_id`'s content.

@@ -29,8 +29,8 @@ use crate::store::common::{
 };
 use crate::store::repeats::Sketch;
 use crate::store::sql::{
-    ADD_SKETCH_SQL, EARLIER_SKETCHES_SQL, FINISH_IMPORT_SQL, KEEP_CONTENT_SQL, NEW_IMPORT_SQL, REPLACED_BY_SQL,
-    SAME_IMPORT_SQL, SETTLED_PERIODS_SQL,
+    ADD_SKETCH_SQL, EARLIER_SKETCHES_SQL, FINISH_IMPORT_SQL, NEW_IMPORT_SQL, REPLACED_BY_SQL, SAME_IMPORT_SQL,
+    SETTLED_PERIODS_SQL,
 };
 use crate::store::{RetractOutcome, Retraction, StoreError, StoreResult, UsageImported, UsageSource};
 use anyhow::anyhow;
@@ -194,18 +194,11 @@ pub fn import_usage(
         return Err(anyhow!("the usage file was not read to its end").into());
     };
     keep_chunks(&tx, import_id, rows)?;
-    let skipped_lines = SkippedLines::of(skipped.iter().map(|r| r.line)).encode();
-    tx.execute(
-        KEEP_CONTENT_SQL,
-        params![
-            content.sha256,
-            content.bytes,
-            content.chunks,
-            content.reading.format.key(),
-            content.reading.assume_tz.map(|z| z.name()),
-            skipped_lines,
-            import_id
-        ],
+    content::record(
+        &tx,
+        import_id,
+        &content,
+        SkippedLines::of(skipped.iter().map(|r| r.line)).encode(),
     )?;
     let earlier = tx
         .query_row(
