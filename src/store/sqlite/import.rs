@@ -159,7 +159,9 @@ pub fn import_usage(
                     continue;
                 }
             };
-            // A row that takes the calls past what can be counted makes the file bad.
+            // A row without an event, or with one its account did not have, counts (one that
+            // takes the calls past what can be counted makes the file bad, and all of it is
+            // rolled back); a repeated event is a duplicate or a conflict.
             if r.event_id.is_none() || insert_event(&mut insert, &r, import_id)? > 0 {
                 tally.row(&r);
                 continue;
