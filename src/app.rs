@@ -522,7 +522,9 @@ async fn execute<S: Store>(store: &S, job: &Job<'_>, stop: Option<StopSignal>, c
             commands::webhooks_remove(store, &endpoint).await
         }
         Command::Runs(RunsCommand::List { format, limit }) => commands::runs_list(store, ctx, format, limit).await,
-        Command::Verify { month } => commands::verify(store, ctx, month).await,
+        Command::Archive { before, dir } => commands::archive(store, ctx, before, &dir).await,
+        Command::RestoreUsage { dir, import } => commands::restore_usage(store, &dir, import).await,
+        Command::Verify { month, archive } => commands::verify(store, ctx, month, archive.as_deref()).await,
         Command::Bills(BillsCommand::Show { id, month }) => commands::show_bill(store, ctx, &id, month).await,
         Command::Export(ExportCommand::Bills { month, out, excel }) => {
             commands::export_bills(store, ctx, month, to_file(&out), excel).await

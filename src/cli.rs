@@ -265,6 +265,40 @@ pub enum Command {
         #[arg(long, default_value_t = 5, value_name = "N")]
         count: usize,
     },
+    /// Move the raw usage of settled months out of the database, into files.
+    ///
+    /// Every usage import whose rows all fall in months before --before, each of them settled
+    /// with nothing waiting for the next run, is written to DIR as three files: its content as
+    /// the meter sent it (usage-000042.csv.zst, a zstd stream: `zstd -d` reads it), its totals
+    /// per month, account and API (usage-000042.totals.csv) and a manifest (SHA-256, rows,
+    /// calls, how it reads back). Then its content leaves the database; bills, lines, ledger,
+    /// totals and events stay, and `verify` checks the month against what was recorded. A
+    /// month not settled, or with late usage not yet billed, is refused before anything is
+    /// written (exit 3). Each import is archived whole or not at all: killed, run it again.
+    /// Keep DIR as you keep backups; `billrun restore-usage --dir DIR` brings it back.
+    Archive {
+        /// Archive the usage of months before this one (YYYY-MM).
+        #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
+        before: Month,
+        /// The directory to write to (made if missing).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Bring archived usage back into the database, byte for byte.
+    ///
+    /// Reads each archived import's files in DIR (as `billrun archive` wrote them), checks them
+    /// against the SHA-256 the database recorded and the content the import recorded, and
+    /// writes its content back, one transaction per import. Imports already in the database
+    /// are left alone; an archived import DIR holds nothing of is listed, and the command
+    /// exits 3 once the others are back.
+    RestoreUsage {
+        /// The archive directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Only this import (`billrun usage imports` lists them).
+        #[arg(long, value_name = "ID")]
+        import: Option<i64>,
+    },
     /// Check the books and name every breach; exit 6 if there is any.
     ///
     /// Balances against ledgers, one original bill per account and month, every bill debited
@@ -275,6 +309,12 @@ pub enum Command {
         /// checked whole.
         #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
         month: Option<Month>,
+        /// Read the usage of archived imports back from the archive in DIR (as `billrun
+        /// archive` wrote it) and check it as if it were in the database. Without it, a month
+        /// whose usage is archived is checked whole: its totals against the calls its imports
+        /// had when archived.
+        #[arg(long, value_name = "DIR")]
+        archive: Option<PathBuf>,
     },
     /// What accounts have used of a month not settled yet, and what it would bill.
     ///

@@ -520,8 +520,13 @@ pub async fn usage_imports<S: Store>(store: &S, ctx: &Ctx, format: Format, limit
 
 /// `billrun verify`: every check, the breaches with examples, the late usage pending, and exit
 /// 6 if there are breaches (pending usage is not one).
-pub async fn verify<S: Store>(store: &S, ctx: &Ctx, month: Option<Month>) -> anyhow::Result<()> {
-    let report = jobs::verify::verify(store, month).await?;
+pub async fn verify<S: Store>(
+    store: &S,
+    ctx: &Ctx,
+    month: Option<Month>,
+    archive: Option<&Path>,
+) -> anyhow::Result<()> {
+    let report = jobs::verify::verify(store, month, archive).await?;
     for c in &report.checks {
         if c.breaches == 0 {
             println!("ok      {}", c.what);
@@ -543,10 +548,67 @@ pub async fn verify<S: Store>(store: &S, ctx: &Ctx, month: Option<Month>) -> any
             ctx.local(l.oldest_imported_at),
         );
     }
+    for a in &report.archived {
+        let how = if a.read {
+            "read back from the archive"
+        } else {
+            "the month's totals checked against the calls recorded when archived; `verify --archive DIR` reads it back"
+        };
+        println!(
+            "archived {}: the usage of {} import{} ({} calls) is archived: {how}",
+            a.month,
+            a.imports,
+            if a.imports == 1 { "" } else { "s" },
+            a.calls,
+        );
+    }
     let scope = month.map(|m| m.to_string()).unwrap_or_else(|| "all months".into());
     println!("{} bills checked ({scope})", report.bills_checked);
     if report.breaches() > 0 {
         return Err(anyhow::Error::new(crate::error::BooksBreached(report.breaches())));
+    }
+    Ok(())
+}
+
+/// `billrun archive`.
+pub async fn archive<S: Store>(store: &S, ctx: &Ctx, before: Month, dir: &Path) -> anyhow::Result<()> {
+    let report = jobs::archive::archive(store, ctx, before, dir).await?;
+    for (id, file, bytes) in &report.archived {
+        println!("archived import #{id} ({file}): {bytes} bytes in {}", dir.display());
+    }
+    for (id, file, why) in &report.kept {
+        println!("kept     import #{id} ({file}): {why}");
+    }
+    println!(
+        "{} import{} archived now, {} before, {} kept",
+        report.archived.len(),
+        if report.archived.len() == 1 { "" } else { "s" },
+        report.already,
+        report.kept.len()
+    );
+    Ok(())
+}
+
+/// `billrun restore-usage`.
+pub async fn restore_usage<S: Store>(store: &S, dir: &Path, import: Option<i64>) -> anyhow::Result<()> {
+    let report = jobs::archive::restore(store, dir, import).await?;
+    for (id, file) in &report.restored {
+        println!("restored import #{id} ({file})");
+    }
+    println!(
+        "{} import{} restored",
+        report.restored.len(),
+        if report.restored.len() == 1 { "" } else { "s" }
+    );
+    if !report.missing.is_empty() {
+        let listed: Vec<String> = report.missing.iter().map(|(id, f)| format!("#{id} ({f})")).collect();
+        return Err(input_error(format!(
+            "{} holds no archive of {} archived import{}: {}; they stay archived",
+            dir.display(),
+            listed.len(),
+            if listed.len() == 1 { "" } else { "s" },
+            listed.join(", ")
+        )));
     }
     Ok(())
 }

@@ -97,8 +97,8 @@ impl UsageSource for Rows {
 /// once is), which must find the same.
 async fn recount<S: Store>(store: &S, month: Option<Month>) -> Vec<String> {
     use billrun::jobs::recount::{recount, TOTALS_PER_PASS};
-    let (stored, totals) = recount(store, month, TOTALS_PER_PASS).await.unwrap();
-    let (stored_1, totals_1) = recount(store, month, 1).await.unwrap();
+    let (stored, totals) = recount(store, month, TOTALS_PER_PASS, None).await.unwrap();
+    let (stored_1, totals_1) = recount(store, month, 1, None).await.unwrap();
     assert_eq!(
         (&stored_1.examples, &totals_1.examples),
         (&stored.examples, &totals.examples),

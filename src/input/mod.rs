@@ -7,6 +7,7 @@
 //! nothing.
 
 pub mod accounts;
+pub mod archived;
 pub mod ndjson;
 pub mod packs;
 #[cfg(test)]

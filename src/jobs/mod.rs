@@ -2,6 +2,7 @@
 //! harm twice, and each takes the clock and the time zone from [`Ctx`] rather than reading them.
 
 pub mod accounts;
+pub mod archive;
 pub mod billed_usage;
 pub mod catalog;
 pub mod credit;

@@ -7,17 +7,24 @@
 //!   skipped (`input::replay`).
 //!
 //! Both read every chunk from the database, one at a time, and the rows are parsed on a thread
-//! of their own while the next chunk is fetched. The recomputed totals are held in memory, at
+//! of their own while the next chunk is fetched. The content of an archived import
+//! (`jobs::archive`) is read from the archive's files when `verify --archive DIR` names them
+//! (and the file checked against the SHA-256 the database recorded); without them, each month
+//! it reaches is checked as a whole: its totals add up to the calls of the imports still kept
+//! plus the calls recorded of the archived ones when they were archived. The recomputed totals are held in memory, at
 //! most [`TOTALS_PER_PASS`] of them at a time: with more totals stored than that, the content
 //! is read in several passes, each for the accounts of one share of a hash of the account id,
 //! so that memory stays bounded whatever the month's size.
 
 use crate::domain::month::Month;
+use crate::input::archived::{read_manifest, ArchivedChunks};
 use crate::input::replay::{shares_for, ChunkBytes, MonthSums, ReadBack, SkippedLines};
 use crate::input::stored::{unpack, Content, ContentCheck, StoredChunk};
 use crate::store::sql::verify::MAX_PER_CHECK;
 use crate::store::{Store, StoredImport, StoredTotal};
 use chrono_tz::Tz;
+use std::collections::BTreeMap;
+use std::path::Path;
 
 /// What [`STORED_CHECK`]'s check makes sure of.
 pub const STORED_CHECK: &str = "each usage import's stored content is, byte for byte, what was imported";
@@ -39,14 +46,35 @@ struct Pass {
 
 /// Both checks, as [`STORED_CHECK`] and [`TOTALS_CHECK`]: of every import's content, and of
 /// `month`'s totals (`None`: every month's), holding at most `per_pass` recomputed totals at
-/// a time (`verify` holds [`TOTALS_PER_PASS`]).
-pub async fn recount<S: Store>(store: &S, month: Option<Month>, per_pass: u64) -> anyhow::Result<(Found, Found)> {
+/// a time (`verify` holds [`TOTALS_PER_PASS`]); archived imports read from `archive`, if given.
+pub async fn recount<S: Store>(
+    store: &S,
+    month: Option<Month>,
+    per_pass: u64,
+    archive: Option<&Path>,
+) -> anyhow::Result<(Found, Found)> {
     let started = std::time::Instant::now();
     let mut stored = Found::new(STORED_CHECK);
     let mut totals = Found::new(TOTALS_CHECK);
-    let imports = store.stored_imports().await?;
+    let mut imports = store.stored_imports().await?;
     let zone = store.usage_totals_zone().await?;
     let shares = shares_for(store.count_usage_totals(month).await?, per_pass);
+    // Archived imports not read back: the months they reach are checked whole.
+    let mut whole = WholeMonths::default();
+    if archive.is_none() {
+        imports.retain(|import| match &import.archived {
+            Some(archived) if !import.retracted => {
+                for (m, calls) in &archived.calls {
+                    if month.map_or(true, |only| only.to_string() == *m) {
+                        whole.archived.entry(m.clone()).or_default().2 += calls;
+                    }
+                }
+                false
+            }
+            Some(_) => false,
+            None => true,
+        });
+    }
     for share in 0..shares {
         let mut pass = zone.map(|zone| Pass {
             zone,
@@ -69,11 +97,11 @@ pub async fn recount<S: Store>(store: &S, month: Option<Month>, per_pass: u64) -
             let (unreadable, chunks) = match pass.take_if(|p| !import.retracted && reaches(import, p)) {
                 Some(p) => {
                     let add = |p: &mut Pass, rows| p.sums.add_all(rows);
-                    let (p, unreadable, chunks) = read_back(store, import, content, check, p, add).await?;
+                    let (p, unreadable, chunks) = read_back(store, archive, import, content, check, p, add).await?;
                     pass = Some(p);
                     (unreadable, chunks)
                 }
-                None if check => (None, read_chunks(store, import, content, true, None).await?),
+                None if check => (None, read_chunks(store, archive, import, content, true, None).await?),
                 None => (None, None),
             };
             if let Some(problem) = unreadable {
@@ -86,9 +114,10 @@ pub async fn recount<S: Store>(store: &S, month: Option<Month>, per_pass: u64) -
             }
         }
         if let Some(pass) = pass {
-            compare(store, month, pass, &mut totals).await?;
+            compare(store, month, pass, &mut whole, &mut totals).await?;
         }
     }
+    whole.check(&mut totals);
     tracing::debug!(
         check = TOTALS_CHECK,
         passes = shares,
@@ -108,10 +137,12 @@ fn reaches(import: &StoredImport, pass: &Pass) -> bool {
 }
 
 /// Reads `import`'s kept content back into `state` with `add`, on a thread of its own fed the
-/// chunks as they are read (with `check`, compared with what the import recorded). Returns the
-/// state, what kept the rows from reading back, and what is wrong with the chunks.
+/// chunks as they are read (with `check`, compared with what the import recorded), from the
+/// database or, archived, from `archive`. Returns the state, what kept the rows from reading
+/// back, and what is wrong with the chunks.
 pub(super) async fn read_back<S: Store, T: Send + 'static>(
     store: &S,
+    archive: Option<&Path>,
     import: &StoredImport,
     content: &Content,
     check: bool,
@@ -127,23 +158,75 @@ pub(super) async fn read_back<S: Store, T: Send + 'static>(
             .err();
         (state, problem)
     });
-    let chunks = read_chunks(store, import, content, check, Some(feed)).await;
+    let chunks = read_chunks(store, archive, import, content, check, Some(feed)).await;
     let (state, unreadable) = parser.await?;
     Ok((state, unreadable, chunks?))
 }
 
-/// Reads `import`'s chunks in order, handing each one's content to `feed` while it takes them;
-/// with `check`, compares them with what the import recorded, and returns what is wrong.
+/// Where an import's chunks are read from.
+enum Source {
+    Stored,
+    /// The archive's content file, and the SHA-256 the database recorded of it.
+    Archived(Box<ArchivedChunks>, String),
+}
+
+impl Source {
+    /// `import`'s chunks: from the archive in `archive` if it is archived, else from the
+    /// database; or what keeps them from being read.
+    fn of(import: &StoredImport, archive: Option<&Path>) -> anyhow::Result<Result<Source, String>> {
+        let (Some(archived), Some(dir)) = (&import.archived, archive) else {
+            return Ok(Ok(Source::Stored));
+        };
+        let Some(manifest) = read_manifest(dir, import.import_id)? else {
+            return Ok(Err(format!("archived, and {} holds no archive of it", dir.display())));
+        };
+        if manifest.data.sha256 != archived.sha256 {
+            return Ok(Err(format!(
+                "archived as a content file of SHA-256 {}, and the one {} names is {}",
+                archived.sha256, manifest.data.name, manifest.data.sha256
+            )));
+        }
+        Ok(Ok(Source::Archived(
+            Box::new(ArchivedChunks::open(dir, &manifest)?),
+            archived.sha256.clone(),
+        )))
+    }
+
+    async fn chunk<S: Store>(&mut self, store: &S, import_id: i64, seq: i64) -> anyhow::Result<Option<StoredChunk>> {
+        match self {
+            Source::Stored => Ok(store.stored_chunk(import_id, seq).await?),
+            Source::Archived(file, _) => file.next_chunk(),
+        }
+    }
+
+    /// Once every chunk was read: what is wrong with the archive's file, if it is one.
+    fn problem(self) -> anyhow::Result<Option<String>> {
+        match self {
+            Source::Stored => Ok(None),
+            Source::Archived(file, sha256) => file.problem(&sha256),
+        }
+    }
+}
+
+/// Reads `import`'s chunks in order (from `archive` if it is archived), handing each one's
+/// content to `feed` while it takes them; with `check`, compares them with what the import
+/// recorded, and returns what is wrong.
 async fn read_chunks<S: Store>(
     store: &S,
+    archive: Option<&Path>,
     import: &StoredImport,
     content: &Content,
     check: bool,
     mut feed: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
 ) -> anyhow::Result<Option<String>> {
+    let mut source = match Source::of(import, archive)? {
+        Ok(source) => source,
+        Err(problem) => return Ok(Some(problem)),
+    };
     let mut bytes_check = ContentCheck::default();
+    let mut whole = true;
     for seq in 0..content.chunks {
-        let Some(chunk): Option<StoredChunk> = store.stored_chunk(import.import_id, seq).await? else {
+        let Some(chunk): Option<StoredChunk> = source.chunk(store, import.import_id, seq).await? else {
             bytes_check.missing(seq);
             break;
         };
@@ -153,7 +236,10 @@ async fn read_chunks<S: Store>(
             unpack(&chunk).ok()
         };
         // What could not be read ends the content there; the parser says what that did.
-        let Some(raw) = raw else { break };
+        let Some(raw) = raw else {
+            whole = false;
+            break;
+        };
         if let Some(tx) = feed.clone() {
             // A parser that stopped (content that no longer reads) takes no more.
             if tokio::task::spawn_blocking(move || tx.send(raw)).await?.is_err() {
@@ -161,14 +247,60 @@ async fn read_chunks<S: Store>(
             }
         }
         if feed.is_none() && !check {
+            whole = false;
             break;
         }
     }
-    Ok(if check { bytes_check.problem(content) } else { None })
+    if !check {
+        return Ok(None);
+    }
+    let file = if whole { source.problem()? } else { None };
+    Ok(bytes_check.problem(content).or(file))
 }
 
-/// Compares the pass's sums with the stored totals of its accounts.
-async fn compare<S: Store>(store: &S, month: Option<Month>, pass: Pass, found: &mut Found) -> anyhow::Result<()> {
+/// The months reached by archived imports that are not read back, checked whole.
+#[derive(Default)]
+struct WholeMonths {
+    /// Per month: its totals' calls, the calls read back of the imports still kept, and the
+    /// calls recorded of the archived ones.
+    archived: BTreeMap<String, (i64, i64, i64)>,
+}
+
+impl WholeMonths {
+    /// Adds a total and what was read back for it, if its month is checked whole.
+    fn add(&mut self, month: &str, total: i64, counted: i64) -> bool {
+        match self.archived.get_mut(month) {
+            Some(m) => {
+                m.0 += total;
+                m.1 += counted;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn check(self, found: &mut Found) {
+        for (month, (total, kept, archived)) in self.archived {
+            if total != kept + archived {
+                found.add(format!(
+                    "{month}: {total} calls in the month's totals, and its imports have {} ({kept} read back, \
+                     {archived} recorded of its archived imports)",
+                    kept + archived
+                ));
+            }
+        }
+    }
+}
+
+/// Compares the pass's sums with the stored totals of its accounts (a month reached by an
+/// archived import not read back: added to `whole`).
+async fn compare<S: Store>(
+    store: &S,
+    month: Option<Month>,
+    pass: Pass,
+    whole: &mut WholeMonths,
+    found: &mut Found,
+) -> anyhow::Result<()> {
     let mut sums = pass.sums;
     let mut breach = |account: &str, month: &str, api: &str, counted: i64, kept: i64| {
         found.add(format!(
@@ -181,13 +313,16 @@ async fn compare<S: Store>(store: &S, month: Option<Month>, pass: Pass, found: &
                 return;
             }
             let counted = sums.take(&t.month, &t.account_id, &t.api);
+            if whole.add(&t.month, t.calls, counted) {
+                return;
+            }
             if counted != t.calls {
                 breach(&t.account_id, &t.month, &t.api, counted, t.calls);
             }
         })
         .await?;
     for (month, account, api, calls) in sums.into_sorted() {
-        if calls != 0 {
+        if calls != 0 && !whole.add(&month, 0, calls) {
             breach(&account, &month, &api, calls, 0);
         }
     }

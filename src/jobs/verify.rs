@@ -26,6 +26,7 @@ use crate::store::sql::verify::{BookCheck, MAX_PER_CHECK};
 use crate::store::{ExportLine, LateUsage, Store};
 use anyhow::Context;
 use rust_decimal::Decimal;
+use std::path::Path;
 
 /// One check and what it found.
 #[derive(Clone, Debug)]
@@ -42,6 +43,21 @@ pub struct Report {
     pub bills_checked: u64,
     /// Late usage waiting for the next run to bill it: pending, not a breach.
     pub pending: Vec<LateUsage>,
+    /// The months whose usage is archived in part or whole, and whether it was read back.
+    pub archived: Vec<ArchivedMonth>,
+}
+
+/// A month some of whose usage imports are archived (`billrun archive`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchivedMonth {
+    pub month: String,
+    /// How many of its imports are archived.
+    pub imports: u64,
+    /// Their calls in the month, as recorded when they were archived.
+    pub calls: i64,
+    /// Read back from the archive's files (`verify --archive`); else checked as a whole
+    /// against the calls recorded.
+    pub read: bool,
 }
 
 impl Report {
@@ -50,7 +66,9 @@ impl Report {
     }
 }
 
-pub async fn verify<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result<Report> {
+/// The checks, of `month` (`None`: every month), reading the content of archived imports from
+/// `archive` if given.
+pub async fn verify<S: Store>(store: &S, month: Option<Month>, archive: Option<&Path>) -> anyhow::Result<Report> {
     let mut checks = Vec::new();
     for check in BookCheck::all() {
         let what = check.what();
@@ -69,8 +87,8 @@ pub async fn verify<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result
             examples,
         });
     }
-    let billed = super::billed_usage::check(store, month).await?;
-    let (stored, totals) = super::recount::recount(store, month, super::recount::TOTALS_PER_PASS).await?;
+    let billed = super::billed_usage::check(store, month, archive).await?;
+    let (stored, totals) = super::recount::recount(store, month, super::recount::TOTALS_PER_PASS, archive).await?;
     for found in [billed, totals, stored] {
         checks.push(Check {
             what: found.what,
@@ -125,10 +143,30 @@ pub async fn verify<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result
         .into_iter()
         .filter(|l| month.map_or(true, |m| m == l.month))
         .collect();
+    let mut archived: std::collections::BTreeMap<String, ArchivedMonth> = Default::default();
+    for import in store.stored_imports().await? {
+        let Some(a) = import.archived.filter(|_| !import.retracted) else {
+            continue;
+        };
+        for (m, calls) in a.calls {
+            if month.is_some_and(|only| only.to_string() != m) {
+                continue;
+            }
+            let entry = archived.entry(m.clone()).or_insert(ArchivedMonth {
+                month: m,
+                imports: 0,
+                calls: 0,
+                read: archive.is_some(),
+            });
+            entry.imports += 1;
+            entry.calls += calls;
+        }
+    }
     Ok(Report {
         checks,
         bills_checked,
         pending,
+        archived: archived.into_values().collect(),
     })
 }
 

@@ -352,6 +352,18 @@ pub(crate) fn totals_moved(zone: Tz) -> anyhow::Error {
     )))
 }
 
+/// The error for work that needs the usage of an archived import (`billrun archive`): `needs`
+/// says what.
+pub(crate) fn archived_error(import_id: i64, file_name: &str, needs: &str) -> anyhow::Error {
+    crate::error::input_error(format!(
+        "usage import #{import_id} ({file_name}) is archived, and {needs} needs its usage: \
+         `billrun restore-usage --dir DIR` brings it back from the archive's files; nothing was written"
+    ))
+}
+
+/// What rebuilding the month's totals for another billing zone says of an archived import.
+pub(crate) const REZONING: &str = "building the month's totals for another billing time zone";
+
 /// The error for month totals that would leave 64 bits: an import that would take one past
 /// it, or usage rows written past billrun's bounds by another writer, found when the totals
 /// are built.

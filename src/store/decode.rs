@@ -5,9 +5,9 @@
 
 use super::webhooks::{DeliveryStatus, DeliveryView, DueDelivery, EndpointHealth, NoticeRef};
 use super::{
-    AccountView, ArrearsBill, BilledCalls, CommandRuns, CreditIssued, CreditNote, EventView, ExportLine, Holding,
-    ImportView, LateUsage, MonthTotals, PackView, RunOutcome, RunView, SettledMonth, StatusCounts, StoredImport,
-    StoredTotal, StoredVersion, UsedReference,
+    AccountView, Archived, ArrearsBill, BilledCalls, CommandRuns, CreditIssued, CreditNote, EventView, ExportLine,
+    Holding, ImportView, LateUsage, MonthTotals, PackView, RunOutcome, RunView, SettledMonth, StatusCounts,
+    StoredImport, StoredTotal, StoredVersion, UsedReference,
 };
 use crate::domain::arrears::{EventKind, ServiceState};
 use crate::domain::bill::ApiUsage;
@@ -465,11 +465,23 @@ pub(crate) fn stored_import(r: &impl Columns) -> anyhow::Result<StoredImport> {
     Ok(StoredImport {
         import_id: r.int("import_id")?,
         file_name: r.text("file_name")?,
+        sha256: r.text("sha256")?,
+        rows: r.int("rows")?,
+        calls: r.int("calls")?,
         content,
         skipped_lines,
         span: r.opt_time("first_ts")?.zip(r.opt_time("last_ts")?),
         retracted: r.opt_time("retracted_at")?.is_some(),
         record_id: r.opt_int("record_id")?,
+        archived: match (r.opt_time("archived_at")?, r.opt_text("archive_sha256")?) {
+            (Some(at), Some(sha256)) => Some(Archived {
+                at,
+                sha256,
+                calls: serde_json::from_str(&r.opt_text("archived_calls")?.unwrap_or_default())
+                    .context("archived_calls")?,
+            }),
+            _ => None,
+        },
     })
 }
 

@@ -26,7 +26,7 @@ pub(crate) const SQLITE: &[File] = files!("sqlite":
     "0009_event_ids.sql", "0010_usage_totals.sql", "0011_account_keys.sql",
     "0012_refused_runs.sql", "0013_catalog.sql", "0014_import_sketches.sql", "0015_pack_alerts.sql",
     "0016_credits.sql", "0017_retractions.sql", "0018_stored_usage.sql", "0019_reading_back.sql", "0020_usage_events.sql",
-    "0021_free_packs.sql",
+    "0021_free_packs.sql", "0022_archived_usage.sql",
 );
 
 /// The PostgreSQL (and Citus) schema, oldest first.
@@ -36,7 +36,7 @@ pub(crate) const POSTGRES: &[File] = files!("postgres":
     "0009_event_ids.sql", "0010_usage_totals.sql", "0011_account_keys.sql",
     "0012_refused_runs.sql", "0013_catalog.sql", "0014_import_sketches.sql", "0015_pack_alerts.sql",
     "0016_credits.sql", "0017_retractions.sql", "0018_stored_usage.sql", "0019_reading_back.sql", "0020_usage_events.sql",
-    "0021_free_packs.sql",
+    "0021_free_packs.sql", "0022_archived_usage.sql",
 );
 
 pub(crate) static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| migrator(SQLITE));

@@ -405,6 +405,11 @@ pub trait UsageSource: Iterator<Item = Result<NewUsage, Vec<RowError>>> {
 pub struct StoredImport {
     pub import_id: i64,
     pub file_name: String,
+    /// Of the file as given (gzip-compressed, if it was).
+    pub sha256: String,
+    /// The rows and calls it counted when imported.
+    pub rows: i64,
+    pub calls: i64,
     /// What its kept content was when imported, and how it reads back; `None` for an import
     /// made before content was kept in a form that reads back (`billrun migrate` rebuilds it).
     pub content: Option<Content>,
@@ -416,6 +421,20 @@ pub struct StoredImport {
     pub retracted: bool,
     /// The import that records its retraction, if it was taken back.
     pub record_id: Option<i64>,
+    /// Its kept content moved to files (`billrun archive`): the database no longer holds its
+    /// chunks.
+    pub archived: Option<Archived>,
+}
+
+/// What the database keeps of an import whose content was archived (`jobs::archive`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Archived {
+    pub at: DateTime<Utc>,
+    /// Of the content file: the stored chunks, one after another.
+    pub sha256: String,
+    /// The calls its rows gave each month (`YYYY-MM`) of the billing zone, as read back when it
+    /// was archived (all its rows, whether they count or not).
+    pub calls: std::collections::BTreeMap<String, i64>,
 }
 
 /// A settled month: its period, the newest import its settlement read, and the zone it was
@@ -933,6 +952,19 @@ pub trait Store {
 
     /// Chunk `seq` of the stored content of import `import_id`, if there is one.
     async fn stored_chunk(&self, import_id: i64, seq: i64) -> StoreResult<Option<StoredChunk>>;
+
+    /// Records that import `import_id`'s kept content is archived and drops its chunks, in one
+    /// transaction. False (nothing done) if it is archived already, or keeps no content.
+    async fn archive_import(&self, import_id: i64, archived: &Archived) -> StoreResult<bool>;
+
+    /// Writes import `import_id`'s chunks back, as `next` gives them (in order, until `None`),
+    /// and clears its archive record, in one transaction. False (nothing done) if it is not
+    /// archived.
+    async fn restore_import(
+        &self,
+        import_id: i64,
+        next: &mut (dyn FnMut() -> anyhow::Result<Option<StoredChunk>> + Send),
+    ) -> StoreResult<bool>;
 
     /// Runs one of `verify`'s checks for `month` (or every month): one text per breach.
     async fn breaches(&self, check: BookCheck, month: Option<Month>) -> StoreResult<Vec<String>>;

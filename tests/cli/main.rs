@@ -4,6 +4,7 @@
 mod harness;
 
 mod accounts_and_packs;
+mod archive;
 mod arrears;
 mod bad_input;
 mod billing_zone;

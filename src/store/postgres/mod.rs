@@ -1450,6 +1450,51 @@ impl Store for PgStore {
         Ok(row.as_ref().map(stored_chunk).transpose()?)
     }
 
+    /// Holding `usage_imports` against imports, retractions and totals being rebuilt. An
+    /// import's chunks are a few rows (4 MiB of content each), on one shard on Citus.
+    async fn archive_import(&self, import_id: i64, archived: &Archived) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(LOCK_IMPORTS_SQL).execute(&mut *tx).await?;
+        let done = sqlx::query(ARCHIVE_IMPORT_SQL)
+            .bind(archived.at)
+            .bind(&archived.sha256)
+            .bind(serde_json::to_string(&archived.calls)?)
+            .bind(import_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if done {
+            sqlx::query(DROP_CHUNKS_SQL).bind(import_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Holding `usage_imports` as `archive_import` does.
+    async fn restore_import(
+        &self,
+        import_id: i64,
+        next: &mut (dyn FnMut() -> anyhow::Result<Option<StoredChunk>> + Send),
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(LOCK_IMPORTS_SQL).execute(&mut *tx).await?;
+        let done = sqlx::query(RESTORE_IMPORT_SQL)
+            .bind(import_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if done {
+            sqlx::query(DROP_CHUNKS_SQL).bind(import_id).execute(&mut *tx).await?;
+            while let Some(chunk) = next()? {
+                keep_chunks(&mut tx, import_id, vec![chunk]).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
     async fn runs(&self, limit: u32) -> StoreResult<Vec<RunView>> {
         let rows = sqlx::query(RUNS_SQL)
             .bind(i64::from(limit))

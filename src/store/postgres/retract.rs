@@ -4,7 +4,7 @@
 //! `Store::retract_import`.
 
 use super::totals;
-use crate::store::common::{retraction_record, settled_months_within};
+use crate::store::common::{archived_error, retraction_record, settled_months_within};
 use crate::store::sql::{
     FREE_EVENTS_SQL, IMPORT_TO_RETRACT_SQL, MARK_RETRACTED_SQL, RETRACTION_RECORD_SQL, SETTLED_PERIODS_SQL,
 };
@@ -52,6 +52,9 @@ pub(crate) async fn retract(tx: &mut PgConnection, r: &Retraction, now: DateTime
                 .unwrap_or_default(),
             found.try_get::<Option<i64>, _>("record_id")?.unwrap_or_default(),
         )));
+    }
+    if found.try_get::<bool, _>("archived")? {
+        return Err(archived_error(r.import_id, &file_name, "retracting it").into());
     }
     totals::take_back(&mut *tx, r.import_id).await?;
     sqlx::query(FREE_EVENTS_SQL).bind(r.import_id).execute(&mut *tx).await?;

@@ -8,8 +8,10 @@ use super::content;
 use super::copy_binary::{Buffer, COPY_BUFFER};
 use crate::domain::month::usage_allowed_from;
 use crate::input::replay::{shares_for, MonthSums, SUMS_PER_SHARE};
-use crate::store::common::{totals_overflow, CountedImport, RefusedAccounts};
-use crate::store::sql::{COUNTED_IMPORTS_SQL, IMPORT_CONTENT_SQL, TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL};
+use crate::store::common::{archived_error, totals_overflow, CountedImport, RefusedAccounts, REZONING};
+use crate::store::sql::{
+    ARCHIVED_COUNTED_SQL, COUNTED_IMPORTS_SQL, IMPORT_CONTENT_SQL, TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL,
+};
 use crate::store::UsageTotals;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -30,6 +32,10 @@ pub async fn zone(conn: &mut PgConnection) -> sqlx::Result<Option<Tz>> {
 pub async fn ensure_zone(conn: &mut PgConnection, zone: Tz) -> anyhow::Result<bool> {
     if self::zone(conn).await? == Some(zone) {
         return Ok(false);
+    }
+    let archived: Option<(i64, String)> = sqlx::query_as(ARCHIVED_COUNTED_SQL).fetch_optional(&mut *conn).await?;
+    if let Some((import_id, file_name)) = archived {
+        return Err(archived_error(import_id, &file_name, REZONING));
     }
     let mut imports = Vec::new();
     for row in sqlx::query(COUNTED_IMPORTS_SQL).fetch_all(&mut *conn).await? {

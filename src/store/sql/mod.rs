@@ -313,7 +313,7 @@ pub(crate) const CREDIT_ENTRY_SQL: &str =
 
 /// Import $1 as a retraction needs it.
 pub(crate) const IMPORT_TO_RETRACT_SQL: &str = "SELECT import_id, file_name, rows, calls, first_ts, last_ts, retracts,
-        retracted_at, retracted_by, retraction_reason,
+        retracted_at, retracted_by, retraction_reason, archived_at IS NOT NULL AS archived,
         (SELECT r.import_id FROM usage_imports r WHERE r.retracts = i.import_id) AS record_id
      FROM usage_imports i WHERE import_id = $1";
 
@@ -359,8 +359,10 @@ pub(crate) const KEEP_CONTENT_SQL: &str = "UPDATE usage_imports SET content_sha2
 
 /// Every import of rows (not the record of a retraction), oldest first, with its kept content
 /// and how it reads back.
-pub(crate) const STORED_IMPORTS_SQL: &str = "SELECT import_id, file_name, content_sha256, content_bytes,
+pub(crate) const STORED_IMPORTS_SQL: &str =
+    "SELECT import_id, file_name, sha256, rows, calls, content_sha256, content_bytes,
         content_chunks, content_format, assume_tz, skipped_lines, first_ts, last_ts, retracted_at,
+        archived_at, archive_sha256, archived_calls,
         (SELECT r.import_id FROM usage_imports r WHERE r.retracts = i.import_id) AS record_id
      FROM usage_imports i WHERE retracts IS NULL ORDER BY import_id";
 
@@ -396,6 +398,19 @@ pub(crate) const UNREADABLE_IMPORTS_SQL: &str =
 
 /// Drops import $1's kept chunks (before they are written again).
 pub(crate) const DROP_CHUNKS_SQL: &str = "DELETE FROM usage_chunks WHERE import_id = $1";
+
+/// Records that import $4's kept content was archived at $1 (the content file's SHA-256 $2, the
+/// calls of each month $3), unless it was already; its chunks are dropped with it.
+pub(crate) const ARCHIVE_IMPORT_SQL: &str = "UPDATE usage_imports SET archived_at = $1, archive_sha256 = $2,
+        archived_calls = $3 WHERE import_id = $4 AND archived_at IS NULL AND content_format IS NOT NULL";
+
+/// Clears import $1's archive record, if it has one: its chunks are written back with it.
+pub(crate) const RESTORE_IMPORT_SQL: &str = "UPDATE usage_imports SET archived_at = NULL, archive_sha256 = NULL,
+        archived_calls = NULL WHERE import_id = $1 AND archived_at IS NOT NULL";
+
+/// The first archived import whose rows count: rebuilding the month's totals needs its content.
+pub(crate) const ARCHIVED_COUNTED_SQL: &str = "SELECT import_id, file_name FROM usage_imports
+     WHERE archived_at IS NOT NULL AND retracts IS NULL AND retracted_at IS NULL ORDER BY import_id LIMIT 1";
 
 /// Chunk $2 of import $1's stored content.
 pub(crate) const STORED_CHUNK_SQL: &str =

@@ -991,6 +991,42 @@ impl Store for SqliteStore {
         Ok(row.as_ref().map(stored_chunk).transpose()?)
     }
 
+    /// Through `rusqlite`, in one `BEGIN IMMEDIATE` transaction. The pages the chunks held are
+    /// free for what is written next (the file does not shrink without `VACUUM`).
+    async fn archive_import(&self, import_id: i64, archived: &Archived) -> StoreResult<bool> {
+        let mut conn = conn::open(&self.file()?, true)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let calls = serde_json::to_string(&archived.calls)?;
+        let done = tx.execute(
+            ARCHIVE_IMPORT_SQL,
+            rusqlite::params![us(archived.at), archived.sha256, calls, import_id],
+        )? == 1;
+        if done {
+            tx.execute(DROP_CHUNKS_SQL, [import_id])?;
+        }
+        tx.commit()?;
+        Ok(done)
+    }
+
+    /// Through `rusqlite`, in one `BEGIN IMMEDIATE` transaction.
+    async fn restore_import(
+        &self,
+        import_id: i64,
+        next: &mut (dyn FnMut() -> anyhow::Result<Option<StoredChunk>> + Send),
+    ) -> StoreResult<bool> {
+        let mut conn = conn::open(&self.file()?, true)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let done = tx.execute(RESTORE_IMPORT_SQL, [import_id])? == 1;
+        if done {
+            tx.execute(DROP_CHUNKS_SQL, [import_id])?;
+            while let Some(chunk) = next()? {
+                content::keep(&tx, import_id, vec![chunk])?;
+            }
+        }
+        tx.commit()?;
+        Ok(done)
+    }
+
     async fn runs(&self, limit: u32) -> StoreResult<Vec<RunView>> {
         let rows = sqlx::query(RUNS_SQL)
             .bind(i64::from(limit))

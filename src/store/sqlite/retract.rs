@@ -4,7 +4,7 @@
 
 use super::rows::at;
 use super::totals;
-use crate::store::common::{retraction_record, settled_months_within};
+use crate::store::common::{archived_error, retraction_record, settled_months_within};
 use crate::store::sql::{
     FREE_EVENTS_SQL, IMPORT_TO_RETRACT_SQL, MARK_RETRACTED_SQL, RETRACTION_RECORD_SQL, SETTLED_PERIODS_SQL,
 };
@@ -23,6 +23,7 @@ struct Found {
     retracted_by: Option<String>,
     reason: Option<String>,
     record_id: Option<i64>,
+    archived: bool,
 }
 
 /// Retracts `r.import_id` at `now` (µs), in `tx`'s transaction.
@@ -40,6 +41,7 @@ pub(crate) fn retract(tx: &Connection, r: &Retraction, now: i64) -> StoreResult<
                 retracted_by: row.get("retracted_by")?,
                 reason: row.get("retraction_reason")?,
                 record_id: row.get("record_id")?,
+                archived: row.get("archived")?,
             })
         })
         .optional()?;
@@ -74,6 +76,9 @@ pub(crate) fn retract(tx: &Connection, r: &Retraction, now: i64) -> StoreResult<
             found.reason.clone().unwrap_or_default(),
             found.record_id.unwrap_or_default(),
         )));
+    }
+    if found.archived {
+        return Err(archived_error(r.import_id, &found.file_name, "retracting it").into());
     }
     totals::take_back(tx, r.import_id)?;
     tx.execute(FREE_EVENTS_SQL, [r.import_id])?;

@@ -6,9 +6,10 @@ use super::content;
 use super::rows::{at, us};
 use crate::domain::month::{usage_allowed_from, Month};
 use crate::input::replay::{shares_for, sum_content, MonthSums, SUMS_PER_SHARE};
-use crate::store::common::{totals_overflow, CountedImport, RefusedAccounts};
+use crate::store::common::{archived_error, totals_overflow, CountedImport, RefusedAccounts, REZONING};
 use crate::store::sql::{
-    COUNTED_IMPORTS_SQL, IMPORT_CONTENT_SQL, TAKE_BACK_SQL, TOTALS_ZONE_SQL, TOTALS_ZONE_UPSERT_SQL,
+    ARCHIVED_COUNTED_SQL, COUNTED_IMPORTS_SQL, IMPORT_CONTENT_SQL, TAKE_BACK_SQL, TOTALS_ZONE_SQL,
+    TOTALS_ZONE_UPSERT_SQL,
 };
 use crate::store::UsageTotals;
 use chrono_tz::Tz;
@@ -28,6 +29,12 @@ pub fn zone(conn: &Connection) -> anyhow::Result<Option<Tz>> {
 pub fn ensure_zone(conn: &Connection, zone: Tz) -> anyhow::Result<bool> {
     if self::zone(conn)? == Some(zone) {
         return Ok(false);
+    }
+    let archived: Option<(i64, String)> = conn
+        .query_row(ARCHIVED_COUNTED_SQL, [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((import_id, file_name)) = archived {
+        return Err(archived_error(import_id, &file_name, REZONING));
     }
     let imports = counted_imports(conn)?;
     let kept: i64 = conn.query_row("SELECT COUNT(*) FROM usage_totals", [], |r| r.get(0))?;
