@@ -289,8 +289,8 @@ pub enum Command {
     /// Reads each archived import's files in DIR (as `billrun archive` wrote them), checks them
     /// against the SHA-256 the database recorded and the content the import recorded, and
     /// writes its content back, one transaction per import. Imports already in the database
-    /// are left alone; an archived import DIR holds nothing of is listed, and the command
-    /// exits 3 once the others are back.
+    /// are left alone; an archived import whose files are missing or damaged is listed and
+    /// nothing of it written, and the command exits 3 once the others are back.
     RestoreUsage {
         /// The archive directory.
         #[arg(long, value_name = "DIR")]

@@ -600,14 +600,19 @@ pub async fn restore_usage<S: Store>(store: &S, dir: &Path, import: Option<i64>)
         report.restored.len(),
         if report.restored.len() == 1 { "" } else { "s" }
     );
-    if !report.missing.is_empty() {
-        let listed: Vec<String> = report.missing.iter().map(|(id, f)| format!("#{id} ({f})")).collect();
+    if !report.failed.is_empty() {
+        let listed: Vec<String> = report
+            .failed
+            .iter()
+            .map(|(id, f, why)| format!("usage import #{id} ({f}): {why}"))
+            .collect();
         return Err(input_error(format!(
-            "{} holds no archive of {} archived import{}: {}; they stay archived",
-            dir.display(),
+            "{} archived import{} not restored from {}, and nothing of {} written: {}",
             listed.len(),
-            if listed.len() == 1 { "" } else { "s" },
-            listed.join(", ")
+            if listed.len() == 1 { " was" } else { "s were" },
+            dir.display(),
+            if listed.len() == 1 { "it" } else { "them" },
+            listed.join("; ")
         )));
     }
     Ok(())

@@ -13,8 +13,9 @@
 //!   back, where each chunk ends in the stream, and the SHA-256 of the other two files.
 //!
 //! A file is written under a temporary name, flushed to disk and only then renamed, the
-//! manifest last: a manifest names files that are whole. Written again, the files are the same
-//! bytes, so an archive interrupted and run again leaves what one run would have.
+//! manifest last: a manifest names files that are whole. Written again, the content file is
+//! the same bytes (the chunks as stored); the totals file holds the same rows, in runs that
+//! depend on how many passes it took, and the manifest says when it was written.
 
 use crate::input::stored::StoredChunk;
 use crate::input::stream::Format;
@@ -132,7 +133,9 @@ pub fn read_manifest(dir: &Path, import_id: i64) -> anyhow::Result<Option<Manife
 pub struct NewFile {
     dir: PathBuf,
     name: String,
+    /// Removed if the file is dropped before it is finished (an error on the way).
     temp: PathBuf,
+    finished: bool,
     out: BufWriter<File>,
     hasher: Sha256,
     bytes: u64,
@@ -147,6 +150,7 @@ impl NewFile {
             name: name.to_owned(),
             out: BufWriter::new(File::create(&temp)?),
             temp,
+            finished: false,
             hasher: Sha256::new(),
             bytes: 0,
         })
@@ -168,11 +172,20 @@ impl NewFile {
         self.out.flush()?;
         self.out.get_ref().sync_all()?;
         std::fs::rename(&self.temp, self.dir.join(&self.name))?;
+        self.finished = true;
         Ok(FileEntry {
-            name: self.name,
+            name: std::mem::take(&mut self.name),
             bytes: self.bytes,
-            sha256: format!("{:x}", self.hasher.finalize()),
+            sha256: format!("{:x}", std::mem::take(&mut self.hasher).finalize()),
         })
+    }
+}
+
+impl Drop for NewFile {
+    fn drop(&mut self) {
+        if !self.finished {
+            std::fs::remove_file(&self.temp).ok();
+        }
     }
 }
 
@@ -217,14 +230,14 @@ pub struct ArchivedChunks {
 }
 
 impl ArchivedChunks {
-    /// The stream the manifest names, in `dir`.
-    pub fn open(dir: &Path, manifest: &Manifest) -> anyhow::Result<ArchivedChunks> {
+    /// The stream the manifest names, in `dir`; or what keeps it from being read.
+    pub fn open(dir: &Path, manifest: &Manifest) -> Result<ArchivedChunks, String> {
         Self::open_file(&dir.join(&manifest.data.name), &manifest.chunks)
     }
 
-    /// The stream at `path`, cut as `chunks` say.
-    pub fn open_file(path: &Path, chunks: &[ChunkEntry]) -> anyhow::Result<ArchivedChunks> {
-        let file = File::open(path).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    /// The stream at `path`, cut as `chunks` say; or what keeps it from being read.
+    pub fn open_file(path: &Path, chunks: &[ChunkEntry]) -> Result<ArchivedChunks, String> {
+        let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         Ok(ArchivedChunks {
             path: path.to_owned(),
             file: std::io::BufReader::with_capacity(1 << 20, file),
@@ -234,14 +247,15 @@ impl ArchivedChunks {
         })
     }
 
-    /// The next chunk, `None` after the last.
-    pub fn next_chunk(&mut self) -> anyhow::Result<Option<StoredChunk>> {
+    /// The next chunk, `None` after the last; or what keeps it from being read (the file ends
+    /// too soon, a disk error).
+    pub fn next_chunk(&mut self) -> Result<Option<StoredChunk>, String> {
         let Some(&entry) = self.chunks.get(self.seq as usize) else {
             return Ok(None);
         };
         let mut data = vec![0; entry.bytes as usize];
         self.file.read_exact(&mut data).map_err(|e| {
-            anyhow::anyhow!(
+            format!(
                 "{}: chunk {} ({} bytes) cannot be read: {e}",
                 self.path.display(),
                 self.seq,
@@ -260,12 +274,14 @@ impl ArchivedChunks {
 
     /// After the last chunk: what is wrong with the file against the SHA-256 it should have
     /// (`None`: nothing).
-    pub fn problem(mut self, sha256: &str) -> anyhow::Result<Option<String>> {
+    pub fn problem(mut self, sha256: &str) -> Option<String> {
         let mut rest = Vec::new();
-        self.file.read_to_end(&mut rest)?;
+        if let Err(e) = self.file.read_to_end(&mut rest) {
+            return Some(format!("{}: {e}", self.path.display()));
+        }
         self.hasher.update(&rest);
         let found = format!("{:x}", self.hasher.finalize());
-        Ok(if !rest.is_empty() {
+        if !rest.is_empty() {
             Some(format!(
                 "{}: {} bytes more than its chunks",
                 self.path.display(),
@@ -278,8 +294,31 @@ impl ArchivedChunks {
             ))
         } else {
             None
-        })
+        }
     }
+}
+
+/// What is wrong with the file `entry` names in `dir` (its length and SHA-256), if anything.
+pub fn file_problem(dir: &Path, entry: &FileEntry) -> Option<String> {
+    let path = dir.join(&entry.name);
+    let mut file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) => return Some(format!("cannot open {}: {e}", path.display())),
+    };
+    let mut hasher = Sha256::new();
+    let bytes = match std::io::copy(&mut file, &mut hasher) {
+        Ok(n) => n,
+        Err(e) => return Some(format!("{}: {e}", path.display())),
+    };
+    let sha256 = format!("{:x}", hasher.finalize());
+    (bytes != entry.bytes || sha256 != entry.sha256).then(|| {
+        format!(
+            "{}: {bytes} bytes of SHA-256 {sha256}, and its manifest says {} bytes of SHA-256 {}",
+            path.display(),
+            entry.bytes,
+            entry.sha256
+        )
+    })
 }
 
 #[cfg(test)]
@@ -321,8 +360,22 @@ mod tests {
             again.push(c);
         }
         assert_eq!(again, chunks);
-        assert_eq!(back.problem(&entry.sha256).unwrap(), None);
+        assert_eq!(back.problem(&entry.sha256), None);
+        assert_eq!(file_problem(dir.path(), &entry), None);
         let back = ArchivedChunks::open_file(&dir.path().join("s.csv.zst"), &entries[..1]).unwrap();
-        assert!(back.problem(&entry.sha256).unwrap().unwrap().contains("bytes more"));
+        assert!(back.problem(&entry.sha256).unwrap().contains("bytes more"));
+        // Cut short: the last chunk cannot be read, and the file is not the one recorded.
+        let whole = std::fs::read(dir.path().join("s.csv.zst")).unwrap();
+        std::fs::write(dir.path().join("s.csv.zst"), &whole[..whole.len() - 1]).unwrap();
+        let mut back = ArchivedChunks::open_file(&dir.path().join("s.csv.zst"), &entries).unwrap();
+        let problem = loop {
+            match back.next_chunk() {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("a file cut short read to its end"),
+                Err(problem) => break problem,
+            }
+        };
+        assert!(problem.contains("cannot be read"), "{problem}");
+        assert!(file_problem(dir.path(), &entry).unwrap().contains("its manifest says"));
     }
 }

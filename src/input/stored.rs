@@ -314,6 +314,11 @@ impl ContentCheck {
         self.problem.get_or_insert_with(|| format!("chunk {seq} is missing"));
     }
 
+    /// The next chunk could not be read: `problem` says why.
+    pub fn broken(&mut self, problem: String) {
+        self.problem.get_or_insert(problem);
+    }
+
     /// What is wrong with the content read, against what the import recorded (`None`: nothing).
     pub fn problem(self, recorded: &Content) -> Option<String> {
         if let Some(p) = self.problem {

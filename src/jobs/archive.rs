@@ -8,9 +8,11 @@
 //! what the import recorded as they are copied, then records it as archived and drops its
 //! chunks in one transaction. Bills, lines, ledger, totals, events and the per-event keys stay.
 //! A month that is not settled, or has usage waiting for the next run, is refused before
-//! anything is written. Killed at any instant, each import is either still whole in the
-//! database (its files, if written, are written again the same) or archived with its files
-//! whole: run it again to finish.
+//! anything is written. What was checked is checked again inside the transaction that archives
+//! each import, holding imports, retractions and settles off: an import changed meanwhile is
+//! not archived (exit 4, run it again). Killed at any instant, each import is either still
+//! whole in the database (files it left are written again) or archived with its files whole:
+//! run it again to finish.
 //!
 //! `restore-usage --dir DIR` reads each archived import's files back, checks them against the
 //! SHA-256 the database recorded and the content the import recorded, and writes its chunks
@@ -25,7 +27,7 @@ use crate::input::archived::{
 };
 use crate::input::replay::{read_back_with, shares_for, MonthSums, SkippedLines, SUMS_PER_SHARE};
 use crate::input::stored::{unpack, Content, ContentCheck, StoredChunk};
-use crate::store::{Archived, Store, StoredImport};
+use crate::store::{ArchiveState, Archived, LateUsage, SettledMonth, Store, StoredImport};
 use base64::Engine;
 use chrono::SecondsFormat;
 use chrono_tz::Tz;
@@ -44,78 +46,133 @@ pub struct ArchiveReport {
     pub kept: Vec<(i64, String, String)>,
 }
 
+/// Whether an import may be archived now.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Archive,
+    /// It stays in the database, and the others go on: why.
+    Keep(String),
+    /// Nothing may be archived: why.
+    Refuse(String),
+}
+
+/// Whether `import` may be archived before `before`, its months being those of `zone` (the
+/// zone of the totals), given the settled months and the late usage waiting. Every month its
+/// rows reach must be settled in `zone` through it, with nothing waiting for the next run
+/// (usage, or its own retraction), and so must every settled month whose period its rows reach
+/// (a month settled in another zone is read from the rows by `verify`).
+fn verdict(import: &StoredImport, before: Month, zone: Tz, settled: &[SettledMonth], late: &[LateUsage]) -> Verdict {
+    let (Some(_), Some((first, last))) = (&import.content, import.span) else {
+        return Verdict::Keep(if import.content.is_none() {
+            "its content is not kept in a form that reads back (`billrun migrate` rebuilds it)".into()
+        } else {
+            "it has no rows".into()
+        });
+    };
+    if last >= before.start(zone) {
+        return Verdict::Keep(format!("it has rows in {}", Month::containing(last, zone)));
+    }
+    let refuse = |month: &str, why: String| {
+        Verdict::Refuse(format!(
+            "month {month} cannot be archived: {why} (import #{}, {}, has rows in it); nothing was archived",
+            import.import_id, import.file_name
+        ))
+    };
+    for span in Month::spanning(first, last, zone) {
+        let month = span.month.to_string();
+        if !settled.iter().any(|s| s.month == month) {
+            return refuse(&month, "it is not settled".into());
+        }
+        if late.iter().any(|l| l.month == span.month) {
+            return refuse(
+                &month,
+                "it has late usage waiting for the next run to bill it (`billrun run`)".into(),
+            );
+        }
+    }
+    for sm in settled.iter().filter(|s| s.start <= last && first < s.end) {
+        if sm.tz.as_deref() != Some(zone.name()) {
+            return refuse(
+                &sm.month,
+                format!(
+                    "it was settled in {}, and the month's totals are kept for {}",
+                    sm.tz.as_deref().unwrap_or("a zone not recorded"),
+                    zone.name()
+                ),
+            );
+        }
+        if import.import_id > sm.through_import || import.record_id.is_some_and(|r| r > sm.through_import) {
+            return refuse(
+                &sm.month,
+                "its usage or a retraction is waiting for the next run to bill it (`billrun run`)".into(),
+            );
+        }
+    }
+    Verdict::Archive
+}
+
 /// `billrun archive --before before --dir dir`.
 pub async fn archive<S: Store>(store: &S, ctx: &Ctx, before: Month, dir: &Path) -> anyhow::Result<ArchiveReport> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| input_error(format!("cannot make the archive directory {}: {e}", dir.display())))?;
-    let zone = store.usage_totals_zone().await?.unwrap_or(ctx.tz);
+    let Some(zone) = store.usage_totals_zone().await? else {
+        return Err(input_error(
+            "no month's usage totals are kept yet (no month was settled): nothing can be archived",
+        ));
+    };
     let imports = store.stored_imports().await?;
-    let mut report = ArchiveReport::default();
-    let mut todo = Vec::new();
     let settled = store.settled_months(None).await?;
     let late = store.late_usage().await?;
-    let cut = before.start(zone);
+    let mut report = ArchiveReport::default();
+    let mut todo = Vec::new();
     for import in imports {
         if import.archived.is_some() {
             report.already += 1;
             continue;
         }
-        let kept = |why: String| (import.import_id, import.file_name.clone(), why);
-        let (Some(content), Some((first, last))) = (&import.content, import.span) else {
-            let why = if import.content.is_none() {
-                "its content is not kept in a form that reads back (`billrun migrate` rebuilds it)"
-            } else {
-                "it has no rows"
-            };
-            report.kept.push(kept(why.into()));
-            continue;
-        };
-        if last >= cut {
-            let month = Month::containing(last, zone);
-            report.kept.push(kept(format!("it has rows in {month}")));
-            continue;
+        match verdict(&import, before, zone, &settled, &late) {
+            Verdict::Archive => todo.push(import),
+            Verdict::Keep(why) => report.kept.push((import.import_id, import.file_name, why)),
+            Verdict::Refuse(why) => return Err(input_error(why)),
         }
-        for span in Month::spanning(first, last, zone) {
-            let month = span.month.to_string();
-            let refused = |why: String| {
-                input_error(format!(
-                    "month {month} cannot be archived: {why} (import #{}, {}, has rows in it); nothing was archived",
-                    import.import_id, import.file_name
-                ))
-            };
-            let Some(sm) = settled.iter().find(|s| s.month == month) else {
-                return Err(refused("it is not settled".into()));
-            };
-            if sm.tz.as_deref().is_some_and(|tz| tz != zone.name()) {
-                return Err(refused(format!(
-                    "it was settled in {}, and the month's totals are kept for {}",
-                    sm.tz.as_deref().unwrap_or_default(),
-                    zone.name()
-                )));
-            }
-            let waiting = import.import_id > sm.through_import
-                || import.record_id.is_some_and(|r| r > sm.through_import)
-                || late.iter().any(|l| l.month == span.month);
-            if waiting {
-                return Err(refused(
-                    "it has usage or a retraction waiting for the next run to bill it (`billrun run`)".into(),
-                ));
-            }
-        }
-        todo.push((import.clone(), content.clone()));
     }
-    let totals_kept = store.count_usage_totals(None).await?;
-    for (import, content) in todo {
-        let shares = shares_for((import.rows.max(1) as u64).min(totals_kept.max(1)), SUMS_PER_SHARE);
-        let (manifest, bytes) = write_files(store, ctx, &import, &content, zone, shares, dir).await?;
+    if todo.is_empty() {
+        return Ok(report);
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| input_error(format!("cannot make the archive directory {}: {e}", dir.display())))?;
+    for import in todo {
+        // Each pass holds at most SUMS_PER_SHARE of the import's totals; it has no more than
+        // the months it reaches have.
+        let mut totals_bound = 0;
+        for month in months_of(&import, zone) {
+            totals_bound += store.count_usage_totals(Some(month)).await?;
+        }
+        let shares = shares_for((import.rows.max(1) as u64).min(totals_bound.max(1)), SUMS_PER_SHARE);
+        let (manifest, bytes) = write_files(store, ctx, &import, zone, shares, dir).await?;
         let archived = Archived {
             at: ctx.now,
             sha256: manifest.data.sha256.clone(),
             calls: manifest.calls_by_month.clone(),
         };
-        if store.archive_import(import.import_id, &archived).await? {
-            tracing::info!(import = import.import_id, file = %import.file_name, bytes, "archived");
-            report.archived.push((import.import_id, import.file_name, bytes));
+        let id = import.import_id;
+        let recheck = |state: &ArchiveState| {
+            if state.zone != Some(zone) {
+                return Err(format!(
+                    "the month's totals were built again for {} meanwhile",
+                    state.zone.map_or("no zone", |z| z.name())
+                ));
+            }
+            match state.imports.iter().find(|i| i.import_id == id) {
+                Some(now) if now.retracted != import.retracted => Err("it was retracted meanwhile".into()),
+                Some(now) => match verdict(now, before, zone, &state.settled, &state.late) {
+                    Verdict::Archive => Ok(()),
+                    Verdict::Keep(why) | Verdict::Refuse(why) => Err(why),
+                },
+                None => Err("it is no longer listed".into()),
+            }
+        };
+        if store.archive_import(id, &archived, &recheck).await? {
+            tracing::info!(import = id, file = %import.file_name, bytes, "archived");
+            report.archived.push((id, import.file_name, bytes));
         } else {
             report.already += 1;
         }
@@ -130,17 +187,20 @@ async fn write_files<S: Store>(
     store: &S,
     ctx: &Ctx,
     import: &StoredImport,
-    content: &Content,
     zone: Tz,
     shares: u64,
     dir: &Path,
 ) -> anyhow::Result<(Manifest, u64)> {
     let id = import.import_id;
     let damaged = |problem: String| {
-        anyhow::anyhow!(
-            "usage import #{id} ({}): its kept content is damaged ({problem}); it was not archived (`billrun verify` names it)",
+        input_error(format!(
+            "usage import #{id} ({}): its kept content is damaged ({problem}); it was not archived, and nothing \
+             of it was written to the archive (`billrun verify` names it)",
             import.file_name
-        )
+        ))
+    };
+    let Some(content) = &import.content else {
+        return Err(damaged("it keeps no content that reads back".into()));
     };
     let mut data = NewFile::create(dir, &data_name(id, content.reading.format))?;
     let mut check = ContentCheck::default();
@@ -170,11 +230,11 @@ async fn write_files<S: Store>(
         let mut out = csv::Writer::from_writer(&mut totals);
         out.write_record(["month", "account_id", "api", "calls"])?;
         for share in 0..shares {
-            let mut file = ArchivedChunks::open_file(&copy, &chunks)?;
+            let mut file = ArchivedChunks::open_file(&copy, &chunks).map_err(anyhow::Error::msg)?;
             let next = |_seq: i64| -> anyhow::Result<Option<Vec<u8>>> {
-                file.next_chunk()?
-                    .map(|c: StoredChunk| unpack(&c).map_err(anyhow::Error::msg))
-                    .transpose()
+                file.next_chunk()
+                    .and_then(|c| c.map(|c: StoredChunk| unpack(&c)).transpose())
+                    .map_err(anyhow::Error::msg)
             };
             let skipped = SkippedLines::decode(import.skipped_lines.as_deref()).map_err(damaged)?;
             let sums = MonthSums::new(zone, None, share, shares);
@@ -229,16 +289,32 @@ async fn write_files<S: Store>(
     Ok((manifest, bytes))
 }
 
+/// The months of `zone` an import's rows reach.
+fn months_of(import: &StoredImport, zone: Tz) -> Vec<Month> {
+    import
+        .span
+        .map(|(first, last)| {
+            Month::spanning(first, last, zone)
+                .into_iter()
+                .map(|s| s.month)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// What a restore did.
 #[derive(Debug, Default)]
 pub struct RestoreReport {
     /// The imports whose content is back in the database.
     pub restored: Vec<(i64, String)>,
-    /// Archived imports the directory holds no archive of.
-    pub missing: Vec<(i64, String)>,
+    /// Archived imports not restored, each with why: DIR holds no archive of it, or a damaged
+    /// one.
+    pub failed: Vec<(i64, String, String)>,
 }
 
-/// `billrun restore-usage --dir dir` (of one import, if `only`).
+/// `billrun restore-usage --dir dir` (of one import, if `only`): every archived import whose
+/// files are whole, each in its own transaction; those whose files are missing or damaged are
+/// listed, and nothing of them is written.
 pub async fn restore<S: Store>(store: &S, dir: &Path, only: Option<i64>) -> anyhow::Result<RestoreReport> {
     if !dir.is_dir() {
         return Err(input_error(format!("{} is not a directory", dir.display())));
@@ -257,52 +333,217 @@ pub async fn restore<S: Store>(store: &S, dir: &Path, only: Option<i64>) -> anyh
         let (Some(archived), Some(content)) = (&import.archived, &import.content) else {
             continue;
         };
-        let Some(manifest) = read_manifest(dir, import.import_id)? else {
-            report.missing.push((import.import_id, import.file_name.clone()));
-            continue;
-        };
-        let name = |what: String| {
-            input_error(format!(
-                "usage import #{} ({}): {what}; nothing of it was restored",
-                import.import_id, import.file_name
-            ))
-        };
-        if manifest.data.sha256 != archived.sha256 {
-            return Err(name(format!(
-                "{} in {} is not the file it was archived as (SHA-256 {}, recorded {})",
-                manifest.data.name,
-                dir.display(),
-                manifest.data.sha256,
-                archived.sha256
-            )));
-        }
-        let mut file = Some(ArchivedChunks::open(dir, &manifest)?);
-        let mut check = Some(ContentCheck::default());
-        let sha256 = archived.sha256.clone();
-        let mut next = || -> anyhow::Result<Option<StoredChunk>> {
-            let (Some(f), Some(c)) = (file.as_mut(), check.as_mut()) else {
-                return Ok(None);
-            };
-            if let Some(chunk) = f.next_chunk()? {
-                if c.add(&chunk).is_none() || c.failed() {
-                    let problem = check.take().and_then(|c| c.problem(content)).unwrap_or_default();
-                    return Err(name(problem));
-                }
-                return Ok(Some(chunk));
+        match restore_one(store, dir, &import, archived, content).await? {
+            Ok(true) => {
+                tracing::info!(import = import.import_id, file = %import.file_name, "restored");
+                report.restored.push((import.import_id, import.file_name.clone()));
             }
-            // The last chunk was read: the file and the content must be whole before the
-            // transaction commits.
-            let problem = file.take().map(|f| f.problem(&sha256)).transpose()?.flatten();
-            let problem = problem.or_else(|| check.take().and_then(|c| c.problem(content)));
-            match problem {
-                Some(p) => Err(name(p)),
-                None => Ok(None),
-            }
-        };
-        if store.restore_import(import.import_id, &mut next).await? {
-            tracing::info!(import = import.import_id, file = %import.file_name, "restored");
-            report.restored.push((import.import_id, import.file_name.clone()));
+            Ok(false) => {}
+            Err(why) => report.failed.push((import.import_id, import.file_name.clone(), why)),
         }
     }
     Ok(report)
+}
+
+/// Restores one archived import from `dir`: whether it was restored (false: it no longer was
+/// archived), or what keeps its files from being restored.
+async fn restore_one<S: Store>(
+    store: &S,
+    dir: &Path,
+    import: &StoredImport,
+    archived: &Archived,
+    content: &Content,
+) -> anyhow::Result<Result<bool, String>> {
+    let manifest = match read_manifest(dir, import.import_id) {
+        Ok(Some(manifest)) => manifest,
+        Ok(None) => return Ok(Err(format!("{} holds no archive of it", dir.display()))),
+        Err(e) => return Ok(Err(format!("{e:#}"))),
+    };
+    if manifest.data.sha256 != archived.sha256 {
+        return Ok(Err(format!(
+            "{} is not the file it was archived as (SHA-256 {}, recorded {})",
+            manifest.data.name, manifest.data.sha256, archived.sha256
+        )));
+    }
+    let file = match ArchivedChunks::open(dir, &manifest) {
+        Ok(file) => file,
+        Err(problem) => return Ok(Err(problem)),
+    };
+    // What was wrong with the files, once read: the transaction is then rolled back.
+    let problem = std::sync::Mutex::new(None::<String>);
+    let (mut file, mut check) = (Some(file), Some(ContentCheck::default()));
+    let mut next = || -> anyhow::Result<Option<StoredChunk>> {
+        let (Some(f), Some(c)) = (file.as_mut(), check.as_mut()) else {
+            return Ok(None);
+        };
+        let found = match f.next_chunk() {
+            Ok(Some(chunk)) if c.add(&chunk).is_some() => return Ok(Some(chunk)),
+            Ok(Some(_)) => check.take().and_then(|c| c.problem(content)),
+            // The last chunk was read: the file and the content must be whole before the
+            // transaction commits.
+            Ok(None) => file
+                .take()
+                .and_then(|f| f.problem(&archived.sha256))
+                .or_else(|| check.take().and_then(|c| c.problem(content))),
+            Err(problem) => Some(problem),
+        };
+        match found {
+            None => Ok(None),
+            Some(p) => {
+                *problem.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.clone());
+                Err(anyhow::anyhow!(p))
+            }
+        }
+    };
+    let restored = store.restore_import(import.import_id, &mut next).await;
+    if let Some(p) = problem.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Ok(Err(p));
+    }
+    Ok(Ok(restored?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::stored::Reading;
+    use crate::input::stream::Format;
+    use chrono::{DateTime, Utc};
+
+    const SHANGHAI: Tz = chrono_tz::Asia::Shanghai;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn month(m: &str) -> Month {
+        m.parse().unwrap()
+    }
+
+    /// Import #5 with rows from `first` to `last`.
+    fn import(first: &str, last: &str) -> StoredImport {
+        StoredImport {
+            import_id: 5,
+            file_name: "u.csv".into(),
+            sha256: String::new(),
+            rows: 10,
+            calls: 100,
+            content: Some(Content {
+                sha256: String::new(),
+                bytes: 1,
+                chunks: 1,
+                reading: Reading {
+                    format: Format::Csv,
+                    assume_tz: None,
+                },
+            }),
+            skipped_lines: None,
+            span: Some((at(first), at(last))),
+            retracted: false,
+            record_id: None,
+            archived: None,
+        }
+    }
+
+    /// `m` settled in `tz` through import `through`.
+    fn settled(m: &str, tz: Option<Tz>, through: i64) -> SettledMonth {
+        let zone = tz.unwrap_or(SHANGHAI);
+        SettledMonth {
+            month: m.into(),
+            start: month(m).start(zone),
+            end: month(m).end(zone),
+            through_import: through,
+            tz: tz.map(|z| z.name().into()),
+        }
+    }
+
+    fn refused(v: Verdict, what: &str) {
+        match v {
+            Verdict::Refuse(why) => assert!(why.contains(what), "{why}"),
+            other => panic!("{other:?}, not refused for {what}"),
+        }
+    }
+
+    #[test]
+    fn an_import_is_archived_only_when_every_month_its_rows_reach_is_settled_through_it_in_the_totals_zone() {
+        let sep_oct = import("2026-09-20T10:00:00+08:00", "2026-10-03T10:00:00+08:00");
+        let both = [
+            settled("2026-09", Some(SHANGHAI), 5),
+            settled("2026-10", Some(SHANGHAI), 7),
+        ];
+        let v = |i: &StoredImport, before: &str, s: &[SettledMonth], late: &[LateUsage]| {
+            verdict(i, month(before), SHANGHAI, s, late)
+        };
+        assert_eq!(v(&sep_oct, "2026-11", &both, &[]), Verdict::Archive);
+        // Rows in the month given, or after it, keep it.
+        assert_eq!(
+            v(&sep_oct, "2026-10", &both, &[]),
+            Verdict::Keep("it has rows in 2026-10".into())
+        );
+        // A month not settled; settled before the import came (late usage); its own
+        // retraction not yet billed; late usage of another import waiting.
+        refused(
+            v(&sep_oct, "2026-11", &both[..1], &[]),
+            "2026-10 cannot be archived: it is not settled",
+        );
+        refused(
+            v(
+                &sep_oct,
+                "2026-11",
+                &[settled("2026-09", Some(SHANGHAI), 4), both[1].clone()],
+                &[],
+            ),
+            "2026-09 cannot be archived: its usage or a retraction is waiting",
+        );
+        let retracted = StoredImport {
+            retracted: true,
+            record_id: Some(6),
+            ..sep_oct.clone()
+        };
+        refused(
+            v(&retracted, "2026-11", &both, &[]),
+            "2026-09 cannot be archived: its usage or a retraction",
+        );
+        assert_eq!(
+            v(
+                &retracted,
+                "2026-11",
+                &[
+                    settled("2026-09", Some(SHANGHAI), 6),
+                    settled("2026-10", Some(SHANGHAI), 6)
+                ],
+                &[]
+            ),
+            Verdict::Archive
+        );
+        let late = LateUsage {
+            month: month("2026-10"),
+            imports: 1,
+            rows: 1,
+            calls: 1,
+            oldest_imported_at: at("2026-11-02T00:00:00Z"),
+        };
+        refused(
+            v(&sep_oct, "2026-11", &both, &[late]),
+            "2026-10 cannot be archived: it has late usage",
+        );
+        // A month settled in another zone or before zones were recorded: verify reads its
+        // rows back. Its period counts, not its name: a row of Shanghai's 1 October at 05:00
+        // is in UTC's September.
+        refused(
+            v(
+                &sep_oct,
+                "2026-11",
+                &[settled("2026-09", None, 5), both[1].clone()],
+                &[],
+            ),
+            "2026-09 cannot be archived: it was settled in a zone not recorded",
+        );
+        let early_oct = import("2026-10-01T05:00:00+08:00", "2026-10-01T06:00:00+08:00");
+        let utc_sep = settled("2026-09", Some(chrono_tz::UTC), 9);
+        refused(
+            v(&early_oct, "2026-11", &[utc_sep, both[1].clone()], &[]),
+            "2026-09 cannot be archived: it was settled in UTC",
+        );
+        assert_eq!(v(&early_oct, "2026-11", &both, &[]), Verdict::Archive);
+    }
 }

@@ -17,7 +17,7 @@
 //! so that memory stays bounded whatever the month's size.
 
 use crate::domain::month::Month;
-use crate::input::archived::{read_manifest, ArchivedChunks};
+use crate::input::archived::{file_problem, read_manifest, ArchivedChunks};
 use crate::input::replay::{shares_for, ChunkBytes, MonthSums, ReadBack, SkippedLines};
 use crate::input::stored::{unpack, Content, ContentCheck, StoredChunk};
 use crate::store::sql::verify::MAX_PER_CHECK;
@@ -177,8 +177,10 @@ impl Source {
         let (Some(archived), Some(dir)) = (&import.archived, archive) else {
             return Ok(Ok(Source::Stored));
         };
-        let Some(manifest) = read_manifest(dir, import.import_id)? else {
-            return Ok(Err(format!("archived, and {} holds no archive of it", dir.display())));
+        let manifest = match read_manifest(dir, import.import_id) {
+            Ok(Some(manifest)) => manifest,
+            Ok(None) => return Ok(Err(format!("archived, and {} holds no archive of it", dir.display()))),
+            Err(e) => return Ok(Err(format!("{e:#}"))),
         };
         if manifest.data.sha256 != archived.sha256 {
             return Ok(Err(format!(
@@ -186,23 +188,29 @@ impl Source {
                 archived.sha256, manifest.data.name, manifest.data.sha256
             )));
         }
-        Ok(Ok(Source::Archived(
-            Box::new(ArchivedChunks::open(dir, &manifest)?),
-            archived.sha256.clone(),
-        )))
+        if let Some(problem) = file_problem(dir, &manifest.totals) {
+            return Ok(Err(problem));
+        }
+        Ok(ArchivedChunks::open(dir, &manifest).map(|file| Source::Archived(Box::new(file), archived.sha256.clone())))
     }
 
-    async fn chunk<S: Store>(&mut self, store: &S, import_id: i64, seq: i64) -> anyhow::Result<Option<StoredChunk>> {
+    /// The next chunk (`None`: no more), or what keeps it from being read.
+    async fn chunk<S: Store>(
+        &mut self,
+        store: &S,
+        import_id: i64,
+        seq: i64,
+    ) -> anyhow::Result<Result<Option<StoredChunk>, String>> {
         match self {
-            Source::Stored => Ok(store.stored_chunk(import_id, seq).await?),
-            Source::Archived(file, _) => file.next_chunk(),
+            Source::Stored => Ok(Ok(store.stored_chunk(import_id, seq).await?)),
+            Source::Archived(file, _) => Ok(file.next_chunk()),
         }
     }
 
     /// Once every chunk was read: what is wrong with the archive's file, if it is one.
-    fn problem(self) -> anyhow::Result<Option<String>> {
+    fn problem(self) -> Option<String> {
         match self {
-            Source::Stored => Ok(None),
+            Source::Stored => None,
             Source::Archived(file, sha256) => file.problem(&sha256),
         }
     }
@@ -226,9 +234,16 @@ async fn read_chunks<S: Store>(
     let mut bytes_check = ContentCheck::default();
     let mut whole = true;
     for seq in 0..content.chunks {
-        let Some(chunk): Option<StoredChunk> = source.chunk(store, import.import_id, seq).await? else {
-            bytes_check.missing(seq);
-            break;
+        let chunk: StoredChunk = match source.chunk(store, import.import_id, seq).await? {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => {
+                bytes_check.missing(seq);
+                break;
+            }
+            Err(problem) => {
+                bytes_check.broken(problem);
+                break;
+            }
         };
         let raw = if check {
             bytes_check.add(&chunk)
@@ -254,7 +269,7 @@ async fn read_chunks<S: Store>(
     if !check {
         return Ok(None);
     }
-    let file = if whole { source.problem()? } else { None };
+    let file = if whole { source.problem() } else { None };
     Ok(bytes_check.problem(content).or(file))
 }
 

@@ -361,6 +361,32 @@ pub(crate) fn archived_error(import_id: i64, file_name: &str, needs: &str) -> an
     ))
 }
 
+/// The error for an import that may no longer be archived once the archiving transaction holds
+/// the imports: something changed it, or its months, after it was checked. Retry later (exit 4).
+pub(crate) fn archive_refused(import_id: i64, why: String) -> anyhow::Error {
+    anyhow::Error::new(crate::error::Busy(format!(
+        "usage import #{import_id} changed while it was being archived ({why}); it was not archived, \
+         and what was archived before it stays so: run the command again"
+    )))
+}
+
+/// Reads what decides whether an import may be archived ([`ArchiveState`]), on `conn`, from the
+/// rows of the queries that list imports, settled months, late usage and the totals' zone.
+pub(crate) fn archive_state<R: super::decode::Columns>(
+    imports: &[R],
+    settled: &[R],
+    late: &[R],
+    zone: Option<String>,
+) -> anyhow::Result<crate::store::ArchiveState> {
+    use super::decode::{late_usage, settled_month, stored_import};
+    Ok(crate::store::ArchiveState {
+        imports: imports.iter().map(stored_import).collect::<anyhow::Result<_>>()?,
+        settled: settled.iter().map(settled_month).collect::<anyhow::Result<_>>()?,
+        late: late.iter().map(late_usage).collect::<anyhow::Result<_>>()?,
+        zone: zone.and_then(|z| z.parse().ok()),
+    })
+}
+
 /// What rebuilding the month's totals for another billing zone says of an archived import.
 pub(crate) const REZONING: &str = "building the month's totals for another billing time zone";
 

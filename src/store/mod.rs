@@ -426,6 +426,17 @@ pub struct StoredImport {
     pub archived: Option<Archived>,
 }
 
+/// What decides whether an import may be archived, as read inside the archiving transaction.
+#[derive(Clone, Debug)]
+pub struct ArchiveState {
+    /// Every import of rows ([`Store::stored_imports`]).
+    pub imports: Vec<StoredImport>,
+    pub settled: Vec<SettledMonth>,
+    pub late: Vec<LateUsage>,
+    /// The zone the month's totals are kept for.
+    pub zone: Option<Tz>,
+}
+
 /// What the database keeps of an import whose content was archived (`jobs::archive`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Archived {
@@ -954,8 +965,16 @@ pub trait Store {
     async fn stored_chunk(&self, import_id: i64, seq: i64) -> StoreResult<Option<StoredChunk>>;
 
     /// Records that import `import_id`'s kept content is archived and drops its chunks, in one
-    /// transaction. False (nothing done) if it is archived already, or keeps no content.
-    async fn archive_import(&self, import_id: i64, archived: &Archived) -> StoreResult<bool>;
+    /// transaction that keeps imports, retractions and settles out: first it reads what decides
+    /// whether the import may be archived ([`ArchiveState`]) again and hands it to `recheck`,
+    /// whose refusal (a text) leaves everything as it was and is returned as busy (exit 4).
+    /// False (nothing done) if it is archived already, or keeps no content.
+    async fn archive_import(
+        &self,
+        import_id: i64,
+        archived: &Archived,
+        recheck: &(dyn Fn(&ArchiveState) -> Result<(), String> + Send + Sync),
+    ) -> StoreResult<bool>;
 
     /// Writes import `import_id`'s chunks back, as `next` gives them (in order, until `None`),
     /// and clears its archive record, in one transaction. False (nothing done) if it is not

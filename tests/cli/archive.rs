@@ -199,7 +199,8 @@ fn settled_months_leave_the_database_and_come_back_byte_for_byte_with_the_books_
         "UPDATE usage_totals SET calls = calls - 1 WHERE month = '2026-09' AND account_id = 'a' AND api = '{CROP}'"
     ));
 
-    // A damaged copy of the archive: verify names it, restore refuses it and writes nothing.
+    // A damaged copy of the archive (a byte changed in one file, another cut short): verify
+    // names both, restore refuses both and writes nothing of them.
     let damaged = env.dir.path().join("damaged");
     std::fs::create_dir(&damaged).unwrap();
     for f in std::fs::read_dir(&arch).unwrap() {
@@ -211,19 +212,27 @@ fn settled_months_leave_the_database_and_come_back_byte_for_byte_with_the_books_
     let at = bytes.len() / 2;
     bytes[at] ^= 0x10;
     std::fs::write(&data, bytes).unwrap();
+    let cut = damaged.join("usage-000002.csv.zst");
+    let bytes = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() - 3]).unwrap();
     let out = env.run(&["verify", "--archive", damaged.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(6), "{text}");
     assert!(
-        text.contains("BREACH  each usage import's stored content") && text.contains("import #1 ("),
+        text.contains("BREACH  each usage import's stored content")
+            && text.contains("import #1 (")
+            && text.contains("import #2 ("),
         "{text}"
     );
     let err = env.fails(3, &["restore-usage", "--dir", damaged.to_str().unwrap()]);
     assert!(
-        err.contains("usage import #1 (") && err.contains("nothing of it was restored"),
+        err.contains("2 archived imports were not restored")
+            && err.contains("usage import #1 (")
+            && err.contains("usage import #2 (")
+            && err.contains("cannot be read"),
         "{err}"
     );
-    assert_eq!(chunks_of(&env, 1), 0);
+    assert_eq!((chunks_of(&env, 1), chunks_of(&env, 2)), (0, 0));
 
     // What needs the archived usage says so.
     let err = env.fails(
@@ -240,6 +249,28 @@ fn settled_months_leave_the_database_and_come_back_byte_for_byte_with_the_books_
     );
     assert!(
         err.contains("usage import #2 (") && err.contains("is archived") && err.contains("restore-usage"),
+        "{err}"
+    );
+
+    // Rebuilding the totals for another billing zone needs every import's usage.
+    let other = env.file(
+        "other.csv",
+        &format!("account_id,api,timestamp,calls\nb,{CROP},2026-11-02T10:00:00+08:00,1\n"),
+    );
+    let err = env.fails(
+        3,
+        &[
+            "--tz",
+            "UTC",
+            "--now",
+            "2026-11-03T00:00:00+08:00",
+            "usage",
+            "import",
+            &other,
+        ],
+    );
+    assert!(
+        err.contains("is archived") && err.contains("another billing time zone") && err.contains("nothing was written"),
         "{err}"
     );
 
@@ -308,11 +339,24 @@ fn a_month_not_settled_is_refused_and_nothing_is_written() {
         err.contains("month 2026-10 cannot be archived: it is not settled"),
         "{err}"
     );
-    assert_eq!(std::fs::read_dir(&arch).unwrap().count(), 0);
+    assert!(!arch.exists());
     assert_eq!(chunks_of(&env, 1), 1);
     // Before a month with no usage imported, nothing is to archive.
     let out = env.ok(&archive_at("2026-11-02T00:00:00+08:00", "2026-10", &arch));
     assert!(out.contains("0 imports archived now, 0 before, 1 kept"), "{out}");
+
+    // A month settled before its zone was recorded: `verify` reads its rows back, so they stay.
+    env.settle("2026-10", OCT_SETTLED);
+    env.exec("UPDATE settled_months SET tz = NULL");
+    let err = env.fails(3, &archive_at("2026-11-02T00:00:00+08:00", "2026-11", &arch));
+    assert!(
+        err.contains("month 2026-10 cannot be archived: it was settled in a zone not recorded"),
+        "{err}"
+    );
+    env.exec("UPDATE settled_months SET tz = 'Asia/Shanghai'");
+    let out = env.ok(&archive_at("2026-11-02T00:00:00+08:00", "2026-11", &arch));
+    assert!(out.contains("1 import archived now"), "{out}");
+    env.ok(&["verify"]);
 }
 
 /// The state of import `id`: whole in the database, or archived with its files whole.
@@ -407,6 +451,10 @@ fn an_archive_killed_at_any_instant_leaves_each_import_whole_and_runs_again_to_t
         assert_same(&env.snapshot(&["2026-10"]), &expected, &format!("round {round}"));
     }
     eprintln!("{part} kills in {rounds} rounds left the archive part-done");
+    assert!(
+        part >= 1,
+        "no kill in {rounds} rounds left the archive part-done; the test proves little"
+    );
 }
 
 fn sha256_of(bytes: &[u8]) -> String {

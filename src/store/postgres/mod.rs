@@ -1452,9 +1452,22 @@ impl Store for PgStore {
 
     /// Holding `usage_imports` against imports, retractions and totals being rebuilt. An
     /// import's chunks are a few rows (4 MiB of content each), on one shard on Citus.
-    async fn archive_import(&self, import_id: i64, archived: &Archived) -> StoreResult<bool> {
+    async fn archive_import(
+        &self,
+        import_id: i64,
+        archived: &Archived,
+        recheck: &(dyn Fn(&ArchiveState) -> Result<(), String> + Send + Sync),
+    ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(LOCK_IMPORTS_SQL).execute(&mut *tx).await?;
+        let imports = sqlx::query(STORED_IMPORTS_SQL).fetch_all(&mut *tx).await?;
+        let settled = sqlx::query(SETTLED_WATERMARKS_SQL)
+            .bind(Option::<String>::None)
+            .fetch_all(&mut *tx)
+            .await?;
+        let late = sqlx::query(LATE_USAGE_SQL).fetch_all(&mut *tx).await?;
+        let zone: Option<String> = sqlx::query_scalar(TOTALS_ZONE_SQL).fetch_optional(&mut *tx).await?;
+        recheck(&archive_state(&imports, &settled, &late, zone)?).map_err(|why| archive_refused(import_id, why))?;
         let done = sqlx::query(ARCHIVE_IMPORT_SQL)
             .bind(archived.at)
             .bind(&archived.sha256)

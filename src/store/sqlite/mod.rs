@@ -25,7 +25,7 @@ use crate::domain::arrears;
 use crate::domain::credit::plan_credit;
 use crate::domain::shard::Shard;
 use crate::input::stored::StoredChunk;
-use crate::store::common::credit_issued;
+use crate::store::common::{archive_refused, archive_state, credit_issued};
 use crate::store::decode::{
     account_view, arrears_bill, billed_calls, command_runs, credit_bill, event_view, export_line, import_span,
     import_view, late_usage, month_totals, pack_view, run_view, service_state, settled_month, status_counts,
@@ -991,20 +991,37 @@ impl Store for SqliteStore {
         Ok(row.as_ref().map(stored_chunk).transpose()?)
     }
 
-    /// Through `rusqlite`, in one `BEGIN IMMEDIATE` transaction. The pages the chunks held are
-    /// free for what is written next (the file does not shrink without `VACUUM`).
-    async fn archive_import(&self, import_id: i64, archived: &Archived) -> StoreResult<bool> {
-        let mut conn = conn::open(&self.file()?, true)?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let calls = serde_json::to_string(&archived.calls)?;
-        let done = tx.execute(
-            ARCHIVE_IMPORT_SQL,
-            rusqlite::params![us(archived.at), archived.sha256, calls, import_id],
-        )? == 1;
+    /// In one `BEGIN IMMEDIATE` transaction. The pages the chunks held are free for what is
+    /// written next (the file does not shrink without `VACUUM`).
+    async fn archive_import(
+        &self,
+        import_id: i64,
+        archived: &Archived,
+        recheck: &(dyn Fn(&ArchiveState) -> Result<(), String> + Send + Sync),
+    ) -> StoreResult<bool> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let imports = sqlx::query(STORED_IMPORTS_SQL).fetch_all(&mut *tx).await?;
+        let settled = sqlx::query(SETTLED_WATERMARKS_SQL)
+            .bind(Option::<String>::None)
+            .fetch_all(&mut *tx)
+            .await?;
+        let late = sqlx::query(LATE_USAGE_SQL).fetch_all(&mut *tx).await?;
+        let zone: Option<String> = sqlx::query_scalar(TOTALS_ZONE_SQL).fetch_optional(&mut *tx).await?;
+        recheck(&archive_state(&imports, &settled, &late, zone)?).map_err(|why| archive_refused(import_id, why))?;
+        let done = sqlx::query(ARCHIVE_IMPORT_SQL)
+            .bind(us(archived.at))
+            .bind(&archived.sha256)
+            .bind(serde_json::to_string(&archived.calls)?)
+            .bind(import_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
         if done {
-            tx.execute(DROP_CHUNKS_SQL, [import_id])?;
+            sqlx::query(DROP_CHUNKS_SQL).bind(import_id).execute(&mut *tx).await?;
         }
-        tx.commit()?;
+        tx.commit().await?;
         Ok(done)
     }
 
