@@ -1139,6 +1139,65 @@ async fn story<S: Store>(store: &S) {
         );
     }
 
+    // Archiving reads what decides it again under the write lock and hands it to the check: a
+    // refusal leaves the import whole and is busy (exit 4); once archived, its chunks are gone
+    // until they are written back.
+    let imports = store.stored_imports().await.unwrap();
+    let kept = imports
+        .iter()
+        .find(|i| i.content.is_some() && !i.retracted && i.archived.is_none())
+        .expect("an import that counts");
+    let id = kept.import_id;
+    let mut chunks = Vec::new();
+    while let Some(c) = store.stored_chunk(id, chunks.len() as i64).await.unwrap() {
+        chunks.push(c);
+    }
+    assert!(!chunks.is_empty());
+    let archived = Archived {
+        at: t("2026-12-05T00:00:00+08:00"),
+        sha256: "ab".repeat(32),
+        calls: [("2026-11".to_string(), 7)].into(),
+    };
+    let seen = std::sync::Mutex::new(None);
+    let refuse = |state: &ArchiveState| {
+        *seen.lock().unwrap() = Some((state.zone, state.imports.len(), state.settled.len()));
+        Err("it was retracted meanwhile".to_string())
+    };
+    let refused = anyhow::Error::from(store.archive_import(id, &archived, &refuse).await.unwrap_err());
+    assert_eq!(billrun::error::exit_code(&refused), 4, "{refused:#}");
+    assert!(format!("{refused:#}").contains("it was retracted meanwhile"));
+    let settled_now = store.settled_months(None).await.unwrap().len();
+    let seen = seen.lock().unwrap().take();
+    assert_eq!(seen, Some((Some(Shanghai), imports.len(), settled_now)));
+    assert_eq!(store.stored_chunk(id, 0).await.unwrap().as_ref(), chunks.first());
+    let accept = |_: &ArchiveState| Ok(());
+    assert!(store.archive_import(id, &archived, &accept).await.unwrap());
+    assert!(!store.archive_import(id, &archived, &accept).await.unwrap());
+    assert_eq!(store.stored_chunk(id, 0).await.unwrap(), None);
+    let now_archived = store.stored_imports().await.unwrap();
+    assert_eq!(
+        now_archived
+            .iter()
+            .find(|i| i.import_id == id)
+            .unwrap()
+            .archived
+            .as_ref(),
+        Some(&archived)
+    );
+    let mut back = chunks.clone().into_iter();
+    assert!(store.restore_import(id, &mut || Ok(back.next())).await.unwrap());
+    let mut none = std::iter::empty();
+    assert!(!store.restore_import(id, &mut || Ok(none.next())).await.unwrap());
+    for c in &chunks {
+        assert_eq!(store.stored_chunk(id, c.seq).await.unwrap().as_ref(), Some(c));
+    }
+    assert!(store
+        .stored_imports()
+        .await
+        .unwrap()
+        .iter()
+        .all(|i| i.archived.is_none()));
+
     store.close().await;
 }
 

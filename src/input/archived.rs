@@ -142,13 +142,17 @@ pub struct NewFile {
 }
 
 impl NewFile {
-    /// Starts file `name` in `dir` (as `.name.partial` until [`NewFile::finish`]).
+    /// Starts file `name` in `dir`, under a temporary name of its own until [`NewFile::finish`]
+    /// (`.name.PID-N.partial`, made new: two runs writing the same file never write into one).
     pub fn create(dir: &Path, name: &str) -> std::io::Result<NewFile> {
-        let temp = dir.join(format!(".{name}.partial"));
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temp = dir.join(format!(".{name}.{}-{n}.partial", std::process::id()));
+        let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&temp)?;
         Ok(NewFile {
             dir: dir.to_owned(),
             name: name.to_owned(),
-            out: BufWriter::new(File::create(&temp)?),
+            out: BufWriter::new(file),
             temp,
             finished: false,
             hasher: Sha256::new(),

@@ -74,14 +74,24 @@ fn verdict(import: &StoredImport, before: Month, zone: Tz, settled: &[SettledMon
     }
     let refuse = |month: &str, why: String| {
         Verdict::Refuse(format!(
-            "month {month} cannot be archived: {why} (import #{}, {}, has rows in it); nothing was archived",
+            "month {month} cannot be archived: {why} (import #{}, {}, has rows in it)",
             import.import_id, import.file_name
         ))
     };
+    let in_zone = |sm: &SettledMonth| sm.tz.as_deref() == Some(zone.name());
+    let other_zone = |sm: &SettledMonth| {
+        format!(
+            "it was settled in {}, and the month's totals are kept for {}",
+            sm.tz.as_deref().unwrap_or("a zone not recorded"),
+            zone.name()
+        )
+    };
     for span in Month::spanning(first, last, zone) {
         let month = span.month.to_string();
-        if !settled.iter().any(|s| s.month == month) {
-            return refuse(&month, "it is not settled".into());
+        match settled.iter().find(|s| s.month == month) {
+            None => return refuse(&month, "it is not settled".into()),
+            Some(sm) if !in_zone(sm) => return refuse(&month, other_zone(sm)),
+            Some(_) => {}
         }
         if late.iter().any(|l| l.month == span.month) {
             return refuse(
@@ -91,15 +101,8 @@ fn verdict(import: &StoredImport, before: Month, zone: Tz, settled: &[SettledMon
         }
     }
     for sm in settled.iter().filter(|s| s.start <= last && first < s.end) {
-        if sm.tz.as_deref() != Some(zone.name()) {
-            return refuse(
-                &sm.month,
-                format!(
-                    "it was settled in {}, and the month's totals are kept for {}",
-                    sm.tz.as_deref().unwrap_or("a zone not recorded"),
-                    zone.name()
-                ),
-            );
+        if !in_zone(sm) {
+            return refuse(&sm.month, other_zone(sm));
         }
         if import.import_id > sm.through_import || import.record_id.is_some_and(|r| r > sm.through_import) {
             return refuse(
@@ -131,7 +134,7 @@ pub async fn archive<S: Store>(store: &S, ctx: &Ctx, before: Month, dir: &Path) 
         match verdict(&import, before, zone, &settled, &late) {
             Verdict::Archive => todo.push(import),
             Verdict::Keep(why) => report.kept.push((import.import_id, import.file_name, why)),
-            Verdict::Refuse(why) => return Err(input_error(why)),
+            Verdict::Refuse(why) => return Err(input_error(format!("{why}; nothing was archived"))),
         }
     }
     if todo.is_empty() {
@@ -537,6 +540,18 @@ mod tests {
                 &[],
             ),
             "2026-09 cannot be archived: it was settled in a zone not recorded",
+        );
+        // October settled in UTC only: rows of Shanghai's first hours of October fall in no
+        // period settled, though a month of their name is.
+        let first_hours = import("2026-10-01T01:00:00+08:00", "2026-10-01T02:00:00+08:00");
+        refused(
+            v(
+                &first_hours,
+                "2026-11",
+                &[settled("2026-10", Some(chrono_tz::UTC), 9)],
+                &[],
+            ),
+            "2026-10 cannot be archived: it was settled in UTC",
         );
         let early_oct = import("2026-10-01T05:00:00+08:00", "2026-10-01T06:00:00+08:00");
         let utc_sep = settled("2026-09", Some(chrono_tz::UTC), 9);

@@ -18,7 +18,6 @@ use crate::domain::month::Month;
 use crate::input::replay::{share_of, shares_for, PeriodSums, SUMS_PER_SHARE};
 use crate::store::{BilledCalls, SettledMonth, Store, StoredImport, StoredTotal};
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// What the check makes sure of.
 pub const BILLED_CHECK: &str = "every usage row of a settled month is counted by exactly one current bill revision";
@@ -31,9 +30,8 @@ struct Side {
     billed: i64,
 }
 
-/// The check, of `month` (`None`: every settled month), reading archived imports from
-/// `archive` if given.
-pub async fn check<S: Store>(store: &S, month: Option<Month>, archive: Option<&Path>) -> anyhow::Result<Found> {
+/// The check, of `month` (`None`: every settled month).
+pub async fn check<S: Store>(store: &S, month: Option<Month>) -> anyhow::Result<Found> {
     let started = std::time::Instant::now();
     let mut found = Found::new(BILLED_CHECK);
     let imports = store.stored_imports().await?;
@@ -55,20 +53,20 @@ pub async fn check<S: Store>(store: &S, month: Option<Month>, archive: Option<&P
                     .await?;
             } else {
                 let counted = imports.iter().filter(|i| !i.retracted);
-                for (key, calls) in period_sums(store, archive, &sm, counted, share, shares, &mut found).await? {
+                for (key, calls) in period_sums(store, &sm, counted, share, shares, &mut found).await? {
                     sides.entry(key).or_default().used += calls;
                 }
             }
             let late = imports
                 .iter()
                 .filter(|i| i.import_id > sm.through_import && !i.retracted);
-            for (key, calls) in period_sums(store, archive, &sm, late, share, shares, &mut found).await? {
+            for (key, calls) in period_sums(store, &sm, late, share, shares, &mut found).await? {
                 sides.entry(key).or_default().late += calls;
             }
             let gone = imports
                 .iter()
                 .filter(|i| i.import_id <= sm.through_import && i.record_id.is_some_and(|r| r > sm.through_import));
-            for (key, calls) in period_sums(store, archive, &sm, gone, share, shares, &mut found).await? {
+            for (key, calls) in period_sums(store, &sm, gone, share, shares, &mut found).await? {
                 sides.entry(key).or_default().late -= calls;
             }
             store
@@ -105,7 +103,6 @@ pub async fn check<S: Store>(store: &S, month: Option<Month>, archive: Option<&P
 /// accounts; an import whose content does not read back is a breach.
 async fn period_sums<'a, S: Store>(
     store: &S,
-    archive: Option<&Path>,
     sm: &SettledMonth,
     imports: impl Iterator<Item = &'a StoredImport>,
     share: u64,
@@ -120,13 +117,15 @@ async fn period_sums<'a, S: Store>(
         let Some(content) = import.content.as_ref().filter(|_| reaches) else {
             continue;
         };
-        // An archived import, unless its files are given, is of a month settled through it and
-        // in the zone of the totals (`jobs::archive` archives no other): the totals stand for it.
-        if import.archived.is_some() && archive.is_none() {
+        // An archived import is never read here: every settled month whose period its rows
+        // reach was settled through it in the zone of the totals, with nothing waiting
+        // (`jobs::archive` archives no other), so it is neither late nor gone, and its months
+        // are checked on the totals.
+        if import.archived.is_some() {
             continue;
         }
         let add = |sums: &mut PeriodSums, rows| sums.add_all(rows);
-        let (back, unreadable, _) = read_back(store, archive, import, content, false, sums, add).await?;
+        let (back, unreadable, _) = read_back(store, None, import, content, false, sums, add).await?;
         sums = back;
         if let Some(problem) = unreadable {
             found.add(format!(

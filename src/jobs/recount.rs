@@ -59,22 +59,31 @@ pub async fn recount<S: Store>(
     let mut imports = store.stored_imports().await?;
     let zone = store.usage_totals_zone().await?;
     let shares = shares_for(store.count_usage_totals(month).await?, per_pass);
-    // Archived imports not read back: the months they reach are checked whole.
+    // Archived imports not read back (no archive given, or its files for them are missing or
+    // damaged, which is a breach named once): the months they reach are checked whole.
     let mut whole = WholeMonths::default();
-    if archive.is_none() {
-        imports.retain(|import| match &import.archived {
-            Some(archived) if !import.retracted => {
-                for (m, calls) in &archived.calls {
-                    if month.map_or(true, |only| only.to_string() == *m) {
-                        whole.archived.entry(m.clone()).or_default().2 += calls;
-                    }
-                }
-                false
+    imports.retain(|import| {
+        let Some(archived) = &import.archived else {
+            return true;
+        };
+        if let Some(dir) = archive {
+            match Source::of(import, Some(dir)) {
+                Ok(_) => return true,
+                Err(problem) => stored.add(format!(
+                    "import #{} ({}): {problem}",
+                    import.import_id, import.file_name
+                )),
             }
-            Some(_) => false,
-            None => true,
-        });
-    }
+        }
+        if !import.retracted {
+            for (m, calls) in &archived.calls {
+                if month.map_or(true, |only| only.to_string() == *m) {
+                    whole.archived.entry(m.clone()).or_default().2 += calls;
+                }
+            }
+        }
+        false
+    });
     for share in 0..shares {
         let mut pass = zone.map(|zone| Pass {
             zone,
@@ -173,25 +182,27 @@ enum Source {
 impl Source {
     /// `import`'s chunks: from the archive in `archive` if it is archived, else from the
     /// database; or what keeps them from being read.
-    fn of(import: &StoredImport, archive: Option<&Path>) -> anyhow::Result<Result<Source, String>> {
+    fn of(import: &StoredImport, archive: Option<&Path>) -> Result<Source, String> {
         let (Some(archived), Some(dir)) = (&import.archived, archive) else {
-            return Ok(Ok(Source::Stored));
+            return Ok(Source::Stored);
         };
         let manifest = match read_manifest(dir, import.import_id) {
             Ok(Some(manifest)) => manifest,
-            Ok(None) => return Ok(Err(format!("archived, and {} holds no archive of it", dir.display()))),
-            Err(e) => return Ok(Err(format!("{e:#}"))),
+            Ok(None) => return Err(format!("archived, and {} holds no archive of it", dir.display())),
+            Err(e) => return Err(format!("{e:#}")),
         };
         if manifest.data.sha256 != archived.sha256 {
-            return Ok(Err(format!(
+            return Err(format!(
                 "archived as a content file of SHA-256 {}, and the one {} names is {}",
                 archived.sha256, manifest.data.name, manifest.data.sha256
-            )));
+            ));
         }
-        if let Some(problem) = file_problem(dir, &manifest.totals) {
-            return Ok(Err(problem));
+        // Both files whole before anything is read: a damaged one is named once, and the
+        // months of the import are then checked whole rather than row by row.
+        if let Some(problem) = file_problem(dir, &manifest.data).or_else(|| file_problem(dir, &manifest.totals)) {
+            return Err(problem);
         }
-        Ok(ArchivedChunks::open(dir, &manifest).map(|file| Source::Archived(Box::new(file), archived.sha256.clone())))
+        ArchivedChunks::open(dir, &manifest).map(|file| Source::Archived(Box::new(file), archived.sha256.clone()))
     }
 
     /// The next chunk (`None`: no more), or what keeps it from being read.
@@ -227,7 +238,7 @@ async fn read_chunks<S: Store>(
     check: bool,
     mut feed: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
 ) -> anyhow::Result<Option<String>> {
-    let mut source = match Source::of(import, archive)? {
+    let mut source = match Source::of(import, archive) {
         Ok(source) => source,
         Err(problem) => return Ok(Some(problem)),
     };

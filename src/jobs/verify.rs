@@ -87,7 +87,7 @@ pub async fn verify<S: Store>(store: &S, month: Option<Month>, archive: Option<&
             examples,
         });
     }
-    let billed = super::billed_usage::check(store, month, archive).await?;
+    let billed = super::billed_usage::check(store, month).await?;
     let (stored, totals) = super::recount::recount(store, month, super::recount::TOTALS_PER_PASS, archive).await?;
     for found in [billed, totals, stored] {
         checks.push(Check {

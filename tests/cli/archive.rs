@@ -178,6 +178,11 @@ fn settled_months_leave_the_database_and_come_back_byte_for_byte_with_the_books_
         verified.contains("archived 2026-10: the usage of 1 import ("),
         "{verified}"
     );
+    let october_only = env.ok(&["verify", "--month", "2026-10"]);
+    assert!(
+        october_only.contains("archived 2026-10") && !october_only.contains("archived 2026-09"),
+        "{october_only}"
+    );
     let read_back = env.ok(&["verify", "--archive", arch.to_str().unwrap()]);
     assert!(
         read_back.contains("archived 2026-10") && read_back.contains("read back from the archive"),
@@ -317,6 +322,24 @@ fn settled_months_leave_the_database_and_come_back_byte_for_byte_with_the_books_
     env.ok(&["restore-usage", "--dir", again.to_str().unwrap(), "--import", "2"]);
     assert_eq!((chunks_of(&env, 1), chunks_of(&env, 4)), (0, 0));
     assert!(chunks_of(&env, 2) > 0);
+    // An archive that holds some of the imports: those come back, the others are named.
+    let some = env.dir.path().join("some");
+    std::fs::create_dir(&some).unwrap();
+    for f in std::fs::read_dir(&again).unwrap() {
+        let f = f.unwrap().path();
+        if f.file_name().unwrap().to_string_lossy().starts_with("usage-000001.") {
+            std::fs::copy(&f, some.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let err = env.fails(3, &["restore-usage", "--dir", some.to_str().unwrap()]);
+    assert!(
+        err.contains("1 archived import was not restored")
+            && err.contains("usage import #4 (")
+            && err.contains("holds no archive of it"),
+        "{err}"
+    );
+    assert!(chunks_of(&env, 1) > 0);
+    assert_eq!(chunks_of(&env, 4), 0);
     let err = env.fails(
         3,
         &[
@@ -427,7 +450,9 @@ fn an_archive_killed_at_any_instant_leaves_each_import_whole_and_runs_again_to_t
         load(&env);
         let arch = env.dir.path().join("arch");
         rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let delay = Duration::from_micros((rng >> 33) % (clean_time.as_micros() as u64 + 1));
+        // Within the last four fifths of a clean run: the first part is the process starting.
+        let span = clean_time.as_micros() as u64;
+        let delay = Duration::from_micros(span / 5 + (rng >> 33) % (span * 4 / 5 + 1));
         let mut child = archive(&env, &arch)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
