@@ -273,8 +273,10 @@ pub enum Command {
     /// per month, account and API (usage-000042.totals.csv) and a manifest (SHA-256, rows,
     /// calls, how it reads back). Then its content leaves the database; bills, lines, ledger,
     /// totals and events stay, and `verify` checks the month against what was recorded. A
-    /// month not settled, or with late usage not yet billed, is refused before anything is
-    /// written (exit 3). Each import is archived whole or not at all: killed, run it again.
+    /// month not settled, settled in another zone than the month's totals, or with late usage
+    /// not yet billed, is refused before anything is written (exit 3); an import changed while
+    /// it was being archived is left as it was (exit 4). Each import is archived whole or not at
+    /// all: killed, run it again.
     /// Keep DIR as you keep backups; `billrun restore-usage --dir DIR` brings it back.
     Archive {
         /// Archive the usage of months before this one (YYYY-MM).
