@@ -160,14 +160,9 @@ impl NewFile {
         })
     }
 
-    /// Where its bytes are while it is written.
+    /// Where its bytes are while it is written (readable there once flushed, `Write::flush`).
     pub fn temp_path(&self) -> &Path {
         &self.temp
-    }
-
-    /// Flushes what was written so far, so that it can be read from [`NewFile::temp_path`].
-    pub fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
     }
 
     /// Flushes it to disk and gives it its name (replacing a file of that name, which a run
