@@ -450,15 +450,26 @@ fn an_archive_killed_at_any_instant_leaves_each_import_whole_and_runs_again_to_t
         load(&env);
         let arch = env.dir.path().join("arch");
         rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        // Within the last four fifths of a clean run: the first part is the process starting.
-        let span = clean_time.as_micros() as u64;
-        let delay = Duration::from_micros(span / 5 + (rng >> 33) % (span * 4 / 5 + 1));
         let mut child = archive(&env, &arch)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(delay);
+        if round % 2 == 0 {
+            // At a random instant within the last four fifths of a clean run (the first part is
+            // the process starting).
+            let span = clean_time.as_micros() as u64;
+            std::thread::sleep(Duration::from_micros(span / 5 + (rng >> 33) % (span * 4 / 5 + 1)));
+        } else {
+            // As soon as the manifest of the second or third import is written: the one before
+            // is archived, and the import is between writing its files and recording them,
+            // whatever the machine's load.
+            let manifest = arch.join(format!("usage-{:06}.manifest.json", 2 + round / 2 % 2));
+            let until = Instant::now() + Duration::from_secs(120);
+            while !manifest.exists() && child.try_wait().unwrap().is_none() && Instant::now() < until {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
         child.kill().ok();
         child.wait().unwrap();
         let done = (1..=IMPORTS).filter(|&id| whole_somewhere(&env, &arch, id)).count();
