@@ -23,7 +23,7 @@
 use crate::domain::money::{from_fen, Rounding};
 use crate::domain::month::Month;
 use crate::store::sql::verify::{BookCheck, MAX_PER_CHECK};
-use crate::store::{ExportLine, LateUsage, Store};
+use crate::store::{LateUsage, LineAmount, Store};
 use anyhow::Context;
 use rust_decimal::Decimal;
 use std::path::Path;
@@ -103,8 +103,8 @@ pub async fn verify<S: Store>(store: &S, month: Option<Month>, archive: Option<&
     };
     let started = std::time::Instant::now();
     let mut bills_checked = 0u64;
-    let mut bill: Option<(ExportLine, Decimal)> = None;
-    let check_bill = |head: &ExportLine, lines_sum: Decimal, found: &mut Check| {
+    let mut bill: Option<(LineAmount, Decimal)> = None;
+    let check_bill = |head: &LineAmount, lines_sum: Decimal, found: &mut Check| {
         if let Some(problem) = bill_problem(head, lines_sum) {
             found.breaches += 1;
             if found.examples.len() < MAX_PER_CHECK {
@@ -113,7 +113,7 @@ pub async fn verify<S: Store>(store: &S, month: Option<Month>, archive: Option<&
         }
     };
     store
-        .export_lines(month, None, &mut |line| {
+        .line_amounts(month, &mut |line| {
             match &mut bill {
                 Some((head, sum)) if head.bill_id == line.bill_id => *sum += line.amount,
                 _ => {
@@ -171,17 +171,14 @@ pub async fn verify<S: Store>(store: &S, month: Option<Month>, archive: Option<&
 }
 
 /// What is wrong with a bill's arithmetic, if anything.
-fn bill_problem(head: &ExportLine, lines_sum: Decimal) -> Option<String> {
-    let total = from_fen(head.bill_total_fen);
+fn bill_problem(head: &LineAmount, lines_sum: Decimal) -> Option<String> {
+    let total = from_fen(head.total_fen);
     let rounding: Rounding = match head.rounding.parse() {
         Ok(r) => r,
         Err(e) => return Some(e),
     };
-    if lines_sum != head.bill_exact_total {
-        Some(format!(
-            "lines sum to {lines_sum}, the bill says {}",
-            head.bill_exact_total
-        ))
+    if lines_sum != head.exact_total {
+        Some(format!("lines sum to {lines_sum}, the bill says {}", head.exact_total))
     } else if rounding.to_fen_precision(lines_sum) != total {
         Some(format!(
             "{lines_sum} rounded {rounding} is {}, the bill says {total}",

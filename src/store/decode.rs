@@ -6,7 +6,7 @@
 use super::webhooks::{DeliveryStatus, DeliveryView, DueDelivery, EndpointHealth, NoticeRef};
 use super::{
     AccountView, Archived, ArrearsBill, BilledCalls, CommandRuns, CreditIssued, CreditNote, EventView, ExportLine,
-    Holding, ImportView, LateUsage, MonthTotals, PackView, RunOutcome, RunView, SettledMonth, StatusCounts,
+    Holding, ImportView, LateUsage, LineAmount, MonthTotals, PackView, RunOutcome, RunView, SettledMonth, StatusCounts,
     StoredImport, StoredTotal, StoredVersion, UsedReference,
 };
 use crate::domain::arrears::{EventKind, ServiceState};
@@ -221,6 +221,18 @@ pub(crate) fn export_line(r: &impl Columns) -> anyhow::Result<ExportLine> {
             }),
             None => None,
         },
+    })
+}
+
+/// A bill line's amount and its bill's arithmetic, from the columns of `sql::LINE_AMOUNTS_SQL`.
+pub(crate) fn line_amount(r: &impl Columns) -> anyhow::Result<LineAmount> {
+    Ok(LineAmount {
+        bill_id: r.text("bill_id")?,
+        rounding: r.text("rounding")?,
+        exact_total: r.decimal("exact_total")?,
+        total_fen: r.int("total_fen")?,
+        rounding_adjustment: r.decimal("rounding_adjustment")?,
+        amount: r.decimal("amount")?,
     })
 }
 

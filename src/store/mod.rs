@@ -680,6 +680,19 @@ pub struct ExportLine {
     pub credit: Option<CreditNote>,
 }
 
+/// One bill line's exact amount with the arithmetic of its bill, as stored: what `verify`
+/// checks each bill's total against.
+#[derive(Clone, Debug)]
+pub struct LineAmount {
+    pub bill_id: String,
+    pub rounding: String,
+    pub exact_total: Decimal,
+    pub total_fen: i64,
+    pub rounding_adjustment: Decimal,
+    /// The line's exact amount.
+    pub amount: Decimal,
+}
+
 /// Who issued a credit, why, and under which reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreditNote {
@@ -984,6 +997,14 @@ pub trait Store {
         import_id: i64,
         next: &mut (dyn FnMut() -> anyhow::Result<Option<StoredChunk>> + Send),
     ) -> StoreResult<bool>;
+
+    /// The exact amount of each bill line of `month` (or every month) with its bill's
+    /// arithmetic, handed to `each`, the lines of a bill one after another.
+    async fn line_amounts(
+        &self,
+        month: Option<Month>,
+        each: &mut dyn FnMut(LineAmount) -> anyhow::Result<()>,
+    ) -> StoreResult<()>;
 
     /// Runs one of `verify`'s checks for `month` (or every month): one text per breach.
     async fn breaches(&self, check: BookCheck, month: Option<Month>) -> StoreResult<Vec<String>>;

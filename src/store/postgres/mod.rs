@@ -30,8 +30,8 @@ use crate::input::usage::NewUsage;
 use crate::store::common::*;
 use crate::store::decode::{
     account_view, arrears_bill, billed_calls, command_runs, credit_bill, event_view, export_line, import_span,
-    import_view, late_usage, month_totals, pack_view, run_view, service_state, settled_month, status_counts,
-    stored_chunk, stored_import, stored_line, stored_total, stored_version, used_credit, used_reference,
+    import_view, late_usage, line_amount, month_totals, pack_view, run_view, service_state, settled_month,
+    status_counts, stored_chunk, stored_import, stored_line, stored_total, stored_version, used_credit, used_reference,
 };
 use crate::store::migrations::POSTGRES_MIGRATOR;
 use crate::store::page::{self, CurrentBill, PageWrites, StoredLine};
@@ -1380,6 +1380,20 @@ impl Store for PgStore {
             .fetch(&self.pool);
         while let Some(r) = rows.try_next().await? {
             each(export_line(&r)?)?;
+        }
+        Ok(())
+    }
+
+    async fn line_amounts(
+        &self,
+        month: Option<Month>,
+        each: &mut dyn FnMut(LineAmount) -> anyhow::Result<()>,
+    ) -> StoreResult<()> {
+        let mut rows = sqlx::query(LINE_AMOUNTS_SQL)
+            .bind(month.map(|m| m.to_string()))
+            .fetch(&self.pool);
+        while let Some(r) = rows.try_next().await? {
+            each(line_amount(&r)?)?;
         }
         Ok(())
     }

@@ -188,6 +188,15 @@ pub(crate) const EXPORT_LINES_SQL: &str = "SELECT b.month, b.bill_id, b.revision
      WHERE (CAST($1 AS TEXT) IS NULL OR b.month = $1) AND (CAST($2 AS TEXT) IS NULL OR b.account_id = $2)
      ORDER BY b.month, b.account_id, b.revision, l.api";
 
+/// Each bill line's exact amount with its bill's arithmetic, of month $1 (NULL: every month),
+/// the lines of a bill together.
+pub(crate) const LINE_AMOUNTS_SQL: &str =
+    "SELECT b.bill_id, b.rounding, b.exact_total, b.total_fen, b.rounding_adjustment,
+        l.amount
+     FROM bills b JOIN bill_lines l ON l.account_id = b.account_id AND l.bill_id = b.bill_id
+     WHERE CAST($1 AS TEXT) IS NULL OR b.month = $1
+     ORDER BY b.account_id, b.bill_id";
+
 /// The latest $1 usage imports, newest first (a retracted one with the SHA-256 it had).
 pub(crate) const USAGE_IMPORTS_SQL: &str = "SELECT import_id, file_name, COALESCE(retracted_sha256, sha256) AS sha256,
         rows, calls, duplicates, first_ts, last_ts, imported_at, retracts, retracted_at, retracted_by,

@@ -28,8 +28,8 @@ use crate::input::stored::StoredChunk;
 use crate::store::common::{archive_refused, archive_state, credit_issued};
 use crate::store::decode::{
     account_view, arrears_bill, billed_calls, command_runs, credit_bill, event_view, export_line, import_span,
-    import_view, late_usage, month_totals, pack_view, run_view, service_state, settled_month, status_counts,
-    stored_chunk, stored_import, stored_line, stored_total, stored_version, used_credit, used_reference,
+    import_view, late_usage, line_amount, month_totals, pack_view, run_view, service_state, settled_month,
+    status_counts, stored_chunk, stored_import, stored_line, stored_total, stored_version, used_credit, used_reference,
 };
 use crate::store::migrations::{through, ROWS_KEPT_THROUGH, SQLITE_MIGRATOR};
 use crate::store::sql::verify::BookCheck;
@@ -907,6 +907,20 @@ impl Store for SqliteStore {
             .fetch(&self.pool);
         while let Some(r) = rows.try_next().await? {
             each(export_line(&r)?)?;
+        }
+        Ok(())
+    }
+
+    async fn line_amounts(
+        &self,
+        month: Option<Month>,
+        each: &mut dyn FnMut(LineAmount) -> anyhow::Result<()>,
+    ) -> StoreResult<()> {
+        let mut rows = sqlx::query(LINE_AMOUNTS_SQL)
+            .bind(month.map(|m| m.to_string()))
+            .fetch(&self.pool);
+        while let Some(r) = rows.try_next().await? {
+            each(line_amount(&r)?)?;
         }
         Ok(())
     }
