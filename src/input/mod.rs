@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod archived;
 pub mod ndjson;
 pub mod packs;
+pub mod plain_csv;
 #[cfg(test)]
 mod props;
 pub mod replay;
@@ -269,9 +270,12 @@ impl<R: std::io::Read> std::io::Read for LineLimit<R> {
             let read = self.inner.read(&mut buf[start..cap])?;
             let end = start + read;
             // CR LF becomes LF; a CR at the end of a read waits for the next (unless the input
-            // ended).
-            let mut kept = 0;
-            for i in 0..end {
+            // ended). Most files have no CR: their bytes stay where they are.
+            let Some(first_cr) = memchr::memchr(b'\r', &buf[..end]) else {
+                break end;
+            };
+            let mut kept = first_cr;
+            for i in first_cr..end {
                 let b = buf[i];
                 if b == b'\r' && i + 1 < end && buf[i + 1] == b'\n' {
                     continue;
@@ -288,7 +292,7 @@ impl<R: std::io::Read> std::io::Read for LineLimit<R> {
             }
         };
         let chunk = &buf[..n];
-        let first = chunk.iter().position(|&b| b == b'\n');
+        let first = memchr::memchr(b'\n', chunk);
         let too_long = match first {
             None => self.run + n > MAX_LINE_BYTES,
             Some(i) => self.run + i > MAX_LINE_BYTES,
@@ -301,8 +305,8 @@ impl<R: std::io::Read> std::io::Read for LineLimit<R> {
             ));
         }
         if let Some(first) = first {
-            let last = chunk.iter().rposition(|&b| b == b'\n').unwrap_or(first);
-            self.line += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+            let last = memchr::memrchr(b'\n', chunk).unwrap_or(first);
+            self.line += memchr::memchr_iter(b'\n', chunk).count() as u64;
             self.run = n - last - 1;
         } else {
             self.run += n;
@@ -326,6 +330,9 @@ pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
 /// read as the wall-clock time of that zone. A wall-clock time that a clock change skips, or
 /// passes twice, is refused: which instant it means is not clear.
 pub fn parse_instant_in(text: &str, assume: Option<chrono_tz::Tz>) -> Result<DateTime<Utc>, String> {
+    if let Some(t) = whole_seconds_rfc3339(text.as_bytes()) {
+        return Ok(t);
+    }
     let bad = || match assume {
         None => format!(
             "'{text}' is not an RFC 3339 timestamp with an offset (like 2026-10-05T09:30:00+08:00; \
@@ -370,6 +377,52 @@ pub fn parse_instant_in(text: &str, assume: Option<chrono_tz::Tz>) -> Result<Dat
         .and_then(|s| s.checked_add(i64::from(t.timestamp_subsec_micros().min(999_999))))
         .ok_or_else(bad)?;
     DateTime::from_timestamp_micros(micros).ok_or_else(bad)
+}
+
+/// The shape meters write most, `2026-10-05T09:30:00Z` or `…+08:00` (whole seconds, an upper-case
+/// `T` and `Z`), read without chrono's general parser, to the same instant; `None` for any
+/// other shape, a leap second or a date that does not exist (the general parser decides).
+fn whole_seconds_rfc3339(text: &[u8]) -> Option<DateTime<Utc>> {
+    let offset = match (text.len(), text.get(19)) {
+        (20, Some(b'Z')) => 0,
+        (25, Some(&sign @ (b'+' | b'-'))) if text[22] == b':' => {
+            let (h, m) = (digits(&text[20..22])?, digits(&text[23..25])?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let seconds = i64::from(h * 3600 + m * 60);
+            if sign == b'+' {
+                seconds
+            } else {
+                -seconds
+            }
+        }
+        _ => return None,
+    };
+    if [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')]
+        .iter()
+        .any(|&(i, c)| text[i] != c)
+    {
+        return None;
+    }
+    let field = |at: usize| digits(&text[at..at + 2]);
+    let (year, second) = (digits(&text[..4])?, field(17)?);
+    if second > 59 {
+        return None;
+    }
+    let local = chrono::NaiveDate::from_ymd_opt(year as i32, field(5)?, field(8)?)?.and_hms_opt(
+        field(11)?,
+        field(14)?,
+        second,
+    )?;
+    DateTime::from_timestamp(local.and_utc().timestamp() - offset, 0)
+}
+
+/// The number ASCII digits write (`None` if a byte is not a digit).
+fn digits(bytes: &[u8]) -> Option<u32> {
+    bytes
+        .iter()
+        .try_fold(0u32, |n, &b| b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0')))
 }
 
 /// Parses a strictly positive whole number of calls, at most `max`.
@@ -445,6 +498,24 @@ mod tests {
         // Sub-microsecond digits are cut, never rounded into the next month.
         let t = parse_instant("2026-09-30T15:59:59.9999999Z").unwrap();
         assert_eq!(t.to_rfc3339(), "2026-09-30T15:59:59.999999+00:00");
+    }
+
+    proptest::proptest! {
+        /// Timestamps of the shape read without chrono's parser are the instant chrono reads.
+        #[test]
+        fn whole_second_timestamps_read_as_chrono_reads_them(
+            text in "[0-9]{4}-[0-1][0-9]-[0-3][0-9]T[0-2][0-9]:[0-6][0-9]:[0-6][0-9](Z|[+-][0-2][0-9]:[0-6][0-9])",
+        ) {
+            let chrono = DateTime::parse_from_rfc3339(&text).ok().map(|t| t.with_timezone(&Utc));
+            let fast = whole_seconds_rfc3339(text.as_bytes());
+            // Where the fast reading declines (a leap second, an odd offset), chrono decides.
+            if fast.is_some() || !text.contains(":60") {
+                proptest::prop_assert_eq!(fast, chrono, "{}", text);
+            }
+            proptest::prop_assert_eq!(parse_instant(&text).ok(), chrono.map(|t| {
+                DateTime::from_timestamp_micros(t.timestamp_micros().min(t.timestamp() * 1_000_000 + 999_999)).unwrap()
+            }), "{}", text);
+        }
     }
 
     #[test]

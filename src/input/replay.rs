@@ -10,8 +10,10 @@
 //! The content arrives a chunk at a time ([`ChunkBytes`]), from the database, on the thread
 //! that parses it; memory stays at a few chunks whatever the import's size.
 
+use super::plain_csv::{Opened, PlainCsv};
 use super::stored::Reading;
-use super::usage::{NewUsage, UsageRows};
+use super::stream::{Bytes, Format};
+use super::usage::{NewUsage, UsageRef, UsageRows};
 use super::RowError;
 use crate::domain::month::{Month, MonthFinder};
 use chrono_tz::Tz;
@@ -81,7 +83,7 @@ impl SkippedLines {
 
     /// Whether `line` is skipped, for lines asked in increasing order (`from` is the caller's
     /// place in the ranges).
-    fn skips(&self, line: u64, from: &mut usize) -> bool {
+    pub(crate) fn skips(&self, line: u64, from: &mut usize) -> bool {
         while let Some(&(_, last)) = self.ranges.get(*from) {
             if last >= line {
                 break;
@@ -156,11 +158,22 @@ impl Read for ChunkBytes {
 
 /// The rows an import counted, read back from its content: every row of `content` read as
 /// `reading` says, but the lines in `skipped`. A row that no longer reads is an error, named
-/// by its line.
+/// by its line. [`ReadBack::each`] reads plain CSV lines without the general reader
+/// (`input::plain_csv`); the iterator reads every row with it.
 pub struct ReadBack {
-    rows: UsageRows,
+    source: Source,
+    reading: Reading,
     skipped: SkippedLines,
     at: usize,
+}
+
+enum Source {
+    /// CSV content whose header is plain, not yet read.
+    Plain(PlainCsv),
+    /// The general reader; the rows it numbers `n` are line `n + offset`.
+    General { rows: Box<UsageRows>, offset: u64 },
+    /// Between the two, for a moment.
+    Taken,
 }
 
 impl ReadBack {
@@ -169,9 +182,53 @@ impl ReadBack {
         reading: Reading,
         skipped: SkippedLines,
     ) -> Result<ReadBack, String> {
-        let rows = UsageRows::read_back(Box::new(content), reading).map_err(|p| problems(&p))?;
-        Ok(ReadBack { rows, skipped, at: 0 })
+        let content: Bytes = Box::new(content);
+        let source = match reading.format {
+            Format::Csv => match PlainCsv::open(content, reading.assume_tz).map_err(|e| e.to_string())? {
+                Opened::Plain(plain) => Source::Plain(plain),
+                Opened::General(content) => general(content, reading, 0)?,
+            },
+            Format::Ndjson => general(content, reading, 0)?,
+        };
+        Ok(ReadBack {
+            source,
+            reading,
+            skipped,
+            at: 0,
+        })
     }
+
+    /// Hands every row to `each`, in the order of the content; stops at the first error,
+    /// `each`'s or a row's that no longer reads.
+    pub fn each(mut self, mut each: impl FnMut(UsageRef<'_>) -> Result<(), String>) -> Result<(), String> {
+        if let Source::Plain(plain) = self.source {
+            let (skipped, at) = (&self.skipped, &mut self.at);
+            let rest = plain.run(&mut |row| {
+                if skipped.skips(row.line, at) {
+                    Ok(())
+                } else {
+                    each(row)
+                }
+            })?;
+            let Some(rest) = rest else {
+                return Ok(());
+            };
+            self.source = general(rest.content, self.reading, rest.offset)?;
+        }
+        for row in self {
+            each(row?.as_ref())?;
+        }
+        Ok(())
+    }
+}
+
+/// The general reader of `content`, whose rows are numbered `offset` lines on.
+fn general(content: Bytes, reading: Reading, offset: u64) -> Result<Source, String> {
+    let rows = UsageRows::read_back(content, reading).map_err(|p| problems(&p, offset))?;
+    Ok(Source::General {
+        rows: Box::new(rows),
+        offset,
+    })
 }
 
 impl Iterator for ReadBack {
@@ -179,10 +236,29 @@ impl Iterator for ReadBack {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            match self.rows.next()? {
-                Ok(row) if self.skipped.skips(row.line, &mut self.at) => continue,
-                Ok(row) => return Some(Ok(row)),
-                Err(p) => return Some(Err(problems(&p))),
+            let (rows, offset) = match &mut self.source {
+                Source::General { rows, offset } => (rows, *offset),
+                Source::Plain(_) => {
+                    let Source::Plain(plain) = std::mem::replace(&mut self.source, Source::Taken) else {
+                        unreachable!()
+                    };
+                    let rest = plain.into_rest();
+                    self.source = match general(rest.content, self.reading, rest.offset) {
+                        Ok(source) => source,
+                        Err(e) => return Some(Err(e)),
+                    };
+                    continue;
+                }
+                Source::Taken => return None,
+            };
+            match rows.next()? {
+                Ok(mut row) => {
+                    row.line += offset;
+                    if !self.skipped.skips(row.line, &mut self.at) {
+                        return Some(Ok(row));
+                    }
+                }
+                Err(p) => return Some(Err(problems(&p, offset))),
             }
         }
     }
@@ -201,7 +277,8 @@ pub fn shares_for(totals: u64, per_share: u64) -> u64 {
 /// accounts of one share of the hashes of their ids: reading a large month in several shares
 /// holds only one share's sums in memory at a time.
 pub struct MonthSums {
-    calls: HashMap<(u16, u16, String), i64>,
+    /// Per account: (month number << 16 | API number, calls), a few entries each.
+    calls: HashMap<Box<str>, Vec<(u32, i64)>, foldhash::fast::RandomState>,
     apis: Vec<String>,
     months: MonthFinder,
     /// Only rows of this month count, if given.
@@ -214,7 +291,7 @@ impl MonthSums {
     /// Sums of the months of `zone`, for the accounts whose share (of `shares`) is `share`.
     pub fn new(zone: Tz, only: Option<Month>, share: u64, shares: u64) -> MonthSums {
         MonthSums {
-            calls: HashMap::new(),
+            calls: HashMap::default(),
             apis: Vec::new(),
             months: MonthFinder::new(zone),
             only,
@@ -230,34 +307,40 @@ impl MonthSums {
 
     /// Adds a row, if its account and month are counted here; an error if a sum would pass
     /// what 64 bits can count.
-    pub fn add(&mut self, row: NewUsage) -> Result<(), String> {
-        if !self.counts(&row.account_id) {
+    pub fn add(&mut self, row: UsageRef<'_>) -> Result<(), String> {
+        if !self.counts(row.account_id) {
             return Ok(());
         }
         let m = self.months.index_of(row.ts);
         if self.only.is_some_and(|only| self.months.spans()[m].month != only) {
             return Ok(());
         }
-        let api = match self.apis.iter().position(|a| *a == row.api) {
+        let api = match self.apis.iter().position(|a| a == row.api) {
             Some(i) => i,
             None => {
-                self.apis.push(row.api);
+                self.apis.push(row.api.to_owned());
                 self.apis.len() - 1
             }
         };
-        let sum = self.calls.entry((m as u16, api as u16, row.account_id)).or_insert(0);
-        *sum = sum
-            .checked_add(row.calls)
-            .ok_or_else(|| "a total passes what 64 bits can count".to_string())?;
+        let key = (m as u32) << 16 | api as u32;
+        let Some(sums) = self.calls.get_mut(row.account_id) else {
+            self.calls.insert(row.account_id.into(), vec![(key, row.calls)]);
+            return Ok(());
+        };
+        match sums.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, sum)) => {
+                *sum = sum
+                    .checked_add(row.calls)
+                    .ok_or_else(|| "a total passes what 64 bits can count".to_string())?
+            }
+            None => sums.push((key, row.calls)),
+        }
         Ok(())
     }
 
     /// Adds every row `rows` reads back.
     pub fn add_all(&mut self, rows: ReadBack) -> Result<(), String> {
-        for row in rows {
-            self.add(row?)?;
-        }
-        Ok(())
+        rows.each(|row| self.add(row))
     }
 
     /// Takes the sum of `account`'s calls of `api` in `month` out (0 if there is none).
@@ -271,9 +354,14 @@ impl MonthSums {
         let Some(a) = self.apis.iter().position(|x| x == api) else {
             return 0;
         };
-        self.calls
-            .remove(&(m as u16, a as u16, account.to_owned()))
-            .unwrap_or(0)
+        let key = (m as u32) << 16 | a as u32;
+        let Some(sums) = self.calls.get_mut(account) else {
+            return 0;
+        };
+        match sums.iter().position(|(k, _)| *k == key) {
+            Some(i) => sums.swap_remove(i).1,
+            None => 0,
+        }
     }
 
     /// The sums, as (month, account, API, calls), sorted.
@@ -282,13 +370,16 @@ impl MonthSums {
         let mut out: Vec<_> = self
             .calls
             .into_iter()
-            .map(|((m, a, account), calls)| {
-                (
-                    months[m as usize].clone(),
-                    account,
-                    self.apis[a as usize].clone(),
-                    calls,
-                )
+            .flat_map(|(account, sums)| {
+                let (months, apis) = (&months, &self.apis);
+                sums.into_iter().map(move |(key, calls)| {
+                    (
+                        months[(key >> 16) as usize].clone(),
+                        account.to_string(),
+                        apis[(key & 0xffff) as usize].clone(),
+                        calls,
+                    )
+                })
             })
             .collect();
         out.sort();
@@ -324,20 +415,22 @@ impl PeriodSums {
 
     /// Adds every row `rows` reads back that falls in the period, of an account of the share.
     pub fn add_all(&mut self, rows: ReadBack) -> Result<(), String> {
-        for row in rows {
-            let row = row?;
+        rows.each(|row| {
             if row.ts < self.start || row.ts >= self.end {
-                continue;
+                return Ok(());
             }
-            if self.shares > 1 && share_of(&row.account_id, self.shares) != self.share {
-                continue;
+            if self.shares > 1 && share_of(row.account_id, self.shares) != self.share {
+                return Ok(());
             }
-            let sum = self.calls.entry((row.account_id, row.api)).or_insert(0);
+            let sum = self
+                .calls
+                .entry((row.account_id.to_owned(), row.api.to_owned()))
+                .or_insert(0);
             *sum = sum
                 .checked_add(row.calls)
                 .ok_or_else(|| "a total passes what 64 bits can count".to_string())?;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 
@@ -395,8 +488,16 @@ pub fn read_back_with<T: Send + 'static>(
     Ok(parsed)
 }
 
-fn problems(p: &[RowError]) -> String {
-    p.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+/// Row problems, one after another, their lines moved `offset` on.
+fn problems(p: &[RowError], offset: u64) -> String {
+    p.iter()
+        .map(|e| {
+            let mut e = e.clone();
+            e.line += offset;
+            e.to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]
@@ -485,5 +586,226 @@ mod tests {
         .unwrap()
         .collect();
         assert!(back[0].as_ref().unwrap_err().contains("line 2"), "{:?}", back[0]);
+    }
+}
+
+/// The plain reader (`input::plain_csv`) held to the general one, through [`ReadBack`].
+#[cfg(test)]
+mod plain_tests {
+    use super::{ReadBack, SkippedLines};
+    use crate::input::plain_csv::{Opened, PlainCsv};
+    use crate::input::stored::Reading;
+    use crate::input::stream::Format;
+    use crate::input::usage::UsageRows;
+    use proptest::prelude::*;
+
+    /// What a reading gives: each row (line, account, API, instant, calls, event), or the
+    /// problem that stopped it.
+    type Read = Vec<Result<(u64, String, String, i64, i64, Option<String>), String>>;
+
+    fn reading(assume: bool) -> Reading {
+        Reading {
+            format: Format::Csv,
+            assume_tz: assume.then_some(chrono_tz::Asia::Shanghai),
+        }
+    }
+
+    /// Through the plain reader, as far as it goes, then the general one.
+    fn plain(bytes: &[u8], r: Reading, skipped: &SkippedLines) -> Read {
+        let mut out = Vec::new();
+        let back = ReadBack::open(std::io::Cursor::new(bytes.to_vec()), r, skipped.clone());
+        let ended = back.and_then(|b| {
+            b.each(|row| {
+                out.push(Ok((
+                    row.line,
+                    row.account_id.to_owned(),
+                    row.api.to_owned(),
+                    row.ts.timestamp_micros(),
+                    row.calls,
+                    row.event_id.map(str::to_owned),
+                )));
+                Ok(())
+            })
+        });
+        if let Err(e) = ended {
+            out.push(Err(e));
+        }
+        out
+    }
+
+    /// Through the general reader (`UsageRows`, on the `csv` crate) alone.
+    fn general(bytes: &[u8], r: Reading, skipped: &SkippedLines) -> Read {
+        let joined = |p: Vec<crate::input::RowError>| p.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ");
+        let mut out = Vec::new();
+        match UsageRows::read_back(Box::new(std::io::Cursor::new(bytes.to_vec())), r) {
+            Err(p) => out.push(Err(joined(p))),
+            Ok(rows) => {
+                let mut at = 0;
+                for row in rows {
+                    match row {
+                        Ok(u) if skipped.skips(u.line, &mut at) => {}
+                        Ok(u) => out.push(Ok((
+                            u.line,
+                            u.account_id,
+                            u.api,
+                            u.ts.timestamp_micros(),
+                            u.calls,
+                            u.event_id,
+                        ))),
+                        Err(p) => {
+                            out.push(Err(joined(p)));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn header() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("account_id,api,timestamp,calls".to_owned()),
+            Just("account_id,api,timestamp,calls,event_id".to_owned()),
+            Just("\u{feff}calls, timestamp ,note,event_id,api,account_id".to_owned()),
+            Just("\"account_id\",api,timestamp,calls".to_owned()),
+            Just("account_id,api,timestamp".to_owned()),
+            Just("account_id,api,timestamp,calls,calls".to_owned()),
+            Just(String::new()),
+        ]
+    }
+
+    /// One field, as the header names them: mostly good, some that no check passes.
+    fn field(column: &str) -> BoxedStrategy<String> {
+        let good: BoxedStrategy<String> = match column {
+            "account_id" => "acct-[0-9]{1,3}".boxed(),
+            "api" => prop_oneof![Just("CropImage".to_owned()), Just("AssessQuality".to_owned())].boxed(),
+            "timestamp" => prop_oneof![
+                Just("2026-10-05T09:30:00Z".to_owned()),
+                Just("2026-10-31T23:59:60+08:00".to_owned()),
+                Just("2026-10-05 09:30:00".to_owned()),
+                Just("2026-10-05T09:30:00.123456789-03:30".to_owned()),
+            ]
+            .boxed(),
+            "calls" => "[1-9][0-9]{0,3}".boxed(),
+            "event_id" => prop_oneof![Just(String::new()), "ev-[0-9]{1,4}"].boxed(),
+            _ => "[a-z ]{0,4}".boxed(),
+        };
+        prop_oneof![
+            12 => good,
+            1 => Just(" acct-7 ".to_owned()),
+            1 => Just(String::new()),
+            1 => Just("0".to_owned()),
+            1 => Just("\"quoted, with comma\"".to_owned()),
+            1 => Just("\"line\nbreak\"".to_owned()),
+            1 => Just("lone\rcr".to_owned()),
+            1 => Just("a\u{200b}".to_owned()),
+            1 => Just("9999999999999999999999".to_owned()),
+        ]
+        .boxed()
+    }
+
+    /// A usage file: one of the headers, then lines of fields for its columns (sometimes one
+    /// too few or too many, sometimes empty, sometimes bytes that are not UTF-8), with LF or
+    /// CRLF ends, the last one maybe missing.
+    fn file() -> impl Strategy<Value = (Vec<u8>, bool)> {
+        header().prop_flat_map(|header| {
+            let columns: Vec<String> = header
+                .trim_start_matches('\u{feff}')
+                .split(',')
+                .map(|c| c.trim().trim_matches('"').to_owned())
+                .collect();
+            let line = prop_oneof![
+                20 => columns.iter().map(|c| field(c)).collect::<Vec<_>>().prop_map(|f| f.join(",").into_bytes()),
+                1 => Just(Vec::new()),
+                1 => Just(b"acct-1,CropImage".to_vec()),
+                1 => Just(b"acct-1,CropImage,2026-10-05T09:30:00Z,3,e,x,y".to_vec()),
+                1 => Just(b"acct-\xff,CropImage,2026-10-05T09:30:00Z,3".to_vec()),
+            ];
+            (
+                Just(header),
+                prop::collection::vec(line, 0..40),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+            )
+                .prop_map(|(header, lines, crlf, last_end, assume)| {
+                    let end: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+                    let mut bytes = header.into_bytes();
+                    bytes.extend_from_slice(end);
+                    for (i, line) in lines.iter().enumerate() {
+                        bytes.extend_from_slice(line);
+                        if i + 1 < lines.len() || last_end {
+                            bytes.extend_from_slice(end);
+                        }
+                    }
+                    (bytes, assume)
+                })
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn plain_lines_read_as_the_general_reader_reads_them(
+            (bytes, assume) in file(),
+            skipped in prop::collection::vec(2u64..45, 0..6),
+        ) {
+            let (r, skipped) = (reading(assume), SkippedLines::of(skipped));
+            prop_assert_eq!(plain(&bytes, r, &skipped), general(&bytes, r, &skipped), "{:?}", String::from_utf8_lossy(&bytes));
+        }
+    }
+
+    #[test]
+    fn a_file_of_plain_lines_is_read_without_the_general_reader() {
+        let text = "account_id,api,timestamp,calls\r\nacct-1,CropImage,2026-10-05T09:30:00Z,3\r\n\r\nacct-2, AssessQuality ,2026-10-05T09:31:00+08:00,4";
+        let bytes = text.as_bytes().to_vec();
+        let Ok(super::Opened::Plain(plain)) =
+            super::PlainCsv::open(Box::new(std::io::Cursor::new(bytes.clone())), None)
+        else {
+            panic!("a plain header");
+        };
+        let mut rows = Vec::new();
+        let rest = plain
+            .run(&mut |row| {
+                rows.push((row.line, row.api.to_owned(), row.calls));
+                Ok(())
+            })
+            .unwrap();
+        assert!(rest.is_none(), "no line handed over");
+        // The general reader does not count the empty line.
+        assert_eq!(rows, [(2, "CropImage".into(), 3), (3, "AssessQuality".into(), 4)]);
+        assert_eq!(
+            plain_rows(&bytes),
+            general(&bytes, reading(false), &SkippedLines::default())
+        );
+    }
+
+    #[test]
+    fn a_quoted_line_hands_the_rest_over_with_its_line_numbers() {
+        let text = "account_id,api,timestamp,calls,note\n\
+                    acct-1,CropImage,2026-10-05T09:30:00Z,3,\n\
+                    acct-2,CropImage,2026-10-05T09:30:00Z,4,\"two\nlines\"\n\
+                    acct-3,CropImage,2026-10-05T09:30:00Z,5,\n\
+                    acct-4,CropImage,2026-10-05T09:30:00Z,0,\n";
+        let bytes = text.as_bytes();
+        let Ok(super::Opened::Plain(plain)) =
+            super::PlainCsv::open(Box::new(std::io::Cursor::new(bytes.to_vec())), None)
+        else {
+            panic!("a plain header");
+        };
+        let rest = plain.run(&mut |_| Ok(())).unwrap().expect("handed over at the quote");
+        assert_eq!(rest.offset, 1, "line 3 is the general reader's line 2");
+        let read = plain_rows(bytes);
+        assert_eq!(read, general(bytes, reading(false), &SkippedLines::default()));
+        let lines: Vec<u64> = read.iter().filter_map(|r| r.as_ref().ok().map(|r| r.0)).collect();
+        assert_eq!(lines, [2, 3, 5]);
+        let last = read.last().unwrap().as_ref().unwrap_err();
+        assert!(last.contains("line 6"), "{last}");
+    }
+
+    fn plain_rows(bytes: &[u8]) -> Read {
+        plain(bytes, reading(false), &SkippedLines::default())
     }
 }

@@ -49,6 +49,31 @@ pub struct NewUsage {
     pub event_id: Option<String>,
 }
 
+impl NewUsage {
+    /// The row, borrowing its fields.
+    pub fn as_ref(&self) -> UsageRef<'_> {
+        UsageRef {
+            line: self.line,
+            account_id: &self.account_id,
+            api: &self.api,
+            ts: self.ts,
+            calls: self.calls,
+            event_id: self.event_id.as_deref(),
+        }
+    }
+}
+
+/// A usage row whose fields are borrowed from where it was read (`input::plain_csv`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UsageRef<'a> {
+    pub line: u64,
+    pub account_id: &'a str,
+    pub api: &'a str,
+    pub ts: DateTime<Utc>,
+    pub calls: i64,
+    pub event_id: Option<&'a str>,
+}
+
 /// The instants a usage timestamp may take, `[earliest, latest]`.
 #[derive(Clone, Copy, Debug)]
 pub struct TimeBounds {
@@ -252,11 +277,17 @@ impl UsageRows {
         };
         let mut rows = UsageRows::open(content, reading.format, BTreeSet::new(), bounds)?;
         rows.read_back = true;
-        match &mut rows.lines {
+        rows.skip_content_hash();
+        Ok(rows)
+    }
+
+    /// Leaves the content's SHA-256 to whoever else reads the same bytes (the tap that keeps
+    /// them, `input::stored`): [`UsageRows::fingerprint`]'s `sha256` is then that of nothing.
+    pub fn skip_content_hash(&mut self) {
+        match &mut self.lines {
             Lines::Csv { table, .. } => table.source_mut().hash = None,
             Lines::Ndjson(lines) => lines.source_mut().get_mut().hash = None,
         }
-        Ok(rows)
     }
 
     /// Whether rows may carry event ids: a CSV file with an `event_id` column, or NDJSON.
