@@ -154,23 +154,81 @@ impl Chunker {
     }
 }
 
-/// Passes a stream through, keeping a compressed copy of it in chunks.
+/// Bytes handed to the compressing thread at a time.
+const HANDED_BYTES: usize = 1 << 20;
+
+/// Passes a stream through, keeping a compressed copy of it in chunks. The copy is hashed and
+/// compressed on a thread of its own ("usage-keep"), beside the parser that reads the stream;
+/// once the stream has ended, the read that says so waits for that thread to finish, so that
+/// the content is known when the parser is done.
 pub struct KeepTap<R> {
     inner: R,
-    chunker: Option<Chunker>,
-    kept: Kept,
+    /// Bytes read and not yet handed over.
+    pending: Vec<u8>,
+    /// To the compressing thread; `None` once the stream has ended.
+    to_keep: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    keeper: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 }
 
 impl<R: Read> KeepTap<R> {
     /// `inner` is read as `reading` says.
     pub fn new(inner: R, reading: Reading) -> (KeepTap<R>, Kept) {
         let kept = Kept::default();
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let shared = kept.clone();
+        // A thread that cannot be started leaves the content unkept: the tap's first hand-over
+        // fails, and the import with it. The stream's end is an empty hand-over; a tap dropped
+        // before it (a file refused midway) leaves the content unknown, not empty.
+        let keeper = std::thread::Builder::new()
+            .name("usage-keep".into())
+            .spawn(move || {
+                let mut chunker = Chunker::new(reading);
+                for bytes in rx {
+                    if bytes.is_empty() {
+                        let (last, content) = chunker.finish()?;
+                        let mut kept = shared.lock();
+                        kept.ready.extend(last);
+                        kept.content = Some(content);
+                        break;
+                    }
+                    let done = chunker.push(&bytes)?;
+                    shared.lock().ready.extend(done);
+                }
+                Ok(())
+            })
+            .ok();
         let tap = KeepTap {
             inner,
-            chunker: Some(Chunker::new(reading)),
-            kept: kept.clone(),
+            pending: Vec::with_capacity(HANDED_BYTES),
+            to_keep: Some(tx),
+            keeper,
         };
         (tap, kept)
+    }
+
+    /// Hands the pending bytes to the compressing thread.
+    fn hand_over(&mut self) -> std::io::Result<()> {
+        let bytes = std::mem::replace(&mut self.pending, Vec::with_capacity(HANDED_BYTES));
+        self.send(bytes)
+    }
+
+    /// Sends `bytes` to the compressing thread (none: the stream has ended).
+    fn send(&mut self, bytes: Vec<u8>) -> std::io::Result<()> {
+        let sent = self.to_keep.as_ref().is_some_and(|tx| tx.send(bytes).is_ok());
+        if sent {
+            Ok(())
+        } else {
+            Err(self.keeper_failed())
+        }
+    }
+
+    /// Why the compressing thread stopped taking bytes.
+    fn keeper_failed(&mut self) -> std::io::Error {
+        self.to_keep = None;
+        match self.keeper.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(Err(e))) => e,
+            _ => std::io::Error::other("keeping the usage content stopped (its thread failed)"),
+        }
     }
 }
 
@@ -178,15 +236,30 @@ impl<R: Read> Read for KeepTap<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n > 0 {
-            if let Some(chunker) = &mut self.chunker {
-                let done = chunker.push(&buf[..n])?;
-                self.kept.lock().ready.extend(done);
+            if self.to_keep.is_some() {
+                self.pending.extend_from_slice(&buf[..n]);
+                if self.pending.len() >= HANDED_BYTES {
+                    self.hand_over()?;
+                }
             }
-        } else if let Some(chunker) = self.chunker.take() {
-            let (last, content) = chunker.finish()?;
-            let mut kept = self.kept.lock();
-            kept.ready.extend(last);
-            kept.content = Some(content);
+        } else if self.to_keep.is_some() {
+            // The end: the last bytes, the end itself, then wait for the thread to finish the
+            // content.
+            if !self.pending.is_empty() {
+                let bytes = std::mem::take(&mut self.pending);
+                self.send(bytes)?;
+            }
+            self.send(Vec::new())?;
+            self.to_keep = None;
+            match self.keeper.take().map(std::thread::JoinHandle::join) {
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(e))) => return Err(e),
+                _ => {
+                    return Err(std::io::Error::other(
+                        "keeping the usage content stopped (its thread failed)",
+                    ))
+                }
+            }
         }
         Ok(n)
     }

@@ -262,7 +262,12 @@ impl Iterator for ParsedAhead {
 
 impl UsageSource for ParsedAhead {
     fn fingerprint(&self) -> Option<Fingerprint> {
-        self.fingerprint.clone()
+        let mut fingerprint = self.fingerprint.clone()?;
+        // The content's SHA-256 is computed once, by the tap that keeps the content.
+        if let Some(kept) = &self.kept {
+            fingerprint.sha256 = kept.content()?.sha256;
+        }
+        Some(fingerprint)
     }
     fn may_have_event_ids(&self) -> bool {
         self.event_ids
@@ -389,7 +394,7 @@ pub async fn import<S: Store>(
         gzip = opened.gzip,
         "reading usage"
     );
-    let rows = UsageRows::open(
+    let mut rows = UsageRows::open(
         opened.content,
         opened.format,
         ctx.catalog.known_apis(),
@@ -399,6 +404,7 @@ pub async fn import<S: Store>(
         let n = p.len() as u64;
         rejected(p, n)
     })?;
+    rows.skip_content_hash();
     let mut rows = parsed_ahead(rows, ctx.tz);
     rows.read = Some((read, ctx.progress(format!("importing {name}"), "bytes", size)));
     rows.allow_unopened = options.allow_unopened;

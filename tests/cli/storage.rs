@@ -106,6 +106,9 @@ fn an_import_keeps_its_content_compressed_and_verify_finds_a_byte_changed_in_it(
     );
     let sha: String = env.query("SELECT content_sha256 FROM usage_imports");
     assert_eq!(sha, sha256_hex(text.as_bytes()));
+    // The SHA-256 that names the import (the same file twice is refused by it) is the same.
+    let named: String = env.query("SELECT sha256 FROM usage_imports");
+    assert_eq!(named, sha);
     env.settle("2026-10", "2026-11-01T02:00:00+08:00");
     let ok = env.ok(&["verify"]);
     assert!(ok.contains("stored content"), "{ok}");
