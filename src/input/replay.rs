@@ -364,26 +364,52 @@ impl MonthSums {
         }
     }
 
-    /// The sums, as (month, account, API, calls), sorted.
-    pub fn into_sorted(self) -> Vec<(String, String, String, i64)> {
+    /// The sums, sorted by month, account and API. Each account's id is moved, not copied:
+    /// a share of a large month sorted takes 16 bytes a sum more than its sums did.
+    pub fn into_sorted(self) -> SortedSums {
         let months: Vec<String> = self.months.spans().iter().map(|s| s.month.to_string()).collect();
-        let mut out: Vec<_> = self
-            .calls
-            .into_iter()
-            .flat_map(|(account, sums)| {
-                let (months, apis) = (&months, &self.apis);
-                sums.into_iter().map(move |(key, calls)| {
-                    (
-                        months[(key >> 16) as usize].clone(),
-                        account.to_string(),
-                        apis[(key & 0xffff) as usize].clone(),
-                        calls,
-                    )
-                })
-            })
-            .collect();
-        out.sort();
-        out
+        let mut accounts = Vec::with_capacity(self.calls.len());
+        let mut sums = Vec::new();
+        for (account, calls) in self.calls {
+            let n = accounts.len() as u32;
+            accounts.push(account);
+            sums.extend(calls.into_iter().map(|(key, calls)| (n, key, calls)));
+        }
+        let apis = self.apis;
+        sums.sort_unstable_by(|(a, a_key, _), (b, b_key, _)| {
+            let (a_month, a_api) = (&months[(a_key >> 16) as usize], &apis[(a_key & 0xffff) as usize]);
+            let (b_month, b_api) = (&months[(b_key >> 16) as usize], &apis[(b_key & 0xffff) as usize]);
+            (a_month, &accounts[*a as usize], a_api).cmp(&(b_month, &accounts[*b as usize], b_api))
+        });
+        SortedSums {
+            months,
+            apis,
+            accounts,
+            sums,
+        }
+    }
+}
+
+/// [`MonthSums`] sorted by month, account and API.
+pub struct SortedSums {
+    months: Vec<String>,
+    apis: Vec<String>,
+    accounts: Vec<Box<str>>,
+    /// (account number, month number << 16 | API number, calls).
+    sums: Vec<(u32, u32, i64)>,
+}
+
+impl SortedSums {
+    /// (month, account, API, calls), in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &str, i64)> + '_ {
+        self.sums.iter().map(|&(account, key, calls)| {
+            (
+                self.months[(key >> 16) as usize].as_str(),
+                &*self.accounts[account as usize],
+                self.apis[(key & 0xffff) as usize].as_str(),
+                calls,
+            )
+        })
     }
 }
 
@@ -761,9 +787,7 @@ mod plain_tests {
     fn a_file_of_plain_lines_is_read_without_the_general_reader() {
         let text = "account_id,api,timestamp,calls\r\nacct-1,CropImage,2026-10-05T09:30:00Z,3\r\n\r\nacct-2, AssessQuality ,2026-10-05T09:31:00+08:00,4";
         let bytes = text.as_bytes().to_vec();
-        let Ok(super::Opened::Plain(plain)) =
-            super::PlainCsv::open(Box::new(std::io::Cursor::new(bytes.clone())), None)
-        else {
+        let Ok(Opened::Plain(plain)) = PlainCsv::open(Box::new(std::io::Cursor::new(bytes.clone())), None) else {
             panic!("a plain header");
         };
         let mut rows = Vec::new();
@@ -790,9 +814,7 @@ mod plain_tests {
                     acct-3,CropImage,2026-10-05T09:30:00Z,5,\n\
                     acct-4,CropImage,2026-10-05T09:30:00Z,0,\n";
         let bytes = text.as_bytes();
-        let Ok(super::Opened::Plain(plain)) =
-            super::PlainCsv::open(Box::new(std::io::Cursor::new(bytes.to_vec())), None)
-        else {
+        let Ok(Opened::Plain(plain)) = PlainCsv::open(Box::new(std::io::Cursor::new(bytes.to_vec())), None) else {
             panic!("a plain header");
         };
         let rest = plain.run(&mut |_| Ok(())).unwrap().expect("handed over at the quote");

@@ -246,9 +246,9 @@ async fn write_files<S: Store>(
                 sums.add_all(rows).map(|()| sums)
             })?
             .map_err(damaged)?;
-            for (month, account, api, calls) in sums.into_sorted() {
-                *calls_by_month.entry(month.clone()).or_default() += calls;
-                out.write_record([month, account, api, calls.to_string()])?;
+            for (month, account, api, calls) in sums.into_sorted().iter() {
+                *calls_by_month.entry(month.to_owned()).or_default() += calls;
+                out.write_record([month, account, api, &calls.to_string()])?;
             }
         }
         out.flush()?;

@@ -347,9 +347,9 @@ async fn compare<S: Store>(
             }
         })
         .await?;
-    for (month, account, api, calls) in sums.into_sorted() {
-        if calls != 0 && !whole.add(&month, 0, calls) {
-            breach(&account, &month, &api, calls, 0);
+    for (month, account, api, calls) in sums.into_sorted().iter() {
+        if calls != 0 && !whole.add(month, 0, calls) {
+            breach(account, month, api, calls, 0);
         }
     }
     Ok(())

@@ -58,8 +58,10 @@ pub async fn ensure_zone(conn: &mut PgConnection, zone: Tz) -> anyhow::Result<bo
         for import in &imports {
             sums = sum_import(conn, import, sums).await?;
         }
-        for batch in sums.into_sorted().chunks(10_000) {
-            let columns = columns(batch);
+        let sorted = sums.into_sorted();
+        let mut sorted = sorted.iter().peekable();
+        while sorted.peek().is_some() {
+            let columns = columns(sorted.by_ref().take(10_000));
             sqlx::query(
                 "INSERT INTO usage_totals (month, account_id, api, calls)
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])",
@@ -115,8 +117,10 @@ pub async fn take_back(conn: &mut PgConnection, import_id: i64) -> anyhow::Resul
     let shares = shares_for(rows.max(0) as u64, SUMS_PER_SHARE);
     for share in 0..shares {
         let sums = sum_import(conn, &import, MonthSums::new(zone, None, share, shares)).await?;
-        for batch in sums.into_sorted().chunks(10_000) {
-            let (months, accounts, apis, calls) = columns(batch);
+        let sorted = sums.into_sorted();
+        let mut sorted = sorted.iter().peekable();
+        while sorted.peek().is_some() {
+            let (months, accounts, apis, calls) = columns(sorted.by_ref().take(10_000));
             sqlx::query(
                 "UPDATE usage_totals t SET calls = t.calls - d.calls
                  FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS d (month, account_id, api, calls)
@@ -134,13 +138,15 @@ pub async fn take_back(conn: &mut PgConnection, import_id: i64) -> anyhow::Resul
 }
 
 /// Sums as the arrays of an `unnest`: months, accounts, APIs, calls.
-fn columns(sums: &[(String, String, String, i64)]) -> (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) {
+fn columns<'a>(
+    sums: impl Iterator<Item = (&'a str, &'a str, &'a str, i64)>,
+) -> (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>, Vec<i64>) {
     let mut out: (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) = Default::default();
     for (month, account, api, calls) in sums {
         out.0.push(month);
         out.1.push(account);
         out.2.push(api);
-        out.3.push(*calls);
+        out.3.push(calls);
     }
     out
 }

@@ -53,7 +53,7 @@ pub fn ensure_zone(conn: &Connection, zone: Tz) -> anyhow::Result<bool> {
                 Err(problem) => return Err(import.unreadable(problem)),
             };
         }
-        for (month, account, api, calls) in sums.into_sorted() {
+        for (month, account, api, calls) in sums.into_sorted().iter() {
             insert.execute(params![month, account, api, calls])?;
         }
     }
@@ -188,7 +188,7 @@ pub fn take_back(conn: &Connection, import_id: i64) -> anyhow::Result<()> {
             Ok(sums) => sums,
             Err(problem) => return Err(import.unreadable(problem)),
         };
-        for (month, account, api, calls) in sums.into_sorted() {
+        for (month, account, api, calls) in sums.into_sorted().iter() {
             update.execute(params![calls, month, account, api])?;
         }
     }
