@@ -32,9 +32,8 @@ pub struct PlainCsv {
     buf: Vec<u8>,
     /// Where the next line starts in `buf`.
     at: usize,
-    /// Where the next row's text starts in `buf`: after the line end of the row before, so
-    /// with the empty lines between them.
-    record_at: usize,
+    /// Empty lines read since the last row (their bytes are let go).
+    empty: u64,
     /// The number of the next row as the general reader numbers it: the line after the row
     /// before (the header is line 1), which is the row's own line unless empty lines come
     /// between.
@@ -100,7 +99,7 @@ impl PlainCsv {
             header: header.to_vec(),
             buf,
             at: header_end,
-            record_at: header_end,
+            empty: 0,
             line: 2,
             ended,
             slots,
@@ -116,21 +115,23 @@ impl PlainCsv {
                 Some(i) => (self.at + i, self.at + i + 1),
                 None if self.buf.len() - self.at > MAX_LINE_BYTES => return Ok(Some(self.rest())),
                 None if !self.ended => {
-                    self.buf.drain(..self.record_at);
-                    self.at -= self.record_at;
-                    self.record_at = 0;
+                    self.buf.drain(..self.at);
+                    self.at = 0;
                     self.ended = fill(&mut self.input, &mut self.buf).map_err(|e| e.to_string())?;
                     continue;
                 }
                 None if self.at == self.buf.len() => return Ok(None),
                 None => (self.buf.len(), self.buf.len()),
             };
-            let (start, bytes) = (self.at, strip_cr(&self.buf[self.at..end]));
-            self.at = next;
+            let bytes = strip_cr(&self.buf[self.at..end]);
             // An empty line is no row: the general reader counts it as the next row's line.
             if bytes.is_empty() {
+                self.empty += 1;
+                self.at = next;
                 continue;
             }
+            // Without the CR before a line feed, as the general reader measures it (a last line
+            // without a line feed, CR and all, was measured above).
             if bytes.len() > MAX_LINE_BYTES {
                 return Ok(Some(self.rest()));
             }
@@ -138,26 +139,33 @@ impl PlainCsv {
                 Some(row) => each(row)?,
                 None => return Ok(Some(self.rest())),
             }
-            let empty = memchr::memchr_iter(b'\n', &self.buf[self.record_at..start]).count() as u64;
-            self.line += empty + 1;
-            self.record_at = next;
+            self.line += self.empty + 1;
+            self.empty = 0;
+            self.at = next;
         }
     }
 
-    /// The general reader's content from the next row's text on (empty lines before it
-    /// included), after the header.
+    /// The general reader's content from the next row's text on, after the header and as many
+    /// empty lines as were read since the last row (so that it numbers the lines alike).
     fn rest(self) -> Rest {
         let PlainCsv {
             input,
             header,
             mut buf,
-            record_at,
+            at,
+            empty,
             line,
             ..
         } = self;
-        buf.drain(..record_at);
+        buf.drain(..at);
+        let empty_lines = std::io::repeat(b'\n').take(empty);
         Rest {
-            content: Box::new(Cursor::new(header).chain(Cursor::new(buf)).chain(input)),
+            content: Box::new(
+                Cursor::new(header)
+                    .chain(empty_lines)
+                    .chain(Cursor::new(buf))
+                    .chain(input),
+            ),
             offset: line - 2,
         }
     }

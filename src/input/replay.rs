@@ -827,6 +827,30 @@ mod plain_tests {
         assert!(last.contains("line 6"), "{last}");
     }
 
+    #[test]
+    fn lines_at_the_length_limit_and_runs_of_empty_lines_read_as_the_general_reader_reads_them() {
+        use crate::domain::limits::MAX_LINE_BYTES;
+        let header = "account_id,api,timestamp,calls,note\n";
+        let row = "acct-1,CropImage,2026-10-05T09:30:00Z,3,";
+        let padded = format!("{row}{}", "x".repeat(MAX_LINE_BYTES - row.len()));
+        // A line of the limit's length is a row before CR LF; with a CR that ends the content,
+        // one byte too long.
+        for text in [
+            format!("{header}{padded}\r\n{row}\n"),
+            format!("{header}{padded}\r"),
+            format!("{header}{padded}x\n"),
+            // A few megabytes of empty lines between rows, then a line the general reader takes.
+            format!(
+                "{header}{row}\n{}{row}\n\r\n\n{row}\"q\"\n{row}\n",
+                "\r\n".repeat(3 << 20)
+            ),
+        ] {
+            let read = plain_rows(text.as_bytes());
+            assert_eq!(read, general(text.as_bytes(), reading(false), &SkippedLines::default()));
+            assert!(!read.is_empty());
+        }
+    }
+
     fn plain_rows(bytes: &[u8]) -> Read {
         plain(bytes, reading(false), &SkippedLines::default())
     }

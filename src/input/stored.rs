@@ -8,9 +8,11 @@
 //! Chunks are cut at a fixed length, not at line ends: they are read back in order.
 //!
 //! [`KeepTap`] sits between the decompressed stream and the parser, on the parsing thread, and
-//! hands finished chunks to a [`Kept`] handle that the import drains as it writes; once the
-//! stream has ended, the handle also holds the content's SHA-256 and length, which `verify`
-//! checks the stored chunks against.
+//! hands the bytes to a thread of its own, which hashes them, compresses them and puts the
+//! finished chunks in a [`Kept`] handle that the import drains as it writes; once the stream
+//! has ended (the tap waits for that thread then), the handle also holds the content's SHA-256
+//! and length, the import's name for its content and what `verify` checks the stored chunks
+//! against.
 
 use super::stream::Format;
 use chrono_tz::Tz;

@@ -15,7 +15,9 @@
 //! cell left empty, or a JSON field absent or null, means the row has none.
 //!
 //! While the rows are read, the file is fingerprinted twice: the SHA-256 of its content (after
-//! decompression), and a digest of its rows as billrun reads them ([`RowsDigest`]). The second
+//! decompression; an import takes it from the tap that keeps the content, `input::stored`, and
+//! tells the reader to skip it, [`UsageRows::skip_content_hash`]), and a digest of its rows as
+//! billrun reads them ([`RowsDigest`]). The second
 //! makes "the same file twice is refused" mean the same rows: a copy saved with other line
 //! endings, other quoting, a byte-order mark, its columns in another order, its rows in another
 //! order, compressed, or written as NDJSON has the same rows digest.
