@@ -113,7 +113,7 @@ impl PlainCsv {
         loop {
             let (end, next) = match memchr::memchr(b'\n', &self.buf[self.at..]) {
                 Some(i) => (self.at + i, self.at + i + 1),
-                None if self.buf.len() - self.at > MAX_LINE_BYTES => return Ok(Some(self.rest())),
+                None if self.buf.len() - self.at > MAX_LINE_BYTES => return Ok(Some(self.into_rest())),
                 None if !self.ended => {
                     self.buf.drain(..self.at);
                     self.at = 0;
@@ -133,11 +133,11 @@ impl PlainCsv {
             // Without the CR before a line feed, as the general reader measures it (a last line
             // without a line feed, CR and all, was measured above).
             if bytes.len() > MAX_LINE_BYTES {
-                return Ok(Some(self.rest()));
+                return Ok(Some(self.into_rest()));
             }
             match row(bytes, self.line, &self.slots, self.assume) {
                 Some(row) => each(row)?,
-                None => return Ok(Some(self.rest())),
+                None => return Ok(Some(self.into_rest())),
             }
             self.line += self.empty + 1;
             self.empty = 0;
@@ -146,8 +146,9 @@ impl PlainCsv {
     }
 
     /// The general reader's content from the next row's text on, after the header and as many
-    /// empty lines as were read since the last row (so that it numbers the lines alike).
-    fn rest(self) -> Rest {
+    /// empty lines as were read since the last row (so that it numbers the lines alike); for a
+    /// reader not yet run, everything after the header.
+    pub fn into_rest(self) -> Rest {
         let PlainCsv {
             input,
             header,
@@ -168,12 +169,6 @@ impl PlainCsv {
             ),
             offset: line - 2,
         }
-    }
-
-    /// Everything from the first byte after the header, for the general reader (a reader that
-    /// is not plain from the start).
-    pub fn into_rest(self) -> Rest {
-        self.rest()
     }
 }
 

@@ -226,10 +226,20 @@ impl<R: Read> KeepTap<R> {
 
     /// Why the compressing thread stopped taking bytes.
     fn keeper_failed(&mut self) -> std::io::Error {
+        self.wait_for_keeper()
+            .err()
+            .unwrap_or_else(|| std::io::Error::other("keeping the usage content stopped early"))
+    }
+
+    /// Closes the hand-over and waits for the compressing thread: what stopped it, if
+    /// anything.
+    fn wait_for_keeper(&mut self) -> std::io::Result<()> {
         self.to_keep = None;
         match self.keeper.take().map(std::thread::JoinHandle::join) {
-            Some(Ok(Err(e))) => e,
-            _ => std::io::Error::other("keeping the usage content stopped (its thread failed)"),
+            Some(Ok(done)) => done,
+            _ => Err(std::io::Error::other(
+                "keeping the usage content stopped (its thread failed)",
+            )),
         }
     }
 }
@@ -252,16 +262,7 @@ impl<R: Read> Read for KeepTap<R> {
                 self.send(bytes)?;
             }
             self.send(Vec::new())?;
-            self.to_keep = None;
-            match self.keeper.take().map(std::thread::JoinHandle::join) {
-                Some(Ok(Ok(()))) => {}
-                Some(Ok(Err(e))) => return Err(e),
-                _ => {
-                    return Err(std::io::Error::other(
-                        "keeping the usage content stopped (its thread failed)",
-                    ))
-                }
-            }
+            self.wait_for_keeper()?;
         }
         Ok(n)
     }
